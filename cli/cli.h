@@ -1,0 +1,100 @@
+/* cli.h: helpers shared by the tcpkit subcommands (errors, exit codes, options). */
+#ifndef TK_CLI_H
+#define TK_CLI_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tcpkit.h"
+
+/* Exit codes (sysexits), listed in `tcpkit help` and the README. */
+enum cli_exit {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_OTHER = 1,
+	CLI_EXIT_USAGE = 64,	   /* EX_USAGE */
+	CLI_EXIT_NOHOST = 68,	   /* EX_NOHOST: unknown host */
+	CLI_EXIT_UNAVAILABLE = 69, /* EX_UNAVAILABLE: refused/unreachable */
+	CLI_EXIT_TIMEOUT = 75,	   /* EX_TEMPFAIL: timed out */
+	CLI_EXIT_PROTOCOL = 76,	   /* EX_PROTOCOL: protocol or TLS error */
+};
+
+/* One subcommand: `tcpkit NAME ...`. */
+struct cli_command {
+	const char *name;
+	int (*run)(int argc, char **argv); /* argv[0] is the command name */
+	const char *summary;		   /* one line for `tcpkit help` */
+	const char *help;		   /* the full `tcpkit help NAME` text */
+};
+
+/* The exit code for a library error code. */
+int cli_exit_code(int err);
+
+/*
+ * Print "tcpkit: WHAT WHERE: WHY" on stderr, one line.  where may be NULL or
+ * "" (then "tcpkit: WHAT: WHY").
+ */
+void cli_error(const char *what, const char *where, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* cli_error() with tk_strerror(err) as the why; returns cli_exit_code(err). */
+int cli_fail(const char *what, const char *where, int err);
+/*
+ * A usage error of command cmd: "tcpkit: CMD: MESSAGE (see 'tcpkit help
+ * CMD')"; returns CLI_EXIT_USAGE.
+ */
+int cli_usage(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/*
+ * Report the option getopt_long() rejected: ch is what it returned, '?' for
+ * an unknown option or ':' for a missing value (optstrings start with ':'
+ * and opterr is 0).  Returns CLI_EXIT_USAGE.
+ */
+int cli_bad_option(const char *cmd, char **argv, int ch);
+/* Print a command's help text on stdout; returns 0. */
+int cli_help(const char *cmd);
+
+/*
+ * Option values, range-checked with the option named in the error.  Each
+ * returns 0, or prints a usage error and returns -1.
+ */
+int cli_parse_uint(const char *cmd, const char *opt, const char *text,
+		   uint64_t min, uint64_t max, uint64_t *out);
+int cli_parse_port(const char *cmd, const char *opt, const char *text,
+		   uint16_t *out);
+/*
+ * A duration: "10" or "1.5" (seconds), "250ms", "2s", "1m", "1h"; at most a
+ * day; "0" is accepted when allow_zero (meaning "none").
+ */
+int cli_parse_duration(const char *cmd, const char *opt, const char *text,
+		       bool allow_zero, uint64_t *ms);
+
+/* Write s[0..len) as a JSON string, quotes included. */
+void cli_json_string(FILE *f, const char *s, size_t len);
+/* Local time "2026-11-24 10:00:00.123456" (Python's str(datetime.now())). */
+char *cli_timestamp(char *buf, size_t len);
+/* Format a duration in ms as "1.5s", "250ms". */
+char *cli_format_duration(uint64_t ms, char *buf, size_t len);
+
+/*
+ * Write all of len bytes to a blocking fd (stdout), retrying on EINTR and
+ * short writes.  0 or -errno (-EPIPE when the reader went away).
+ */
+int cli_write_all(int fd, const void *p, size_t len);
+
+/* Subcommands. */
+int cmd_resolve(int argc, char **argv);
+int cmd_interfaces(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+
+extern const char cmd_resolve_help[];
+extern const char cmd_interfaces_help[];
+extern const char cmd_connect_help[];
+extern const char cmd_send_help[];
+extern const char cmd_get_help[];
+extern const char cmd_serve_help[];
+
+#endif /* TK_CLI_H */

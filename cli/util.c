@@ -1,0 +1,279 @@
+/* util.c: error output, exit codes, option values and JSON for the subcommands. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int
+cli_exit_code(int err)
+{
+	switch (err) {
+	case 0:
+		return CLI_EXIT_OK;
+	case TK_ENOHOST:
+	case TK_ENODATA:
+	case TK_EAGAINDNS:
+	case TK_ERESOLVE:
+		return CLI_EXIT_NOHOST;
+	case -ECONNREFUSED:
+	case -ENETUNREACH:
+	case -EHOSTUNREACH:
+	case -EHOSTDOWN:
+	case -ENETDOWN:
+	case -EADDRNOTAVAIL:
+	case -ECONNRESET:
+	case -ECONNABORTED:
+		return CLI_EXIT_UNAVAILABLE;
+	case -ETIMEDOUT:
+	case TK_ETIMEDOUT:
+	case TK_ECONNTIMEDOUT:
+	case TK_EIDLE:
+		return CLI_EXIT_TIMEOUT;
+	case TK_EPROTO:
+	case TK_EHTTP:
+	case TK_ETRUNCATED:
+	case TK_ELINETOOLONG:
+	case TK_ETOOBIG:
+	case TK_ETLS:
+		return CLI_EXIT_PROTOCOL;
+	case TK_EBADADDR:
+	case TK_EBADPORT:
+	case TK_EBADURL:
+		return CLI_EXIT_USAGE;
+	default:
+		return CLI_EXIT_OTHER;
+	}
+}
+
+static void
+verror(const char *what, const char *where, const char *fmt, va_list ap)
+{
+	char why[512];
+
+	vsnprintf(why, sizeof(why), fmt, ap);
+	/* One line, whatever the pieces hold. */
+	for (char *p = why; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	if (where != NULL && *where != '\0')
+		fprintf(stderr, "tcpkit: %s %s: %s\n", what, where, why);
+	else
+		fprintf(stderr, "tcpkit: %s: %s\n", what, why);
+}
+
+void
+cli_error(const char *what, const char *where, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verror(what, where, fmt, ap);
+	va_end(ap);
+}
+
+int
+cli_fail(const char *what, const char *where, int err)
+{
+	cli_error(what, where, "%s", tk_strerror(err));
+	return cli_exit_code(err);
+}
+
+int
+cli_usage(const char *cmd, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "tcpkit: %s: %s (see 'tcpkit help %s')\n", cmd, msg,
+		cmd);
+	return CLI_EXIT_USAGE;
+}
+
+int
+cli_bad_option(const char *cmd, char **argv, int ch)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if (ch == ':') {
+		if (optopt != 0)
+			return cli_usage(cmd, "option '-%c' needs a value",
+					 optopt);
+		return cli_usage(cmd, "option '%s' needs a value", arg);
+	}
+	if (optopt != 0)
+		return cli_usage(cmd, "unknown option '-%c'", optopt);
+	return cli_usage(cmd, "unknown option '%s'", arg);
+}
+
+int
+cli_parse_uint(const char *cmd, const char *opt, const char *text,
+	       uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (text[0] < '0' || text[0] > '9')
+		goto bad;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno != 0 || *end != '\0')
+		goto bad;
+	if (v < min || v > max) {
+		cli_usage(cmd, "%s must be between %llu and %llu, not %s", opt,
+			  (unsigned long long)min, (unsigned long long)max,
+			  text);
+		return -1;
+	}
+	*out = v;
+	return 0;
+bad:
+	cli_usage(cmd, "%s needs a whole number, not '%s'", opt, text);
+	return -1;
+}
+
+int
+cli_parse_port(const char *cmd, const char *opt, const char *text,
+	       uint16_t *out)
+{
+	uint64_t v;
+
+	if (cli_parse_uint(cmd, opt, text, 0, 65535, &v) < 0)
+		return -1;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+int
+cli_parse_duration(const char *cmd, const char *opt, const char *text,
+		   bool allow_zero, uint64_t *ms)
+{
+	const uint64_t day = 24 * 3600 * 1000ULL;
+	double v, scale = 1000;
+	char *end;
+
+	if (!((text[0] >= '0' && text[0] <= '9') || text[0] == '.'))
+		goto bad;
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno != 0 || end == text || !isfinite(v))
+		goto bad;
+	if (strcmp(end, "ms") == 0)
+		scale = 1;
+	else if (strcmp(end, "s") == 0 || *end == '\0')
+		scale = 1000;
+	else if (strcmp(end, "m") == 0)
+		scale = 60 * 1000;
+	else if (strcmp(end, "h") == 0)
+		scale = 3600 * 1000;
+	else
+		goto bad;
+	v *= scale;
+	if (v > (double)day) {
+		cli_usage(cmd, "%s must be at most 24h, not %s", opt, text);
+		return -1;
+	}
+	*ms = (uint64_t)llround(v);
+	if (*ms == 0 && v > 0)
+		*ms = 1;
+	if (*ms == 0 && !allow_zero) {
+		cli_usage(cmd, "%s must be more than zero", opt);
+		return -1;
+	}
+	return 0;
+bad:
+	cli_usage(cmd,
+		  "%s needs a duration such as 10, 1.5s or 250ms, not '%s'",
+		  opt, text);
+	return -1;
+}
+
+void
+cli_json_string(FILE *f, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		switch (ch) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		default:
+			if (ch < 0x20 || ch == 0x7f)
+				fprintf(f, "\\u00%c%c", hex[ch >> 4],
+					hex[ch & 15]);
+			else
+				fputc(ch, f);
+		}
+	}
+	fputc('"', f);
+}
+
+char *
+cli_timestamp(char *buf, size_t len)
+{
+	struct timeval tv;
+	struct tm tm;
+	char day[32];
+
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%06ld", day, (long)tv.tv_usec);
+	return buf;
+}
+
+char *
+cli_format_duration(uint64_t ms, char *buf, size_t len)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
+	else if (ms < 1000)
+		snprintf(buf, len, "%llums", (unsigned long long)ms);
+	else
+		snprintf(buf, len, "%.3gs", (double)ms / 1000.0);
+	return buf;
+}
+
+int
+cli_write_all(int fd, const void *p, size_t len)
+{
+	const char *s = p;
+
+	while (len > 0) {
+		ssize_t n = write(fd, s, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		s += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}

@@ -1,0 +1,590 @@
+/* tcpkit.h: the one public header of libtcpkit, a TCP client/server toolkit. */
+#ifndef TCPKIT_H
+#define TCPKIT_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library is built with hidden visibility; what is declared here is API. */
+#pragma GCC visibility push(default)
+
+#define TK_VERSION_MAJOR 0
+#define TK_VERSION_MINOR 1
+#define TK_VERSION_PATCH 0
+#define TK_VERSION_STRING "0.1.0"
+
+/* Library version as a string, e.g. "0.1.0". */
+const char *tk_version(void);
+
+/*
+ * Errors.  Every call returns 0 (or a count) on success and a negative code
+ * on failure: -errno for system errors, or one of the TK_E* codes below,
+ * grouped in bands: 3000s resolver, 3100s timeouts, 3200s protocol and
+ * parsing, 3300s TLS (reserved).  One list generates the enum,
+ * tk_strerror() and tk_err_name(), so they cannot drift apart.
+ */
+#define TK_ERRNO_MAP(X)                                                        \
+	X(EOF, -4095, "end of stream")                                         \
+	X(ENOHOST, -3001, "host not found")                                    \
+	X(ENODATA, -3002, "host has no address of the requested family")       \
+	X(EAGAINDNS, -3003, "temporary failure in name resolution")            \
+	X(ERESOLVE, -3004, "name resolution failed")                           \
+	X(ETIMEDOUT, -3101, "timed out")                                       \
+	X(ECONNTIMEDOUT, -3102, "connect timed out")                           \
+	X(EIDLE, -3103, "idle timeout")                                        \
+	X(EPROTO, -3201, "protocol error")                                     \
+	X(ELINETOOLONG, -3202, "line too long")                                \
+	X(EBADADDR, -3203, "malformed address")                                \
+	X(EBADPORT, -3204, "malformed port")                                   \
+	X(EBADURL, -3205, "malformed URL")                                     \
+	X(EHTTP, -3206, "malformed HTTP response")                             \
+	X(ETRUNCATED, -3207, "connection closed before the end of the data")   \
+	X(ETOOBIG, -3208, "size limit exceeded")                               \
+	X(ETLS, -3301, "TLS error")
+
+enum tk_errno {
+#define TK__ERR_ENUM(name, value, text) TK_##name = (value),
+	TK_ERRNO_MAP(TK__ERR_ENUM)
+#undef TK__ERR_ENUM
+};
+
+/* A description of err (TK_* or -errno); never NULL, static storage. */
+const char *tk_strerror(int err);
+/* The symbolic name of err ("ECONNREFUSED", "ENOHOST"); never NULL. */
+const char *tk_err_name(int err);
+
+/*
+ * Addresses.  struct tk_addr is a value type: an IPv4 or IPv6 socket
+ * address with its length.
+ */
+struct tk_addr {
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+		struct sockaddr_storage ss;
+	} u;
+	socklen_t len;
+};
+
+/* Enough for "[ffff:...:ffff%ifname]:65535" and a NUL. */
+#define TK_ADDRSTRLEN 96
+/* Longest host name accepted (RFC 1035 limit plus a dot), and a NUL. */
+#define TK_HOSTLEN 256
+/* Longest port/service text accepted, and a NUL. */
+#define TK_PORTLEN 32
+
+/*
+ * Split "host:port", "[v6]:port", "host", ":port" or a bare port "8080" into
+ * host and port text.  A bare IPv6 literal without brackets ("::1") is taken
+ * as a host with no port.  Missing parts come back as empty strings.
+ * Pure: reads only text.  Returns 0, TK_EBADADDR or TK_EBADPORT.
+ */
+int tk_hostport_split(const char *text, char host[TK_HOSTLEN],
+		      char port[TK_PORTLEN]);
+
+/* Parse a decimal port 0..65535 (no sign, no spaces).  0 or TK_EBADPORT. */
+int tk_port_parse(const char *text, uint16_t *port);
+
+/*
+ * Parse a numeric address "1.2.3.4:80", "[::1]:80", "::1" or "1.2.3.4"
+ * (port taken from default_port when absent).  No name lookup.
+ * Returns 0 or TK_EBADADDR / TK_EBADPORT.
+ */
+int tk_addr_parse(const char *text, uint16_t default_port,
+		  struct tk_addr *out);
+
+/* Build an address from an IP literal and a port.  0 or TK_EBADADDR. */
+int tk_addr_from_ip(const char *ip, uint16_t port, struct tk_addr *out);
+
+/*
+ * Format as "1.2.3.4:80" or "[::1]:80" into buf (TK_ADDRSTRLEN is always
+ * enough).  Returns buf; on an unknown family writes "?".
+ */
+char *tk_addr_format(const struct tk_addr *a, char *buf, size_t len);
+/* Format the address part only: "1.2.3.4" or "::1".  Returns buf. */
+char *tk_addr_format_ip(const struct tk_addr *a, char *buf, size_t len);
+uint16_t tk_addr_port(const struct tk_addr *a);
+void tk_addr_set_port(struct tk_addr *a, uint16_t port);
+int tk_addr_family(const struct tk_addr *a);
+/* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+bool tk_addr_is_loopback(const struct tk_addr *a);
+/* True for 0.0.0.0 and ::. */
+bool tk_addr_is_any(const struct tk_addr *a);
+bool tk_addr_equal(const struct tk_addr *a, const struct tk_addr *b);
+
+/*
+ * Name resolution.  tk_resolve() looks up every TCP address of host
+ * (IPv4 and IPv6, in the system's preferred order, duplicates removed).
+ * family: AF_UNSPEC, AF_INET or AF_INET6.  port may be NULL (port 0) or a
+ * number or service name.  host may be NULL with TK_RESOLVE_PASSIVE to get
+ * the wildcard addresses.  On success *out is a list the caller frees with
+ * tk_addrlist_free().  Returns 0, TK_ENOHOST, TK_ENODATA, TK_EAGAINDNS,
+ * TK_ERESOLVE, TK_EBADPORT or -ENOMEM.
+ */
+#define TK_RESOLVE_PASSIVE 0x1 /* addresses to bind to */
+#define TK_RESOLVE_NUMERIC 0x2 /* host must be an IP literal */
+
+struct tk_addrlist {
+	size_t count;
+	struct tk_addr *addrs;
+};
+
+int tk_resolve(const char *host, const char *port, int family, int flags,
+	       struct tk_addrlist **out);
+void tk_addrlist_free(struct tk_addrlist *list);
+
+/*
+ * Network interfaces, as `ip a` shows them: name, index, flags, MTU and
+ * every IPv4/IPv6 address with its prefix length.
+ */
+struct tk_iface_addr {
+	struct tk_addr addr; /* port 0 */
+	unsigned prefix;     /* prefix length in bits */
+};
+
+struct tk_iface {
+	char name[64];
+	unsigned index;
+	bool up;	/* administratively up (IFF_UP) */
+	bool running;	/* link has carrier (IFF_RUNNING) */
+	bool loopback;	/* IFF_LOOPBACK */
+	unsigned mtu;	/* 0 if unknown */
+	char mac[18];	/* "aa:bb:cc:dd:ee:ff" or "" */
+	size_t naddrs;
+	struct tk_iface_addr *addrs;
+};
+
+/* List interfaces; free with tk_iface_list_free().  0 or -errno. */
+int tk_iface_list(struct tk_iface **out, size_t *count);
+void tk_iface_list_free(struct tk_iface *list, size_t count);
+
+/*
+ * Bounded byte buffers.  Storage is allocated on first use and returned by
+ * tk_buf_trim() when the buffer is empty, so an idle owner costs nothing.
+ * A buffer never grows past max bytes of content.
+ */
+struct tk_buf {
+	char *data;
+	size_t off; /* start of unread content */
+	size_t len; /* bytes of content */
+	size_t cap; /* allocated bytes */
+	size_t max; /* content limit */
+};
+
+void tk_buf_init(struct tk_buf *b, size_t max);
+/* Free storage; the buffer stays usable (empty). */
+void tk_buf_free(struct tk_buf *b);
+/* Append n bytes; 0, or -ENOBUFS (nothing appended) past max, -ENOMEM. */
+int tk_buf_append(struct tk_buf *b, const void *p, size_t n);
+/*
+ * Make room for at least n more bytes and return where to write them (NULL
+ * with -ENOBUFS/-ENOMEM in *err); commit what was written with
+ * tk_buf_commit().
+ */
+char *tk_buf_reserve(struct tk_buf *b, size_t n, int *err);
+void tk_buf_commit(struct tk_buf *b, size_t n);
+/* Drop n bytes from the front (n <= len). */
+void tk_buf_consume(struct tk_buf *b, size_t n);
+static inline const char *
+tk_buf_peek(const struct tk_buf *b)
+{
+	return b->data ? b->data + b->off : NULL;
+}
+static inline size_t
+tk_buf_len(const struct tk_buf *b)
+{
+	return b->len;
+}
+static inline size_t
+tk_buf_room(const struct tk_buf *b)
+{
+	return b->max - b->len;
+}
+/* Release storage if empty. */
+void tk_buf_trim(struct tk_buf *b);
+
+/*
+ * Line framing: a pure parser.  Looks for the first '\n' in data[0..len).
+ * Returns the bytes consumed including the terminator (> 0) with the line
+ * length without "\n" or "\r\n" in *line_len; 0 if no complete line yet
+ * and len < max; TK_ELINETOOLONG if no terminator within max bytes (a line
+ * of exactly max bytes plus its terminator is accepted).  Reads only
+ * data[0..min(len, max + 2)).
+ */
+ssize_t tk_line_parse(const char *data, size_t len, size_t max,
+		      size_t *line_len);
+
+/*
+ * URLs and HTTP/1.1 responses: pure parsers for `tcpkit get`.  They allocate
+ * nothing and read only the bytes given; results are spans (offset and
+ * length) into the caller's buffer.
+ */
+struct tk_span {
+	size_t off;
+	size_t len;
+};
+
+struct tk_url {
+	struct tk_span scheme; /* "http", lower-cased by the caller if needed */
+	struct tk_span host;   /* without brackets for IPv6 literals */
+	struct tk_span port;   /* empty if absent */
+	struct tk_span target; /* path and query, "" if absent (means "/") */
+	bool host_is_ipv6;
+};
+
+/*
+ * Parse "scheme://host[:port][/path][?query][#fragment]" (the fragment is
+ * dropped, userinfo is refused).  Returns 0 or TK_EBADURL.
+ */
+int tk_url_parse(const char *text, size_t len, struct tk_url *out);
+
+#define TK_HTTP_MAX_HEADERS 100
+
+struct tk_http_header {
+	struct tk_span name;
+	struct tk_span value; /* surrounding white space removed */
+};
+
+struct tk_http_response {
+	int minor_version; /* HTTP/1.x */
+	int status;	   /* 100..999 */
+	struct tk_span reason;
+	size_t nheaders;
+	struct tk_http_header headers[TK_HTTP_MAX_HEADERS];
+};
+
+/*
+ * Parse a response head (status line and headers up to the empty line).
+ * Returns the head's length (> 0), 0 if incomplete, TK_EHTTP if malformed,
+ * TK_ETOOBIG with more than TK_HTTP_MAX_HEADERS headers.
+ */
+ssize_t tk_http_parse_response(const char *buf, size_t len,
+			       struct tk_http_response *r);
+
+/*
+ * The value of header name (case-insensitive) or NULL; with several, the
+ * first.  *vlen gets its length.
+ */
+const char *tk_http_header_find(const char *buf,
+				const struct tk_http_response *r,
+				const char *name, size_t *vlen);
+
+enum tk_http_body {
+	TK_HTTP_BODY_NONE,    /* 1xx, 204, 304, or a HEAD request */
+	TK_HTTP_BODY_LENGTH,  /* Content-Length bytes */
+	TK_HTTP_BODY_CHUNKED, /* Transfer-Encoding: chunked */
+	TK_HTTP_BODY_CLOSE,   /* until the server closes */
+};
+
+/*
+ * How the body of r is framed (RFC 9112 section 6.3).  *length is set for
+ * TK_HTTP_BODY_LENGTH.  Returns 0 or TK_EHTTP (bad or conflicting
+ * Content-Length, unknown transfer coding).
+ */
+int tk_http_body_framing(const char *buf, const struct tk_http_response *r,
+			 bool head_request, enum tk_http_body *kind,
+			 uint64_t *length);
+
+/* Chunked transfer-coding decoder; state only, no buffer. */
+struct tk_chunked {
+	int state;
+	uint64_t remaining; /* data bytes left in the current chunk */
+	size_t linelen;	    /* bytes of the current size/trailer line */
+};
+
+#define TK_CHUNK_MORE 0 /* all input consumed, no data in it */
+#define TK_CHUNK_DATA 1 /* a data span is ready */
+#define TK_CHUNK_DONE 2 /* last chunk and trailers read */
+
+void tk_chunked_init(struct tk_chunked *d);
+/*
+ * Decode from in[0..len).  Returns TK_CHUNK_DATA with the data at
+ * in[*data_off .. *data_off + *data_len) and *consumed up to its end;
+ * TK_CHUNK_MORE with *consumed == len; TK_CHUNK_DONE with *consumed at the
+ * end of the message; or TK_EHTTP.  Call again with the rest of the input.
+ */
+int tk_chunked_decode(struct tk_chunked *d, const char *in, size_t len,
+		      size_t *consumed, size_t *data_off, size_t *data_len);
+
+/*
+ * Event loop: epoll, timers in a min-heap, signals through signalfd,
+ * cross-thread wakeup through eventfd.  One loop belongs to one thread;
+ * only tk_loop_post() and tk_loop_stop() may be called from others.
+ */
+struct tk_loop;
+struct tk_timer;
+
+#define TK_READABLE 0x1u
+#define TK_WRITABLE 0x2u
+#define TK_HANGUP 0x4u /* error or hang-up; reported with the interest */
+
+typedef void (*tk_io_cb)(struct tk_loop *loop, int fd, unsigned events,
+			 void *arg);
+typedef void (*tk_timer_cb)(struct tk_timer *t, void *arg);
+typedef void (*tk_signal_cb)(struct tk_loop *loop, int signo, void *arg);
+typedef void (*tk_work_cb)(struct tk_loop *loop, void *arg);
+
+/* NULL with errno set on failure. */
+struct tk_loop *tk_loop_new(void);
+/* Frees the loop; fds still watched are not closed, timers are freed. */
+void tk_loop_free(struct tk_loop *loop);
+/*
+ * Run until tk_loop_stop().  Returns 0, or -errno if epoll fails.  A loop
+ * with nothing to wait for still waits (for posts): stop it explicitly.
+ */
+int tk_loop_run(struct tk_loop *loop);
+/* Run one round: wait up to timeout_ms (-1: until an event).  0 or -errno. */
+int tk_loop_run_once(struct tk_loop *loop, int timeout_ms);
+/* Make tk_loop_run() return after the current round; any thread. */
+void tk_loop_stop(struct tk_loop *loop);
+/* Monotonic milliseconds, cached at the start of each round. */
+uint64_t tk_loop_now(const struct tk_loop *loop);
+void tk_loop_update_time(struct tk_loop *loop);
+
+/*
+ * Watch fd for events (TK_READABLE | TK_WRITABLE, 0 to keep it registered
+ * but quiet).  One watcher per fd.  Returns 0, -EEXIST, -EPERM (fd does not
+ * support polling, e.g. a regular file) or -errno.
+ */
+int tk_loop_watch(struct tk_loop *loop, int fd, unsigned events, tk_io_cb cb,
+		  void *arg);
+int tk_loop_modify(struct tk_loop *loop, int fd, unsigned events);
+/* Stop watching fd (does not close it).  Pending events for it are dropped. */
+void tk_loop_unwatch(struct tk_loop *loop, int fd);
+
+/* Timers.  A new timer is stopped; free it with tk_timer_free(). */
+struct tk_timer *tk_timer_new(struct tk_loop *loop, tk_timer_cb cb, void *arg);
+/* (Re)arm to fire after timeout_ms, then every repeat_ms if non-zero. */
+void tk_timer_start(struct tk_timer *t, uint64_t timeout_ms,
+		    uint64_t repeat_ms);
+void tk_timer_stop(struct tk_timer *t);
+bool tk_timer_is_active(const struct tk_timer *t);
+/* Stops and frees; safe from the timer's own callback. */
+void tk_timer_free(struct tk_timer *t);
+
+/*
+ * Deliver signo to cb on this loop instead of its default action.  The
+ * signal is blocked in the calling thread; block it in every thread (call
+ * before creating threads) so that the loop alone receives it.
+ */
+int tk_loop_signal(struct tk_loop *loop, int signo, tk_signal_cb cb,
+		   void *arg);
+
+/*
+ * Run cb(loop, arg) on the loop's thread at the start of its next round.
+ * Safe from any thread; wakes the loop.  0 or -ENOMEM.
+ */
+int tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg);
+
+/*
+ * Connections.  A connection is owned by the loop it lives on and ends only
+ * through tk_conn_close() (or an error, which closes it); its close callback
+ * runs exactly once, after which the connection is freed - never while one
+ * of its callbacks is on the stack.
+ */
+struct tk_conn;
+struct tk_server;
+
+/*
+ * The service interface: what a server runs for every accepted connection
+ * and what a client connection reports to.  Every callback is optional.
+ *
+ * open:  the connection is established.  Return 0, or a negative code to
+ *        close it at once (close is then called with that code).
+ * data:  n > 0 bytes arrived; data is borrowed for the duration of the call.
+ *        n == TK_EOF: the peer half-closed; writing is still allowed.
+ * drain: all pending output has been written to the kernel.
+ * close: the connection is over; err is 0 for an orderly end, or the reason
+ *        (-ECONNRESET, TK_EIDLE, TK_ECONNTIMEDOUT...).  For a client whose
+ *        connect failed, close is called without open.
+ */
+struct tk_service {
+	const char *name;
+	int (*open)(struct tk_conn *c, void *arg);
+	void (*data)(struct tk_conn *c, const char *data, ssize_t n,
+		     void *arg);
+	void (*drain)(struct tk_conn *c, void *arg);
+	void (*close)(struct tk_conn *c, int err, void *arg);
+};
+
+#define TK_DEFAULT_MAX_PENDING (256u * 1024)	 /* read pauses above */
+#define TK_DEFAULT_MAX_OUTPUT (16u * 1024 * 1024) /* writes fail above */
+#define TK_DEFAULT_CONNECT_TIMEOUT_MS 10000u
+#define TK_DEFAULT_LINGER_MS 2000u
+#define TK_HAPPY_EYEBALLS_DELAY_MS 250u
+
+struct tk_conn_opts {
+	uint64_t connect_timeout_ms; /* all addresses together; 0: default */
+	uint64_t idle_timeout_ms;    /* no byte either way; 0: none */
+	uint64_t linger_ms;	     /* tk_conn_end() wait for peer FIN */
+	size_t max_pending; /* stop reading while output is above; 0: default */
+	size_t max_output;  /* tk_conn_write() fails above; 0: default */
+	size_t read_size;   /* bytes per read; 0: 64 KiB */
+	const struct tk_addr *source; /* local address to bind, or NULL */
+	bool no_delay;		      /* TCP_NODELAY */
+};
+
+/* Fill opts with the defaults. */
+void tk_conn_opts_init(struct tk_conn_opts *opts);
+
+/*
+ * Connect to the addresses in list (copied), trying each under one deadline;
+ * IPv6 and IPv4 are raced Happy Eyeballs style when both are present.
+ * The service's open runs on success; close(err) if every address failed,
+ * with the last error (details in tk_conn_last_error()).  Returns 0 with
+ * *out set (the connection is then in progress) or a negative code, in
+ * which case no callback is ever called.
+ */
+int tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
+		    const struct tk_conn_opts *opts,
+		    const struct tk_service *svc, void *arg,
+		    struct tk_conn **out);
+
+/*
+ * Queue len bytes for sending (written at once when the socket allows).
+ * 0, -ENOBUFS if pending output would exceed max_output (nothing queued),
+ * -EPIPE after shutdown or close.
+ */
+int tk_conn_write(struct tk_conn *c, const void *data, size_t len);
+/* Bytes accepted but not yet written to the kernel. */
+size_t tk_conn_pending(const struct tk_conn *c);
+/* Send FIN once pending output is written; reading goes on. */
+void tk_conn_shutdown(struct tk_conn *c);
+/*
+ * Finish gracefully: write what is pending, send FIN, discard input until
+ * the peer's FIN or linger_ms, then close with err 0.
+ */
+void tk_conn_end(struct tk_conn *c);
+/* Close now: pending output is dropped; close(err) follows. */
+void tk_conn_close(struct tk_conn *c, int err);
+/* Stop / resume delivering data (application-level flow control). */
+void tk_conn_pause(struct tk_conn *c);
+void tk_conn_resume(struct tk_conn *c);
+void tk_conn_set_idle_timeout(struct tk_conn *c, uint64_t ms);
+
+void tk_conn_set_data(struct tk_conn *c, void *data);
+void *tk_conn_data(const struct tk_conn *c);
+struct tk_loop *tk_conn_loop(const struct tk_conn *c);
+/* The server that accepted c, or NULL for a client connection. */
+struct tk_server *tk_conn_server(const struct tk_conn *c);
+const struct tk_addr *tk_conn_peer(const struct tk_conn *c);
+const struct tk_addr *tk_conn_local(const struct tk_conn *c);
+int tk_conn_fd(const struct tk_conn *c);
+uint64_t tk_conn_bytes_in(const struct tk_conn *c);
+uint64_t tk_conn_bytes_out(const struct tk_conn *c);
+/* Milliseconds since the connection was opened (loop time). */
+uint64_t tk_conn_age_ms(const struct tk_conn *c);
+bool tk_conn_is_open(const struct tk_conn *c);
+/* Human-readable detail of the last error ("" if none); owned by c. */
+const char *tk_conn_last_error(const struct tk_conn *c);
+
+/*
+ * Servers: listeners on one or more addresses, running a service for every
+ * accepted connection on a loop.
+ */
+#define TK_DEFAULT_BACKLOG 511
+
+enum tk_server_event {
+	TK_SERVER_OPEN,	 /* a connection was accepted */
+	TK_SERVER_CLOSE, /* a connection ended; err says why */
+	TK_SERVER_ERROR, /* accept failed (err); the server goes on */
+};
+
+typedef void (*tk_server_event_cb)(struct tk_server *s,
+				   enum tk_server_event ev, struct tk_conn *c,
+				   int err, void *arg);
+
+struct tk_server_opts {
+	int backlog; /* 0: TK_DEFAULT_BACKLOG */
+	struct tk_conn_opts conn;
+	tk_server_event_cb on_event; /* optional: logging, statistics */
+	void *event_arg;
+};
+
+void tk_server_opts_init(struct tk_server_opts *opts);
+
+struct tk_server_stats {
+	uint64_t accepted;
+	uint64_t active;
+	uint64_t closed;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t accept_errors;
+	uint64_t conn_errors; /* connections that ended with an error */
+};
+
+/* NULL with errno set (ENOMEM). */
+struct tk_server *tk_server_new(struct tk_loop *loop,
+				const struct tk_server_opts *opts,
+				const struct tk_service *svc, void *svc_arg);
+/*
+ * Bind and listen on addr (SO_REUSEADDR; IPv6 wildcard dual-stack unless
+ * v6only).  Port 0 picks a free port; tk_server_addr() tells which.
+ * Returns 0 or -errno (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL...).
+ */
+int tk_server_listen(struct tk_server *s, const struct tk_addr *addr,
+		     bool v6only);
+/* Number of listening sockets, and the bound address of the i-th. */
+size_t tk_server_listener_count(const struct tk_server *s);
+const struct tk_addr *tk_server_addr(const struct tk_server *s, size_t i);
+/* Start accepting on every listener.  0 or -errno. */
+int tk_server_start(struct tk_server *s);
+/* Stop accepting and close every connection (their close callbacks run). */
+void tk_server_stop(struct tk_server *s);
+/*
+ * Ask the server's owner to stop: sets a flag read by tk_server_stopping()
+ * and stops the loop.  Safe from a service callback.
+ */
+void tk_server_request_stop(struct tk_server *s);
+bool tk_server_stopping(const struct tk_server *s);
+void tk_server_get_stats(const struct tk_server *s,
+			 struct tk_server_stats *out);
+struct tk_loop *tk_server_loop(const struct tk_server *s);
+/* Stops (if needed) and frees. */
+void tk_server_free(struct tk_server *s);
+
+/*
+ * Built-in services, written against this header only.
+ *
+ * echo:    every byte back, byte-transparent; FIN after the peer's FIN.
+ * discard: reads and drops everything.
+ * welcome: tutorial 1: "Welcome to the server. Type something and hit
+ *          enter\n", then "OK..." followed by every chunk received.
+ * basic:   tutorial 2: "You connected at [TIMESTAMP]\n", one message of up
+ *          to 4096 bytes, "You sent: [MESSAGE]\n", then close; the message
+ *          "shutdown" (trimmed, any case) stops the server when allowed.
+ */
+extern const struct tk_service tk_service_echo;
+extern const struct tk_service tk_service_discard;
+extern const struct tk_service tk_service_welcome;
+extern const struct tk_service tk_service_basic;
+
+#define TK_WELCOME_GREETING                                                    \
+	"Welcome to the server. Type something and hit enter\n"
+#define TK_BASIC_MAX_MESSAGE 4096
+
+/* Argument of tk_service_basic (may be NULL: defaults, all false). */
+struct tk_basic_opts {
+	/* Honour "shutdown" from any peer, not only loopback ones. */
+	bool allow_remote_shutdown;
+};
+
+/* Find a built-in service by name, or NULL. */
+const struct tk_service *tk_service_find(const char *name);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TCPKIT_H */
