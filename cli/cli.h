@@ -1,4 +1,5 @@
-/* cli.h: helpers shared by the tcpkit subcommands (errors, exit codes, options). */
+/* cli.h: helpers shared by the tcpkit subcommands (errors, exit codes,
+ * options). */
 #ifndef TK_CLI_H
 #define TK_CLI_H
 
@@ -25,7 +26,7 @@ struct cli_command {
 	const char *name;
 	int (*run)(int argc, char **argv); /* argv[0] is the command name */
 	const char *summary;		   /* one line for `tcpkit help` */
-	const char *help;		   /* the full `tcpkit help NAME` text */
+	const char *help; /* the full `tcpkit help NAME` text */
 };
 
 /* The exit code for a library error code. */

@@ -51,12 +51,13 @@ find_command(const char *name)
 static void
 print_overview(FILE *f)
 {
-	fprintf(f, "usage: tcpkit COMMAND [OPTIONS] [ARGUMENTS]\n"
-		   "\n"
-		   "tcpkit %s: resolve names, connect, send and receive, and "
-		   "run TCP servers.\n"
-		   "\n"
-		   "Commands:\n",
+	fprintf(f,
+		"usage: tcpkit COMMAND [OPTIONS] [ARGUMENTS]\n"
+		"\n"
+		"tcpkit %s: resolve names, connect, send and receive, and "
+		"run TCP servers.\n"
+		"\n"
+		"Commands:\n",
 		tk_version());
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-12s %s\n", commands[i].name,

@@ -1,4 +1,5 @@
-/* util.c: error output, exit codes, option values and JSON for the subcommands. */
+/* util.c: error output, exit codes, option values and JSON for the subcommands.
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -116,8 +117,8 @@ cli_bad_option(const char *cmd, char **argv, int ch)
 }
 
 int
-cli_parse_uint(const char *cmd, const char *opt, const char *text,
-	       uint64_t min, uint64_t max, uint64_t *out)
+cli_parse_uint(const char *cmd, const char *opt, const char *text, uint64_t min,
+	       uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
@@ -250,10 +251,10 @@ cli_timestamp(char *buf, size_t len)
 char *
 cli_format_duration(uint64_t ms, char *buf, size_t len)
 {
-	if (ms % 1000 == 0)
-		snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
-	else if (ms < 1000)
+	if (ms < 1000)
 		snprintf(buf, len, "%llums", (unsigned long long)ms);
+	else if (ms % 1000 == 0)
+		snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
 	else
 		snprintf(buf, len, "%.3gs", (double)ms / 1000.0);
 	return buf;

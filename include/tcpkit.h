@@ -16,9 +16,9 @@ extern "C" {
 /* The library is built with hidden visibility; what is declared here is API. */
 #pragma GCC visibility push(default)
 
-#define TK_VERSION_MAJOR 0
-#define TK_VERSION_MINOR 1
-#define TK_VERSION_PATCH 0
+#define TK_VERSION_MAJOR  0
+#define TK_VERSION_MINOR  1
+#define TK_VERSION_PATCH  0
 #define TK_VERSION_STRING "0.1.0"
 
 /* Library version as a string, e.g. "0.1.0". */
@@ -99,8 +99,7 @@ int tk_port_parse(const char *text, uint16_t *port);
  * (port taken from default_port when absent).  No name lookup.
  * Returns 0 or TK_EBADADDR / TK_EBADPORT.
  */
-int tk_addr_parse(const char *text, uint16_t default_port,
-		  struct tk_addr *out);
+int tk_addr_parse(const char *text, uint16_t default_port, struct tk_addr *out);
 
 /* Build an address from an IP literal and a port.  0 or TK_EBADADDR. */
 int tk_addr_from_ip(const char *ip, uint16_t port, struct tk_addr *out);
@@ -154,11 +153,11 @@ struct tk_iface_addr {
 struct tk_iface {
 	char name[64];
 	unsigned index;
-	bool up;	/* administratively up (IFF_UP) */
-	bool running;	/* link has carrier (IFF_RUNNING) */
-	bool loopback;	/* IFF_LOOPBACK */
-	unsigned mtu;	/* 0 if unknown */
-	char mac[18];	/* "aa:bb:cc:dd:ee:ff" or "" */
+	bool up;       /* administratively up (IFF_UP) */
+	bool running;  /* link has carrier (IFF_RUNNING) */
+	bool loopback; /* IFF_LOOPBACK */
+	unsigned mtu;  /* 0 if unknown */
+	char mac[18];  /* "aa:bb:cc:dd:ee:ff" or "" */
 	size_t naddrs;
 	struct tk_iface_addr *addrs;
 };
@@ -325,7 +324,7 @@ struct tk_timer;
 
 #define TK_READABLE 0x1u
 #define TK_WRITABLE 0x2u
-#define TK_HANGUP 0x4u /* error or hang-up; reported with the interest */
+#define TK_HANGUP   0x4u /* error or hang-up; reported with the interest */
 
 typedef void (*tk_io_cb)(struct tk_loop *loop, int fd, unsigned events,
 			 void *arg);
@@ -376,8 +375,7 @@ void tk_timer_free(struct tk_timer *t);
  * signal is blocked in the calling thread; block it in every thread (call
  * before creating threads) so that the loop alone receives it.
  */
-int tk_loop_signal(struct tk_loop *loop, int signo, tk_signal_cb cb,
-		   void *arg);
+int tk_loop_signal(struct tk_loop *loop, int signo, tk_signal_cb cb, void *arg);
 
 /*
  * Run cb(loop, arg) on the loop's thread at the start of its next round.
@@ -410,17 +408,16 @@ struct tk_server;
 struct tk_service {
 	const char *name;
 	int (*open)(struct tk_conn *c, void *arg);
-	void (*data)(struct tk_conn *c, const char *data, ssize_t n,
-		     void *arg);
+	void (*data)(struct tk_conn *c, const char *data, ssize_t n, void *arg);
 	void (*drain)(struct tk_conn *c, void *arg);
 	void (*close)(struct tk_conn *c, int err, void *arg);
 };
 
-#define TK_DEFAULT_MAX_PENDING (256u * 1024)	 /* read pauses above */
-#define TK_DEFAULT_MAX_OUTPUT (16u * 1024 * 1024) /* writes fail above */
+#define TK_DEFAULT_MAX_PENDING	      (256u * 1024) /* read pauses above */
+#define TK_DEFAULT_MAX_OUTPUT	      (16u * 1024 * 1024) /* writes fail above */
 #define TK_DEFAULT_CONNECT_TIMEOUT_MS 10000u
-#define TK_DEFAULT_LINGER_MS 2000u
-#define TK_HAPPY_EYEBALLS_DELAY_MS 250u
+#define TK_DEFAULT_LINGER_MS	      2000u
+#define TK_HAPPY_EYEBALLS_DELAY_MS    250u
 
 struct tk_conn_opts {
 	uint64_t connect_timeout_ms; /* all addresses together; 0: default */
@@ -499,9 +496,8 @@ enum tk_server_event {
 	TK_SERVER_ERROR, /* accept failed (err); the server goes on */
 };
 
-typedef void (*tk_server_event_cb)(struct tk_server *s,
-				   enum tk_server_event ev, struct tk_conn *c,
-				   int err, void *arg);
+typedef void (*tk_server_event_cb)(struct tk_server *s, enum tk_server_event ev,
+				   struct tk_conn *c, int err, void *arg);
 
 struct tk_server_opts {
 	int backlog; /* 0: TK_DEFAULT_BACKLOG */

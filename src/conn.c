@@ -1,0 +1,825 @@
+/* conn.c: a connection's life: connecting, open, half-closed, ending, closed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Reads per readable event before yielding to other connections. */
+#define CONN_MAX_READS 16
+
+enum conn_state {
+	ST_CONNECTING,
+	ST_OPEN,
+	ST_CLOSED,
+};
+
+enum {
+	F_EOF = 1u << 0,	  /* the peer's FIN has been read */
+	F_SHUT_WANT = 1u << 1,	  /* send FIN once output is written */
+	F_SHUT_DONE = 1u << 2,	  /* FIN sent */
+	F_ENDING = 1u << 3,	  /* tk_conn_end(): discard input, close */
+	F_PAUSED = 1u << 4,	  /* tk_conn_pause() */
+	F_BACKPRESSURE = 1u << 5, /* output above max_pending */
+};
+
+/*
+ * The transport: how bytes move.  Plain TCP here; TLS swaps in its own
+ * table after the handshake.  Each returns bytes moved, or -errno.
+ */
+struct transport {
+	ssize_t (*read)(struct tk_conn *c, void *buf, size_t len);
+	ssize_t (*write)(struct tk_conn *c, const void *buf, size_t len);
+	int (*shutdown)(struct tk_conn *c);
+};
+
+struct attempt {
+	int fd; /* -1: not in flight */
+	struct tk_addr addr;
+};
+
+struct tk_conn {
+	struct tk_loop *loop;
+	struct tk_server *server;
+	const struct tk_service *svc;
+	void *arg;
+	void *data;
+	const struct transport *tp;
+	int fd;
+	enum conn_state state;
+	unsigned flags;
+	struct tk_buf out;
+	struct tk_conn_opts opts;
+	/* One timer: connect deadline, then idle timeout, then linger. */
+	struct tk_timer *timer;
+	uint64_t last_active;
+	uint64_t opened_at;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	struct tk_addr peer;
+	struct tk_addr local;
+	struct tk_addr source; /* copy of opts.source */
+
+	/* Connecting: addresses to try and the attempts in flight. */
+	struct tk_addr *addrs;
+	size_t naddrs;
+	size_t next_addr;
+	struct attempt *attempts;
+	size_t inflight;
+	struct tk_timer *eyeballs;
+	int last_err;
+
+	struct tk_conn *next, *prev; /* the server's list */
+	struct tk__defer defer;
+	int close_err;
+	char errbuf[160];
+};
+
+static ssize_t
+plain_read(struct tk_conn *c, void *buf, size_t len)
+{
+	ssize_t n = recv(c->fd, buf, len, 0);
+
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t
+plain_write(struct tk_conn *c, const void *buf, size_t len)
+{
+	/* MSG_NOSIGNAL: a peer that went away is EPIPE, never SIGPIPE. */
+	ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+
+	return n < 0 ? -errno : n;
+}
+
+static int
+plain_shutdown(struct tk_conn *c)
+{
+	return shutdown(c->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+static const struct transport plain_tcp = {
+	.read = plain_read,
+	.write = plain_write,
+	.shutdown = plain_shutdown,
+};
+
+void
+tk_conn_opts_init(struct tk_conn_opts *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->connect_timeout_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
+	opts->linger_ms = TK_DEFAULT_LINGER_MS;
+	opts->max_pending = TK_DEFAULT_MAX_PENDING;
+	opts->max_output = TK_DEFAULT_MAX_OUTPUT;
+	opts->no_delay = true;
+}
+
+static void on_io(struct tk_loop *loop, int fd, unsigned events, void *arg);
+static void on_timer(struct tk_timer *t, void *arg);
+static void finish_close(struct tk__defer *d);
+
+static struct tk_conn *
+conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
+	 const struct tk_service *svc, void *arg)
+{
+	struct tk_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->loop = loop;
+	c->svc = svc;
+	c->arg = arg;
+	c->tp = &plain_tcp;
+	c->fd = -1;
+	if (opts != NULL)
+		c->opts = *opts;
+	else
+		tk_conn_opts_init(&c->opts);
+	if (c->opts.max_pending == 0)
+		c->opts.max_pending = TK_DEFAULT_MAX_PENDING;
+	if (c->opts.max_output == 0)
+		c->opts.max_output = TK_DEFAULT_MAX_OUTPUT;
+	if (c->opts.max_output < c->opts.max_pending)
+		c->opts.max_output = c->opts.max_pending;
+	if (c->opts.connect_timeout_ms == 0)
+		c->opts.connect_timeout_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
+	if (c->opts.source != NULL) {
+		c->source = *c->opts.source;
+		c->opts.source = &c->source;
+	}
+	tk_buf_init(&c->out, c->opts.max_output);
+	c->defer.cb = finish_close;
+	c->last_err = -ECONNREFUSED;
+	return c;
+}
+
+static bool
+wants_read(const struct tk_conn *c)
+{
+	if (c->flags & F_EOF)
+		return false;
+	if (c->flags & F_ENDING)
+		return true; /* to see the peer's FIN */
+	return !(c->flags & (F_PAUSED | F_BACKPRESSURE));
+}
+
+static void
+update_interest(struct tk_conn *c)
+{
+	unsigned ev = 0;
+
+	if (c->state != ST_OPEN)
+		return;
+	if (wants_read(c))
+		ev |= TK_READABLE;
+	if (tk_buf_len(&c->out) > 0)
+		ev |= TK_WRITABLE;
+	(void)tk_loop_modify(c->loop, c->fd, ev);
+}
+
+static void
+set_error(struct tk_conn *c, const struct tk_addr *a, int err)
+{
+	char where[TK_ADDRSTRLEN];
+
+	if (a != NULL)
+		snprintf(c->errbuf, sizeof(c->errbuf), "%s: %s",
+			 tk_addr_format(a, where, sizeof(where)),
+			 tk_strerror(err));
+	else
+		snprintf(c->errbuf, sizeof(c->errbuf), "%s", tk_strerror(err));
+}
+
+static int
+ensure_timer(struct tk_conn *c)
+{
+	if (c->timer == NULL)
+		c->timer = tk_timer_new(c->loop, on_timer, c);
+	return c->timer != NULL ? 0 : -ENOMEM;
+}
+
+/* Arm the timer for what the connection waits on now. */
+static void
+arm_timer(struct tk_conn *c)
+{
+	uint64_t now = tk_loop_now(c->loop), idle = c->opts.idle_timeout_ms;
+
+	if ((c->flags & F_ENDING) && (c->flags & F_SHUT_DONE)) {
+		if (ensure_timer(c) == 0)
+			tk_timer_start(c->timer, c->opts.linger_ms, 0);
+	} else if (idle != 0) {
+		uint64_t spent = now - c->last_active;
+
+		if (ensure_timer(c) == 0)
+			tk_timer_start(c->timer,
+				       spent < idle ? idle - spent : 0, 0);
+	} else if (c->timer != NULL) {
+		tk_timer_stop(c->timer);
+	}
+}
+
+static void
+close_attempts(struct tk_conn *c)
+{
+	for (size_t i = 0; c->attempts != NULL && i < c->naddrs; i++) {
+		if (c->attempts[i].fd >= 0) {
+			tk_loop_unwatch(c->loop, c->attempts[i].fd);
+			tk__close(c->attempts[i].fd);
+			c->attempts[i].fd = -1;
+		}
+	}
+	c->inflight = 0;
+	free(c->attempts);
+	c->attempts = NULL;
+	free(c->addrs);
+	c->addrs = NULL;
+	tk_timer_free(c->eyeballs);
+	c->eyeballs = NULL;
+}
+
+void
+tk_conn_close(struct tk_conn *c, int err)
+{
+	if (c == NULL || c->state == ST_CLOSED)
+		return;
+	c->state = ST_CLOSED;
+	c->close_err = err;
+	if (err != 0 && c->errbuf[0] == '\0')
+		set_error(c, c->opened_at != 0 ? &c->peer : NULL, err);
+	close_attempts(c);
+	tk_timer_free(c->timer);
+	c->timer = NULL;
+	if (c->fd >= 0) {
+		tk_loop_unwatch(c->loop, c->fd);
+		tk__close(c->fd);
+		c->fd = -1;
+	}
+	tk_buf_free(&c->out);
+	/* The close callback and the free wait until no callback of c runs. */
+	tk__loop_defer(c->loop, &c->defer);
+}
+
+static void
+finish_close(struct tk__defer *d)
+{
+	struct tk_conn *c =
+		(struct tk_conn *)((char *)d - offsetof(struct tk_conn, defer));
+
+	if (c->svc != NULL && c->svc->close != NULL)
+		c->svc->close(c, c->close_err, c->arg);
+	if (c->server != NULL)
+		tk__server_conn_closed(c->server, c, c->close_err);
+	free(c);
+}
+
+/* Both directions are done once our FIN is sent and the peer's is read. */
+static void
+maybe_finish(struct tk_conn *c)
+{
+	if (c->state == ST_OPEN && (c->flags & F_EOF) &&
+	    (c->flags & F_SHUT_DONE))
+		tk_conn_close(c, 0);
+}
+
+static void
+send_fin(struct tk_conn *c)
+{
+	int err = c->tp->shutdown(c);
+
+	c->flags |= F_SHUT_DONE;
+	if (err < 0 && err != -ENOTCONN) {
+		tk_conn_close(c, err);
+		return;
+	}
+	if (c->flags & F_ENDING)
+		arm_timer(c);
+	maybe_finish(c);
+}
+
+/* Write pending output.  Returns 0, or a negative code if c closed. */
+static int
+flush(struct tk_conn *c)
+{
+	while (tk_buf_len(&c->out) > 0) {
+		ssize_t n = c->tp->write(c, tk_buf_peek(&c->out),
+					 tk_buf_len(&c->out));
+
+		if (n == -EINTR)
+			continue;
+		if (n == -EAGAIN)
+			break;
+		if (n < 0) {
+			tk_conn_close(c, (int)n);
+			return (int)n;
+		}
+		tk_buf_consume(&c->out, (size_t)n);
+		c->bytes_out += (uint64_t)n;
+		c->last_active = tk_loop_now(c->loop);
+	}
+	if ((c->flags & F_BACKPRESSURE) &&
+	    tk_buf_len(&c->out) <= c->opts.max_pending / 2)
+		c->flags &= ~F_BACKPRESSURE;
+	if (tk_buf_len(&c->out) == 0) {
+		tk_buf_trim(&c->out);
+		if ((c->flags & F_SHUT_WANT) && !(c->flags & F_SHUT_DONE)) {
+			send_fin(c);
+			if (c->state != ST_OPEN)
+				return -EPIPE;
+		}
+	}
+	update_interest(c);
+	return 0;
+}
+
+static void
+on_readable(struct tk_conn *c)
+{
+	size_t size;
+	char *buf = tk__loop_read_buf(c->loop, &size);
+
+	if (buf == NULL) {
+		tk_conn_close(c, -ENOMEM);
+		return;
+	}
+	if (c->opts.read_size != 0 && c->opts.read_size < size)
+		size = c->opts.read_size;
+	for (int i = 0; i < CONN_MAX_READS; i++) {
+		ssize_t n;
+
+		if (c->state != ST_OPEN || !wants_read(c))
+			return;
+		n = c->tp->read(c, buf, size);
+		if (n > 0) {
+			c->bytes_in += (uint64_t)n;
+			c->last_active = tk_loop_now(c->loop);
+			if (c->flags & F_ENDING)
+				continue; /* draining towards the FIN */
+			/* tk_conn_write() applies backpressure, if any. */
+			if (c->svc->data != NULL)
+				c->svc->data(c, buf, n, c->arg);
+			if ((size_t)n < size)
+				return; /* drained: spare a read that EAGAINs */
+			continue;
+		}
+		if (n == 0) {
+			c->flags |= F_EOF;
+			update_interest(c);
+			if (!(c->flags & F_ENDING) && c->svc->data != NULL)
+				c->svc->data(c, NULL, TK_EOF, c->arg);
+			maybe_finish(c);
+			return;
+		}
+		if (n == -EINTR)
+			continue;
+		if (n != -EAGAIN)
+			tk_conn_close(c, (int)n);
+		return;
+	}
+}
+
+static void
+on_writable(struct tk_conn *c)
+{
+	if (flush(c) < 0 || c->state != ST_OPEN)
+		return;
+	if (tk_buf_len(&c->out) == 0 && c->svc->drain != NULL &&
+	    !(c->flags & F_ENDING))
+		c->svc->drain(c, c->arg);
+}
+
+static void
+on_io(struct tk_loop *loop, int fd, unsigned events, void *arg)
+{
+	struct tk_conn *c = arg;
+
+	(void)loop;
+	(void)fd;
+	if ((events & TK_WRITABLE) && c->state == ST_OPEN)
+		on_writable(c);
+	if ((events & TK_READABLE) && c->state == ST_OPEN)
+		on_readable(c);
+	if ((events & TK_HANGUP) && c->state == ST_OPEN &&
+	    !(events & (TK_READABLE | TK_WRITABLE))) {
+		/* Nothing asked for, yet the socket is dead: say why. */
+		int err = tk__sock_error(c->fd);
+
+		tk_conn_close(c, err);
+	}
+}
+
+static void
+on_timer(struct tk_timer *t, void *arg)
+{
+	struct tk_conn *c = arg;
+	uint64_t now = tk_loop_now(c->loop);
+
+	(void)t;
+	if (c->state == ST_CONNECTING) {
+		struct tk_addr *a = NULL;
+
+		for (size_t i = 0; i < c->naddrs && a == NULL; i++)
+			if (c->attempts[i].fd >= 0)
+				a = &c->attempts[i].addr;
+		set_error(c, a, TK_ECONNTIMEDOUT);
+		tk_conn_close(c, TK_ECONNTIMEDOUT);
+		return;
+	}
+	if (c->state != ST_OPEN)
+		return;
+	if ((c->flags & F_ENDING) && (c->flags & F_SHUT_DONE)) {
+		tk_conn_close(c, 0); /* the peer never sent its FIN */
+		return;
+	}
+	if (c->opts.idle_timeout_ms != 0 &&
+	    now - c->last_active >= c->opts.idle_timeout_ms) {
+		set_error(c, &c->peer, TK_EIDLE);
+		tk_conn_close(c, TK_EIDLE);
+		return;
+	}
+	/* Activity since the timer was set: sleep for what is left. */
+	arm_timer(c);
+}
+
+static void
+open_established(struct tk_conn *c)
+{
+	int err;
+
+	c->state = ST_OPEN;
+	c->opened_at = c->last_active = tk_loop_now(c->loop);
+	if (c->opts.no_delay)
+		(void)tk__sock_set_nodelay(c->fd, true);
+	(void)tk__sock_local(c->fd, &c->local);
+	err = tk_loop_watch(c->loop, c->fd, TK_READABLE, on_io, c);
+	if (err < 0) {
+		tk_conn_close(c, err);
+		return;
+	}
+	arm_timer(c);
+	if (c->svc->open != NULL && (err = c->svc->open(c, c->arg)) < 0)
+		tk_conn_close(c, err);
+}
+
+static void start_next(struct tk_conn *c);
+
+static void
+attempt_failed(struct tk_conn *c, struct attempt *a, int err)
+{
+	tk_loop_unwatch(c->loop, a->fd);
+	tk__close(a->fd);
+	a->fd = -1;
+	c->inflight--;
+	c->last_err = err;
+	set_error(c, &a->addr, err);
+	/* A failure makes way for the next address at once. */
+	start_next(c);
+}
+
+static void
+on_attempt(struct tk_loop *loop, int fd, unsigned events, void *arg)
+{
+	struct tk_conn *c = arg;
+	struct attempt *a = NULL;
+	int err;
+
+	(void)loop;
+	(void)events;
+	for (size_t i = 0; i < c->naddrs && a == NULL; i++)
+		if (c->attempts[i].fd == fd)
+			a = &c->attempts[i];
+	if (a == NULL || c->state != ST_CONNECTING)
+		return;
+	err = tk__sock_error(fd);
+	if (err == 0)
+		err = tk__sock_peer(fd, &c->peer);
+	if (err < 0) {
+		attempt_failed(c, a, err);
+		return;
+	}
+	/* The winner: the others are closed, and the fd changes hands. */
+	tk_loop_unwatch(c->loop, fd);
+	c->fd = fd;
+	c->peer = a->addr;
+	a->fd = -1;
+	c->inflight--;
+	close_attempts(c);
+	c->errbuf[0] = '\0';
+	open_established(c);
+}
+
+static void
+on_eyeballs(struct tk_timer *t, void *arg)
+{
+	(void)t;
+	start_next(arg);
+}
+
+static void
+start_next(struct tk_conn *c)
+{
+	while (c->next_addr < c->naddrs) {
+		struct attempt *a = &c->attempts[c->next_addr];
+		int fd, err;
+
+		a->addr = c->addrs[c->next_addr++];
+		fd = tk__sock_connect(&a->addr, c->opts.source);
+		if (fd < 0) {
+			c->last_err = fd;
+			set_error(c, &a->addr, fd);
+			continue;
+		}
+		err = tk_loop_watch(c->loop, fd, TK_WRITABLE, on_attempt, c);
+		if (err < 0) {
+			tk__close(fd);
+			c->last_err = err;
+			set_error(c, &a->addr, err);
+			continue;
+		}
+		a->fd = fd;
+		c->inflight++;
+		/* Happy Eyeballs: the next address gets its turn soon. */
+		if (c->next_addr < c->naddrs && c->eyeballs != NULL)
+			tk_timer_start(c->eyeballs, TK_HAPPY_EYEBALLS_DELAY_MS,
+				       0);
+		return;
+	}
+	if (c->inflight == 0)
+		tk_conn_close(c, c->last_err);
+}
+
+/*
+ * Order addresses RFC 8305 style: keep the resolver's preference, but
+ * alternate families, starting with the family of the first address.
+ */
+static void
+interleave(const struct tk_addrlist *list, struct tk_addr *out)
+{
+	int first = tk_addr_family(&list->addrs[0]);
+	size_t n = 0, i = 0, j = 0;
+
+	while (n < list->count) {
+		while (i < list->count &&
+		       tk_addr_family(&list->addrs[i]) != first)
+			i++;
+		if (i < list->count)
+			out[n++] = list->addrs[i++];
+		while (j < list->count &&
+		       tk_addr_family(&list->addrs[j]) == first)
+			j++;
+		if (j < list->count)
+			out[n++] = list->addrs[j++];
+	}
+}
+
+int
+tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
+		const struct tk_conn_opts *opts, const struct tk_service *svc,
+		void *arg, struct tk_conn **out)
+{
+	struct tk_conn *c;
+
+	if (loop == NULL || list == NULL || list->count == 0 || svc == NULL)
+		return -EINVAL;
+	c = conn_new(loop, opts, svc, arg);
+	if (c == NULL)
+		return -ENOMEM;
+	c->state = ST_CONNECTING;
+	c->naddrs = list->count;
+	c->addrs = calloc(list->count, sizeof(*c->addrs));
+	c->attempts = calloc(list->count, sizeof(*c->attempts));
+	if (c->addrs == NULL || c->attempts == NULL)
+		goto out_free;
+	for (size_t i = 0; i < list->count; i++)
+		c->attempts[i].fd = -1;
+	interleave(list, c->addrs);
+	if (ensure_timer(c) < 0)
+		goto out_free;
+	if (list->count > 1) {
+		c->eyeballs = tk_timer_new(loop, on_eyeballs, c);
+		if (c->eyeballs == NULL)
+			goto out_free;
+	}
+	tk_timer_start(c->timer, c->opts.connect_timeout_ms, 0);
+	*out = c;
+	start_next(c);
+	return 0;
+
+out_free:
+	tk_timer_free(c->eyeballs);
+	tk_timer_free(c->timer);
+	free(c->attempts);
+	free(c->addrs);
+	free(c);
+	return -ENOMEM;
+}
+
+struct tk_conn *
+tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv, int fd,
+		  const struct tk_addr *peer, const struct tk_conn_opts *opts,
+		  const struct tk_service *svc, void *arg)
+{
+	struct tk_conn *c = conn_new(loop, opts, svc, arg);
+
+	if (c == NULL)
+		return NULL;
+	c->server = srv;
+	c->fd = fd;
+	c->peer = *peer;
+	c->state = ST_CONNECTING; /* until tk__conn_start() */
+	return c;
+}
+
+void
+tk__conn_start(struct tk_conn *c)
+{
+	open_established(c);
+}
+
+struct tk_conn **
+tk__conn_next(struct tk_conn *c)
+{
+	return &c->next;
+}
+
+struct tk_conn **
+tk__conn_prev(struct tk_conn *c)
+{
+	return &c->prev;
+}
+
+int
+tk_conn_write(struct tk_conn *c, const void *data, size_t len)
+{
+	const char *p = data;
+	int err;
+
+	if (c->state != ST_OPEN)
+		return c->state == ST_CONNECTING ? -ENOTCONN : -EPIPE;
+	if (c->flags & (F_SHUT_WANT | F_ENDING))
+		return -EPIPE;
+	if (len == 0)
+		return 0;
+	if (len > c->opts.max_output - tk_buf_len(&c->out))
+		return -ENOBUFS;
+	/* Write first; wait for writable only after EAGAIN. */
+	while (tk_buf_len(&c->out) == 0 && len > 0) {
+		ssize_t n = c->tp->write(c, p, len);
+
+		if (n == -EINTR)
+			continue;
+		if (n == -EAGAIN)
+			break;
+		if (n < 0) {
+			tk_conn_close(c, (int)n);
+			return (int)n;
+		}
+		p += n;
+		len -= (size_t)n;
+		c->bytes_out += (uint64_t)n;
+		c->last_active = tk_loop_now(c->loop);
+	}
+	if (len == 0)
+		return 0;
+	err = tk_buf_append(&c->out, p, len);
+	if (err < 0) {
+		tk_conn_close(c, err);
+		return err;
+	}
+	if (tk_buf_len(&c->out) > c->opts.max_pending)
+		c->flags |= F_BACKPRESSURE;
+	update_interest(c);
+	return 0;
+}
+
+size_t
+tk_conn_pending(const struct tk_conn *c)
+{
+	return tk_buf_len(&c->out);
+}
+
+void
+tk_conn_shutdown(struct tk_conn *c)
+{
+	if (c->state != ST_OPEN || (c->flags & F_SHUT_WANT))
+		return;
+	c->flags |= F_SHUT_WANT;
+	if (tk_buf_len(&c->out) == 0)
+		send_fin(c);
+}
+
+void
+tk_conn_end(struct tk_conn *c)
+{
+	if (c->state == ST_CONNECTING) {
+		tk_conn_close(c, 0);
+		return;
+	}
+	if (c->state != ST_OPEN || (c->flags & F_ENDING))
+		return;
+	c->flags |= F_ENDING;
+	c->flags &= ~(F_PAUSED | F_BACKPRESSURE);
+	tk_conn_shutdown(c);
+	if (c->state == ST_OPEN)
+		update_interest(c);
+}
+
+void
+tk_conn_pause(struct tk_conn *c)
+{
+	c->flags |= F_PAUSED;
+	update_interest(c);
+}
+
+void
+tk_conn_resume(struct tk_conn *c)
+{
+	c->flags &= ~F_PAUSED;
+	update_interest(c);
+}
+
+void
+tk_conn_set_idle_timeout(struct tk_conn *c, uint64_t ms)
+{
+	c->opts.idle_timeout_ms = ms;
+	if (c->state == ST_OPEN)
+		arm_timer(c);
+}
+
+void
+tk_conn_set_data(struct tk_conn *c, void *data)
+{
+	c->data = data;
+}
+
+void *
+tk_conn_data(const struct tk_conn *c)
+{
+	return c->data;
+}
+
+struct tk_loop *
+tk_conn_loop(const struct tk_conn *c)
+{
+	return c->loop;
+}
+
+struct tk_server *
+tk_conn_server(const struct tk_conn *c)
+{
+	return c->server;
+}
+
+const struct tk_addr *
+tk_conn_peer(const struct tk_conn *c)
+{
+	return &c->peer;
+}
+
+const struct tk_addr *
+tk_conn_local(const struct tk_conn *c)
+{
+	return &c->local;
+}
+
+int
+tk_conn_fd(const struct tk_conn *c)
+{
+	return c->fd;
+}
+
+uint64_t
+tk_conn_bytes_in(const struct tk_conn *c)
+{
+	return c->bytes_in;
+}
+
+uint64_t
+tk_conn_bytes_out(const struct tk_conn *c)
+{
+	return c->bytes_out;
+}
+
+uint64_t
+tk_conn_age_ms(const struct tk_conn *c)
+{
+	if (c->opened_at == 0)
+		return 0;
+	return tk_loop_now(c->loop) - c->opened_at;
+}
+
+bool
+tk_conn_is_open(const struct tk_conn *c)
+{
+	return c->state == ST_OPEN;
+}
+
+const char *
+tk_conn_last_error(const struct tk_conn *c)
+{
+	return c->errbuf;
+}

@@ -1,0 +1,116 @@
+/* internal.h: declarations shared between library modules, not part of the API.
+ */
+#ifndef TK_INTERNAL_H
+#define TK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tcpkit.h"
+
+/* Preserve errno across cleanup calls (close, free) on error paths. */
+#define TK_SAVE_ERRNO(stmt)                                                    \
+	do {                                                                   \
+		int save_errno_ = errno;                                       \
+		stmt;                                                          \
+		errno = save_errno_;                                           \
+	} while (0)
+
+/*
+ * Polling backend (loop_epoll.c).  A small static interface: the loop core
+ * never sees epoll.  data is handed back unchanged with each event.
+ */
+struct tk__event {
+	uint64_t data;
+	unsigned events; /* TK_READABLE | TK_WRITABLE | TK_HANGUP */
+};
+
+int tk__poll_open(void);
+int tk__poll_add(int pfd, int fd, unsigned events, uint64_t data);
+int tk__poll_mod(int pfd, int fd, unsigned events, uint64_t data);
+int tk__poll_del(int pfd, int fd);
+/* Wait up to timeout_ms (-1 forever); returns the number of events or -errno.
+ */
+int tk__poll_wait(int pfd, struct tk__event *evs, int max, int timeout_ms);
+
+/* Timers and their min-heap (timer.c). */
+struct tk_timer {
+	struct tk_loop *loop;
+	tk_timer_cb cb;
+	void *arg;
+	uint64_t due;	 /* loop time in ms */
+	uint64_t repeat; /* 0: one-shot */
+	uint64_t seq;	 /* start order: equal deadlines fire FIFO */
+	size_t index;	 /* position in the heap, TK__HEAP_NONE if stopped */
+};
+
+#define TK__HEAP_NONE ((size_t)-1)
+
+struct tk__heap {
+	struct tk_timer **v;
+	size_t n;
+	size_t cap;
+};
+
+int tk__heap_push(struct tk__heap *h, struct tk_timer *t);
+void tk__heap_remove(struct tk__heap *h, struct tk_timer *t);
+/* The earliest timer, or NULL. */
+struct tk_timer *tk__heap_min(const struct tk__heap *h);
+void tk__heap_free(struct tk__heap *h);
+
+/* The loop's timer heap, and running the timers that are due. */
+struct tk__heap *tk__loop_heap(struct tk_loop *loop);
+uint64_t tk__loop_next_seq(struct tk_loop *loop);
+void tk__timers_run(struct tk_loop *loop);
+
+/*
+ * Deferred work on the loop's own thread, run after the current round of
+ * callbacks: the way objects are freed after their last callback.  The
+ * node is embedded in the object; no allocation.
+ */
+struct tk__defer {
+	void (*cb)(struct tk__defer *d);
+	struct tk__defer *next;
+	bool queued;
+};
+
+void tk__loop_defer(struct tk_loop *loop, struct tk__defer *d);
+/* Run deferred work until none is left. */
+void tk__loop_run_deferred(struct tk_loop *loop);
+
+/* A scratch buffer for reads, owned by the loop (one thread). */
+char *tk__loop_read_buf(struct tk_loop *loop, size_t *size);
+
+/* Sockets (sock.c).  All return 0 / an fd, or -errno. */
+int tk__sock_listen(const struct tk_addr *addr, int backlog, bool v6only,
+		    bool reuseport);
+/*
+ * Open a non-blocking socket for addr, bind source if given, and start
+ * connecting.  Returns the fd (connect may still be in progress: watch for
+ * writable and check tk__sock_error()) or -errno.
+ */
+int tk__sock_connect(const struct tk_addr *addr, const struct tk_addr *source);
+/* Pending error of a socket (SO_ERROR) as -errno, or 0. */
+int tk__sock_error(int fd);
+int tk__sock_set_nodelay(int fd, bool on);
+int tk__sock_local(int fd, struct tk_addr *out);
+int tk__sock_peer(int fd, struct tk_addr *out);
+/* close() that keeps errno. */
+void tk__close(int fd);
+
+/* Connections (conn.c), as the server makes them. */
+struct tk_conn *tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv,
+				  int fd, const struct tk_addr *peer,
+				  const struct tk_conn_opts *opts,
+				  const struct tk_service *svc, void *arg);
+/* Start an accepted connection: runs the service's open. */
+void tk__conn_start(struct tk_conn *c);
+/* Intrusive list links for the server's set of connections. */
+struct tk_conn **tk__conn_next(struct tk_conn *c);
+struct tk_conn **tk__conn_prev(struct tk_conn *c);
+
+/* Called by conn.c when a server's connection is gone (before it is freed). */
+void tk__server_conn_closed(struct tk_server *s, struct tk_conn *c, int err);
+
+#endif /* TK_INTERNAL_H */

@@ -1,0 +1,454 @@
+/* loop.c: the event loop core: fd table, timers, signals, deferred work,
+ * wakeup. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Events handled per round, and the scratch read buffer's size. */
+#define LOOP_MAX_EVENTS 256
+#define LOOP_READ_BUF	(64u * 1024)
+
+struct watcher {
+	tk_io_cb cb;
+	void *arg;
+	unsigned events;
+	uint32_t gen; /* 0: not watched */
+};
+
+struct post {
+	tk_work_cb cb;
+	void *arg;
+	struct post *next;
+};
+
+struct tk_loop {
+	int pfd;
+	int wakefd; /* eventfd: posts and stop from other threads */
+	int sigfd;  /* signalfd, -1 until a signal is watched */
+	sigset_t sigset;
+	struct {
+		tk_signal_cb cb;
+		void *arg;
+	} signals[NSIG];
+
+	struct watcher *fds;
+	size_t nfds;
+	uint32_t gen;
+
+	struct tk__heap timers;
+	uint64_t seq;
+	uint64_t now;
+
+	struct tk__defer *defer_head, **defer_tail;
+
+	pthread_mutex_t post_lock;
+	struct post *posts, **posts_tail;
+	atomic_bool stop;
+
+	char *rbuf;
+};
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_wake(struct tk_loop *loop, int fd, unsigned events, void *arg);
+
+struct tk_loop *
+tk_loop_new(void)
+{
+	struct tk_loop *loop = calloc(1, sizeof(*loop));
+	int err;
+
+	if (loop == NULL)
+		return NULL;
+	loop->sigfd = -1;
+	loop->wakefd = -1;
+	loop->defer_tail = &loop->defer_head;
+	loop->posts_tail = &loop->posts;
+	sigemptyset(&loop->sigset);
+	pthread_mutex_init(&loop->post_lock, NULL);
+	loop->now = mono_ms();
+	loop->pfd = tk__poll_open();
+	if (loop->pfd < 0) {
+		err = loop->pfd;
+		goto out_free;
+	}
+	loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (loop->wakefd < 0) {
+		err = -errno;
+		goto out_close_pfd;
+	}
+	err = tk_loop_watch(loop, loop->wakefd, TK_READABLE, on_wake, NULL);
+	if (err < 0)
+		goto out_close_wake;
+	return loop;
+
+out_close_wake:
+	close(loop->wakefd);
+out_close_pfd:
+	close(loop->pfd);
+out_free:
+	free(loop->fds);
+	pthread_mutex_destroy(&loop->post_lock);
+	free(loop);
+	errno = -err;
+	return NULL;
+}
+
+void
+tk_loop_free(struct tk_loop *loop)
+{
+	struct post *p, *next;
+
+	if (loop == NULL)
+		return;
+	tk__loop_run_deferred(loop);
+	for (p = loop->posts; p != NULL; p = next) {
+		next = p->next;
+		free(p);
+	}
+	/* Timers still armed belong to their owners; only the heap goes. */
+	for (size_t i = 0; i < loop->timers.n; i++)
+		loop->timers.v[i]->index = TK__HEAP_NONE;
+	tk__heap_free(&loop->timers);
+	if (loop->sigfd >= 0) {
+		close(loop->sigfd);
+		pthread_sigmask(SIG_UNBLOCK, &loop->sigset, NULL);
+	}
+	close(loop->wakefd);
+	close(loop->pfd);
+	pthread_mutex_destroy(&loop->post_lock);
+	free(loop->fds);
+	free(loop->rbuf);
+	free(loop);
+}
+
+uint64_t
+tk_loop_now(const struct tk_loop *loop)
+{
+	return loop->now;
+}
+
+void
+tk_loop_update_time(struct tk_loop *loop)
+{
+	loop->now = mono_ms();
+}
+
+struct tk__heap *
+tk__loop_heap(struct tk_loop *loop)
+{
+	return &loop->timers;
+}
+
+uint64_t
+tk__loop_next_seq(struct tk_loop *loop)
+{
+	return loop->seq++;
+}
+
+char *
+tk__loop_read_buf(struct tk_loop *loop, size_t *size)
+{
+	if (loop->rbuf == NULL)
+		loop->rbuf = malloc(LOOP_READ_BUF);
+	*size = LOOP_READ_BUF;
+	return loop->rbuf;
+}
+
+/* The fd table grows to the highest fd watched; fds are small integers. */
+static int
+grow_fds(struct tk_loop *loop, int fd)
+{
+	size_t n = loop->nfds ? loop->nfds : 64;
+	struct watcher *w;
+
+	while (n <= (size_t)fd)
+		n *= 2;
+	w = realloc(loop->fds, n * sizeof(*w));
+	if (w == NULL)
+		return -ENOMEM;
+	memset(w + loop->nfds, 0, (n - loop->nfds) * sizeof(*w));
+	loop->fds = w;
+	loop->nfds = n;
+	return 0;
+}
+
+static uint64_t
+tag(int fd, uint32_t gen)
+{
+	return (uint64_t)gen << 32 | (uint32_t)fd;
+}
+
+int
+tk_loop_watch(struct tk_loop *loop, int fd, unsigned events, tk_io_cb cb,
+	      void *arg)
+{
+	struct watcher *w;
+	int err;
+
+	if (fd < 0 || cb == NULL)
+		return -EINVAL;
+	if ((size_t)fd >= loop->nfds && (err = grow_fds(loop, fd)) < 0)
+		return err;
+	w = &loop->fds[fd];
+	if (w->gen != 0)
+		return -EEXIST;
+	/* Generation 0 means "free"; skip it when the counter wraps. */
+	if (++loop->gen == 0)
+		loop->gen = 1;
+	err = tk__poll_add(loop->pfd, fd, events, tag(fd, loop->gen));
+	if (err < 0)
+		return err;
+	w->cb = cb;
+	w->arg = arg;
+	w->events = events;
+	w->gen = loop->gen;
+	return 0;
+}
+
+int
+tk_loop_modify(struct tk_loop *loop, int fd, unsigned events)
+{
+	struct watcher *w;
+	int err;
+
+	if (fd < 0 || (size_t)fd >= loop->nfds || loop->fds[fd].gen == 0)
+		return -ENOENT;
+	w = &loop->fds[fd];
+	if (w->events == events)
+		return 0;
+	err = tk__poll_mod(loop->pfd, fd, events, tag(fd, w->gen));
+	if (err == 0)
+		w->events = events;
+	return err;
+}
+
+void
+tk_loop_unwatch(struct tk_loop *loop, int fd)
+{
+	if (fd < 0 || (size_t)fd >= loop->nfds || loop->fds[fd].gen == 0)
+		return;
+	(void)tk__poll_del(loop->pfd, fd);
+	memset(&loop->fds[fd], 0, sizeof(loop->fds[fd]));
+}
+
+void
+tk__loop_defer(struct tk_loop *loop, struct tk__defer *d)
+{
+	if (d->queued)
+		return;
+	d->queued = true;
+	d->next = NULL;
+	*loop->defer_tail = d;
+	loop->defer_tail = &d->next;
+}
+
+void
+tk__loop_run_deferred(struct tk_loop *loop)
+{
+	struct tk__defer *d;
+
+	while ((d = loop->defer_head) != NULL) {
+		loop->defer_head = d->next;
+		if (loop->defer_head == NULL)
+			loop->defer_tail = &loop->defer_head;
+		d->queued = false;
+		d->cb(d); /* may free d, or queue more */
+	}
+}
+
+static void
+wake(struct tk_loop *loop)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN means the counter is already non-zero: the loop will wake. */
+	(void)!write(loop->wakefd, &one, sizeof(one));
+}
+
+int
+tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg)
+{
+	struct post *p = malloc(sizeof(*p));
+
+	if (p == NULL)
+		return -ENOMEM;
+	p->cb = cb;
+	p->arg = arg;
+	p->next = NULL;
+	pthread_mutex_lock(&loop->post_lock);
+	*loop->posts_tail = p;
+	loop->posts_tail = &p->next;
+	pthread_mutex_unlock(&loop->post_lock);
+	wake(loop);
+	return 0;
+}
+
+void
+tk_loop_stop(struct tk_loop *loop)
+{
+	atomic_store(&loop->stop, true);
+	wake(loop);
+}
+
+static void
+run_posts(struct tk_loop *loop)
+{
+	struct post *p, *next;
+
+	pthread_mutex_lock(&loop->post_lock);
+	p = loop->posts;
+	loop->posts = NULL;
+	loop->posts_tail = &loop->posts;
+	pthread_mutex_unlock(&loop->post_lock);
+	for (; p != NULL; p = next) {
+		next = p->next;
+		p->cb(loop, p->arg);
+		free(p);
+	}
+}
+
+static void
+on_wake(struct tk_loop *loop, int fd, unsigned events, void *arg)
+{
+	uint64_t n;
+
+	(void)events;
+	(void)arg;
+	(void)!read(fd, &n, sizeof(n));
+	run_posts(loop);
+}
+
+static void
+on_signal(struct tk_loop *loop, int fd, unsigned events, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	(void)events;
+	(void)arg;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		int signo = (int)si.ssi_signo;
+
+		if (signo > 0 && signo < NSIG && loop->signals[signo].cb)
+			loop->signals[signo].cb(loop, signo,
+						loop->signals[signo].arg);
+	}
+}
+
+int
+tk_loop_signal(struct tk_loop *loop, int signo, tk_signal_cb cb, void *arg)
+{
+	sigset_t set = loop->sigset;
+	int fd, err;
+
+	if (signo <= 0 || signo >= NSIG || cb == NULL)
+		return -EINVAL;
+	if (sigaddset(&set, signo) < 0)
+		return -errno;
+	err = pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (err != 0)
+		return -err;
+	fd = signalfd(loop->sigfd, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (loop->sigfd < 0) {
+		err = tk_loop_watch(loop, fd, TK_READABLE, on_signal, NULL);
+		if (err < 0) {
+			close(fd);
+			return err;
+		}
+		loop->sigfd = fd;
+	}
+	loop->sigset = set;
+	loop->signals[signo].cb = cb;
+	loop->signals[signo].arg = arg;
+	return 0;
+}
+
+static int
+next_timeout(struct tk_loop *loop, int timeout_ms)
+{
+	struct tk_timer *t = tk__heap_min(&loop->timers);
+	uint64_t wait;
+
+	if (loop->defer_head != NULL)
+		return 0;
+	if (t == NULL)
+		return timeout_ms;
+	wait = t->due > loop->now ? t->due - loop->now : 0;
+	if (wait > INT32_MAX)
+		wait = INT32_MAX;
+	if (timeout_ms >= 0 && (uint64_t)timeout_ms < wait)
+		return timeout_ms;
+	return (int)wait;
+}
+
+int
+tk_loop_run_once(struct tk_loop *loop, int timeout_ms)
+{
+	struct tk__event evs[LOOP_MAX_EVENTS];
+	int n;
+
+	tk__loop_run_deferred(loop);
+	tk_loop_update_time(loop);
+	n = tk__poll_wait(loop->pfd, evs, LOOP_MAX_EVENTS,
+			  next_timeout(loop, timeout_ms));
+	if (n < 0)
+		return n;
+	tk_loop_update_time(loop);
+	for (int i = 0; i < n; i++) {
+		int fd = (int)(uint32_t)evs[i].data;
+		uint32_t gen = (uint32_t)(evs[i].data >> 32);
+		struct watcher *w;
+		unsigned ev;
+
+		/*
+		 * An earlier callback of this round may have unwatched fd, or
+		 * closed it and watched a new fd of the same number: the
+		 * generation tells.
+		 */
+		if ((size_t)fd >= loop->nfds || loop->fds[fd].gen != gen)
+			continue;
+		w = &loop->fds[fd];
+		ev = evs[i].events;
+		if (ev & TK_HANGUP)
+			ev |= w->events;
+		ev &= w->events | TK_HANGUP;
+		if (ev != 0)
+			w->cb(loop, fd, ev, w->arg);
+		tk__loop_run_deferred(loop);
+	}
+	tk__timers_run(loop);
+	tk__loop_run_deferred(loop);
+	return 0;
+}
+
+int
+tk_loop_run(struct tk_loop *loop)
+{
+	int err = 0;
+
+	while (!atomic_load(&loop->stop)) {
+		err = tk_loop_run_once(loop, -1);
+		if (err < 0)
+			break;
+	}
+	atomic_store(&loop->stop, false);
+	return err;
+}

@@ -1,0 +1,123 @@
+/* basic.c: tutorial 2's "basic" server as a service: greeting, one message, its
+ * echo. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "tcpkit.h"
+
+#define SHUTDOWN_REPLY "You told me to shut down!\n"
+#define REFUSED_REPLY                                                          \
+	"Shutdown refused: only a client on this machine's loopback may stop " \
+	"this server\n"
+
+/* Marks a connection whose one message has been answered. */
+static char answered;
+
+/*
+ * Local time as Python's str(datetime.datetime.now()) prints it, microseconds
+ * left out when they are zero, exactly as Python does.
+ */
+static size_t
+timestamp(char *buf, size_t len)
+{
+	struct timeval tv;
+	struct tm tm;
+	size_t n;
+
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	n = strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+	if (tv.tv_usec != 0)
+		n += (size_t)snprintf(buf + n, len - n, ".%06ld",
+				      (long)tv.tv_usec);
+	return n;
+}
+
+static int
+basic_open(struct tk_conn *c, void *arg)
+{
+	char msg[96], ts[48];
+	int n;
+
+	(void)arg;
+	timestamp(ts, sizeof(ts));
+	n = snprintf(msg, sizeof(msg), "You connected at [%s]\n", ts);
+	return tk_conn_write(c, msg, (size_t)n);
+}
+
+static bool
+is_space(char ch)
+{
+	return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+/* Python's data.strip().lower() == b"shutdown". */
+static bool
+is_shutdown(const char *p, size_t n)
+{
+	static const char word[] = "shutdown";
+
+	while (n > 0 && is_space(*p)) {
+		p++;
+		n--;
+	}
+	while (n > 0 && is_space(p[n - 1]))
+		n--;
+	if (n != sizeof(word) - 1)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (char)(ch - 'A' + 'a');
+		if (ch != word[i])
+			return false;
+	}
+	return true;
+}
+
+static void
+answer(struct tk_conn *c, const char *data, size_t n,
+       const struct tk_basic_opts *opts)
+{
+	struct tk_server *srv = tk_conn_server(c);
+
+	tk_conn_set_data(c, &answered);
+	if (n > TK_BASIC_MAX_MESSAGE)
+		n = TK_BASIC_MAX_MESSAGE; /* the tutorial's recv(4096) */
+	if (tk_conn_write(c, "You sent: [", 11) < 0 ||
+	    tk_conn_write(c, data, n) < 0 || tk_conn_write(c, "]\n", 2) < 0)
+		return;
+	if (is_shutdown(data, n)) {
+		bool allowed = (opts != NULL && opts->allow_remote_shutdown) ||
+			       tk_addr_is_loopback(tk_conn_peer(c));
+
+		if (!allowed) {
+			(void)tk_conn_write(c, REFUSED_REPLY,
+					    sizeof(REFUSED_REPLY) - 1);
+		} else if (tk_conn_write(c, SHUTDOWN_REPLY,
+					 sizeof(SHUTDOWN_REPLY) - 1) == 0 &&
+			   srv != NULL) {
+			tk_server_request_stop(srv);
+		}
+	}
+	tk_conn_end(c);
+}
+
+static void
+basic_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+{
+	if (tk_conn_data(c) == &answered)
+		return;
+	/* A client that closes without a word gets "You sent: []". */
+	answer(c, data, n == TK_EOF ? 0 : (size_t)n, arg);
+}
+
+const struct tk_service tk_service_basic = {
+	.name = "basic",
+	.open = basic_open,
+	.data = basic_data,
+};

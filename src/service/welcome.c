@@ -1,0 +1,43 @@
+/* welcome.c: tutorial 1's threaded server as a service: a greeting, then
+ * "OK..." + each chunk. */
+#include <string.h>
+
+#include "tcpkit.h"
+
+#define OK_PREFIX "OK..."
+#define OK_LEN	  (sizeof(OK_PREFIX) - 1)
+
+static int
+welcome_open(struct tk_conn *c, void *arg)
+{
+	(void)arg;
+	return tk_conn_write(c, TK_WELCOME_GREETING,
+			     sizeof(TK_WELCOME_GREETING) - 1);
+}
+
+static void
+welcome_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+{
+	char small[OK_LEN + 2048];
+
+	(void)arg;
+	if (n == TK_EOF) {
+		tk_conn_end(c);
+		return;
+	}
+	/* Small chunks (typed lines) go out as one segment. */
+	if ((size_t)n <= sizeof(small) - OK_LEN) {
+		memcpy(small, OK_PREFIX, OK_LEN);
+		memcpy(small + OK_LEN, data, (size_t)n);
+		(void)tk_conn_write(c, small, OK_LEN + (size_t)n);
+		return;
+	}
+	if (tk_conn_write(c, OK_PREFIX, OK_LEN) == 0)
+		(void)tk_conn_write(c, data, (size_t)n);
+}
+
+const struct tk_service tk_service_welcome = {
+	.name = "welcome",
+	.open = welcome_open,
+	.data = welcome_data,
+};

@@ -1,0 +1,117 @@
+/* sock.c: socket helpers: listening and connecting sockets, options, addresses.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void
+tk__close(int fd)
+{
+	if (fd >= 0)
+		TK_SAVE_ERRNO(close(fd));
+}
+
+static int
+set_int(int fd, int level, int opt, int v)
+{
+	return setsockopt(fd, level, opt, &v, sizeof(v)) < 0 ? -errno : 0;
+}
+
+int
+tk__sock_set_nodelay(int fd, bool on)
+{
+	return set_int(fd, IPPROTO_TCP, TCP_NODELAY, on);
+}
+
+int
+tk__sock_listen(const struct tk_addr *addr, int backlog, bool v6only,
+		bool reuseport)
+{
+	int fd, err;
+
+	fd = socket(addr->u.sa.sa_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd < 0)
+		return -errno;
+	/* Restart at once even while old connections sit in TIME_WAIT. */
+	if ((err = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0)
+		goto out_close;
+	if (reuseport && (err = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
+		goto out_close;
+	if (addr->u.sa.sa_family == AF_INET6 &&
+	    (err = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only)) < 0)
+		goto out_close;
+	if (bind(fd, &addr->u.sa, addr->len) < 0 || listen(fd, backlog) < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	return fd;
+
+out_close:
+	tk__close(fd);
+	return err;
+}
+
+int
+tk__sock_connect(const struct tk_addr *addr, const struct tk_addr *source)
+{
+	int fd, err;
+
+	if (source != NULL && source->u.sa.sa_family != addr->u.sa.sa_family)
+		return -EAFNOSUPPORT;
+	fd = socket(addr->u.sa.sa_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd < 0)
+		return -errno;
+	if (source != NULL) {
+		/*
+		 * With port 0, let connect() pick the port with the 4-tuple
+		 * in view, so many clients can share one source address.
+		 */
+		if (tk_addr_port(source) == 0)
+			(void)set_int(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT,
+				      1);
+		if (bind(fd, &source->u.sa, source->len) < 0) {
+			err = -errno;
+			goto out_close;
+		}
+	}
+	if (connect(fd, &addr->u.sa, addr->len) < 0 && errno != EINPROGRESS) {
+		err = -errno;
+		goto out_close;
+	}
+	return fd;
+
+out_close:
+	tk__close(fd);
+	return err;
+}
+
+int
+tk__sock_error(int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	return -err;
+}
+
+int
+tk__sock_local(int fd, struct tk_addr *out)
+{
+	out->len = sizeof(out->u);
+	return getsockname(fd, &out->u.sa, &out->len) < 0 ? -errno : 0;
+}
+
+int
+tk__sock_peer(int fd, struct tk_addr *out)
+{
+	out->len = sizeof(out->u);
+	return getpeername(fd, &out->u.sa, &out->len) < 0 ? -errno : 0;
+}
