@@ -1,13 +1,58 @@
-/* cmd_connect.c: `tcpkit connect` (placeholder until implemented). */
-#include "cli.h"
+/* cmd_connect.c: `tcpkit connect`: an interactive, binary-safe TCP session. */
+#include <string.h>
 
-const char cmd_connect_help[] = "usage: tcpkit connect ...\n";
+#include "cli.h"
+#include "client.h"
+
+const char cmd_connect_help[] =
+	"usage: tcpkit connect [OPTIONS] HOST PORT\n"
+	"       tcpkit connect [OPTIONS] HOST:PORT\n"
+	"\n"
+	"Connect to HOST on PORT and copy stdin to the connection and the\n"
+	"connection to stdout, byte for byte: a telnet for the terminal and a\n"
+	"netcat for pipes.  Every address of HOST is tried (IPv6 and IPv4\n"
+	"raced) under one connect deadline.  PORT is a number or a service\n"
+	"name; IPv6 literals may be bracketed: [::1]:7007.\n"
+	"\n"
+	"End of input: when stdin ends, tcpkit sends FIN (a half-close) and\n"
+	"keeps printing until the peer closes.  When the peer closes, tcpkit\n"
+	"stops reading stdin, finishes, and exits 0.\n"
+	"\n"
+	"Options:\n"
+	"  -4, -6                   IPv4 or IPv6 addresses only\n"
+	"  -w, --connect-timeout D  give up connecting after D (default 10s)\n"
+	"  -i, --idle-timeout D     exit 75 after D without data either way\n"
+	"                           (default: never)\n"
+	"  -s, --source ADDR        connect from this local address\n"
+	"                           (ADDR or ADDR:PORT)\n"
+	"  -C, --crlf               send stdin's line ends as CRLF\n"
+	"      --no-shutdown        do not send FIN at the end of stdin\n"
+	"      --send-only          do not print what the peer sends\n"
+	"      --recv-only          do not read stdin (and send nothing)\n"
+	"  -v, --verbose            report 'connected to ADDR:PORT' on stderr\n"
+	"  -h, --help               show this help\n"
+	"\n"
+	"Durations: 10 or 1.5 (seconds), 250ms, 2s, 1m.\n"
+	"\n"
+	"Exit codes: 0 the peer closed, 64 usage, 68 unknown host, 69 refused\n"
+	"or unreachable (or reset), 75 connect or idle timeout, 1 other.\n"
+	"\n"
+	"Examples:\n"
+	"  tcpkit connect localhost 9999            talk to a line server\n"
+	"  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpkit connect example.org 80\n"
+	"  tcpkit connect -v -w 2 [::1]:7007 < file > copy\n";
 
 int
 cmd_connect(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	cli_error("connect", "", "not implemented yet");
-	return CLI_EXIT_OTHER;
+	struct client_opts o;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.cmd = "connect";
+	o.connect_timeout_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
+	rc = client_parse(argc, argv, &o);
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	return client_run(&o);
 }

@@ -1,13 +1,53 @@
-/* cmd_send.c: `tcpkit send` (placeholder until implemented). */
-#include "cli.h"
+/* cmd_send.c: `tcpkit send`: one exchange, tutorial 2's client for any server.
+ */
+#include <string.h>
 
-const char cmd_send_help[] = "usage: tcpkit send ...\n";
+#include "cli.h"
+#include "client.h"
+
+/* A server that neither answers nor closes must not hold us forever. */
+#define SEND_DEFAULT_IDLE_MS 30000u
+
+const char cmd_send_help[] =
+	"usage: tcpkit send [OPTIONS] HOST PORT [MESSAGE]\n"
+	"       tcpkit send [OPTIONS] HOST:PORT\n"
+	"\n"
+	"One exchange: connect, send MESSAGE (or all of stdin when there is\n"
+	"none), half-close (FIN), print everything the server sends until it\n"
+	"closes, exit.  This is tutorial 2's client for any server.\n"
+	"\n"
+	"Options:\n"
+	"  -4, -6                   IPv4 or IPv6 addresses only\n"
+	"  -w, --connect-timeout D  give up connecting after D (default 10s)\n"
+	"  -i, --idle-timeout D     give up after D without data (default 30s;\n"
+	"                           0 = wait forever)\n"
+	"  -s, --source ADDR        connect from this local address\n"
+	"  -C, --crlf               send line ends as CRLF\n"
+	"      --newline            end MESSAGE with a newline (CRLF with -C)\n"
+	"  -v, --verbose            narrate each step on stderr\n"
+	"  -h, --help               show this help\n"
+	"\n"
+	"Exit codes: 0 the server closed, 64 usage, 68 unknown host, 69\n"
+	"refused or unreachable (or reset), 75 timeout, 1 other.\n"
+	"\n"
+	"Examples:\n"
+	"  tcpkit send 127.0.0.1 60000 'Hey!'      tutorial 2's exchange\n"
+	"  printf 'GET / HTTP/1.1\\r\\n\\r\\n' | tcpkit send www.google.com 80\n"
+	"  tcpkit send -v localhost 7007 hello\n";
 
 int
 cmd_send(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	cli_error("send", "", "not implemented yet");
-	return CLI_EXIT_OTHER;
+	struct client_opts o;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.cmd = "send";
+	o.connect_timeout_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
+	o.idle_timeout_ms = SEND_DEFAULT_IDLE_MS;
+	rc = client_parse(argc, argv, &o);
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	o.annotate = o.verbose;
+	return client_run(&o);
 }

@@ -1,0 +1,492 @@
+/* client.c: the client session of `tcpkit connect` and `tcpkit send`: stdin to
+ * the peer, the peer to stdout. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "client.h"
+
+/* Stop reading stdin while this much is waiting for the peer. */
+#define STDIN_CHUNK	  (64u * 1024)
+#define STDIN_MAX_PENDING (1024u * 1024)
+
+struct session {
+	const struct client_opts *o;
+	struct tk_loop *loop;
+	struct tk_conn *conn;
+	char where[TK_HOSTLEN + TK_PORTLEN + 4]; /* "HOST:PORT" as given */
+	bool stdin_watched;			 /* registered with the loop */
+	bool stdin_polls; /* a regular file or /dev/null: always ready */
+	bool stdin_eof;
+	bool stdin_paused;
+	bool prev_cr; /* --crlf: the last byte sent was '\r' */
+	bool opened;
+	bool stdout_gone;
+	int exit_code;
+	uint64_t sent;
+	uint64_t received;
+};
+
+int
+client_parse(int argc, char **argv, struct client_opts *o)
+{
+	enum {
+		OPT_NO_SHUTDOWN = 256,
+		OPT_SEND_ONLY,
+		OPT_RECV_ONLY,
+		OPT_NEWLINE,
+	};
+	static const struct option longopts[] = {
+		{ "connect-timeout", required_argument, NULL, 'w' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "source", required_argument, NULL, 's' },
+		{ "crlf", no_argument, NULL, 'C' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "no-shutdown", no_argument, NULL, OPT_NO_SHUTDOWN },
+		{ "send-only", no_argument, NULL, OPT_SEND_ONLY },
+		{ "recv-only", no_argument, NULL, OPT_RECV_ONLY },
+		{ "newline", no_argument, NULL, OPT_NEWLINE },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = o->cmd;
+	bool is_send = strcmp(cmd, "send") == 0;
+	bool v4 = false, v6 = false;
+	int ch, err, nargs;
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":46w:i:s:Cvh", longopts, NULL)) !=
+	       -1) {
+		switch (ch) {
+		case '4':
+			v4 = true;
+			break;
+		case '6':
+			v6 = true;
+			break;
+		case 'w':
+			if (cli_parse_duration(cmd, "-w/--connect-timeout",
+					       optarg, false,
+					       &o->connect_timeout_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 'i':
+			if (cli_parse_duration(cmd, "-i/--idle-timeout", optarg,
+					       true, &o->idle_timeout_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 's':
+			err = tk_addr_parse(optarg, 0, &o->source);
+			if (err < 0)
+				return cli_usage(cmd,
+						 "-s/--source needs an IP "
+						 "address (optionally with "
+						 ":PORT), not '%s'",
+						 optarg);
+			o->has_source = true;
+			break;
+		case 'C':
+			o->crlf = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			cli_help(cmd);
+			return -1;
+		case OPT_NO_SHUTDOWN:
+		case OPT_SEND_ONLY:
+		case OPT_RECV_ONLY:
+			if (is_send)
+				return cli_usage(cmd,
+						 "option '%s' is for 'tcpkit "
+						 "connect'",
+						 argv[optind - 1]);
+			if (ch == OPT_NO_SHUTDOWN)
+				o->no_shutdown = true;
+			else if (ch == OPT_SEND_ONLY)
+				o->send_only = true;
+			else
+				o->recv_only = true;
+			break;
+		case OPT_NEWLINE:
+			if (!is_send)
+				return cli_usage(cmd,
+						 "option '--newline' is for "
+						 "'tcpkit send'");
+			o->newline = true;
+			break;
+		default:
+			return cli_bad_option(cmd, argv, ch);
+		}
+	}
+	if (v4 && v6)
+		return cli_usage(cmd, "-4 and -6 exclude each other");
+	o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
+	if (o->send_only && o->recv_only)
+		return cli_usage(cmd,
+				 "--send-only and --recv-only exclude each "
+				 "other");
+	if (o->has_source) {
+		int sf = tk_addr_family(&o->source);
+
+		if (o->family != AF_UNSPEC && o->family != sf)
+			return cli_usage(cmd,
+					 "-s/--source is an %s address, but "
+					 "%s was asked for",
+					 sf == AF_INET ? "IPv4" : "IPv6",
+					 v4 ? "-4" : "-6");
+		o->family = sf;
+	}
+
+	nargs = argc - optind;
+	argv += optind;
+	if (nargs == 0)
+		return cli_usage(cmd, "missing HOST and PORT");
+	if (nargs == 1) {
+		/* HOST:PORT or [V6]:PORT in one argument. */
+		err = tk_hostport_split(argv[0], o->host, o->port);
+		if (err < 0 || o->host[0] == '\0' || o->port[0] == '\0')
+			return cli_usage(cmd,
+					 "missing PORT (give HOST PORT or "
+					 "HOST:PORT, not '%s')",
+					 argv[0]);
+		argv++;
+		nargs--;
+	} else {
+		if (strlen(argv[0]) >= TK_HOSTLEN)
+			return cli_usage(cmd, "host name too long");
+		if (strlen(argv[1]) >= TK_PORTLEN || argv[1][0] == '\0')
+			return cli_usage(cmd, "malformed port '%s'", argv[1]);
+		strcpy(o->host, argv[0]);
+		strcpy(o->port, argv[1]);
+		argv += 2;
+		nargs -= 2;
+	}
+	if (o->host[0] == '[') {
+		/* "[::1]" given apart from its port. */
+		char h[TK_HOSTLEN], p[TK_PORTLEN];
+
+		if (tk_hostport_split(o->host, h, p) < 0 || p[0] != '\0')
+			return cli_usage(cmd, "malformed host '%s'", o->host);
+		strcpy(o->host, h);
+	}
+	if (is_send && nargs == 1) {
+		o->message = argv[0];
+		nargs--;
+	}
+	if (nargs > 0)
+		return cli_usage(cmd, "unexpected argument '%s'", argv[0]);
+	return 0;
+}
+
+static void
+format_where(struct session *s)
+{
+	const char *h = s->o->host;
+
+	snprintf(s->where, sizeof(s->where),
+		 strchr(h, ':') != NULL ? "[%s]:%s" : "%s:%s", h, s->o->port);
+}
+
+static void
+finish(struct session *s, int code)
+{
+	s->exit_code = code;
+	tk_loop_stop(s->loop);
+}
+
+static void stdin_ready(struct tk_loop *loop, int fd, unsigned events,
+			void *arg);
+
+static void
+stdin_stop(struct session *s)
+{
+	if (s->stdin_watched) {
+		tk_loop_unwatch(s->loop, STDIN_FILENO);
+		s->stdin_watched = false;
+	}
+}
+
+static void
+post_stdin(struct tk_loop *loop, void *arg)
+{
+	stdin_ready(loop, STDIN_FILENO, TK_READABLE, arg);
+}
+
+/* Ask for more input: poll a pipe or terminal, or just read a file. */
+static void
+stdin_want(struct session *s)
+{
+	if (s->stdin_eof || s->stdin_paused || s->conn == NULL)
+		return;
+	if (s->stdin_polls) {
+		if (tk_loop_post(s->loop, post_stdin, s) < 0)
+			finish(s, cli_fail("read", "stdin", -ENOMEM));
+		return;
+	}
+	if (!s->stdin_watched) {
+		int err = tk_loop_watch(s->loop, STDIN_FILENO, TK_READABLE,
+					stdin_ready, s);
+
+		if (err == -EPERM) {
+			/* epoll refuses regular files: they never block. */
+			s->stdin_polls = true;
+			stdin_want(s);
+			return;
+		}
+		if (err < 0) {
+			finish(s, cli_fail("read", "stdin", err));
+			return;
+		}
+		s->stdin_watched = true;
+	}
+}
+
+static void
+end_of_input(struct session *s)
+{
+	s->stdin_eof = true;
+	stdin_stop(s);
+	if (s->o->annotate)
+		fprintf(stderr, "sent %llu bytes\n",
+			(unsigned long long)s->sent);
+	if (s->o->no_shutdown)
+		return;
+	if (s->o->annotate)
+		fprintf(stderr, "half-closed: sent FIN, reading the answer\n");
+	tk_conn_shutdown(s->conn);
+}
+
+/* Send p[0..n), turning bare LF into CRLF with --crlf. */
+static int
+send_bytes(struct session *s, const char *p, size_t n)
+{
+	char out[2 * STDIN_CHUNK];
+	size_t m = 0;
+
+	if (!s->o->crlf) {
+		s->sent += n;
+		return tk_conn_write(s->conn, p, n);
+	}
+	while (n > 0) {
+		size_t take = n < STDIN_CHUNK ? n : STDIN_CHUNK;
+
+		m = 0;
+		for (size_t i = 0; i < take; i++) {
+			if (p[i] == '\n' && !s->prev_cr)
+				out[m++] = '\r';
+			out[m++] = p[i];
+			s->prev_cr = p[i] == '\r';
+		}
+		s->sent += m;
+		if (tk_conn_write(s->conn, out, m) < 0)
+			return -EPIPE;
+		p += take;
+		n -= take;
+	}
+	return 0;
+}
+
+static void
+stdin_ready(struct tk_loop *loop, int fd, unsigned events, void *arg)
+{
+	struct session *s = arg;
+	char buf[STDIN_CHUNK];
+	ssize_t n;
+
+	(void)loop;
+	(void)events;
+	if (s->conn == NULL || s->stdin_eof || s->stdin_paused)
+		return;
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			goto again;
+		stdin_stop(s);
+		finish(s, cli_fail("read", "stdin", -errno));
+		tk_conn_close(s->conn, 0);
+		return;
+	}
+	if (n == 0) {
+		end_of_input(s);
+		return;
+	}
+	if (send_bytes(s, buf, (size_t)n) < 0)
+		return; /* the connection closed: its callback reports */
+	if (tk_conn_pending(s->conn) > STDIN_MAX_PENDING) {
+		/* The peer is slower than stdin: wait for the drain. */
+		s->stdin_paused = true;
+		stdin_stop(s);
+		return;
+	}
+again:
+	if (s->stdin_polls)
+		stdin_want(s);
+}
+
+static int
+on_open(struct tk_conn *c, void *arg)
+{
+	struct session *s = arg;
+	char addr[TK_ADDRSTRLEN];
+
+	s->opened = true;
+	if (s->o->verbose)
+		fprintf(stderr, "connected to %s\n",
+			tk_addr_format(tk_conn_peer(c), addr, sizeof(addr)));
+	if (s->o->message != NULL) {
+		int err = send_bytes(s, s->o->message, strlen(s->o->message));
+
+		if (err == 0 && s->o->newline)
+			err = send_bytes(s, s->o->crlf ? "\r\n" : "\n",
+					 s->o->crlf ? 2 : 1);
+		if (err < 0)
+			return err;
+		end_of_input(s);
+	} else if (!s->o->recv_only) {
+		stdin_want(s);
+	}
+	return 0;
+}
+
+static void
+on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+{
+	struct session *s = arg;
+	int err;
+
+	if (n == TK_EOF) {
+		if (s->o->annotate)
+			fprintf(stderr,
+				"received %llu bytes; the server closed\n",
+				(unsigned long long)s->received);
+		/* The peer is done: finish our side and leave. */
+		stdin_stop(s);
+		s->stdin_eof = true;
+		tk_conn_end(c);
+		return;
+	}
+	s->received += (uint64_t)n;
+	if (s->o->send_only || s->stdout_gone)
+		return;
+	err = cli_write_all(STDOUT_FILENO, data, (size_t)n);
+	if (err < 0) {
+		/* Whoever read our output went away (a pipe into head). */
+		s->stdout_gone = true;
+		if (err != -EPIPE)
+			cli_fail("write", "stdout", err);
+		s->exit_code = err == -EPIPE ? 0 : CLI_EXIT_OTHER;
+		tk_conn_close(c, 0);
+	}
+}
+
+static void
+on_drain(struct tk_conn *c, void *arg)
+{
+	struct session *s = arg;
+
+	(void)c;
+	if (s->stdin_paused) {
+		s->stdin_paused = false;
+		stdin_want(s);
+	}
+}
+
+static void
+on_close(struct tk_conn *c, int err, void *arg)
+{
+	struct session *s = arg;
+	char dur[32];
+
+	s->conn = NULL;
+	stdin_stop(s);
+	if (s->stdout_gone) {
+		finish(s, s->exit_code);
+		return;
+	}
+	if (err == 0) {
+		finish(s, s->exit_code);
+		return;
+	}
+	if (!s->opened) {
+		if (err == TK_ECONNTIMEDOUT)
+			cli_error(s->o->cmd, s->where,
+				  "connect timed out after %s",
+				  cli_format_duration(s->o->connect_timeout_ms,
+						      dur, sizeof(dur)));
+		else
+			cli_error(s->o->cmd, s->where, "%s", tk_strerror(err));
+		if (s->o->verbose && tk_conn_last_error(c)[0] != '\0')
+			fprintf(stderr, "last attempt: %s\n",
+				tk_conn_last_error(c));
+	} else if (err == TK_EIDLE) {
+		cli_error(s->o->cmd, s->where, "idle timeout (no data for %s)",
+			  cli_format_duration(s->o->idle_timeout_ms, dur,
+					      sizeof(dur)));
+	} else {
+		cli_error(s->o->cmd, s->where, "%s", tk_strerror(err));
+	}
+	finish(s, cli_exit_code(err));
+}
+
+static const struct tk_service client_service = {
+	.name = "client",
+	.open = on_open,
+	.data = on_data,
+	.drain = on_drain,
+	.close = on_close,
+};
+
+int
+client_run(const struct client_opts *o)
+{
+	struct session s = { .o = o };
+	struct tk_conn_opts copts;
+	struct tk_addrlist *list;
+	int err;
+
+	format_where(&s);
+	err = tk_resolve(o->host, o->port, o->family, 0, &list);
+	if (err == TK_EBADPORT)
+		return cli_usage(o->cmd, "unknown port '%s'", o->port);
+	if (err < 0)
+		return cli_fail(o->cmd, s.where, err);
+	if (o->annotate)
+		fprintf(stderr, "resolved %s to %zu address%s\n", o->host,
+			list->count, list->count == 1 ? "" : "es");
+	s.loop = tk_loop_new();
+	if (s.loop == NULL) {
+		err = -errno;
+		goto out_free_list;
+	}
+	tk_conn_opts_init(&copts);
+	copts.connect_timeout_ms = o->connect_timeout_ms;
+	copts.idle_timeout_ms = o->idle_timeout_ms;
+	copts.source = o->has_source ? &o->source : NULL;
+	err = tk_conn_connect(s.loop, list, &copts, &client_service, &s,
+			      &s.conn);
+	if (err < 0)
+		goto out_free_loop;
+	tk_addrlist_free(list);
+	list = NULL;
+	err = tk_loop_run(s.loop);
+	if (err < 0) {
+		s.exit_code = cli_fail(o->cmd, "event loop", err);
+		if (s.conn != NULL)
+			tk_conn_close(s.conn, 0);
+	}
+	stdin_stop(&s);
+	tk_loop_free(s.loop); /* runs what is left of the close */
+	return s.exit_code;
+
+out_free_loop:
+	tk_loop_free(s.loop);
+out_free_list:
+	tk_addrlist_free(list);
+	return cli_fail(o->cmd, s.where, err);
+}

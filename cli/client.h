@@ -1,0 +1,38 @@
+/* client.h: the client session shared by `tcpkit connect` and `tcpkit send`. */
+#ifndef TK_CLI_CLIENT_H
+#define TK_CLI_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tcpkit.h"
+
+struct client_opts {
+	const char *cmd; /* "connect" or "send": names the errors */
+	char host[TK_HOSTLEN];
+	char port[TK_PORTLEN];
+	int family; /* AF_UNSPEC, AF_INET, AF_INET6 */
+	uint64_t connect_timeout_ms;
+	uint64_t idle_timeout_ms; /* 0: none */
+	bool has_source;
+	struct tk_addr source;
+	bool verbose;
+	bool crlf;	  /* stdin's bare LF goes out as CRLF */
+	bool no_shutdown; /* no FIN at the end of input */
+	bool send_only;	  /* received bytes are not printed */
+	bool recv_only;	  /* stdin is not read */
+	/* send: the message to send instead of stdin (may be NULL). */
+	const char *message;
+	bool newline;  /* send: end the message with a newline */
+	bool annotate; /* send -v: narrate each step */
+};
+
+/*
+ * Parse `tcpkit connect` or `tcpkit send` arguments (o->cmd says which)
+ * into o.  Returns 0, -1 after printing help, or a usage exit code.
+ */
+int client_parse(int argc, char **argv, struct client_opts *o);
+/* Run the session; returns the exit code. */
+int client_run(const struct client_opts *o);
+
+#endif /* TK_CLI_CLIENT_H */
