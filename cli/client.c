@@ -26,6 +26,7 @@ struct session {
 	bool prev_cr; /* --crlf: the last byte sent was '\r' */
 	bool opened;
 	bool stdout_gone;
+	bool peer_eof;
 	int exit_code;
 	uint64_t sent;
 	uint64_t received;
@@ -255,6 +256,11 @@ end_of_input(struct session *s)
 	if (s->o->annotate)
 		fprintf(stderr, "sent %llu bytes\n",
 			(unsigned long long)s->sent);
+	if (s->peer_eof) {
+		/* Both directions are done: flush, FIN, close. */
+		tk_conn_end(s->conn);
+		return;
+	}
 	if (s->o->no_shutdown)
 		return;
 	if (s->o->annotate)
@@ -365,10 +371,17 @@ on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 			fprintf(stderr,
 				"received %llu bytes; the server closed\n",
 				(unsigned long long)s->received);
-		/* The peer is done: finish our side and leave. */
-		stdin_stop(s);
-		s->stdin_eof = true;
-		tk_conn_end(c);
+		s->peer_eof = true;
+		/*
+		 * The peer sends no more, but may still read: piped input goes
+		 * on to its end (nothing accepted is lost).  A person at a
+		 * terminal is done, as with telnet.
+		 */
+		if (s->stdin_eof || s->o->recv_only || isatty(STDIN_FILENO)) {
+			stdin_stop(s);
+			s->stdin_eof = true;
+			tk_conn_end(c);
+		}
 		return;
 	}
 	s->received += (uint64_t)n;

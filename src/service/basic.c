@@ -83,27 +83,35 @@ static void
 answer(struct tk_conn *c, const char *data, size_t n,
        const struct tk_basic_opts *opts)
 {
+	/* One write, as the tutorial's sendall: a client reads it in one recv.
+	 */
+	char reply[TK_BASIC_MAX_MESSAGE + sizeof(REFUSED_REPLY) + 16];
 	struct tk_server *srv = tk_conn_server(c);
+	bool stop = false;
+	size_t len = 0;
 
 	tk_conn_set_data(c, &answered);
 	if (n > TK_BASIC_MAX_MESSAGE)
 		n = TK_BASIC_MAX_MESSAGE; /* the tutorial's recv(4096) */
-	if (tk_conn_write(c, "You sent: [", 11) < 0 ||
-	    tk_conn_write(c, data, n) < 0 || tk_conn_write(c, "]\n", 2) < 0)
-		return;
+	memcpy(reply, "You sent: [", 11);
+	len = 11;
+	memcpy(reply + len, data, n);
+	len += n;
+	memcpy(reply + len, "]\n", 2);
+	len += 2;
 	if (is_shutdown(data, n)) {
 		bool allowed = (opts != NULL && opts->allow_remote_shutdown) ||
 			       tk_addr_is_loopback(tk_conn_peer(c));
+		const char *more = allowed ? SHUTDOWN_REPLY : REFUSED_REPLY;
 
-		if (!allowed) {
-			(void)tk_conn_write(c, REFUSED_REPLY,
-					    sizeof(REFUSED_REPLY) - 1);
-		} else if (tk_conn_write(c, SHUTDOWN_REPLY,
-					 sizeof(SHUTDOWN_REPLY) - 1) == 0 &&
-			   srv != NULL) {
-			tk_server_request_stop(srv);
-		}
+		memcpy(reply + len, more, strlen(more));
+		len += strlen(more);
+		stop = allowed && srv != NULL;
 	}
+	if (tk_conn_write(c, reply, len) < 0)
+		return;
+	if (stop)
+		tk_server_request_stop(srv);
 	tk_conn_end(c);
 }
 
