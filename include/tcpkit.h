@@ -315,6 +315,39 @@ int tk_chunked_decode(struct tk_chunked *d, const char *in, size_t len,
 		      size_t *consumed, size_t *data_off, size_t *data_len);
 
 /*
+ * Latency histograms: log-linear buckets (256 per power of two), so any
+ * percentile is reported within 0.4% of the true value; exact below 256.
+ * Values are unsigned integers in any unit (tcpkit bench uses ns) up to
+ * TK_HIST_MAX; larger values are clamped and counted.  Fixed size, no
+ * allocation: record() is a few instructions.
+ */
+#define TK_HIST_SUB_BITS 8
+#define TK_HIST_MAX_BITS 42 /* about 73 minutes in nanoseconds */
+#define TK_HIST_MAX	 ((UINT64_C(1) << TK_HIST_MAX_BITS) - 1)
+#define TK_HIST_BUCKETS                                                        \
+	((TK_HIST_MAX_BITS - TK_HIST_SUB_BITS + 2) << (TK_HIST_SUB_BITS - 1))
+
+struct tk_hist {
+	uint64_t count;
+	uint64_t clamped; /* values above TK_HIST_MAX */
+	uint64_t min;
+	uint64_t max;
+	long double sum;
+	uint64_t buckets[TK_HIST_BUCKETS];
+};
+
+void tk_hist_init(struct tk_hist *h);
+void tk_hist_record(struct tk_hist *h, uint64_t v);
+/* Add src's values to dst. */
+void tk_hist_merge(struct tk_hist *dst, const struct tk_hist *src);
+/*
+ * The value at percentile p (0..100): the midpoint of the bucket holding
+ * the p-th value, clamped to [min, max]; 0 for an empty histogram.
+ */
+uint64_t tk_hist_percentile(const struct tk_hist *h, double p);
+double tk_hist_mean(const struct tk_hist *h);
+
+/*
  * Event loop: epoll, timers in a min-heap, signals through signalfd,
  * cross-thread wakeup through eventfd.  One loop belongs to one thread;
  * only tk_loop_post() and tk_loop_stop() may be called from others.
