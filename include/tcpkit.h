@@ -215,9 +215,9 @@ void tk_buf_trim(struct tk_buf *b);
  * Line framing: a pure parser.  Looks for the first '\n' in data[0..len).
  * Returns the bytes consumed including the terminator (> 0) with the line
  * length without "\n" or "\r\n" in *line_len; 0 if no complete line yet
- * and len < max; TK_ELINETOOLONG if no terminator within max bytes (a line
- * of exactly max bytes plus its terminator is accepted).  Reads only
- * data[0..min(len, max + 2)).
+ * while the line could still fit (len <= max, or len == max + 1 ending in
+ * '\r'); TK_ELINETOOLONG once it cannot (a line of exactly max bytes plus
+ * "\n" or "\r\n" is accepted).  Reads only data[0..min(len, max + 2)).
  */
 ssize_t tk_line_parse(const char *data, size_t len, size_t max,
 		      size_t *line_len);

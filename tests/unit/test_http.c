@@ -1,0 +1,917 @@
+/* test_http.c: response heads, body framing and the chunked decoder. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "tcpkit.h"
+
+/*
+ * Input is placed so that its last byte sits just before a PROT_NONE page:
+ * a parser that reads one byte too far dies of SIGSEGV, sanitizer or not.
+ */
+struct guard {
+	char *base;
+	size_t size;
+};
+
+static void
+guard_init(struct guard *g, size_t n)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	g->size = (n + page - 1) / page * page + page;
+	g->base = mmap(NULL, g->size + page, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert(g->base != MAP_FAILED);
+	cr_assert(mprotect(g->base + g->size, page, PROT_NONE) == 0);
+}
+
+static const char *
+guard_put(struct guard *g, const void *p, size_t n)
+{
+	char *d;
+
+	cr_assert(n <= g->size);
+	d = g->base + g->size - n;
+	if (n > 0)
+		memmove(d, p, n);
+	return d;
+}
+
+static void
+guard_free(struct guard *g)
+{
+	munmap(g->base, g->size + (size_t)sysconf(_SC_PAGESIZE));
+}
+
+/* A parsed head: the guarded copy stays alive for the spans. */
+struct head {
+	struct guard g;
+	const char *buf;
+	size_t len;
+	ssize_t rc;
+	struct tk_http_response r;
+};
+
+static void
+head_parse(struct head *h, const char *text, size_t len)
+{
+	guard_init(&h->g, len);
+	h->buf = guard_put(&h->g, text, len);
+	h->len = len;
+	h->rc = tk_http_parse_response(h->buf, len, &h->r);
+}
+
+static void
+head_free(struct head *h)
+{
+	guard_free(&h->g);
+}
+
+static ssize_t
+parse_rc(const char *text)
+{
+	struct head h;
+	ssize_t rc;
+
+	head_parse(&h, text, strlen(text));
+	rc = h.rc;
+	head_free(&h);
+	return rc;
+}
+
+static void
+expect_span(const struct head *h, struct tk_span sp, const char *want)
+{
+	cr_assert_leq(sp.off + sp.len, h->len, "span outside the buffer");
+	cr_assert_eq(sp.len, strlen(want), "\"%.*s\" is not \"%s\"",
+		     (int)sp.len, h->buf + sp.off, want);
+	cr_assert(memcmp(h->buf + sp.off, want, sp.len) == 0,
+		  "\"%.*s\" is not \"%s\"", (int)sp.len, h->buf + sp.off, want);
+}
+
+static void
+expect_header(const struct head *h, size_t i, const char *name,
+	      const char *value)
+{
+	cr_assert_lt(i, h->r.nheaders);
+	expect_span(h, h->r.headers[i].name, name);
+	expect_span(h, h->r.headers[i].value, value);
+}
+
+static const char full_head[] = "HTTP/1.1 200 OK\r\n"
+				"Content-Type: text/plain\r\n"
+				"Content-Length:  5 \r\n"
+				"X-Empty:\r\n"
+				"X-Spaces: \t a  b \t\r\n"
+				"X-Obs-Text: caf\xc3\xa9\r\n"
+				"X!#$%&'*+-.^_`|~09: x\r\n"
+				"\r\n";
+
+Test(http_head, full)
+{
+	static const char text[] = "HTTP/1.1 200 OK\r\n"
+				   "Content-Type: text/plain\r\n"
+				   "Content-Length:  5 \r\n"
+				   "X-Empty:\r\n"
+				   "X-Spaces: \t a  b \t\r\n"
+				   "X-Obs-Text: caf\xc3\xa9\r\n"
+				   "X!#$%&'*+-.^_`|~09: x\r\n"
+				   "\r\n"
+				   "hello";
+	struct head h;
+
+	head_parse(&h, text, sizeof(text) - 1);
+	cr_assert_eq(h.rc, (ssize_t)sizeof(text) - 1 - 5);
+	cr_assert_eq(h.r.minor_version, 1);
+	cr_assert_eq(h.r.status, 200);
+	expect_span(&h, h.r.reason, "OK");
+	cr_assert_eq(h.r.nheaders, 6);
+	expect_header(&h, 0, "Content-Type", "text/plain");
+	expect_header(&h, 1, "Content-Length", "5");
+	expect_header(&h, 2, "X-Empty", "");
+	expect_header(&h, 3, "X-Spaces", "a  b");
+	expect_header(&h, 4, "X-Obs-Text", "caf\xc3\xa9");
+	expect_header(&h, 5, "X!#$%&'*+-.^_`|~09", "x");
+	head_free(&h);
+}
+
+Test(http_head, bare_lf_and_http10)
+{
+	static const char text[] = "HTTP/1.0 404 Not Found\n"
+				   "A: b\n"
+				   "C: d\r\n"
+				   "\n";
+	struct head h;
+
+	head_parse(&h, text, sizeof(text) - 1);
+	cr_assert_eq(h.rc, (ssize_t)sizeof(text) - 1);
+	cr_assert_eq(h.r.minor_version, 0);
+	cr_assert_eq(h.r.status, 404);
+	expect_span(&h, h.r.reason, "Not Found");
+	cr_assert_eq(h.r.nheaders, 2);
+	expect_header(&h, 0, "A", "b");
+	expect_header(&h, 1, "C", "d");
+	head_free(&h);
+}
+
+Test(http_head, empty_reason)
+{
+	struct head h;
+
+	head_parse(&h, "HTTP/1.1 200\r\n\r\n", 16);
+	cr_assert_eq(h.rc, 16);
+	cr_assert_eq(h.r.status, 200);
+	expect_span(&h, h.r.reason, "");
+	cr_assert_eq(h.r.nheaders, 0);
+	head_free(&h);
+
+	head_parse(&h, "HTTP/1.1 204 \r\n\r\n", 17);
+	cr_assert_eq(h.rc, 17);
+	cr_assert_eq(h.r.status, 204);
+	expect_span(&h, h.r.reason, "");
+	head_free(&h);
+
+	head_parse(&h, "HTTP/1.1 999 \t\xff\n\n", 17);
+	cr_assert_eq(h.rc, 17);
+	cr_assert_eq(h.r.status, 999);
+	expect_span(&h, h.r.reason, "\t\xff");
+	head_free(&h);
+}
+
+Test(http_head, every_prefix_is_incomplete)
+{
+	struct head h;
+	size_t i, n = sizeof(full_head) - 1;
+
+	for (i = 0; i < n; i++) {
+		head_parse(&h, full_head, i);
+		cr_assert_eq(h.rc, 0, "prefix of %zu bytes gave %zd", i, h.rc);
+		head_free(&h);
+	}
+	head_parse(&h, full_head, n);
+	cr_assert_eq(h.rc, (ssize_t)n);
+	head_free(&h);
+}
+
+Test(http_head, every_prefix_bare_lf)
+{
+	static const char text[] = "HTTP/1.1 301 Moved\nLocation: /x\n\n";
+	struct head h;
+	size_t i, n = sizeof(text) - 1;
+
+	for (i = 0; i < n; i++) {
+		head_parse(&h, text, i);
+		cr_assert_eq(h.rc, 0, "prefix of %zu bytes gave %zd", i, h.rc);
+		head_free(&h);
+	}
+	head_parse(&h, text, n);
+	cr_assert_eq(h.rc, (ssize_t)n);
+	head_free(&h);
+}
+
+Test(http_head, status_line_malformed)
+{
+	cr_assert_eq(parse_rc("HTTP/2 200 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/2.0 200 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.10 200 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("http/1.1 200 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.x 200 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 20 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 2000 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 099 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 2x0 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1  200 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1\t200 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200\tOK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc(" HTTP/1.1 200 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("\r\nHTTP/1.1 200 OK\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\rX\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 O\x01K\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 O\x7fK\r\n\r\n"), TK_EHTTP);
+}
+
+Test(http_head, reason_with_nul)
+{
+	static const char text[] = "HTTP/1.1 200 O\0K\r\n\r\n";
+	struct head h;
+
+	head_parse(&h, text, sizeof(text) - 1);
+	cr_assert_eq(h.rc, TK_EHTTP);
+	head_free(&h);
+}
+
+/* Errors are reported as soon as the offending byte is seen. */
+Test(http_head, early_errors)
+{
+	cr_assert_eq(parse_rc("SSH-2.0-OpenSSH"), TK_EHTTP);
+	cr_assert_eq(parse_rc("H"), 0);
+	cr_assert_eq(parse_rc("HTTP/1.1 2"), 0);
+	cr_assert_eq(parse_rc("HTTP/1.1 2x"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nBad Name"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nA: \x01"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\n "), TK_EHTTP);
+}
+
+Test(http_head, header_malformed)
+{
+	/* White space before the colon. */
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nName : v\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nName\t: v\r\n\r\n"),
+		     TK_EHTTP);
+	/* obs-fold, also on the first header line. */
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n"),
+		     TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nA: b\r\n\tc\r\n\r\n"),
+		     TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\n A: b\r\n\r\n"), TK_EHTTP);
+	/* No name, no colon, bad name characters. */
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\n: v\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nName\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nNa(me: v\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nNa/me: v\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\n\xc3\xa9: v\r\n\r\n"),
+		     TK_EHTTP);
+	/* Controls in values: bare CR, DEL, ESC; CR not before LF. */
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nA: b\x7f\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nA: b\x1b\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nA: b\r\r\n\r\n"), TK_EHTTP);
+	/* The final empty line must be one. */
+	cr_assert_eq(parse_rc("HTTP/1.1 200 OK\r\nA: b\r\n\rX"), TK_EHTTP);
+}
+
+Test(http_head, nul_in_value)
+{
+	static const char text[] = "HTTP/1.1 200 OK\r\nA: b\0c\r\n\r\n";
+	struct head h;
+
+	head_parse(&h, text, sizeof(text) - 1);
+	cr_assert_eq(h.rc, TK_EHTTP);
+	head_free(&h);
+}
+
+/* A head with n headers "H<i>: <i>". */
+static size_t
+many_headers(char *buf, size_t size, size_t n)
+{
+	size_t len, i;
+
+	len = (size_t)snprintf(buf, size, "HTTP/1.1 200 OK\r\n");
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, size - len, "H%zu: %zu\r\n",
+					i, i);
+	len += (size_t)snprintf(buf + len, size - len, "\r\n");
+	cr_assert_lt(len, size);
+	return len;
+}
+
+Test(http_head, header_limit)
+{
+	static char buf[8192];
+	struct head h;
+	size_t len, i;
+	bool seen;
+
+	len = many_headers(buf, sizeof(buf), TK_HTTP_MAX_HEADERS);
+	head_parse(&h, buf, len);
+	cr_assert_eq(h.rc, (ssize_t)len);
+	cr_assert_eq(h.r.nheaders, TK_HTTP_MAX_HEADERS);
+	expect_header(&h, TK_HTTP_MAX_HEADERS - 1, "H99", "99");
+	head_free(&h);
+
+	len = many_headers(buf, sizeof(buf), TK_HTTP_MAX_HEADERS + 1);
+	head_parse(&h, buf, len);
+	cr_assert_eq(h.rc, TK_ETOOBIG);
+	head_free(&h);
+
+	/* Once an error, always that error as more bytes arrive. */
+	for (i = 0, seen = false; i <= len; i++) {
+		head_parse(&h, buf, i);
+		if (seen)
+			cr_assert_eq(h.rc, TK_ETOOBIG, "prefix %zu", i);
+		else
+			cr_assert(h.rc == 0 || h.rc == TK_ETOOBIG,
+				  "prefix %zu: %zd", i, h.rc);
+		seen = h.rc == TK_ETOOBIG;
+		head_free(&h);
+	}
+	cr_assert(seen);
+}
+
+Test(http_head, header_find)
+{
+	static const char text[] = "HTTP/1.1 200 OK\r\n"
+				   "Set-Cookie: a=1\r\n"
+				   "content-LENGTH: 42\r\n"
+				   "Set-Cookie: b=2\r\n"
+				   "X-Empty: \r\n"
+				   "\r\n";
+	struct head h;
+	const char *v;
+	size_t vlen = 99;
+
+	head_parse(&h, text, sizeof(text) - 1);
+	cr_assert_gt(h.rc, 0);
+	v = tk_http_header_find(h.buf, &h.r, "Content-Length", &vlen);
+	cr_assert(v != NULL);
+	cr_assert_eq(vlen, 2);
+	cr_assert(memcmp(v, "42", 2) == 0);
+	v = tk_http_header_find(h.buf, &h.r, "set-cookie", &vlen);
+	cr_assert(v != NULL && vlen == 3 && memcmp(v, "a=1", 3) == 0,
+		  "the first of several");
+	v = tk_http_header_find(h.buf, &h.r, "x-empty", &vlen);
+	cr_assert(v != NULL);
+	cr_assert_eq(vlen, 0);
+	cr_assert_null(tk_http_header_find(h.buf, &h.r, "Content", &vlen));
+	cr_assert_eq(vlen, 0);
+	cr_assert_null(
+		tk_http_header_find(h.buf, &h.r, "Content-Length2", &vlen));
+	cr_assert_null(tk_http_header_find(h.buf, &h.r, "", &vlen));
+	cr_assert_not_null(
+		tk_http_header_find(h.buf, &h.r, "SET-COOKIE", NULL));
+	head_free(&h);
+}
+
+/*
+ * Body framing.  frame() parses "HTTP/1.<minor> <status> X\r\n" + headers
+ * + "\r\n" and returns tk_http_body_framing()'s result.
+ */
+static int
+frame(int minor, int status, const char *headers, bool head_request,
+      enum tk_http_body *kind, uint64_t *length)
+{
+	char text[1024];
+	struct head h;
+	int rc, n;
+
+	n = snprintf(text, sizeof(text), "HTTP/1.%d %d X\r\n%s\r\n", minor,
+		     status, headers);
+	cr_assert(n > 0 && (size_t)n < sizeof(text));
+	head_parse(&h, text, (size_t)n);
+	cr_assert_eq(h.rc, n, "head \"%s\" not parsed", text);
+	*kind = (enum tk_http_body) - 1;
+	*length = 12345;
+	rc = tk_http_body_framing(h.buf, &h.r, head_request, kind, length);
+	head_free(&h);
+	return rc;
+}
+
+static void
+expect_kind(int status, const char *headers, enum tk_http_body want)
+{
+	enum tk_http_body kind;
+	uint64_t len;
+
+	cr_assert_eq(frame(1, status, headers, false, &kind, &len), 0, "%d %s",
+		     status, headers);
+	cr_assert_eq(kind, want, "%d %s: kind %d", status, headers, kind);
+}
+
+static void
+expect_length(const char *headers, uint64_t want)
+{
+	enum tk_http_body kind;
+	uint64_t len;
+
+	cr_assert_eq(frame(1, 200, headers, false, &kind, &len), 0, "%s",
+		     headers);
+	cr_assert_eq(kind, TK_HTTP_BODY_LENGTH, "%s", headers);
+	cr_assert_eq(len, want, "%s: %llu", headers, (unsigned long long)len);
+}
+
+static void
+expect_bad(const char *headers)
+{
+	enum tk_http_body kind;
+	uint64_t len;
+
+	cr_assert_eq(frame(1, 200, headers, false, &kind, &len), TK_EHTTP,
+		     "%s accepted", headers);
+}
+
+Test(http_framing, no_body)
+{
+	enum tk_http_body kind;
+	uint64_t len;
+
+	expect_kind(100, "", TK_HTTP_BODY_NONE);
+	expect_kind(101, "Content-Length: 5\r\n", TK_HTTP_BODY_NONE);
+	expect_kind(199, "", TK_HTTP_BODY_NONE);
+	expect_kind(204, "Content-Length: 5\r\n", TK_HTTP_BODY_NONE);
+	expect_kind(304, "Transfer-Encoding: chunked\r\n", TK_HTTP_BODY_NONE);
+	/* Even with a bad Content-Length: no body is read at all. */
+	expect_kind(304, "Content-Length: x\r\n", TK_HTTP_BODY_NONE);
+	cr_assert_eq(frame(1, 200, "Content-Length: 5\r\n", true, &kind, &len),
+		     0);
+	cr_assert_eq(kind, TK_HTTP_BODY_NONE);
+	cr_assert_eq(frame(1, 200, "Transfer-Encoding: chunked\r\n", true,
+			   &kind, &len),
+		     0);
+	cr_assert_eq(kind, TK_HTTP_BODY_NONE);
+	/* Other 2xx and 3xx have bodies. */
+	expect_kind(200, "", TK_HTTP_BODY_CLOSE);
+	expect_kind(205, "", TK_HTTP_BODY_CLOSE);
+	expect_kind(301, "Content-Length: 0\r\n", TK_HTTP_BODY_LENGTH);
+}
+
+Test(http_framing, chunked)
+{
+	expect_kind(200, "Transfer-Encoding: chunked\r\n",
+		    TK_HTTP_BODY_CHUNKED);
+	expect_kind(200, "transfer-encoding: Chunked\r\n",
+		    TK_HTTP_BODY_CHUNKED);
+	expect_kind(200, "Transfer-Encoding: gzip, chunked\r\n",
+		    TK_HTTP_BODY_CHUNKED);
+	expect_kind(200, "Transfer-Encoding: gzip,chunked\r\n",
+		    TK_HTTP_BODY_CHUNKED);
+	expect_kind(200, "Transfer-Encoding: , gzip ,, chunked ,\r\n",
+		    TK_HTTP_BODY_CHUNKED);
+	expect_kind(200, "Transfer-Encoding: gzip;level=1, chunked\r\n",
+		    TK_HTTP_BODY_CHUNKED);
+	/* Several fields form one list. */
+	expect_kind(200,
+		    "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+		    TK_HTTP_BODY_CHUNKED);
+	/* Transfer-Encoding overrides Content-Length. */
+	expect_kind(200, "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+		    TK_HTTP_BODY_CHUNKED);
+	expect_kind(200, "Content-Length: x\r\nTransfer-Encoding: chunked\r\n",
+		    TK_HTTP_BODY_CHUNKED);
+}
+
+Test(http_framing, not_chunked_last)
+{
+	expect_kind(200, "Transfer-Encoding: gzip\r\n", TK_HTTP_BODY_CLOSE);
+	expect_kind(200, "Transfer-Encoding: chunked, gzip\r\n",
+		    TK_HTTP_BODY_CLOSE);
+	expect_kind(200,
+		    "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+		    TK_HTTP_BODY_CLOSE);
+	expect_kind(200, "Transfer-Encoding: identity\r\nContent-Length: 3\r\n",
+		    TK_HTTP_BODY_CLOSE);
+}
+
+Test(http_framing, transfer_encoding_in_http10)
+{
+	enum tk_http_body kind;
+	uint64_t len;
+
+	/* Faulty framing (RFC 9112 section 6.1): read to the close. */
+	cr_assert_eq(frame(0, 200,
+			   "Transfer-Encoding: chunked\r\n"
+			   "Content-Length: 5\r\n",
+			   false, &kind, &len),
+		     0);
+	cr_assert_eq(kind, TK_HTTP_BODY_CLOSE);
+	cr_assert_eq(frame(0, 200, "Content-Length: 5\r\n", false, &kind, &len),
+		     0);
+	cr_assert_eq(kind, TK_HTTP_BODY_LENGTH);
+	cr_assert_eq(len, 5);
+}
+
+Test(http_framing, transfer_encoding_malformed)
+{
+	expect_bad("Transfer-Encoding: foo\r\n");
+	expect_bad("Transfer-Encoding: foo, chunked\r\n");
+	expect_bad("Transfer-Encoding: chunked, chunked\r\n");
+	expect_bad(
+		"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n");
+	expect_bad("Transfer-Encoding:\r\n");
+	expect_bad("Transfer-Encoding: ,\r\n");
+	expect_bad("Transfer-Encoding: chunked;x=1\r\n");
+	expect_bad("Transfer-Encoding: gzip chunked\r\n");
+	expect_bad("Transfer-Encoding: \"chunked\"\r\n");
+	expect_bad("Transfer-Encoding: chunkedx\r\n");
+}
+
+Test(http_framing, content_length)
+{
+	expect_length("Content-Length: 0\r\n", 0);
+	expect_length("Content-Length: 5\r\n", 5);
+	expect_length("content-length: 007\r\n", 7);
+	expect_length("Content-Length: 5\r\nContent-Length: 5\r\n", 5);
+	expect_length("Content-Length: 5, 5\r\n", 5);
+	expect_length("Content-Length: 5,5 , 05\r\n", 5);
+	expect_length("Content-Length: 18446744073709551615\r\n", UINT64_MAX);
+}
+
+Test(http_framing, content_length_malformed)
+{
+	expect_bad("Content-Length:\r\n");
+	expect_bad("Content-Length: \r\n");
+	expect_bad("Content-Length: -1\r\n");
+	expect_bad("Content-Length: +5\r\n");
+	expect_bad("Content-Length: 5a\r\n");
+	expect_bad("Content-Length: 0x5\r\n");
+	expect_bad("Content-Length: 5 5\r\n");
+	expect_bad("Content-Length: 5.0\r\n");
+	expect_bad("Content-Length: 5,\r\n");
+	expect_bad("Content-Length: ,5\r\n");
+	expect_bad("Content-Length: 5, 6\r\n");
+	expect_bad("Content-Length: 5\r\nContent-Length: 6\r\n");
+	expect_bad("Content-Length: 5\r\nContent-Length:\r\n");
+	expect_bad("Content-Length: 18446744073709551616\r\n");
+	expect_bad("Content-Length: 99999999999999999999999999\r\n");
+}
+
+Test(http_framing, until_close)
+{
+	expect_kind(200, "", TK_HTTP_BODY_CLOSE);
+	expect_kind(200, "Content-Type: text/plain\r\n", TK_HTTP_BODY_CLOSE);
+	expect_kind(500, "Content-Lengthx: 5\r\n", TK_HTTP_BODY_CLOSE);
+}
+
+/*
+ * The chunked decoder.  A run feeds pieces of a message and collects the
+ * data, the outcome and what follows the message.
+ */
+struct crun {
+	struct tk_chunked d;
+	char body[8192];
+	size_t bodylen;
+	int rc; /* TK_CHUNK_DONE, TK_EHTTP, or TK_CHUNK_MORE */
+	char rest[256];
+	size_t restlen;
+};
+
+static void
+crun_init(struct crun *r)
+{
+	memset(r, 0, sizeof(*r));
+	tk_chunked_init(&r->d);
+	r->rc = TK_CHUNK_MORE;
+}
+
+static void
+crun_feed(struct crun *r, const char *p, size_t n)
+{
+	struct guard g;
+	const char *in;
+	size_t off = 0, used, doff, dlen;
+	int rc;
+
+	guard_init(&g, n);
+	in = guard_put(&g, p, n);
+	while (r->rc == TK_CHUNK_MORE || r->rc == TK_CHUNK_DATA) {
+		rc = tk_chunked_decode(&r->d, in + off, n - off, &used, &doff,
+				       &dlen);
+		cr_assert_leq(used, n - off);
+		if (rc == TK_CHUNK_DATA) {
+			cr_assert_gt(dlen, 0);
+			cr_assert_eq(doff + dlen, used);
+			cr_assert_leq(r->bodylen + dlen, sizeof(r->body));
+			memcpy(r->body + r->bodylen, in + off + doff, dlen);
+			r->bodylen += dlen;
+			off += used;
+			r->rc = rc;
+			continue;
+		}
+		cr_assert_eq(dlen, 0);
+		off += used;
+		r->rc = rc;
+		if (rc == TK_CHUNK_MORE) {
+			cr_assert_eq(off, n);
+			break;
+		}
+	}
+	/* Bytes after the end of the message stay with the caller. */
+	if (r->rc == TK_CHUNK_DONE) {
+		cr_assert_leq(r->restlen + n - off, sizeof(r->rest));
+		memcpy(r->rest + r->restlen, in + off, n - off);
+		r->restlen += n - off;
+	}
+	guard_free(&g);
+}
+
+static void
+crun_same(const struct crun *a, const struct crun *b, const char *how,
+	  size_t at)
+{
+	cr_assert_eq(a->rc, b->rc, "%s %zu: rc %d, not %d", how, at, b->rc,
+		     a->rc);
+	cr_assert_eq(a->bodylen, b->bodylen, "%s %zu", how, at);
+	cr_assert(memcmp(a->body, b->body, a->bodylen) == 0, "%s %zu", how, at);
+	if (a->rc == TK_CHUNK_DONE) {
+		cr_assert_eq(a->restlen, b->restlen, "%s %zu", how, at);
+		cr_assert(memcmp(a->rest, b->rest, a->restlen) == 0);
+	}
+}
+
+/* Decode whole, split in two at every offset, in three, byte by byte. */
+static void
+check_chunked(const char *in, size_t len, struct crun *whole)
+{
+	struct crun *r = malloc(sizeof(*r));
+	size_t i, j;
+
+	cr_assert(r != NULL);
+	crun_init(whole);
+	crun_feed(whole, in, len);
+	for (i = 0; i <= len; i++) {
+		crun_init(r);
+		crun_feed(r, in, i);
+		crun_feed(r, in + i, len - i);
+		crun_same(whole, r, "split at", i);
+	}
+	for (i = 0; i <= len; i += 3) {
+		for (j = i; j <= len; j += 5) {
+			crun_init(r);
+			crun_feed(r, in, i);
+			crun_feed(r, in + i, j - i);
+			crun_feed(r, in + j, len - j);
+			crun_same(whole, r, "three-way split at", i);
+		}
+	}
+	crun_init(r);
+	for (i = 0; i < len; i++)
+		crun_feed(r, in + i, 1);
+	crun_same(whole, r, "byte by byte", len);
+	free(r);
+}
+
+static void
+expect_body(const struct crun *r, const char *want)
+{
+	cr_assert_eq(r->bodylen, strlen(want));
+	cr_assert(memcmp(r->body, want, r->bodylen) == 0, "body \"%.*s\"",
+		  (int)r->bodylen, r->body);
+}
+
+#define CHECK_CHUNKED(lit, whole) check_chunked(lit, sizeof(lit) - 1, whole)
+
+Test(http_chunked, every_split_point)
+{
+	static const char in[] = "4\r\nWiki\r\n"
+				 "5;name=value;x\r\npedia\r\n"
+				 "E\r\n in\r\n\r\nchunks.\r\n"
+				 "00000000001 \t; ext\r\n!\r\n"
+				 "0\r\n"
+				 "X-Trailer: 1\r\n"
+				 "Another:\tvalue\r\n"
+				 "\r\n"
+				 "HTTP/1.1 200 OK\r\n";
+	struct crun *whole = malloc(sizeof(*whole));
+
+	cr_assert(whole != NULL);
+	CHECK_CHUNKED(in, whole);
+	cr_assert_eq(whole->rc, TK_CHUNK_DONE);
+	expect_body(whole, "Wikipedia in\r\n\r\nchunks.!");
+	cr_assert_eq(whole->restlen, 17);
+	cr_assert(memcmp(whole->rest, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	free(whole);
+}
+
+Test(http_chunked, every_split_point_bare_lf)
+{
+	static const char in[] = "a\n0123456789\n"
+				 "A;x\nabcdefghij\r\n"
+				 "0\n"
+				 "T: t\n"
+				 "\n"
+				 "x";
+	struct crun *whole = malloc(sizeof(*whole));
+
+	cr_assert(whole != NULL);
+	CHECK_CHUNKED(in, whole);
+	cr_assert_eq(whole->rc, TK_CHUNK_DONE);
+	expect_body(whole, "0123456789abcdefghij");
+	cr_assert_eq(whole->restlen, 1);
+	free(whole);
+}
+
+Test(http_chunked, every_split_point_error)
+{
+	static const char in[] = "3\r\nabc\r\n2\r\nxyz\r\n0\r\n\r\n";
+	struct crun *whole = malloc(sizeof(*whole));
+
+	cr_assert(whole != NULL);
+	CHECK_CHUNKED(in, whole);
+	cr_assert_eq(whole->rc, TK_EHTTP);
+	expect_body(whole, "abcxy");
+	free(whole);
+}
+
+Test(http_chunked, empty_body)
+{
+	struct crun *whole = malloc(sizeof(*whole));
+
+	cr_assert(whole != NULL);
+	CHECK_CHUNKED("0\r\n\r\n", whole);
+	cr_assert_eq(whole->rc, TK_CHUNK_DONE);
+	cr_assert_eq(whole->bodylen, 0);
+	cr_assert_eq(whole->restlen, 0);
+	free(whole);
+}
+
+Test(http_chunked, incomplete_is_more)
+{
+	struct crun r;
+
+	crun_init(&r);
+	crun_feed(&r, "5\r\nab", 5);
+	cr_assert_eq(r.rc, TK_CHUNK_MORE);
+	expect_body(&r, "ab");
+	crun_feed(&r, "cde\r", 4);
+	cr_assert_eq(r.rc, TK_CHUNK_MORE);
+	expect_body(&r, "abcde");
+	crun_init(&r);
+	crun_feed(&r, "0\r\n", 3);
+	cr_assert_eq(r.rc, TK_CHUNK_MORE);
+	crun_feed(&r, "T: x\r\n", 6);
+	cr_assert_eq(r.rc, TK_CHUNK_MORE);
+}
+
+/* Returns the outcome of decoding text in one piece. */
+static int
+chunked_rc(const char *text, size_t len)
+{
+	struct crun *r = malloc(sizeof(*r));
+	int rc;
+
+	cr_assert(r != NULL);
+	crun_init(r);
+	crun_feed(r, text, len);
+	rc = r->rc;
+	free(r);
+	return rc;
+}
+
+#define CRC(lit) chunked_rc(lit, sizeof(lit) - 1)
+
+Test(http_chunked, size_malformed)
+{
+	cr_assert_eq(CRC("\r\n"), TK_EHTTP, "empty size");
+	cr_assert_eq(CRC("\n"), TK_EHTTP);
+	cr_assert_eq(CRC(";ext\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC(" 1\r\nx\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("x\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("-1\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("+1\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("0x10\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("1 2\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("1g\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("1\rx"), TK_EHTTP, "CR not followed by LF");
+	cr_assert_eq(CRC("1;a\rb\n"), TK_EHTTP);
+	cr_assert_eq(CRC("1;a\x01\r\n"), TK_EHTTP, "control in extension");
+	cr_assert_eq(chunked_rc("1;a\0\r\n", 6), TK_EHTTP, "NUL in extension");
+}
+
+Test(http_chunked, size_overflow)
+{
+	/* 2^63 - 1 is the largest size; 2^63 and 2^64 overflow. */
+	cr_assert_eq(CRC("7fffffffffffffff\r\n"), TK_CHUNK_MORE);
+	cr_assert_eq(CRC("07FFFFFFFFFFFFFFF\r\n"), TK_CHUNK_MORE);
+	cr_assert_eq(CRC("8000000000000000\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("10000000000000000\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("ffffffffffffffffffffffff"), TK_EHTTP, "early");
+}
+
+Test(http_chunked, data_not_followed_by_crlf)
+{
+	cr_assert_eq(CRC("4\r\nWikiX\r\n0\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("4\r\nWiki\rX\n0\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("4\r\nWiki\r\r\n0\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("4\r\nWiki \r\n0\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("4\r\nWi\r\n0\r\n\r\n"), TK_EHTTP, "short chunk");
+	/* With bare LF allowed, this one is "Wik\r" then LF: fine. */
+	cr_assert_eq(CRC("4\r\nWik\r\n0\r\n\r\n"), TK_CHUNK_DONE);
+}
+
+Test(http_chunked, trailer_malformed)
+{
+	cr_assert_eq(CRC("0\r\n folded\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("0\r\nA: b\r\n\tfolded\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("0\r\nA: b\x01\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("0\r\nA: b\rc\r\n\r\n"), TK_EHTTP);
+	cr_assert_eq(CRC("0\r\n\rX"), TK_EHTTP);
+	cr_assert_eq(CRC("0\r\n:\r\n\r\n"), TK_EHTTP);
+}
+
+Test(http_chunked, line_length_bound)
+{
+	static char buf[6000];
+	size_t n;
+
+	/* A size line of 4096 bytes passes; one more byte does not. */
+	memset(buf, '0', 4095);
+	buf[4095] = '1';
+	memcpy(buf + 4096, "\r\nx\r\n0\r\n\r\n", 10);
+	cr_assert_eq(chunked_rc(buf, 4106), TK_CHUNK_DONE);
+	memset(buf, '0', 4096);
+	buf[4096] = '1';
+	memcpy(buf + 4097, "\r\nx\r\n0\r\n\r\n", 10);
+	cr_assert_eq(chunked_rc(buf, 4107), TK_EHTTP);
+
+	/* The same bound for extensions, without a line end in sight. */
+	memcpy(buf, "1;", 2);
+	memset(buf + 2, 'e', sizeof(buf) - 2);
+	cr_assert_eq(chunked_rc(buf, 4096), TK_CHUNK_MORE);
+	cr_assert_eq(chunked_rc(buf, 4097), TK_EHTTP);
+
+	/* And for trailer lines. */
+	memcpy(buf, "0\r\n", 3);
+	memset(buf + 3, 'T', 4096);
+	n = 3 + 4096;
+	memcpy(buf + n, "\r\n\r\n", 4);
+	cr_assert_eq(chunked_rc(buf, n + 4), TK_CHUNK_DONE);
+	buf[n] = 'T';
+	memcpy(buf + n + 1, "\r\n\r\n", 4);
+	cr_assert_eq(chunked_rc(buf, n + 5), TK_EHTTP);
+}
+
+Test(http_chunked, sticky_end_and_error)
+{
+	struct tk_chunked d;
+	size_t used, off, len;
+
+	tk_chunked_init(&d);
+	cr_assert_eq(
+		tk_chunked_decode(&d, "0\r\n\r\nabc", 8, &used, &off, &len),
+		TK_CHUNK_DONE);
+	cr_assert_eq(used, 5);
+	cr_assert_eq(tk_chunked_decode(&d, "abc", 3, &used, &off, &len),
+		     TK_CHUNK_DONE);
+	cr_assert_eq(used, 0);
+
+	tk_chunked_init(&d);
+	cr_assert_eq(tk_chunked_decode(&d, "z", 1, &used, &off, &len),
+		     TK_EHTTP);
+	cr_assert_eq(tk_chunked_decode(&d, "0\r\n\r\n", 5, &used, &off, &len),
+		     TK_EHTTP);
+
+	tk_chunked_init(&d);
+	cr_assert_eq(tk_chunked_decode(&d, "", 0, &used, &off, &len),
+		     TK_CHUNK_MORE);
+	cr_assert_eq(used, 0);
+}
+
+Test(http_chunked, large_chunk_spans_calls)
+{
+	struct tk_chunked d;
+	size_t used, off, len, total = 0, i;
+	char block[1000];
+	int rc;
+
+	memset(block, 'z', sizeof(block));
+	tk_chunked_init(&d);
+	cr_assert_eq(tk_chunked_decode(&d, "2710\r\n", 6, &used, &off, &len),
+		     TK_CHUNK_MORE);
+	for (i = 0; i < 10; i++) {
+		rc = tk_chunked_decode(&d, block, sizeof(block), &used, &off,
+				       &len);
+		cr_assert_eq(rc, TK_CHUNK_DATA);
+		cr_assert_eq(off, 0);
+		cr_assert_eq(len, sizeof(block));
+		cr_assert_eq(used, sizeof(block));
+		total += len;
+	}
+	cr_assert_eq(total, 10000);
+	cr_assert_eq(d.remaining, 0);
+	cr_assert_eq(
+		tk_chunked_decode(&d, "\r\n0\r\n\r\n", 7, &used, &off, &len),
+		TK_CHUNK_DONE);
+}
