@@ -1,13 +1,757 @@
-/* cmd_get.c: `tcpkit get` (placeholder until implemented). */
+/* cmd_get.c: `tcpkit get`: an HTTP/1.1 GET of an http:// URL, body to stdout.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
 #include "cli.h"
 
-const char cmd_get_help[] = "usage: tcpkit get ...\n";
+/* A response head past this is not a web server talking to us. */
+#define HEAD_MAX (64u * 1024)
+
+/* RFC 3986 section 3.1, after the first letter. */
+#define SCHEME_CHARS                                                           \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
+
+/* One exchange per connection: Connection: close, and no half-close. */
+#define REQUEST_FMT                                                            \
+	"GET %s%.*s HTTP/1.1\r\n"                                              \
+	"Host: %s\r\n"                                                         \
+	"User-Agent: tcpkit/%s\r\n"                                            \
+	"Accept: */*\r\n"                                                      \
+	"Connection: close\r\n"                                                \
+	"\r\n"
+
+const char cmd_get_help[] =
+	"usage: tcpkit get [OPTIONS] URL\n"
+	"\n"
+	"Fetch URL with one HTTP/1.1 GET and write the response body to\n"
+	"stdout, byte for byte, as it arrives.  This is tutorial 1's client\n"
+	"(\"GET / HTTP/1.1\" to port 80, print the reply) done the way a real\n"
+	"client does it: a Host header, the body framed by Content-Length,\n"
+	"chunked transfer coding (decoded) or the end of the connection, and\n"
+	"a clear error when any of it goes wrong.\n"
+	"\n"
+	"URL is http://HOST[:PORT][/PATH][?QUERY]; HOST is a name, an IPv4\n"
+	"address or an IPv6 address in brackets (http://[::1]:8080/).  The\n"
+	"port defaults to 80; a #fragment is not sent.  https:// needs TLS,\n"
+	"which this build does not have yet.\n"
+	"\n"
+	"The request sent is:\n"
+	"  GET PATH HTTP/1.1\n"
+	"  Host: HOST[:PORT]\n"
+	"  User-Agent: tcpkit/VERSION\n"
+	"  Accept: */*\n"
+	"  Connection: close\n"
+	"\n"
+	"Options:\n"
+	"  -i, --include       write the status line and headers, as\n"
+	"                      received, before the body\n"
+	"  -f, --fail          on a status of 400 or more, print nothing on\n"
+	"                      stdout, report the status and exit 1\n"
+	"  -v, --verbose       on stderr: the address connected to, the\n"
+	"                      request line and every status line received\n"
+	"  -w, --connect-timeout DURATION\n"
+	"                      give up connecting after this long, all\n"
+	"                      addresses together (default 10s); e.g. 5,\n"
+	"                      1.5s, 500ms\n"
+	"  -t, --timeout DURATION\n"
+	"                      give up when no data arrives for this long\n"
+	"                      (default 30s); 0 = wait forever\n"
+	"  -4                  IPv4 addresses only\n"
+	"  -6                  IPv6 addresses only\n"
+	"  -h, --help          show this help\n"
+	"\n"
+	"Interim responses (100 Continue and the like) are skipped; with -i\n"
+	"their heads are written too.  A status of 400 or more is not an\n"
+	"error unless -f is given: the body is written and the exit code\n"
+	"is 0.\n"
+	"\n"
+	"Exit codes:\n"
+	"  0   the whole body was received (or stdout's reader left early)\n"
+	"  1   -f and a status of 400 or more; stdout not writable\n"
+	"  64  usage: bad option, malformed URL, unsupported scheme\n"
+	"  68  host not found\n"
+	"  69  connection refused, host or network unreachable, reset\n"
+	"  75  connect timeout (-w) or no data for too long (-t)\n"
+	"  76  malformed HTTP response, response head over 64 KiB, or the\n"
+	"      connection closed before the end of the body\n"
+	"\n"
+	"Examples:\n"
+	"  tcpkit get http://example.com/               the home page\n"
+	"  tcpkit get -i http://127.0.0.1:8080/         with the headers\n"
+	"  tcpkit get -f http://[::1]:8080/x > x.bin    save, fail on 404\n"
+	"  tcpkit get -v -w 2s -t 5s http://host/path   verbose, short waits\n";
+
+struct get_opts {
+	const char *url;
+	bool include;
+	bool fail;
+	bool verbose;
+	int family;
+	uint64_t connect_ms;
+	uint64_t idle_ms;
+};
+
+/* What the URL asks for, ready to use. */
+struct get_target {
+	char host[TK_HOSTLEN]; /* for the resolver: no brackets */
+	char port[TK_PORTLEN];
+	bool ipv6;
+	char *request; /* the whole request, owned */
+	size_t reqlen;
+};
+
+enum get_phase {
+	PH_HEAD, /* reading a status line and headers */
+	PH_BODY, /* reading the body of the final response */
+	PH_DONE, /* the body is complete */
+};
+
+struct get_state {
+	const struct get_opts *o;
+	const struct get_target *t;
+	struct tk_loop *loop;
+	struct tk_conn *conn;
+	struct tk_timer *idle;
+	uint64_t last_data; /* loop time of the last data handled */
+	enum get_phase phase;
+	struct tk_buf head;
+	enum tk_http_body kind;
+	uint64_t length; /* Content-Length */
+	uint64_t got;	 /* body bytes received */
+	struct tk_chunked chunked;
+	int rc;	       /* the exit code */
+	bool reported; /* the error line is printed */
+};
+
+static int
+parse_args(int argc, char **argv, struct get_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "include", no_argument, NULL, 'i' },
+		{ "fail", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "connect-timeout", required_argument, NULL, 'w' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool v4 = false, v6 = false;
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->connect_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
+	o->idle_ms = 30000;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":ifvw:t:46h", longopts, NULL)) !=
+	       -1) {
+		switch (ch) {
+		case 'i':
+			o->include = true;
+			break;
+		case 'f':
+			o->fail = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'w':
+			if (cli_parse_duration("get", "-w/--connect-timeout",
+					       optarg, false,
+					       &o->connect_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 't':
+			if (cli_parse_duration("get", "-t/--timeout", optarg,
+					       true, &o->idle_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case '4':
+			v4 = true;
+			break;
+		case '6':
+			v6 = true;
+			break;
+		case 'h':
+			cli_help("get");
+			return -1;
+		default:
+			return cli_bad_option("get", argv, ch);
+		}
+	}
+	if (v4 && v6)
+		return cli_usage("get", "-4 and -6 exclude each other");
+	o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
+	if (optind == argc)
+		return cli_usage("get", "no URL given");
+	o->url = argv[optind++];
+	if (optind < argc)
+		return cli_usage("get", "unexpected argument '%s'",
+				 argv[optind]);
+	return 0;
+}
+
+/*
+ * Why tk_url_parse() refused url, as precisely as cheap checks can tell;
+ * the parser itself only says "malformed".  Written into why.
+ */
+static void
+url_problem(const char *url, char *why, size_t len)
+{
+	const char *auth = strstr(url, "://"), *end, *p;
+	size_t n;
+
+	for (p = url; *p != '\0'; p++) {
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+			snprintf(
+				why, len,
+				"malformed URL: spaces, controls and non-ASCII "
+				"must be percent-encoded");
+			return;
+		}
+	}
+	if (auth == NULL || auth == url ||
+	    strspn(url, SCHEME_CHARS) != (size_t)(auth - url)) {
+		snprintf(why, len,
+			 "malformed URL: no scheme (expected "
+			 "http://HOST[:PORT][/PATH])");
+		return;
+	}
+	auth += 3;
+	n = strcspn(auth, "/?#");
+	end = auth + n;
+	if (memchr(auth, '@', n) != NULL) {
+		snprintf(why, len,
+			 "malformed URL: user:password@ is not supported");
+		return;
+	}
+	if (n == 0 || *auth == ':') {
+		snprintf(why, len, "malformed URL: no host");
+		return;
+	}
+	p = memchr(auth, ']', n);
+	if (*auth == '[' && p == NULL) {
+		snprintf(why, len, "malformed URL: '[' without ']'");
+		return;
+	}
+	if (*auth == '[' && p + 1 < end && p[1] != ':') {
+		snprintf(why, len, "malformed URL: junk after ']'");
+		return;
+	}
+	if (*auth == '[') {
+		snprintf(why, len, "malformed URL: bad IPv6 address '%.*s'",
+			 (int)(p - auth - 1), auth + 1);
+		return;
+	}
+	p = memchr(auth, ':', n);
+	if (p != NULL) {
+		snprintf(why, len, "malformed URL: bad port '%.*s'",
+			 (int)(end - p - 1), p + 1);
+		return;
+	}
+	snprintf(why, len, "malformed URL: bad host '%.*s'", (int)n, auth);
+}
+
+/*
+ * Check the URL and build the request.  Returns 0, or prints the error and
+ * returns the exit code.
+ */
+static int
+make_target(const char *url, struct get_target *t)
+{
+	struct tk_url u;
+	char hosthdr[TK_HOSTLEN + TK_PORTLEN + 3], why[256];
+	const char *target;
+	uint16_t port = 80;
+	size_t n;
+	int len;
+
+	memset(t, 0, sizeof(*t));
+	/* The scheme first: "ftp://..." is unsupported even if well formed. */
+	n = strspn(url, SCHEME_CHARS);
+	if (n > 0 && strncmp(url + n, "://", 3) == 0) {
+		if (n == 5 && strncasecmp(url, "https", 5) == 0) {
+			cli_error("get", url,
+				  "https needs TLS, which this build does not "
+				  "have yet");
+			return CLI_EXIT_USAGE;
+		}
+		if (n != 4 || strncasecmp(url, "http", 4) != 0) {
+			cli_error("get", url,
+				  "unsupported scheme '%.*s' (only http)",
+				  (int)n, url);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (tk_url_parse(url, strlen(url), &u) < 0) {
+		url_problem(url, why, sizeof(why));
+		cli_error("get", url, "%s", why);
+		return CLI_EXIT_USAGE;
+	}
+	memcpy(t->host, url + u.host.off, u.host.len);
+	t->host[u.host.len] = '\0';
+	t->ipv6 = u.host_is_ipv6;
+	if (u.port.len > 0) {
+		char text[TK_PORTLEN];
+
+		snprintf(text, sizeof(text), "%.*s", (int)u.port.len,
+			 url + u.port.off);
+		if (tk_port_parse(text, &port) < 0 || port == 0) {
+			cli_error("get", url, "malformed URL: bad port '%s'",
+				  text);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	snprintf(t->port, sizeof(t->port), "%u", port);
+
+	/* RFC 9112 section 3.2: the port only when it is not the default. */
+	len = snprintf(hosthdr, sizeof(hosthdr), t->ipv6 ? "[%s]" : "%s",
+		       t->host);
+	if (port != 80)
+		snprintf(hosthdr + len, sizeof(hosthdr) - (size_t)len, ":%u",
+			 port);
+
+	/* An empty path is "/", and "?q" alone is "/?q" (RFC 9112 3.2.1). */
+	target = url + u.target.off;
+	n = u.target.len;
+	/* argv strings are far below INT_MAX (MAX_ARG_STRLEN): %.*s is safe. */
+	len = snprintf(NULL, 0, REQUEST_FMT,
+		       n == 0 || target[0] == '?' ? "/" : "", (int)n, target,
+		       hosthdr, tk_version());
+	t->request = malloc((size_t)len + 1);
+	if (t->request == NULL)
+		return cli_fail("get", url, -ENOMEM);
+	snprintf(t->request, (size_t)len + 1, REQUEST_FMT,
+		 n == 0 || target[0] == '?' ? "/" : "", (int)n, target, hosthdr,
+		 tk_version());
+	t->reqlen = (size_t)len;
+	return 0;
+}
+
+/*
+ * Report an error of the exchange once, remember its exit code and close
+ * the connection (the close callback then stops the loop).
+ */
+static void fail(struct get_state *st, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+fail(struct get_state *st, int rc, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+
+	if (!st->reported) {
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof(why), fmt, ap);
+		va_end(ap);
+		cli_error("get", st->o->url, "%s", why);
+		st->reported = true;
+		st->rc = rc;
+	}
+	if (st->conn != NULL)
+		tk_conn_close(st->conn, TK_EPROTO);
+}
+
+/* The body is complete: close (err 0) and let the loop stop. */
+static void
+finish(struct get_state *st)
+{
+	st->phase = PH_DONE;
+	if (st->conn != NULL)
+		tk_conn_close(st->conn, 0);
+}
+
+/*
+ * Write to stdout as the bytes come: memory stays bounded whatever the
+ * body's size.  false if the exchange is over: stdout failed, or whoever
+ * read it went away (a pipe into head), which ends quietly with 0 as for
+ * `tcpkit connect`.
+ */
+static bool
+emit(struct get_state *st, const char *p, size_t n)
+{
+	int err = cli_write_all(1, p, n);
+
+	if (err == -EPIPE) {
+		st->reported = true;
+		if (st->conn != NULL)
+			tk_conn_close(st->conn, 0);
+		return false;
+	}
+	if (err < 0) {
+		fail(st, CLI_EXIT_OTHER, "cannot write to stdout: %s",
+		     tk_strerror(err));
+		return false;
+	}
+	return true;
+}
+
+/* The first line of a head, for -v. */
+static void
+print_status_line(const char *head, size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && head[n] != '\r' && head[n] != '\n')
+		n++;
+	fprintf(stderr, "< %.*s\n", (int)n, head);
+}
+
+static void
+body_data(struct get_state *st, const char *p, size_t n)
+{
+	size_t used, off, dlen;
+	int rc;
+
+	switch (st->kind) {
+	case TK_HTTP_BODY_LENGTH:
+		/* Bytes past Content-Length are not ours: drop them. */
+		if (n > st->length - st->got)
+			n = (size_t)(st->length - st->got);
+		if (!emit(st, p, n))
+			return;
+		st->got += n;
+		if (st->got == st->length)
+			finish(st);
+		return;
+	case TK_HTTP_BODY_CHUNKED:
+		for (;;) {
+			rc = tk_chunked_decode(&st->chunked, p, n, &used, &off,
+					       &dlen);
+			if (rc < 0) {
+				fail(st, CLI_EXIT_PROTOCOL,
+				     "malformed HTTP response: bad chunked "
+				     "encoding");
+				return;
+			}
+			if (rc == TK_CHUNK_DATA) {
+				if (!emit(st, p + off, dlen))
+					return;
+				st->got += dlen;
+			}
+			p += used;
+			n -= used;
+			if (rc == TK_CHUNK_DONE) {
+				finish(st);
+				return;
+			}
+			if (rc == TK_CHUNK_MORE)
+				return;
+		}
+		return;
+	case TK_HTTP_BODY_CLOSE:
+		if (emit(st, p, n))
+			st->got += n;
+		return;
+	case TK_HTTP_BODY_NONE:
+		finish(st);
+		return;
+	}
+}
+
+/*
+ * A complete head of hlen bytes is at the front of st->head.  Interim
+ * responses are skipped; the final one sets up the body, whose first bytes
+ * may already be in st->head after the head.
+ */
+static void
+head_done(struct get_state *st, const struct tk_http_response *r, size_t hlen)
+{
+	const char *h = tk_buf_peek(&st->head);
+	size_t nrest = tk_buf_len(&st->head) - hlen;
+
+	if (st->o->verbose)
+		print_status_line(h, hlen);
+	if (r->status == 101) {
+		/* We asked for no upgrade: what follows is not HTTP. */
+		fail(st, CLI_EXIT_PROTOCOL,
+		     "malformed HTTP response: 101 Switching Protocols "
+		     "without an Upgrade request");
+		return;
+	}
+	if (r->status < 200) {
+		if (st->o->include && !emit(st, h, hlen))
+			return;
+		tk_buf_consume(&st->head, hlen);
+		return;
+	}
+	if (st->o->fail && r->status >= 400) {
+		fail(st, CLI_EXIT_OTHER, "server answered %d%s%.*s", r->status,
+		     r->reason.len > 0 ? " " : "", (int)r->reason.len,
+		     h + r->reason.off);
+		return;
+	}
+	if (tk_http_body_framing(h, r, false, &st->kind, &st->length) < 0) {
+		fail(st, CLI_EXIT_PROTOCOL,
+		     "malformed HTTP response: bad Content-Length or "
+		     "Transfer-Encoding");
+		return;
+	}
+	if (st->o->include && !emit(st, h, hlen))
+		return;
+	st->phase = PH_BODY;
+	tk_chunked_init(&st->chunked);
+	if (st->kind == TK_HTTP_BODY_NONE ||
+	    (st->kind == TK_HTTP_BODY_LENGTH && st->length == 0))
+		finish(st);
+	else if (nrest > 0)
+		body_data(st, h + hlen, nrest);
+	/* The head is not needed any more: its 64 KiB go back. */
+	tk_buf_free(&st->head);
+}
+
+static void
+head_data(struct get_state *st, const char *p, size_t n)
+{
+	struct tk_http_response r;
+	ssize_t hlen;
+	size_t take;
+	int err;
+
+	while (st->phase == PH_HEAD && !st->reported) {
+		take = n < tk_buf_room(&st->head) ? n : tk_buf_room(&st->head);
+		if (take > 0 && (err = tk_buf_append(&st->head, p, take)) < 0) {
+			fail(st, CLI_EXIT_OTHER, "%s", tk_strerror(err));
+			return;
+		}
+		p += take;
+		n -= take;
+		hlen = tk_http_parse_response(tk_buf_peek(&st->head),
+					      tk_buf_len(&st->head), &r);
+		if (hlen == TK_ETOOBIG) {
+			fail(st, CLI_EXIT_PROTOCOL,
+			     "malformed HTTP response: more than %d header "
+			     "fields",
+			     TK_HTTP_MAX_HEADERS);
+			return;
+		}
+		if (hlen < 0) {
+			fail(st, CLI_EXIT_PROTOCOL, "%s",
+			     tk_strerror(TK_EHTTP));
+			return;
+		}
+		if (hlen == 0) {
+			/* Input left over means the buffer is full. */
+			if (tk_buf_room(&st->head) == 0)
+				fail(st, CLI_EXIT_PROTOCOL,
+				     "malformed HTTP response: head larger "
+				     "than %u KiB",
+				     HEAD_MAX / 1024);
+			return;
+		}
+		/* After an interim response, go round: the next head may be
+		 * buffered already. */
+		head_done(st, &r, (size_t)hlen);
+	}
+	if (n > 0 && st->phase == PH_BODY && !st->reported)
+		body_data(st, p, n);
+}
+
+/* The server closed its side: complete only for a close-delimited body. */
+static void
+peer_closed(struct get_state *st)
+{
+	if (st->phase == PH_HEAD) {
+		if (tk_buf_len(&st->head) == 0)
+			fail(st, CLI_EXIT_PROTOCOL,
+			     "connection closed without a response");
+		else
+			fail(st, CLI_EXIT_PROTOCOL,
+			     "connection closed inside the response head");
+		return;
+	}
+	switch (st->kind) {
+	case TK_HTTP_BODY_LENGTH:
+		fail(st, CLI_EXIT_PROTOCOL,
+		     "connection closed after %llu of %llu body bytes",
+		     (unsigned long long)st->got,
+		     (unsigned long long)st->length);
+		return;
+	case TK_HTTP_BODY_CHUNKED:
+		fail(st, CLI_EXIT_PROTOCOL,
+		     "connection closed inside a chunked body");
+		return;
+	default:
+		finish(st);
+	}
+}
+
+static int
+get_open(struct tk_conn *c, void *arg)
+{
+	struct get_state *st = arg;
+	const char *req = st->t->request;
+	char where[TK_ADDRSTRLEN];
+	int err;
+
+	st->conn = c;
+	if (st->o->verbose) {
+		fprintf(stderr, "connected to %s\n",
+			tk_addr_format(tk_conn_peer(c), where, sizeof(where)));
+		fprintf(stderr, "> %.*s\n", (int)strcspn(req, "\r"), req);
+	}
+	err = tk_conn_write(c, req, st->t->reqlen);
+	if (err < 0)
+		return err;
+	st->last_data = tk_loop_now(st->loop);
+	if (st->idle != NULL)
+		tk_timer_start(st->idle, st->o->idle_ms, 0);
+	return 0;
+}
+
+static void
+get_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+{
+	struct get_state *st = arg;
+
+	(void)c;
+	if (st->phase == PH_DONE || st->reported)
+		return;
+	if (n == TK_EOF)
+		peer_closed(st);
+	else if (st->phase == PH_HEAD)
+		head_data(st, data, (size_t)n);
+	else
+		body_data(st, data, (size_t)n);
+	/* Writing to stdout may have blocked: the wait starts afresh now. */
+	tk_loop_update_time(st->loop);
+	st->last_data = tk_loop_now(st->loop);
+}
+
+static void
+get_close(struct tk_conn *c, int err, void *arg)
+{
+	struct get_state *st = arg;
+	char dur[32];
+
+	st->conn = NULL;
+	if (st->idle != NULL)
+		tk_timer_stop(st->idle);
+	tk_loop_stop(st->loop);
+	if (st->reported || st->phase == PH_DONE)
+		return;
+	st->reported = true;
+	if (err == TK_ECONNTIMEDOUT) {
+		cli_error("get", st->o->url, "connect timed out after %s",
+			  cli_format_duration(st->o->connect_ms, dur,
+					      sizeof(dur)));
+		st->rc = CLI_EXIT_TIMEOUT;
+	} else if (err == 0) {
+		/* Not expected: every orderly end goes through get_data(). */
+		cli_error("get", st->o->url, "connection closed");
+		st->rc = CLI_EXIT_PROTOCOL;
+	} else {
+		st->rc = cli_fail("get", st->o->url, err);
+	}
+	if (st->o->verbose && tk_conn_last_error(c)[0] != '\0')
+		fprintf(stderr, "last attempt: %s\n", tk_conn_last_error(c));
+}
+
+/* -t: no data for idle_ms.  Re-armed rather than restarted per read. */
+static void
+on_idle(struct tk_timer *t, void *arg)
+{
+	struct get_state *st = arg;
+	uint64_t spent = tk_loop_now(st->loop) - st->last_data;
+	char dur[32];
+
+	if (st->conn == NULL)
+		return;
+	if (spent < st->o->idle_ms) {
+		tk_timer_start(t, st->o->idle_ms - spent, 0);
+		return;
+	}
+	fail(st, CLI_EXIT_TIMEOUT, "idle timeout (no data for %s)",
+	     cli_format_duration(st->o->idle_ms, dur, sizeof(dur)));
+}
+
+static const struct tk_service get_service = {
+	.name = "get",
+	.open = get_open,
+	.data = get_data,
+	.close = get_close,
+};
+
+static int
+fetch(const struct get_opts *o, const struct get_target *t,
+      struct tk_addrlist *list)
+{
+	struct get_state st;
+	struct tk_conn_opts copts;
+	struct tk_conn *c;
+	int err;
+
+	memset(&st, 0, sizeof(st));
+	st.o = o;
+	st.t = t;
+	tk_buf_init(&st.head, HEAD_MAX);
+	st.loop = tk_loop_new();
+	if (st.loop == NULL)
+		return cli_fail("get", o->url, -errno);
+	if (o->idle_ms != 0) {
+		st.idle = tk_timer_new(st.loop, on_idle, &st);
+		if (st.idle == NULL) {
+			st.rc = cli_fail("get", o->url, -ENOMEM);
+			goto out_free_loop;
+		}
+	}
+	tk_conn_opts_init(&copts);
+	copts.connect_timeout_ms = o->connect_ms;
+	/* The idle timeout is ours: it must not count time spent on stdout. */
+	copts.idle_timeout_ms = 0;
+	err = tk_conn_connect(st.loop, list, &copts, &get_service, &st, &c);
+	if (err < 0) {
+		st.rc = cli_fail("get", o->url, err);
+		goto out_free_timer;
+	}
+	st.conn = c;
+	err = tk_loop_run(st.loop);
+	if (err < 0 && !st.reported) {
+		st.rc = cli_fail("get", o->url, err);
+		st.reported = true;
+	}
+	if (st.conn != NULL) {
+		/* Only after a loop failure: close, and run the callback. */
+		tk_conn_close(st.conn, err);
+		(void)tk_loop_run_once(st.loop, 0);
+	}
+out_free_timer:
+	tk_timer_free(st.idle);
+out_free_loop:
+	tk_buf_free(&st.head);
+	tk_loop_free(st.loop);
+	return st.rc;
+}
 
 int
 cmd_get(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	cli_error("get", "", "not implemented yet");
-	return CLI_EXIT_OTHER;
+	struct get_opts o;
+	struct get_target t;
+	struct tk_addrlist *list;
+	int rc;
+
+	rc = parse_args(argc, argv, &o);
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	rc = make_target(o.url, &t);
+	if (rc != 0)
+		return rc;
+	rc = tk_resolve(t.host, t.port, o.family,
+			t.ipv6 ? TK_RESOLVE_NUMERIC : 0, &list);
+	if (rc < 0) {
+		rc = cli_fail("get", o.url, rc);
+		goto out_free_request;
+	}
+	rc = fetch(&o, &t, list);
+	tk_addrlist_free(list);
+out_free_request:
+	free(t.request);
+	return rc;
 }
