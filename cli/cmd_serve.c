@@ -249,9 +249,28 @@ make_plan(const struct serve_opts *o, struct bind_plan *p)
 		return 0;
 	}
 	for (size_t i = 0; i < o->nhosts; i++) {
+		char host[TK_HOSTLEN], port[TK_PORTLEN];
 		struct tk_addrlist *list;
-		int err = tk_resolve(o->hosts[i], NULL, AF_UNSPEC, 0, &list);
+		int err;
 
+		/* "[::1]" is how people often write an IPv6 address. */
+		if (o->hosts[i][0] == '\0')
+			return cli_usage("serve",
+					 "-H needs an address or name");
+		if (tk_hostport_split(o->hosts[i], host, port) < 0 ||
+		    host[0] == '\0')
+			return cli_fail("serve", o->hosts[i], TK_EBADADDR);
+		if (port[0] != '\0')
+			return cli_usage("serve",
+					 "-H takes an address without a port "
+					 "('%s'); give the port with -p",
+					 o->hosts[i]);
+		/* A colon means an IPv6 literal, never a name to look up. */
+		err = tk_resolve(host, NULL, AF_UNSPEC,
+				 strchr(host, ':') ? TK_RESOLVE_NUMERIC : 0,
+				 &list);
+		if (err == TK_ENOHOST && strchr(host, ':') != NULL)
+			err = TK_EBADADDR;
 		if (err < 0)
 			return cli_fail("serve", o->hosts[i], err);
 		for (size_t j = 0; j < list->count; j++) {

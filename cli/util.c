@@ -103,17 +103,26 @@ cli_usage(const char *cmd, const char *fmt, ...)
 int
 cli_bad_option(const char *cmd, char **argv, int ch)
 {
-	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+	const char *arg = optind > 0 ? argv[optind - 1] : NULL;
 
-	if (ch == ':') {
-		if (optopt != 0)
-			return cli_usage(cmd, "option '-%c' needs a value",
-					 optopt);
-		return cli_usage(cmd, "option '%s' needs a value", arg);
+	/*
+	 * For a long option, name it as typed: optopt holds only its internal
+	 * letter, which may not exist as a short option.
+	 */
+	if (arg != NULL && strncmp(arg, "--", 2) == 0) {
+		int len = (int)strcspn(arg, "=");
+
+		if (ch == ':')
+			return cli_usage(cmd, "option '%.*s' needs a value",
+					 len, arg);
+		if (arg[len] == '=' && optopt != 0)
+			return cli_usage(cmd, "option '%.*s' takes no value",
+					 len, arg);
+		return cli_usage(cmd, "unknown option '%.*s'", len, arg);
 	}
-	if (optopt != 0)
-		return cli_usage(cmd, "unknown option '-%c'", optopt);
-	return cli_usage(cmd, "unknown option '%s'", arg);
+	if (ch == ':')
+		return cli_usage(cmd, "option '-%c' needs a value", optopt);
+	return cli_usage(cmd, "unknown option '-%c'", optopt);
 }
 
 int

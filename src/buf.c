@@ -42,9 +42,10 @@ tk_buf_reserve(struct tk_buf *b, size_t n, int *err)
 		return NULL;
 	}
 	need = b->len + n;
-	if (b->off + need <= b->cap)
+	/* Without storage (even for n == 0) allocate: never NULL on success. */
+	if (b->data != NULL && b->off + need <= b->cap)
 		return b->data + b->off + b->len;
-	if (need <= b->cap) {
+	if (b->data != NULL && need <= b->cap) {
 		/* Enough room in all: slide the content to the front. */
 		memmove(b->data, b->data + b->off, b->len);
 		b->off = 0;

@@ -1,5 +1,6 @@
 /* server.c: listeners, accepting with back-off, the set of live connections. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -172,6 +173,26 @@ unlink_conn(struct tk_server *s, struct tk_conn *c)
 		*tk__conn_prev(next) = prev;
 }
 
+/*
+ * An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d; report
+ * it as the IPv4 address it is.
+ */
+static void
+unmap_v4(struct tk_addr *a)
+{
+	struct sockaddr_in in4;
+
+	if (a->u.sa.sa_family != AF_INET6 ||
+	    !IN6_IS_ADDR_V4MAPPED(&a->u.in6.sin6_addr))
+		return;
+	memset(&in4, 0, sizeof(in4));
+	in4.sin_family = AF_INET;
+	in4.sin_port = a->u.in6.sin6_port;
+	memcpy(&in4.sin_addr, &a->u.in6.sin6_addr.s6_addr[12], 4);
+	a->u.in4 = in4;
+	a->len = sizeof(in4);
+}
+
 static void
 on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 {
@@ -201,6 +222,7 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 			}
 			continue; /* ECONNABORTED and kin: the next one */
 		}
+		unmap_v4(&peer);
 		c = tk__conn_accepted(s->loop, s, fd, &peer, &s->opts.conn,
 				      s->svc, s->svc_arg);
 		if (c == NULL) {

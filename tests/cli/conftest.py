@@ -99,23 +99,33 @@ class Server:
 
     def __init__(self, *args, listeners=1, env=None):
         argv = [TCPKIT, "serve"] + list(args)
-        if "-p" not in args and "--port" not in args:
+        if not any(a in ("-p", "--port") or a.startswith("--port=")
+                   for a in args):
             argv += ["-p", "0"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env)
         self.out = LineReader(self.proc.stdout)
         self.err = LineReader(self.proc.stderr)
-        self.addrs = []
-        for i in range(listeners):
-            m = self.err.wait_for(LISTEN_RE.pattern, start=0)
-            found = [LISTEN_RE.search(l) for l in self.err.lines]
-            found = [f for f in found if f]
-            if len(found) >= listeners:
-                break
-        found = [LISTEN_RE.search(l) for l in self.err.lines]
-        self.addrs = [(f.group(1).strip("[]"), int(f.group(2))) for f in found if f]
+        # Wait for as many "listening on" lines as there are listeners.
+        found = []
+        for _ in range(listeners):
+            m = self.err.wait_for(LISTEN_RE.pattern,
+                                  start=self._line_after(found))
+            found.append(m)
+        self.addrs = [(m.group(1).strip("[]"), int(m.group(2)))
+                      for m in found]
         self.host, self.port = self.addrs[0]
+
+    def _line_after(self, found):
+        """Index of the line after the last "listening on" line seen."""
+        if not found:
+            return 0
+        with self.err.cond:
+            for i, line in enumerate(self.err.lines):
+                if found[-1].string == line:
+                    return i + 1
+        return 0
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
         """Signal the server and wait; returns its exit code."""
