@@ -95,7 +95,9 @@ answer(struct tk_conn *c, const char *data, size_t n,
 		n = TK_BASIC_MAX_MESSAGE; /* the tutorial's recv(4096) */
 	memcpy(reply, "You sent: [", 11);
 	len = 11;
-	memcpy(reply + len, data, n);
+	if (n > 0)	   /* at EOF data is NULL: memcpy must not see it */
+		if (n > 0) /* a client may close without a word: data is NULL */
+			memcpy(reply + len, data, n);
 	len += n;
 	memcpy(reply + len, "]\n", 2);
 	len += 2;
