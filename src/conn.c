@@ -27,31 +27,39 @@ enum {
 	F_BACKPRESSURE = 1u << 5, /* output above max_pending */
 };
 
-/*
- * The transport: how bytes move.  Plain TCP here; TLS swaps in its own
- * table after the handshake.  Each returns bytes moved, or -errno.
- */
-struct transport {
-	ssize_t (*read)(struct tk_conn *c, void *buf, size_t len);
-	ssize_t (*write)(struct tk_conn *c, const void *buf, size_t len);
-	int (*shutdown)(struct tk_conn *c);
-};
-
 struct attempt {
 	int fd; /* -1: not in flight */
 	struct tk_addr addr;
 };
 
+/* What only a connecting client needs; freed once connected. */
+struct connecting {
+	struct tk_addr *addrs;
+	size_t naddrs;
+	size_t next_addr;
+	struct attempt *attempts;
+	size_t inflight;
+	struct tk_timer *eyeballs;
+	struct tk_addr source; /* copy of opts.source */
+	int last_err;
+};
+
+/*
+ * Kept small: an idle connection costs this struct and nothing else (no
+ * buffers until output waits, the read buffer belongs to the loop).
+ */
 struct tk_conn {
 	struct tk_loop *loop;
 	struct tk_server *server;
 	const struct tk_service *svc;
 	void *arg;
 	void *data;
-	const struct transport *tp;
+	const struct tk__transport *tp;
+	void *tp_state;
 	int fd;
 	enum conn_state state;
 	unsigned flags;
+	int close_err;
 	struct tk_buf out;
 	struct tk_conn_opts opts;
 	/* One timer: connect deadline, then idle timeout, then linger. */
@@ -62,21 +70,10 @@ struct tk_conn {
 	uint64_t bytes_out;
 	struct tk_addr peer;
 	struct tk_addr local;
-	struct tk_addr source; /* copy of opts.source */
-
-	/* Connecting: addresses to try and the attempts in flight. */
-	struct tk_addr *addrs;
-	size_t naddrs;
-	size_t next_addr;
-	struct attempt *attempts;
-	size_t inflight;
-	struct tk_timer *eyeballs;
-	int last_err;
-
+	struct connecting *cx;
 	struct tk_conn *next, *prev; /* the server's list */
 	struct tk__defer defer;
-	int close_err;
-	char errbuf[160];
+	char *errmsg; /* detail of the last error, NULL if none */
 };
 
 static ssize_t
@@ -102,10 +99,11 @@ plain_shutdown(struct tk_conn *c)
 	return shutdown(c->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
-static const struct transport plain_tcp = {
+static const struct tk__transport plain_tcp = {
 	.read = plain_read,
 	.write = plain_write,
 	.shutdown = plain_shutdown,
+	.close = NULL,
 };
 
 void
@@ -140,6 +138,7 @@ conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 		c->opts = *opts;
 	else
 		tk_conn_opts_init(&c->opts);
+	c->opts.source = NULL; /* a client keeps its own copy in cx */
 	if (c->opts.max_pending == 0)
 		c->opts.max_pending = TK_DEFAULT_MAX_PENDING;
 	if (c->opts.max_output == 0)
@@ -148,13 +147,8 @@ conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 		c->opts.max_output = c->opts.max_pending;
 	if (c->opts.connect_timeout_ms == 0)
 		c->opts.connect_timeout_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
-	if (c->opts.source != NULL) {
-		c->source = *c->opts.source;
-		c->opts.source = &c->source;
-	}
 	tk_buf_init(&c->out, c->opts.max_output);
 	c->defer.cb = finish_close;
-	c->last_err = -ECONNREFUSED;
 	return c;
 }
 
@@ -179,20 +173,30 @@ update_interest(struct tk_conn *c)
 		ev |= TK_READABLE;
 	if (tk_buf_len(&c->out) > 0)
 		ev |= TK_WRITABLE;
-	(void)tk_loop_modify(c->loop, c->fd, ev);
+	/* An fd parked by on_io() is watched again once there is interest. */
+	if (tk_loop_modify(c->loop, c->fd, ev) == -ENOENT && ev != 0) {
+		int err = tk_loop_watch(c->loop, c->fd, ev, on_io, c);
+
+		if (err < 0)
+			tk_conn_close(c, err);
+	}
 }
 
+/* Keep "ADDR: why" (or "why") as the detail of the last error. */
 static void
 set_error(struct tk_conn *c, const struct tk_addr *a, int err)
 {
 	char where[TK_ADDRSTRLEN];
 
-	if (a != NULL)
-		snprintf(c->errbuf, sizeof(c->errbuf), "%s: %s",
-			 tk_addr_format(a, where, sizeof(where)),
-			 tk_strerror(err));
-	else
-		snprintf(c->errbuf, sizeof(c->errbuf), "%s", tk_strerror(err));
+	free(c->errmsg);
+	c->errmsg = NULL;
+	if (a != NULL) {
+		tk_addr_format(a, where, sizeof(where));
+		if (asprintf(&c->errmsg, "%s: %s", where, tk_strerror(err)) < 0)
+			c->errmsg = NULL;
+	} else {
+		c->errmsg = strdup(tk_strerror(err));
+	}
 }
 
 static int
@@ -223,23 +227,26 @@ arm_timer(struct tk_conn *c)
 	}
 }
 
+/* The connect phase is over (won or lost): its state goes. */
 static void
 close_attempts(struct tk_conn *c)
 {
-	for (size_t i = 0; c->attempts != NULL && i < c->naddrs; i++) {
-		if (c->attempts[i].fd >= 0) {
-			tk_loop_unwatch(c->loop, c->attempts[i].fd);
-			tk__close(c->attempts[i].fd);
-			c->attempts[i].fd = -1;
+	struct connecting *cx = c->cx;
+
+	if (cx == NULL)
+		return;
+	for (size_t i = 0; cx->attempts != NULL && i < cx->naddrs; i++) {
+		if (cx->attempts[i].fd >= 0) {
+			tk_loop_unwatch(c->loop, cx->attempts[i].fd);
+			tk__close(cx->attempts[i].fd);
 		}
 	}
-	c->inflight = 0;
-	free(c->attempts);
-	c->attempts = NULL;
-	free(c->addrs);
-	c->addrs = NULL;
-	tk_timer_free(c->eyeballs);
-	c->eyeballs = NULL;
+	free(cx->attempts);
+	free(cx->addrs);
+	tk_timer_free(cx->eyeballs);
+	free(cx);
+	c->cx = NULL;
+	c->opts.source = NULL; /* it pointed into cx */
 }
 
 void
@@ -249,7 +256,7 @@ tk_conn_close(struct tk_conn *c, int err)
 		return;
 	c->state = ST_CLOSED;
 	c->close_err = err;
-	if (err != 0 && c->errbuf[0] == '\0')
+	if (err != 0 && c->errmsg == NULL)
 		set_error(c, c->opened_at != 0 ? &c->peer : NULL, err);
 	close_attempts(c);
 	tk_timer_free(c->timer);
@@ -274,6 +281,9 @@ finish_close(struct tk__defer *d)
 		c->svc->close(c, c->close_err, c->arg);
 	if (c->server != NULL)
 		tk__server_conn_closed(c->server, c, c->close_err);
+	if (c->tp->close != NULL)
+		c->tp->close(c);
+	free(c->errmsg);
 	free(c);
 }
 
@@ -408,6 +418,15 @@ on_io(struct tk_loop *loop, int fd, unsigned events, void *arg)
 		/* Nothing asked for, yet the socket is dead: say why. */
 		int err = tk__sock_error(c->fd);
 
+		/*
+		 * Both FINs are in, but a paused reader has still to read the
+		 * peer's last bytes and its EOF.  The hang-up is level-triggered:
+		 * park the fd (unwatched) until update_interest() wants it.
+		 */
+		if (err == 0 && !(c->flags & F_EOF)) {
+			tk_loop_unwatch(c->loop, c->fd);
+			return;
+		}
 		tk_conn_close(c, err);
 	}
 }
@@ -420,11 +439,12 @@ on_timer(struct tk_timer *t, void *arg)
 
 	(void)t;
 	if (c->state == ST_CONNECTING) {
+		struct connecting *cx = c->cx;
 		struct tk_addr *a = NULL;
 
-		for (size_t i = 0; i < c->naddrs && a == NULL; i++)
-			if (c->attempts[i].fd >= 0)
-				a = &c->attempts[i].addr;
+		for (size_t i = 0; cx != NULL && i < cx->naddrs && !a; i++)
+			if (cx->attempts[i].fd >= 0)
+				a = &cx->attempts[i].addr;
 		set_error(c, a, TK_ECONNTIMEDOUT);
 		tk_conn_close(c, TK_ECONNTIMEDOUT);
 		return;
@@ -473,8 +493,8 @@ attempt_failed(struct tk_conn *c, struct attempt *a, int err)
 	tk_loop_unwatch(c->loop, a->fd);
 	tk__close(a->fd);
 	a->fd = -1;
-	c->inflight--;
-	c->last_err = err;
+	c->cx->inflight--;
+	c->cx->last_err = err;
 	set_error(c, &a->addr, err);
 	/* A failure makes way for the next address at once. */
 	start_next(c);
@@ -484,15 +504,18 @@ static void
 on_attempt(struct tk_loop *loop, int fd, unsigned events, void *arg)
 {
 	struct tk_conn *c = arg;
+	struct connecting *cx = c->cx;
 	struct attempt *a = NULL;
 	int err;
 
 	(void)loop;
 	(void)events;
-	for (size_t i = 0; i < c->naddrs && a == NULL; i++)
-		if (c->attempts[i].fd == fd)
-			a = &c->attempts[i];
-	if (a == NULL || c->state != ST_CONNECTING)
+	if (cx == NULL || c->state != ST_CONNECTING)
+		return;
+	for (size_t i = 0; i < cx->naddrs && a == NULL; i++)
+		if (cx->attempts[i].fd == fd)
+			a = &cx->attempts[i];
+	if (a == NULL)
 		return;
 	err = tk__sock_error(fd);
 	if (err == 0)
@@ -506,9 +529,9 @@ on_attempt(struct tk_loop *loop, int fd, unsigned events, void *arg)
 	c->fd = fd;
 	c->peer = a->addr;
 	a->fd = -1;
-	c->inflight--;
 	close_attempts(c);
-	c->errbuf[0] = '\0';
+	free(c->errmsg);
+	c->errmsg = NULL;
 	open_established(c);
 }
 
@@ -522,34 +545,36 @@ on_eyeballs(struct tk_timer *t, void *arg)
 static void
 start_next(struct tk_conn *c)
 {
-	while (c->next_addr < c->naddrs) {
-		struct attempt *a = &c->attempts[c->next_addr];
+	struct connecting *cx = c->cx;
+
+	while (cx->next_addr < cx->naddrs) {
+		struct attempt *a = &cx->attempts[cx->next_addr];
 		int fd, err;
 
-		a->addr = c->addrs[c->next_addr++];
+		a->addr = cx->addrs[cx->next_addr++];
 		fd = tk__sock_connect(&a->addr, c->opts.source);
 		if (fd < 0) {
-			c->last_err = fd;
+			cx->last_err = fd;
 			set_error(c, &a->addr, fd);
 			continue;
 		}
 		err = tk_loop_watch(c->loop, fd, TK_WRITABLE, on_attempt, c);
 		if (err < 0) {
 			tk__close(fd);
-			c->last_err = err;
+			cx->last_err = err;
 			set_error(c, &a->addr, err);
 			continue;
 		}
 		a->fd = fd;
-		c->inflight++;
+		cx->inflight++;
 		/* Happy Eyeballs: the next address gets its turn soon. */
-		if (c->next_addr < c->naddrs && c->eyeballs != NULL)
-			tk_timer_start(c->eyeballs, TK_HAPPY_EYEBALLS_DELAY_MS,
+		if (cx->next_addr < cx->naddrs && cx->eyeballs != NULL)
+			tk_timer_start(cx->eyeballs, TK_HAPPY_EYEBALLS_DELAY_MS,
 				       0);
 		return;
 	}
-	if (c->inflight == 0)
-		tk_conn_close(c, c->last_err);
+	if (cx->inflight == 0)
+		tk_conn_close(c, cx->last_err);
 }
 
 /*
@@ -581,6 +606,7 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 		const struct tk_conn_opts *opts, const struct tk_service *svc,
 		void *arg, struct tk_conn **out)
 {
+	struct connecting *cx;
 	struct tk_conn *c;
 
 	if (loop == NULL || list == NULL || list->count == 0 || svc == NULL)
@@ -589,19 +615,27 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 	if (c == NULL)
 		return -ENOMEM;
 	c->state = ST_CONNECTING;
-	c->naddrs = list->count;
-	c->addrs = calloc(list->count, sizeof(*c->addrs));
-	c->attempts = calloc(list->count, sizeof(*c->attempts));
-	if (c->addrs == NULL || c->attempts == NULL)
+	cx = c->cx = calloc(1, sizeof(*cx));
+	if (cx == NULL)
+		goto out_free;
+	cx->last_err = -ECONNREFUSED;
+	cx->naddrs = list->count;
+	cx->addrs = calloc(list->count, sizeof(*cx->addrs));
+	cx->attempts = calloc(list->count, sizeof(*cx->attempts));
+	if (cx->addrs == NULL || cx->attempts == NULL)
 		goto out_free;
 	for (size_t i = 0; i < list->count; i++)
-		c->attempts[i].fd = -1;
-	interleave(list, c->addrs);
+		cx->attempts[i].fd = -1;
+	interleave(list, cx->addrs);
+	if (opts != NULL && opts->source != NULL) {
+		cx->source = *opts->source;
+		c->opts.source = &cx->source;
+	}
 	if (ensure_timer(c) < 0)
 		goto out_free;
 	if (list->count > 1) {
-		c->eyeballs = tk_timer_new(loop, on_eyeballs, c);
-		if (c->eyeballs == NULL)
+		cx->eyeballs = tk_timer_new(loop, on_eyeballs, c);
+		if (cx->eyeballs == NULL)
 			goto out_free;
 	}
 	tk_timer_start(c->timer, c->opts.connect_timeout_ms, 0);
@@ -610,10 +644,8 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 	return 0;
 
 out_free:
-	tk_timer_free(c->eyeballs);
+	close_attempts(c);
 	tk_timer_free(c->timer);
-	free(c->attempts);
-	free(c->addrs);
 	free(c);
 	return -ENOMEM;
 }
@@ -821,5 +853,5 @@ tk_conn_is_open(const struct tk_conn *c)
 const char *
 tk_conn_last_error(const struct tk_conn *c)
 {
-	return c->errbuf;
+	return c->errmsg != NULL ? c->errmsg : "";
 }

@@ -99,6 +99,18 @@ int tk__sock_peer(int fd, struct tk_addr *out);
 /* close() that keeps errno. */
 void tk__close(int fd);
 
+/*
+ * A connection's transport: how bytes move.  Plain TCP in conn.c; TLS
+ * swaps in its own table.  read/write return bytes moved or -errno
+ * (-EAGAIN when the socket is not ready); close frees the state.
+ */
+struct tk__transport {
+	ssize_t (*read)(struct tk_conn *c, void *buf, size_t len);
+	ssize_t (*write)(struct tk_conn *c, const void *buf, size_t len);
+	int (*shutdown)(struct tk_conn *c);
+	void (*close)(struct tk_conn *c);
+};
+
 /* Connections (conn.c), as the server makes them. */
 struct tk_conn *tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv,
 				  int fd, const struct tk_addr *peer,
