@@ -32,6 +32,20 @@ struct session {
 	uint64_t received;
 };
 
+/*
+ * "host:port" or "[v6]:port", not a bare IPv6 literal ("::1", which has
+ * more than one colon and no brackets).
+ */
+static bool
+is_hostport(const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+
+	if (arg[0] == '[')
+		return strstr(arg, "]:") != NULL;
+	return colon != NULL && strchr(colon + 1, ':') == NULL;
+}
+
 int
 client_parse(int argc, char **argv, struct client_opts *o)
 {
@@ -148,13 +162,24 @@ client_parse(int argc, char **argv, struct client_opts *o)
 	argv += optind;
 	if (nargs == 0)
 		return cli_usage(cmd, "missing HOST and PORT");
-	if (nargs == 1) {
+	if (nargs == 1 || is_hostport(argv[0])) {
 		/* HOST:PORT or [V6]:PORT in one argument. */
+		const char *colon = strrchr(argv[0], ':');
+
 		err = tk_hostport_split(argv[0], o->host, o->port);
-		if (err < 0 || o->host[0] == '\0' || o->port[0] == '\0')
+		if (err == 0 && o->host[0] == '\0')
+			return cli_usage(cmd, "missing HOST in '%s'", argv[0]);
+		if ((err == 0 && o->port[0] == '\0') ||
+		    (err == TK_EBADPORT && colon != NULL && colon[1] == '\0'))
 			return cli_usage(cmd,
 					 "missing PORT (give HOST PORT or "
 					 "HOST:PORT, not '%s')",
+					 argv[0]);
+		if (err == TK_EBADPORT)
+			return cli_usage(cmd, "unknown port '%s'",
+					 colon != NULL ? colon + 1 : argv[0]);
+		if (err < 0)
+			return cli_usage(cmd, "malformed address '%s'",
 					 argv[0]);
 		argv++;
 		nargs--;
@@ -176,10 +201,13 @@ client_parse(int argc, char **argv, struct client_opts *o)
 			return cli_usage(cmd, "malformed host '%s'", o->host);
 		strcpy(o->host, h);
 	}
-	if (is_send && nargs == 1) {
+	if (is_send && nargs >= 1) {
 		o->message = argv[0];
+		argv++;
 		nargs--;
 	}
+	if (o->newline && o->message == NULL)
+		return cli_usage(cmd, "--newline needs a MESSAGE argument");
 	if (nargs > 0)
 		return cli_usage(cmd, "unexpected argument '%s'", argv[0]);
 	return 0;
@@ -481,6 +509,13 @@ client_run(const struct client_opts *o)
 	copts.connect_timeout_ms = o->connect_timeout_ms;
 	copts.idle_timeout_ms = o->idle_timeout_ms;
 	copts.source = o->has_source ? &o->source : NULL;
+	/*
+	 * The two directions are independent here: what we send comes from
+	 * stdin, not from what we read, so output must never stop reading
+	 * (an echo server would wait for us while we wait for it).  The
+	 * stdin pump bounds the output instead (STDIN_MAX_PENDING).
+	 */
+	copts.max_pending = copts.max_output;
 	err = tk_conn_connect(s.loop, list, &copts, &client_service, &s,
 			      &s.conn);
 	if (err < 0)
