@@ -1,0 +1,1055 @@
+/* test_conn.c: client connections on loopback against real peers. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+/*
+ * One timeout for every test: Criterion 2.4 leaks in its runner when tests
+ * running in parallel have different timeouts.
+ */
+TestSuite(conn, .timeout = 30);
+
+/* A service that records what happens to one client connection. */
+struct rec {
+	struct tk_conn *c;    /* NULL once closed */
+	struct tk_conn *gone; /* the pointer, kept to check it was freed */
+	int opens, closes, drains, eofs;
+	size_t datas;
+	int close_err;
+	char last_error[160];
+	char *in;
+	size_t in_len, in_cap;
+	char log[64]; /* o open, d data, e EOF, r drain, c close */
+	size_t nlog;
+	int open_ret;
+	uint64_t t_open, t_close, t_data;
+	size_t pending_at_data; /* tk_conn_pending() at the first data */
+	size_t pending_at_drain;
+	bool in_callback; /* a callback of this conn is on the stack */
+	bool close_inside_callback;
+	/* Optional reactions. */
+	void (*on_open)(struct rec *r);
+	void (*on_data)(struct rec *r, const char *d, ssize_t n);
+	void (*on_close)(struct rec *r);
+	void *user;
+};
+
+static void
+rec_log(struct rec *r, char ch)
+{
+	/* Runs of data are one 'd'. */
+	if (ch == 'd' && r->nlog > 0 && r->log[r->nlog - 1] == 'd')
+		return;
+	if (r->nlog < sizeof(r->log) - 1)
+		r->log[r->nlog++] = ch;
+}
+
+static int
+rec_open(struct tk_conn *c, void *arg)
+{
+	struct rec *r = arg;
+
+	cr_assert(tk_conn_is_open(c));
+	r->c = c;
+	r->opens++;
+	r->t_open = t_now_ms();
+	rec_log(r, 'o');
+	r->in_callback = true;
+	if (r->on_open != NULL)
+		r->on_open(r);
+	r->in_callback = false;
+	return r->open_ret;
+}
+
+static void
+rec_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+{
+	struct rec *r = arg;
+
+	cr_assert_eq(c, r->c);
+	cr_assert_eq(r->closes, 0, "data after close");
+	r->in_callback = true;
+	if (n == TK_EOF) {
+		r->eofs++;
+		rec_log(r, 'e');
+	} else {
+		cr_assert_gt(n, 0);
+		cr_assert_eq(r->eofs, 0, "data after EOF");
+		if (r->datas++ == 0)
+			r->pending_at_data = tk_conn_pending(c);
+		if (r->in_cap - r->in_len < (size_t)n) {
+			while (r->in_cap - r->in_len < (size_t)n)
+				r->in_cap = r->in_cap ? r->in_cap * 2 : 4096;
+			r->in = realloc(r->in, r->in_cap);
+			cr_assert_not_null(r->in);
+		}
+		memcpy(r->in + r->in_len, data, (size_t)n);
+		r->in_len += (size_t)n;
+		r->t_data = t_now_ms();
+		rec_log(r, 'd');
+	}
+	if (r->on_data != NULL)
+		r->on_data(r, data, n);
+	r->in_callback = false;
+}
+
+static void
+rec_drain(struct tk_conn *c, void *arg)
+{
+	struct rec *r = arg;
+
+	cr_assert_eq(c, r->c);
+	r->drains++;
+	r->pending_at_drain = tk_conn_pending(c);
+	rec_log(r, 'r');
+}
+
+static void
+rec_close(struct tk_conn *c, int err, void *arg)
+{
+	struct rec *r = arg;
+
+	if (r->in_callback)
+		r->close_inside_callback = true;
+	r->closes++;
+	cr_assert_eq(r->closes, 1, "close callback ran %d times", r->closes);
+	cr_assert(!tk_conn_is_open(c));
+	r->close_err = err;
+	r->t_close = t_now_ms();
+	snprintf(r->last_error, sizeof(r->last_error), "%s",
+		 tk_conn_last_error(c));
+	rec_log(r, 'c');
+	if (r->on_close != NULL)
+		r->on_close(r);
+	r->gone = c;
+	r->c = NULL;
+}
+
+static const struct tk_service rec_svc = {
+	.name = "rec",
+	.open = rec_open,
+	.data = rec_data,
+	.drain = rec_drain,
+	.close = rec_close,
+};
+
+static struct tk_conn *
+rec_connect(struct tk_loop *loop, struct tk_addr *addrs, size_t n,
+	    const struct tk_conn_opts *o, struct rec *r)
+{
+	struct tk_addrlist l = t_list(addrs, n);
+	struct tk_conn *c = NULL;
+
+	cr_assert_eq(tk_conn_connect(loop, &l, o, &rec_svc, r, &c), 0);
+	cr_assert_not_null(c);
+	cr_assert_eq(r->closes, 0, "a callback ran inside tk_conn_connect");
+	cr_assert_eq(r->opens, 0, "a callback ran inside tk_conn_connect");
+	return c;
+}
+
+static void
+rec_free(struct rec *r)
+{
+	free(r->in);
+	r->in = NULL;
+}
+
+static bool
+rec_got(const struct rec *r, const char *s)
+{
+	size_t n = strlen(s);
+
+	return r->in_len == n && (n == 0 || memcmp(r->in, s, n) == 0);
+}
+
+/*
+ * A listener whose accept queue is full: it never answers new SYNs, so a
+ * connect to it stays in progress.  listen(fd, 0) queues one connection;
+ * the raw connects that fill it are never accepted.
+ */
+struct blackhole {
+	int lfd;
+	int fills[3];
+	struct tk_addr addr;
+};
+
+static void
+blackhole_open(struct blackhole *b, const char *ip)
+{
+	b->lfd = t_raw_listen(ip, 0, &b->addr);
+	for (int i = 0; i < 3; i++) {
+		b->fills[i] =
+			socket(b->addr.u.sa.sa_family,
+			       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		cr_assert(b->fills[i] >= 0);
+		cr_assert(connect(b->fills[i], &b->addr.u.sa, b->addr.len) ==
+				  0 ||
+			  errno == EINPROGRESS);
+	}
+}
+
+static void
+blackhole_close(struct blackhole *b)
+{
+	for (int i = 0; i < 3; i++)
+		close(b->fills[i]);
+	close(b->lfd);
+}
+
+/* An echo server and a client: write, read it back, close. */
+static void
+echo_round_trip(const char *ip)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr sa, local;
+	struct tk_server *s =
+		t_server(loop, ip, NULL, &tk_service_echo, NULL, &sa);
+	struct tk_server_stats st;
+	struct rec r = { 0 };
+	struct tk_conn *c = rec_connect(loop, &sa, 1, NULL, &r);
+	char buf[TK_ADDRSTRLEN];
+
+	cr_assert_eq(tk_conn_write(c, "x", 1), -ENOTCONN,
+		     "writing before open");
+	RUN_UNTIL(loop, 3000, r.opens == 1);
+	cr_assert_eq(r.c, c);
+	cr_assert(tk_addr_equal(tk_conn_peer(c), &sa), "peer is %s",
+		  t_fmt(tk_conn_peer(c), buf));
+	local = *tk_conn_local(c);
+	cr_assert_eq(tk_addr_family(&local), tk_addr_family(&sa));
+	cr_assert(tk_addr_is_loopback(&local));
+	cr_assert_neq(tk_addr_port(&local), 0);
+	cr_assert_geq(tk_conn_fd(c), 0);
+	cr_assert_eq(tk_conn_loop(c), loop);
+	cr_assert_null(tk_conn_server(c));
+	cr_assert_str_empty(tk_conn_last_error(c));
+	cr_assert_lt(tk_conn_age_ms(c), 5000);
+	tk_conn_set_data(c, &r);
+	cr_assert_eq(tk_conn_data(c), &r);
+
+	cr_assert_eq(tk_conn_write(c, "hello, echo", 11), 0);
+	cr_assert_eq(tk_conn_write(c, "", 0), 0);
+	RUN_UNTIL(loop, 3000, r.in_len == 11);
+	cr_assert(rec_got(&r, "hello, echo"));
+	cr_assert_eq(tk_conn_bytes_out(c), 11);
+	cr_assert_eq(tk_conn_bytes_in(c), 11);
+	cr_assert_eq(tk_conn_pending(c), 0);
+
+	/* The close callback is deferred, never run inside tk_conn_close. */
+	tk_conn_close(c, 0);
+	cr_assert_eq(r.closes, 0);
+	cr_assert(!tk_conn_is_open(c));
+	cr_assert_eq(tk_conn_write(c, "x", 1), -EPIPE);
+	RUN_UNTIL(loop, 1000, r.closes == 1);
+	cr_assert_eq(r.close_err, 0);
+	cr_assert_str_eq(r.log, "odc");
+	T_ASSERT_FREED(r.gone);
+
+	/* The server saw the whole exchange end. */
+	RUN_UNTIL(loop, 3000, (tk_server_get_stats(s, &st), st.closed == 1));
+	cr_assert_eq(st.bytes_in, 11);
+	cr_assert_eq(st.bytes_out, 11);
+	tk_server_free(s);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+Test(conn, echo_round_trip_ipv4)
+{
+	echo_round_trip("127.0.0.1");
+}
+
+Test(conn, echo_round_trip_ipv6)
+{
+	echo_round_trip("::1");
+}
+
+static void
+refused(const char *ip)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr a;
+	int hold = t_refusing_port(ip, &a);
+	struct rec r = { 0 };
+	char where[TK_ADDRSTRLEN], want[256];
+
+	rec_connect(loop, &a, 1, NULL, &r);
+	RUN_UNTIL(loop, 3000, r.closes == 1);
+	cr_assert_eq(r.opens, 0, "open called for a refused connection");
+	cr_assert_eq(r.close_err, -ECONNREFUSED, "close(%d)", r.close_err);
+	snprintf(want, sizeof(want), "%s: %s", t_fmt(&a, where),
+		 tk_strerror(-ECONNREFUSED));
+	cr_assert_str_eq(r.last_error, want);
+	cr_assert_str_eq(r.log, "c");
+	T_ASSERT_FREED(r.gone);
+	close(hold);
+	tk_loop_free(loop);
+}
+
+Test(conn, refused_ipv4)
+{
+	refused("127.0.0.1");
+}
+
+Test(conn, refused_ipv6)
+{
+	refused("::1");
+}
+
+Test(conn, address_list_refused_then_good)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr list[2], good;
+	int hold = t_refusing_port("127.0.0.1", &list[0]);
+	struct tk_server *s = t_server(loop, "127.0.0.1", NULL,
+				       &tk_service_echo, NULL, &good);
+	struct rec r = { 0 };
+	struct tk_conn *c;
+
+	list[1] = good;
+	c = rec_connect(loop, list, 2, NULL, &r);
+	RUN_UNTIL(loop, 3000, r.opens == 1 || r.closes == 1);
+	cr_assert_eq(r.opens, 1, "closed: %s", r.last_error);
+	cr_assert(tk_addr_equal(tk_conn_peer(c), &good));
+	cr_assert_str_empty(tk_conn_last_error(c),
+			    "a connected conn keeps an old error");
+	cr_assert_eq(tk_conn_write(c, "ping", 4), 0);
+	RUN_UNTIL(loop, 3000, r.in_len == 4);
+	cr_assert(rec_got(&r, "ping"));
+	tk_conn_close(c, 0);
+	RUN_UNTIL(loop, 1000, r.closes == 1);
+	tk_server_free(s);
+	close(hold);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+Test(conn, address_list_mixed_families)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr list[3], good;
+	int h4 = t_refusing_port("127.0.0.1", &list[0]);
+	int h6 = t_refusing_port("::1", &list[1]);
+	struct tk_server *s =
+		t_server(loop, "::1", NULL, &tk_service_echo, NULL, &good);
+	struct rec r = { 0 };
+	struct tk_conn *c;
+
+	/* v4 refused, v6 refused, v6 good: tried in turn (interleaved). */
+	list[2] = good;
+	c = rec_connect(loop, list, 3, NULL, &r);
+	RUN_UNTIL(loop, 3000, r.opens == 1 || r.closes == 1);
+	cr_assert_eq(r.opens, 1, "closed: %s", r.last_error);
+	cr_assert(tk_addr_equal(tk_conn_peer(c), &good));
+	tk_conn_close(c, 0);
+	RUN_UNTIL(loop, 1000, r.closes == 1);
+	tk_server_free(s);
+	close(h4);
+	close(h6);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+Test(conn, address_list_all_refused_reports_the_last)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr list[2];
+	int h1 = t_refusing_port("127.0.0.1", &list[0]);
+	int h2 = t_refusing_port("127.0.0.1", &list[1]);
+	struct rec r = { 0 };
+	char where[TK_ADDRSTRLEN];
+
+	rec_connect(loop, list, 2, NULL, &r);
+	RUN_UNTIL(loop, 3000, r.closes == 1);
+	cr_assert_eq(r.opens, 0);
+	cr_assert_eq(r.close_err, -ECONNREFUSED);
+	cr_assert(strstr(r.last_error, t_fmt(&list[1], where)) != NULL,
+		  "last error \"%s\" does not name %s", r.last_error, where);
+	close(h1);
+	close(h2);
+	tk_loop_free(loop);
+}
+
+Test(conn, connect_timeout_on_full_backlog)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct blackhole b;
+	struct tk_conn_opts o;
+	struct rec r = { 0 };
+	char where[TK_ADDRSTRLEN], want[256];
+	uint64_t t0;
+
+	blackhole_open(&b, "127.0.0.1");
+	tk_conn_opts_init(&o);
+	o.connect_timeout_ms = 300;
+	tk_loop_update_time(loop);
+	t0 = t_now_ms();
+	rec_connect(loop, &b.addr, 1, &o, &r);
+	RUN_UNTIL(loop, 5000, r.closes == 1);
+	cr_assert_eq(r.opens, 0,
+		     "the kernel accepted a SYN on a full backlog: the test's "
+		     "premise does not hold here");
+	cr_assert_eq(r.close_err, TK_ECONNTIMEDOUT, "close(%s)",
+		     tk_err_name(r.close_err));
+	cr_assert_geq(r.t_close - t0, 300);
+	cr_assert_lt(r.t_close - t0, 2000, "took %llu ms",
+		     (unsigned long long)(r.t_close - t0));
+	snprintf(want, sizeof(want), "%s: %s", t_fmt(&b.addr, where),
+		 tk_strerror(TK_ECONNTIMEDOUT));
+	cr_assert_str_eq(r.last_error, want);
+	blackhole_close(&b);
+	tk_loop_free(loop);
+}
+
+/* One deadline for all addresses: two silent ones do not double it. */
+Test(conn, connect_timeout_covers_the_whole_list)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct blackhole b1, b2;
+	struct tk_addr list[2];
+	struct tk_conn_opts o;
+	struct rec r = { 0 };
+	uint64_t t0;
+
+	blackhole_open(&b1, "127.0.0.1");
+	blackhole_open(&b2, "127.0.0.1");
+	list[0] = b1.addr;
+	list[1] = b2.addr;
+	tk_conn_opts_init(&o);
+	o.connect_timeout_ms = 400;
+	tk_loop_update_time(loop);
+	t0 = t_now_ms();
+	rec_connect(loop, list, 2, &o, &r);
+	RUN_UNTIL(loop, 5000, r.closes == 1);
+	cr_assert_eq(r.close_err, TK_ECONNTIMEDOUT);
+	cr_assert_geq(r.t_close - t0, 400);
+	cr_assert_lt(r.t_close - t0, 2000);
+	blackhole_close(&b1);
+	blackhole_close(&b2);
+	tk_loop_free(loop);
+}
+
+Test(conn, happy_eyeballs_moves_on_from_a_silent_address)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct blackhole b;
+	struct tk_addr list[2], good;
+	struct tk_server *s;
+	struct tk_conn_opts o;
+	struct rec r = { 0 };
+	struct tk_conn *c;
+	uint64_t t0;
+
+	blackhole_open(&b, "127.0.0.1");
+	s = t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &good);
+	list[0] = b.addr;
+	list[1] = good;
+	tk_conn_opts_init(&o);
+	o.connect_timeout_ms = 5000;
+	tk_loop_update_time(loop);
+	t0 = t_now_ms();
+	c = rec_connect(loop, list, 2, &o, &r);
+	RUN_UNTIL(loop, 5000, r.opens == 1 || r.closes == 1);
+	cr_assert_eq(r.opens, 1, "closed: %s", r.last_error);
+	cr_assert(tk_addr_equal(tk_conn_peer(c), &good));
+	/* The second address waited its turn, but not the whole deadline. */
+	cr_assert_geq(r.t_open - t0, TK_HAPPY_EYEBALLS_DELAY_MS);
+	cr_assert_lt(r.t_open - t0, 2000);
+	tk_conn_close(c, 0);
+	RUN_UNTIL(loop, 1000, r.closes == 1);
+	tk_server_free(s);
+	blackhole_close(&b);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+Test(conn, close_or_end_while_connecting)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct blackhole b;
+	struct rec r1 = { 0 }, r2 = { 0 };
+	struct tk_conn *c1, *c2;
+
+	blackhole_open(&b, "127.0.0.1");
+	c1 = rec_connect(loop, &b.addr, 1, NULL, &r1);
+	c2 = rec_connect(loop, &b.addr, 1, NULL, &r2);
+	cr_assert(!tk_conn_is_open(c1));
+	cr_assert_eq(tk_conn_write(c1, "x", 1), -ENOTCONN);
+	tk_conn_close(c1, -ECANCELED);
+	tk_conn_end(c2);
+	RUN_UNTIL(loop, 1000, r1.closes == 1 && r2.closes == 1);
+	cr_assert_eq(r1.opens + r2.opens, 0);
+	cr_assert_eq(r1.close_err, -ECANCELED);
+	cr_assert_eq(r2.close_err, 0);
+	T_ASSERT_FREED(r1.gone);
+	T_ASSERT_FREED(r2.gone);
+	blackhole_close(&b);
+	tk_loop_free(loop);
+}
+
+Test(conn, connect_bad_arguments_call_nothing)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr a = t_addr("127.0.0.1", 9);
+	struct tk_addrlist empty = { 0 }, one = t_list(&a, 1);
+	struct tk_conn *c = (struct tk_conn *)&a;
+	struct rec r = { 0 };
+
+	cr_assert_eq(tk_conn_connect(loop, &empty, NULL, &rec_svc, &r, &c),
+		     -EINVAL);
+	cr_assert_eq(tk_conn_connect(loop, NULL, NULL, &rec_svc, &r, &c),
+		     -EINVAL);
+	cr_assert_eq(tk_conn_connect(loop, &one, NULL, NULL, &r, &c), -EINVAL);
+	cr_assert_eq(c, (struct tk_conn *)&a, "*out changed on failure");
+	t_run_for(loop, 20);
+	cr_assert_eq(r.opens + r.closes, 0);
+	tk_loop_free(loop);
+}
+
+Test(conn, source_address)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr sa, src = t_addr("127.0.0.1", 0);
+	struct tk_addr src6 = t_addr("::1", 0);
+	struct tk_server *s =
+		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
+	struct tk_conn_opts o;
+	struct rec r = { 0 }, r6 = { 0 };
+	struct tk_conn *c;
+
+	tk_conn_opts_init(&o);
+	o.source = &src;
+	c = rec_connect(loop, &sa, 1, &o, &r);
+	o.source = &src6; /* opts are copied: this changes nothing for c */
+	RUN_UNTIL(loop, 3000, r.opens == 1);
+	cr_assert_str_eq(
+		tk_addr_format_ip(tk_conn_local(c), (char[64]){ 0 }, 64),
+		"127.0.0.1");
+	tk_conn_close(c, 0);
+	/* A source of the wrong family fails that address. */
+	rec_connect(loop, &sa, 1, &o, &r6);
+	RUN_UNTIL(loop, 3000, r.closes == 1 && r6.closes == 1);
+	cr_assert_eq(r6.opens, 0);
+	cr_assert_eq(r6.close_err, -EAFNOSUPPORT);
+	tk_server_free(s);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+Test(conn, idle_timeout_closes)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr sa;
+	struct tk_server *s =
+		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
+	struct tk_conn_opts o;
+	struct rec r = { 0 };
+	char where[TK_ADDRSTRLEN], want[256];
+
+	tk_conn_opts_init(&o);
+	o.idle_timeout_ms = 100;
+	rec_connect(loop, &sa, 1, &o, &r);
+	RUN_UNTIL(loop, 3000, r.closes == 1);
+	cr_assert_eq(r.opens, 1);
+	cr_assert_eq(r.close_err, TK_EIDLE, "close(%s)",
+		     tk_err_name(r.close_err));
+	cr_assert_geq(r.t_close - r.t_open, 95);
+	cr_assert_lt(r.t_close - r.t_open, 2000);
+	snprintf(want, sizeof(want), "%s: %s", t_fmt(&sa, where),
+		 tk_strerror(TK_EIDLE));
+	cr_assert_str_eq(r.last_error, want);
+	tk_server_free(s);
+	tk_loop_free(loop);
+}
+
+/* Traffic postpones the idle timeout: it counts from the last byte. */
+struct pinger {
+	struct rec *r;
+	int sent;
+};
+
+static void
+ping(struct tk_timer *t, void *arg)
+{
+	struct pinger *pg = arg;
+
+	if (pg->r->c == NULL)
+		return;
+	cr_assert_eq(tk_conn_write(pg->r->c, "p", 1), 0);
+	if (++pg->sent == 4)
+		tk_timer_stop(t);
+}
+
+Test(conn, idle_timeout_counts_from_last_activity)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr sa;
+	struct tk_server *s =
+		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
+	struct tk_conn_opts o;
+	struct rec r = { 0 };
+	struct pinger pg = { .r = &r };
+	struct tk_timer *t = tk_timer_new(loop, ping, &pg);
+
+	tk_conn_opts_init(&o);
+	o.idle_timeout_ms = 150;
+	rec_connect(loop, &sa, 1, &o, &r);
+	RUN_UNTIL(loop, 3000, r.opens == 1);
+	tk_timer_start(t, 60, 60);
+	RUN_UNTIL(loop, 5000, r.closes == 1);
+	cr_assert_eq(r.close_err, TK_EIDLE);
+	cr_assert_eq(r.in_len, 4, "four pings echoed before the timeout");
+	/* Pinged for ~240 ms; then 150 ms of silence. */
+	cr_assert_geq(r.t_close - r.t_open, 380);
+	cr_assert_geq(r.t_close - r.t_data, 140);
+	tk_timer_free(t);
+	tk_server_free(s);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+Test(conn, set_idle_timeout_on_open_conn)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr sa;
+	struct tk_server *s =
+		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
+	struct tk_conn_opts o;
+	struct rec r1 = { 0 }, r2 = { 0 };
+	struct tk_conn *c1, *c2;
+
+	tk_conn_opts_init(&o);
+	c1 = rec_connect(loop, &sa, 1, &o, &r1); /* no idle timeout */
+	o.idle_timeout_ms = 200;
+	c2 = rec_connect(loop, &sa, 1, &o, &r2);
+	RUN_UNTIL(loop, 3000, r1.opens == 1 && r2.opens == 1);
+	tk_conn_set_idle_timeout(c1, 60); /* switch on */
+	tk_conn_set_idle_timeout(c2, 0);  /* switch off */
+	RUN_UNTIL(loop, 3000, r1.closes == 1);
+	cr_assert_eq(r1.close_err, TK_EIDLE);
+	t_run_for(loop, 300);
+	cr_assert_eq(r2.closes, 0, "idle timeout still on after setting 0");
+	tk_conn_close(c2, 0);
+	RUN_UNTIL(loop, 1000, r2.closes == 1);
+	tk_server_free(s);
+	tk_loop_free(loop);
+}
+
+/* A client and a raw peer accepted by hand from a raw listener. */
+struct pair {
+	struct tk_loop *loop;
+	int lfd;
+	struct tk_addr addr;
+	struct rec r;
+	struct tk_conn *c;
+	struct peer p;
+};
+
+static void
+pair_open(struct pair *x, const struct tk_conn_opts *o, int peer_rcvbuf)
+{
+	memset(x, 0, sizeof(*x));
+	x->loop = tk_loop_new();
+	x->lfd = t_raw_listen("127.0.0.1", 8, &x->addr);
+	/* Accepted sockets inherit it: a small window fills up soon. */
+	if (peer_rcvbuf > 0)
+		cr_assert(setsockopt(x->lfd, SOL_SOCKET, SO_RCVBUF,
+				     &peer_rcvbuf, sizeof(peer_rcvbuf)) == 0);
+	x->c = rec_connect(x->loop, &x->addr, 1, o, &x->r);
+	RUN_UNTIL(x->loop, 3000, x->r.opens == 1);
+	peer_accept(&x->p, x->loop, x->lfd);
+}
+
+static void
+pair_close(struct pair *x)
+{
+	if (x->r.closes == 0) {
+		tk_conn_close(x->c, 0);
+		RUN_UNTIL(x->loop, 1000, x->r.closes == 1);
+	}
+	peer_free(&x->p);
+	close(x->lfd);
+	rec_free(&x->r);
+	tk_loop_free(x->loop);
+}
+
+Test(conn, peer_half_close_then_we_still_write)
+{
+	struct pair x;
+
+	pair_open(&x, NULL, 0);
+	peer_send_str(&x.p, "bye");
+	peer_shutdown(&x.p);
+	RUN_UNTIL(x.loop, 3000, x.r.eofs == 1);
+	cr_assert(rec_got(&x.r, "bye"));
+	cr_assert_str_eq(x.r.log, "ode");
+	cr_assert(tk_conn_is_open(x.c), "EOF closed the connection");
+	cr_assert_eq(tk_conn_write(x.c, "still here", 10), 0);
+	RUN_UNTIL(x.loop, 3000, x.p.in_len == 10);
+	cr_assert(peer_got(&x.p, "still here"));
+	cr_assert(!x.p.eof);
+	t_run_for(x.loop, 30);
+	cr_assert_eq(x.r.eofs, 1, "EOF delivered more than once");
+	/* Our FIN now ends it: both directions are done. */
+	tk_conn_end(x.c);
+	RUN_UNTIL(x.loop, 3000, x.r.closes == 1 && x.p.eof);
+	cr_assert_eq(x.r.close_err, 0);
+	cr_assert_str_eq(x.r.log, "odec");
+	T_ASSERT_FREED(x.r.gone);
+	pair_close(&x);
+}
+
+Test(conn, shutdown_sends_fin_and_reading_goes_on)
+{
+	struct pair x;
+
+	pair_open(&x, NULL, 0);
+	cr_assert_eq(tk_conn_write(x.c, "abc", 3), 0);
+	tk_conn_shutdown(x.c);
+	tk_conn_shutdown(x.c); /* twice: harmless */
+	cr_assert_eq(tk_conn_write(x.c, "d", 1), -EPIPE);
+	RUN_UNTIL(x.loop, 3000, x.p.eof);
+	cr_assert(peer_got(&x.p, "abc"));
+	cr_assert(tk_conn_is_open(x.c));
+	peer_send_str(&x.p, "more");
+	RUN_UNTIL(x.loop, 3000, x.r.in_len == 4);
+	cr_assert(rec_got(&x.r, "more"));
+	cr_assert_eq(x.r.closes, 0);
+	/* The peer's FIN completes the close, with no error. */
+	peer_shutdown(&x.p);
+	RUN_UNTIL(x.loop, 3000, x.r.closes == 1);
+	cr_assert_eq(x.r.close_err, 0);
+	cr_assert_str_eq(x.r.log, "odec");
+	pair_close(&x);
+}
+
+/* Write chunks until the kernel is full and pending passes `above`. */
+static size_t
+fill_output(struct tk_conn *c, size_t above, unsigned seed)
+{
+	char chunk[16384];
+	size_t total = 0;
+
+	while (tk_conn_pending(c) <= above) {
+		t_fill(chunk, sizeof(chunk), total, seed);
+		cr_assert_eq(tk_conn_write(c, chunk, sizeof(chunk)), 0,
+			     "write failed at %zu", total);
+		total += sizeof(chunk);
+		cr_assert_lt(total, 64u << 20, "the kernel never pushed back");
+	}
+	return total;
+}
+
+Test(conn, end_flushes_then_fin_then_close)
+{
+	struct pair x;
+	size_t total;
+
+	pair_open(&x, NULL, 4096);
+	peer_set_reading(&x.p, false);
+	total = fill_output(x.c, 100000, 7);
+	cr_assert_gt(tk_conn_pending(x.c), 100000);
+	/* Input while ending is read and dropped. */
+	peer_send_str(&x.p, "ignored");
+	tk_conn_end(x.c);
+	tk_conn_end(x.c); /* twice: harmless */
+	cr_assert(tk_conn_is_open(x.c), "end closed with output pending");
+	cr_assert_eq(tk_conn_write(x.c, "late", 4), -EPIPE);
+	t_run_for(x.loop, 30);
+	cr_assert_eq(x.r.closes, 0);
+	/* The peer reads: everything, then EOF. */
+	peer_set_reading(&x.p, true);
+	RUN_UNTIL(x.loop, 10000, x.p.eof);
+	cr_assert_eq(x.p.in_len, total);
+	cr_assert_eq(t_check(x.p.in, total, 0, 7), total, "stream corrupt");
+	/* Still waiting for the peer's FIN (linger is 2 s). */
+	cr_assert_eq(x.r.closes, 0);
+	peer_shutdown(&x.p);
+	RUN_UNTIL(x.loop, 3000, x.r.closes == 1);
+	cr_assert_eq(x.r.close_err, 0);
+	cr_assert_eq(x.r.datas, 0, "data delivered while ending");
+	cr_assert_eq(x.r.eofs, 0, "EOF delivered while ending");
+	T_ASSERT_FREED(x.r.gone);
+	pair_close(&x);
+}
+
+Test(conn, end_lingers_for_peer_fin_then_closes)
+{
+	struct tk_conn_opts o;
+	struct pair x;
+	uint64_t t0;
+
+	tk_conn_opts_init(&o);
+	o.linger_ms = 120;
+	pair_open(&x, &o, 0);
+	cr_assert_eq(tk_conn_write(x.c, "last words", 10), 0);
+	tk_loop_update_time(x.loop);
+	t0 = t_now_ms();
+	tk_conn_end(x.c);
+	RUN_UNTIL(x.loop, 3000, x.p.eof);
+	cr_assert(peer_got(&x.p, "last words"));
+	/* The peer never closes: the linger runs out, still close(0). */
+	RUN_UNTIL(x.loop, 3000, x.r.closes == 1);
+	cr_assert_eq(x.r.close_err, 0);
+	cr_assert_geq(x.r.t_close - t0, 120);
+	pair_close(&x);
+}
+
+static void
+check_drain(struct rec *r, const char *d, ssize_t n)
+{
+	(void)d;
+	(void)n;
+	/* Reading resumed only once output fell well below the cap. */
+	cr_assert_leq(tk_conn_pending(r->c), 64u * 1024 / 2);
+}
+
+Test(conn, backpressure_pauses_reading_until_drained)
+{
+	struct tk_conn_opts o;
+	struct pair x;
+	size_t total, before;
+	char chunk[65536];
+	int err;
+
+	tk_conn_opts_init(&o);
+	o.max_pending = 64u * 1024;
+	o.max_output = 1u << 20;
+	pair_open(&x, &o, 4096);
+	x.r.on_data = check_drain;
+	peer_set_reading(&x.p, false);
+	total = fill_output(x.c, o.max_pending, 9);
+
+	/* Above max_pending: what the peer sends is not delivered. */
+	peer_send_str(&x.p, "are you listening?");
+	t_run_for(x.loop, 150);
+	cr_assert_eq(x.r.datas, 0, "data delivered above max_pending");
+	cr_assert_eq(x.r.drains, 0);
+
+	/* Up to max_output and no further: -ENOBUFS, nothing queued. */
+	for (;;) {
+		before = tk_conn_pending(x.c);
+		t_fill(chunk, sizeof(chunk), total, 9);
+		err = tk_conn_write(x.c, chunk, sizeof(chunk));
+		if (err < 0)
+			break;
+		total += sizeof(chunk);
+	}
+	cr_assert_eq(err, -ENOBUFS);
+	cr_assert_eq(tk_conn_pending(x.c), before);
+	cr_assert_gt(before + sizeof(chunk), o.max_output);
+	cr_assert(tk_conn_is_open(x.c), "-ENOBUFS closed the connection");
+	/* What fits still goes in. */
+	size_t room = o.max_output - before;
+
+	if (room > 0) {
+		t_fill(chunk, room, total, 9);
+		cr_assert_eq(tk_conn_write(x.c, chunk, room), 0);
+		total += room;
+		cr_assert_eq(tk_conn_pending(x.c), o.max_output);
+	}
+	cr_assert_eq(tk_conn_write(x.c, chunk, 1), -ENOBUFS);
+
+	/* The peer reads: output drains, reading resumes, drain fires. */
+	peer_set_reading(&x.p, true);
+	RUN_UNTIL(x.loop, 10000, x.r.drains >= 1 && x.r.in_len == 18);
+	cr_assert(rec_got(&x.r, "are you listening?"));
+	cr_assert_eq(x.r.pending_at_drain, 0);
+	cr_assert_eq(tk_conn_pending(x.c), 0);
+	RUN_UNTIL(x.loop, 10000, x.p.in_len == total);
+	cr_assert_eq(t_check(x.p.in, total, 0, 9), total, "stream corrupt");
+	cr_assert_eq(tk_conn_bytes_out(x.c), total);
+	pair_close(&x);
+}
+
+static void
+max_chunk(struct rec *r, const char *d, ssize_t n)
+{
+	size_t *max = r->user;
+
+	(void)d;
+	if (n > 0 && (size_t)n > *max)
+		*max = (size_t)n;
+}
+
+Test(conn, read_size_bounds_each_delivery)
+{
+	struct tk_conn_opts o;
+	struct pair x;
+	size_t max = 0;
+	char data[1000];
+
+	tk_conn_opts_init(&o);
+	o.read_size = 7;
+	pair_open(&x, &o, 0);
+	x.r.on_data = max_chunk;
+	x.r.user = &max;
+	t_fill(data, sizeof(data), 0, 21);
+	peer_send(&x.p, data, sizeof(data));
+	RUN_UNTIL(x.loop, 3000, x.r.in_len == sizeof(data));
+	cr_assert_eq(t_check(x.r.in, sizeof(data), 0, 21), sizeof(data));
+	cr_assert_eq(max, 7, "largest delivery %zu bytes", max);
+	cr_assert_eq(tk_conn_bytes_in(x.c), sizeof(data));
+	pair_close(&x);
+}
+
+Test(conn, pause_and_resume)
+{
+	struct pair x;
+
+	pair_open(&x, NULL, 0);
+	tk_conn_pause(x.c);
+	peer_send_str(&x.p, "held");
+	t_run_for(x.loop, 60);
+	cr_assert_eq(x.r.datas, 0, "data delivered while paused");
+	tk_conn_resume(x.c);
+	RUN_UNTIL(x.loop, 3000, x.r.in_len == 4);
+	cr_assert(rec_got(&x.r, "held"));
+	pair_close(&x);
+}
+
+/*
+ * Paused, our FIN sent, then the peer's last bytes and FIN: the socket
+ * hangs up (both directions shut) with data still unread.  Nothing may be
+ * lost: resume delivers the data, then EOF, then an orderly close.
+ */
+Test(conn, pause_keeps_data_across_both_fins)
+{
+	struct pair x;
+
+	pair_open(&x, NULL, 0);
+	tk_conn_pause(x.c);
+	tk_conn_shutdown(x.c);
+	RUN_UNTIL(x.loop, 3000, x.p.eof);
+	peer_send_str(&x.p, "unread");
+	peer_shutdown(&x.p);
+	t_run_for(x.loop, 100);
+	cr_assert_eq(x.r.closes, 0, "closed (%s) while paused: data lost",
+		     tk_err_name(x.r.close_err));
+	cr_assert_eq(x.r.datas, 0);
+	tk_conn_resume(x.c);
+	RUN_UNTIL(x.loop, 3000, x.r.closes == 1);
+	cr_assert(rec_got(&x.r, "unread"));
+	cr_assert_str_eq(x.r.log, "odec");
+	cr_assert_eq(x.r.close_err, 0);
+	pair_close(&x);
+}
+
+/* Paused (nothing polled but hang-ups), a reset still closes at once. */
+Test(conn, paused_conn_sees_reset)
+{
+	struct pair x;
+
+	pair_open(&x, NULL, 0);
+	tk_conn_pause(x.c);
+	peer_reset(&x.p);
+	RUN_UNTIL(x.loop, 3000, x.r.closes == 1);
+	cr_assert_eq(x.r.close_err, -ECONNRESET, "close(%s)",
+		     tk_err_name(x.r.close_err));
+	pair_close(&x);
+}
+
+Test(conn, peer_reset_closes_with_econnreset)
+{
+	struct pair x;
+
+	pair_open(&x, NULL, 0);
+	peer_reset(&x.p);
+	RUN_UNTIL(x.loop, 3000, x.r.closes == 1);
+	cr_assert_eq(x.r.close_err, -ECONNRESET, "close(%s)",
+		     tk_err_name(x.r.close_err));
+	cr_assert_eq(x.r.opens, 1);
+	cr_assert_neq(x.r.last_error[0], '\0');
+	pair_close(&x);
+}
+
+/* Close from inside a data callback, then misuse it a little. */
+static void
+close_in_data(struct rec *r, const char *d, ssize_t n)
+{
+	struct tk_conn *c = r->c;
+
+	(void)d;
+	(void)n;
+	tk_conn_close(c, -ECANCELED);
+	cr_assert_eq(r->closes, 0, "close callback ran inside tk_conn_close");
+	tk_conn_close(c, -EIO); /* the first reason stands */
+	tk_conn_end(c);
+	tk_conn_shutdown(c);
+	tk_conn_pause(c);
+	tk_conn_resume(c);
+	cr_assert_eq(tk_conn_write(c, "x", 1), -EPIPE);
+}
+
+static void
+close_again(struct rec *r)
+{
+	tk_conn_close(r->c, -EIO);
+	cr_assert_eq(tk_conn_write(r->c, "x", 1), -EPIPE);
+}
+
+Test(conn, close_callback_once_then_freed)
+{
+	struct pair x;
+
+	pair_open(&x, NULL, 0);
+	x.r.on_data = close_in_data;
+	x.r.on_close = close_again;
+	peer_send_str(&x.p, "first");
+	peer_send_str(&x.p, "second");
+	RUN_UNTIL(x.loop, 3000, x.r.closes == 1);
+	cr_assert(!x.r.close_inside_callback);
+	cr_assert_eq(x.r.close_err, -ECANCELED);
+	cr_assert_eq(x.r.datas, 1, "data delivered after close");
+	t_run_for(x.loop, 30);
+	cr_assert_eq(x.r.closes, 1);
+	T_ASSERT_FREED(x.r.gone);
+	/* The peer sees the connection go. */
+	RUN_UNTIL(x.loop, 3000, x.p.eof || x.p.err != 0);
+	pair_close(&x);
+}
+
+Test(conn, open_error_closes_with_it)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr sa;
+	struct tk_server *s =
+		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
+	struct rec r = { .open_ret = TK_EPROTO };
+
+	rec_connect(loop, &sa, 1, NULL, &r);
+	RUN_UNTIL(loop, 3000, r.closes == 1);
+	cr_assert_eq(r.opens, 1);
+	cr_assert_eq(r.close_err, TK_EPROTO);
+	cr_assert_str_eq(r.log, "oc");
+	T_ASSERT_FREED(r.gone);
+	tk_server_free(s);
+	tk_loop_free(loop);
+}
+
+static void
+write_in_open(struct rec *r)
+{
+	/* Writes from open go out (the greeting pattern). */
+	cr_assert_eq(tk_conn_write(r->c, "hi", 2), 0);
+}
+
+Test(conn, write_from_open_callback)
+{
+	struct pair x;
+
+	memset(&x, 0, sizeof(x));
+	x.loop = tk_loop_new();
+	x.lfd = t_raw_listen("127.0.0.1", 8, &x.addr);
+	x.r.on_open = write_in_open;
+	x.c = rec_connect(x.loop, &x.addr, 1, NULL, &x.r);
+	RUN_UNTIL(x.loop, 3000, x.r.opens == 1);
+	peer_accept(&x.p, x.loop, x.lfd);
+	RUN_UNTIL(x.loop, 3000, x.p.in_len == 2);
+	cr_assert(peer_got(&x.p, "hi"));
+	pair_close(&x);
+}
