@@ -6,18 +6,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "serve.h"
 
-#define MAX_HOSTS      16
-#define MAX_BIND_TRIES 8    /* port 0 on several hosts: retries for one port */
-#define STOP_DRAIN_MS  2000 /* finishing answers after a remote shutdown */
+#define MAX_HOSTS		16
+#define MAX_BIND_TRIES		8 /* port 0 on several hosts: retries for one port */
+#define DEFAULT_IDLE_MS		(5 * 60 * 1000u)
+#define DEFAULT_LINE_TIMEOUT_MS 30000u
+#define DEFAULT_DRAIN_MS	10000u
+#define FD_RESERVE		64 /* descriptors kept for all but clients */
+#define DRAIN_POLL_MS		20
+
+static unsigned
+online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+}
+
+/*
+ * As many descriptors as allowed (the soft limit up to the hard one); the
+ * default --max-conns keeps clear of it so accept never starves.
+ */
+static uint64_t
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : rl.rlim_cur;
+}
 
 const char cmd_serve_help[] =
 	"usage: tcpkit serve [SERVICE] [-H HOST]... [-p PORT] [OPTIONS]\n"
 	"\n"
-	"Run a TCP server on an event loop; each client is served at once,\n"
-	"none waiting on another.\n"
+	"Run a TCP server: shared-nothing workers, one event loop each, serve\n"
+	"every client at once, none waiting on another.\n"
 	"\n"
 	"Services:\n"
 	"  echo      every byte back, unchanged (default; port 7007)\n"
@@ -27,6 +61,7 @@ const char cmd_serve_help[] =
 	"  basic     tutorial 2: \"You connected at [TIME]\", one message,\n"
 	"            \"You sent: [MESSAGE]\", close; the message \"shutdown\"\n"
 	"            stops the server when it comes from loopback (port 60000)\n"
+	"  line      a line server: every complete line back (port 7008)\n"
 	"\n"
 	"Options:\n"
 	"  -H, --host HOST     address or name to listen on; repeatable.\n"
@@ -35,19 +70,50 @@ const char cmd_serve_help[] =
 	"                      the system allows) for every interface.\n"
 	"  -p, --port PORT     port (default: the service's); 0 = any free port\n"
 	"      --backlog N     listen queue length, 1-65535 (default 511)\n"
-	"  -i, --idle-timeout DURATION\n"
-	"                      close a connection silent this long (default:\n"
-	"                      never); e.g. 30, 1.5s, 500ms, 5m\n"
+	"  -w, --workers N     worker threads, each with its own loop and\n"
+	"                      SO_REUSEPORT socket (default: online CPUs)\n"
 	"      --allow-remote-shutdown\n"
 	"                      basic: honour \"shutdown\" from any client, not\n"
 	"                      only from this machine's loopback\n"
 	"  -q, --quiet         do not log each connection\n"
 	"  -h, --help          show this help\n"
 	"\n"
+	"Limits (durations: 30, 1.5s, 500ms, 5m; 0 turns a timeout off):\n"
+	"      --max-conns N   open connections at most (default: the open-file\n"
+	"                      limit less 64); beyond it a line service's client\n"
+	"                      gets \"busy: too many connections, try again\n"
+	"                      later\" and is closed, any other is closed at once\n"
+	"  -i, --idle-timeout D\n"
+	"                      close a connection silent this long (default 5m)\n"
+	"      --line-timeout D\n"
+	"                      line services: a line must be complete within D\n"
+	"                      of its first byte, the first within D of the\n"
+	"                      connection (slowloris); default 30s\n"
+	"      --max-line BYTES\n"
+	"                      line service: a longer line gets \"error: line\n"
+	"                      too long\" and a close (default 8192)\n"
+	"      --max-pending BYTES\n"
+	"                      output waiting for a slow reader, per connection;\n"
+	"                      above it the server stops reading that client, and\n"
+	"                      the kernel send buffer is capped to it too\n"
+	"                      (default 262144)\n"
+	"      --drain-timeout D\n"
+	"                      on SIGINT/SIGTERM: stop listening, let exchanges\n"
+	"                      in flight finish and end idle sessions with FIN;\n"
+	"                      after D close the rest (default 10s); a second\n"
+	"                      signal stops at once\n"
+	"\n"
+	"Logging (stderr):\n"
+	"      --log-format F  text (default), logfmt or json: one record per\n"
+	"                      connection at close (peer, worker, duration, bytes\n"
+	"                      each way, why it closed); text also logs opens\n"
+	"      --stats-interval D\n"
+	"                      print totals (accepted, rejected, active, bytes,\n"
+	"                      errors by kind) every D, and always at exit\n"
+	"\n"
 	"On start, 'listening on ADDR:PORT' is printed on stderr for every\n"
-	"socket, with the real port.  Each connection is logged with its peer\n"
-	"and time when it opens and when it closes.  SIGINT (Ctrl-C) and SIGTERM\n"
-	"stop the server with a one-line summary and exit 0.\n"
+	"address, with the real port.  The process never dies of SIGPIPE; a\n"
+	"reset, half-close or partial write affects only its own connection.\n"
 	"\n"
 	"Exit codes: 0 stopped cleanly, 1 cannot listen (port in use,\n"
 	"permission, address not available), 64 usage, 68 unknown host.\n"
@@ -55,7 +121,8 @@ const char cmd_serve_help[] =
 	"Examples:\n"
 	"  tcpkit serve                       echo on 127.0.0.1 and ::1, 7007\n"
 	"  tcpkit serve welcome -H 0.0.0.0    tutorial 1's server, all IPv4\n"
-	"  tcpkit serve basic -p 0            tutorial 2's server, any port\n";
+	"  tcpkit serve basic -p 0            tutorial 2's server, any port\n"
+	"  tcpkit serve line --max-line 1024 --log-format json\n";
 
 struct serve_opts {
 	const char *service;
@@ -64,15 +131,30 @@ struct serve_opts {
 	bool port_set;
 	uint16_t port;
 	int backlog;
+	unsigned workers;
+	uint64_t max_conns; /* 0: from the open-file limit */
 	uint64_t idle_ms;
-	bool quiet;
+	uint64_t line_timeout_ms;
+	uint64_t max_line;
+	uint64_t max_pending;
+	uint64_t drain_ms;
+	uint64_t stats_ms;
 	bool allow_remote_shutdown;
+	struct serve_log log;
 };
 
 struct serve_state {
 	const struct serve_opts *opts;
 	struct tk_server *server;
-	int signo; /* the signal that stopped us, or 0 */
+	struct tk_loop *loop;
+	struct tk_timer *drain_timer; /* the drain deadline */
+	struct tk_timer *watch_timer; /* is everyone gone yet? */
+	struct tk_timer *stats_timer;
+	int signo;	       /* the signal that stopped us, or 0 */
+	bool draining;	       /* listeners closed, sessions finishing */
+	bool forced;	       /* a second signal: stop now */
+	bool timed_out;	       /* the drain deadline passed */
+	uint64_t open_at_stop; /* sessions open when the stop began */
 };
 
 struct service_info {
@@ -81,10 +163,8 @@ struct service_info {
 };
 
 static const struct service_info services[] = {
-	{ "echo", 7007 },
-	{ "discard", 7009 },
-	{ "welcome", 9999 },
-	{ "basic", 60000 },
+	{ "echo", 7007 },   { "discard", 7009 }, { "welcome", 9999 },
+	{ "basic", 60000 }, { "line", 7008 },
 };
 
 static const struct service_info *
@@ -96,6 +176,16 @@ find_service(const char *name)
 	return NULL;
 }
 
+enum {
+	OPT_MAX_CONNS = 256,
+	OPT_LINE_TIMEOUT,
+	OPT_MAX_LINE,
+	OPT_MAX_PENDING,
+	OPT_DRAIN,
+	OPT_LOG_FORMAT,
+	OPT_STATS,
+};
+
 static int
 parse_args(int argc, char **argv, struct serve_opts *o)
 {
@@ -104,6 +194,14 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "port", required_argument, NULL, 'p' },
 		{ "backlog", required_argument, NULL, 'b' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+		{ "line-timeout", required_argument, NULL, OPT_LINE_TIMEOUT },
+		{ "max-line", required_argument, NULL, OPT_MAX_LINE },
+		{ "max-pending", required_argument, NULL, OPT_MAX_PENDING },
+		{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+		{ "stats-interval", required_argument, NULL, OPT_STATS },
 		{ "allow-remote-shutdown", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -115,9 +213,18 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->service = "echo";
 	o->backlog = TK_DEFAULT_BACKLOG;
+	o->workers = online_cpus();
+	o->idle_ms = DEFAULT_IDLE_MS;
+	o->line_timeout_ms = DEFAULT_LINE_TIMEOUT_MS;
+	o->max_line = TK_DEFAULT_MAX_LINE;
+	o->max_pending = TK_DEFAULT_MAX_PENDING;
+	o->drain_ms = DEFAULT_DRAIN_MS;
+	o->log.format = LOG_TEXT;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":H:p:i:qh", longopts, NULL)) !=
+	while ((ch = getopt_long(argc, argv, ":H:p:i:w:qh", longopts, NULL)) !=
 	       -1) {
+		int f;
+
 		switch (ch) {
 		case 'H':
 			if (o->nhosts == MAX_HOSTS)
@@ -140,14 +247,60 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 			break;
 		case 'i':
 			if (cli_parse_duration("serve", "-i/--idle-timeout",
-					       optarg, false, &o->idle_ms) < 0)
+					       optarg, true, &o->idle_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 'w':
+			if (cli_parse_uint("serve", "-w/--workers", optarg, 1,
+					   256, &v) < 0)
+				return CLI_EXIT_USAGE;
+			o->workers = (unsigned)v;
+			break;
+		case OPT_MAX_CONNS:
+			if (cli_parse_uint("serve", "--max-conns", optarg, 1,
+					   10000000, &o->max_conns) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_LINE_TIMEOUT:
+			if (cli_parse_duration("serve", "--line-timeout",
+					       optarg, true,
+					       &o->line_timeout_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_MAX_LINE:
+			if (cli_parse_uint("serve", "--max-line", optarg, 1,
+					   16 << 20, &o->max_line) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_MAX_PENDING:
+			if (cli_parse_uint("serve", "--max-pending", optarg,
+					   4096, 1u << 30, &o->max_pending) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_DRAIN:
+			if (cli_parse_duration("serve", "--drain-timeout",
+					       optarg, true, &o->drain_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_LOG_FORMAT:
+			f = serve_log_parse_format(optarg);
+			if (f < 0)
+				return cli_usage("serve",
+						 "--log-format is text, logfmt "
+						 "or json, not '%s'",
+						 optarg);
+			o->log.format = (enum log_format)f;
+			break;
+		case OPT_STATS:
+			if (cli_parse_duration("serve", "--stats-interval",
+					       optarg, true, &o->stats_ms) < 0)
 				return CLI_EXIT_USAGE;
 			break;
 		case 'R':
 			o->allow_remote_shutdown = true;
 			break;
 		case 'q':
-			o->quiet = true;
+			o->log.quiet = true;
 			break;
 		case 'h':
 			cli_help("serve");
@@ -172,6 +325,7 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 				 "service only");
 	if (!o->port_set)
 		o->port = find_service(o->service)->port;
+	o->log.service = o->service;
 	return 0;
 }
 
@@ -345,40 +499,62 @@ static void
 on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 	 int err, void *arg)
 {
-	struct serve_state *st = arg;
-	const char *svc = st->opts->service;
-	char peer[TK_ADDRSTRLEN], ts[48], dur[32];
+	const struct serve_state *st = arg;
 
 	(void)s;
-	if (st->opts->quiet)
-		return;
-	cli_timestamp(ts, sizeof(ts));
-	if (ev == TK_SERVER_ERROR) {
-		cli_error("accept", "", "%s", tk_strerror(err));
-		return;
+	serve_log_event(&st->opts->log, ev, c, err);
+}
+
+/* Draining: stop the loop once every session is gone. */
+static void
+on_watch(struct tk_timer *t, void *arg)
+{
+	struct serve_state *st = arg;
+	struct tk_server_stats stats;
+
+	(void)t;
+	tk_server_get_stats(st->server, &stats);
+	if (stats.active == 0)
+		tk_loop_stop(st->loop);
+}
+
+static void
+on_drain_deadline(struct tk_timer *t, void *arg)
+{
+	struct serve_state *st = arg;
+
+	(void)t;
+	st->timed_out = true;
+	tk_loop_stop(st->loop);
+}
+
+/*
+ * Stop listening and let sessions finish; the loop stops when the last is
+ * gone, or at the drain deadline.
+ */
+static int
+start_drain(struct serve_state *st)
+{
+	struct tk_server_stats stats;
+
+	tk_server_get_stats(st->server, &stats);
+	st->open_at_stop = stats.active;
+	st->draining = true;
+	tk_server_drain(st->server);
+	st->watch_timer = tk_timer_new(st->loop, on_watch, st);
+	if (st->watch_timer == NULL)
+		return -ENOMEM;
+	tk_timer_start(st->watch_timer, 0, DRAIN_POLL_MS);
+	if (st->opts->drain_ms != 0) {
+		st->drain_timer = tk_timer_new(st->loop, on_drain_deadline, st);
+		if (st->drain_timer == NULL)
+			return -ENOMEM;
+		tk_timer_start(st->drain_timer, st->opts->drain_ms, 0);
+	} else {
+		st->timed_out = true; /* no grace at all */
+		tk_loop_stop(st->loop);
 	}
-	tk_addr_format(tk_conn_peer(c), peer, sizeof(peer));
-	if (ev == TK_SERVER_OPEN) {
-		/* The tutorials' own wording for their services. */
-		if (strcmp(svc, "basic") == 0)
-			fprintf(stderr, "Got a connection from [%s] at [%s]\n",
-				peer, ts);
-		else if (strcmp(svc, "welcome") == 0)
-			fprintf(stderr, "Connected with %s at [%s]\n", peer,
-				ts);
-		else
-			fprintf(stderr, "connection from %s at [%s]\n", peer,
-				ts);
-		return;
-	}
-	fprintf(stderr,
-		"closed %s at [%s] after %s: %llu bytes in, %llu bytes out "
-		"(%s)\n",
-		peer, ts,
-		cli_format_duration(tk_conn_age_ms(c), dur, sizeof(dur)),
-		(unsigned long long)tk_conn_bytes_in(c),
-		(unsigned long long)tk_conn_bytes_out(c),
-		err == 0 ? "done" : tk_strerror(err));
+	return 0;
 }
 
 static void
@@ -386,8 +562,24 @@ on_signal(struct tk_loop *loop, int signo, void *arg)
 {
 	struct serve_state *st = arg;
 
+	if (st->draining) {
+		st->forced = true; /* a second signal: stop now */
+		tk_loop_stop(loop);
+		return;
+	}
 	st->signo = signo;
 	tk_loop_stop(loop);
+}
+
+static void
+on_stats(struct tk_timer *t, void *arg)
+{
+	struct serve_state *st = arg;
+	struct tk_server_stats stats;
+
+	(void)t;
+	tk_server_get_stats(st->server, &stats);
+	serve_log_stats(&st->opts->log, "interval", &stats);
 }
 
 static void
@@ -405,7 +597,7 @@ print_hints(const struct serve_opts *o, struct tk_server *srv)
 		if (!tk_addr_is_loopback(a))
 			all_loopback = false;
 	}
-	if (o->quiet)
+	if (o->log.quiet)
 		return;
 	if (all_loopback)
 		fprintf(stderr, "hint: loopback only, other machines cannot "
@@ -424,22 +616,27 @@ print_hints(const struct serve_opts *o, struct tk_server *srv)
 			tk_addr_port(first));
 }
 
-/* After a remote shutdown: let answers in flight reach their clients. */
 static void
-drain(struct tk_loop *loop, struct tk_server *srv)
+init_server_opts(const struct serve_opts *o, struct serve_state *st,
+		 struct tk_server_opts *sopts)
 {
-	struct tk_server_stats st;
-	uint64_t deadline;
+	uint64_t fds = raise_fd_limit();
 
-	tk_loop_update_time(loop);
-	deadline = tk_loop_now(loop) + STOP_DRAIN_MS;
-	for (;;) {
-		tk_server_get_stats(srv, &st);
-		if (st.active == 0 || tk_loop_now(loop) >= deadline)
-			break;
-		if (tk_loop_run_once(loop, 50) < 0)
-			break;
-	}
+	tk_server_opts_init(sopts);
+	sopts->backlog = o->backlog;
+	sopts->workers = o->workers;
+	sopts->max_conns = o->max_conns;
+	if (sopts->max_conns == 0)
+		sopts->max_conns =
+			fds > 2 * FD_RESERVE ? fds - FD_RESERVE : fds / 2;
+	sopts->max_line = (size_t)o->max_line;
+	sopts->line_timeout_ms = o->line_timeout_ms;
+	sopts->conn.idle_timeout_ms = o->idle_ms;
+	sopts->conn.max_pending = (size_t)o->max_pending;
+	/* Memory stays bounded in the kernel too, however many stop reading. */
+	sopts->conn.sndbuf = (size_t)o->max_pending;
+	sopts->on_event = on_event;
+	sopts->event_arg = st;
 }
 
 int
@@ -451,7 +648,6 @@ cmd_serve(int argc, char **argv)
 	struct tk_basic_opts basic = { 0 };
 	struct tk_server_stats stats;
 	struct bind_plan plan;
-	struct tk_loop *loop;
 	int rc;
 
 	rc = parse_args(argc, argv, &o);
@@ -461,26 +657,22 @@ cmd_serve(int argc, char **argv)
 	if (rc != 0)
 		return rc;
 
-	loop = tk_loop_new();
-	if (loop == NULL)
+	st.loop = tk_loop_new();
+	if (st.loop == NULL)
 		return cli_fail("serve", "", -errno);
-	tk_server_opts_init(&sopts);
-	sopts.backlog = o.backlog;
-	sopts.conn.idle_timeout_ms = o.idle_ms;
-	sopts.on_event = on_event;
-	sopts.event_arg = &st;
+	/* Ctrl-C must stop a server however busy: the loop takes signals. */
+	if ((rc = tk_loop_signal(st.loop, SIGINT, on_signal, &st)) < 0 ||
+	    (rc = tk_loop_signal(st.loop, SIGTERM, on_signal, &st)) < 0) {
+		rc = cli_fail("serve", "signals", rc);
+		goto out_free_loop;
+	}
+	init_server_opts(&o, &st, &sopts);
 	basic.allow_remote_shutdown = o.allow_remote_shutdown;
-	st.server =
-		tk_server_new(loop, &sopts, tk_service_find(o.service), &basic);
+	st.server = tk_server_new(st.loop, &sopts, tk_service_find(o.service),
+				  &basic);
 	if (st.server == NULL) {
 		rc = cli_fail("serve", "", -errno);
 		goto out_free_loop;
-	}
-	/* Ctrl-C must stop a server however busy: the loop takes signals. */
-	if ((rc = tk_loop_signal(loop, SIGINT, on_signal, &st)) < 0 ||
-	    (rc = tk_loop_signal(loop, SIGTERM, on_signal, &st)) < 0) {
-		rc = cli_fail("serve", "signals", rc);
-		goto out_free_server;
 	}
 	rc = listen_all(st.server, &plan, o.port);
 	if (rc != 0)
@@ -490,34 +682,53 @@ cmd_serve(int argc, char **argv)
 		goto out_free_server;
 	}
 	print_hints(&o, st.server);
+	if (o.stats_ms != 0) {
+		st.stats_timer = tk_timer_new(st.loop, on_stats, &st);
+		if (st.stats_timer != NULL)
+			tk_timer_start(st.stats_timer, o.stats_ms, o.stats_ms);
+	}
 
-	rc = tk_loop_run(loop);
+	/* Serve until a signal or a remote shutdown, then drain. */
+	rc = tk_loop_run(st.loop);
+	if (rc == 0 && tk_server_stopping(st.server))
+		fprintf(stderr, "Execution ended because of [Remote user "
+				"initiated shutdown.]\n");
+	else if (rc == 0 && st.signo == SIGINT &&
+		 strcmp(o.service, "basic") == 0)
+		fprintf(stderr, "User pressed Ctrl-C, stopping.\n");
+	if (rc == 0 && (rc = start_drain(&st)) == 0 && !st.timed_out)
+		rc = tk_loop_run(st.loop);
 	if (rc < 0) {
 		rc = cli_fail("serve", "event loop", rc);
 		goto out_free_server;
 	}
-	if (tk_server_stopping(st.server)) {
-		fprintf(stderr, "Execution ended because of [Remote user "
-				"initiated shutdown.]\n");
-		drain(loop, st.server);
-	} else if (st.signo == SIGINT && strcmp(o.service, "basic") == 0) {
-		fprintf(stderr, "User pressed Ctrl-C, stopping.\n");
-	}
 	tk_server_get_stats(st.server, &stats);
+	if (stats.active > 0)
+		cli_error("serve", "",
+			  "%s: closing %llu connection%s still open",
+			  st.forced ? "second signal" : "drain deadline",
+			  (unsigned long long)stats.active,
+			  stats.active == 1 ? "" : "s");
+	tk_server_stop(st.server);
+	tk_server_get_stats(st.server, &stats);
+	if (o.log.format != LOG_TEXT)
+		serve_log_stats(&o.log, "exit", &stats);
 	fprintf(stderr,
-		"stopped (%s%s): %llu connections served, %llu closed by the stop, "
-		"%llu bytes in, %llu bytes out\n",
+		"stopped (%s%s): %llu connections served, %llu closed by the "
+		"stop, %llu bytes in, %llu bytes out\n",
 		st.signo ? "SIG" : "",
 		st.signo ? sigabbrev_np(st.signo) : "remote shutdown",
 		(unsigned long long)stats.accepted,
-		(unsigned long long)stats.active,
+		(unsigned long long)st.open_at_stop,
 		(unsigned long long)stats.bytes_in,
 		(unsigned long long)stats.bytes_out);
 	rc = 0;
-	o.quiet = true; /* no per-connection lines for the final closes */
 out_free_server:
 	tk_server_free(st.server);
 out_free_loop:
-	tk_loop_free(loop);
+	tk_timer_free(st.watch_timer);
+	tk_timer_free(st.drain_timer);
+	tk_timer_free(st.stats_timer);
+	tk_loop_free(st.loop);
 	return rc;
 }

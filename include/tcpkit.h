@@ -40,6 +40,7 @@ const char *tk_version(void);
 	X(ETIMEDOUT, -3101, "timed out")                                       \
 	X(ECONNTIMEDOUT, -3102, "connect timed out")                           \
 	X(EIDLE, -3103, "idle timeout")                                        \
+	X(ELINETIMEOUT, -3104, "line timeout")                                 \
 	X(EPROTO, -3201, "protocol error")                                     \
 	X(ELINETOOLONG, -3202, "line too long")                                \
 	X(EBADADDR, -3203, "malformed address")                                \
@@ -437,12 +438,20 @@ struct tk_server;
  *        (-ECONNRESET, TK_EIDLE, TK_ECONNTIMEDOUT...).  For a client whose
  *        connect failed, close is called without open.
  */
+#define TK_SERVICE_LINES 0x1u /* a text protocol: errors are sent as lines */
+
 struct tk_service {
 	const char *name;
+	unsigned flags;
 	int (*open)(struct tk_conn *c, void *arg);
 	void (*data)(struct tk_conn *c, const char *data, ssize_t n, void *arg);
 	void (*drain)(struct tk_conn *c, void *arg);
 	void (*close)(struct tk_conn *c, int err, void *arg);
+	/*
+	 * stop:  the server is draining: finish what is in flight, then end
+	 *        (default: tk_conn_end()).
+	 */
+	void (*stop)(struct tk_conn *c, void *arg);
 };
 
 #define TK_DEFAULT_MAX_PENDING	      (256u * 1024) /* read pauses above */
@@ -459,7 +468,8 @@ struct tk_conn_opts {
 	size_t max_output;  /* tk_conn_write() fails above; 0: default */
 	size_t read_size;   /* bytes per read; 0: 64 KiB */
 	const struct tk_addr *source; /* local address to bind, or NULL */
-	bool no_delay;		      /* TCP_NODELAY */
+	size_t sndbuf; /* kernel send buffer (SO_SNDBUF); 0: the system's */
+	bool no_delay; /* TCP_NODELAY */
 };
 
 /* Fill opts with the defaults. */
@@ -493,8 +503,15 @@ void tk_conn_shutdown(struct tk_conn *c);
  * the peer's FIN or linger_ms, then close with err 0.
  */
 void tk_conn_end(struct tk_conn *c);
+/* tk_conn_end(), but the close callback reports err (a reason to log). */
+void tk_conn_end_error(struct tk_conn *c, int err);
 /* Close now: pending output is dropped; close(err) follows. */
 void tk_conn_close(struct tk_conn *c, int err);
+/*
+ * Close with err unless cleared before ms from now (0 clears): a deadline
+ * for a protocol step, such as a line service's next line.
+ */
+void tk_conn_set_deadline(struct tk_conn *c, uint64_t ms, int err);
 /* Stop / resume delivering data (application-level flow control). */
 void tk_conn_pause(struct tk_conn *c);
 void tk_conn_resume(struct tk_conn *c);
@@ -518,65 +535,100 @@ const char *tk_conn_last_error(const struct tk_conn *c);
 
 /*
  * Servers: listeners on one or more addresses, running a service for every
- * accepted connection on a loop.
+ * accepted connection.  With workers > 1 the server is shared-nothing: N
+ * threads, each with its own loop and its own SO_REUSEPORT listening
+ * socket per address; a connection lives and dies on one worker, and the
+ * service's callbacks (and on_event) run on that worker's thread.  With
+ * workers <= 1 everything runs on the loop given to tk_server_new().
  */
-#define TK_DEFAULT_BACKLOG 511
+#define TK_DEFAULT_BACKLOG  511
+#define TK_DEFAULT_MAX_LINE 8192u
+#define TK_SERVER_BUSY_LINE "busy: too many connections, try again later\n"
 
 enum tk_server_event {
-	TK_SERVER_OPEN,	 /* a connection was accepted */
-	TK_SERVER_CLOSE, /* a connection ended; err says why */
-	TK_SERVER_ERROR, /* accept failed (err); the server goes on */
+	TK_SERVER_OPEN,	  /* a connection was accepted */
+	TK_SERVER_CLOSE,  /* a connection ended; err says why */
+	TK_SERVER_ERROR,  /* accept failed (err); the server goes on */
+	TK_SERVER_REJECT, /* over max_conns: refused (c is NULL) */
 };
 
 typedef void (*tk_server_event_cb)(struct tk_server *s, enum tk_server_event ev,
 				   struct tk_conn *c, int err, void *arg);
 
 struct tk_server_opts {
-	int backlog; /* 0: TK_DEFAULT_BACKLOG */
+	int backlog;	    /* 0: TK_DEFAULT_BACKLOG */
+	unsigned workers;   /* 0 or 1: the caller's loop; N: N threads */
+	uint64_t max_conns; /* open connections at most; 0: no limit */
+	/* Line services (TK_SERVICE_LINES): longest line, and the deadline
+	 * for each line (the first from the connection's start). */
+	size_t max_line;	  /* 0: TK_DEFAULT_MAX_LINE */
+	uint64_t line_timeout_ms; /* 0: none */
 	struct tk_conn_opts conn;
-	tk_server_event_cb on_event; /* optional: logging, statistics */
+	tk_server_event_cb on_event; /* optional; runs on the worker's thread */
 	void *event_arg;
 };
 
 void tk_server_opts_init(struct tk_server_opts *opts);
 
+/* Totals over every worker (each counts its own; summed when read). */
 struct tk_server_stats {
 	uint64_t accepted;
+	uint64_t rejected; /* over max_conns */
 	uint64_t active;
 	uint64_t closed;
-	uint64_t bytes_in;
+	uint64_t bytes_in; /* open connections included */
 	uint64_t bytes_out;
 	uint64_t accept_errors;
-	uint64_t conn_errors; /* connections that ended with an error */
+	uint64_t conn_errors; /* connections that ended with an error: */
+	uint64_t resets;      /* ECONNRESET, EPIPE */
+	uint64_t timeouts;    /* idle or line timeout */
+	uint64_t line_errors; /* line too long */
+	uint64_t workers;     /* how many */
 };
 
-/* NULL with errno set (ENOMEM). */
+/* NULL with errno set (ENOMEM, EINVAL, or from creating a loop). */
 struct tk_server *tk_server_new(struct tk_loop *loop,
 				const struct tk_server_opts *opts,
 				const struct tk_service *svc, void *svc_arg);
 /*
- * Bind and listen on addr (SO_REUSEADDR; IPv6 wildcard dual-stack unless
- * v6only).  Port 0 picks a free port; tk_server_addr() tells which.
- * Returns 0 or -errno (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL...).
+ * Bind and listen on addr (SO_REUSEADDR; SO_REUSEPORT and one socket per
+ * worker when workers > 1; IPv6 wildcard dual-stack unless v6only).  Port 0
+ * picks a free port, the same for every worker; tk_server_addr() tells
+ * which.  Returns 0 or -errno (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL...).
  */
 int tk_server_listen(struct tk_server *s, const struct tk_addr *addr,
 		     bool v6only);
-/* Number of listening sockets, and the bound address of the i-th. */
+/* Number of addresses listened on, and the bound address of the i-th. */
 size_t tk_server_listener_count(const struct tk_server *s);
 const struct tk_addr *tk_server_addr(const struct tk_server *s, size_t i);
-/* Start accepting on every listener.  0 or -errno. */
+/* Start accepting (and the worker threads).  0 or -errno. */
 int tk_server_start(struct tk_server *s);
-/* Stop accepting and close every connection (their close callbacks run). */
+/*
+ * Graceful stop: close the listeners at once and ask every connection to
+ * finish (the service's stop callback, or tk_conn_end(): pending output
+ * is written, then FIN).  Returns at once; watch tk_server_get_stats()'s
+ * active fall to 0, then call tk_server_stop() for whatever is left.
+ */
+void tk_server_drain(struct tk_server *s);
+/*
+ * Stop accepting, close every connection (close callbacks run with
+ * -ECANCELED) and join the worker threads.  Call from the owner's thread.
+ */
 void tk_server_stop(struct tk_server *s);
 /*
  * Ask the server's owner to stop: sets a flag read by tk_server_stopping()
- * and stops the loop.  Safe from a service callback.
+ * and stops the owner's loop (the one given to tk_server_new()).  Safe from
+ * any worker's service callback.
  */
 void tk_server_request_stop(struct tk_server *s);
 bool tk_server_stopping(const struct tk_server *s);
 void tk_server_get_stats(const struct tk_server *s,
 			 struct tk_server_stats *out);
+/* The owner's loop (the one given to tk_server_new()). */
 struct tk_loop *tk_server_loop(const struct tk_server *s);
+const struct tk_server_opts *tk_server_get_opts(const struct tk_server *s);
+/* Which worker a connection lives on (0 .. workers-1). */
+unsigned tk_conn_worker(const struct tk_conn *c);
 /* Stops (if needed) and frees. */
 void tk_server_free(struct tk_server *s);
 
@@ -590,11 +642,15 @@ void tk_server_free(struct tk_server *s);
  * basic:   tutorial 2: "You connected at [TIMESTAMP]\n", one message of up
  *          to 4096 bytes, "You sent: [MESSAGE]\n", then close; the message
  *          "shutdown" (trimmed, any case) stops the server when allowed.
+ * line:    a line server: every complete line back as it came (LF or
+ *          CRLF), under the server's max_line and line_timeout; a line too
+ *          long gets "error: line too long\n" and the connection ends.
  */
 extern const struct tk_service tk_service_echo;
 extern const struct tk_service tk_service_discard;
 extern const struct tk_service tk_service_welcome;
 extern const struct tk_service tk_service_basic;
+extern const struct tk_service tk_service_line;
 
 #define TK_WELCOME_GREETING                                                    \
 	"Welcome to the server. Type something and hit enter\n"

@@ -11,6 +11,8 @@
 
 /* Reads per readable event before yielding to other connections. */
 #define CONN_MAX_READS 16
+/* The smallest read while output waits (backpressure granularity). */
+#define CONN_MIN_READ 4096u
 
 enum conn_state {
 	ST_CONNECTING,
@@ -68,6 +70,11 @@ struct tk_conn {
 	uint64_t opened_at;
 	uint64_t bytes_in;
 	uint64_t bytes_out;
+	uint64_t deadline; /* loop time; 0: none */
+	int deadline_err;
+	int end_err; /* reported when a tk_conn_end() finishes */
+	unsigned worker;
+	struct tk__counters *ctr; /* the worker's, for a server's connection */
 	struct tk_addr peer;
 	struct tk_addr local;
 	struct connecting *cx;
@@ -207,24 +214,32 @@ ensure_timer(struct tk_conn *c)
 	return c->timer != NULL ? 0 : -ENOMEM;
 }
 
-/* Arm the timer for what the connection waits on now. */
+/* Ended and FIN sent: only the linger deadline applies now. */
+static bool
+lingering(const struct tk_conn *c)
+{
+	return (c->flags & (F_ENDING | F_SHUT_DONE)) ==
+	       (F_ENDING | F_SHUT_DONE);
+}
+
+/* Arm the timer for the earliest thing the connection waits on now. */
 static void
 arm_timer(struct tk_conn *c)
 {
 	uint64_t now = tk_loop_now(c->loop), idle = c->opts.idle_timeout_ms;
+	uint64_t due = UINT64_MAX;
 
-	if ((c->flags & F_ENDING) && (c->flags & F_SHUT_DONE)) {
-		if (ensure_timer(c) == 0)
-			tk_timer_start(c->timer, c->opts.linger_ms, 0);
-	} else if (idle != 0) {
-		uint64_t spent = now - c->last_active;
-
-		if (ensure_timer(c) == 0)
-			tk_timer_start(c->timer,
-				       spent < idle ? idle - spent : 0, 0);
-	} else if (c->timer != NULL) {
-		tk_timer_stop(c->timer);
+	if (idle != 0 && !lingering(c))
+		due = c->last_active + idle;
+	if (c->deadline != 0 && c->deadline < due)
+		due = c->deadline;
+	if (due == UINT64_MAX) {
+		if (c->timer != NULL)
+			tk_timer_stop(c->timer);
+		return;
 	}
+	if (ensure_timer(c) == 0)
+		tk_timer_start(c->timer, due > now ? due - now : 0, 0);
 }
 
 /* The connect phase is over (won or lost): its state goes. */
@@ -293,7 +308,16 @@ maybe_finish(struct tk_conn *c)
 {
 	if (c->state == ST_OPEN && (c->flags & F_EOF) &&
 	    (c->flags & F_SHUT_DONE))
-		tk_conn_close(c, 0);
+		tk_conn_close(c, c->end_err);
+}
+
+/* Ending, FIN sent: wait for the peer's FIN, but not for ever. */
+static void
+start_linger(struct tk_conn *c)
+{
+	c->deadline = tk_loop_now(c->loop) + c->opts.linger_ms;
+	c->deadline_err = c->end_err;
+	arm_timer(c);
 }
 
 static void
@@ -307,7 +331,7 @@ send_fin(struct tk_conn *c)
 		return;
 	}
 	if (c->flags & F_ENDING)
-		arm_timer(c);
+		start_linger(c);
 	maybe_finish(c);
 }
 
@@ -329,6 +353,8 @@ flush(struct tk_conn *c)
 		}
 		tk_buf_consume(&c->out, (size_t)n);
 		c->bytes_out += (uint64_t)n;
+		if (c->ctr != NULL)
+			tk__ctr_add(&c->ctr->bytes_out, (uint64_t)n);
 		c->last_active = tk_loop_now(c->loop);
 	}
 	if ((c->flags & F_BACKPRESSURE) &&
@@ -359,20 +385,30 @@ on_readable(struct tk_conn *c)
 	if (c->opts.read_size != 0 && c->opts.read_size < size)
 		size = c->opts.read_size;
 	for (int i = 0; i < CONN_MAX_READS; i++) {
+		size_t want = size, room;
 		ssize_t n;
 
 		if (c->state != ST_OPEN || !wants_read(c))
 			return;
-		n = c->tp->read(c, buf, size);
+		/*
+		 * Read no more than output may still grow by, so what a
+		 * service queues in answer stays near max_pending.
+		 */
+		room = c->opts.max_pending - tk_buf_len(&c->out);
+		if (room < want && !(c->flags & F_ENDING))
+			want = room > CONN_MIN_READ ? room : CONN_MIN_READ;
+		n = c->tp->read(c, buf, want);
 		if (n > 0) {
 			c->bytes_in += (uint64_t)n;
+			if (c->ctr != NULL)
+				tk__ctr_add(&c->ctr->bytes_in, (uint64_t)n);
 			c->last_active = tk_loop_now(c->loop);
 			if (c->flags & F_ENDING)
 				continue; /* draining towards the FIN */
 			/* tk_conn_write() applies backpressure, if any. */
 			if (c->svc->data != NULL)
 				c->svc->data(c, buf, n, c->arg);
-			if ((size_t)n < size)
+			if ((size_t)n < want)
 				return; /* drained: spare a read that EAGAINs */
 			continue;
 		}
@@ -420,8 +456,9 @@ on_io(struct tk_loop *loop, int fd, unsigned events, void *arg)
 
 		/*
 		 * Both FINs are in, but a paused reader has still to read the
-		 * peer's last bytes and its EOF.  The hang-up is level-triggered:
-		 * park the fd (unwatched) until update_interest() wants it.
+		 * peer's last bytes and its EOF.  The hang-up is
+		 * level-triggered: park the fd (unwatched) until
+		 * update_interest() wants it.
 		 */
 		if (err == 0 && !(c->flags & F_EOF)) {
 			tk_loop_unwatch(c->loop, c->fd);
@@ -451,11 +488,14 @@ on_timer(struct tk_timer *t, void *arg)
 	}
 	if (c->state != ST_OPEN)
 		return;
-	if ((c->flags & F_ENDING) && (c->flags & F_SHUT_DONE)) {
-		tk_conn_close(c, 0); /* the peer never sent its FIN */
+	if (c->deadline != 0 && now >= c->deadline) {
+		/* (While ending, the deadline is the linger: err may be 0.) */
+		if (c->deadline_err != 0)
+			set_error(c, &c->peer, c->deadline_err);
+		tk_conn_close(c, c->deadline_err);
 		return;
 	}
-	if (c->opts.idle_timeout_ms != 0 &&
+	if (c->opts.idle_timeout_ms != 0 && !lingering(c) &&
 	    now - c->last_active >= c->opts.idle_timeout_ms) {
 		set_error(c, &c->peer, TK_EIDLE);
 		tk_conn_close(c, TK_EIDLE);
@@ -474,6 +514,8 @@ open_established(struct tk_conn *c)
 	c->opened_at = c->last_active = tk_loop_now(c->loop);
 	if (c->opts.no_delay)
 		(void)tk__sock_set_nodelay(c->fd, true);
+	if (c->opts.sndbuf != 0)
+		(void)tk__sock_set_sndbuf(c->fd, c->opts.sndbuf);
 	(void)tk__sock_local(c->fd, &c->local);
 	err = tk_loop_watch(c->loop, c->fd, TK_READABLE, on_io, c);
 	if (err < 0) {
@@ -651,15 +693,18 @@ out_free:
 }
 
 struct tk_conn *
-tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv, int fd,
-		  const struct tk_addr *peer, const struct tk_conn_opts *opts,
-		  const struct tk_service *svc, void *arg)
+tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv, unsigned worker,
+		  struct tk__counters *ctr, int fd, const struct tk_addr *peer,
+		  const struct tk_conn_opts *opts, const struct tk_service *svc,
+		  void *arg)
 {
 	struct tk_conn *c = conn_new(loop, opts, svc, arg);
 
 	if (c == NULL)
 		return NULL;
 	c->server = srv;
+	c->worker = worker;
+	c->ctr = ctr;
 	c->fd = fd;
 	c->peer = *peer;
 	c->state = ST_CONNECTING; /* until tk__conn_start() */
@@ -713,6 +758,8 @@ tk_conn_write(struct tk_conn *c, const void *data, size_t len)
 		p += n;
 		len -= (size_t)n;
 		c->bytes_out += (uint64_t)n;
+		if (c->ctr != NULL)
+			tk__ctr_add(&c->ctr->bytes_out, (uint64_t)n);
 		c->last_active = tk_loop_now(c->loop);
 	}
 	if (len == 0)
@@ -747,17 +794,60 @@ tk_conn_shutdown(struct tk_conn *c)
 void
 tk_conn_end(struct tk_conn *c)
 {
+	bool fin_sent;
+
 	if (c->state == ST_CONNECTING) {
 		tk_conn_close(c, 0);
 		return;
 	}
 	if (c->state != ST_OPEN || (c->flags & F_ENDING))
 		return;
+	fin_sent = c->flags & F_SHUT_DONE;
 	c->flags |= F_ENDING;
 	c->flags &= ~(F_PAUSED | F_BACKPRESSURE);
 	tk_conn_shutdown(c);
-	if (c->state == ST_OPEN)
-		update_interest(c);
+	if (c->state != ST_OPEN)
+		return;
+	if (fin_sent)
+		start_linger(c); /* FIN went out before: linger from now */
+	update_interest(c);
+}
+
+void
+tk_conn_end_error(struct tk_conn *c, int err)
+{
+	if (c->state == ST_OPEN && !(c->flags & F_ENDING))
+		c->end_err = err;
+	tk_conn_end(c);
+}
+
+void
+tk_conn_set_deadline(struct tk_conn *c, uint64_t ms, int err)
+{
+	if (c->state != ST_OPEN)
+		return;
+	c->deadline = ms ? tk_loop_now(c->loop) + ms : 0;
+	c->deadline_err = err;
+	arm_timer(c);
+}
+
+void
+tk__conn_stop(struct tk_conn *c)
+{
+	if (c->state == ST_CONNECTING) {
+		tk_conn_close(c, -ECANCELED);
+		return;
+	}
+	if (c->svc->stop != NULL)
+		c->svc->stop(c, c->arg);
+	else
+		tk_conn_end(c);
+}
+
+unsigned
+tk_conn_worker(const struct tk_conn *c)
+{
+	return c->worker;
 }
 
 void

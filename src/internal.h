@@ -3,6 +3,7 @@
 #ifndef TK_INTERNAL_H
 #define TK_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,8 +84,14 @@ void tk__loop_run_deferred(struct tk_loop *loop);
 char *tk__loop_read_buf(struct tk_loop *loop, size_t *size);
 
 /* Sockets (sock.c).  All return 0 / an fd, or -errno. */
+enum tk__reuseport {
+	TK__REUSEPORT_NONE,
+	TK__REUSEPORT_FIRST, /* bind alone, then open the group */
+	TK__REUSEPORT_JOIN,  /* join the group of the first */
+};
+
 int tk__sock_listen(const struct tk_addr *addr, int backlog, bool v6only,
-		    bool reuseport);
+		    enum tk__reuseport reuseport);
 /*
  * Open a non-blocking socket for addr, bind source if given, and start
  * connecting.  Returns the fd (connect may still be in progress: watch for
@@ -94,6 +101,7 @@ int tk__sock_connect(const struct tk_addr *addr, const struct tk_addr *source);
 /* Pending error of a socket (SO_ERROR) as -errno, or 0. */
 int tk__sock_error(int fd);
 int tk__sock_set_nodelay(int fd, bool on);
+int tk__sock_set_sndbuf(int fd, size_t bytes);
 int tk__sock_local(int fd, struct tk_addr *out);
 int tk__sock_peer(int fd, struct tk_addr *out);
 /* close() that keeps errno. */
@@ -111,8 +119,35 @@ struct tk__transport {
 	void (*close)(struct tk_conn *c);
 };
 
+/*
+ * A worker's counters.  Each has one writer (the worker's thread), so an
+ * add is a relaxed load and store, no locked instruction; any thread may
+ * read them.
+ */
+struct tk__counters {
+	_Atomic uint64_t accepted, rejected, active, closed;
+	_Atomic uint64_t bytes_in, bytes_out;
+	_Atomic uint64_t accept_errors, conn_errors;
+	_Atomic uint64_t resets, timeouts, line_errors;
+};
+
+static inline void
+tk__ctr_add(_Atomic uint64_t *v, uint64_t n)
+{
+	atomic_store_explicit(v,
+			      atomic_load_explicit(v, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static inline uint64_t
+tk__ctr_get(_Atomic uint64_t *v)
+{
+	return atomic_load_explicit(v, memory_order_relaxed);
+}
+
 /* Connections (conn.c), as the server makes them. */
 struct tk_conn *tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv,
+				  unsigned worker, struct tk__counters *ctr,
 				  int fd, const struct tk_addr *peer,
 				  const struct tk_conn_opts *opts,
 				  const struct tk_service *svc, void *arg);
@@ -124,5 +159,7 @@ struct tk_conn **tk__conn_prev(struct tk_conn *c);
 
 /* Called by conn.c when a server's connection is gone (before it is freed). */
 void tk__server_conn_closed(struct tk_server *s, struct tk_conn *c, int err);
+/* Ask c to finish because its server drains (the service's stop, or end). */
+void tk__conn_stop(struct tk_conn *c);
 
 #endif /* TK_INTERNAL_H */

@@ -1,6 +1,9 @@
-/* server.c: listeners, accepting with back-off, the set of live connections. */
+/* server.c: listeners and shared-nothing workers, limits, accept back-off,
+ * draining. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,24 +14,40 @@
 #define SERVER_MAX_ACCEPTS     64
 #define SERVER_ACCEPT_PAUSE_MS 500
 #define SERVER_MAX_LISTENERS   16
+#define SERVER_MAX_WORKERS     256
 
-struct listener {
-	int fd;
-	struct tk_addr addr;
+/*
+ * A worker: one loop, its own listening socket for every address, and the
+ * connections it accepted.  Only its thread touches it, except the
+ * counters (read by anyone) and posted work.
+ */
+struct worker {
+	struct tk_server *srv;
+	unsigned id;
+	struct tk_loop *loop;
+	bool own_loop; /* created here, run on its own thread */
+	pthread_t thread;
+	bool thread_started;
+	int lfds[SERVER_MAX_LISTENERS];
+	struct tk_conn *conns;
+	struct tk__counters ctr;
+	struct tk_timer *backoff;
+	bool accepting;
+	bool closed; /* listeners closed: no more accepting */
 };
 
 struct tk_server {
-	struct tk_loop *loop;
+	struct tk_loop *loop; /* the owner's */
 	struct tk_server_opts opts;
 	const struct tk_service *svc;
 	void *svc_arg;
-	struct listener listeners[SERVER_MAX_LISTENERS];
-	size_t nlisteners;
-	struct tk_conn *conns; /* every live connection */
-	struct tk_server_stats stats;
-	struct tk_timer *backoff;
-	bool accepting;
-	bool stopping;
+	struct tk_addr addrs[SERVER_MAX_LISTENERS];
+	size_t naddrs;
+	struct worker *workers;
+	unsigned nworkers;
+	bool started;
+	atomic_bool stopping;
+	_Atomic uint64_t open_conns; /* across workers, for max_conns */
 };
 
 void
@@ -36,6 +55,8 @@ tk_server_opts_init(struct tk_server_opts *opts)
 {
 	memset(opts, 0, sizeof(*opts));
 	opts->backlog = TK_DEFAULT_BACKLOG;
+	opts->workers = 1;
+	opts->max_line = TK_DEFAULT_MAX_LINE;
 	tk_conn_opts_init(&opts->conn);
 }
 
@@ -59,43 +80,93 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 		tk_server_opts_init(&s->opts);
 	if (s->opts.backlog <= 0)
 		s->opts.backlog = TK_DEFAULT_BACKLOG;
+	if (s->opts.max_line == 0)
+		s->opts.max_line = TK_DEFAULT_MAX_LINE;
+	if (s->opts.workers > SERVER_MAX_WORKERS) {
+		free(s);
+		errno = EINVAL;
+		return NULL;
+	}
 	s->svc = svc;
 	s->svc_arg = svc_arg;
+	s->nworkers = s->opts.workers > 1 ? s->opts.workers : 1;
+	s->workers = calloc(s->nworkers, sizeof(*s->workers));
+	if (s->workers == NULL) {
+		free(s);
+		return NULL;
+	}
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+
+		w->srv = s;
+		w->id = i;
+		for (size_t j = 0; j < SERVER_MAX_LISTENERS; j++)
+			w->lfds[j] = -1;
+		if (s->nworkers == 1) {
+			w->loop = loop;
+			continue;
+		}
+		w->own_loop = true;
+		w->loop = tk_loop_new();
+		if (w->loop == NULL) {
+			int err = errno;
+
+			tk_server_free(s);
+			errno = err;
+			return NULL;
+		}
+	}
 	return s;
 }
 
 int
 tk_server_listen(struct tk_server *s, const struct tk_addr *addr, bool v6only)
 {
-	struct listener *l;
-	int fd, err;
+	struct tk_addr bound = *addr;
+	size_t i = s->naddrs;
+	int err;
 
-	if (s->nlisteners == SERVER_MAX_LISTENERS)
+	if (i == SERVER_MAX_LISTENERS)
 		return -ENOSPC;
-	fd = tk__sock_listen(addr, s->opts.backlog, v6only, false);
-	if (fd < 0)
-		return fd;
-	l = &s->listeners[s->nlisteners];
-	l->fd = fd;
-	err = tk__sock_local(fd, &l->addr);
-	if (err < 0) {
-		tk__close(fd);
-		return err;
+	if (s->started)
+		return -EBUSY;
+	/* One socket per worker; port 0 resolves on the first. */
+	for (unsigned k = 0; k < s->nworkers; k++) {
+		enum tk__reuseport rp = s->nworkers == 1 ? TK__REUSEPORT_NONE
+					: k == 0	 ? TK__REUSEPORT_FIRST
+							 : TK__REUSEPORT_JOIN;
+		int fd = tk__sock_listen(&bound, s->opts.backlog, v6only, rp);
+
+		if (fd < 0) {
+			err = fd;
+			goto out_close;
+		}
+		s->workers[k].lfds[i] = fd;
+		if (k == 0 && (err = tk__sock_local(fd, &bound)) < 0)
+			goto out_close;
 	}
-	s->nlisteners++;
+	s->addrs[i] = bound;
+	s->naddrs++;
 	return 0;
+
+out_close:
+	for (unsigned k = 0; k < s->nworkers; k++) {
+		tk__close(s->workers[k].lfds[i]);
+		s->workers[k].lfds[i] = -1;
+	}
+	return err;
 }
 
 size_t
 tk_server_listener_count(const struct tk_server *s)
 {
-	return s->nlisteners;
+	return s->naddrs;
 }
 
 const struct tk_addr *
 tk_server_addr(const struct tk_server *s, size_t i)
 {
-	return i < s->nlisteners ? &s->listeners[i].addr : NULL;
+	return i < s->naddrs ? &s->addrs[i] : NULL;
 }
 
 static void
@@ -108,30 +179,35 @@ emit(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c, int err)
 static void on_accept(struct tk_loop *loop, int fd, unsigned events, void *arg);
 
 static int
-set_accepting(struct tk_server *s, bool on)
+set_accepting(struct worker *w, bool on)
 {
-	for (size_t i = 0; i < s->nlisteners; i++) {
-		int err = on ? tk_loop_watch(s->loop, s->listeners[i].fd,
-					     TK_READABLE, on_accept, s)
-			     : 0;
+	if (w->closed)
+		on = false;
+	for (size_t i = 0; i < w->srv->naddrs; i++) {
+		int err;
 
-		if (!on)
-			tk_loop_unwatch(s->loop, s->listeners[i].fd);
+		if (w->lfds[i] < 0)
+			continue;
+		if (!on) {
+			tk_loop_unwatch(w->loop, w->lfds[i]);
+			continue;
+		}
+		err = tk_loop_watch(w->loop, w->lfds[i], TK_READABLE, on_accept,
+				    w);
 		if (err < 0 && err != -EEXIST)
 			return err;
 	}
-	s->accepting = on;
+	w->accepting = on;
 	return 0;
 }
 
 static void
 on_backoff(struct tk_timer *t, void *arg)
 {
-	struct tk_server *s = arg;
+	struct worker *w = arg;
 
 	(void)t;
-	if (!s->stopping)
-		(void)set_accepting(s, true);
+	(void)set_accepting(w, true);
 }
 
 /*
@@ -140,35 +216,35 @@ on_backoff(struct tk_timer *t, void *arg)
  * accepting instead, and try again shortly.
  */
 static void
-pause_accepting(struct tk_server *s)
+pause_accepting(struct worker *w)
 {
-	if (s->backoff == NULL)
-		s->backoff = tk_timer_new(s->loop, on_backoff, s);
-	if (s->backoff == NULL)
+	if (w->backoff == NULL)
+		w->backoff = tk_timer_new(w->loop, on_backoff, w);
+	if (w->backoff == NULL)
 		return;
-	(void)set_accepting(s, false);
-	tk_timer_start(s->backoff, SERVER_ACCEPT_PAUSE_MS, 0);
+	(void)set_accepting(w, false);
+	tk_timer_start(w->backoff, SERVER_ACCEPT_PAUSE_MS, 0);
 }
 
 static void
-link_conn(struct tk_server *s, struct tk_conn *c)
+link_conn(struct worker *w, struct tk_conn *c)
 {
-	*tk__conn_next(c) = s->conns;
+	*tk__conn_next(c) = w->conns;
 	*tk__conn_prev(c) = NULL;
-	if (s->conns != NULL)
-		*tk__conn_prev(s->conns) = c;
-	s->conns = c;
+	if (w->conns != NULL)
+		*tk__conn_prev(w->conns) = c;
+	w->conns = c;
 }
 
 static void
-unlink_conn(struct tk_server *s, struct tk_conn *c)
+unlink_conn(struct worker *w, struct tk_conn *c)
 {
 	struct tk_conn *next = *tk__conn_next(c), *prev = *tk__conn_prev(c);
 
 	if (prev != NULL)
 		*tk__conn_next(prev) = next;
 	else
-		s->conns = next;
+		w->conns = next;
 	if (next != NULL)
 		*tk__conn_prev(next) = prev;
 }
@@ -193,16 +269,35 @@ unmap_v4(struct tk_addr *a)
 	a->len = sizeof(in4);
 }
 
+/*
+ * Over max_conns: a line service's client is told in one line, any other
+ * is closed at once.  Established sessions are not touched.
+ */
+static void
+reject(struct worker *w, int fd)
+{
+	static const char busy[] = TK_SERVER_BUSY_LINE;
+
+	if (w->srv->svc->flags & TK_SERVICE_LINES)
+		(void)!send(fd, busy, sizeof(busy) - 1,
+			    MSG_DONTWAIT | MSG_NOSIGNAL);
+	tk__close(fd);
+	tk__ctr_add(&w->ctr.rejected, 1);
+	emit(w->srv, TK_SERVER_REJECT, NULL, -EUSERS);
+}
+
 static void
 on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 {
-	struct tk_server *s = arg;
+	struct worker *w = arg;
+	struct tk_server *s = w->srv;
 
 	(void)loop;
 	(void)events;
-	for (int i = 0; i < SERVER_MAX_ACCEPTS && s->accepting; i++) {
+	for (int i = 0; i < SERVER_MAX_ACCEPTS && w->accepting; i++) {
 		struct tk_addr peer;
 		struct tk_conn *c;
+		uint64_t open;
 		int fd;
 
 		peer.len = sizeof(peer.u);
@@ -213,28 +308,35 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 
 			if (err == -EAGAIN || err == -EINTR)
 				return;
-			s->stats.accept_errors++;
+			tk__ctr_add(&w->ctr.accept_errors, 1);
 			emit(s, TK_SERVER_ERROR, NULL, err);
 			if (err == -EMFILE || err == -ENFILE ||
 			    err == -ENOBUFS || err == -ENOMEM) {
-				pause_accepting(s);
+				pause_accepting(w);
 				return;
 			}
 			continue; /* ECONNABORTED and kin: the next one */
 		}
+		open = atomic_fetch_add(&s->open_conns, 1) + 1;
+		if (s->opts.max_conns != 0 && open > s->opts.max_conns) {
+			atomic_fetch_sub(&s->open_conns, 1);
+			reject(w, fd);
+			continue;
+		}
 		unmap_v4(&peer);
-		c = tk__conn_accepted(s->loop, s, fd, &peer, &s->opts.conn,
-				      s->svc, s->svc_arg);
+		c = tk__conn_accepted(w->loop, s, w->id, &w->ctr, fd, &peer,
+				      &s->opts.conn, s->svc, s->svc_arg);
 		if (c == NULL) {
+			atomic_fetch_sub(&s->open_conns, 1);
 			tk__close(fd);
-			s->stats.accept_errors++;
+			tk__ctr_add(&w->ctr.accept_errors, 1);
 			emit(s, TK_SERVER_ERROR, NULL, -ENOMEM);
-			pause_accepting(s);
+			pause_accepting(w);
 			return;
 		}
-		link_conn(s, c);
-		s->stats.accepted++;
-		s->stats.active++;
+		link_conn(w, c);
+		tk__ctr_add(&w->ctr.accepted, 1);
+		tk__ctr_add(&w->ctr.active, 1);
 		emit(s, TK_SERVER_OPEN, c, 0);
 		tk__conn_start(c);
 	}
@@ -243,60 +345,185 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 void
 tk__server_conn_closed(struct tk_server *s, struct tk_conn *c, int err)
 {
-	unlink_conn(s, c);
-	s->stats.active--;
-	s->stats.closed++;
-	s->stats.bytes_in += tk_conn_bytes_in(c);
-	s->stats.bytes_out += tk_conn_bytes_out(c);
-	if (err != 0)
-		s->stats.conn_errors++;
+	struct worker *w = &s->workers[tk_conn_worker(c)];
+
+	unlink_conn(w, c);
+	atomic_fetch_sub(&s->open_conns, 1);
+	atomic_store_explicit(&w->ctr.active, tk__ctr_get(&w->ctr.active) - 1,
+			      memory_order_relaxed);
+	tk__ctr_add(&w->ctr.closed, 1);
+	if (err != 0) {
+		tk__ctr_add(&w->ctr.conn_errors, 1);
+		if (err == -ECONNRESET || err == -EPIPE)
+			tk__ctr_add(&w->ctr.resets, 1);
+		else if (err == TK_EIDLE || err == TK_ELINETIMEOUT ||
+			 err == -ETIMEDOUT)
+			tk__ctr_add(&w->ctr.timeouts, 1);
+		else if (err == TK_ELINETOOLONG)
+			tk__ctr_add(&w->ctr.line_errors, 1);
+	}
 	emit(s, TK_SERVER_CLOSE, c, err);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	(void)tk_loop_run(w->loop);
+	return NULL;
 }
 
 int
 tk_server_start(struct tk_server *s)
 {
-	if (s->nlisteners == 0)
+	sigset_t all, old;
+	int err = 0;
+
+	if (s->naddrs == 0)
 		return -EDESTADDRREQ;
-	return set_accepting(s, true);
+	if (s->started)
+		return -EBUSY;
+	for (unsigned i = 0; i < s->nworkers; i++)
+		if ((err = set_accepting(&s->workers[i], true)) < 0)
+			return err;
+	s->started = true;
+	if (s->nworkers == 1)
+		return 0;
+	/* Workers take no signals: the owner's loop handles them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+
+		err = -pthread_create(&w->thread, NULL, worker_main, w);
+		if (err < 0)
+			break;
+		w->thread_started = true;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err < 0)
+		tk_server_stop(s);
+	return err;
+}
+
+/* Close a worker's listeners (on its own thread). */
+static void
+close_listeners(struct worker *w)
+{
+	(void)set_accepting(w, false);
+	w->closed = true;
+	tk_timer_free(w->backoff);
+	w->backoff = NULL;
+	for (size_t i = 0; i < SERVER_MAX_LISTENERS; i++) {
+		tk__close(w->lfds[i]);
+		w->lfds[i] = -1;
+	}
+}
+
+static void
+drain_worker(struct tk_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)loop;
+	close_listeners(w);
+	/* Stopping unlinks nothing until the deferred closes run. */
+	for (struct tk_conn *c = w->conns; c != NULL; c = *tk__conn_next(c))
+		tk__conn_stop(c);
+}
+
+static void
+stop_worker(struct tk_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+
+	close_listeners(w);
+	for (struct tk_conn *c = w->conns; c != NULL; c = *tk__conn_next(c))
+		tk_conn_close(c, -ECANCELED);
+	/*
+	 * On the owner's loop tk_server_stop() may run inside a connection's
+	 * callback: its close and free wait for the loop's next deferred run
+	 * (or tk_server_free()), never under that callback's feet.
+	 */
+	if (w->own_loop) {
+		tk__loop_run_deferred(loop);
+		tk_loop_stop(loop);
+	}
+}
+
+void
+tk_server_drain(struct tk_server *s)
+{
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+
+		if (w->thread_started)
+			(void)tk_loop_post(w->loop, drain_worker, w);
+		else
+			drain_worker(w->loop, w);
+	}
 }
 
 void
 tk_server_stop(struct tk_server *s)
 {
-	(void)set_accepting(s, false);
-	tk_timer_free(s->backoff);
-	s->backoff = NULL;
-	for (size_t i = 0; i < s->nlisteners; i++)
-		tk__close(s->listeners[i].fd);
-	s->nlisteners = 0;
-	/* Unlinking waits for each deferred close: the list holds still. */
-	for (struct tk_conn *c = s->conns; c != NULL; c = *tk__conn_next(c))
-		tk_conn_close(c, -ECANCELED);
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+
+		if (!w->thread_started) {
+			stop_worker(w->loop, w);
+			continue;
+		}
+		/*
+		 * XXX: a failed post (out of memory) would leave the thread
+		 * running; joining it would then hang.
+		 */
+		(void)tk_loop_post(w->loop, stop_worker, w);
+	}
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+
+		if (w->thread_started) {
+			pthread_join(w->thread, NULL);
+			w->thread_started = false;
+		}
+	}
 }
 
 void
 tk_server_request_stop(struct tk_server *s)
 {
-	s->stopping = true;
+	atomic_store(&s->stopping, true);
 	tk_loop_stop(s->loop);
 }
 
 bool
 tk_server_stopping(const struct tk_server *s)
 {
-	return s->stopping;
+	return atomic_load(&((struct tk_server *)s)->stopping);
 }
 
 void
 tk_server_get_stats(const struct tk_server *s, struct tk_server_stats *out)
 {
-	*out = s->stats;
-	/* Live connections' bytes count too, not only those that ended. */
-	for (const struct tk_conn *c = s->conns; c != NULL;
-	     c = *tk__conn_next((struct tk_conn *)c)) {
-		out->bytes_in += tk_conn_bytes_in(c);
-		out->bytes_out += tk_conn_bytes_out(c);
+	memset(out, 0, sizeof(*out));
+	out->workers = s->nworkers;
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct tk__counters *c = &s->workers[i].ctr;
+
+		/* Exact once the server is quiet; a snapshot while it runs. */
+		out->closed += tk__ctr_get(&c->closed);
+		out->active += tk__ctr_get(&c->active);
+		out->accepted += tk__ctr_get(&c->accepted);
+		out->rejected += tk__ctr_get(&c->rejected);
+		out->bytes_in += tk__ctr_get(&c->bytes_in);
+		out->bytes_out += tk__ctr_get(&c->bytes_out);
+		out->accept_errors += tk__ctr_get(&c->accept_errors);
+		out->conn_errors += tk__ctr_get(&c->conn_errors);
+		out->resets += tk__ctr_get(&c->resets);
+		out->timeouts += tk__ctr_get(&c->timeouts);
+		out->line_errors += tk__ctr_get(&c->line_errors);
 	}
 }
 
@@ -306,13 +533,28 @@ tk_server_loop(const struct tk_server *s)
 	return s->loop;
 }
 
+const struct tk_server_opts *
+tk_server_get_opts(const struct tk_server *s)
+{
+	return &s->opts;
+}
+
 void
 tk_server_free(struct tk_server *s)
 {
 	if (s == NULL)
 		return;
 	tk_server_stop(s);
-	/* Let the closes finish: they still report to s. */
-	tk__loop_run_deferred(s->loop);
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+
+		if (w->loop == NULL)
+			continue;
+		/* Let the closes finish: they still report to s. */
+		tk__loop_run_deferred(w->loop);
+		if (w->own_loop)
+			tk_loop_free(w->loop);
+	}
+	free(s->workers);
 	free(s);
 }

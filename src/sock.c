@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,8 +29,15 @@ tk__sock_set_nodelay(int fd, bool on)
 }
 
 int
+tk__sock_set_sndbuf(int fd, size_t bytes)
+{
+	return set_int(fd, SOL_SOCKET, SO_SNDBUF,
+		       bytes > INT32_MAX / 2 ? INT32_MAX / 2 : (int)bytes);
+}
+
+int
 tk__sock_listen(const struct tk_addr *addr, int backlog, bool v6only,
-		bool reuseport)
+		enum tk__reuseport reuseport)
 {
 	int fd, err;
 
@@ -40,12 +48,25 @@ tk__sock_listen(const struct tk_addr *addr, int backlog, bool v6only,
 	/* Restart at once even while old connections sit in TIME_WAIT. */
 	if ((err = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0)
 		goto out_close;
-	if (reuseport && (err = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
+	if (reuseport == TK__REUSEPORT_JOIN &&
+	    (err = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
 		goto out_close;
 	if (addr->u.sa.sa_family == AF_INET6 &&
 	    (err = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only)) < 0)
 		goto out_close;
-	if (bind(fd, &addr->u.sa, addr->len) < 0 || listen(fd, backlog) < 0) {
+	if (bind(fd, &addr->u.sa, addr->len) < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	/*
+	 * The first socket of a group binds without SO_REUSEPORT, so a port
+	 * another program holds (even with SO_REUSEPORT) is "in use" rather
+	 * than silently shared; the flag set now lets our workers join.
+	 */
+	if (reuseport == TK__REUSEPORT_FIRST &&
+	    (err = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
+		goto out_close;
+	if (listen(fd, backlog) < 0) {
 		err = -errno;
 		goto out_close;
 	}

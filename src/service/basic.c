@@ -39,10 +39,15 @@ timestamp(char *buf, size_t len)
 static int
 basic_open(struct tk_conn *c, void *arg)
 {
+	struct tk_server *s = tk_conn_server(c);
 	char msg[96], ts[48];
 	int n;
 
 	(void)arg;
+	/* The one message must come within line_timeout (slowloris). */
+	if (s != NULL && tk_server_get_opts(s)->line_timeout_ms != 0)
+		tk_conn_set_deadline(c, tk_server_get_opts(s)->line_timeout_ms,
+				     TK_ELINETIMEOUT);
 	timestamp(ts, sizeof(ts));
 	n = snprintf(msg, sizeof(msg), "You connected at [%s]\n", ts);
 	return tk_conn_write(c, msg, (size_t)n);
@@ -91,6 +96,7 @@ answer(struct tk_conn *c, const char *data, size_t n,
 	size_t len = 0;
 
 	tk_conn_set_data(c, &answered);
+	tk_conn_set_deadline(c, 0, 0);
 	if (n > TK_BASIC_MAX_MESSAGE)
 		n = TK_BASIC_MAX_MESSAGE; /* the tutorial's recv(4096) */
 	memcpy(reply, "You sent: [", 11);
@@ -128,6 +134,7 @@ basic_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 
 const struct tk_service tk_service_basic = {
 	.name = "basic",
+	.flags = TK_SERVICE_LINES,
 	.open = basic_open,
 	.data = basic_data,
 };

@@ -4,10 +4,8 @@
 #include "tcpkit.h"
 
 static const struct tk_service *const services[] = {
-	&tk_service_echo,
-	&tk_service_discard,
-	&tk_service_welcome,
-	&tk_service_basic,
+	&tk_service_echo,  &tk_service_discard, &tk_service_welcome,
+	&tk_service_basic, &tk_service_line,
 };
 
 const struct tk_service *

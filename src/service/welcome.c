@@ -7,10 +7,22 @@
 #define OK_PREFIX "OK..."
 #define OK_LEN	  (sizeof(OK_PREFIX) - 1)
 
+/* A client has line_timeout to say its first word (slowloris). */
+static void
+first_word_deadline(struct tk_conn *c)
+{
+	struct tk_server *s = tk_conn_server(c);
+
+	if (s != NULL && tk_server_get_opts(s)->line_timeout_ms != 0)
+		tk_conn_set_deadline(c, tk_server_get_opts(s)->line_timeout_ms,
+				     TK_ELINETIMEOUT);
+}
+
 static int
 welcome_open(struct tk_conn *c, void *arg)
 {
 	(void)arg;
+	first_word_deadline(c);
 	return tk_conn_write(c, TK_WELCOME_GREETING,
 			     sizeof(TK_WELCOME_GREETING) - 1);
 }
@@ -25,6 +37,7 @@ welcome_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 		tk_conn_end(c);
 		return;
 	}
+	tk_conn_set_deadline(c, 0, 0);
 	/* Small chunks (typed lines) go out as one segment. */
 	if ((size_t)n <= sizeof(small) - OK_LEN) {
 		memcpy(small, OK_PREFIX, OK_LEN);
@@ -38,6 +51,7 @@ welcome_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 
 const struct tk_service tk_service_welcome = {
 	.name = "welcome",
+	.flags = TK_SERVICE_LINES,
 	.open = welcome_open,
 	.data = welcome_data,
 };

@@ -674,11 +674,13 @@ def test_port_privileged(port, svc):
 
 
 def listen_queue(port):
-    """The listen backlog the kernel holds for 127.0.0.1:port (ss Send-Q)."""
+    """The listen backlog the kernel holds for 127.0.0.1:port (ss Send-Q),
+    the same on every worker's socket."""
     p = subprocess.run(["ss", "-ltnH", "sport = :%d" % port],
                        capture_output=True, timeout=TIMEOUT)
     rows = [l.split() for l in p.stdout.decode().splitlines() if l.strip()]
-    assert len(rows) == 1, p.stdout
+    assert len(rows) >= 1, p.stdout
+    assert len({r[2] for r in rows}) == 1, p.stdout
     return int(rows[0][2])
 
 
@@ -773,7 +775,7 @@ def test_no_idle_timeout_by_default(serve):
 
 
 @pytest.mark.parametrize("value", ["30", "1.5s", "500ms", "5m", "1h", "24h",
-                                   ".5"])
+                                   ".5", "0", "0ms"])
 def test_idle_timeout_forms_accepted(serve, value):
     srv = start(serve, "-H", "127.0.0.1", "-i", value)
     assert echo_roundtrip(srv.port) == b"ping\n"
@@ -781,8 +783,6 @@ def test_idle_timeout_forms_accepted(serve, value):
 
 
 @pytest.mark.parametrize("value,msg", [
-    ("0", "-i/--idle-timeout must be more than zero"),
-    ("0ms", "-i/--idle-timeout must be more than zero"),
     ("25h", "-i/--idle-timeout must be at most 24h, not 25h"),
     ("abc", "-i/--idle-timeout needs a duration such as 10, 1.5s or 250ms, "
             "not 'abc'"),

@@ -1,0 +1,182 @@
+/* serve_log.c: one log record per connection and periodic totals, as text,
+ * logfmt or JSON. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "cli.h"
+#include "serve.h"
+
+int
+serve_log_parse_format(const char *text)
+{
+	if (strcmp(text, "text") == 0)
+		return LOG_TEXT;
+	if (strcmp(text, "logfmt") == 0)
+		return LOG_LOGFMT;
+	if (strcmp(text, "json") == 0)
+		return LOG_JSON;
+	return -1;
+}
+
+/* UTC, millisecond precision, for machine formats: 2026-11-24T10:00:00.123Z */
+static char *
+iso_time(char *buf, size_t len)
+{
+	struct timeval tv;
+	struct tm tm;
+	char day[32];
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%.20s.%03dZ", day, (int)(tv.tv_usec / 1000) % 1000);
+	return buf;
+}
+
+/* Why a connection ended, in words: "done" for an orderly end. */
+static const char *
+reason(int err)
+{
+	return err == 0 ? "done" : tk_strerror(err);
+}
+
+static void
+log_text(const struct serve_log *log, enum tk_server_event ev,
+	 struct tk_conn *c, int err)
+{
+	char peer[TK_ADDRSTRLEN], ts[48], dur[32];
+
+	cli_timestamp(ts, sizeof(ts));
+	if (ev == TK_SERVER_ERROR) {
+		cli_error("accept", "", "%s", tk_strerror(err));
+		return;
+	}
+	if (ev == TK_SERVER_REJECT) {
+		fprintf(stderr,
+			"rejected a connection at [%s]: too many "
+			"connections\n",
+			ts);
+		return;
+	}
+	tk_addr_format(tk_conn_peer(c), peer, sizeof(peer));
+	if (ev == TK_SERVER_OPEN) {
+		/* The tutorials' own wording for their services. */
+		if (strcmp(log->service, "basic") == 0)
+			fprintf(stderr, "Got a connection from [%s] at [%s]\n",
+				peer, ts);
+		else if (strcmp(log->service, "welcome") == 0)
+			fprintf(stderr, "Connected with %s at [%s]\n", peer,
+				ts);
+		else
+			fprintf(stderr, "connection from %s at [%s]\n", peer,
+				ts);
+		return;
+	}
+	fprintf(stderr,
+		"closed %s at [%s] after %s: %llu bytes in, %llu bytes out "
+		"(%s)\n",
+		peer, ts,
+		cli_format_duration(tk_conn_age_ms(c), dur, sizeof(dur)),
+		(unsigned long long)tk_conn_bytes_in(c),
+		(unsigned long long)tk_conn_bytes_out(c), reason(err));
+}
+
+static void
+log_machine(const struct serve_log *log, enum tk_server_event ev,
+	    struct tk_conn *c, int err)
+{
+	char peer[TK_ADDRSTRLEN], ts[40], line[512];
+	const char *event = ev == TK_SERVER_CLOSE    ? "close"
+			    : ev == TK_SERVER_REJECT ? "reject"
+						     : "accept_error";
+	bool json = log->format == LOG_JSON;
+
+	iso_time(ts, sizeof(ts));
+	if (ev != TK_SERVER_CLOSE) {
+		const char *why = ev == TK_SERVER_REJECT
+					  ? "too many connections"
+					  : tk_strerror(err);
+
+		snprintf(line, sizeof(line),
+			 json ? "{\"ts\":\"%s\",\"event\":\"%s\","
+				"\"reason\":\"%s\"}\n"
+			      : "ts=%s event=%s reason=\"%s\"\n",
+			 ts, event, why);
+		fputs(line, stderr);
+		return;
+	}
+	tk_addr_format(tk_conn_peer(c), peer, sizeof(peer));
+	/* Error texts are fixed ASCII words: no escaping needed. */
+	snprintf(line, sizeof(line),
+		 json ? "{\"ts\":\"%s\",\"event\":\"close\",\"peer\":\"%s\","
+			"\"worker\":%u,\"duration_ms\":%llu,\"bytes_in\":%llu,"
+			"\"bytes_out\":%llu,\"reason\":\"%s\"}\n"
+		      : "ts=%s event=close peer=%s worker=%u duration_ms=%llu "
+			"bytes_in=%llu bytes_out=%llu reason=\"%s\"\n",
+		 ts, peer, tk_conn_worker(c),
+		 (unsigned long long)tk_conn_age_ms(c),
+		 (unsigned long long)tk_conn_bytes_in(c),
+		 (unsigned long long)tk_conn_bytes_out(c), reason(err));
+	fputs(line, stderr);
+}
+
+void
+serve_log_event(const struct serve_log *log, enum tk_server_event ev,
+		struct tk_conn *c, int err)
+{
+	if (log->quiet && ev != TK_SERVER_ERROR)
+		return;
+	if (log->format == LOG_TEXT)
+		log_text(log, ev, c, err);
+	else if (ev != TK_SERVER_OPEN) /* one record per connection */
+		log_machine(log, ev, c, err);
+}
+
+void
+serve_log_stats(const struct serve_log *log, const char *what,
+		const struct tk_server_stats *st)
+{
+	char ts[40];
+	const char *fmt;
+
+	switch (log->format) {
+	case LOG_JSON:
+		fmt = "{\"ts\":\"%s\",\"event\":\"stats\",\"when\":\"%s\","
+		      "\"accepted\":%llu,\"rejected\":%llu,\"active\":%llu,"
+		      "\"closed\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"
+		      "\"errors\":{\"reset\":%llu,\"timeout\":%llu,"
+		      "\"line\":%llu,\"other\":%llu,\"accept\":%llu}}\n";
+		break;
+	case LOG_LOGFMT:
+		fmt = "ts=%s event=stats when=%s accepted=%llu rejected=%llu "
+		      "active=%llu closed=%llu bytes_in=%llu bytes_out=%llu "
+		      "errors_reset=%llu errors_timeout=%llu errors_line=%llu "
+		      "errors_other=%llu errors_accept=%llu\n";
+		break;
+	default:
+		fmt = "stats %s (%s): accepted %llu, rejected %llu, active "
+		      "%llu, closed %llu, %llu bytes in, %llu bytes out; "
+		      "errors: %llu reset, %llu timeout, %llu line, %llu "
+		      "other, %llu accept\n";
+		break;
+	}
+	if (log->format == LOG_TEXT)
+		cli_timestamp(ts, sizeof(ts));
+	else
+		iso_time(ts, sizeof(ts));
+	fprintf(stderr, fmt, log->format == LOG_TEXT ? what : ts,
+		log->format == LOG_TEXT ? ts : what,
+		(unsigned long long)st->accepted,
+		(unsigned long long)st->rejected,
+		(unsigned long long)st->active, (unsigned long long)st->closed,
+		(unsigned long long)st->bytes_in,
+		(unsigned long long)st->bytes_out,
+		(unsigned long long)st->resets,
+		(unsigned long long)st->timeouts,
+		(unsigned long long)st->line_errors,
+		(unsigned long long)(st->conn_errors - st->resets -
+				     st->timeouts - st->line_errors),
+		(unsigned long long)st->accept_errors);
+}
