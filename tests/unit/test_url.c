@@ -6,24 +6,19 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "tcpkit.h"
 
 /* The URL is copied to end right before a PROT_NONE page: no overreads. */
 static int
 parse_len(const char *s, size_t len, struct tk_url *u)
 {
-	size_t page = (size_t)sysconf(_SC_PAGESIZE), size;
-	char *base;
+	struct guard g;
 	int rc;
 
-	size = (len + page - 1) / page * page + page;
-	base = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert(base != MAP_FAILED);
-	cr_assert(mprotect(base + size, page, PROT_NONE) == 0);
-	memcpy(base + size - len, s, len);
-	rc = tk_url_parse(base + size - len, len, u);
-	munmap(base, size + page);
+	guard_init(&g, len);
+	rc = tk_url_parse(guard_put(&g, s, len), len, u);
+	guard_free(&g);
 	return rc;
 }
 
