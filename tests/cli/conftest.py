@@ -2,6 +2,7 @@
 against real peers.  Servers listen on port 0; tests wait on lines and
 events with bounded timeouts, never on sleeps."""
 import os
+import pty
 import re
 import selectors
 import signal
@@ -204,6 +205,7 @@ class PyServer:
         self.handler = handler
         self.received = []
         self.errors = []
+        self.finished = threading.Semaphore(0)
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
@@ -222,6 +224,15 @@ class PyServer:
                 self.handler(conn, self)
         except Exception as e:  # recorded for the test to assert on
             self.errors.append(e)
+        finally:
+            self.finished.release()
+
+    def wait_handlers(self, n=1, timeout=20):
+        """Wait until n handlers have returned (the client may finish
+        before the server's handler has recorded what it saw)."""
+        for _ in range(n):
+            assert self.finished.acquire(timeout=timeout), \
+                "a server handler did not finish within %ss" % timeout
 
     def close(self):
         try:
@@ -250,3 +261,65 @@ def pyserver():
     yield start
     for s in servers:
         s.close()
+
+
+class Proc:
+    """A long-running client (nc, telnet, tcpkit connect) driven through
+    its stdin, a pipe or (tty=True) a pseudo-terminal as when a person
+    types; killed at teardown if it is still running."""
+
+    def __init__(self, argv, env=None, tty=False):
+        self.master = None
+        stdin = subprocess.PIPE
+        if tty:
+            self.master, stdin = pty.openpty()
+        self.proc = subprocess.Popen(argv, stdin=stdin,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        if tty:
+            os.close(stdin)
+        self.out = LineReader(self.proc.stdout)
+        self.err = LineReader(self.proc.stderr)
+
+    def send(self, data):
+        if self.master is not None:
+            os.write(self.master, data)
+            return
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def close_stdin(self):
+        if self.master is not None:
+            os.close(self.master)
+            self.master = None
+        elif self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
+    def wait(self, timeout=20):
+        rc = self.proc.wait(timeout)
+        self.out.join()
+        self.err.join()
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.close_stdin()
+        self.out.join()
+        self.err.join()
+
+
+@pytest.fixture
+def proc():
+    """Factory: proc(argv) starts a client with piped stdio."""
+    started = []
+
+    def start(argv, env=None, tty=False):
+        p = Proc(argv, env, tty)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.kill()

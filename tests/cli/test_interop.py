@@ -25,54 +25,6 @@ def blob(n, seed):
     return EVERY_BYTE + random.Random(seed).randbytes(n)
 
 
-class Proc:
-    """A long-running process driven through its stdin; killed at teardown
-    if it is still running."""
-
-    def __init__(self, argv):
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        self.out = LineReader(self.proc.stdout)
-        self.err = LineReader(self.proc.stderr)
-
-    def send(self, data):
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
-
-    def close_stdin(self):
-        if not self.proc.stdin.closed:
-            self.proc.stdin.close()
-
-    def wait(self, timeout=TIMEOUT):
-        rc = self.proc.wait(timeout)
-        self.out.join()
-        self.err.join()
-        return rc
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.close_stdin()
-        self.out.join()
-        self.err.join()
-
-
-@pytest.fixture
-def proc():
-    started = []
-
-    def start(argv):
-        p = Proc(argv)
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        p.kill()
-
-
 def nc_listener(proc, host="127.0.0.1"):
     """`nc -l` on port 0: netcat-openbsd names the port it got only with
     -v ("Listening on HOST PORT" on stderr), so read it from there."""
@@ -314,6 +266,7 @@ def test_send_delivers_all_stdin_to_a_server_that_half_closes_first(
             timeout=TIMEOUT)
     assert p.returncode == 0, p.stderr
     assert p.stdout == b""
+    srv.wait_handlers(1, TIMEOUT)
     assert srv.errors == []
     assert len(srv.received) == 1
     assert len(srv.received[0]) == len(data)

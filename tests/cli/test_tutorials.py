@@ -110,68 +110,6 @@ def peer_server():
         s.stop()
 
 
-class Proc:
-    """A long-running client (nc, telnet, tcpkit connect) driven through
-    its stdin, a pipe or (tty=True) a pseudo-terminal as when a person
-    types; killed at teardown if it is still running."""
-
-    def __init__(self, argv, env=None, tty=False):
-        self.master = None
-        stdin = subprocess.PIPE
-        if tty:
-            self.master, stdin = pty.openpty()
-        self.proc = subprocess.Popen(argv, stdin=stdin,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env)
-        if tty:
-            os.close(stdin)
-        self.out = LineReader(self.proc.stdout)
-        self.err = LineReader(self.proc.stderr)
-
-    def send(self, data):
-        if self.master is not None:
-            os.write(self.master, data)
-            return
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
-
-    def close_stdin(self):
-        if self.master is not None:
-            os.close(self.master)
-            self.master = None
-        elif self.proc.stdin and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-
-    def wait(self, timeout=TIMEOUT):
-        rc = self.proc.wait(timeout)
-        self.out.join()
-        self.err.join()
-        return rc
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.close_stdin()
-        self.out.join()
-        self.err.join()
-
-
-@pytest.fixture
-def proc():
-    """Factory: proc(argv) starts a client with piped stdio."""
-    started = []
-
-    def start(argv, env=None, tty=False):
-        p = Proc(argv, env, tty)
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        p.kill()
-
-
 def exited(srv, timeout=TIMEOUT):
     """Wait for a tcpkit server that is to stop by itself; its exit code."""
     try:
