@@ -90,6 +90,7 @@ int cmd_connect(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 extern const char cmd_resolve_help[];
 extern const char cmd_interfaces_help[];
@@ -97,5 +98,6 @@ extern const char cmd_connect_help[];
 extern const char cmd_send_help[];
 extern const char cmd_get_help[];
 extern const char cmd_serve_help[];
+extern const char cmd_bench_help[];
 
 #endif /* TK_CLI_H */

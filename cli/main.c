@@ -33,6 +33,9 @@ static const struct cli_command commands[] = {
 	{ "serve", cmd_serve,
 	  "run a server: echo, discard, welcome, basic (default: echo)",
 	  cmd_serve_help },
+	{ "bench", cmd_bench,
+	  "load a server and measure throughput, latency and errors",
+	  cmd_bench_help },
 	{ "help", cmd_help, "show help for tcpkit or a command", help_help },
 	{ "version", cmd_version, "print the version", version_help },
 };
