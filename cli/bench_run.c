@@ -1,6 +1,5 @@
 /* bench_run.c: the engine of `tcpkit bench`: worker threads with a loop each,
- * the connection logic of every mode, and the clock of the run. */
-#include <endian.h>
+ * the control thread, and the clock of the run (warm-up, window, drain). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,165 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench.h"
-
-#define NS_PER_S  UINT64_C(1000000000)
-#define NS_PER_MS UINT64_C(1000000)
-
-/*
- * The payload pattern: pseudo-random bytes with a prime period.  Message k
- * of a connection takes its payload at an offset that moves by a step with
- * every message and starts elsewhere for every connection, so a byte that
- * comes back in the wrong place, on the wrong connection or in the wrong
- * message does not compare equal.
- */
-#define PAT_PERIOD    65521u
-#define PAT_MSG_STEP  131u
-#define PAT_CONN_STEP 7919u
-#define READ_MAX      (64u * 1024) /* the loop's read buffer */
-
-#define SCRATCH_SIZE   (64u * 1024) /* messages composed for one write */
-#define CONNECTING_MAX 256u	    /* connects in flight, all threads */
-#define DRAIN_MS       1000u	    /* answers awaited after the window */
-#define LINGER_MS      1000u	    /* from our FIN to the peer's */
-#define HARD_CLOSE_MS  (LINGER_MS + 500u)
-#define RETRY_MS       10u    /* rate/greet: pause after a failed connect */
-#define OPEN_LOOP_CAP  65536u /* unanswered messages per connection */
-#define GREETING_MAX   (64u * 1024)
-
-enum phase {
-	PH_CONNECT, /* opening the connections */
-	PH_READY,   /* connected; waiting for the other threads */
-	PH_WARMUP,
-	PH_MEASURE,
-	PH_DRAIN,   /* window over: answers in flight may still come */
-	PH_CLOSING, /* ending every connection */
-	PH_DONE,
-};
-
-enum cstate {
-	CS_IDLE, /* not started, or between two operations */
-	CS_CONNECTING,
-	CS_OPEN,
-	CS_ENDING, /* our FIN is on its way: no error expected any more */
-	CS_FAILED, /* closing after an error already counted */
-	CS_DONE,
-};
-
-struct worker;
-
-/* A connection of echo, bulk or idle; a client slot of rate or greet. */
-struct bconn {
-	struct worker *w;
-	struct tk_conn *conn;
-	uint32_t id;
-	uint8_t state;
-	bool opened;   /* the current connection reached open */
-	bool finished; /* no longer counted in w->active */
-	bool first;    /* rate/greet: the slot's first attempt */
-	bool rx_bad;   /* echo: the message being received differs */
-	bool greeted;  /* greet: the greeting line is in */
-	bool queued;   /* rate/greet: waiting in the retry list */
-	bool flushing; /* echo: in the list of sends owed this round */
-	uint32_t owed; /* echo: messages to send at the end of the round */
-	uint32_t rx_pos;
-	uint32_t tx_off,
-		rx_off; /* echo: pattern offsets of the next messages */
-	uint64_t tx_seq, rx_seq; /* echo: messages; bulk: bytes */
-	uint64_t scheduled;	 /* open loop: messages due, sent or not */
-	uint64_t bad_block;	 /* bulk: the last block counted as mismatch */
-	uint64_t *fifo;		 /* send (or scheduled) times, ns */
-	uint32_t fifo_cap, fifo_head, fifo_len;
-	uint64_t t_begin; /* rate/greet: when the operation began */
-	uint64_t ops;	  /* rate/greet: operations begun */
-	uint64_t got;	  /* rate/greet: bytes of the answer */
-	uint64_t greet_len;
-};
-
-struct bench;
-
-struct worker {
-	struct bench *b;
-	unsigned index;
-	pthread_t tid;
-	bool started;
-	struct tk_loop *loop;
-	struct bconn *conns;
-	uint32_t nconns;
-	uint32_t next_connect;
-	uint32_t connecting;
-	uint32_t connect_max;
-	uint32_t settled; /* connect phase: opened or failed */
-	uint32_t open;	  /* connections open now */
-	uint32_t active;  /* slots still at work */
-	uint32_t live;	  /* connections not closed yet */
-	enum phase phase;
-	uint64_t t_start, t_end; /* the measured window */
-	uint64_t next_sec, next_mark, last_row, window_end;
-	uint64_t open_at_end;
-	struct tk_timer *mark_timer, *stop_timer, *retry_timer, *flush_timer;
-	struct bconn **flushq; /* echo: connections owed sends this round */
-	uint32_t nflush;
-	uint32_t *retry;
-	uint32_t nretry;
-	/* Open loop: message j of this thread is due at t0 + j * interval. */
-	int tfd;
-	bool tfd_watched;
-	double interval;
-	uint64_t next_j, total_j;
-	char *scratch;
-	struct bench_stats st;
-	uint64_t nerrors;
-	struct bench_row *rows;
-	size_t nrows, rows_cap;
-	uint64_t row_msgs, row_bytes, row_errs;
-	int connect_err;
-	/* Read by the control thread for the live line. */
-	_Atomic uint64_t live_msgs, live_errs, live_conns;
-};
-
-/* The run: shared by every thread, written before they start. */
-struct bench {
-	const struct bench_opts *o;
-	const struct tk_addrlist *addrs;
-	struct tk_conn_opts copts;
-	const struct tk_service *svc;
-	char *pattern;
-	size_t hdr;	    /* 8: messages carry their sequence number */
-	uint32_t period;    /* pattern offsets are taken modulo this */
-	uint32_t msg_step;  /* offset advance per message */
-	uint32_t conn_step; /* offset of connection i: i * conn_step */
-	bool persistent;    /* echo, bulk, idle: connections last the run */
-	bool open_loop;
-	uint32_t inflight_cap;
-	char *line; /* rate/greet: what to send */
-	size_t line_len;
-	struct worker *workers;
-	unsigned nworkers;
-	/* Control thread only. */
-	struct tk_loop *control;
-	unsigned ready, ended, finished;
-	uint64_t t0, t_window_start, t_window_end;
-	struct rusage ru0, ru1;
-	bool ru0_taken, ru1_taken, went;
-	bool aborted, interrupted;
-	struct tk_timer *warm_timer, *live_timer;
-	uint64_t live_msgs, live_errs;
-	unsigned live_sec;
-	bool live;
-	/* Any thread. */
-	atomic_bool any_open;
-	atomic_uint first_fails;
-};
-
-static inline uint64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
+#include "bench_int.h"
 
 const char *
 bench_mode_name(enum bench_mode m)
@@ -192,14 +33,10 @@ bench_err_name(enum bench_err e)
 	return (unsigned)e < BENCH_NERR ? names[e] : "?";
 }
 
-static void count_errors(struct worker *w, enum bench_err e, uint64_t n,
-			 const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
 /* Count n errors of class e; the first one's text is kept for the report. */
-static void
-count_errors(struct worker *w, enum bench_err e, uint64_t n, const char *fmt,
-	     ...)
+void
+bench_count_errors(struct worker *w, enum bench_err e, uint64_t n,
+		   const char *fmt, ...)
 {
 	va_list ap;
 
@@ -214,77 +51,8 @@ count_errors(struct worker *w, enum bench_err e, uint64_t n, const char *fmt,
 	va_end(ap);
 }
 
-static bool
-sending(const struct worker *w)
-{
-	return w->phase == PH_WARMUP || w->phase == PH_MEASURE;
-}
-
-/* Send times: a ring that grows by doubling, never per message. */
-static bool
-fifo_reserve(struct bconn *bc, uint32_t need)
-{
-	uint32_t cap = bc->fifo_cap ? bc->fifo_cap : 1;
-	uint64_t *v;
-
-	if (need <= bc->fifo_cap)
-		return true;
-	while (cap < need)
-		cap *= 2;
-	v = malloc((size_t)cap * sizeof(*v));
-	if (v == NULL)
-		return false;
-	for (uint32_t i = 0; i < bc->fifo_len; i++)
-		v[i] = bc->fifo[(bc->fifo_head + i) & (bc->fifo_cap - 1)];
-	free(bc->fifo);
-	bc->fifo = v;
-	bc->fifo_cap = cap;
-	bc->fifo_head = 0;
-	return true;
-}
-
-static inline void
-fifo_push(struct bconn *bc, uint64_t t)
-{
-	bc->fifo[(bc->fifo_head + bc->fifo_len) & (bc->fifo_cap - 1)] = t;
-	bc->fifo_len++;
-}
-
-static inline uint64_t
-fifo_pop(struct bconn *bc)
-{
-	uint64_t t = bc->fifo[bc->fifo_head];
-
-	bc->fifo_head = (bc->fifo_head + 1) & (bc->fifo_cap - 1);
-	bc->fifo_len--;
-	return t;
-}
-
-/*
- * A message (or operation) of bytes came back: count it if the window is
- * open.  Bytes count with their message, so the two always agree.
- */
-static inline void
-complete(struct worker *w, uint64_t t_sent, uint64_t now, uint64_t bytes)
-{
-	uint64_t lat = now > t_sent ? now - t_sent : 0;
-
-	if (w->phase == PH_MEASURE) {
-		w->st.messages++;
-		w->st.bytes_in += bytes;
-		tk_hist_record(&w->st.hist, lat);
-	} else if (w->phase >= PH_DRAIN) {
-		/* Late answers still show in the latency: no stall hides. */
-		w->st.drained++;
-		tk_hist_record(&w->st.hist, lat);
-	}
-}
-
-static void post_control(struct worker *w, tk_work_cb cb);
 static void control_ended(struct tk_loop *loop, void *arg);
 static void control_finished(struct tk_loop *loop, void *arg);
-static void control_ready(struct tk_loop *loop, void *arg);
-static void control_abort(struct tk_loop *loop, void *arg);
 
 /* --- the clock of the run ------------------------------------------------ */
 
@@ -341,7 +109,6 @@ arm_mark(struct worker *w)
 	tk_timer_start(w->mark_timer, ms, 0);
 }
 
-static void end_conn(struct bconn *bc);
 static void drain_over(struct tk_timer *t, void *arg);
 
 static bool
@@ -360,8 +127,8 @@ in_flight(const struct bconn *bc)
 	}
 }
 
-static void
-check_done(struct worker *w)
+void
+bench_check_done(struct worker *w)
 {
 	if (w->phase < PH_DRAIN || w->phase == PH_DONE || w->live > 0)
 		return;
@@ -369,7 +136,7 @@ check_done(struct worker *w)
 	tk_timer_stop(w->stop_timer);
 	tk_timer_stop(w->mark_timer);
 	tk_timer_stop(w->retry_timer);
-	post_control(w, control_finished);
+	bench_post_control(w, control_finished);
 	tk_loop_stop(w->loop);
 }
 
@@ -389,7 +156,7 @@ window_end(struct worker *w, uint64_t t)
 	w->next_mark = UINT64_MAX;
 	tk_timer_stop(w->mark_timer);
 	publish(w);
-	post_control(w, control_ended);
+	bench_post_control(w, control_ended);
 	if (w->tfd_watched) {
 		struct itimerspec off = { { 0, 0 }, { 0, 0 } };
 
@@ -401,11 +168,11 @@ window_end(struct worker *w, uint64_t t)
 		if (bc->state == CS_OPEN)
 			w->open_at_end++;
 		if (bc->state == CS_OPEN && !in_flight(bc))
-			end_conn(bc);
+			bench_end_conn(bc);
 	}
 	tk_loop_update_time(w->loop);
 	tk_timer_start(w->stop_timer, DRAIN_MS, 0);
-	check_done(w);
+	bench_check_done(w);
 }
 
 static void
@@ -418,8 +185,8 @@ begin_window(struct worker *w)
 }
 
 /* Cross every mark (end of warm-up, each second, deadline) up to now. */
-static void
-marks(struct worker *w, uint64_t now)
+void
+bench_marks(struct worker *w, uint64_t now)
 {
 	while (now >= w->next_mark) {
 		if (w->phase == PH_WARMUP) {
@@ -439,27 +206,20 @@ marks(struct worker *w, uint64_t now)
 	}
 }
 
-static inline void
-check_marks(struct worker *w, uint64_t now)
-{
-	if (now >= w->next_mark)
-		marks(w, now);
-}
-
 static void
 on_mark(struct tk_timer *t, void *arg)
 {
 	struct worker *w = arg;
 
 	(void)t;
-	marks(w, now_ns());
+	bench_marks(w, now_ns());
 	if (sending(w))
 		arm_mark(w);
 }
 
 /* A slot is through: -n reached, or its connection failed for good. */
-static void
-slot_done(struct bconn *bc)
+void
+bench_slot_done(struct bconn *bc)
 {
 	struct worker *w = bc->w;
 
@@ -472,8 +232,8 @@ slot_done(struct bconn *bc)
 }
 
 /* Finish gracefully: our FIN after what is pending, then the peer's. */
-static void
-end_conn(struct bconn *bc)
+void
+bench_end_conn(struct bconn *bc)
 {
 	if (bc->conn == NULL || bc->state != CS_OPEN)
 		return;
@@ -482,8 +242,8 @@ end_conn(struct bconn *bc)
 }
 
 /* Close after an error that has been counted. */
-static void
-fail_conn(struct bconn *bc)
+void
+bench_fail_conn(struct bconn *bc)
 {
 	if (bc->conn == NULL)
 		return;
@@ -499,7 +259,7 @@ hard_close(struct tk_timer *t, void *arg)
 	(void)t;
 	for (uint32_t i = 0; i < w->nconns; i++)
 		if (w->conns[i].conn != NULL)
-			fail_conn(&w->conns[i]);
+			bench_fail_conn(&w->conns[i]);
 }
 
 /* The grace after the window is over: what has not come back timed out. */
@@ -523,807 +283,25 @@ drain_over(struct tk_timer *t, void *arg)
 			n = bc->fifo_len;
 		else
 			n = 1;
-		count_errors(w, BENCH_ERR_TIMEOUT, n,
-			     "connection %u: no answer within %ums after the "
-			     "end of the run",
-			     bc->id, DRAIN_MS);
+		bench_count_errors(
+			w, BENCH_ERR_TIMEOUT, n,
+			"connection %u: no answer within %ums after the "
+			"end of the run",
+			bc->id, DRAIN_MS);
 		if (bc->state == CS_OPEN && b->persistent)
-			end_conn(bc);
+			bench_end_conn(bc);
 		else
-			fail_conn(bc);
+			bench_fail_conn(bc);
 	}
 	tk_loop_update_time(w->loop);
 	tk_timer_start(w->stop_timer, HARD_CLOSE_MS, 0);
-	check_done(w);
+	bench_check_done(w);
 }
-
-/* --- echo ---------------------------------------------------------------- */
-
-/* Is p[0..n) what message rx_seq holds at rx_pos? */
-static inline bool
-echo_check(const struct bench *b, const struct bconn *bc, const char *p,
-	   size_t n)
-{
-	size_t pos = bc->rx_pos;
-
-	if (pos < b->hdr) {
-		uint64_t le = htole64(bc->rx_seq);
-		size_t k = b->hdr - pos < n ? b->hdr - pos : n;
-
-		if (memcmp(p, (const char *)&le + pos, k) != 0)
-			return false;
-		p += k;
-		n -= k;
-		pos += k;
-	}
-	return n == 0 ||
-	       memcmp(p, b->pattern + bc->rx_off + (pos - b->hdr), n) == 0;
-}
-
-static inline void
-advance(const struct bench *b, uint32_t *off)
-{
-	*off += b->msg_step;
-	if (*off >= b->period)
-		*off -= b->period;
-}
-
-/*
- * Send n messages stamped t: composed into one buffer and written at once
- * (one system call for a batch); a message larger than the buffer goes as
- * its header and its payload straight from the pattern.  Returns 0, or a
- * negative code once the connection has closed.
- */
-static int
-echo_send(struct bconn *bc, uint32_t n, uint64_t t)
-{
-	struct worker *w = bc->w;
-	const struct bench *b = w->b;
-	size_t size = b->o->size, len = 0;
-	char *out = w->scratch;
-	int err;
-
-	if (!fifo_reserve(bc, bc->fifo_len + n)) {
-		tk_conn_close(bc->conn, -ENOMEM);
-		return -ENOMEM;
-	}
-	while (n > 0) {
-		if (size > SCRATCH_SIZE) {
-			uint64_t le = htole64(bc->tx_seq);
-
-			if (b->hdr > 0 &&
-			    (err = tk_conn_write(bc->conn, &le, b->hdr)) < 0)
-				return err;
-			err = tk_conn_write(bc->conn, b->pattern + bc->tx_off,
-					    size - b->hdr);
-			if (err < 0)
-				return err;
-		} else {
-			if (b->hdr > 0) {
-				uint64_t le = htole64(bc->tx_seq);
-
-				memcpy(out + len, &le, b->hdr);
-			}
-			memcpy(out + len + b->hdr, b->pattern + bc->tx_off,
-			       size - b->hdr);
-			len += size;
-		}
-		fifo_push(bc, t);
-		bc->tx_seq++;
-		advance(b, &bc->tx_off);
-		if (w->phase == PH_MEASURE)
-			w->st.bytes_out += size;
-		n--;
-		if (len > 0 && (n == 0 || len + size > SCRATCH_SIZE)) {
-			if ((err = tk_conn_write(bc->conn, out, len)) < 0)
-				return err;
-			len = 0;
-		}
-	}
-	return 0;
-}
-
-/* The peer closed while we still expected bytes. */
-static void
-lost_eof(struct bconn *bc)
-{
-	struct worker *w = bc->w;
-
-	if (bc->state != CS_OPEN)
-		return;
-	count_errors(w, BENCH_ERR_RESET, 1,
-		     "%s: connection %u closed by the server during the run",
-		     w->b->o->where, bc->id);
-	bc->state = CS_FAILED;
-	tk_conn_end(bc->conn);
-	slot_done(bc);
-}
-
-static void
-echo_more(struct bconn *bc, uint32_t done, uint64_t now)
-{
-	struct worker *w = bc->w;
-	const struct bench *b = w->b;
-	uint64_t count = b->o->count;
-
-	if (bc->state != CS_OPEN)
-		return;
-	if (!sending(w)) {
-		if (bc->fifo_len == 0)
-			end_conn(bc);
-		return;
-	}
-	if (b->open_loop) {
-		if (count != 0 && bc->scheduled == count && bc->fifo_len == 0) {
-			end_conn(bc);
-			slot_done(bc);
-		}
-		return;
-	}
-	if (count != 0 && done > count - bc->tx_seq - bc->owed)
-		done = (uint32_t)(count - bc->tx_seq - bc->owed);
-	(void)now;
-	if (done > 0) {
-		/*
-		 * Sent at the end of the loop's round, after every echo that
-		 * came in it: a burst wakes a sleeping server once, where a
-		 * send per echo would wake it for each, and the cost of a
-		 * wakeup falls on the sender (measured: 15% less CPU per
-		 * message with 1000 connections).
-		 */
-		bc->owed += done;
-		if (!bc->flushing) {
-			bc->flushing = true;
-			w->flushq[w->nflush++] = bc;
-			if (!tk_timer_is_active(w->flush_timer))
-				tk_timer_start(w->flush_timer, 0, 0);
-		}
-	}
-	if (count != 0 && bc->rx_seq == count) {
-		end_conn(bc);
-		slot_done(bc);
-	}
-}
-
-static void
-echo_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
-{
-	struct bconn *bc = arg;
-	struct worker *w = bc->w;
-	const struct bench *b = w->b;
-	size_t size = b->o->size;
-	uint32_t done = 0;
-	uint64_t now;
-
-	(void)c;
-	if (n == TK_EOF) {
-		lost_eof(bc);
-		return;
-	}
-	now = now_ns();
-	check_marks(w, now);
-	while (n > 0) {
-		size_t take = size - bc->rx_pos;
-
-		if (bc->fifo_len == 0) {
-			count_errors(w, BENCH_ERR_MISMATCH, 1,
-				     "connection %u: the server sent %zd "
-				     "bytes more than it was sent",
-				     bc->id, n);
-			fail_conn(bc);
-			slot_done(bc);
-			return;
-		}
-		if (take > (size_t)n)
-			take = (size_t)n;
-		if (!bc->rx_bad && !echo_check(b, bc, data, take))
-			bc->rx_bad = true;
-		data += take;
-		n -= (ssize_t)take;
-		bc->rx_pos += (uint32_t)take;
-		if (bc->rx_pos < size)
-			break;
-		complete(w, fifo_pop(bc), now, size);
-		if (bc->rx_bad) {
-			count_errors(w, BENCH_ERR_MISMATCH, 1,
-				     "connection %u, message %llu: the echo "
-				     "differs from what was sent",
-				     bc->id, (unsigned long long)bc->rx_seq);
-			bc->rx_bad = false;
-		}
-		bc->rx_pos = 0;
-		bc->rx_seq++;
-		advance(b, &bc->rx_off);
-		done++;
-	}
-	if (done > 0)
-		echo_more(bc, done, now);
-}
-
-static void
-on_flush(struct tk_timer *t, void *arg)
-{
-	struct worker *w = arg;
-	uint32_t n = w->nflush;
-	uint64_t now = now_ns();
-
-	(void)t;
-	w->nflush = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		struct bconn *bc = w->flushq[i];
-		uint32_t k = bc->owed;
-
-		bc->flushing = false;
-		bc->owed = 0;
-		if (bc->state == CS_OPEN && sending(w))
-			(void)echo_send(bc, k, now);
-	}
-}
-
-/* Open loop: one message of bc, due at t. */
-static void
-open_loop_send(struct bconn *bc, uint64_t t)
-{
-	struct worker *w = bc->w;
-
-	if (bc->state != CS_OPEN || bc->finished)
-		return;
-	bc->scheduled++;
-	if (bc->fifo_len >= w->b->inflight_cap) {
-		/* XXX: never sent, so it has no latency; counted instead. */
-		count_errors(w, BENCH_ERR_TIMEOUT, 1,
-			     "connection %u: %u messages unanswered; the next "
-			     "ones were not sent",
-			     bc->id, bc->fifo_len);
-	} else if (!fifo_reserve(bc, bc->fifo_len + 1)) {
-		count_errors(w, BENCH_ERR_TIMEOUT, 1,
-			     "connection %u: out of memory for send times",
-			     bc->id);
-	} else if (echo_send(bc, 1, t) < 0) {
-		return;
-	}
-	if (w->b->o->count != 0 && bc->scheduled == w->b->o->count &&
-	    bc->fifo_len == 0) {
-		end_conn(bc);
-		slot_done(bc);
-	}
-}
-
-static inline uint64_t
-due(const struct worker *w, uint64_t j)
-{
-	return w->b->t0 + (uint64_t)((double)j * w->interval);
-}
-
-static void
-tick_arm(struct worker *w)
-{
-	uint64_t t = due(w, w->next_j);
-	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
-
-	its.it_value.tv_sec = (time_t)(t / NS_PER_S);
-	its.it_value.tv_nsec = (long)(t % NS_PER_S);
-	(void)timerfd_settime(w->tfd, TFD_TIMER_ABSTIME, &its, NULL);
-}
-
-/*
- * The open-loop schedule: a timerfd armed for the next message's due time
- * (nanoseconds, not the loop's milliseconds: latency is measured from the
- * due time, so a coarse tick would add its own delay to every sample).
- * Messages go round-robin over the thread's connections.
- */
-static void
-on_tick(struct tk_loop *loop, int fd, unsigned events, void *arg)
-{
-	struct worker *w = arg;
-	uint64_t expirations, now, t;
-
-	(void)loop;
-	(void)events;
-	(void)!read(fd, &expirations, sizeof(expirations));
-	now = now_ns();
-	check_marks(w, now);
-	while (sending(w) && w->next_j < w->total_j &&
-	       (t = due(w, w->next_j)) <= now) {
-		struct bconn *bc = &w->conns[w->next_j % w->nconns];
-
-		w->next_j++;
-		open_loop_send(bc, t);
-	}
-	if (sending(w) && w->next_j < w->total_j)
-		tick_arm(w);
-}
-
-/* --- bulk ---------------------------------------------------------------- */
-
-static inline const char *
-bulk_pattern(const struct bench *b, const struct bconn *bc, uint64_t off)
-{
-	return b->pattern + (bc->id * (uint64_t)b->conn_step + off) % b->period;
-}
-
-/* Keep the window full, writing only when nothing waits in our buffer. */
-static void
-bulk_pump(struct bconn *bc, uint64_t now)
-{
-	struct worker *w = bc->w;
-	const struct bench *b = w->b;
-	size_t size = b->o->size;
-	uint64_t limit = b->o->count * size;
-
-	while (sending(w) && bc->state == CS_OPEN &&
-	       tk_conn_pending(bc->conn) == 0 &&
-	       bc->tx_seq - bc->rx_seq + size <= b->o->window &&
-	       (limit == 0 || bc->tx_seq < limit)) {
-		fifo_push(bc, now);
-		if (tk_conn_write(bc->conn, bulk_pattern(b, bc, bc->tx_seq),
-				  size) < 0)
-			return;
-		bc->tx_seq += size;
-		if (w->phase == PH_MEASURE)
-			w->st.bytes_out += size;
-	}
-}
-
-/* Count each block of -s bytes that differs once, however it was read. */
-static void
-bulk_mismatch(struct bconn *bc, const char *p, size_t n)
-{
-	const struct bench *b = bc->w->b;
-	size_t size = b->o->size;
-	uint64_t off = bc->rx_seq;
-
-	while (n > 0) {
-		size_t seg = size - (size_t)(off % size);
-		uint64_t block = off / size;
-
-		if (seg > n)
-			seg = n;
-		if (block != bc->bad_block &&
-		    memcmp(p, bulk_pattern(b, bc, off), seg) != 0) {
-			bc->bad_block = block;
-			count_errors(bc->w, BENCH_ERR_MISMATCH, 1,
-				     "connection %u, block %llu: the echo "
-				     "differs from what was sent",
-				     bc->id, (unsigned long long)block);
-		}
-		p += seg;
-		n -= seg;
-		off += seg;
-	}
-}
-
-static void
-bulk_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
-{
-	struct bconn *bc = arg;
-	struct worker *w = bc->w;
-	const struct bench *b = w->b;
-	size_t size = b->o->size;
-	uint64_t now, before;
-	bool bad = false;
-
-	(void)c;
-	if (n == TK_EOF) {
-		lost_eof(bc);
-		return;
-	}
-	now = now_ns();
-	check_marks(w, now);
-	if ((uint64_t)n > bc->tx_seq - bc->rx_seq) {
-		count_errors(w, BENCH_ERR_MISMATCH, 1,
-			     "connection %u: the server sent more bytes than "
-			     "it was sent",
-			     bc->id);
-		fail_conn(bc);
-		slot_done(bc);
-		return;
-	}
-	/* The pattern is readable for READ_MAX bytes from any offset. */
-	for (size_t i = 0; i < (size_t)n && !bad; i += READ_MAX) {
-		size_t k = (size_t)n - i < READ_MAX ? (size_t)n - i : READ_MAX;
-
-		bad = memcmp(data + i, bulk_pattern(b, bc, bc->rx_seq + i),
-			     k) != 0;
-	}
-	if (bad)
-		bulk_mismatch(bc, data, (size_t)n);
-	if (w->phase == PH_MEASURE)
-		w->st.bytes_in += (uint64_t)n;
-	before = bc->rx_seq / size;
-	bc->rx_seq += (uint64_t)n;
-	for (uint64_t k = bc->rx_seq / size; before < k; before++)
-		complete(w, fifo_pop(bc), now, 0);
-	if (b->o->count != 0 && bc->rx_seq == b->o->count * size) {
-		end_conn(bc);
-		slot_done(bc);
-	} else if (!sending(w)) {
-		if (bc->rx_seq == bc->tx_seq)
-			end_conn(bc);
-	} else {
-		bulk_pump(bc, now);
-	}
-}
-
-static void
-bulk_drain(struct tk_conn *c, void *arg)
-{
-	(void)c;
-	bulk_pump(arg, now_ns());
-}
-
-/* --- idle ---------------------------------------------------------------- */
-
-static void
-idle_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
-{
-	struct bconn *bc = arg;
-
-	(void)c;
-	(void)data;
-	if (n == TK_EOF)
-		lost_eof(bc);
-	else if (bc->w->phase == PH_MEASURE)
-		bc->w->st.bytes_in += (uint64_t)n;
-}
-
-/* --- connections that last the run (echo, bulk, idle) -------------------- */
-
-static void connect_more(struct worker *w);
-
-static void
-maybe_ready(struct worker *w)
-{
-	if (w->phase == PH_CONNECT && w->settled == w->nconns) {
-		w->phase = PH_READY;
-		post_control(w, control_ready);
-	}
-}
-
-static int
-persist_open(struct tk_conn *c, void *arg)
-{
-	struct bconn *bc = arg;
-	struct worker *w = bc->w;
-
-	(void)c;
-	bc->state = CS_OPEN;
-	bc->opened = true;
-	w->open++;
-	w->connecting--;
-	w->settled++;
-	w->st.established++;
-	atomic_store_explicit(&w->b->any_open, true, memory_order_relaxed);
-	if (w->b->o->mode == BENCH_IDLE)
-		tk_hist_record(&w->st.hist, now_ns() - bc->t_begin);
-	connect_more(w);
-	return 0;
-}
-
-static void
-connect_error(struct worker *w, struct tk_conn *c, int err)
-{
-	const char *detail = c != NULL ? tk_conn_last_error(c) : "";
-
-	if (w->connect_err == 0)
-		w->connect_err = err;
-	if (detail[0] != '\0')
-		count_errors(w, BENCH_ERR_CONNECT, 1, "%s", detail);
-	else
-		count_errors(w, BENCH_ERR_CONNECT, 1, "%s: %s", w->b->o->where,
-			     tk_strerror(err));
-}
-
-static void
-persist_closed(struct tk_conn *c, int err, void *arg)
-{
-	struct bconn *bc = arg;
-	struct worker *w = bc->w;
-	enum cstate was = bc->state;
-
-	/* Gone before anything else looks: window_end() counts the open. */
-	bc->conn = NULL;
-	bc->state = CS_DONE;
-	w->live--;
-	if (!bc->opened) {
-		/* A connect failed, or we gave up on it (state CS_FAILED). */
-		if (was == CS_CONNECTING)
-			connect_error(w, c, err != 0 ? err : -ECONNABORTED);
-		w->connecting--;
-		w->settled++;
-		slot_done(bc);
-		connect_more(w);
-	} else {
-		w->open--;
-		if (was == CS_OPEN) {
-			count_errors(w, BENCH_ERR_RESET, 1,
-				     "%s: connection %u: %s", w->b->o->where,
-				     bc->id,
-				     tk_strerror(err != 0 ? err : -ECONNRESET));
-			slot_done(bc);
-		}
-	}
-	check_done(w);
-}
-
-/* Open the next connections, at most connect_max at a time. */
-static void
-connect_more(struct worker *w)
-{
-	const struct bench *b = w->b;
-
-	while (w->phase == PH_CONNECT && w->next_connect < w->nconns &&
-	       w->connecting < w->connect_max) {
-		struct bconn *bc = &w->conns[w->next_connect++];
-		int err;
-
-		bc->state = CS_CONNECTING;
-		bc->t_begin = now_ns();
-		w->connecting++;
-		w->live++;
-		err = tk_conn_connect(w->loop, b->addrs, &b->copts, b->svc, bc,
-				      &bc->conn);
-		if (err < 0) {
-			bc->conn = NULL;
-			bc->state = CS_DONE;
-			w->connecting--;
-			w->live--;
-			w->settled++;
-			connect_error(w, NULL, err);
-			slot_done(bc);
-		}
-	}
-	maybe_ready(w);
-}
-
-/* --- one operation per connection (rate, greet) -------------------------- */
-
-static void start_op(struct bconn *bc);
-
-static void
-retry_later(struct bconn *bc)
-{
-	struct worker *w = bc->w;
-
-	if (bc->queued)
-		return;
-	bc->queued = true;
-	w->retry[w->nretry++] = (uint32_t)(bc - w->conns);
-	if (!tk_timer_is_active(w->retry_timer)) {
-		tk_loop_update_time(w->loop);
-		tk_timer_start(w->retry_timer, RETRY_MS, 0);
-	}
-}
-
-static void
-on_retry(struct tk_timer *t, void *arg)
-{
-	struct worker *w = arg;
-	uint32_t n = w->nretry;
-
-	(void)t;
-	w->nretry = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		struct bconn *bc = &w->conns[w->retry[i]];
-
-		bc->queued = false;
-		start_op(bc);
-	}
-	check_done(w);
-}
-
-static void
-start_op(struct bconn *bc)
-{
-	struct worker *w = bc->w;
-	const struct bench *b = w->b;
-	int err;
-
-	if (!sending(w) || (b->o->count != 0 && bc->ops == b->o->count)) {
-		bc->state = CS_DONE;
-		slot_done(bc);
-		return;
-	}
-	bc->ops++;
-	bc->got = 0;
-	bc->greet_len = 0;
-	bc->greeted = false;
-	bc->opened = false;
-	bc->state = CS_CONNECTING;
-	bc->t_begin = now_ns();
-	w->live++;
-	err = tk_conn_connect(w->loop, b->addrs, &b->copts, b->svc, bc,
-			      &bc->conn);
-	if (err < 0) {
-		bc->conn = NULL;
-		bc->state = CS_IDLE;
-		w->live--;
-		connect_error(w, NULL, err);
-		retry_later(bc);
-	}
-}
-
-static int
-op_open(struct tk_conn *c, void *arg)
-{
-	struct bconn *bc = arg;
-	struct worker *w = bc->w;
-
-	bc->state = CS_OPEN;
-	bc->opened = true;
-	w->open++;
-	w->st.established++;
-	atomic_store_explicit(&w->b->any_open, true, memory_order_relaxed);
-	if (w->b->o->mode == BENCH_RATE) {
-		if (w->phase == PH_MEASURE)
-			w->st.bytes_out += w->b->line_len;
-		return tk_conn_write(c, w->b->line, w->b->line_len);
-	}
-	return 0;
-}
-
-static void
-op_success(struct bconn *bc)
-{
-	struct worker *w = bc->w;
-	uint64_t now = now_ns();
-
-	check_marks(w, now);
-	complete(w, bc->t_begin, now, bc->got);
-	end_conn(bc);
-}
-
-/*
- * The operation failed: e is BENCH_ERR_RESET when the server closed where
- * an answer was due (it may have died), BENCH_ERR_PROTOCOL when what it
- * sent does not fit the protocol.
- */
-static void
-op_failed(struct bconn *bc, enum bench_err e, const char *why)
-{
-	count_errors(bc->w, e, 1, "%s: %s", bc->w->b->o->where, why);
-	bc->state = CS_FAILED;
-	tk_conn_end(bc->conn);
-}
-
-static void
-rate_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
-{
-	struct bconn *bc = arg;
-
-	(void)c;
-	if (bc->state != CS_OPEN)
-		return;
-	if (n == TK_EOF) {
-		/* An answer may end with the connection instead of '\n'. */
-		if (bc->got > 0)
-			op_success(bc);
-		else
-			op_failed(bc, BENCH_ERR_RESET,
-				  "closed without answering");
-		return;
-	}
-	bc->got += (uint64_t)n;
-	if (memchr(data, '\n', (size_t)n) != NULL)
-		op_success(bc);
-}
-
-static void
-greet_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
-{
-	struct bconn *bc = arg;
-	const struct bench *b = bc->w->b;
-	const char *nl;
-
-	if (bc->state != CS_OPEN)
-		return;
-	if (n == TK_EOF) {
-		if (!bc->greeted && bc->greet_len > 0)
-			op_failed(bc, BENCH_ERR_PROTOCOL,
-				  "the greeting is not a line (closed before "
-				  "its newline)");
-		else if (!bc->greeted)
-			op_failed(bc, BENCH_ERR_RESET,
-				  "closed without a greeting");
-		else if (bc->got == 0)
-			op_failed(bc, BENCH_ERR_RESET,
-				  "closed without answering");
-		else
-			op_success(bc);
-		return;
-	}
-	if (bc->greeted) {
-		bc->got += (uint64_t)n;
-		return;
-	}
-	nl = memchr(data, '\n', (size_t)n);
-	if (nl == NULL) {
-		bc->greet_len += (uint64_t)n;
-		if (bc->greet_len > GREETING_MAX)
-			op_failed(bc, BENCH_ERR_PROTOCOL,
-				  "the greeting is not a line (no newline in "
-				  "64 KiB)");
-		return;
-	}
-	bc->greeted = true;
-	bc->got += (uint64_t)(data + n - (nl + 1));
-	if (bc->w->phase == PH_MEASURE)
-		bc->w->st.bytes_out += b->line_len;
-	(void)tk_conn_write(c, b->line, b->line_len);
-}
-
-static void
-op_closed(struct tk_conn *c, int err, void *arg)
-{
-	struct bconn *bc = arg;
-	struct worker *w = bc->w;
-	bool failed_connect = bc->state == CS_CONNECTING;
-
-	bc->conn = NULL;
-	w->live--;
-	if (bc->opened)
-		w->open--;
-	if (failed_connect) {
-		connect_error(w, c, err != 0 ? err : -ECONNABORTED);
-		if (bc->first && !atomic_load(&w->b->any_open) &&
-		    atomic_fetch_add(&w->b->first_fails, 1) + 1 ==
-			    w->b->o->connections)
-			post_control(w, control_abort);
-	} else if (bc->state == CS_OPEN) {
-		count_errors(w, BENCH_ERR_RESET, 1, "%s: %s", w->b->o->where,
-			     tk_strerror(err != 0 ? err : -ECONNRESET));
-	}
-	bc->first = false;
-	bc->state = CS_IDLE;
-	if (failed_connect)
-		retry_later(bc);
-	else
-		start_op(bc);
-	check_done(w);
-}
-
-/* --- the services -------------------------------------------------------- */
-
-static const struct tk_service echo_service = {
-	.name = "bench-echo",
-	.open = persist_open,
-	.data = echo_data,
-	.close = persist_closed,
-};
-
-static const struct tk_service bulk_service = {
-	.name = "bench-bulk",
-	.open = persist_open,
-	.data = bulk_data,
-	.drain = bulk_drain,
-	.close = persist_closed,
-};
-
-static const struct tk_service idle_service = {
-	.name = "bench-idle",
-	.open = persist_open,
-	.data = idle_data,
-	.close = persist_closed,
-};
-
-static const struct tk_service rate_service = {
-	.name = "bench-rate",
-	.open = op_open,
-	.data = rate_data,
-	.close = op_closed,
-};
-
-static const struct tk_service greet_service = {
-	.name = "bench-greet",
-	.open = op_open,
-	.data = greet_data,
-	.close = op_closed,
-};
 
 /* --- the worker thread and its orders from the control thread ------------ */
 
-static void
-post_control(struct worker *w, tk_work_cb cb)
+void
+bench_post_control(struct worker *w, tk_work_cb cb)
 {
 	/*
 	 * XXX: a post can fail only without memory; the run would then wait
@@ -1358,10 +336,10 @@ worker_go(struct tk_loop *loop, void *arg)
 	switch (o->mode) {
 	case BENCH_ECHO:
 		if (b->open_loop) {
-			if (tk_loop_watch(w->loop, w->tfd, TK_READABLE, on_tick,
-					  w) == 0) {
+			if (tk_loop_watch(w->loop, w->tfd, TK_READABLE,
+					  bench_on_tick, w) == 0) {
 				w->tfd_watched = true;
-				tick_arm(w);
+				bench_tick_arm(w);
 			}
 			break;
 		}
@@ -1373,18 +351,19 @@ worker_go(struct tk_loop *loop, void *arg)
 				k = o->count;
 			/* A stamp each: thousands of sends take a while. */
 			if (bc->state == CS_OPEN)
-				(void)echo_send(bc, (uint32_t)k, now_ns());
+				(void)bench_echo_send(bc, (uint32_t)k,
+						      now_ns());
 		}
 		break;
 	case BENCH_BULK:
 		for (uint32_t i = 0; i < w->nconns; i++)
 			if (w->conns[i].state == CS_OPEN)
-				bulk_pump(&w->conns[i], now);
+				bench_bulk_pump(&w->conns[i], now);
 		break;
 	case BENCH_RATE:
 	case BENCH_GREET:
 		for (uint32_t i = 0; i < w->nconns; i++)
-			start_op(&w->conns[i]);
+			bench_start_op(&w->conns[i]);
 		break;
 	case BENCH_IDLE:
 		break;
@@ -1414,7 +393,7 @@ worker_stop(struct tk_loop *loop, void *arg)
 		w->phase = PH_CLOSING;
 		w->next_connect = w->nconns;
 		hard_close(NULL, w);
-		check_done(w);
+		bench_check_done(w);
 		break;
 	}
 }
@@ -1441,10 +420,10 @@ worker_main(void *arg)
 		(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 	tk_loop_update_time(w->loop);
 	if (b->persistent) {
-		connect_more(w);
+		bench_connect_more(w);
 	} else {
 		w->phase = PH_READY;
-		post_control(w, control_ready);
+		bench_post_control(w, bench_control_ready);
 	}
 	(void)tk_loop_run(w->loop);
 	return NULL;
@@ -1515,8 +494,8 @@ on_live(struct tk_timer *t, void *arg)
 	arm_live(b, now);
 }
 
-static void
-control_ready(struct tk_loop *loop, void *arg)
+void
+bench_control_ready(struct tk_loop *loop, void *arg)
 {
 	struct worker *w = arg;
 	struct bench *b = w->b;
@@ -1568,8 +547,8 @@ control_finished(struct tk_loop *loop, void *arg)
 		tk_loop_stop(loop);
 }
 
-static void
-control_abort(struct tk_loop *loop, void *arg)
+void
+bench_control_abort(struct tk_loop *loop, void *arg)
 {
 	struct worker *w = arg;
 	struct bench *b = w->b;
@@ -1649,23 +628,7 @@ setup_bench(struct bench *b, const struct bench_opts *o,
 	if (b->inflight_cap == 0)
 		b->inflight_cap = 1;
 
-	switch (o->mode) {
-	case BENCH_ECHO:
-		b->svc = &echo_service;
-		break;
-	case BENCH_BULK:
-		b->svc = &bulk_service;
-		break;
-	case BENCH_IDLE:
-		b->svc = &idle_service;
-		break;
-	case BENCH_RATE:
-		b->svc = &rate_service;
-		break;
-	case BENCH_GREET:
-		b->svc = &greet_service;
-		break;
-	}
+	b->svc = bench_service(o->mode);
 	if (o->mode == BENCH_RATE || o->mode == BENCH_GREET) {
 		b->line = o->message;
 		b->line_len = o->message_len;
@@ -1721,8 +684,8 @@ setup_worker(struct bench *b, struct worker *w, unsigned index,
 	w->retry = calloc(n, sizeof(*w->retry));
 	w->mark_timer = tk_timer_new(w->loop, on_mark, w);
 	w->stop_timer = tk_timer_new(w->loop, on_stop_timer, w);
-	w->retry_timer = tk_timer_new(w->loop, on_retry, w);
-	w->flush_timer = tk_timer_new(w->loop, on_flush, w);
+	w->retry_timer = tk_timer_new(w->loop, bench_on_retry, w);
+	w->flush_timer = tk_timer_new(w->loop, bench_on_flush, w);
 	w->flushq = calloc(n, sizeof(*w->flushq));
 	if (w->conns == NULL || w->retry == NULL || w->flushq == NULL ||
 	    w->flush_timer == NULL || w->mark_timer == NULL ||
@@ -1756,10 +719,11 @@ setup_worker(struct bench *b, struct worker *w, unsigned index,
 					     b->period)
 				: 0;
 		if (o->mode == BENCH_ECHO && !b->open_loop &&
-		    !fifo_reserve(bc, o->depth))
+		    !bench_fifo_reserve(bc, o->depth))
 			return -ENOMEM;
 		if (o->mode == BENCH_BULK &&
-		    !fifo_reserve(bc, (uint32_t)(o->window / o->size) + 1))
+		    !bench_fifo_reserve(bc,
+					(uint32_t)(o->window / o->size) + 1))
 			return -ENOMEM;
 	}
 	return 0;
