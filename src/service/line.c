@@ -94,6 +94,12 @@ line_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 	struct line_state *st = state(c, false);
 	size_t max = max_line(c), len;
 	bool completed = false; /* a line was answered in this call */
+	/*
+	 * No line in progress, and one answered before: these bytes begin a
+	 * new line (the first line's deadline runs from the open).
+	 */
+	bool fresh = (st == NULL || tk_buf_len(&st->partial) == 0) &&
+		     tk_conn_bytes_out(c) + tk_conn_pending(c) > 0;
 	ssize_t done;
 
 	(void)arg;
@@ -146,7 +152,7 @@ line_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 				      st == NULL ? -ENOMEM : TK_ELINETOOLONG);
 			return;
 		}
-		if ((done > 0 || completed) && line_timeout(c) != 0)
+		if ((done > 0 || completed || fresh) && line_timeout(c) != 0)
 			tk_conn_set_deadline(c, line_timeout(c),
 					     TK_ELINETIMEOUT);
 	} else if (st == NULL || tk_buf_len(&st->partial) == 0) {
