@@ -11,7 +11,8 @@ RUN_ARGS   ?= serve
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all build run test install format format-check examples clean
+.PHONY: all build run test stress bench bench-full tls-audit install format \
+	format-check examples clean
 
 all: build
 
@@ -38,6 +39,30 @@ $(TEST_BUILD)/build.ninja:
 test: $(TEST_BUILD)/build.ninja
 	$(CMAKE) --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Full-size reliability runs (10,000 slow readers, 100,000 connect-close
+# cycles...) against the release build; writes docs/reliability.md.
+stress: build
+	/usr/bin/python3 tests/stress/run.py --tcpkit $(BUILD)/tcpkit \
+		--out docs/reliability.md
+
+# The comparison suite (bench/README.md): tcpkit serve against the reference
+# epoll server and the usual peers; writes bench/results/.  Quick: < 3 min.
+bench: build
+	/usr/bin/python3 bench/run.py --tcpkit $(BUILD)/tcpkit \
+		--ref $(BUILD)/bench_ref --mode quick --out bench/results
+
+# Every peer, longer runs (< 20 min): the figures of docs/performance.md.
+bench-full: build
+	/usr/bin/python3 bench/run.py --tcpkit $(BUILD)/tcpkit \
+		--ref $(BUILD)/bench_ref --mode full --out bench/results
+
+# sslscan and testssl.sh (Debian packages sslscan, testssl.sh) against
+# `serve --tls`; fails on a finding of medium severity or worse that
+# docs/tls.md does not explain.
+tls-audit: build
+	/usr/bin/python3 tests/tls/audit.py --tcpkit $(BUILD)/tcpkit \
+		--doc docs/tls.md
 
 install: build
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)

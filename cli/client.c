@@ -66,6 +66,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		{ "send-only", no_argument, NULL, OPT_SEND_ONLY },
 		{ "recv-only", no_argument, NULL, OPT_RECV_ONLY },
 		{ "newline", no_argument, NULL, OPT_NEWLINE },
+		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = o->cmd;
@@ -136,6 +137,12 @@ client_parse(int argc, char **argv, struct client_opts *o)
 			o->newline = true;
 			break;
 		default:
+			if (ch >= TLSOPT_TLS && ch <= TLSOPT_ALPN) {
+				err = tlsopt_take(cmd, &o->tls, ch, optarg);
+				if (err != 0)
+					return err;
+				break;
+			}
 			return cli_bad_option(cmd, argv, ch);
 		}
 	}
@@ -210,7 +217,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		return cli_usage(cmd, "--newline needs a MESSAGE argument");
 	if (nargs > 0)
 		return cli_usage(cmd, "unexpected argument '%s'", argv[0]);
-	return 0;
+	return tlsopt_client_ctx(cmd, &o->tls, &o->tls_ctx);
 }
 
 static void
@@ -370,9 +377,12 @@ on_open(struct tk_conn *c, void *arg)
 	char addr[TK_ADDRSTRLEN];
 
 	s->opened = true;
-	if (s->o->verbose)
+	if (s->o->verbose) {
 		fprintf(stderr, "connected to %s\n",
 			tk_addr_format(tk_conn_peer(c), addr, sizeof(addr)));
+		if (tk_conn_is_tls(c))
+			tlsopt_print_info(c);
+	}
 	if (s->o->message != NULL) {
 		int err = send_bytes(s, s->o->message, strlen(s->o->message));
 
@@ -442,7 +452,7 @@ static void
 on_close(struct tk_conn *c, int err, void *arg)
 {
 	struct session *s = arg;
-	char dur[32];
+	char dur[32], why[512];
 
 	s->conn = NULL;
 	stdin_stop(s);
@@ -461,7 +471,8 @@ on_close(struct tk_conn *c, int err, void *arg)
 				  cli_format_duration(s->o->connect_timeout_ms,
 						      dur, sizeof(dur)));
 		else
-			cli_error(s->o->cmd, s->where, "%s", tk_strerror(err));
+			cli_error(s->o->cmd, s->where, "%s",
+				  tlsopt_why(c, err, why, sizeof(why)));
 		if (s->o->verbose && tk_conn_last_error(c)[0] != '\0')
 			fprintf(stderr, "last attempt: %s\n",
 				tk_conn_last_error(c));
@@ -470,7 +481,8 @@ on_close(struct tk_conn *c, int err, void *arg)
 			  cli_format_duration(s->o->idle_timeout_ms, dur,
 					      sizeof(dur)));
 	} else {
-		cli_error(s->o->cmd, s->where, "%s", tk_strerror(err));
+		cli_error(s->o->cmd, s->where, "%s",
+			  tlsopt_why(c, err, why, sizeof(why)));
 	}
 	finish(s, cli_exit_code(err));
 }
@@ -493,6 +505,8 @@ client_run(const struct client_opts *o)
 
 	format_where(&s);
 	err = tk_resolve(o->host, o->port, o->family, 0, &list);
+	if (err < 0)
+		tk_tls_ctx_free(o->tls_ctx);
 	if (err == TK_EBADPORT)
 		return cli_usage(o->cmd, "unknown port '%s'", o->port);
 	if (err < 0)
@@ -509,6 +523,9 @@ client_run(const struct client_opts *o)
 	copts.connect_timeout_ms = o->connect_timeout_ms;
 	copts.idle_timeout_ms = o->idle_timeout_ms;
 	copts.source = o->has_source ? &o->source : NULL;
+	copts.tls = o->tls_ctx;
+	copts.servername =
+		o->tls.servername != NULL ? o->tls.servername : o->host;
 	/*
 	 * The two directions are independent here: what we send comes from
 	 * stdin, not from what we read, so output must never stop reading
@@ -530,11 +547,13 @@ client_run(const struct client_opts *o)
 	}
 	stdin_stop(&s);
 	tk_loop_free(s.loop); /* runs what is left of the close */
+	tk_tls_ctx_free(o->tls_ctx);
 	return s.exit_code;
 
 out_free_loop:
 	tk_loop_free(s.loop);
 out_free_list:
 	tk_addrlist_free(list);
+	tk_tls_ctx_free(o->tls_ctx);
 	return cli_fail(o->cmd, s.where, err);
 }

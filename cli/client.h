@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "tcpkit.h"
+#include "tlsopt.h"
 
 struct client_opts {
 	const char *cmd; /* "connect" or "send": names the errors */
@@ -25,14 +26,17 @@ struct client_opts {
 	const char *message;
 	bool newline;  /* send: end the message with a newline */
 	bool annotate; /* send -v: narrate each step */
+	struct tlsopt tls;
+	struct tk_tls_ctx *tls_ctx; /* built by client_parse(), or NULL */
 };
 
 /*
  * Parse `tcpkit connect` or `tcpkit send` arguments (o->cmd says which)
- * into o.  Returns 0, -1 after printing help, or a usage exit code.
+ * into o; with --tls, the TLS context is built (its files read) now.
+ * Returns 0, -1 after printing help, or an exit code.
  */
 int client_parse(int argc, char **argv, struct client_opts *o);
-/* Run the session; returns the exit code. */
+/* Run the session (and free the TLS context); returns the exit code. */
 int client_run(const struct client_opts *o);
 
 #endif /* TK_CLI_CLIENT_H */

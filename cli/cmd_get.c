@@ -1,5 +1,5 @@
-/* cmd_get.c: `tcpkit get`: an HTTP/1.1 GET of an http:// URL, body to stdout.
- */
+/* cmd_get.c: `tcpkit get`: an HTTP/1.1 GET of an http:// or https:// URL,
+ * body to stdout. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "tlsopt.h"
 
 /* A response head past this is not a web server talking to us. */
 #define HEAD_MAX (64u * 1024)
@@ -36,10 +37,11 @@ const char cmd_get_help[] =
 	"chunked transfer coding (decoded) or the end of the connection, and\n"
 	"a clear error when any of it goes wrong.\n"
 	"\n"
-	"URL is http://HOST[:PORT][/PATH][?QUERY]; HOST is a name, an IPv4\n"
-	"address or an IPv6 address in brackets (http://[::1]:8080/).  The\n"
-	"port defaults to 80; a #fragment is not sent.  https:// needs TLS,\n"
-	"which this build does not have yet.\n"
+	"URL is http[s]://HOST[:PORT][/PATH][?QUERY]; HOST is a name, an\n"
+	"IPv4 address or an IPv6 address in brackets (http://[::1]:8080/).\n"
+	"The port defaults to 80 (443 for https); a #fragment is not sent.\n"
+	"https:// verifies the server's certificate against the system's\n"
+	"trust store and checks HOST against it (see docs/tls.md).\n"
 	"\n"
 	"The request sent is:\n"
 	"  GET PATH HTTP/1.1\n"
@@ -66,6 +68,25 @@ const char cmd_get_help[] =
 	"  -6                  IPv6 addresses only\n"
 	"  -h, --help          show this help\n"
 	"\n"
+	"TLS (https:// only):\n"
+	"      --cacert FILE   trust these CAs (PEM) instead of the system's\n"
+	"      --capath DIR    trust the CAs in DIR (c_rehash layout)\n"
+	"      --servername NAME\n"
+	"                      check the certificate for NAME and send it as\n"
+	"                      SNI (default: HOST; not sent for IP addresses)\n"
+	"      --pin sha256:HEX\n"
+	"                      accept exactly this certificate or public key\n"
+	"      --insecure      check nothing (warns; anyone on the path can\n"
+	"                      read and change the exchange)\n"
+	"      --cert FILE, --key FILE\n"
+	"                      a client certificate and its key\n"
+	"      --tls-min 1.2|1.3\n"
+	"                      oldest version accepted (default 1.2)\n"
+	"      --alpn LIST     protocols to offer, e.g. http/1.1\n"
+	"  -v also prints the TLS version, cipher, ALPN and the server's\n"
+	"  certificate (subject, issuer, validity, SHA-256); SSLKEYLOGFILE is\n"
+	"  honoured.\n"
+	"\n"
 	"Interim responses (100 Continue and the like) are skipped; with -i\n"
 	"their heads are written too.  A status of 400 or more is not an\n"
 	"error unless -f is given: the body is written and the exit code\n"
@@ -77,7 +98,8 @@ const char cmd_get_help[] =
 	"  64  usage: bad option, malformed URL, unsupported scheme\n"
 	"  68  host not found\n"
 	"  69  connection refused, host or network unreachable, reset\n"
-	"  75  connect timeout (-w) or no data for too long (-t)\n"
+	"  75  connect timeout (-w) or no data for too long (-t), TLS\n"
+	"      handshake timeout\n"
 	"  76  malformed HTTP response, response head over 64 KiB, or the\n"
 	"      connection closed before the end of the body\n"
 	"\n"
@@ -95,6 +117,8 @@ struct get_opts {
 	int family;
 	uint64_t connect_ms;
 	uint64_t idle_ms;
+	struct tlsopt tls;
+	struct tk_tls_ctx *ctx;
 };
 
 /* What the URL asks for, ready to use. */
@@ -102,6 +126,7 @@ struct get_target {
 	char host[TK_HOSTLEN]; /* for the resolver: no brackets */
 	char port[TK_PORTLEN];
 	bool ipv6;
+	bool https;
 	char *request; /* the whole request, owned */
 	size_t reqlen;
 };
@@ -139,10 +164,11 @@ parse_args(int argc, char **argv, struct get_opts *o)
 		{ "connect-timeout", required_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	bool v4 = false, v6 = false;
-	int ch;
+	int ch, rc;
 
 	memset(o, 0, sizeof(*o));
 	o->connect_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
@@ -180,7 +206,15 @@ parse_args(int argc, char **argv, struct get_opts *o)
 		case 'h':
 			cli_help("get");
 			return -1;
+		case TLSOPT_TLS:
+			return cli_usage("get", "use an https:// URL for TLS");
 		default:
+			if (ch > TLSOPT_TLS && ch <= TLSOPT_ALPN) {
+				rc = tlsopt_take("get", &o->tls, ch, optarg);
+				if (rc != 0)
+					return rc;
+				break;
+			}
 			return cli_bad_option("get", argv, ch);
 		}
 	}
@@ -276,14 +310,11 @@ make_target(const char *url, struct get_target *t)
 	n = strspn(url, SCHEME_CHARS);
 	if (n > 0 && strncmp(url + n, "://", 3) == 0) {
 		if (n == 5 && strncasecmp(url, "https", 5) == 0) {
+			t->https = true;
+			port = 443;
+		} else if (n != 4 || strncasecmp(url, "http", 4) != 0) {
 			cli_error("get", url,
-				  "https needs TLS, which this build does not "
-				  "have yet");
-			return CLI_EXIT_USAGE;
-		}
-		if (n != 4 || strncasecmp(url, "http", 4) != 0) {
-			cli_error("get", url,
-				  "unsupported scheme '%.*s' (only http)",
+				  "unsupported scheme '%.*s' (http or https)",
 				  (int)n, url);
 			return CLI_EXIT_USAGE;
 		}
@@ -312,7 +343,7 @@ make_target(const char *url, struct get_target *t)
 	/* RFC 9112 section 3.2: the port only when it is not the default. */
 	len = snprintf(hosthdr, sizeof(hosthdr), t->ipv6 ? "[%s]" : "%s",
 		       t->host);
-	if (port != 80)
+	if (port != (t->https ? 443 : 80))
 		snprintf(hosthdr + len, sizeof(hosthdr) - (size_t)len, ":%u",
 			 port);
 
@@ -594,6 +625,8 @@ get_open(struct tk_conn *c, void *arg)
 	if (st->o->verbose) {
 		fprintf(stderr, "connected to %s\n",
 			tk_addr_format(tk_conn_peer(c), where, sizeof(where)));
+		if (tk_conn_is_tls(c))
+			tlsopt_print_info(c);
 		fprintf(stderr, "> %.*s\n", (int)strcspn(req, "\r"), req);
 	}
 	err = tk_conn_write(c, req, st->t->reqlen);
@@ -628,7 +661,7 @@ static void
 get_close(struct tk_conn *c, int err, void *arg)
 {
 	struct get_state *st = arg;
-	char dur[32];
+	char dur[32], why[512];
 
 	st->conn = NULL;
 	if (st->idle != NULL)
@@ -647,7 +680,9 @@ get_close(struct tk_conn *c, int err, void *arg)
 		cli_error("get", st->o->url, "connection closed");
 		st->rc = CLI_EXIT_PROTOCOL;
 	} else {
-		st->rc = cli_fail("get", st->o->url, err);
+		cli_error("get", st->o->url, "%s",
+			  tlsopt_why(c, err, why, sizeof(why)));
+		st->rc = cli_exit_code(err);
 	}
 	if (st->o->verbose && tk_conn_last_error(c)[0] != '\0')
 		fprintf(stderr, "last attempt: %s\n", tk_conn_last_error(c));
@@ -705,6 +740,9 @@ fetch(const struct get_opts *o, const struct get_target *t,
 	copts.connect_timeout_ms = o->connect_ms;
 	/* The idle timeout is ours: it must not count time spent on stdout. */
 	copts.idle_timeout_ms = 0;
+	copts.tls = o->ctx;
+	copts.servername =
+		o->tls.servername != NULL ? o->tls.servername : t->host;
 	err = tk_conn_connect(st.loop, list, &copts, &get_service, &st, &c);
 	if (err < 0) {
 		st.rc = cli_fail("get", o->url, err);
@@ -743,6 +781,16 @@ cmd_get(int argc, char **argv)
 	rc = make_target(o.url, &t);
 	if (rc != 0)
 		return rc;
+	/* Certificates are read before any I/O. */
+	if (!t.https && o.tls.used) {
+		rc = cli_usage("get", "%s needs an https:// URL",
+			       o.tls.used_name);
+		goto out_free_request;
+	}
+	o.tls.tls = t.https;
+	rc = tlsopt_client_ctx("get", &o.tls, &o.ctx);
+	if (rc != 0)
+		goto out_free_request;
 	rc = tk_resolve(t.host, t.port, o.family,
 			t.ipv6 ? TK_RESOLVE_NUMERIC : 0, &list);
 	if (rc < 0) {
@@ -752,6 +800,7 @@ cmd_get(int argc, char **argv)
 	rc = fetch(&o, &t, list);
 	tk_addrlist_free(list);
 out_free_request:
+	tk_tls_ctx_free(o.ctx);
 	free(t.request);
 	return rc;
 }

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "serve.h"
+#include "tlsopt.h"
 
 #define MAX_HOSTS		16
 #define MAX_BIND_TRIES		8 /* port 0 on several hosts: retries for one port */
@@ -78,6 +79,27 @@ const char cmd_serve_help[] =
 	"  -q, --quiet         do not log each connection\n"
 	"  -h, --help          show this help\n"
 	"\n"
+	"TLS (every service runs unchanged over it; see docs/tls.md):\n"
+	"      --tls           serve TLS 1.2 and 1.3 only, ECDHE with AEAD\n"
+	"                      ciphers only (Mozilla intermediate), session\n"
+	"                      tickets on; without --cert, an ephemeral\n"
+	"                      self-signed certificate is made in memory and\n"
+	"                      its fingerprint printed ('tls: self-signed\n"
+	"                      certificate sha256:HEX') for clients to --pin\n"
+	"      --cert FILE     certificate chain (PEM, leaf first)\n"
+	"      --key FILE      its private key (default: in --cert)\n"
+	"      --client-ca FILE\n"
+	"                      ask clients for a certificate from these CAs\n"
+	"                      (mutual TLS); the client's subject is logged\n"
+	"      --client-auth optional|required\n"
+	"                      with --client-ca (default required)\n"
+	"      --tls-min 1.2|1.3\n"
+	"                      oldest version accepted (1.3: Mozilla modern)\n"
+	"      --alpn LIST     protocols accepted, preferred first (h2,http/1.1)\n"
+	"      --handshake-timeout D\n"
+	"                      a TLS handshake must finish within D (default\n"
+	"                      10s); failures are logged with their reason\n"
+	"\n"
 	"Limits (durations: 30, 1.5s, 500ms, 5m; 0 turns a timeout off):\n"
 	"      --max-conns N   open connections at most (default: the open-file\n"
 	"                      limit less 64); beyond it a line service's client\n"
@@ -94,9 +116,11 @@ const char cmd_serve_help[] =
 	"                      too long\" and a close (default 8192)\n"
 	"      --max-pending BYTES\n"
 	"                      output waiting for a slow reader, per connection;\n"
-	"                      above it the server stops reading that client, and\n"
-	"                      the kernel send buffer is capped to it too\n"
-	"                      (default 262144)\n"
+	"                      above it the server stops reading that client\n"
+	"                      (default 262144).  Given explicitly, it caps the\n"
+	"                      kernel send buffer too, bounding kernel memory as\n"
+	"                      well; by default the kernel tunes that buffer,\n"
+	"                      which bulk transfers need for full speed\n"
 	"      --drain-timeout D\n"
 	"                      on SIGINT/SIGTERM: stop listening, let exchanges\n"
 	"                      in flight finish and end idle sessions with FIN;\n"
@@ -122,7 +146,9 @@ const char cmd_serve_help[] =
 	"  tcpkit serve                       echo on 127.0.0.1 and ::1, 7007\n"
 	"  tcpkit serve welcome -H 0.0.0.0    tutorial 1's server, all IPv4\n"
 	"  tcpkit serve basic -p 0            tutorial 2's server, any port\n"
-	"  tcpkit serve line --max-line 1024 --log-format json\n";
+	"  tcpkit serve line --max-line 1024 --log-format json\n"
+	"  tcpkit serve --tls -p 0            echo over TLS, self-signed\n"
+	"  tcpkit serve --tls --cert srv.pem --key srv.key --client-ca ca.pem\n";
 
 struct serve_opts {
 	const char *service;
@@ -137,10 +163,13 @@ struct serve_opts {
 	uint64_t line_timeout_ms;
 	uint64_t max_line;
 	uint64_t max_pending;
+	bool max_pending_set;
 	uint64_t drain_ms;
 	uint64_t stats_ms;
+	uint64_t handshake_ms;
 	bool allow_remote_shutdown;
 	struct serve_log log;
+	struct tlsopt tls;
 };
 
 struct serve_state {
@@ -184,6 +213,7 @@ enum {
 	OPT_DRAIN,
 	OPT_LOG_FORMAT,
 	OPT_STATS,
+	OPT_HANDSHAKE,
 };
 
 static int
@@ -202,9 +232,11 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
 		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "stats-interval", required_argument, NULL, OPT_STATS },
+		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
 		{ "allow-remote-shutdown", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		TLSOPT_SERVER_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -276,6 +308,7 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 			if (cli_parse_uint("serve", "--max-pending", optarg,
 					   4096, 1u << 30, &o->max_pending) < 0)
 				return CLI_EXIT_USAGE;
+			o->max_pending_set = true;
 			break;
 		case OPT_DRAIN:
 			if (cli_parse_duration("serve", "--drain-timeout",
@@ -296,6 +329,14 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 					       optarg, true, &o->stats_ms) < 0)
 				return CLI_EXIT_USAGE;
 			break;
+		case OPT_HANDSHAKE:
+			if (cli_parse_duration("serve", "--handshake-timeout",
+					       optarg, false,
+					       &o->handshake_ms) < 0)
+				return CLI_EXIT_USAGE;
+			o->tls.used = true;
+			o->tls.used_name = "--handshake-timeout";
+			break;
 		case 'R':
 			o->allow_remote_shutdown = true;
 			break;
@@ -306,6 +347,14 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 			cli_help("serve");
 			return -1;
 		default:
+			if (ch >= TLSOPT_TLS && ch <= TLSOPT_CLIENT_AUTH) {
+				int rc = tlsopt_take("serve", &o->tls, ch,
+						     optarg);
+
+				if (rc != 0)
+					return rc;
+				break;
+			}
 			return cli_bad_option("serve", argv, ch);
 		}
 	}
@@ -495,6 +544,65 @@ listen_all(struct tk_server *srv, struct bind_plan *p, uint16_t port)
 	return CLI_EXIT_OTHER;
 }
 
+/*
+ * Mutual TLS: the service runs inside a wrapper that logs who the client
+ * is once the handshake has verified it, then hands every call on.
+ */
+struct tls_wrap {
+	const struct tk_service *svc;
+	void *arg;
+	const struct serve_log *log;
+};
+
+static int
+wrap_open(struct tk_conn *c, void *arg)
+{
+	struct tls_wrap *w = arg;
+	struct tk_tls_info info;
+	char peer[TK_ADDRSTRLEN];
+
+	if (!w->log->quiet && tk_conn_tls_info(c, &info) == 0)
+		fprintf(stderr, "tls: client %s subject %s\n",
+			tk_addr_format(tk_conn_peer(c), peer, sizeof(peer)),
+			info.peer_cert ? info.subject : "(no certificate)");
+	return w->svc->open != NULL ? w->svc->open(c, w->arg) : 0;
+}
+
+static void
+wrap_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+{
+	struct tls_wrap *w = arg;
+
+	if (w->svc->data != NULL)
+		w->svc->data(c, data, n, w->arg);
+}
+
+static void
+wrap_drain(struct tk_conn *c, void *arg)
+{
+	struct tls_wrap *w = arg;
+
+	if (w->svc->drain != NULL)
+		w->svc->drain(c, w->arg);
+}
+
+static void
+wrap_close(struct tk_conn *c, int err, void *arg)
+{
+	struct tls_wrap *w = arg;
+
+	if (w->svc->close != NULL)
+		w->svc->close(c, err, w->arg);
+}
+
+static void
+wrap_stop(struct tk_conn *c, void *arg)
+{
+	struct tls_wrap *w = arg;
+
+	w->svc->stop(c, w->arg);
+}
+
 static void
 on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 	 int err, void *arg)
@@ -634,7 +742,8 @@ init_server_opts(const struct serve_opts *o, struct serve_state *st,
 	sopts->conn.idle_timeout_ms = o->idle_ms;
 	sopts->conn.max_pending = (size_t)o->max_pending;
 	/* Memory stays bounded in the kernel too, however many stop reading. */
-	sopts->conn.sndbuf = (size_t)o->max_pending;
+	if (o->max_pending_set)
+		sopts->conn.sndbuf = (size_t)o->max_pending;
 	sopts->on_event = on_event;
 	sopts->event_arg = st;
 }
@@ -648,6 +757,11 @@ cmd_serve(int argc, char **argv)
 	struct tk_basic_opts basic = { 0 };
 	struct tk_server_stats stats;
 	struct bind_plan plan;
+	struct tk_tls_ctx *tls = NULL;
+	struct tk_service wrapped;
+	struct tls_wrap wrap;
+	const struct tk_service *svc;
+	void *svc_arg = &basic;
 	int rc;
 
 	rc = parse_args(argc, argv, &o);
@@ -656,10 +770,32 @@ cmd_serve(int argc, char **argv)
 	rc = make_plan(&o, &plan);
 	if (rc != 0)
 		return rc;
+	/* Certificates are read and checked before anything listens. */
+	rc = tlsopt_server_ctx("serve", &o.tls, &tls);
+	if (rc != 0)
+		return rc;
+	svc = tk_service_find(o.service);
+	if (tls != NULL && o.tls.client_ca != NULL) {
+		wrap = (struct tls_wrap){ svc, &basic, &o.log };
+		wrapped = (struct tk_service){
+			.name = svc->name,
+			.flags = svc->flags,
+			.open = wrap_open,
+			.data = wrap_data,
+			.drain = wrap_drain,
+			.close = wrap_close,
+			.stop = svc->stop != NULL ? wrap_stop : NULL,
+		};
+		svc = &wrapped;
+		svc_arg = &wrap;
+	}
 
 	st.loop = tk_loop_new();
-	if (st.loop == NULL)
-		return cli_fail("serve", "", -errno);
+	if (st.loop == NULL) {
+		rc = cli_fail("serve", "", -errno);
+		tk_tls_ctx_free(tls);
+		return rc;
+	}
 	/* Ctrl-C must stop a server however busy: the loop takes signals. */
 	if ((rc = tk_loop_signal(st.loop, SIGINT, on_signal, &st)) < 0 ||
 	    (rc = tk_loop_signal(st.loop, SIGTERM, on_signal, &st)) < 0) {
@@ -667,9 +803,10 @@ cmd_serve(int argc, char **argv)
 		goto out_free_loop;
 	}
 	init_server_opts(&o, &st, &sopts);
+	sopts.conn.tls = tls;
+	sopts.conn.handshake_timeout_ms = o.handshake_ms;
 	basic.allow_remote_shutdown = o.allow_remote_shutdown;
-	st.server = tk_server_new(st.loop, &sopts, tk_service_find(o.service),
-				  &basic);
+	st.server = tk_server_new(st.loop, &sopts, svc, svc_arg);
 	if (st.server == NULL) {
 		rc = cli_fail("serve", "", -errno);
 		goto out_free_loop;
@@ -711,7 +848,8 @@ cmd_serve(int argc, char **argv)
 			  stats.active == 1 ? "" : "s");
 	tk_server_stop(st.server);
 	tk_server_get_stats(st.server, &stats);
-	if (o.log.format != LOG_TEXT)
+	/* Machine formats always end with the totals; text when asked to. */
+	if (o.log.format != LOG_TEXT || o.stats_ms != 0)
 		serve_log_stats(&o.log, "exit", &stats);
 	fprintf(stderr,
 		"stopped (%s%s): %llu connections served, %llu closed by the "
@@ -730,5 +868,6 @@ out_free_loop:
 	tk_timer_free(st.drain_timer);
 	tk_timer_free(st.stats_timer);
 	tk_loop_free(st.loop);
+	tk_tls_ctx_free(tls);
 	return rc;
 }

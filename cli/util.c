@@ -36,6 +36,7 @@ cli_exit_code(int err)
 	case TK_ETIMEDOUT:
 	case TK_ECONNTIMEDOUT:
 	case TK_EIDLE:
+	case TK_EHANDSHAKETIMEDOUT:
 		return CLI_EXIT_TIMEOUT;
 	case TK_EPROTO:
 	case TK_EHTTP:
@@ -43,7 +44,17 @@ cli_exit_code(int err)
 	case TK_ELINETOOLONG:
 	case TK_ETOOBIG:
 	case TK_ETLS:
+	case TK_ETLSHANDSHAKE:
+	case TK_ETLSVERIFY:
+	case TK_ETLSNAME:
+	case TK_ETLSEXPIRED:
+	case TK_ETLSPIN:
+	case TK_ETLSVERSION:
+	case TK_ETLSCERTREQUIRED:
+	case TK_ETLSPEERREJECT:
 		return CLI_EXIT_PROTOCOL;
+	case TK_ETLSCONFIG:
+		return CLI_EXIT_USAGE;
 	case TK_EBADADDR:
 	case TK_EBADPORT:
 	case TK_EBADURL:

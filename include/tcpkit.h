@@ -28,7 +28,7 @@ const char *tk_version(void);
  * Errors.  Every call returns 0 (or a count) on success and a negative code
  * on failure: -errno for system errors, or one of the TK_E* codes below,
  * grouped in bands: 3000s resolver, 3100s timeouts, 3200s protocol and
- * parsing, 3300s TLS (reserved).  One list generates the enum,
+ * parsing, 3300s TLS.  One list generates the enum,
  * tk_strerror() and tk_err_name(), so they cannot drift apart.
  */
 #define TK_ERRNO_MAP(X)                                                        \
@@ -41,6 +41,7 @@ const char *tk_version(void);
 	X(ECONNTIMEDOUT, -3102, "connect timed out")                           \
 	X(EIDLE, -3103, "idle timeout")                                        \
 	X(ELINETIMEOUT, -3104, "line timeout")                                 \
+	X(EHANDSHAKETIMEDOUT, -3105, "TLS handshake timed out")                \
 	X(EPROTO, -3201, "protocol error")                                     \
 	X(ELINETOOLONG, -3202, "line too long")                                \
 	X(EBADADDR, -3203, "malformed address")                                \
@@ -49,7 +50,16 @@ const char *tk_version(void);
 	X(EHTTP, -3206, "malformed HTTP response")                             \
 	X(ETRUNCATED, -3207, "connection closed before the end of the data")   \
 	X(ETOOBIG, -3208, "size limit exceeded")                               \
-	X(ETLS, -3301, "TLS error")
+	X(ETLS, -3301, "TLS error")                                            \
+	X(ETLSHANDSHAKE, -3302, "TLS handshake failure")                       \
+	X(ETLSVERIFY, -3303, "certificate from an untrusted issuer")           \
+	X(ETLSNAME, -3304, "certificate name mismatch")                        \
+	X(ETLSEXPIRED, -3305, "certificate expired or not yet valid")          \
+	X(ETLSPIN, -3306, "certificate pin mismatch")                          \
+	X(ETLSVERSION, -3307, "TLS protocol version not accepted")             \
+	X(ETLSCERTREQUIRED, -3308, "client certificate required")              \
+	X(ETLSPEERREJECT, -3309, "the peer rejected our certificate")          \
+	X(ETLSCONFIG, -3310, "bad TLS configuration")
 
 enum tk_errno {
 #define TK__ERR_ENUM(name, value, text) TK_##name = (value),
@@ -367,7 +377,11 @@ typedef void (*tk_work_cb)(struct tk_loop *loop, void *arg);
 
 /* NULL with errno set on failure. */
 struct tk_loop *tk_loop_new(void);
-/* Frees the loop; fds still watched are not closed, timers are freed. */
+/*
+ * Frees the loop.  Fds still watched are not closed and timers still armed
+ * are not freed: they belong to their owners, who free them (after this,
+ * only tk_timer_free() may be called on them).
+ */
 void tk_loop_free(struct tk_loop *loop);
 /*
  * Run until tk_loop_stop().  Returns 0, or -errno if epoll fails.  A loop
@@ -424,6 +438,7 @@ int tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg);
  */
 struct tk_conn;
 struct tk_server;
+struct tk_tls_ctx;
 
 /*
  * The service interface: what a server runs for every accepted connection
@@ -454,11 +469,12 @@ struct tk_service {
 	void (*stop)(struct tk_conn *c, void *arg);
 };
 
-#define TK_DEFAULT_MAX_PENDING	      (256u * 1024) /* read pauses above */
-#define TK_DEFAULT_MAX_OUTPUT	      (16u * 1024 * 1024) /* writes fail above */
-#define TK_DEFAULT_CONNECT_TIMEOUT_MS 10000u
-#define TK_DEFAULT_LINGER_MS	      2000u
-#define TK_HAPPY_EYEBALLS_DELAY_MS    250u
+#define TK_DEFAULT_MAX_PENDING		(256u * 1024) /* read pauses above */
+#define TK_DEFAULT_MAX_OUTPUT		(16u * 1024 * 1024) /* writes fail above */
+#define TK_DEFAULT_CONNECT_TIMEOUT_MS	10000u
+#define TK_DEFAULT_LINGER_MS		2000u
+#define TK_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000u
+#define TK_HAPPY_EYEBALLS_DELAY_MS	250u
 
 struct tk_conn_opts {
 	uint64_t connect_timeout_ms; /* all addresses together; 0: default */
@@ -470,6 +486,21 @@ struct tk_conn_opts {
 	const struct tk_addr *source; /* local address to bind, or NULL */
 	size_t sndbuf; /* kernel send buffer (SO_SNDBUF); 0: the system's */
 	bool no_delay; /* TCP_NODELAY */
+	/*
+	 * TLS: a context from tk_tls_ctx_new_client() (client connections)
+	 * or tk_tls_ctx_new_server() (a server's), shared, not owned; NULL
+	 * for plain TCP.  The handshake runs after connect or accept, under
+	 * its own deadline, and the service's open runs only once the peer
+	 * is verified.
+	 */
+	struct tk_tls_ctx *tls;
+	/*
+	 * Client: the name checked against the certificate and sent as SNI
+	 * (copied at connect; an IP literal is checked as an address and
+	 * not sent); NULL: the connected peer's IP address is checked.
+	 */
+	const char *servername;
+	uint64_t handshake_timeout_ms; /* 0: TK_DEFAULT_HANDSHAKE_TIMEOUT_MS */
 };
 
 /* Fill opts with the defaults. */
@@ -532,6 +563,94 @@ uint64_t tk_conn_age_ms(const struct tk_conn *c);
 bool tk_conn_is_open(const struct tk_conn *c);
 /* Human-readable detail of the last error ("" if none); owned by c. */
 const char *tk_conn_last_error(const struct tk_conn *c);
+
+/*
+ * TLS through OpenSSL 3.  A context holds the configuration, certificates
+ * and session-ticket keys; build it once (files are read now, before any
+ * I/O) and share it by every connection and every server worker.  Defaults
+ * follow Mozilla's "intermediate" profile: TLS 1.2 and 1.3, ECDHE key
+ * exchange with AEAD ciphers only, groups X25519, P-256, P-384; no
+ * renegotiation, no compression.  If the environment variable
+ * SSLKEYLOGFILE names a file, session secrets are appended to it (NSS key
+ * log format, for Wireshark).
+ */
+#define TK_TLS_1_2 12
+#define TK_TLS_1_3 13
+
+/* The longest message tk_tls_ctx_new_*() writes to why, with its NUL. */
+#define TK_TLS_ERRLEN 256
+/* A SHA-256 fingerprint as 64 lower-case hex digits and a NUL. */
+#define TK_TLS_FPLEN 65
+
+struct tk_tls_client_opts {
+	const char *ca_file; /* trusted CAs (PEM); with ca_dir NULL too: */
+	const char *ca_dir;  /* the system's trust store */
+	bool insecure;	     /* no chain or name check (a pin still is) */
+	/*
+	 * "sha256:HEX": accept exactly the certificate, or public key
+	 * (SubjectPublicKeyInfo), with this SHA-256; replaces the chain and
+	 * name checks.  HEX may have ':' between bytes.
+	 */
+	const char *pin;
+	const char *cert_file; /* client certificate chain (PEM), or NULL */
+	const char *key_file;  /* its key; NULL: in cert_file */
+	unsigned min_version;  /* TK_TLS_1_2 (0 too) or TK_TLS_1_3 */
+	const char *alpn;      /* "h2,http/1.1", or NULL */
+};
+
+enum tk_tls_client_auth {
+	TK_TLS_CLIENT_AUTH_NONE,
+	TK_TLS_CLIENT_AUTH_OPTIONAL, /* verified if given */
+	TK_TLS_CLIENT_AUTH_REQUIRED,
+};
+
+struct tk_tls_server_opts {
+	/* Certificate chain (PEM, leaf first) and key; both NULL: an
+	 * ephemeral self-signed certificate made in memory (P-256). */
+	const char *cert_file;
+	const char *key_file;	    /* NULL: in cert_file */
+	const char *client_ca_file; /* CAs for client certificates */
+	enum tk_tls_client_auth client_auth;
+	unsigned min_version; /* TK_TLS_1_2 (0 too) or TK_TLS_1_3 */
+	const char *alpn;     /* accepted protocols, preferred first */
+	bool no_tickets;      /* no session resumption */
+};
+
+/*
+ * Build a context.  Returns 0 with *out set, or TK_ETLSCONFIG (a file that
+ * cannot be read or parsed, a key that does not match, a bad pin or ALPN
+ * list) or -ENOMEM, with a one-line reason in why[0..whylen) (may be NULL).
+ */
+int tk_tls_ctx_new_client(const struct tk_tls_client_opts *opts,
+			  struct tk_tls_ctx **out, char *why, size_t whylen);
+int tk_tls_ctx_new_server(const struct tk_tls_server_opts *opts,
+			  struct tk_tls_ctx **out, char *why, size_t whylen);
+/* Free a context no connection uses any more. */
+void tk_tls_ctx_free(struct tk_tls_ctx *ctx);
+/* SHA-256 of the context's own certificate (a pin for clients); 0 or -ENOENT
+ * when it has none. */
+int tk_tls_ctx_fingerprint(const struct tk_tls_ctx *ctx,
+			   char out[TK_TLS_FPLEN]);
+
+/* What a TLS connection negotiated, and whom it talks to. */
+struct tk_tls_info {
+	char version[16];  /* "TLSv1.3" */
+	char cipher[64];   /* "TLS_AES_128_GCM_SHA256" */
+	char group[32];	   /* key exchange group, "X25519", or "" */
+	char alpn[64];	   /* "" if none */
+	bool resumed;	   /* an abbreviated (session) handshake */
+	bool peer_cert;	   /* the rest is set only if the peer sent one */
+	char subject[256]; /* RFC 2253 */
+	char issuer[256];
+	char not_before[32]; /* "2026-11-24T10:00:00Z" */
+	char not_after[32];
+	char sha256[TK_TLS_FPLEN];
+};
+
+/* Whether c runs TLS (handshake done or in progress). */
+bool tk_conn_is_tls(const struct tk_conn *c);
+/* Fill info once the handshake is done: 0, or -ENOTCONN. */
+int tk_conn_tls_info(const struct tk_conn *c, struct tk_tls_info *info);
 
 /*
  * Servers: listeners on one or more addresses, running a service for every

@@ -1,5 +1,5 @@
-/* conn.c: a connection's life: connecting, open, half-closed, ending, closed.
- */
+/* conn.c: a connection's life: connecting, handshake, open, half-closed,
+ * ending, closed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +11,10 @@
 
 /* Reads per readable event before yielding to other connections. */
 #define CONN_MAX_READS 16
-/* The smallest read while output waits (backpressure granularity). */
-#define CONN_MIN_READ 4096u
 
 enum conn_state {
 	ST_CONNECTING,
+	ST_HANDSHAKE, /* TLS: connected, the peer not yet verified */
 	ST_OPEN,
 	ST_CLOSED,
 };
@@ -113,6 +112,27 @@ static const struct tk__transport plain_tcp = {
 	.close = NULL,
 };
 
+void *
+tk__conn_tp_state(const struct tk_conn *c)
+{
+	return c->tp_state;
+}
+
+void
+tk__conn_set_transport(struct tk_conn *c, const struct tk__transport *tp,
+		       void *state)
+{
+	c->tp = tp != NULL ? tp : &plain_tcp;
+	c->tp_state = state;
+}
+
+void
+tk__conn_set_detail(struct tk_conn *c, const char *text)
+{
+	free(c->errmsg);
+	c->errmsg = strdup(text);
+}
+
 void
 tk_conn_opts_init(struct tk_conn_opts *opts)
 {
@@ -125,6 +145,7 @@ tk_conn_opts_init(struct tk_conn_opts *opts)
 }
 
 static void on_io(struct tk_loop *loop, int fd, unsigned events, void *arg);
+static void handshake_step(struct tk_conn *c);
 static void on_timer(struct tk_timer *t, void *arg);
 static void finish_close(struct tk__defer *d);
 
@@ -145,7 +166,10 @@ conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 		c->opts = *opts;
 	else
 		tk_conn_opts_init(&c->opts);
-	c->opts.source = NULL; /* a client keeps its own copy in cx */
+	c->opts.source = NULL;	   /* a client keeps its own copy in cx */
+	c->opts.servername = NULL; /* the TLS session has its copy */
+	if (c->opts.handshake_timeout_ms == 0)
+		c->opts.handshake_timeout_ms = TK_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	if (c->opts.max_pending == 0)
 		c->opts.max_pending = TK_DEFAULT_MAX_PENDING;
 	if (c->opts.max_output == 0)
@@ -180,6 +204,8 @@ update_interest(struct tk_conn *c)
 		ev |= TK_READABLE;
 	if (tk_buf_len(&c->out) > 0)
 		ev |= TK_WRITABLE;
+	if (c->tp->want != NULL)
+		ev |= c->tp->want(c);
 	/* An fd parked by on_io() is watched again once there is interest. */
 	if (tk_loop_modify(c->loop, c->fd, ev) == -ENOENT && ev != 0) {
 		int err = tk_loop_watch(c->loop, c->fd, ev, on_io, c);
@@ -276,8 +302,10 @@ tk_conn_close(struct tk_conn *c, int err)
 	close_attempts(c);
 	tk_timer_free(c->timer);
 	c->timer = NULL;
+	if (c->server != NULL)
+		tk__server_conn_gone(c->server, c, err);
 	if (c->fd >= 0) {
-		tk_loop_unwatch(c->loop, c->fd);
+		tk__loop_forget(c->loop, c->fd); /* close() leaves epoll too */
 		tk__close(c->fd);
 		c->fd = -1;
 	}
@@ -323,7 +351,15 @@ start_linger(struct tk_conn *c)
 static void
 send_fin(struct tk_conn *c)
 {
-	int err = c->tp->shutdown(c);
+	int err = 0;
+
+	/*
+	 * With the peer's FIN in and nothing left to send, close() sends our
+	 * FIN at once: spare the shutdown() call (plain TCP only; TLS has its
+	 * close_notify to send).
+	 */
+	if (!((c->flags & F_EOF) && c->tp == &plain_tcp))
+		err = c->tp->shutdown(c);
 
 	c->flags |= F_SHUT_DONE;
 	if (err < 0 && err != -ENOTCONN) {
@@ -392,11 +428,12 @@ on_readable(struct tk_conn *c)
 			return;
 		/*
 		 * Read no more than output may still grow by, so what a
-		 * service queues in answer stays near max_pending.
+		 * service queues in answer stays within max_pending (room is
+		 * never 0 here: backpressure stops reads at max_pending).
 		 */
 		room = c->opts.max_pending - tk_buf_len(&c->out);
 		if (room < want && !(c->flags & F_ENDING))
-			want = room > CONN_MIN_READ ? room : CONN_MIN_READ;
+			want = room;
 		n = c->tp->read(c, buf, want);
 		if (n > 0) {
 			c->bytes_in += (uint64_t)n;
@@ -414,10 +451,11 @@ on_readable(struct tk_conn *c)
 		}
 		if (n == 0) {
 			c->flags |= F_EOF;
-			update_interest(c);
 			if (!(c->flags & F_ENDING) && c->svc->data != NULL)
 				c->svc->data(c, NULL, TK_EOF, c->arg);
 			maybe_finish(c);
+			/* Often closed by now: then no epoll_ctl is needed. */
+			update_interest(c);
 			return;
 		}
 		if (n == -EINTR)
@@ -445,6 +483,19 @@ on_io(struct tk_loop *loop, int fd, unsigned events, void *arg)
 
 	(void)loop;
 	(void)fd;
+	if (c->state == ST_HANDSHAKE) {
+		handshake_step(c);
+		return;
+	}
+	if (c->tp->want != NULL && c->state == ST_OPEN) {
+		/* A TLS read that must write first, or the reverse. */
+		unsigned odd = c->tp->want(c) & events;
+
+		if (odd & TK_WRITABLE)
+			events |= TK_READABLE;
+		if (odd & TK_READABLE)
+			events |= TK_WRITABLE;
+	}
 	if ((events & TK_WRITABLE) && c->state == ST_OPEN)
 		on_writable(c);
 	if ((events & TK_READABLE) && c->state == ST_OPEN)
@@ -486,6 +537,11 @@ on_timer(struct tk_timer *t, void *arg)
 		tk_conn_close(c, TK_ECONNTIMEDOUT);
 		return;
 	}
+	if (c->state == ST_HANDSHAKE) {
+		set_error(c, &c->peer, TK_EHANDSHAKETIMEDOUT);
+		tk_conn_close(c, TK_EHANDSHAKETIMEDOUT);
+		return;
+	}
 	if (c->state != ST_OPEN)
 		return;
 	if (c->deadline != 0 && now >= c->deadline) {
@@ -506,17 +562,12 @@ on_timer(struct tk_timer *t, void *arg)
 }
 
 static void
-open_established(struct tk_conn *c)
+open_service(struct tk_conn *c)
 {
 	int err;
 
 	c->state = ST_OPEN;
 	c->opened_at = c->last_active = tk_loop_now(c->loop);
-	if (c->opts.no_delay)
-		(void)tk__sock_set_nodelay(c->fd, true);
-	if (c->opts.sndbuf != 0)
-		(void)tk__sock_set_sndbuf(c->fd, c->opts.sndbuf);
-	(void)tk__sock_local(c->fd, &c->local);
 	err = tk_loop_watch(c->loop, c->fd, TK_READABLE, on_io, c);
 	if (err < 0) {
 		tk_conn_close(c, err);
@@ -525,6 +576,65 @@ open_established(struct tk_conn *c)
 	arm_timer(c);
 	if (c->svc->open != NULL && (err = c->svc->open(c, c->arg)) < 0)
 		tk_conn_close(c, err);
+}
+
+/*
+ * One step of the TLS handshake; on success the TLS transport is already
+ * in place (tk__tls_attach()) and the service opens.  No application byte
+ * moves before this: until then c is not open.
+ */
+static void
+handshake_step(struct tk_conn *c)
+{
+	unsigned want = 0;
+	int err = tk__tls_handshake(c, &want);
+
+	if (err == -EAGAIN) {
+		err = tk_loop_modify(c->loop, c->fd, want);
+		if (err == 0)
+			return;
+	}
+	if (err < 0) {
+		tk_conn_close(c, err);
+		return;
+	}
+	tk_loop_unwatch(c->loop, c->fd);
+	open_service(c);
+}
+
+static void
+start_handshake(struct tk_conn *c)
+{
+	int err = 0;
+
+	c->state = ST_HANDSHAKE;
+	c->opened_at = c->last_active = tk_loop_now(c->loop);
+	/* A client's session was made at connect (it holds the name). */
+	if (c->tp_state == NULL)
+		err = tk__tls_attach(c, c->opts.tls, NULL);
+	if (err == 0)
+		err = tk_loop_watch(c->loop, c->fd, 0, on_io, c);
+	if (err == 0)
+		err = ensure_timer(c);
+	if (err < 0) {
+		tk_conn_close(c, err);
+		return;
+	}
+	tk_timer_start(c->timer, c->opts.handshake_timeout_ms, 0);
+	handshake_step(c);
+}
+
+static void
+open_established(struct tk_conn *c)
+{
+	if (c->opts.no_delay)
+		(void)tk__sock_set_nodelay(c->fd, true);
+	if (c->opts.sndbuf != 0)
+		(void)tk__sock_set_sndbuf(c->fd, c->opts.sndbuf);
+	if (c->opts.tls != NULL)
+		start_handshake(c);
+	else
+		open_service(c);
 }
 
 static void start_next(struct tk_conn *c);
@@ -675,6 +785,9 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 	}
 	if (ensure_timer(c) < 0)
 		goto out_free;
+	if (c->opts.tls != NULL &&
+	    tk__tls_attach(c, c->opts.tls, opts->servername) < 0)
+		goto out_free;
 	if (list->count > 1) {
 		cx->eyeballs = tk_timer_new(loop, on_eyeballs, c);
 		if (cx->eyeballs == NULL)
@@ -688,6 +801,8 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 out_free:
 	close_attempts(c);
 	tk_timer_free(c->timer);
+	if (c->tp->close != NULL)
+		c->tp->close(c);
 	free(c);
 	return -ENOMEM;
 }
@@ -736,7 +851,7 @@ tk_conn_write(struct tk_conn *c, const void *data, size_t len)
 	int err;
 
 	if (c->state != ST_OPEN)
-		return c->state == ST_CONNECTING ? -ENOTCONN : -EPIPE;
+		return c->state == ST_CLOSED ? -EPIPE : -ENOTCONN;
 	if (c->flags & (F_SHUT_WANT | F_ENDING))
 		return -EPIPE;
 	if (len == 0)
@@ -769,7 +884,7 @@ tk_conn_write(struct tk_conn *c, const void *data, size_t len)
 		tk_conn_close(c, err);
 		return err;
 	}
-	if (tk_buf_len(&c->out) > c->opts.max_pending)
+	if (tk_buf_len(&c->out) >= c->opts.max_pending)
 		c->flags |= F_BACKPRESSURE;
 	update_interest(c);
 	return 0;
@@ -796,7 +911,7 @@ tk_conn_end(struct tk_conn *c)
 {
 	bool fin_sent;
 
-	if (c->state == ST_CONNECTING) {
+	if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE) {
 		tk_conn_close(c, 0);
 		return;
 	}
@@ -834,7 +949,7 @@ tk_conn_set_deadline(struct tk_conn *c, uint64_t ms, int err)
 void
 tk__conn_stop(struct tk_conn *c)
 {
-	if (c->state == ST_CONNECTING) {
+	if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE) {
 		tk_conn_close(c, -ECANCELED);
 		return;
 	}
@@ -905,6 +1020,14 @@ tk_conn_peer(const struct tk_conn *c)
 const struct tk_addr *
 tk_conn_local(const struct tk_conn *c)
 {
+	/*
+	 * Asked for rarely: looked up on first use rather than with a system
+	 * call on every accept.  The cache is not part of c's visible state.
+	 */
+	struct tk_conn *mc = (struct tk_conn *)c;
+
+	if (mc->local.len == 0 && mc->fd >= 0)
+		(void)tk__sock_local(mc->fd, &mc->local);
 	return &c->local;
 }
 

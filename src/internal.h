@@ -80,6 +80,13 @@ void tk__loop_defer(struct tk_loop *loop, struct tk__defer *d);
 /* Run deferred work until none is left. */
 void tk__loop_run_deferred(struct tk_loop *loop);
 
+/*
+ * Drop fd's watcher without telling epoll: for an fd about to be closed
+ * (never dup'ed), whose close removes it from the epoll set anyway.  Saves
+ * a system call per connection.
+ */
+void tk__loop_forget(struct tk_loop *loop, int fd);
+
 /* A scratch buffer for reads, owned by the loop (one thread). */
 char *tk__loop_read_buf(struct tk_loop *loop, size_t *size);
 
@@ -110,14 +117,34 @@ void tk__close(int fd);
 /*
  * A connection's transport: how bytes move.  Plain TCP in conn.c; TLS
  * swaps in its own table.  read/write return bytes moved or -errno
- * (-EAGAIN when the socket is not ready); close frees the state.
+ * (-EAGAIN when the socket is not ready); close frees the state.  want
+ * (optional) tells which readiness the last -EAGAIN waits for when it is
+ * not the obvious one (a TLS read that must write first, or the reverse).
  */
 struct tk__transport {
 	ssize_t (*read)(struct tk_conn *c, void *buf, size_t len);
 	ssize_t (*write)(struct tk_conn *c, const void *buf, size_t len);
 	int (*shutdown)(struct tk_conn *c);
 	void (*close)(struct tk_conn *c);
+	unsigned (*want)(const struct tk_conn *c);
 };
+
+/* A connection's transport state, and swapping the transport (conn.c). */
+void *tk__conn_tp_state(const struct tk_conn *c);
+void tk__conn_set_transport(struct tk_conn *c, const struct tk__transport *tp,
+			    void *state);
+/* Keep text as the detail of the last error (tk_conn_last_error()). */
+void tk__conn_set_detail(struct tk_conn *c, const char *text);
+
+/*
+ * TLS (tls.c).  attach gives c a TLS session of ctx (client: servername as
+ * in struct tk_conn_opts) and the TLS transport; handshake drives it on
+ * c's socket: 0 when done and verified, -EAGAIN with *want set to the
+ * readiness to wait for, or a TK_ETLS* code / -errno with the detail set.
+ */
+int tk__tls_attach(struct tk_conn *c, struct tk_tls_ctx *ctx,
+		   const char *servername);
+int tk__tls_handshake(struct tk_conn *c, unsigned *want);
 
 /*
  * A worker's counters.  Each has one writer (the worker's thread), so an
@@ -159,6 +186,11 @@ struct tk_conn **tk__conn_prev(struct tk_conn *c);
 
 /* Called by conn.c when a server's connection is gone (before it is freed). */
 void tk__server_conn_closed(struct tk_server *s, struct tk_conn *c, int err);
+/*
+ * Called by conn.c the moment a server's connection closes, before its fd
+ * does: the counters say "closed" before any peer can see the close.
+ */
+void tk__server_conn_gone(struct tk_server *s, struct tk_conn *c, int err);
 /* Ask c to finish because its server drains (the service's stop, or end). */
 void tk__conn_stop(struct tk_conn *c);
 

@@ -249,6 +249,14 @@ tk_loop_unwatch(struct tk_loop *loop, int fd)
 }
 
 void
+tk__loop_forget(struct tk_loop *loop, int fd)
+{
+	if (fd < 0 || (size_t)fd >= loop->nfds)
+		return;
+	memset(&loop->fds[fd], 0, sizeof(loop->fds[fd]));
+}
+
+void
 tk__loop_defer(struct tk_loop *loop, struct tk__defer *d)
 {
 	if (d->queued)

@@ -343,11 +343,10 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 }
 
 void
-tk__server_conn_closed(struct tk_server *s, struct tk_conn *c, int err)
+tk__server_conn_gone(struct tk_server *s, struct tk_conn *c, int err)
 {
 	struct worker *w = &s->workers[tk_conn_worker(c)];
 
-	unlink_conn(w, c);
 	atomic_fetch_sub(&s->open_conns, 1);
 	atomic_store_explicit(&w->ctr.active, tk__ctr_get(&w->ctr.active) - 1,
 			      memory_order_relaxed);
@@ -362,6 +361,12 @@ tk__server_conn_closed(struct tk_server *s, struct tk_conn *c, int err)
 		else if (err == TK_ELINETOOLONG)
 			tk__ctr_add(&w->ctr.line_errors, 1);
 	}
+}
+
+void
+tk__server_conn_closed(struct tk_server *s, struct tk_conn *c, int err)
+{
+	unlink_conn(&s->workers[tk_conn_worker(c)], c);
 	emit(s, TK_SERVER_CLOSE, c, err);
 }
 

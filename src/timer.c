@@ -141,7 +141,8 @@ tk_timer_start(struct tk_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
 void
 tk_timer_stop(struct tk_timer *t)
 {
-	/* A stopped timer may outlive its loop: touch the loop only if armed. */
+	/* A stopped timer may outlive its loop: touch the loop only if armed.
+	 */
 	if (t->index != TK__HEAP_NONE)
 		tk__heap_remove(tk__loop_heap(t->loop), t);
 }

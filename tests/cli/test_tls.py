@@ -1,0 +1,634 @@
+"""Black-box tests of TLS: `serve --tls`, `connect`/`send --tls` and
+`get https://` against each other and against real peers (openssl s_client
+and s_server, curl, Python's ssl module), with certificates made at test
+time (tlscerts.py).  Every failure has its twin asserting the exit code,
+the exact message and that no application byte crossed."""
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+import tlscerts
+from conftest import TCPKIT, check_sanitizer, run
+
+TIMEOUT = 15
+PROTO = 76
+FP_RE = re.compile(r"^tls: self-signed certificate sha256:([0-9a-f]{64})$")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return tlscerts.make(str(tmp_path_factory.mktemp("certs")))
+
+
+def closed_line(srv, timeout=TIMEOUT, start=0):
+    """The server's log line for the next connection to end."""
+    m = srv.err.wait_for(r"^closed \S+ at \[.*\] after \S+: (\d+) bytes in, "
+                         r"(\d+) bytes out \((.*)\)$", timeout=timeout,
+                         start=start)
+    return int(m.group(1)), int(m.group(2)), m.group(3)
+
+
+def lines(srv):
+    with srv.err.cond:
+        return len(srv.err.lines)
+
+
+def tls_serve(serve, certs, *args, cert="srv"):
+    extra = ["--cert", certs[cert], "--key", certs[cert + "_key"]] \
+        if cert else []
+    return serve("--tls", *extra, "-w", "1", *args, listeners=2)
+
+
+def fail_msg(cmd, host, port, why):
+    h = "[%s]" % host if ":" in host else host
+    return "tcpkit: %s %s:%d: %s\n" % (cmd, h, port, why)
+
+
+# --- tcpkit client against tcpkit server -----------------------------------
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "::1"])
+def test_send_verifies_name_and_address(serve, certs, host):
+    srv = tls_serve(serve, certs)
+    p = run(["send", "--tls", "--cacert", certs["ca"], host, str(srv.port),
+             "hello"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"hello"
+    assert p.stderr == b""
+    assert closed_line(srv) == (5, 5, "done")
+
+
+def test_connect_verbose_prints_session(serve, certs):
+    srv = tls_serve(serve, certs, "--alpn", "h2,http/1.1")
+    p = run(["connect", "-v", "--tls", "--cacert", certs["ca"], "--alpn",
+             "http/1.1", "localhost", str(srv.port)], input=b"x\n")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"x\n"
+    err = p.stderr.decode()
+    assert re.search(r"^tls: TLSv1\.3 TLS_AES_\S+ group x25519 alpn "
+                     r"http/1\.1$", err, re.M), err
+    assert "tls: subject CN=localhost\n" in err
+    assert "tls: issuer CN=tcpkit test CA\n" in err
+    assert re.search(r"^tls: valid \d{4}-\d\d-\d\dT\S+Z to \S+Z$", err, re.M)
+    fp = subprocess.run(["openssl", "x509", "-in", certs["srv"], "-noout",
+                         "-fingerprint", "-sha256"], capture_output=True,
+                        text=True).stdout.split("=")[1].strip()
+    assert "tls: sha256:%s\n" % fp.replace(":", "").lower() in err
+
+
+def test_pin_ephemeral_certificate(serve):
+    srv = serve("--tls", "-w", "1", listeners=2)
+    m = srv.err.wait_for(FP_RE.pattern)
+    p = run(["send", "--tls", "--pin", "sha256:" + m.group(1), "127.0.0.1",
+             str(srv.port), "pinned"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"pinned"
+    # The pin may be written with colons, as openssl prints it.
+    fp = ":".join(m.group(1)[i:i + 2] for i in range(0, 64, 2))
+    p = run(["send", "--tls", "--pin", "SHA256:" + fp.upper(), "localhost",
+             str(srv.port), "again"])
+    assert p.returncode == 0, p.stderr
+
+
+def test_pin_public_key(serve, certs):
+    srv = tls_serve(serve, certs, cert="wrong")
+    der = subprocess.run(["openssl", "x509", "-in", certs["wrong"], "-noout",
+                          "-pubkey"], capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
+                         input=der, capture_output=True, check=True).stdout
+    spki = subprocess.run(["openssl", "dgst", "-sha256", "-r"], input=der,
+                          capture_output=True, check=True,
+                          text=False).stdout.split()[0].decode()
+    p = run(["send", "--tls", "--pin", "sha256:" + spki, "127.0.0.1",
+             str(srv.port), "spki"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"spki"
+
+
+def test_pin_mismatch(serve):
+    srv = serve("--tls", "-w", "1", listeners=2)
+    fp = srv.err.wait_for(FP_RE.pattern).group(1)
+    start = lines(srv)
+    p = run(["send", "--tls", "--pin", "sha256:" + "0" * 64, "127.0.0.1",
+             str(srv.port), "secret"])
+    assert p.returncode == PROTO
+    assert p.stdout == b""
+    assert p.stderr.decode() == fail_msg(
+        "send", "127.0.0.1", srv.port,
+        "certificate pin mismatch (the peer's certificate is sha256:%s)" % fp)
+    assert closed_line(srv, start=start) == \
+        (0, 0, "the peer rejected our certificate")
+
+
+def test_insecure_warns(serve):
+    srv = serve("--tls", "-w", "1", listeners=2)
+    p = run(["send", "--tls", "--insecure", "127.0.0.1", str(srv.port),
+             "hi"])
+    assert p.returncode == 0
+    assert p.stdout == b"hi"
+    assert p.stderr.decode() == (
+        "tcpkit: warning --insecure: the server's certificate is not "
+        "checked: anyone on the path can read and change this connection\n")
+
+
+@pytest.mark.parametrize("cert,host,cacert,why", [
+    ("srv", "localhost", "ca2", "certificate from an untrusted issuer "
+     "(unable to get local issuer certificate)"),
+    ("other", "localhost", "ca", "certificate from an untrusted issuer "
+     "(unable to get local issuer certificate)"),
+    (None, "127.0.0.1", None, "certificate from an untrusted issuer "
+     "(self-signed certificate)"),
+    ("wrong", "localhost", "ca", "certificate name mismatch "
+     "(hostname mismatch)"),
+    ("wrong", "127.0.0.1", "ca", "certificate name mismatch "
+     "(IP address mismatch)"),
+    ("wrong", "::1", "ca", "certificate name mismatch (IP address mismatch)"),
+    ("expired", "localhost", "ca", "certificate expired or not yet valid "
+     "(certificate has expired)"),
+])
+def test_verification_failures(serve, certs, cert, host, cacert, why):
+    srv = tls_serve(serve, certs, cert=cert)
+    start = lines(srv)
+    args = ["send", "--tls", host, str(srv.port), "secret"]
+    if cacert:
+        args[1:1] = ["--cacert", certs[cacert]]
+    p = run(args)
+    assert p.returncode == PROTO
+    assert p.stdout == b""
+    assert p.stderr.decode() == fail_msg("send", host, srv.port, why)
+    # The server saw the client's alert, and not one application byte.
+    assert closed_line(srv, start=start) == \
+        (0, 0, "the peer rejected our certificate")
+
+
+def test_servername_overrides_host(serve, certs):
+    srv = tls_serve(serve, certs, cert="wrong")
+    p = run(["send", "--tls", "--cacert", certs["ca"], "--servername",
+             "wrong.example", "127.0.0.1", str(srv.port), "sni"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"sni"
+
+
+def test_capath(serve, certs, tmp_path):
+    d = tmp_path / "cadir"
+    d.mkdir()
+    h = subprocess.run(["openssl", "x509", "-in", certs["ca"], "-noout",
+                        "-hash"], capture_output=True, text=True,
+                       check=True).stdout.strip()
+    shutil.copy(certs["ca"], str(d / (h + ".0")))
+    srv = tls_serve(serve, certs)
+    p = run(["send", "--tls", "--capath", str(d), "localhost", str(srv.port),
+             "dir"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"dir"
+
+
+def test_mutual_tls(serve, certs):
+    srv = tls_serve(serve, certs, "--client-ca", certs["ca"])
+    p = run(["send", "--tls", "--cacert", certs["ca"], "--cert",
+             certs["client"], "--key", certs["client_key"], "localhost",
+             str(srv.port), "me"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"me"
+    srv.err.wait_for(r"^tls: client 127\.0\.0\.1:\d+ subject CN=tcpkit "
+                     r"client$")
+
+
+def test_client_certificate_missing(serve, certs):
+    srv = tls_serve(serve, certs, "--client-ca", certs["ca"],
+                    "--client-auth", "required")
+    start = lines(srv)
+    p = run(["send", "--tls", "--cacert", certs["ca"], "localhost",
+             str(srv.port), "secret"])
+    assert p.returncode == PROTO
+    assert p.stdout == b""
+    assert p.stderr.decode() == fail_msg(
+        "send", "localhost", srv.port, "client certificate required "
+        "(tlsv13 alert certificate required)")
+    assert closed_line(srv, start=start) == \
+        (0, 0, "client certificate required")
+
+
+def test_client_certificate_untrusted(serve, certs):
+    srv = tls_serve(serve, certs, "--client-ca", certs["ca"])
+    start = lines(srv)
+    p = run(["send", "--tls", "--cacert", certs["ca"], "--cert",
+             certs["other_client"], "--key", certs["other_client_key"],
+             "localhost", str(srv.port), "secret"])
+    assert p.returncode == PROTO
+    assert p.stderr.decode() == fail_msg(
+        "send", "localhost", srv.port, "the peer rejected our certificate "
+        "(tlsv1 alert unknown ca)")
+    assert closed_line(srv, start=start) == \
+        (0, 0, "certificate from an untrusted issuer")
+
+
+def test_client_certificate_optional(serve, certs):
+    srv = tls_serve(serve, certs, "--client-ca", certs["ca"],
+                    "--client-auth", "optional")
+    p = run(["send", "--tls", "--cacert", certs["ca"], "localhost",
+             str(srv.port), "anon"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"anon"
+    srv.err.wait_for(r"^tls: client \S+ subject \(no certificate\)$")
+
+
+def s_server(certs, *args):
+    """An openssl s_server on port 0; returns (process, port)."""
+    s = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:0",
+                          "-cert", certs["srv"], "-key", certs["srv_key"],
+                          "-naccept", "1"] + list(args),
+                         # Its stdin stays open: at EOF it would hang up.
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        line = s.stdout.readline()
+        if line.startswith(b"ACCEPT"):
+            return s, int(line.split(b":")[-1])
+        if not line:
+            break
+    s.kill()
+    raise AssertionError("s_server did not start")
+
+
+def test_tls_min_13_against_12_only_peer(certs):
+    s, port = s_server(certs, "-tls1_2")
+    try:
+        p = run(["send", "--tls", "--tls-min", "1.3", "--cacert",
+                 certs["ca"], "localhost", str(port), "secret"])
+        assert p.returncode == PROTO
+        assert p.stderr.decode().startswith(fail_msg(
+            "send", "localhost", port, "TLS protocol version not accepted")
+            [:-1])
+    finally:
+        s.kill()
+        s.wait()
+
+
+def test_keylog_file(serve, certs, tmp_path):
+    srv = tls_serve(serve, certs)
+    log = tmp_path / "keys.log"
+    env = dict(os.environ, SSLKEYLOGFILE=str(log))
+    p = run(["send", "--tls", "--cacert", certs["ca"], "localhost",
+             str(srv.port), "k"], env=env)
+    assert p.returncode == 0
+    text = log.read_text()
+    assert re.search(r"^CLIENT_TRAFFIC_SECRET_0 [0-9a-f]{64} [0-9a-f]+$",
+                     text, re.M), text
+    assert os.stat(str(log)).st_mode & 0o077 == 0
+
+
+# --- the handshake deadline -----------------------------------------------
+
+def test_stalled_handshake_is_closed_and_others_are_served(serve, certs):
+    srv = tls_serve(serve, certs, "--handshake-timeout", "1s")
+    start = lines(srv)
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", srv.port)) as s:
+        # One worker, a stalled client: others still get served.
+        p = run(["send", "--tls", "--cacert", certs["ca"], "localhost",
+                 str(srv.port), "meanwhile"])
+        assert p.returncode == 0 and p.stdout == b"meanwhile"
+        s.settimeout(TIMEOUT)
+        assert s.recv(100) == b""
+    assert time.monotonic() - t0 < 8
+    srv.err.wait_for(r"^closed \S+ at \[.*\] after \S+: 0 bytes in, 0 bytes "
+                     r"out \(TLS handshake timed out\)$", start=start)
+
+
+def test_client_handshake_timeout():
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    port = ls.getsockname()[1]
+    try:
+        # A peer that accepts and never answers: the same deadline applies.
+        p = run(["send", "--tls", "--insecure", "-i", "0", "127.0.0.1",
+                 str(port), "x"], timeout=30)
+        assert p.returncode == 75
+        assert p.stderr.decode().endswith(
+            "tcpkit: send 127.0.0.1:%d: TLS handshake timed out\n" % port)
+    finally:
+        ls.close()
+
+
+# --- peers speaking old protocols or weak ciphers -------------------------
+
+def s_client(port, *args, input=b""):
+    # -no_ign_eof last: -quiet would turn ign_eof back on.
+    return subprocess.run(["openssl", "s_client", "-connect",
+                           "127.0.0.1:%d" % port] + list(args) +
+                          ["-no_ign_eof"], input=input, capture_output=True,
+                          timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("args,why", [
+    (["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"],
+     "TLS protocol version not accepted"),
+    (["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"],
+     "TLS protocol version not accepted"),
+    (["-tls1_2", "-cipher", "AES128-SHA256"], "TLS handshake failure"),
+    (["-tls1_2", "-cipher", "AES128-GCM-SHA256"], "TLS handshake failure"),
+    (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"],
+     "TLS handshake failure"),
+    (["-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256"],
+     "TLS handshake failure"),
+])
+def test_server_refuses_weak_peers(serve, certs, args, why):
+    srv = tls_serve(serve, certs)
+    start = lines(srv)
+    p = s_client(srv.port, *args, input=b"secret\n")
+    assert p.returncode != 0
+    assert b"alert" in p.stderr
+    assert closed_line(srv, start=start) == (0, 0, why)
+
+
+def test_tls_min_13_server(serve, certs):
+    srv = tls_serve(serve, certs, "--tls-min", "1.3")
+    start = lines(srv)
+    p = s_client(srv.port, "-tls1_2", input=b"x\n")
+    assert p.returncode != 0
+    assert closed_line(srv, start=start) == \
+        (0, 0, "TLS protocol version not accepted")
+
+
+# --- interoperability -----------------------------------------------------
+
+def test_s_client_verifies_tcpkit(serve, certs):
+    # basic answers one message and closes: s_client waits for that.
+    srv = tls_serve(serve, certs, "basic")
+    p = subprocess.run(["openssl", "s_client", "-connect",
+                        "127.0.0.1:%d" % srv.port, "-CAfile", certs["ca"],
+                        "-verify_return_error", "-verify_hostname",
+                        "localhost", "-quiet"], input=b"from s_client",
+                       capture_output=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    assert re.match(rb"You connected at \[.*\]\nYou sent: \[from s_client\]",
+                    p.stdout), p.stdout
+
+
+def test_session_resumption_with_tickets(serve, certs):
+    srv = tls_serve(serve, certs)
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    session = None
+    for attempt in range(2):
+        with socket.create_connection(("localhost", srv.port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost",
+                                 session=session) as s:
+                s.settimeout(TIMEOUT)
+                s.sendall(b"ticket\n")
+                # The tickets come before the echo: the session is ready.
+                assert recv_exact(s, 7) == b"ticket\n"
+                assert s.session_reused == (attempt == 1)
+                session = s.session
+    assert session.has_ticket
+
+
+def recv_exact(s, n):
+    got = b""
+    while len(got) < n:
+        d = s.recv(n - len(got))
+        assert d, "EOF after %r" % got
+        got += d
+    return got
+
+
+def test_python_ssl_client(serve, certs):
+    srv = tls_serve(serve, certs)
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx.maximum_version = version
+        with socket.create_connection(("localhost", srv.port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.settimeout(TIMEOUT)
+                assert s.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+                                       ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[
+                                           version]
+                # Forward secrecy and AEAD on 1.2 as well.
+                name = s.cipher()[0]
+                assert "GCM" in name or "CHACHA20" in name, name
+                s.sendall(b"py" * 40000)
+                got = b""
+                while len(got) < 80000:
+                    got += s.recv(65536)
+                assert got == b"py" * 40000
+
+
+def test_curl_fetches_over_tls(serve, certs):
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    srv = tls_serve(serve, certs, "basic")
+    p = subprocess.run(["curl", "-sS", "-v", "--http0.9", "--max-time", "10",
+                        "--cacert", certs["ca"],
+                        "https://localhost:%d/tls" % srv.port],
+                       capture_output=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    assert b"SSL certificate verify ok" in p.stderr
+    assert re.match(rb"You connected at \[.*\]\nYou sent: \[GET /tls "
+                    rb"HTTP/1\.1\r\n", p.stdout), p.stdout
+    # And its twin: no CA, no exchange.
+    p = subprocess.run(["curl", "-sS", "--http0.9", "--max-time", "10",
+                        "https://localhost:%d/" % srv.port],
+                       capture_output=True, timeout=TIMEOUT)
+    assert p.returncode == 60, p.stderr
+
+
+def test_get_https_from_s_server(certs):
+    s, port = s_server(certs, "-www")
+    try:
+        p = run(["get", "-v", "--cacert", certs["ca"],
+                 "https://localhost:%d/" % port])
+        assert p.returncode == 0, p.stderr
+        assert b"<HTML><BODY BGCOLOR=\"#ffffff\">" in p.stdout
+        assert b"tls: subject CN=localhost" in p.stderr
+    finally:
+        s.kill()
+        s.wait()
+
+
+class TLSPyServer:
+    """A Python ssl server: records what it receives after its handshake,
+    and answers an HTTP response."""
+
+    def __init__(self, certs, cert="srv", request_client=False):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(certs[cert], certs[cert + "_key"])
+        if request_client:
+            self.ctx.load_verify_locations(certs["ca"])
+            self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.received = b""
+        self.errors = []
+        self.peer = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        conn, _ = self.sock.accept()
+        conn.settimeout(TIMEOUT)
+        try:
+            with self.ctx.wrap_socket(conn, server_side=True) as s:
+                self.peer = s.getpeercert()
+                while b"\r\n\r\n" not in self.received:
+                    d = s.recv(4096)
+                    if not d:
+                        break
+                    self.received += d
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        except (ssl.SSLError, OSError) as e:
+            self.errors.append(e)
+        finally:
+            self.done.set()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_get_https_python_server(certs):
+    srv = TLSPyServer(certs)
+    try:
+        p = run(["get", "--cacert", certs["ca"],
+                 "https://localhost:%d/path" % srv.port])
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == b"ok\n"
+        assert srv.done.wait(TIMEOUT)
+        assert srv.received.startswith(b"GET /path HTTP/1.1\r\nHost: "
+                                       b"localhost:%d\r\n" % srv.port)
+    finally:
+        srv.close()
+
+
+def test_get_https_client_certificate(certs):
+    srv = TLSPyServer(certs, request_client=True)
+    try:
+        p = run(["get", "--cacert", certs["ca"], "--cert", certs["client"],
+                 "--key", certs["client_key"],
+                 "https://127.0.0.1:%d/" % srv.port])
+        assert p.returncode == 0, p.stderr
+        assert srv.done.wait(TIMEOUT)
+        assert ((("commonName", "tcpkit client"),),) == \
+            srv.peer["subject"]
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("cert,why", [
+    ("wrong", "certificate name mismatch (hostname mismatch)"),
+    ("expired", "certificate expired or not yet valid "
+     "(certificate has expired)"),
+    ("other", "certificate from an untrusted issuer "
+     "(unable to get local issuer certificate)"),
+])
+def test_get_https_refuses_and_sends_nothing(certs, cert, why):
+    srv = TLSPyServer(certs, cert=cert)
+    try:
+        url = "https://localhost:%d/secret" % srv.port
+        p = run(["get", "--cacert", certs["ca"], url])
+        assert p.returncode == PROTO
+        assert p.stderr.decode() == "tcpkit: get %s: %s\n" % (url, why)
+        assert srv.done.wait(TIMEOUT)
+        assert srv.received == b""
+        assert srv.errors  # the handshake failed on its side too
+    finally:
+        srv.close()
+
+
+# --- usage: files and conflicts before any I/O ----------------------------
+
+def usage(cmd, msg):
+    return "tcpkit: %s: %s (see 'tcpkit help %s')\n" % (cmd, msg, cmd)
+
+
+@pytest.mark.parametrize("args,err", [
+    (["send", "--cacert", "ca.pem", "h", "1"],
+     usage("send", "--cacert needs --tls")),
+    (["connect", "--pin", "sha256:00", "h", "1"],
+     usage("connect", "--pin needs --tls")),
+    (["send", "--tls", "--insecure", "--pin", "sha256:" + "0" * 64, "h", "1"],
+     usage("send", "--insecure excludes --pin")),
+    (["send", "--tls", "--tls-min", "1.1", "h", "1"],
+     usage("send", "--tls-min is 1.2 or 1.3, not '1.1'")),
+    (["send", "--tls", "--key", "k.pem", "h", "1"],
+     usage("send", "--key needs --cert")),
+    (["get", "--cacert", "ca.pem", "http://h/"],
+     usage("get", "--cacert needs an https:// URL")),
+    (["get", "--tls", "http://h/"], usage("get", "use an https:// URL for "
+                                          "TLS")),
+    (["serve", "--cert", "x.pem"], usage("serve", "--cert needs --tls")),
+    (["serve", "--tls", "--client-auth", "required"],
+     usage("serve", "--client-auth needs --client-ca")),
+    (["serve", "--tls", "--client-auth", "maybe"],
+     usage("serve", "--client-auth is optional or required, not 'maybe'")),
+    (["send", "--tls", "--pin", "md5:00", "h", "1"],
+     "tcpkit: send tls: pin must be sha256: and 64 hex digits, not "
+     "'md5:00'\n"),
+    (["send", "--tls", "--cacert", "/nonexistent/ca.pem", "h", "1"],
+     "tcpkit: send --cacert /nonexistent/ca.pem: No such file or "
+     "directory\n"),
+    (["serve", "--tls", "--cert", "/nonexistent/c.pem"],
+     "tcpkit: serve --cert /nonexistent/c.pem: No such file or directory\n"),
+])
+def test_usage_errors(args, err):
+    p = run(args)
+    assert p.returncode == 64
+    assert p.stderr.decode() == err
+    assert p.stdout == b""
+
+
+def test_unparsable_certificate(tmp_path):
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    p = run(["serve", "--tls", "-p", "0", "--cert", str(bad)])
+    assert p.returncode == 64
+    assert p.stderr.decode() == (
+        "tcpkit: serve tls: cannot load certificate %s: no start line\n"
+        % bad)
+
+
+def test_key_does_not_match(certs):
+    p = run(["serve", "--tls", "-p", "0", "--cert", certs["srv"], "--key",
+             certs["client_key"]])
+    assert p.returncode == 64
+    assert p.stderr.decode().startswith(
+        "tcpkit: serve tls: cannot load key %s" % certs["client_key"])
+
+
+# --- the configuration scan -----------------------------------------------
+
+def test_sslscan_profile(serve, certs):
+    if shutil.which("sslscan") is None:
+        pytest.skip("sslscan is not installed")
+    srv = tls_serve(serve, certs, "-q")
+    p = subprocess.run(["sslscan", "--no-colour", "--no-heartbleed",
+                        "127.0.0.1:%d" % srv.port], capture_output=True,
+                       text=True, timeout=120)
+    out = p.stdout
+    protos = dict(re.findall(r"^(SSLv[23]|TLSv1\.[0-3])\s+(enabled|disabled)"
+                             r"$", out, re.M))
+    assert protos == {"SSLv2": "disabled", "SSLv3": "disabled",
+                      "TLSv1.0": "disabled", "TLSv1.1": "disabled",
+                      "TLSv1.2": "enabled", "TLSv1.3": "enabled"}, out
+    ciphers = re.findall(r"^(?:Preferred|Accepted)\s+(TLSv1\.[23])\s+\d+ bits"
+                         r"\s+(\S+)", out, re.M)
+    allowed = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+               "TLS_CHACHA20_POLY1305_SHA256",
+               "ECDHE-ECDSA-AES128-GCM-SHA256",
+               "ECDHE-ECDSA-AES256-GCM-SHA384",
+               "ECDHE-ECDSA-CHACHA20-POLY1305"}
+    assert ciphers and {c for _, c in ciphers} <= allowed, out
+    assert {v for v, _ in ciphers} == {"TLSv1.2", "TLSv1.3"}
+    groups = re.findall(r"^TLSv1\.[23]\s+\d+ bits\s+(\S+)", out, re.M)
+    assert groups and set(groups) <= {"x25519", "secp256r1", "secp384r1"}, \
+        out
+    assert "Session renegotiation not supported" in out
