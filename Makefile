@@ -38,7 +38,14 @@ $(TEST_BUILD)/build.ninja:
 # Every test: Criterion unit tests and pytest black-box tests, sanitized.
 test: $(TEST_BUILD)/build.ninja
 	$(CMAKE) --build $(TEST_BUILD) -j $(JOBS)
-	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(TEST_BUILD) && { ctest --output-on-failure -j $(JOBS); \
+		echo $$? > ctest.rc; } | tee ctest.out
+	@# ctest hides a passing test's output: show every skip and its
+	@# reason, then ctest's verdict again as the last line.
+	@grep -h "^SKIPPED" $(TEST_BUILD)/Testing/Temporary/LastTest.log \
+		| sed 's/^/skip: /' || true
+	@grep -E "tests passed|tests failed" $(TEST_BUILD)/ctest.out | tail -n 1
+	@exit $$(cat $(TEST_BUILD)/ctest.rc)
 
 # Full-size reliability runs (10,000 slow readers, 100,000 connect-close
 # cycles...) against the release build; writes docs/reliability.md.
