@@ -369,7 +369,7 @@ def test_peer_half_closing_first_still_gets_piped_input(pyserver, spawn):
     deadline = time.monotonic() + 10
     while tk.out != b"goodbye\n":  # the peer's FIN has arrived by then
         assert time.monotonic() < deadline, bytes(tk.out)
-        time.sleep(0.01)
+        time.sleep(0.01)  # sleep-ok: polling output under a deadline
     assert tk.p.poll() is None, "exited before the end of stdin"
     tk.write(b"written after the peer's FIN\n")
     tk.write(b"and more\n")
@@ -410,7 +410,7 @@ def test_interleaved_exchange_with_open_stdin(pyserver, spawn):
         deadline = time.monotonic() + 10
         while not tk.out.endswith(b"re: " + line):
             assert time.monotonic() < deadline, bytes(tk.out)
-            time.sleep(0.01)
+            time.sleep(0.01)  # sleep-ok: polling output under a deadline
     tk.close_stdin()
     rc, out, err = tk.wait(10)
     assert (rc, err) == (0, b"")
@@ -466,7 +466,7 @@ def test_connect_timeout_does_not_fire_when_connected(pyserver):
     def slow(c):
         for i in range(4):
             c.sendall(b"%d\n" % i)
-            time.sleep(0.2)  # pacing the scenario, not synchronising
+            time.sleep(0.2)  # sleep-ok: pacing the scenario
         return recv_to_eof(c)
 
     srv = peer(pyserver, slow)
@@ -511,7 +511,7 @@ def test_idle_timeout_is_reset_by_data(pyserver):
     def trickle(c):
         for i in range(5):
             c.sendall(b"%d\n" % i)
-            time.sleep(0.3)  # pacing the scenario, not synchronising
+            time.sleep(0.3)  # sleep-ok: pacing the scenario
 
     srv = peer(pyserver, trickle)
     p = run(["connect", "-i", "1", "127.0.0.1", str(srv.port)], input=b"")
@@ -998,7 +998,7 @@ def test_usage_error_comes_before_any_io(pyserver):
         mine = s.getsockname()
         deadline = time.monotonic() + 10
         while not accepted and time.monotonic() < deadline:
-            time.sleep(0.01)
+            time.sleep(0.01)  # sleep-ok: polling output under a deadline
     assert accepted[:1] == [mine]
 
 

@@ -531,7 +531,7 @@ def test_idle_timeout_counts_silence_not_total_time(pyserver):
         conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
         for _ in range(5):
             conn.sendall(b"1\r\n.\r\n")
-            time.sleep(0.3)  # pacing the peer, not synchronising the test
+            time.sleep(0.3)  # sleep-ok: pacing the peer
         conn.sendall(b"0\r\n\r\n")
         wait_client_close(conn)
 

@@ -129,9 +129,9 @@ def test_everything_is_printed_until_the_server_closes(pyserver):
     def answer(c):
         got = recv_to_eof(c)
         c.sendall(b"first\n")
-        time.sleep(0.2)  # pacing the scenario, not synchronising
+        time.sleep(0.2)  # sleep-ok: pacing the scenario, not synchronising
         c.sendall(big)
-        time.sleep(0.2)
+        time.sleep(0.2)  # sleep-ok: pacing the scenario
         c.sendall(b"last\n")
         return got
 
@@ -300,7 +300,7 @@ def test_idle_timeout_after_partial_answer(pyserver, release):
 
 def slow_answer(c):
     got = recv_to_eof(c)
-    time.sleep(1.5)  # the scenario: a server slower than -i 1
+    time.sleep(1.5)  # sleep-ok: the scenario: a server slower than -i 1
     c.sendall(b"late answer\n")
     return got
 

@@ -638,7 +638,7 @@ def test_port_privileged(port, svc):
         with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
             start_port = int(f.read())
     except OSError:
-        start_port = 1024
+        start_port = 1024  # port-ok
     if port >= start_port:
         pytest.skip("ip_unprivileged_port_start is %d: port %d is open to "
                     "every user here" % (start_port, port))

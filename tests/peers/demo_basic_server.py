@@ -26,7 +26,7 @@ def main(argv):
   # Network addresses in Python are represented as "(interface, port)"
   # including the parenthesis.
 
-  # Bind to all interfaces on the device, on port 60000
+  # Bind to all interfaces on the device, on port 60000  # port-ok
   # Ports below 1024 must be bound as root. In this example, if it
   # necessary to bind to a specific interface for this device, then
   # the '' below would be replaced with '127.0.0.1' or whatever other

@@ -1,5 +1,5 @@
 # tutorial1_server.py: tutorial 1's server.py ("Python and Data Network
-# Programming"), final threaded form: bind all interfaces on port 9999,
+# Programming"), final threaded form: bind all interfaces on port 9999,  # port-ok
 # listen with backlog 10, accept forever and give every client its own
 # thread, which sends a welcome line and answers "OK..." + each chunk it
 # receives until the client closes.  Written in Python 3; the only
@@ -11,7 +11,7 @@ import sys
 from _thread import start_new_thread
 
 HOST = ''  # Symbolic name meaning all available interfaces
-PORT = 9999  # Arbitrary non-privileged port
+PORT = 9999  # Arbitrary non-privileged port  # port-ok
 PORT = int(os.environ.get('TUTORIAL_PORT', PORT))  # test hook
 
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
