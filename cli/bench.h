@@ -24,6 +24,7 @@ enum bench_err {
 	BENCH_ERR_TIMEOUT,  /* no answer in time, open-loop queue overflow */
 	BENCH_ERR_MISMATCH, /* an echoed message differs from what was sent */
 	BENCH_ERR_PROTOCOL, /* what the server sent breaks the framing */
+	BENCH_ERR_TLS,	    /* a TLS handshake failed or timed out */
 	BENCH_NERR,
 };
 
@@ -51,6 +52,9 @@ struct bench_opts {
 	/* --message/--message-file: echo's payload, or rate/greet's line. */
 	char *message;
 	size_t message_len;
+	/* --tls: one client context for every thread; NULL: plain TCP. */
+	struct tk_tls_ctx *tls;
+	const char *servername; /* --servername, or NULL: the host */
 	bool json;
 	bool quiet;
 	const char *csv_path;
@@ -86,6 +90,7 @@ struct bench_result {
 	uint64_t last_row_ns; /* span of the last row */
 	uint64_t open_at_end; /* connections open when the window closed */
 	int connect_err;      /* the first connect error, if nothing opened */
+	int tls_err;	      /* the first TLS handshake error */
 	bool no_connection;   /* not one connection could be established */
 	bool interrupted;     /* SIGINT or SIGTERM cut the run short */
 };

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "bench_int.h"
+#include "tlsopt.h"
 
 /* --- connections that last the run (echo, bulk, idle) -------------------- */
 
@@ -36,11 +37,27 @@ bench_persist_open(struct tk_conn *c, void *arg)
 	return 0;
 }
 
+/* A TLS handshake that failed or stalled, not the TCP connect. */
+static bool
+is_tls_error(int err)
+{
+	return (err <= -3300 && err > -3400) || err == TK_EHANDSHAKETIMEDOUT;
+}
+
 static void
 connect_error(struct worker *w, struct tk_conn *c, int err)
 {
 	const char *detail = c != NULL ? tk_conn_last_error(c) : "";
+	char why[TK_TLS_ERRLEN + 64];
 
+	if (c != NULL && is_tls_error(err)) {
+		/* The server answered: its handshake, not its port, failed. */
+		if (w->tls_err == 0)
+			w->tls_err = err;
+		bench_count_errors(w, BENCH_ERR_TLS, 1, "%s",
+				   tlsopt_why(c, err, why, sizeof(why)));
+		return;
+	}
 	if (w->connect_err == 0)
 		w->connect_err = err;
 	if (detail[0] != '\0')

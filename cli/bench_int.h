@@ -122,6 +122,7 @@ struct worker {
 	size_t nrows, rows_cap;
 	uint64_t row_msgs, row_bytes, row_errs;
 	int connect_err;
+	int tls_err;
 	/* Read by the control thread for the live line. */
 	_Atomic uint64_t live_msgs, live_errs, live_conns;
 };

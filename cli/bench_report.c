@@ -127,7 +127,13 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 			(unsigned long long)o->count,
 			is_ops(o) ? "operations" : "messages");
 	fprintf(f, "%s\n", r->interrupted ? " (interrupted)" : "");
-	fprintf(f, "target:      %s\n", o->where);
+	fprintf(f, "target:      %s%s\n", o->where,
+		o->tls != NULL
+			? (o->mode == BENCH_RATE || o->mode == BENCH_GREET
+				   ? " over TLS (a full handshake per "
+				     "connection)"
+				   : " over TLS")
+			: "");
 	if (is_ops(o))
 		fprintf(f,
 			"clients:     %u in parallel, %llu connections "
@@ -197,9 +203,11 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 	}
 	fprintf(f, "errors:      %llu (", (unsigned long long)total_errors(r));
 	for (int e = 0; e < BENCH_NERR; e++)
-		fprintf(f, "%s%s %llu", e ? ", " : "",
-			bench_err_name((enum bench_err)e),
-			(unsigned long long)t->errors[e]);
+		/* Plain TCP has no handshake to fail: no tls class then. */
+		if (e != BENCH_ERR_TLS || o->tls != NULL)
+			fprintf(f, "%s%s %llu", e ? ", " : "",
+				bench_err_name((enum bench_err)e),
+				(unsigned long long)t->errors[e]);
 	fprintf(f, ")\n");
 	for (int e = 0; e < BENCH_NERR; e++)
 		if (t->errors[e] > 0)
@@ -244,6 +252,7 @@ bench_report_json(FILE *f, const struct bench_opts *o,
 	json_str(f, bench_mode_name(o->mode));
 	fprintf(f, ", \"target\": ");
 	json_str(f, o->where);
+	fprintf(f, ", \"tls\": %s", o->tls != NULL ? "true" : "false");
 	fprintf(f,
 		", \"connections\": %u, \"established\": %llu, "
 		"\"open_at_end\": %llu, \"depth\": %u, \"size\": %zu, "

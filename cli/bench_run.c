@@ -27,8 +27,8 @@ bench_mode_name(enum bench_mode m)
 const char *
 bench_err_name(enum bench_err e)
 {
-	static const char *const names[] = { "connect", "reset", "timeout",
-					     "mismatch", "protocol" };
+	static const char *const names[] = { "connect",	 "reset",    "timeout",
+					     "mismatch", "protocol", "tls" };
 
 	return (unsigned)e < BENCH_NERR ? names[e] : "?";
 }
@@ -610,6 +610,9 @@ setup_bench(struct bench *b, const struct bench_opts *o,
 	tk_conn_opts_init(&b->copts);
 	b->copts.connect_timeout_ms = o->connect_timeout_ms;
 	b->copts.linger_ms = LINGER_MS;
+	/* One context for all threads: built once, before the run. */
+	b->copts.tls = o->tls;
+	b->copts.servername = o->servername != NULL ? o->servername : o->host;
 	/*
 	 * Never stop reading because our own output waits: the server may
 	 * be blocked writing to us, and the two would wait for each other.
@@ -799,6 +802,8 @@ gather(struct bench *b, struct bench_result *r)
 		r->open_at_end += w->open_at_end;
 		if (r->connect_err == 0)
 			r->connect_err = w->connect_err;
+		if (r->tls_err == 0)
+			r->tls_err = w->tls_err;
 		for (size_t k = 0; k < w->nrows && k < r->nrows; k++) {
 			r->rows[k].messages += w->rows[k].messages;
 			r->rows[k].bytes += w->rows[k].bytes;

@@ -13,6 +13,7 @@
 
 #include "bench.h"
 #include "cli.h"
+#include "tlsopt.h"
 
 #define DEFAULT_SIZE	  64u
 #define DEFAULT_BULK_SIZE (64u * 1024)
@@ -84,6 +85,13 @@ const char cmd_bench_help[] =
 	"                        by percentile\n"
 	"  -q, --quiet           no summary and no live line (exit code, --json,\n"
 	"                        --csv and --plot only)\n"
+	"      --tls             every connection runs TLS, verified as by\n"
+	"                        'tcpkit connect --tls'; rate then measures full\n"
+	"                        handshakes per second (no session resumption)\n"
+	"      --cacert FILE, --capath DIR, --servername NAME, --pin sha256:HEX,\n"
+	"      --insecure, --cert FILE, --key FILE, --tls-min 1.2|1.3, --alpn LIST\n"
+	"                        as for 'tcpkit connect' (each needs --tls); the\n"
+	"                        context is built once and shared by the threads\n"
 	"  -h, --help            show this help\n"
 	"\n"
 	"How it runs: the connections are opened first (at most 256 connecting\n"
@@ -109,12 +117,15 @@ const char cmd_bench_help[] =
 	"65536 were unanswered); mismatch (an echo differs from what was sent,\n"
 	"one per message; or more bytes came back than were sent); protocol\n"
 	"(what the server sent breaks the protocol: a greeting that is not a\n"
-	"line).\n"
+	"line); tls (with --tls: a handshake failed or timed out: untrusted\n"
+	"issuer, name or pin mismatch...; the first reason is printed once on\n"
+	"stderr).\n"
 	"\n"
 	"Output: a summary on stdout: mode, target, connections, size, threads,\n"
 	"measured duration, messages (or connections) per second, MB/s each\n"
 	"way, latency min/p50/p90/p99/p99.9/max, errors by class (connect,\n"
-	"reset, timeout, mismatch, protocol) with the first of each, and the\n"
+	"reset, timeout, mismatch, protocol, and tls with --tls) with the first\n"
+	"of each, whether TLS was used (\"over TLS\"; JSON \"tls\"), and the\n"
 	"client's own CPU use (user + system over the window, as % of one core\n"
 	"and per message: near 100% means the client, not the server, may be\n"
 	"the limit).  On a terminal, a line per second on stderr.\n"
@@ -123,7 +134,8 @@ const char cmd_bench_help[] =
 	"1 a mismatch or protocol error (what came back is wrong), or an output\n"
 	"file could not be written; 64 usage; 68 unknown host; 69 no connection\n"
 	"could be established (refused, unreachable); 75 none could, because\n"
-	"every connect timed out.\n"
+	"every connect timed out; 76 a TLS handshake failed (75 if the first\n"
+	"failure was a handshake timeout), the report is printed all the same.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit bench 127.0.0.1 7007                 10 connections, 10s\n"
@@ -132,7 +144,8 @@ const char cmd_bench_help[] =
 	"  tcpkit bench bulk 127.0.0.1 7007 -c 4 --json\n"
 	"  tcpkit bench rate 127.0.0.1 7007 -c 50\n"
 	"  tcpkit bench greet 127.0.0.1 60000 --message 'Hey!'\n"
-	"  tcpkit bench idle 127.0.0.1 7007 -c 10000 -t 30\n";
+	"  tcpkit bench idle 127.0.0.1 7007 -c 10000 -t 30\n"
+	"  tcpkit bench rate localhost 7443 --tls --cacert ca.pem -c 20 -t 5\n";
 
 static bool
 parse_mode(const char *s, enum bench_mode *m)
@@ -412,8 +425,10 @@ parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "plot", required_argument, NULL, OPT_PLOT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
+	struct tlsopt tls = { 0 };
 	struct given g = { 0 };
 	uint64_t v;
 	int ch, rc, nargs;
@@ -530,6 +545,12 @@ parse_args(int argc, char **argv, struct bench_opts *o)
 				return cli_usage("bench",
 						 "option '%s' needs a value",
 						 argv[optind - 1]);
+			if (ch >= TLSOPT_TLS && ch <= TLSOPT_ALPN) {
+				rc = tlsopt_take("bench", &tls, ch, optarg);
+				if (rc != 0)
+					return rc;
+				break;
+			}
 			return cli_bad_option("bench", argv, ch);
 		}
 	}
@@ -595,7 +616,9 @@ parse_args(int argc, char **argv, struct bench_opts *o)
 		if (o->message[o->message_len - 1] != '\n')
 			o->message[o->message_len++] = '\n';
 	}
-	return 0;
+	/* Last: a context is built only for options that are all good. */
+	o->servername = tls.servername;
+	return tlsopt_client_ctx("bench", &tls, &o->tls);
 }
 
 /* As many descriptors as allowed: -c connections need one each. */
@@ -692,6 +715,13 @@ report(const struct bench_opts *o, const struct bench_result *r, FILE *csv,
 			  t->first_error[BENCH_ERR_PROTOCOL]);
 		rc = CLI_EXIT_OTHER;
 	}
+	if (t->errors[BENCH_ERR_TLS] > 0) {
+		cli_error("bench", o->where,
+			  "%llu TLS handshake failures (first: %s)",
+			  (unsigned long long)t->errors[BENCH_ERR_TLS],
+			  t->first_error[BENCH_ERR_TLS]);
+		rc = cli_exit_code(r->tls_err);
+	}
 	return rc;
 }
 
@@ -706,6 +736,7 @@ cmd_bench(int argc, char **argv)
 
 	rc = parse_args(argc, argv, &o);
 	if (rc != 0) {
+		tk_tls_ctx_free(o.tls);
 		free(o.message);
 		return rc < 0 ? 0 : rc;
 	}
@@ -733,7 +764,11 @@ cmd_bench(int argc, char **argv)
 		rc = cli_fail("bench", o.where, err);
 		goto out_close;
 	}
-	if (r.no_connection) {
+	/*
+	 * Handshakes that failed reached the server: the report shows them
+	 * even when none succeeded, with the TLS reason once on stderr.
+	 */
+	if (r.no_connection && r.total.errors[BENCH_ERR_TLS] == 0) {
 		rc = no_connection(&o, &r);
 		/* Nothing was measured: leave no empty report behind. */
 		if (csv != NULL)
@@ -752,6 +787,7 @@ out_close:
 		fclose(plot);
 out_free:
 	tk_addrlist_free(list);
+	tk_tls_ctx_free(o.tls);
 	free(o.message);
 	return rc;
 }
