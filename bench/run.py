@@ -11,9 +11,15 @@ only; every run has a duration, the suite a global deadline, and every
 process it starts is killed by PID (its own process group) on the way out,
 Ctrl-C and errors included.
 
+S8 runs the same way over TLS against the TLS servers (tcpkit serve --tls,
+socat OPENSSL-LISTEN), all with one ECDSA P-256 certificate made by the
+openssl CLI at suite start; the generator pins it (--pin sha256:HEX).
+
 usage: bench/run.py --tcpkit PATH [--ref PATH] [--mode quick|full|tiny]
-                    [--servers a,b,...] [--out DIR] [--reps N]
+                    [--servers a,b,...] [--scenarios S1,...,S8] [--out DIR]
+                    [--reps N]
 """
+import hashlib
 import argparse
 import json
 import os
@@ -22,6 +28,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -51,22 +58,34 @@ SCENARIOS = [
      ["rate", "-c", "50"], "conn"),
     ("S7", "memory: {n7} idle connections",
      ["idle", "-c", "{n7}"], "conn"),
+    # S8: over TLS, against the TLS servers only (TLS_SERVERS).
+    ("S8a", "TLS handshakes: 50 parallel, full handshake-line-close",
+     ["rate", "-c", "50"], "conn"),
+    ("S8b", "TLS echo: 100 connections, depth 1, 64 B",
+     ["echo", "-c", "100", "-d", "1", "-s", "64"], "msg"),
 ]
 
 MODES = {
     # duration of a measured run (s), repetitions, S4 and S7 sizes, servers
     "tiny": dict(t=0.3, reps=1, n4=100, n7=200, deadline=50,
-                 servers=["ref", "tcpkit"]),
+                 servers=["ref", "tcpkit", "tcpkit-tls"]),
     "quick": dict(t=0.8, reps=3, n4=1000, n7=10000, deadline=170,
-                  servers=["ref", "tcpkit", "go", "node", "asyncio"]),
+                  servers=["ref", "tcpkit", "go", "node", "asyncio",
+                           "tcpkit-tls", "socat-tls"]),
     "full": dict(t=3.0, reps=3, n4=1000, n7=10000, deadline=1140,
                  servers=["ref", "tcpkit", "tcpkit-w2", "py-threads",
-                          "asyncio", "node", "go", "socat", "ncat"]),
+                          "asyncio", "node", "go", "socat", "ncat",
+                          "tcpkit-tls", "socat-tls"]),
 }
+
+# The TLS servers run S8 only, and the plain ones S1-S7 only.
+# openssl s_server is not one of them: it serves one client at a time and
+# does not echo (it copies the client's data to its stdout).
+TLS_SERVERS = {"tcpkit-tls", "socat-tls"}
 
 # Servers that fork a process per connection: S7 would mean 10,000
 # processes, so it is not run for them.
-FORKING = {"socat", "ncat"}
+FORKING = {"socat", "ncat", "socat-tls"}
 
 LABELS = {
     "ref": "reference (epoll, C)",
@@ -78,7 +97,23 @@ LABELS = {
     "go": "Go io.Copy",
     "socat": "socat fork PIPE",
     "ncat": "ncat -k -e cat",
+    "tcpkit-tls": "tcpkit serve --tls -w 1",
+    "socat-tls": "socat OPENSSL-LISTEN fork PIPE",
 }
+
+
+def is_tls(scn):
+    return scn.startswith("S8")
+
+
+def runs_on(scn, name):
+    """Whether scenario scn is run against server name."""
+    return is_tls(scn) == (name in TLS_SERVERS)
+
+
+def base_of(scn):
+    """The server ratios are taken against, besides the reference."""
+    return "tcpkit-tls" if is_tls(scn) else "tcpkit"
 
 
 class Deadline(Exception):
@@ -259,6 +294,18 @@ def server_argv(name, cfg):
         port = free_port()
         return ([socat, "TCP-LISTEN:%d,bind=127.0.0.1,fork,reuseaddr,"
                  "backlog=4096" % port, "PIPE"], port, SERVER_CPU)
+    if name == "tcpkit-tls":
+        return ([cfg.tcpkit, "serve", "echo", "-H", "127.0.0.1", "-p", "0",
+                 "-w", "1", "-q", "--tls", "--cert", cfg.cert, "--key",
+                 cfg.key], None, SERVER_CPU)
+    if name == "socat-tls":
+        socat = shutil.which("socat")
+        if socat is None:
+            return None
+        port = free_port()
+        return ([socat, "OPENSSL-LISTEN:%d,bind=127.0.0.1,fork,reuseaddr,"
+                 "backlog=4096,cert=%s,key=%s,verify=0" % (
+                     port, cfg.cert, cfg.key), "PIPE"], port, SERVER_CPU)
     if name == "ncat":
         ncat = shutil.which("ncat")
         if ncat is None:
@@ -269,7 +316,31 @@ def server_argv(name, cfg):
     raise ValueError(name)
 
 
+def make_cert(cfg, tmp):
+    """One self-signed ECDSA P-256 certificate for every TLS server, made
+    by the openssl CLI; cfg.pin is its SHA-256 for the generator."""
+    cfg.cert = os.path.join(tmp, "cert.pem")
+    cfg.key = os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", cfg.key,
+                    "-out", cfg.cert, "-days", "2", "-subj",
+                    "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, timeout=60, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    with open(cfg.cert) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    cfg.pin = "sha256:" + hashlib.sha256(der).hexdigest()
+
+
 def build_helpers(cfg, tmp):
+    cfg.cert = cfg.key = cfg.pin = None
+    if TLS_SERVERS & set(cfg.servers):
+        if shutil.which("openssl") is None:
+            log("bench: openssl: not installed, the TLS servers skipped")
+            cfg.servers = [s for s in cfg.servers if s not in TLS_SERVERS]
+        else:
+            make_cert(cfg, tmp)
     if cfg.ref is None:
         cfg.ref = os.path.join(tmp, "bench_ref")
         subprocess.run(["cc", "-O2", "-o", cfg.ref,
@@ -293,8 +364,13 @@ def build_helpers(cfg, tmp):
 
 # --- one run ----------------------------------------------------------------
 
+def tls_args(cfg, scn):
+    return ["--tls", "--pin", cfg.pin] if is_tls(scn) else []
+
+
 def bench_argv(cfg, sc, port, t, extra=()):
     args = [a.format(n4=cfg.n4, n7=cfg.n7) for a in sc[2]]
+    extra = tls_args(cfg, sc[0]) + list(extra)
     return (["taskset", "-c", CLIENT_CPU, cfg.tcpkit, "bench"] + args[:1]
             + ["127.0.0.1", str(port)] + args[1:]
             + ["-t", "%gs" % t, "--threads", "1", "--json", "-q"]
@@ -339,7 +415,7 @@ def one_run(cfg, name, sc, tmp):
             # Unmeasured warm-up (JIT, first allocations), its own run.
             run_bench(["taskset", "-c", CLIENT_CPU, cfg.tcpkit, "bench",
                        "127.0.0.1", str(port), "-c", "10", "-t", "200ms",
-                       "--json", "-q"], tmp, 15)
+                       "--json", "-q"] + tls_args(cfg, sc[0]), tmp, 15)
         rss0, fds0 = rss_kib(srv.pid), nfds(srv.pid)
         samples = []
         want = fds0 + int(cfg.n7 * 0.99)
@@ -427,6 +503,8 @@ def fmt_value(scn, v):
         return "%.0f B" % v
     if scn == "S6":
         return "%.0f conn/s" % v
+    if scn == "S8a":
+        return "%.0f hs/s" % v
     return "%.0f msg/s" % v
 
 
@@ -475,15 +553,17 @@ def markdown(summary, servers, cfg, machine, command):
              "operations completed; x ref and x tcpkit are ratios of "
              "medians." % (SERVER_CPU, CLIENT_CPU, cfg.reps, cfg.t))
     L.append("")
+    plain = [n for n in servers if n not in TLS_SERVERS]
     # the summary: one row per server
-    L.append("## Summary (medians)")
+    L.append("## Summary (medians)" if plain else "")
     L.append("")
     hdr = ["server", "S1 p50", "S1 p99", "S2 msg/s", "S2 CPU/msg",
            "S3 msg/s", "S3 CPU/msg", "S4 msg/s", "S4 CPU/msg", "S5 MB/s",
            "S5 CPU/MB", "S6 conn/s", "S6 CPU/conn", "S7 RSS/conn"]
-    L.append("| " + " | ".join(hdr) + " |")
-    L.append("|" + "---|" * len(hdr))
-    for name in servers:
+    if plain:
+        L.append("| " + " | ".join(hdr) + " |")
+        L.append("|" + "---|" * len(hdr))
+    for name in plain:
         row = [LABELS[name]]
 
         def get(scn, key):
@@ -503,13 +583,39 @@ def markdown(summary, servers, cfg, machine, command):
                     else summary["S7"][name].get("failed", "-")))
         L.append("| " + " | ".join(row) + " |")
     L.append("")
+    tls = [n for n in servers if n in TLS_SERVERS]
+    if tls:
+        L.append("## S8 summary: TLS (medians)")
+        L.append("")
+        L.append("Same certificate for every TLS server (ECDSA P-256, "
+                 "self-signed, made by the openssl CLI); the generator "
+                 "pins it (`--tls --pin sha256:...`).  In the S8 tables "
+                 "x tcpkit is relative to tcpkit serve --tls; there is no "
+                 "TLS reference server, so x ref is -.")
+        L.append("")
+        L.append("| server | S8a handshakes/s | S8a CPU/handshake "
+                 "| S8b msg/s | S8b CPU/msg |")
+        L.append("|---|---|---|---|---|")
+        for name in tls:
+            row = [LABELS[name]]
+            for scn in ("S8a", "S8b"):
+                v = summary[scn][name].get("value")
+                c = summary[scn][name].get("cpu_op")
+                row.append(("%.0f" % v[0]) if v else
+                           summary[scn][name].get("failed", "-"))
+                row.append(fmt_cpu(scn, c[0]) if c else "-")
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
     for sc in SCENARIOS:
         scn = sc[0]
+        names = [n for n in servers if runs_on(scn, n)]
+        if not names:
+            continue
         title = sc[1].format(n4=cfg.n4, n7=cfg.n7)
         L.append("## %s: %s" % (scn, title))
         L.append("")
         ref = summary[scn].get("ref", {})
-        tk = summary[scn].get("tcpkit", {})
+        tk = summary[scn].get(base_of(scn), {})
         if scn == "S7":
             L.append("| server | RSS growth per connection | x ref "
                      "| x tcpkit | runs |")
@@ -523,7 +629,7 @@ def markdown(summary, servers, cfg, machine, command):
             L.append("| server | throughput | x ref | x tcpkit | CPU/op "
                      "| CPU x ref | CPU x tcpkit | runs |")
             L.append("|---|---|---|---|---|---|---|---|")
-        for name in servers:
+        for name in names:
             m = summary[scn][name]
             if m.get("runs", 0) == 0:
                 why = m.get("failed", "not run")
@@ -566,7 +672,8 @@ def markdown(summary, servers, cfg, machine, command):
                     ratio(m.get("cpu_op"), ref.get("cpu_op")),
                     ratio(m.get("cpu_op"), tk.get("cpu_op")), runs))
         L.append("")
-    L.extend(targets(summary, servers))
+    if plain:
+        L.extend(targets(summary, servers))
     return "\n".join(L) + "\n"
 
 
@@ -651,15 +758,21 @@ def svg(summary, servers, cfg):
          '<text x="10" y="20" font-size="14" font-weight="bold">tcpkit '
          'bench suite (%s): relative to the reference server (1.0 = '
          'reference; blue: throughput or latency, orange: CPU per '
-         'operation)</text>' % cfg.mode]
+         'operation; S8, over TLS: 1.0 = tcpkit serve --tls)</text>'
+         % cfg.mode]
     y0 = 40
     for scn, title, metrics in panels:
+        names = [n for n in servers if runs_on(scn, n)]
+        if not names:
+            continue
         o.append('<text x="10" y="%d" font-weight="bold">%s: %s</text>'
                  % (y0 + 14, scn, esc(title)))
         vals = {}
         for key, _ in metrics:
-            ref = summary[scn].get("ref", {}).get(key)
-            for name in servers:
+            # S8 has no TLS reference: relative to tcpkit serve --tls
+            ref = summary[scn].get(base_of(scn) if is_tls(scn) else "ref",
+                                   {}).get(key)
+            for name in names:
                 v = summary[scn][name].get(key)
                 if v is None:
                     continue
@@ -672,7 +785,7 @@ def svg(summary, servers, cfg):
         scale = plot_w / top
         y = y0 + 24
         x1 = label_w + (scale if scn != "S7" else 0)
-        for name in servers:
+        for name in names:
             o.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (
                 label_w - 6, y + bar_h + 3, esc(LABELS[name])))
             for i, (key, _) in enumerate(metrics):
@@ -725,6 +838,9 @@ def main():
     ap.add_argument("--mode", choices=sorted(MODES), default="quick")
     ap.add_argument("--servers", help="comma-separated subset of: " +
                     ",".join(MODES["full"]["servers"]))
+    ap.add_argument("--scenarios", help="comma-separated subset of: "
+                    "S1,S2,S3,S4,S5,S6,S7,S8 (S8: both TLS runs, S8a "
+                    "and S8b)")
     ap.add_argument("--reps", type=int)
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     cfg = ap.parse_args()
@@ -735,6 +851,20 @@ def main():
     for s in cfg.servers:
         if s not in LABELS:
             ap.error("unknown server %r" % s)
+    known = [sc[0] for sc in SCENARIOS]
+    if cfg.scenarios:
+        want = set()
+        for x in cfg.scenarios.split(","):
+            got = [k for k in known if k == x or (x == "S8" and is_tls(k))]
+            if not got:
+                ap.error("unknown scenario %r" % x)
+            want.update(got)
+        cfg.scenarios = want
+    else:
+        cfg.scenarios = set(known)
+    # Only the servers some selected scenario runs against.
+    cfg.servers = [n for n in cfg.servers
+                   if any(runs_on(k, n) for k in cfg.scenarios)]
     if os.cpu_count() < 2:
         log("bench: fewer than 2 CPUs: pinning is meaningless, running "
             "anyway")
@@ -761,8 +891,12 @@ def main():
         cfg.servers = servers
         try:
             for sc in SCENARIOS:
+                if sc[0] not in cfg.scenarios:
+                    continue
                 for rep in range(cfg.reps):
                     for name in servers:
+                        if not runs_on(sc[0], name):
+                            continue
                         if sc[0] == "S7" and name in FORKING:
                             continue
                         if time.monotonic() + cfg.t + 3 > deadline:

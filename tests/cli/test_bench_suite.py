@@ -1,5 +1,6 @@
 """Smoke test of the comparison suite (bench/run.py) in its tiny mode: only
-the reference epoll server and tcpkit serve, short runs, every scenario;
+the reference epoll server, tcpkit serve and tcpkit serve --tls (S8),
+short runs, every scenario;
 the Markdown table and the SVG chart are written with both servers in
 them.  Bounded: the suite has its own 50 s deadline."""
 import os
@@ -38,6 +39,14 @@ def test_tiny_run_writes_table_and_chart(tmp_path):
             assert re.fullmatch(r"\d+", r[i]) and int(r[i]) > 0, r
         assert re.fullmatch(r"-?\d+ B", r[13]), r
     assert "## Issue 4 targets" in md
+    # S8, over TLS: tcpkit serve --tls, handshakes/s and echo msg/s
+    tls = [line for line in md.splitlines()
+           if line.startswith("| tcpkit serve --tls -w 1 |")]
+    assert tls, md
+    cells = [c.strip() for c in tls[0].strip("|").split("|")]
+    assert len(cells) == 5, cells
+    for i in (1, 3):
+        assert re.fullmatch(r"\d+", cells[i]) and int(cells[i]) > 0, cells
     # The SVG is well-formed and names both servers.
     svg = (tmp_path / "results.svg").read_text()
     root = ET.fromstring(svg)
