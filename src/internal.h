@@ -127,6 +127,11 @@ struct tk__transport {
 	int (*shutdown)(struct tk_conn *c);
 	void (*close)(struct tk_conn *c);
 	unsigned (*want)(const struct tk_conn *c);
+	/*
+	 * Bytes already read from the socket and decrypted, waiting for
+	 * read(): epoll cannot tell of them.  NULL: none ever wait.
+	 */
+	size_t (*pending)(const struct tk_conn *c);
 };
 
 /* A connection's transport state, and swapping the transport (conn.c). */

@@ -606,6 +606,7 @@ static ssize_t tls_read(struct tk_conn *c, void *buf, size_t len);
 static ssize_t tls_write(struct tk_conn *c, const void *buf, size_t len);
 static int tls_shutdown(struct tk_conn *c);
 static unsigned tls_want(const struct tk_conn *c);
+static size_t tls_pending(const struct tk_conn *c);
 
 static const struct tk__transport tls_transport = {
 	.read = tls_read,
@@ -613,6 +614,7 @@ static const struct tk__transport tls_transport = {
 	.shutdown = tls_shutdown,
 	.close = tls_close,
 	.want = tls_want,
+	.pending = tls_pending,
 };
 
 int
@@ -902,6 +904,16 @@ tls_want(const struct tk_conn *c)
 	const struct tls_conn *tc = tk__conn_tp_state(c);
 
 	return tc->rd_want | tc->wr_want;
+}
+
+/* The rest of a record a paused reader left in OpenSSL's buffer. */
+static size_t
+tls_pending(const struct tk_conn *c)
+{
+	const struct tls_conn *tc = tk__conn_tp_state(c);
+	int n = tc != NULL ? SSL_pending(tc->ssl) : 0;
+
+	return n > 0 ? (size_t)n : 0;
 }
 
 static void
