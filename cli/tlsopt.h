@@ -79,4 +79,27 @@ void tlsopt_print_info(struct tk_conn *c);
  */
 const char *tlsopt_why(struct tk_conn *c, int err, char *buf, size_t len);
 
+/* The help text of the client TLS options (connect and send). */
+#define TLSOPT_CLIENT_HELP                                                            \
+	"TLS (see docs/tls.md):\n"                                                    \
+	"      --tls                TLS 1.2 or 1.3; the server's certificate is\n"    \
+	"                           checked against the system's trust store and\n"   \
+	"                           HOST (SNI is sent for names, not addresses)\n"    \
+	"      --cacert FILE        trust these CAs (PEM) instead\n"                  \
+	"      --capath DIR         trust the CAs in DIR (c_rehash layout)\n"         \
+	"      --servername NAME    check the certificate for NAME, send it as SNI\n" \
+	"      --pin sha256:HEX     accept exactly this certificate or public key\n"  \
+	"                           (e.g. the one `tcpkit serve --tls` prints)\n"     \
+	"      --insecure           check nothing (warns: anyone on the path can\n"   \
+	"                           read and change the session)\n"                   \
+	"      --cert FILE          a client certificate (chain, PEM)\n"              \
+	"      --key FILE           its key (default: in --cert)\n"                   \
+	"      --tls-min 1.2|1.3    oldest version accepted (default 1.2)\n"          \
+	"      --alpn LIST          protocols to offer, e.g. h2,http/1.1\n"           \
+	"  With -v: version, cipher, ALPN and the server's certificate (subject,\n"   \
+	"  issuer, validity, SHA-256).  SSLKEYLOGFILE is honoured.  Nothing is\n"     \
+	"  sent before the server is verified; a failure names its reason\n"          \
+	"  (untrusted issuer, name mismatch, expired, pin mismatch, protocol\n"       \
+	"  version, handshake failure) and exits 76.\n"
+
 #endif /* TK_CLI_TLSOPT_H */
