@@ -73,7 +73,8 @@ MODES = {
                   servers=["ref", "tcpkit", "go", "node", "asyncio",
                            "tcpkit-tls", "socat-tls"]),
     "full": dict(t=3.0, reps=3, n4=1000, n7=10000, deadline=1140,
-                 servers=["ref", "tcpkit", "tcpkit-w2", "py-threads",
+                 servers=["ref", "ref-splice", "tcpkit", "tcpkit-w2",
+                          "py-threads",
                           "asyncio", "node", "go", "socat", "ncat",
                           "tcpkit-tls", "socat-tls"]),
 }
@@ -87,8 +88,13 @@ TLS_SERVERS = {"tcpkit-tls", "socat-tls"}
 # processes, so it is not run for them.
 FORKING = {"socat", "ncat", "socat-tls"}
 
+# The reference with splice(2) instead of a copy through user space: the
+# bulk question only (S5).
+BULK_ONLY = {"ref-splice"}
+
 LABELS = {
     "ref": "reference (epoll, C)",
+    "ref-splice": "reference, splice (epoll, C)",
     "tcpkit": "tcpkit serve -w 1",
     "tcpkit-w2": "tcpkit serve -w 2 (unpinned)",
     "py-threads": "Python threads",
@@ -108,6 +114,8 @@ def is_tls(scn):
 
 def runs_on(scn, name):
     """Whether scenario scn is run against server name."""
+    if name in BULK_ONLY:
+        return scn == "S5"
     return is_tls(scn) == (name in TLS_SERVERS)
 
 
@@ -266,6 +274,8 @@ def server_argv(name, cfg):
     py = sys.executable
     if name == "ref":
         return [cfg.ref, "0"], None, SERVER_CPU
+    if name == "ref-splice":
+        return [cfg.ref_splice, "0"], None, SERVER_CPU
     if name in ("tcpkit", "tcpkit-w2"):
         w = "1" if name == "tcpkit" else "2"
         return ([cfg.tcpkit, "serve", "echo", "-H", "127.0.0.1", "-p", "0",
@@ -345,6 +355,15 @@ def build_helpers(cfg, tmp):
         cfg.ref = os.path.join(tmp, "bench_ref")
         subprocess.run(["cc", "-O2", "-o", cfg.ref,
                         os.path.join(HERE, "ref", "ref_echo.c")],
+                       check=True, timeout=120)
+    # bench_ref_splice: next to --ref (CMake builds both), else from source.
+    cfg.ref_splice = os.path.join(os.path.dirname(cfg.ref),
+                                  "bench_ref_splice")
+    if "ref-splice" in cfg.servers and not os.access(cfg.ref_splice,
+                                                     os.X_OK):
+        cfg.ref_splice = os.path.join(tmp, "bench_ref_splice")
+        subprocess.run(["cc", "-O2", "-o", cfg.ref_splice,
+                        os.path.join(HERE, "ref", "ref_splice.c")],
                        check=True, timeout=120)
     cfg.go_bin = None
     if "go" in cfg.servers:
@@ -714,7 +733,7 @@ def targets(summary, servers):
     row("S5 bulk >= 1.5x ref", "%.2fx (%.0f vs %.0f MB/s)" % (q, t, r)
         if q else "-", q >= 1.5 if q else None)
     others = [(n, get("S5", n, "value")) for n in servers
-              if n not in ("tcpkit", "tcpkit-w2", "ref")]
+              if n not in ("tcpkit", "tcpkit-w2", "ref", "ref-splice")]
     others = [(n, v) for n, v in others if v]
     if t and others:
         best = max(others, key=lambda x: x[1])
