@@ -63,8 +63,11 @@ struct tk_conn {
 	int close_err;
 	struct tk_buf out;
 	struct tk_conn_opts opts;
-	/* One timer: connect deadline, then idle timeout, then linger. */
-	struct tk_timer *timer;
+	/*
+	 * One timer, part of c (no allocation of its own): connect deadline,
+	 * then idle timeout, then linger.
+	 */
+	struct tk_timer timer;
 	uint64_t last_active;
 	uint64_t opened_at;
 	uint64_t bytes_in;
@@ -164,6 +167,7 @@ conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 	c->arg = arg;
 	c->tp = &plain_tcp;
 	c->fd = -1;
+	tk__timer_init(&c->timer, loop, on_timer, c);
 	if (opts != NULL)
 		c->opts = *opts;
 	else
@@ -242,14 +246,6 @@ set_error(struct tk_conn *c, const struct tk_addr *a, int err)
 	}
 }
 
-static int
-ensure_timer(struct tk_conn *c)
-{
-	if (c->timer == NULL)
-		c->timer = tk_timer_new(c->loop, on_timer, c);
-	return c->timer != NULL ? 0 : -ENOMEM;
-}
-
 /* Ended and FIN sent: only the linger deadline applies now. */
 static bool
 lingering(const struct tk_conn *c)
@@ -270,12 +266,10 @@ arm_timer(struct tk_conn *c)
 	if (c->deadline != 0 && c->deadline < due)
 		due = c->deadline;
 	if (due == UINT64_MAX) {
-		if (c->timer != NULL)
-			tk_timer_stop(c->timer);
+		tk_timer_stop(&c->timer);
 		return;
 	}
-	if (ensure_timer(c) == 0)
-		tk_timer_start(c->timer, due > now ? due - now : 0, 0);
+	tk_timer_start(&c->timer, due > now ? due - now : 0, 0);
 }
 
 /* The connect phase is over (won or lost): its state goes. */
@@ -310,8 +304,7 @@ tk_conn_close(struct tk_conn *c, int err)
 	if (err != 0 && c->errmsg == NULL)
 		set_error(c, c->opened_at != 0 ? &c->peer : NULL, err);
 	close_attempts(c);
-	tk_timer_free(c->timer);
-	c->timer = NULL;
+	tk_timer_stop(&c->timer);
 	if (c->server != NULL)
 		tk__server_conn_gone(c->server, c, err);
 	if (c->fd >= 0) {
@@ -376,7 +369,8 @@ send_fin(struct tk_conn *c)
 		tk_conn_close(c, err);
 		return;
 	}
-	if (c->flags & F_ENDING)
+	/* With the peer's FIN in, maybe_finish() closes now: no linger. */
+	if ((c->flags & F_ENDING) && !(c->flags & F_EOF))
 		start_linger(c);
 	maybe_finish(c);
 }
@@ -650,13 +644,11 @@ start_handshake(struct tk_conn *c)
 		err = tk__tls_attach(c, c->opts.tls, NULL);
 	if (err == 0)
 		err = tk_loop_watch(c->loop, c->fd, 0, on_io, c);
-	if (err == 0)
-		err = ensure_timer(c);
 	if (err < 0) {
 		tk_conn_close(c, err);
 		return;
 	}
-	tk_timer_start(c->timer, c->opts.handshake_timeout_ms, 0);
+	tk_timer_start(&c->timer, c->opts.handshake_timeout_ms, 0);
 	handshake_step(c);
 }
 
@@ -819,8 +811,6 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 		cx->source = *opts->source;
 		c->opts.source = &cx->source;
 	}
-	if (ensure_timer(c) < 0)
-		goto out_free;
 	if (c->opts.tls != NULL &&
 	    tk__tls_attach(c, c->opts.tls, opts->servername) < 0)
 		goto out_free;
@@ -829,14 +819,13 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 		if (cx->eyeballs == NULL)
 			goto out_free;
 	}
-	tk_timer_start(c->timer, c->opts.connect_timeout_ms, 0);
+	tk_timer_start(&c->timer, c->opts.connect_timeout_ms, 0);
 	*out = c;
 	start_next(c);
 	return 0;
 
 out_free:
 	close_attempts(c);
-	tk_timer_free(c->timer);
 	if (c->tp->close != NULL)
 		c->tp->close(c);
 	free(c);

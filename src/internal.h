@@ -48,6 +48,14 @@ struct tk_timer {
 
 #define TK__HEAP_NONE ((size_t)-1)
 
+/*
+ * A timer that is part of another object (a connection's) rather than
+ * allocated by tk_timer_new(): stopped, never freed; tk_timer_stop() it
+ * before the object goes.
+ */
+void tk__timer_init(struct tk_timer *t, struct tk_loop *loop, tk_timer_cb cb,
+		    void *arg);
+
 struct tk__heap {
 	struct tk_timer **v;
 	size_t n;

@@ -108,17 +108,21 @@ tk__heap_free(struct tk__heap *h)
 	h->n = h->cap = 0;
 }
 
+void
+tk__timer_init(struct tk_timer *t, struct tk_loop *loop, tk_timer_cb cb,
+	       void *arg)
+{
+	*t = (struct tk_timer){ .loop = loop, .cb = cb, .arg = arg,
+				.index = TK__HEAP_NONE };
+}
+
 struct tk_timer *
 tk_timer_new(struct tk_loop *loop, tk_timer_cb cb, void *arg)
 {
-	struct tk_timer *t = calloc(1, sizeof(*t));
+	struct tk_timer *t = malloc(sizeof(*t));
 
-	if (t == NULL)
-		return NULL;
-	t->loop = loop;
-	t->cb = cb;
-	t->arg = arg;
-	t->index = TK__HEAP_NONE;
+	if (t != NULL)
+		tk__timer_init(t, loop, cb, arg);
 	return t;
 }
 
