@@ -112,8 +112,9 @@ void
 tk__timer_init(struct tk_timer *t, struct tk_loop *loop, tk_timer_cb cb,
 	       void *arg)
 {
-	*t = (struct tk_timer){ .loop = loop, .cb = cb, .arg = arg,
-				.index = TK__HEAP_NONE };
+	*t = (struct tk_timer){
+		.loop = loop, .cb = cb, .arg = arg, .index = TK__HEAP_NONE
+	};
 }
 
 struct tk_timer *

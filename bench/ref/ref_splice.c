@@ -90,8 +90,8 @@ on_writable(struct conn *c)
 static void
 on_readable(struct conn *c)
 {
-	ssize_t n = splice(c->fd, NULL, c->pipe[1], NULL, SPLICE_MAX,
-			   SPLICE_FLAG);
+	ssize_t n =
+		splice(c->fd, NULL, c->pipe[1], NULL, SPLICE_MAX, SPLICE_FLAG);
 	int r;
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
