@@ -1,5 +1,5 @@
-/* conn.c: a connection's life: connecting, handshake, open, half-closed,
- * ending, closed. */
+/* conn.c: a connection's life: handshake, open, half-closed, ending,
+ * closed (the connect phase before it is in connect.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,84 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "conn_int.h"
 
 /* Reads per readable event before yielding to other connections. */
 #define CONN_MAX_READS 16
-
-enum conn_state {
-	ST_CONNECTING,
-	ST_HANDSHAKE, /* TLS: connected, the peer not yet verified */
-	ST_OPEN,
-	ST_CLOSED,
-};
-
-enum {
-	F_EOF = 1u << 0,	  /* the peer's FIN has been read */
-	F_SHUT_WANT = 1u << 1,	  /* send FIN once output is written */
-	F_SHUT_DONE = 1u << 2,	  /* FIN sent */
-	F_ENDING = 1u << 3,	  /* tk_conn_end(): discard input, close */
-	F_PAUSED = 1u << 4,	  /* tk_conn_pause() */
-	F_BACKPRESSURE = 1u << 5, /* output above max_pending */
-};
-
-struct attempt {
-	int fd; /* -1: not in flight */
-	struct tk_addr addr;
-};
-
-/* What only a connecting client needs; freed once connected. */
-struct connecting {
-	struct tk_addr *addrs;
-	size_t naddrs;
-	size_t next_addr;
-	struct attempt *attempts;
-	size_t inflight;
-	struct tk_timer *eyeballs;
-	struct tk_addr source; /* copy of opts.source */
-	int last_err;
-};
-
-/*
- * Kept small: an idle connection costs this struct and nothing else (no
- * buffers until output waits, the read buffer belongs to the loop).
- */
-struct tk_conn {
-	struct tk_loop *loop;
-	struct tk_server *server;
-	const struct tk_service *svc;
-	void *arg;
-	void *data;
-	const struct tk__transport *tp;
-	void *tp_state;
-	int fd;
-	enum conn_state state;
-	unsigned flags;
-	int close_err;
-	struct tk_buf out;
-	struct tk_conn_opts opts;
-	/*
-	 * One timer, part of c (no allocation of its own): connect deadline,
-	 * then idle timeout, then linger.
-	 */
-	struct tk_timer timer;
-	uint64_t last_active;
-	uint64_t opened_at;
-	uint64_t bytes_in;
-	uint64_t bytes_out;
-	uint64_t deadline; /* loop time; 0: none */
-	int deadline_err;
-	int end_err; /* reported when a tk_conn_end() finishes */
-	unsigned worker;
-	struct tk__counters *ctr; /* the worker's, for a server's connection */
-	struct tk_addr peer;
-	struct tk_addr local;
-	struct connecting *cx;
-	struct tk_conn *next, *prev; /* the server's list */
-	struct tk__defer defer;
-	struct tk__defer read_defer; /* reads the transport's buffered bytes */
-	char *errmsg; /* detail of the last error, NULL if none */
-};
 
 static ssize_t
 plain_read(struct tk_conn *c, void *buf, size_t len)
@@ -154,8 +80,8 @@ static void on_timer(struct tk_timer *t, void *arg);
 static void finish_close(struct tk__defer *d);
 static void read_buffered(struct tk__defer *d);
 
-static struct tk_conn *
-conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
+struct tk_conn *
+tk__conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 	 const struct tk_service *svc, void *arg)
 {
 	struct tk_conn *c = calloc(1, sizeof(*c));
@@ -229,9 +155,8 @@ update_interest(struct tk_conn *c)
 	}
 }
 
-/* Keep "ADDR: why" (or "why") as the detail of the last error. */
-static void
-set_error(struct tk_conn *c, const struct tk_addr *a, int err)
+void
+tk__conn_set_error(struct tk_conn *c, const struct tk_addr *a, int err)
 {
 	char where[TK_ADDRSTRLEN];
 
@@ -272,28 +197,6 @@ arm_timer(struct tk_conn *c)
 	tk_timer_start(&c->timer, due > now ? due - now : 0, 0);
 }
 
-/* The connect phase is over (won or lost): its state goes. */
-static void
-close_attempts(struct tk_conn *c)
-{
-	struct connecting *cx = c->cx;
-
-	if (cx == NULL)
-		return;
-	for (size_t i = 0; cx->attempts != NULL && i < cx->naddrs; i++) {
-		if (cx->attempts[i].fd >= 0) {
-			tk_loop_unwatch(c->loop, cx->attempts[i].fd);
-			tk__close(cx->attempts[i].fd);
-		}
-	}
-	free(cx->attempts);
-	free(cx->addrs);
-	tk_timer_free(cx->eyeballs);
-	free(cx);
-	c->cx = NULL;
-	c->opts.source = NULL; /* it pointed into cx */
-}
-
 void
 tk_conn_close(struct tk_conn *c, int err)
 {
@@ -302,8 +205,8 @@ tk_conn_close(struct tk_conn *c, int err)
 	c->state = ST_CLOSED;
 	c->close_err = err;
 	if (err != 0 && c->errmsg == NULL)
-		set_error(c, c->opened_at != 0 ? &c->peer : NULL, err);
-	close_attempts(c);
+		tk__conn_set_error(c, c->opened_at != 0 ? &c->peer : NULL, err);
+	tk__connect_done(c);
 	tk_timer_stop(&c->timer);
 	if (c->server != NULL)
 		tk__server_conn_gone(c->server, c, err);
@@ -363,7 +266,15 @@ send_fin(struct tk_conn *c)
 	 */
 	if (!((c->flags & F_EOF) && c->tp == &plain_tcp))
 		err = c->tp->shutdown(c);
-
+	if (err == -EAGAIN) {
+		/*
+		 * The transport's own last words (TLS close_notify) met a full
+		 * socket: its want() asks for the readiness, and on_writable()
+		 * calls again through flush().
+		 */
+		update_interest(c);
+		return;
+	}
 	c->flags |= F_SHUT_DONE;
 	if (err < 0 && err != -ENOTCONN) {
 		tk_conn_close(c, err);
@@ -557,18 +468,12 @@ on_timer(struct tk_timer *t, void *arg)
 
 	(void)t;
 	if (c->state == ST_CONNECTING) {
-		struct connecting *cx = c->cx;
-		struct tk_addr *a = NULL;
-
-		for (size_t i = 0; cx != NULL && i < cx->naddrs && !a; i++)
-			if (cx->attempts[i].fd >= 0)
-				a = &cx->attempts[i].addr;
-		set_error(c, a, TK_ECONNTIMEDOUT);
+		tk__conn_set_error(c, tk__connect_trying(c), TK_ECONNTIMEDOUT);
 		tk_conn_close(c, TK_ECONNTIMEDOUT);
 		return;
 	}
 	if (c->state == ST_HANDSHAKE) {
-		set_error(c, &c->peer, TK_EHANDSHAKETIMEDOUT);
+		tk__conn_set_error(c, &c->peer, TK_EHANDSHAKETIMEDOUT);
 		tk_conn_close(c, TK_EHANDSHAKETIMEDOUT);
 		return;
 	}
@@ -577,13 +482,13 @@ on_timer(struct tk_timer *t, void *arg)
 	if (c->deadline != 0 && now >= c->deadline) {
 		/* (While ending, the deadline is the linger: err may be 0.) */
 		if (c->deadline_err != 0)
-			set_error(c, &c->peer, c->deadline_err);
+			tk__conn_set_error(c, &c->peer, c->deadline_err);
 		tk_conn_close(c, c->deadline_err);
 		return;
 	}
 	if (c->opts.idle_timeout_ms != 0 && !lingering(c) &&
 	    now - c->last_active >= c->opts.idle_timeout_ms) {
-		set_error(c, &c->peer, TK_EIDLE);
+		tk__conn_set_error(c, &c->peer, TK_EIDLE);
 		tk_conn_close(c, TK_EIDLE);
 		return;
 	}
@@ -652,8 +557,8 @@ start_handshake(struct tk_conn *c)
 	handshake_step(c);
 }
 
-static void
-open_established(struct tk_conn *c)
+void
+tk__conn_established(struct tk_conn *c)
 {
 	if (c->opts.no_delay)
 		(void)tk__sock_set_nodelay(c->fd, true);
@@ -665,180 +570,13 @@ open_established(struct tk_conn *c)
 		open_service(c);
 }
 
-static void start_next(struct tk_conn *c);
-
-static void
-attempt_failed(struct tk_conn *c, struct attempt *a, int err)
-{
-	tk_loop_unwatch(c->loop, a->fd);
-	tk__close(a->fd);
-	a->fd = -1;
-	c->cx->inflight--;
-	c->cx->last_err = err;
-	set_error(c, &a->addr, err);
-	/* A failure makes way for the next address at once. */
-	start_next(c);
-}
-
-static void
-on_attempt(struct tk_loop *loop, int fd, unsigned events, void *arg)
-{
-	struct tk_conn *c = arg;
-	struct connecting *cx = c->cx;
-	struct attempt *a = NULL;
-	int err;
-
-	(void)loop;
-	(void)events;
-	if (cx == NULL || c->state != ST_CONNECTING)
-		return;
-	for (size_t i = 0; i < cx->naddrs && a == NULL; i++)
-		if (cx->attempts[i].fd == fd)
-			a = &cx->attempts[i];
-	if (a == NULL)
-		return;
-	err = tk__sock_error(fd);
-	if (err == 0)
-		err = tk__sock_peer(fd, &c->peer);
-	if (err < 0) {
-		attempt_failed(c, a, err);
-		return;
-	}
-	/* The winner: the others are closed, and the fd changes hands. */
-	tk_loop_unwatch(c->loop, fd);
-	c->fd = fd;
-	c->peer = a->addr;
-	a->fd = -1;
-	close_attempts(c);
-	free(c->errmsg);
-	c->errmsg = NULL;
-	open_established(c);
-}
-
-static void
-on_eyeballs(struct tk_timer *t, void *arg)
-{
-	(void)t;
-	start_next(arg);
-}
-
-static void
-start_next(struct tk_conn *c)
-{
-	struct connecting *cx = c->cx;
-
-	while (cx->next_addr < cx->naddrs) {
-		struct attempt *a = &cx->attempts[cx->next_addr];
-		int fd, err;
-
-		a->addr = cx->addrs[cx->next_addr++];
-		fd = tk__sock_connect(&a->addr, c->opts.source);
-		if (fd < 0) {
-			cx->last_err = fd;
-			set_error(c, &a->addr, fd);
-			continue;
-		}
-		err = tk_loop_watch(c->loop, fd, TK_WRITABLE, on_attempt, c);
-		if (err < 0) {
-			tk__close(fd);
-			cx->last_err = err;
-			set_error(c, &a->addr, err);
-			continue;
-		}
-		a->fd = fd;
-		cx->inflight++;
-		/* Happy Eyeballs: the next address gets its turn soon. */
-		if (cx->next_addr < cx->naddrs && cx->eyeballs != NULL)
-			tk_timer_start(cx->eyeballs, TK_HAPPY_EYEBALLS_DELAY_MS,
-				       0);
-		return;
-	}
-	if (cx->inflight == 0)
-		tk_conn_close(c, cx->last_err);
-}
-
-/*
- * Order addresses RFC 8305 style: keep the resolver's preference, but
- * alternate families, starting with the family of the first address.
- */
-static void
-interleave(const struct tk_addrlist *list, struct tk_addr *out)
-{
-	int first = tk_addr_family(&list->addrs[0]);
-	size_t n = 0, i = 0, j = 0;
-
-	while (n < list->count) {
-		while (i < list->count &&
-		       tk_addr_family(&list->addrs[i]) != first)
-			i++;
-		if (i < list->count)
-			out[n++] = list->addrs[i++];
-		while (j < list->count &&
-		       tk_addr_family(&list->addrs[j]) == first)
-			j++;
-		if (j < list->count)
-			out[n++] = list->addrs[j++];
-	}
-}
-
-int
-tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
-		const struct tk_conn_opts *opts, const struct tk_service *svc,
-		void *arg, struct tk_conn **out)
-{
-	struct connecting *cx;
-	struct tk_conn *c;
-
-	if (loop == NULL || list == NULL || list->count == 0 || svc == NULL)
-		return -EINVAL;
-	c = conn_new(loop, opts, svc, arg);
-	if (c == NULL)
-		return -ENOMEM;
-	c->state = ST_CONNECTING;
-	cx = c->cx = calloc(1, sizeof(*cx));
-	if (cx == NULL)
-		goto out_free;
-	cx->last_err = -ECONNREFUSED;
-	cx->naddrs = list->count;
-	cx->addrs = calloc(list->count, sizeof(*cx->addrs));
-	cx->attempts = calloc(list->count, sizeof(*cx->attempts));
-	if (cx->addrs == NULL || cx->attempts == NULL)
-		goto out_free;
-	for (size_t i = 0; i < list->count; i++)
-		cx->attempts[i].fd = -1;
-	interleave(list, cx->addrs);
-	if (opts != NULL && opts->source != NULL) {
-		cx->source = *opts->source;
-		c->opts.source = &cx->source;
-	}
-	if (c->opts.tls != NULL &&
-	    tk__tls_attach(c, c->opts.tls, opts->servername) < 0)
-		goto out_free;
-	if (list->count > 1) {
-		cx->eyeballs = tk_timer_new(loop, on_eyeballs, c);
-		if (cx->eyeballs == NULL)
-			goto out_free;
-	}
-	tk_timer_start(&c->timer, c->opts.connect_timeout_ms, 0);
-	*out = c;
-	start_next(c);
-	return 0;
-
-out_free:
-	close_attempts(c);
-	if (c->tp->close != NULL)
-		c->tp->close(c);
-	free(c);
-	return -ENOMEM;
-}
-
 struct tk_conn *
 tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv, unsigned worker,
 		  struct tk__counters *ctr, int fd, const struct tk_addr *peer,
 		  const struct tk_conn_opts *opts, const struct tk_service *svc,
 		  void *arg)
 {
-	struct tk_conn *c = conn_new(loop, opts, svc, arg);
+	struct tk_conn *c = tk__conn_new(loop, opts, svc, arg);
 
 	if (c == NULL)
 		return NULL;
@@ -854,7 +592,7 @@ tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv, unsigned worker,
 void
 tk__conn_start(struct tk_conn *c)
 {
-	open_established(c);
+	tk__conn_established(c);
 }
 
 struct tk_conn **

@@ -1,0 +1,83 @@
+/* conn_int.h: struct tk_conn, shared by conn.c (a connection's life) and
+ * connect.c (its connect phase); private to src/. */
+#ifndef TK_CONN_INT_H
+#define TK_CONN_INT_H
+
+#include "internal.h"
+
+enum conn_state {
+	ST_CONNECTING,
+	ST_HANDSHAKE, /* TLS: connected, the peer not yet verified */
+	ST_OPEN,
+	ST_CLOSED,
+};
+
+enum {
+	F_EOF = 1u << 0,	  /* the peer's FIN has been read */
+	F_SHUT_WANT = 1u << 1,	  /* send FIN once output is written */
+	F_SHUT_DONE = 1u << 2,	  /* FIN sent */
+	F_ENDING = 1u << 3,	  /* tk_conn_end(): discard input, close */
+	F_PAUSED = 1u << 4,	  /* tk_conn_pause() */
+	F_BACKPRESSURE = 1u << 5, /* output above max_pending */
+};
+
+/* What only a connecting client needs (connect.c); freed once connected. */
+struct connecting;
+
+/*
+ * Kept small: an idle connection costs this struct and nothing else (no
+ * buffers until output waits, the read buffer belongs to the loop).
+ */
+struct tk_conn {
+	struct tk_loop *loop;
+	struct tk_server *server;
+	const struct tk_service *svc;
+	void *arg;
+	void *data;
+	const struct tk__transport *tp;
+	void *tp_state;
+	int fd;
+	enum conn_state state;
+	unsigned flags;
+	int close_err;
+	struct tk_buf out;
+	struct tk_conn_opts opts;
+	/*
+	 * One timer, part of c (no allocation of its own): connect deadline,
+	 * then idle timeout, then linger.
+	 */
+	struct tk_timer timer;
+	uint64_t last_active;
+	uint64_t opened_at;
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t deadline; /* loop time; 0: none */
+	int deadline_err;
+	int end_err; /* reported when a tk_conn_end() finishes */
+	unsigned worker;
+	struct tk__counters *ctr; /* the worker's, for a server's connection */
+	struct tk_addr peer;
+	struct tk_addr local;
+	struct connecting *cx;
+	struct tk_conn *next, *prev; /* the server's list */
+	struct tk__defer defer;
+	struct tk__defer read_defer; /* reads the transport's buffered bytes */
+	char *errmsg; /* detail of the last error, NULL if none */
+};
+
+/* conn.c */
+struct tk_conn *tk__conn_new(struct tk_loop *loop,
+			     const struct tk_conn_opts *opts,
+			     const struct tk_service *svc, void *arg);
+/* Keep "ADDR: why" ("why" when a is NULL) as the last error's detail. */
+void tk__conn_set_error(struct tk_conn *c, const struct tk_addr *a, int err);
+/* Connected (or accepted): socket options, then TLS or the service. */
+void tk__conn_established(struct tk_conn *c);
+
+/* connect.c */
+/* The connect phase is over (won or lost): its attempts and state go. */
+void tk__connect_done(struct tk_conn *c);
+/* An address still being tried, for a timeout's message; NULL if none. */
+const struct tk_addr *tk__connect_trying(const struct tk_conn *c);
+
+#endif
