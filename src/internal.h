@@ -128,6 +128,9 @@ void tk__close(int fd);
  * (-EAGAIN when the socket is not ready); close frees the state.  want
  * (optional) tells which readiness the last -EAGAIN waits for when it is
  * not the obvious one (a TLS read that must write first, or the reverse).
+ * shutdown sends FIN (after TLS's close_notify): 0, -errno, or -EAGAIN
+ * when close_notify must wait for the readiness want() names; it is
+ * called again then.
  */
 struct tk__transport {
 	ssize_t (*read)(struct tk_conn *c, void *buf, size_t len);

@@ -8,6 +8,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -21,6 +22,7 @@ PEERS = os.path.join(ROOT, "tests", "peers")
 SANITIZER = re.compile(rb"(ERROR: (Address|Leak)Sanitizer|runtime error:|UndefinedBehaviorSanitizer)")
 
 LISTEN_RE = re.compile(r"listening on (\S+):(\d+)$")
+SHIM_SRC = os.path.join(ROOT, "tests", "shim", "short_writes.c")
 
 
 def check_sanitizer(stderr):
@@ -323,3 +325,27 @@ def proc():
     yield start
     for p in started:
         p.kill()
+
+
+# --- the short-write shim ---------------------------------------------------
+
+@pytest.fixture(scope="session")
+def shim():
+    """The short-write LD_PRELOAD shim, built for this run."""
+    d = tempfile.mkdtemp(prefix="tk-shim-")
+    so = os.path.join(d, "short_writes.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so, SHIM_SRC,
+                    "-ldl"], check=True, timeout=60)
+    yield so
+    os.unlink(so)
+    os.rmdir(d)
+
+
+def shim_env(so, max_bytes):
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = so
+    env["SHORT_WRITES_MAX"] = str(max_bytes)
+    # A sanitizer wants to come first; the shim forwards to it.
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
+                           ":verify_asan_link_order=0").lstrip(":")
+    return env

@@ -24,11 +24,11 @@ import time
 
 import pytest
 
-from conftest import TCPKIT, ROOT, Server, connect, recv_all, recv_until
+from conftest import (TCPKIT, SHIM_SRC, Server, connect, recv_all,  # noqa: F401
+                      recv_until, shim, shim_env)  # (shim: a fixture)
 
 BUSY = b"busy: too many connections, try again later\n"
 TOO_LONG = b"error: line too long\n"
-SHIM_SRC = os.path.join(ROOT, "tests", "shim", "short_writes.c")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -798,28 +798,6 @@ def test_huge_line_without_newline_never_buffered():
 
 
 # --- partial writes --------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def shim():
-    """The short-write LD_PRELOAD shim, built for this run."""
-    d = tempfile.mkdtemp(prefix="tk-shim-")
-    so = os.path.join(d, "short_writes.so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so, SHIM_SRC,
-                    "-ldl"], check=True, timeout=60)
-    yield so
-    os.unlink(so)
-    os.rmdir(d)
-
-
-def shim_env(so, max_bytes):
-    env = dict(os.environ)
-    env["LD_PRELOAD"] = so
-    env["SHORT_WRITES_MAX"] = str(max_bytes)
-    # A sanitizer wants to come first; the shim forwards to it.
-    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
-                           ":verify_asan_link_order=0").lstrip(":")
-    return env
-
 
 def stream_through(port, data, timeout=120):
     """Send data and read the answer concurrently; returns the answer."""
