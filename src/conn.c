@@ -82,7 +82,7 @@ static void read_buffered(struct tk__defer *d);
 
 struct tk_conn *
 tk__conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
-	 const struct tk_service *svc, void *arg)
+	     const struct tk_service *svc, void *arg)
 {
 	struct tk_conn *c = calloc(1, sizeof(*c));
 
