@@ -1,8 +1,7 @@
 """TLS echo under backpressure: with --max-pending at its floor the server
 stops and resumes reading many times inside TLS records, and every byte
-still comes back.  (The resume path that reads bytes OpenSSL holds without
-a new epoll event is not forced by this test: it did not stall without
-that path here either.)"""
+still comes back; and the resume that must read bytes OpenSSL already
+holds (no epoll event will come for them) is forced and checked."""
 import hashlib
 import os
 import socket
@@ -59,3 +58,38 @@ def exchange(ctx, port):
                 assert chunk, "EOF after %d bytes" % len(got)
                 got += chunk
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+
+def test_tls_resume_reads_what_openssl_holds(serve):
+    """One 16 KiB TLS record, and nothing after it.  The client's receive
+    buffer is tiny, so the server's echo backs up and it stops reading
+    (--max-pending 4096) with the rest of the record already decrypted in
+    OpenSSL and the socket empty.  When the client reads, the server must
+    resume from OpenSSL's buffer, as no new byte will raise an event: a
+    server without that path stalls here every time (seen: 10 of 10)."""
+    srv = serve("echo", "--tls", "-H", "127.0.0.1", "--max-pending", "4096",
+                "-w", "1")
+    srv.err.wait_for(r"^tls: self-signed certificate sha256:")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the test is about flow, not trust
+    for i in range(5):
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        raw.settimeout(TIMEOUT)
+        raw.connect(("127.0.0.1", srv.port))
+        with ctx.wrap_socket(raw) as s:
+            data = os.urandom(16384)
+            s.sendall(data)  # Python sends it as one record
+            got = b""
+            while len(got) < len(data):
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    raise AssertionError("round %d stalled: %d of %d bytes "
+                                         "back" % (i, len(got), len(data)))
+                assert chunk, "EOF after %d bytes" % len(got)
+                got += chunk
+            assert got == data
+    assert srv.stop() == 0
+    check_sanitizer(srv.err.text())
