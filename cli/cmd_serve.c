@@ -116,11 +116,10 @@ const char cmd_serve_help[] =
 	"                      too long\" and a close (default 8192)\n"
 	"      --max-pending BYTES\n"
 	"                      output waiting for a slow reader, per connection;\n"
-	"                      above it the server stops reading that client\n"
-	"                      (default 262144).  Given explicitly, it caps the\n"
-	"                      kernel send buffer too, bounding kernel memory as\n"
-	"                      well; by default the kernel tunes that buffer,\n"
-	"                      which bulk transfers need for full speed\n"
+	"                      above it the server stops reading that client,\n"
+	"                      and the kernel holds no more than this of its\n"
+	"                      unsent output either (TCP_NOTSENT_LOWAT), so\n"
+	"                      memory stays bounded in both (default 262144)\n"
 	"      --drain-timeout D\n"
 	"                      on SIGINT/SIGTERM: stop listening, let exchanges\n"
 	"                      in flight finish and end idle sessions with FIN;\n"
@@ -163,7 +162,6 @@ struct serve_opts {
 	uint64_t line_timeout_ms;
 	uint64_t max_line;
 	uint64_t max_pending;
-	bool max_pending_set;
 	uint64_t drain_ms;
 	uint64_t stats_ms;
 	uint64_t handshake_ms;
@@ -308,7 +306,6 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 			if (cli_parse_uint("serve", "--max-pending", optarg,
 					   4096, 1u << 30, &o->max_pending) < 0)
 				return CLI_EXIT_USAGE;
-			o->max_pending_set = true;
 			break;
 		case OPT_DRAIN:
 			if (cli_parse_duration("serve", "--drain-timeout",
@@ -740,10 +737,8 @@ init_server_opts(const struct serve_opts *o, struct serve_state *st,
 	sopts->max_line = (size_t)o->max_line;
 	sopts->line_timeout_ms = o->line_timeout_ms;
 	sopts->conn.idle_timeout_ms = o->idle_ms;
+	/* It bounds the kernel's unsent bytes too (TCP_NOTSENT_LOWAT). */
 	sopts->conn.max_pending = (size_t)o->max_pending;
-	/* Memory stays bounded in the kernel too, however many stop reading. */
-	if (o->max_pending_set)
-		sopts->conn.sndbuf = (size_t)o->max_pending;
 	sopts->on_event = on_event;
 	sopts->event_arg = st;
 }

@@ -484,7 +484,13 @@ struct tk_conn_opts {
 	size_t max_output;  /* tk_conn_write() fails above; 0: default */
 	size_t read_size;   /* bytes per read; 0: 64 KiB */
 	const struct tk_addr *source; /* local address to bind, or NULL */
-	size_t sndbuf; /* kernel send buffer (SO_SNDBUF); 0: the system's */
+	/*
+	 * Kernel send buffer (SO_SNDBUF), a hard cap.  0: the system's,
+	 * autotuned, with at most max_pending unsent bytes in it
+	 * (TCP_NOTSENT_LOWAT): a peer that stops reading costs the kernel
+	 * no more than it costs us, and a fast one keeps full speed.
+	 */
+	size_t sndbuf;
 	bool no_delay; /* TCP_NODELAY */
 	/*
 	 * TLS: a context from tk_tls_ctx_new_client() (client connections)

@@ -560,10 +560,10 @@ start_handshake(struct tk_conn *c)
 void
 tk__conn_established(struct tk_conn *c)
 {
-	if (c->opts.no_delay)
-		(void)tk__sock_set_nodelay(c->fd, true);
-	if (c->opts.sndbuf != 0)
-		(void)tk__sock_set_sndbuf(c->fd, c->opts.sndbuf);
+	if (!(c->flags & F_SOCKOPTS))
+		(void)tk__sock_conn_opts(c->fd, c->opts.no_delay,
+					 c->opts.sndbuf, c->opts.max_pending);
+	c->flags |= F_SOCKOPTS;
 	if (c->opts.tls != NULL)
 		start_handshake(c);
 	else
@@ -581,6 +581,7 @@ tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv, unsigned worker,
 	if (c == NULL)
 		return NULL;
 	c->server = srv;
+	c->flags |= F_SOCKOPTS; /* from the listener (tk_server_listen()) */
 	c->worker = worker;
 	c->ctr = ctr;
 	c->fd = fd;

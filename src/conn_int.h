@@ -19,6 +19,7 @@ enum {
 	F_ENDING = 1u << 3,	  /* tk_conn_end(): discard input, close */
 	F_PAUSED = 1u << 4,	  /* tk_conn_pause() */
 	F_BACKPRESSURE = 1u << 5, /* output above max_pending */
+	F_SOCKOPTS = 1u << 6, /* socket options set (a server's: inherited) */
 };
 
 /* What only a connecting client needs (connect.c); freed once connected. */

@@ -117,6 +117,16 @@ int tk__sock_connect(const struct tk_addr *addr, const struct tk_addr *source);
 int tk__sock_error(int fd);
 int tk__sock_set_nodelay(int fd, bool on);
 int tk__sock_set_sndbuf(int fd, size_t bytes);
+/*
+ * A connection's socket options: TCP_NODELAY if no_delay, and a bound on
+ * the kernel's memory for a peer that stops reading: SO_SNDBUF when sndbuf
+ * is given, else TCP_NOTSENT_LOWAT at max_pending, which keeps the send
+ * buffer's autotuning (bulk speed) but takes no more than max_pending of
+ * unsent bytes.  Set on a listening socket, they pass to every socket it
+ * accepts (Linux copies them at accept): no call per connection.
+ */
+int tk__sock_conn_opts(int fd, bool no_delay, size_t sndbuf,
+		       size_t max_pending);
 int tk__sock_local(int fd, struct tk_addr *out);
 int tk__sock_peer(int fd, struct tk_addr *out);
 /* close() that keeps errno. */

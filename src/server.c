@@ -124,6 +124,9 @@ tk_server_listen(struct tk_server *s, const struct tk_addr *addr, bool v6only)
 {
 	struct tk_addr bound = *addr;
 	size_t i = s->naddrs;
+	size_t max_pending = s->opts.conn.max_pending != 0
+				     ? s->opts.conn.max_pending
+				     : TK_DEFAULT_MAX_PENDING;
 	int err;
 
 	if (i == SERVER_MAX_LISTENERS)
@@ -142,6 +145,11 @@ tk_server_listen(struct tk_server *s, const struct tk_addr *addr, bool v6only)
 			goto out_close;
 		}
 		s->workers[k].lfds[i] = fd;
+		/* Set once here, the accepted sockets inherit them. */
+		err = tk__sock_conn_opts(fd, s->opts.conn.no_delay,
+					 s->opts.conn.sndbuf, max_pending);
+		if (err < 0)
+			goto out_close;
 		if (k == 0 && (err = tk__sock_local(fd, &bound)) < 0)
 			goto out_close;
 	}

@@ -445,9 +445,20 @@ def park_slow_readers(port, n, per_client=256 * 1024, quiet=1.0):
     return socks, sum(1 for k in sent if k < per_client)
 
 
+def kernel_send_queues(port):
+    """Send-Q (bytes not yet acknowledged, unsent ones included) of every
+    established socket on local port `port`: the server's side, as `ss`
+    shows it."""
+    out = subprocess.run(["ss", "-tnH", "state", "established",
+                          "( sport = :%d )" % port], capture_output=True,
+                         text=True, check=True, timeout=30).stdout
+    return [int(line.split()[1]) for line in out.splitlines() if line]
+
+
 def scenario_slow_readers(n=300, max_pending=16384, probes=200):
     """Returns a dict of figures: baseline and loaded RSS (KiB), the bound,
-    the normal client's echo latencies."""
+    the largest kernel send queue of a slow reader, the normal client's
+    echo latencies."""
     srv = start("echo", "--max-pending", str(max_pending), "-w", "1", "-q",
                 env=memory_env())
     socks = []
@@ -457,6 +468,7 @@ def scenario_slow_readers(n=300, max_pending=16384, probes=200):
         base = rss_kib(pid)
         socks, stuck = park_slow_readers(srv.port, n)
         loaded = rss_kib(pid)
+        queues = kernel_send_queues(srv.port)
         with connect(srv.port) as s:
             lat = round_trips(s, probes)
         loaded = max(loaded, rss_kib(pid))
@@ -465,7 +477,8 @@ def scenario_slow_readers(n=300, max_pending=16384, probes=200):
             "clients": n, "max_pending": max_pending, "base_kib": base,
             "loaded_kib": loaded,
             "bound_kib": base + n * (max_pending + max_line) // 1024,
-            "stuck": stuck, "lat": lat,
+            "stuck": stuck, "lat": lat, "sockets": len(queues),
+            "sendq_max": max(queues, default=0),
             "server": srv,
         }
     finally:
@@ -478,6 +491,11 @@ def test_slow_readers_backpressure_normal_client_served():
     r = scenario_slow_readers(n=300)
     # The server stopped reading every one of them.
     assert r["stuck"] == r["clients"], r
+    # And the kernel holds no more than --max-pending of unsent output for
+    # any of them (TCP_NOTSENT_LOWAT; the peer's window is full, so none is
+    # in flight), where its autotuned send buffer would take megabytes.
+    assert r["sockets"] == r["clients"], r
+    assert r["sendq_max"] <= r["max_pending"], r
     assert percentile(r["lat"], 99) < 0.05 * SLOW, sorted(r["lat"])[-5:]
 
 

@@ -107,6 +107,10 @@ def slow_readers():
               r["stuck"], n),
           "RSS < N x (max-pending + max-line) + idle RSS",
           r["loaded_kib"] < r["bound_kib"] and r["stuck"] == n)
+    R.add("slow readers", "the kernel's send queue for each of them",
+          "largest %d bytes (%d sockets)" % (r["sendq_max"], r["sockets"]),
+          "at most --max-pending (16384)",
+          r["sendq_max"] <= 16384 and r["sockets"] == n)
     lat = r["lat"]
     p99 = t.percentile(lat, 99)
     R.add("slow readers", "a normal client's echo meanwhile (%d round "

@@ -1,6 +1,8 @@
 /* test_conn.c: client connections on loopback against real peers. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -535,6 +537,39 @@ Test(conn, source_address)
 	RUN_UNTIL(loop, 3000, r.closes == 1 && r6.closes == 1);
 	cr_assert_eq(r6.opens, 0);
 	cr_assert_eq(r6.close_err, -EAFNOSUPPORT);
+	tk_server_free(s);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+/* A client connection gets the same socket options as a server's. */
+Test(conn, client_socket_nodelay_and_unsent_bound)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr sa;
+	struct tk_server *s =
+		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
+	struct tk_conn_opts o;
+	struct rec r = { 0 };
+	struct tk_conn *c;
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	tk_conn_opts_init(&o);
+	o.max_pending = 20480;
+	c = rec_connect(loop, &sa, 1, &o, &r);
+	RUN_UNTIL(loop, 3000, r.opens == 1);
+	cr_assert_eq(
+		getsockopt(tk_conn_fd(c), IPPROTO_TCP, TCP_NODELAY, &v, &len),
+		0);
+	cr_expect_eq(v, 1);
+	len = sizeof(v);
+	cr_assert_eq(getsockopt(tk_conn_fd(c), IPPROTO_TCP, TCP_NOTSENT_LOWAT,
+				&v, &len),
+		     0);
+	cr_expect_eq(v, 20480);
+	tk_conn_close(c, 0);
+	RUN_UNTIL(loop, 3000, r.closes == 1);
 	tk_server_free(s);
 	rec_free(&r);
 	tk_loop_free(loop);

@@ -1,6 +1,8 @@
 /* test_server.c: listeners, accepting, the connection set, stats, events. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -613,6 +615,60 @@ Test(server, conn_options_apply_to_accepted_connections)
 	peer_free(&p);
 	tk_server_free(s);
 	tk_loop_free(loop);
+}
+
+static int
+tcp_opt(int fd, int level, int opt)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	cr_assert_eq(getsockopt(fd, level, opt, &v, &len), 0);
+	return v;
+}
+
+/*
+ * The connection options a server sets once on its listeners reach every
+ * accepted socket (Linux copies them at accept): TCP_NODELAY, and the
+ * kernel's bound on unsent bytes at max_pending; an explicit sndbuf
+ * replaces that bound by a fixed send buffer.
+ */
+Test(server, accepted_sockets_inherit_nodelay_and_unsent_bound)
+{
+	for (int fixed = 0; fixed < 2; fixed++) {
+		struct tk_loop *loop = tk_loop_new();
+		struct slog l = { 0 };
+		struct tk_addr a;
+		struct tk_server_opts o;
+		struct tk_server *s;
+		struct peer p;
+		int fd;
+
+		tk_server_opts_init(&o);
+		o.conn.max_pending = 12288;
+		if (fixed)
+			o.conn.sndbuf = 16384;
+		s = lserver(loop, &l, "127.0.0.1", &o, &a);
+		peer_connect(&p, loop, &a);
+		RUN_UNTIL(loop, 3000, l.nopened == 1);
+		fd = tk_conn_fd(l.opened[0]);
+		cr_expect_eq(tcp_opt(fd, IPPROTO_TCP, TCP_NODELAY), 1);
+		if (fixed) {
+			/* Linux doubles the value for its bookkeeping. */
+			cr_expect_eq(tcp_opt(fd, SOL_SOCKET, SO_SNDBUF),
+				     2 * 16384);
+			cr_expect_neq(
+				tcp_opt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT),
+				12288);
+		} else {
+			cr_expect_eq(
+				tcp_opt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT),
+				12288);
+		}
+		peer_free(&p);
+		tk_server_free(s);
+		tk_loop_free(loop);
+	}
 }
 
 /* Highest open descriptor of this process. */
