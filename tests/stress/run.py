@@ -301,6 +301,10 @@ NOTES = """## How the figures are taken
   N x (max-pending + max-line).  Slow readers use 4 KiB receive buffers
   and offer 256 KiB each; "stuck" counts those the server stopped reading
   before they got it all through.
+- The kernel's send queue is the Send-Q column of `ss -tnH state
+  established '( sport = :PORT )'` for the server's sockets, read while
+  the slow readers are parked: bytes the kernel holds for the client
+  (unsent, or sent and not acknowledged).
 - CPU is utime + stime from /proc/PID/stat over one starved second; the
   descriptor limit is lowered with prlimit(2) on the running server.
 - Descriptors are the entries of /proc/PID/fd, counted once the server's
