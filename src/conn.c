@@ -135,7 +135,12 @@ update_interest(struct tk_conn *c)
 		return;
 	if (wants_read(c))
 		ev |= TK_READABLE;
-	if (tk_buf_len(&c->out) > 0)
+	/*
+	 * Output to write, or a FIN whose transport met a full socket (TLS
+	 * close_notify): both wait for writable.
+	 */
+	if (tk_buf_len(&c->out) > 0 ||
+	    (c->flags & (F_SHUT_WANT | F_SHUT_DONE)) == F_SHUT_WANT)
 		ev |= TK_WRITABLE;
 	if (c->tp->want != NULL)
 		ev |= c->tp->want(c);
@@ -269,9 +274,11 @@ send_fin(struct tk_conn *c)
 	if (err == -EAGAIN) {
 		/*
 		 * The transport's own last words (TLS close_notify) met a full
-		 * socket: its want() asks for the readiness, and on_writable()
-		 * calls again through flush().
+		 * socket: on writable, flush() calls again.  An ending
+		 * connection waits no longer than its linger for that.
 		 */
+		if ((c->flags & F_ENDING) && c->deadline == 0)
+			start_linger(c);
 		update_interest(c);
 		return;
 	}
@@ -413,7 +420,7 @@ on_writable(struct tk_conn *c)
 	if (flush(c) < 0 || c->state != ST_OPEN)
 		return;
 	if (tk_buf_len(&c->out) == 0 && c->svc->drain != NULL &&
-	    !(c->flags & F_ENDING))
+	    !(c->flags & (F_ENDING | F_SHUT_WANT)))
 		c->svc->drain(c, c->arg);
 }
 
@@ -558,7 +565,7 @@ start_handshake(struct tk_conn *c)
 }
 
 void
-tk__conn_established(struct tk_conn *c)
+tk__conn_start(struct tk_conn *c)
 {
 	if (!(c->flags & F_SOCKOPTS))
 		(void)tk__sock_conn_opts(c->fd, c->opts.no_delay,
@@ -588,12 +595,6 @@ tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv, unsigned worker,
 	c->peer = *peer;
 	c->state = ST_CONNECTING; /* until tk__conn_start() */
 	return c;
-}
-
-void
-tk__conn_start(struct tk_conn *c)
-{
-	tk__conn_established(c);
 }
 
 struct tk_conn **

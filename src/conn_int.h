@@ -22,8 +22,7 @@ enum {
 	F_SOCKOPTS = 1u << 6, /* socket options set (a server's: inherited) */
 };
 
-/* What only a connecting client needs (connect.c); freed once connected. */
-struct connecting;
+struct connecting; /* connect.c */
 
 /*
  * Kept small: an idle connection costs this struct and nothing else (no
@@ -72,8 +71,6 @@ struct tk_conn *tk__conn_new(struct tk_loop *loop,
 			     const struct tk_service *svc, void *arg);
 /* Keep "ADDR: why" ("why" when a is NULL) as the last error's detail. */
 void tk__conn_set_error(struct tk_conn *c, const struct tk_addr *a, int err);
-/* Connected (or accepted): socket options, then TLS or the service. */
-void tk__conn_established(struct tk_conn *c);
 
 /* connect.c */
 /* The connect phase is over (won or lost): its attempts and state go. */

@@ -101,7 +101,7 @@ on_attempt(struct tk_loop *loop, int fd, unsigned events, void *arg)
 	tk__connect_done(c);
 	free(c->errmsg);
 	c->errmsg = NULL;
-	tk__conn_established(c);
+	tk__conn_start(c);
 }
 
 static void
@@ -214,6 +214,7 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 	return 0;
 
 out_free:
+	tk_timer_stop(&c->timer);
 	tk__connect_done(c);
 	if (c->tp->close != NULL)
 		c->tp->close(c);

@@ -139,8 +139,8 @@ void tk__close(int fd);
  * (optional) tells which readiness the last -EAGAIN waits for when it is
  * not the obvious one (a TLS read that must write first, or the reverse).
  * shutdown sends FIN (after TLS's close_notify): 0, -errno, or -EAGAIN
- * when close_notify must wait for the readiness want() names; it is
- * called again then.
+ * when close_notify met a full socket; it is called again once the
+ * socket is writable.
  */
 struct tk__transport {
 	ssize_t (*read)(struct tk_conn *c, void *buf, size_t len);
@@ -204,7 +204,10 @@ struct tk_conn *tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv,
 				  int fd, const struct tk_addr *peer,
 				  const struct tk_conn_opts *opts,
 				  const struct tk_service *svc, void *arg);
-/* Start an accepted connection: runs the service's open. */
+/*
+ * Start a connection once its socket is connected (or accepted): socket
+ * options, then the TLS handshake or the service's open.
+ */
 void tk__conn_start(struct tk_conn *c);
 /* Intrusive list links for the server's set of connections. */
 struct tk_conn **tk__conn_next(struct tk_conn *c);

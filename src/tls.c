@@ -57,8 +57,6 @@ struct tls_conn {
 	int verify_err;	  /* first X509_V_ERR_* seen, 0 if none */
 	unsigned rd_want; /* readiness a read's -EAGAIN waits for, if odd */
 	unsigned wr_want; /* same for a write */
-	/* The readiness a close_notify that met EAGAIN waits for; 0: none. */
-	unsigned shut_want;
 	char seen[TK_TLS_FPLEN]; /* the leaf that failed the pin */
 };
 
@@ -887,26 +885,21 @@ tls_write(struct tk_conn *c, const void *buf, size_t len)
  * Our end: close_notify, then FIN.  TLS 1.3 lets the peer go on sending;
  * OpenSSL reads on after its own close_notify.  A close_notify that meets
  * a full socket buffer is -EAGAIN: the connection calls again once the
- * socket is ready (tls_want), and the FIN waits for it.
+ * socket is writable, and the FIN waits for it.  WANT_READ means ours is
+ * out and OpenSSL would wait for the peer's: the FIN goes now.
  */
 static int
 tls_shutdown(struct tk_conn *c)
 {
 	struct tls_conn *tc = tk__conn_tp_state(c);
 
-	tc->shut_want = 0;
 	if (tc->done) {
-		int r, e;
+		int r;
 
 		ERR_clear_error();
-		errno = 0;
 		r = SSL_shutdown(tc->ssl);
-		e = r < 0 ? SSL_get_error(tc->ssl, r) : SSL_ERROR_NONE;
-		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-			tc->shut_want = e == SSL_ERROR_WANT_WRITE ? TK_WRITABLE
-								  : TK_READABLE;
+		if (r < 0 && SSL_get_error(tc->ssl, r) == SSL_ERROR_WANT_WRITE)
 			return -EAGAIN;
-		}
 		/* Any other failure (the peer gone): the FIN still goes. */
 		ERR_clear_error();
 	}
@@ -918,7 +911,7 @@ tls_want(const struct tk_conn *c)
 {
 	const struct tls_conn *tc = tk__conn_tp_state(c);
 
-	return tc->rd_want | tc->wr_want | tc->shut_want;
+	return tc->rd_want | tc->wr_want;
 }
 
 /* The rest of a record a paused reader left in OpenSSL's buffer. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 /*
  * One timeout for every test: Criterion 2.4 leaks in its runner when tests
@@ -828,6 +829,60 @@ Test(conn, end_lingers_for_peer_fin_then_closes)
 	RUN_UNTIL(x.loop, 3000, x.p.eof);
 	cr_assert(peer_got(&x.p, "last words"));
 	/* The peer never closes: the linger runs out, still close(0). */
+	RUN_UNTIL(x.loop, 3000, x.r.closes == 1);
+	cr_assert_eq(x.r.close_err, 0);
+	cr_assert_geq(x.r.t_close - t0, 120);
+	pair_close(&x);
+}
+
+/*
+ * A transport whose FIN never gets out: its shutdown meets a full socket
+ * every time, as a TLS close_notify does while the peer reads nothing.
+ */
+static ssize_t
+stuck_read(struct tk_conn *c, void *buf, size_t len)
+{
+	ssize_t n = recv(tk_conn_fd(c), buf, len, 0);
+
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t
+stuck_write(struct tk_conn *c, const void *buf, size_t len)
+{
+	ssize_t n = send(tk_conn_fd(c), buf, len, MSG_NOSIGNAL);
+
+	return n < 0 ? -errno : n;
+}
+
+static int
+stuck_shutdown(struct tk_conn *c)
+{
+	(void)c;
+	return -EAGAIN;
+}
+
+static const struct tk__transport stuck_fin = {
+	.read = stuck_read,
+	.write = stuck_write,
+	.shutdown = stuck_shutdown,
+};
+
+/* Ending waits for the transport's FIN no longer than the linger. */
+Test(conn, end_waits_for_a_stuck_fin_no_longer_than_linger)
+{
+	struct tk_conn_opts o;
+	struct pair x;
+	uint64_t t0;
+
+	tk_conn_opts_init(&o);
+	o.linger_ms = 120;
+	pair_open(&x, &o, 0);
+	tk__conn_set_transport(x.c, &stuck_fin, NULL);
+	tk_loop_update_time(x.loop);
+	t0 = t_now_ms();
+	tk_conn_end(x.c);
+	cr_assert(tk_conn_is_open(x.c));
 	RUN_UNTIL(x.loop, 3000, x.r.closes == 1);
 	cr_assert_eq(x.r.close_err, 0);
 	cr_assert_geq(x.r.t_close - t0, 120);
