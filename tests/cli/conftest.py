@@ -4,7 +4,6 @@ events with bounded timeouts, never on sleeps."""
 import os
 import pty
 import re
-import selectors
 import signal
 import socket
 import subprocess

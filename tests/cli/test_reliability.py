@@ -18,14 +18,13 @@ import signal
 import socket
 import struct
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import (TCPKIT, SHIM_SRC, Server, connect, recv_all,  # noqa: F401
-                      recv_until, shim, shim_env)  # (shim: a fixture)
+from conftest import (TCPKIT, Server, connect, recv_all, recv_until,
+                      shim_env)
 
 BUSY = b"busy: too many connections, try again later\n"
 TOO_LONG = b"error: line too long\n"

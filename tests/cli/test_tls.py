@@ -15,7 +15,7 @@ import time
 import pytest
 
 import tlscerts
-from conftest import TCPKIT, check_sanitizer, run, shim, shim_env  # noqa: F401
+from conftest import check_sanitizer, run, shim_env
 
 TIMEOUT = 15
 PROTO = 76
@@ -452,6 +452,9 @@ def test_close_notify_waits_for_a_full_socket(serve, certs, shim):
                     if not d:
                         break
                     got += d
+                # And the FIN follows the close_notify.
+                with s.unwrap() as plain:
+                    assert plain.recv(1) == b""
         assert got.startswith(b"You connected at "), got
         assert got.endswith(b"You sent: [hello %d\n]\n" % i), got
     assert srv.stop() == 0

@@ -5,7 +5,6 @@ other real peers.  Every exchange is compared byte for byte with what the
 tutorials print (docs/tutorials.md)."""
 import datetime
 import os
-import pty
 import re
 import shutil
 import signal

@@ -36,6 +36,7 @@ ARGS = parse_args()
 os.environ["TCPKIT"] = os.path.abspath(ARGS.tcpkit)
 sys.path.insert(0, os.path.join(ROOT, "tests", "cli"))
 import test_reliability as t  # noqa: E402
+from conftest import SHIM_SRC  # noqa: E402
 
 
 def ms(x):
@@ -220,7 +221,7 @@ def oversize():
 def partial_writes():
     d = tempfile.mkdtemp(prefix="tk-shim-")
     so = os.path.join(d, "short_writes.so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so, t.SHIM_SRC,
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", so, SHIM_SRC,
                     "-ldl"], check=True)
     try:
         for service, size, mx in (("echo", 2 << 20, 7), ("line", 2 << 20, 7),

@@ -157,6 +157,13 @@ pair_connect(struct pair *p, struct tk_tls_ctx *cctx, struct rec *r)
 
 	tk_conn_opts_init(&o);
 	o.tls = cctx;
+	/*
+	 * What the client sends it queues at once, in open: it must go on
+	 * reading the echo meanwhile, or client and echo server each wait
+	 * for the other once the kernel's buffers are full (as `tcpkit
+	 * connect` does, cli/client.c).
+	 */
+	o.max_pending = 4u << 20;
 	cr_assert_eq(tk_conn_connect(p->loop, &l, &o, &rec_svc, r, &c), 0);
 	/* Connecting, then the handshake: nothing may be written yet. */
 	cr_assert_eq(tk_conn_write(c, "x", 1), -ENOTCONN);
