@@ -480,9 +480,17 @@ struct tk_conn_opts {
 	uint64_t connect_timeout_ms; /* all addresses together; 0: default */
 	uint64_t idle_timeout_ms;    /* no byte either way; 0: none */
 	uint64_t linger_ms;	     /* tk_conn_end() wait for peer FIN */
-	size_t max_pending; /* stop reading while output is above; 0: default */
-	size_t max_output;  /* tk_conn_write() fails above; 0: default */
-	size_t read_size;   /* bytes per read; 0: 64 KiB */
+	/*
+	 * Stop reading while output waiting is above this (backpressure: a
+	 * peer that does not read cannot make us buffer without end); 0:
+	 * default.  A client that queues more than this before it reads the
+	 * answer (a big upload to an echoing peer) must raise it, up to
+	 * max_output, or each side waits for the other once the kernel's
+	 * buffers are full; `tcpkit connect` does.
+	 */
+	size_t max_pending;
+	size_t max_output; /* tk_conn_write() fails above; 0: default */
+	size_t read_size;  /* bytes per read; 0: 64 KiB */
 	const struct tk_addr *source; /* local address to bind, or NULL */
 	/*
 	 * Kernel send buffer (SO_SNDBUF), a hard cap.  0: the system's,
