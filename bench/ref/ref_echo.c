@@ -17,13 +17,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "ref_listen.h"
 
 #define BUFSZ	(64 * 1024)
 #define NEVENTS 256
@@ -165,30 +166,14 @@ int
 main(int argc, char **argv)
 {
 	struct epoll_event evs[NEVENTS], ev = { .events = EPOLLIN };
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int lfd, one = 1, i, n;
+	int lfd = ref_listen(argc, argv, "bench_ref"), i, n;
 
-	signal(SIGPIPE, SIG_IGN);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons(argc > 1 ? (unsigned short)atoi(argv[1]) : 0);
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (lfd < 0 ||
-	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    listen(lfd, 4096) < 0 ||
-	    getsockname(lfd, (struct sockaddr *)&sin, &len) < 0) {
-		perror("bench_ref: listen");
-		return 1;
-	}
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	ev.data.fd = lfd;
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0) {
 		perror("bench_ref: epoll");
 		return 1;
 	}
-	printf("listening on 127.0.0.1:%u\n", ntohs(sin.sin_port));
-	fflush(stdout);
 	for (;;) {
 		n = epoll_wait(ep, evs, NEVENTS, -1);
 		for (i = 0; i < n; i++) {

@@ -20,12 +20,13 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "ref_listen.h"
 
 #define NEVENTS	    256
 #define SPLICE_MAX  (1u << 20)
@@ -144,31 +145,15 @@ int
 main(int argc, char **argv)
 {
 	struct epoll_event evs[NEVENTS], ev = { .events = EPOLLIN };
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int lfd, one = 1, i, n;
+	int lfd = ref_listen(argc, argv, "bench_ref_splice"), i, n;
 
-	signal(SIGPIPE, SIG_IGN);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons(argc > 1 ? (unsigned short)atoi(argv[1]) : 0);
 	pipe_bytes = argc > 2 ? atoi(argv[2]) : 0;
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (lfd < 0 ||
-	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    listen(lfd, 4096) < 0 ||
-	    getsockname(lfd, (struct sockaddr *)&sin, &len) < 0) {
-		perror("bench_ref_splice: listen");
-		return 1;
-	}
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	ev.data.ptr = NULL; /* the listener */
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0) {
 		perror("bench_ref_splice: epoll");
 		return 1;
 	}
-	printf("listening on 127.0.0.1:%u\n", ntohs(sin.sin_port));
-	fflush(stdout);
 	for (;;) {
 		n = epoll_wait(ep, evs, NEVENTS, -1);
 		for (i = 0; i < n; i++) {

@@ -14,13 +14,20 @@ from conftest import check_sanitizer
 TIMEOUT = 10
 
 
-def test_tls_echo_resumes_with_buffered_record(serve):
+def tight_tls_echo(serve):
+    """`serve echo --tls` with --max-pending at its floor, and a client
+    context that trusts it (these tests are about flow, not trust)."""
     srv = serve("echo", "--tls", "-H", "127.0.0.1", "--max-pending", "4096",
                 "-w", "1")
     srv.err.wait_for(r"^tls: self-signed certificate sha256:")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the test is about flow, not trust
+    ctx.verify_mode = ssl.CERT_NONE
+    return srv, ctx
+
+
+def test_tls_echo_resumes_with_buffered_record(serve):
+    srv, ctx = tight_tls_echo(serve)
     # Several rounds, each a fresh connection and handshake.
     for _ in range(8):
         exchange(ctx, srv.port)
@@ -67,12 +74,7 @@ def test_tls_resume_reads_what_openssl_holds(serve):
     OpenSSL and the socket empty.  When the client reads, the server must
     resume from OpenSSL's buffer, as no new byte will raise an event: a
     server without that path stalls here every time (seen: 10 of 10)."""
-    srv = serve("echo", "--tls", "-H", "127.0.0.1", "--max-pending", "4096",
-                "-w", "1")
-    srv.err.wait_for(r"^tls: self-signed certificate sha256:")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the test is about flow, not trust
+    srv, ctx = tight_tls_echo(serve)
     for i in range(5):
         raw = socket.socket()
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
