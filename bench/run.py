@@ -74,9 +74,8 @@ MODES = {
                            "tcpkit-tls", "socat-tls"]),
     "full": dict(t=3.0, reps=3, n4=1000, n7=10000, deadline=1140,
                  servers=["ref", "ref-splice", "tcpkit", "tcpkit-w2",
-                          "py-threads",
-                          "asyncio", "node", "go", "socat", "ncat",
-                          "tcpkit-tls", "socat-tls"]),
+                          "py-threads", "asyncio", "node", "go", "socat",
+                          "ncat", "tcpkit-tls", "socat-tls"]),
 }
 
 # The TLS servers run S8 only, and the plain ones S1-S7 only.
