@@ -590,7 +590,8 @@ def markdown(summary, servers, cfg, machine, command):
             return summary[scn][name].get(key)
         for key in ("p50", "p99"):
             v = get("S1", key)
-            row.append(fmt_us(v[0]) if v else "-")
+            row.append(fmt_us(v[0]) if v else
+                       summary["S1"][name].get("failed", "-"))
         for scn in ("S2", "S3", "S4", "S5", "S6"):
             v = get(scn, "value")
             c = get(scn, "cpu_op")
