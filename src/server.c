@@ -82,6 +82,9 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 		s->opts.backlog = TK_DEFAULT_BACKLOG;
 	if (s->opts.max_line == 0)
 		s->opts.max_line = TK_DEFAULT_MAX_LINE;
+	/* The listeners set the kernel's bound from it (tk_server_listen). */
+	if (s->opts.conn.max_pending == 0)
+		s->opts.conn.max_pending = TK_DEFAULT_MAX_PENDING;
 	if (s->opts.workers > SERVER_MAX_WORKERS) {
 		free(s);
 		errno = EINVAL;
@@ -124,9 +127,6 @@ tk_server_listen(struct tk_server *s, const struct tk_addr *addr, bool v6only)
 {
 	struct tk_addr bound = *addr;
 	size_t i = s->naddrs;
-	size_t max_pending = s->opts.conn.max_pending != 0
-				     ? s->opts.conn.max_pending
-				     : TK_DEFAULT_MAX_PENDING;
 	int err;
 
 	if (i == SERVER_MAX_LISTENERS)
@@ -147,7 +147,8 @@ tk_server_listen(struct tk_server *s, const struct tk_addr *addr, bool v6only)
 		s->workers[k].lfds[i] = fd;
 		/* Set once here, the accepted sockets inherit them. */
 		err = tk__sock_conn_opts(fd, s->opts.conn.no_delay,
-					 s->opts.conn.sndbuf, max_pending);
+					 s->opts.conn.sndbuf,
+					 s->opts.conn.max_pending);
 		if (err < 0)
 			goto out_close;
 		if (k == 0 && (err = tk__sock_local(fd, &bound)) < 0)

@@ -38,17 +38,14 @@ tk__sock_set_sndbuf(int fd, size_t bytes)
 int
 tk__sock_conn_opts(int fd, bool no_delay, size_t sndbuf, size_t max_pending)
 {
-	int err = 0;
+	int err;
 
-	if (no_delay)
-		err = tk__sock_set_nodelay(fd, true);
-	if (err == 0 && sndbuf != 0)
-		err = tk__sock_set_sndbuf(fd, sndbuf);
-	else if (err == 0)
-		err = set_int(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT,
-			      max_pending > INT32_MAX ? INT32_MAX
-						      : (int)max_pending);
-	return err;
+	if (no_delay && (err = tk__sock_set_nodelay(fd, true)) < 0)
+		return err;
+	if (sndbuf != 0)
+		return tk__sock_set_sndbuf(fd, sndbuf);
+	return set_int(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT,
+		       max_pending > INT32_MAX ? INT32_MAX : (int)max_pending);
 }
 
 int

@@ -149,6 +149,17 @@ t_nonblock(int fd)
 	cr_assert(fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0);
 }
 
+/* An int socket option's value (getsockopt must succeed). */
+static inline int
+t_sockopt(int fd, int level, int opt)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	cr_assert_eq(getsockopt(fd, level, opt, &v, &len), 0);
+	return v;
+}
+
 /*
  * A plain listening socket outside the library, bound to ip port 0; the
  * bound address goes to *bound.  Blocking, so accept() waits.

@@ -553,22 +553,14 @@ Test(conn, client_socket_nodelay_and_unsent_bound)
 	struct tk_conn_opts o;
 	struct rec r = { 0 };
 	struct tk_conn *c;
-	int v = -1;
-	socklen_t len = sizeof(v);
 
 	tk_conn_opts_init(&o);
 	o.max_pending = 20480;
 	c = rec_connect(loop, &sa, 1, &o, &r);
 	RUN_UNTIL(loop, 3000, r.opens == 1);
-	cr_assert_eq(
-		getsockopt(tk_conn_fd(c), IPPROTO_TCP, TCP_NODELAY, &v, &len),
-		0);
-	cr_expect_eq(v, 1);
-	len = sizeof(v);
-	cr_assert_eq(getsockopt(tk_conn_fd(c), IPPROTO_TCP, TCP_NOTSENT_LOWAT,
-				&v, &len),
-		     0);
-	cr_expect_eq(v, 20480);
+	cr_expect_eq(t_sockopt(tk_conn_fd(c), IPPROTO_TCP, TCP_NODELAY), 1);
+	cr_expect_eq(t_sockopt(tk_conn_fd(c), IPPROTO_TCP, TCP_NOTSENT_LOWAT),
+		     20480);
 	tk_conn_close(c, 0);
 	RUN_UNTIL(loop, 3000, r.closes == 1);
 	tk_server_free(s);

@@ -617,16 +617,6 @@ Test(server, conn_options_apply_to_accepted_connections)
 	tk_loop_free(loop);
 }
 
-static int
-tcp_opt(int fd, int level, int opt)
-{
-	int v = -1;
-	socklen_t len = sizeof(v);
-
-	cr_assert_eq(getsockopt(fd, level, opt, &v, &len), 0);
-	return v;
-}
-
 /*
  * The connection options a server sets once on its listeners reach every
  * accepted socket (Linux copies them at accept): TCP_NODELAY, and the
@@ -652,17 +642,17 @@ Test(server, accepted_sockets_inherit_nodelay_and_unsent_bound)
 		peer_connect(&p, loop, &a);
 		RUN_UNTIL(loop, 3000, l.nopened == 1);
 		fd = tk_conn_fd(l.opened[0]);
-		cr_expect_eq(tcp_opt(fd, IPPROTO_TCP, TCP_NODELAY), 1);
+		cr_expect_eq(t_sockopt(fd, IPPROTO_TCP, TCP_NODELAY), 1);
 		if (fixed) {
 			/* Linux doubles the value for its bookkeeping. */
-			cr_expect_eq(tcp_opt(fd, SOL_SOCKET, SO_SNDBUF),
+			cr_expect_eq(t_sockopt(fd, SOL_SOCKET, SO_SNDBUF),
 				     2 * 16384);
 			cr_expect_neq(
-				tcp_opt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT),
+				t_sockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT),
 				12288);
 		} else {
 			cr_expect_eq(
-				tcp_opt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT),
+				t_sockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT),
 				12288);
 		}
 		peer_free(&p);
