@@ -11,17 +11,27 @@ RUN_ARGS   ?= serve
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all build run test stress bench bench-full tls-audit install format \
+.PHONY: all deps deps-build deps-test build run test stress bench bench-full tls-audit install format \
 	format-check examples clean
 
 all: build
 
-$(BUILD)/build.ninja:
+# Missing Debian packages are installed (as root) or named with the sudo line
+# to type (otherwise); scripts/deps holds the one list.  DEPS=skip leaves the
+# system alone.
+DEPS ?= check
+deps: deps-test
+deps-build deps-test:
+ifneq ($(DEPS),skip)
+	@./scripts/deps $(@:deps-%=%)
+endif
+
+$(BUILD)/build.ninja: | deps-build
 	$(CMAKE) -S . -B $(BUILD) -G $(GENERATOR) -DCMAKE_C_COMPILER=$(CC) \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
 		-DTK_WERROR=$(WERROR)
 
-build: $(BUILD)/build.ninja
+build: deps-build $(BUILD)/build.ninja
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
 
 examples: build
@@ -30,13 +40,13 @@ examples: build
 run: build
 	./$(BUILD)/tcpkit $(RUN_ARGS)
 
-$(TEST_BUILD)/build.ninja:
+$(TEST_BUILD)/build.ninja: | deps-test
 	$(CMAKE) -S . -B $(TEST_BUILD) -G $(GENERATOR) -DCMAKE_C_COMPILER=$(CC) \
 		-DCMAKE_BUILD_TYPE=Debug -DTK_TESTS=ON -DTK_SANITIZE=ON \
 		-DTK_WERROR=$(WERROR)
 
 # Every test: Criterion unit tests and pytest black-box tests, sanitized.
-test: $(TEST_BUILD)/build.ninja
+test: deps-test $(TEST_BUILD)/build.ninja
 	$(CMAKE) --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && { ctest --output-on-failure -j $(JOBS); \
 		echo $$? > ctest.rc; } | tee ctest.out
