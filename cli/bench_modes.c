@@ -577,6 +577,7 @@ greet_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 	bc->got += (uint64_t)(data + n - (nl + 1));
 	if (bc->w->phase == PH_MEASURE)
 		bc->w->st.bytes_out += b->line_len;
+	/* A failure closes c, and its close callback counts the error. */
 	(void)tk_conn_write(c, b->line, b->line_len);
 }
 

@@ -20,6 +20,8 @@ static int
 on_open(struct tk_conn *c, void *arg)
 {
 	(void)arg;
+	/* Each answer is a chunk and the "OK..." before it: keep room. */
+	tk_conn_reserve_output(c, sizeof(OK) - 1);
 	/* The first thing every client sees.  A negative return closes. */
 	return tk_conn_write(c, GREETING, sizeof(GREETING) - 1);
 }

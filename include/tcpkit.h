@@ -489,8 +489,13 @@ struct tk_conn_opts {
 	 * buffers are full; `tcpkit connect` does.
 	 */
 	size_t max_pending;
-	size_t max_output; /* tk_conn_write() fails above; 0: default */
-	size_t read_size;  /* bytes per read; 0: 64 KiB */
+	/*
+	 * tk_conn_write() fails above (and the connection is reset); 0:
+	 * default.  Never below max_pending + the service's reserve
+	 * (tk_conn_reserve_output()): raised to it.
+	 */
+	size_t max_output;
+	size_t read_size;	      /* bytes per read; 0: 64 KiB */
 	const struct tk_addr *source; /* local address to bind, or NULL */
 	/*
 	 * Kernel send buffer (SO_SNDBUF), a hard cap.  0: the system's,
@@ -535,10 +540,21 @@ int tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 
 /*
  * Queue len bytes for sending (written at once when the socket allows).
- * 0, -ENOBUFS if pending output would exceed max_output (nothing queued),
- * -EPIPE after shutdown or close.
+ * Returns 0; -EPIPE after shutdown, end or close (nothing queued); or
+ * -ENOBUFS if pending output would exceed max_output, in which case
+ * nothing is queued and c is closed with -ENOBUFS and a reset, so that a
+ * byte accepted is never dropped in silence: the peer sees the loss as a
+ * reset, not as a clean end.  A client that wants to wait instead checks
+ * tk_conn_pending() first.  Other write errors close c too.
  */
 int tk_conn_write(struct tk_conn *c, const void *data, size_t len);
+/*
+ * The most by which the output one data callback writes may exceed the
+ * bytes it was given (a kept partial line, a prefix).  Reads stop at
+ * max_pending of output waiting, so room is kept above it: max_output is
+ * raised to at least max_pending + extra.  A service calls this in open.
+ */
+void tk_conn_reserve_output(struct tk_conn *c, size_t extra);
 /* Bytes accepted but not yet written to the kernel. */
 size_t tk_conn_pending(const struct tk_conn *c);
 /* Send FIN once pending output is written; reading goes on. */
@@ -741,6 +757,7 @@ int tk_server_start(struct tk_server *s);
  * finish (the service's stop callback, or tk_conn_end(): pending output
  * is written, then FIN).  Returns at once; watch tk_server_get_stats()'s
  * active fall to 0, then call tk_server_stop() for whatever is left.
+ * Call from the owner's thread.
  */
 void tk_server_drain(struct tk_server *s);
 /*
@@ -750,8 +767,11 @@ void tk_server_drain(struct tk_server *s);
 void tk_server_stop(struct tk_server *s);
 /*
  * Ask the server's owner to stop: sets a flag read by tk_server_stopping()
- * and stops the owner's loop (the one given to tk_server_new()).  Safe from
- * any worker's service callback.
+ * and stops the owner's loop (the one given to tk_server_new()) from that
+ * loop's own thread.  Safe from any worker's service callback, and
+ * idempotent: only the first request counts, and none after
+ * tk_server_drain() has begun stops the loop again, so a drain runs to its
+ * own end however many requests race.
  */
 void tk_server_request_stop(struct tk_server *s);
 bool tk_server_stopping(const struct tk_server *s);

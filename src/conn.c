@@ -225,6 +225,18 @@ tk_conn_close(struct tk_conn *c, int err)
 	tk__loop_defer(c->loop, &c->defer);
 }
 
+void
+tk__conn_abort(struct tk_conn *c, int err)
+{
+	/* SO_LINGER 0: close() sends RST, whatever the kernel still holds. */
+	if (c->fd >= 0 && c->state != ST_CLOSED)
+		(void)setsockopt(
+			c->fd, SOL_SOCKET, SO_LINGER,
+			&(struct linger){ .l_onoff = 1, .l_linger = 0 },
+			sizeof(struct linger));
+	tk_conn_close(c, err);
+}
+
 static void
 finish_close(struct tk__defer *d)
 {
@@ -312,7 +324,7 @@ flush(struct tk_conn *c)
 		tk_buf_consume(&c->out, (size_t)n);
 		c->bytes_out += (uint64_t)n;
 		if (c->ctr != NULL)
-			tk__ctr_add(&c->ctr->bytes_out, (uint64_t)n);
+			tk__ctr_add1(c->ctr, &c->ctr->bytes_out, (uint64_t)n);
 		c->last_active = tk_loop_now(c->loop);
 	}
 	if ((c->flags & F_BACKPRESSURE) &&
@@ -360,7 +372,8 @@ read_some(struct tk_conn *c)
 		if (n > 0) {
 			c->bytes_in += (uint64_t)n;
 			if (c->ctr != NULL)
-				tk__ctr_add(&c->ctr->bytes_in, (uint64_t)n);
+				tk__ctr_add1(c->ctr, &c->ctr->bytes_in,
+					     (uint64_t)n);
 			c->last_active = tk_loop_now(c->loop);
 			if (c->flags & F_ENDING)
 				continue; /* draining towards the FIN */
@@ -621,8 +634,11 @@ tk_conn_write(struct tk_conn *c, const void *data, size_t len)
 		return -EPIPE;
 	if (len == 0)
 		return 0;
-	if (len > c->opts.max_output - tk_buf_len(&c->out))
+	if (len > c->opts.max_output - tk_buf_len(&c->out)) {
+		/* Never a silent loss: the peer sees a reset, not a gap. */
+		tk__conn_abort(c, -ENOBUFS);
 		return -ENOBUFS;
+	}
 	/* Write first; wait for writable only after EAGAIN. */
 	while (tk_buf_len(&c->out) == 0 && len > 0) {
 		ssize_t n = c->tp->write(c, p, len);
@@ -639,7 +655,7 @@ tk_conn_write(struct tk_conn *c, const void *data, size_t len)
 		len -= (size_t)n;
 		c->bytes_out += (uint64_t)n;
 		if (c->ctr != NULL)
-			tk__ctr_add(&c->ctr->bytes_out, (uint64_t)n);
+			tk__ctr_add1(c->ctr, &c->ctr->bytes_out, (uint64_t)n);
 		c->last_active = tk_loop_now(c->loop);
 	}
 	if (len == 0)
@@ -653,6 +669,19 @@ tk_conn_write(struct tk_conn *c, const void *data, size_t len)
 		c->flags |= F_BACKPRESSURE;
 	update_interest(c);
 	return 0;
+}
+
+void
+tk_conn_reserve_output(struct tk_conn *c, size_t extra)
+{
+	size_t want = c->opts.max_pending + extra;
+
+	if (want < c->opts.max_pending)
+		want = SIZE_MAX; /* overflow: as much as there is */
+	if (c->opts.max_output < want) {
+		c->opts.max_output = want;
+		c->out.max = want;
+	}
 }
 
 size_t

@@ -69,6 +69,9 @@ struct tk_conn {
 struct tk_conn *tk__conn_new(struct tk_loop *loop,
 			     const struct tk_conn_opts *opts,
 			     const struct tk_service *svc, void *arg);
+/* Close now with a reset (SO_LINGER 0): the peer must not mistake the
+ * close for a clean end (output was lost). */
+void tk__conn_abort(struct tk_conn *c, int err);
 /* Keep "ADDR: why" ("why" when a is NULL) as the last error's detail. */
 void tk__conn_set_error(struct tk_conn *c, const struct tk_addr *a, int err);
 

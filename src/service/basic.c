@@ -44,6 +44,9 @@ basic_open(struct tk_conn *c, void *arg)
 	int n;
 
 	(void)arg;
+	/* The greeting and the one answer fit, whatever max_pending is. */
+	tk_conn_reserve_output(c, sizeof(msg) + TK_BASIC_MAX_MESSAGE +
+					  sizeof(REFUSED_REPLY) + 16);
 	/* The one message must come within line_timeout (slowloris). */
 	if (s != NULL && tk_server_get_opts(s)->line_timeout_ms != 0)
 		tk_conn_set_deadline(c, tk_server_get_opts(s)->line_timeout_ms,

@@ -9,7 +9,10 @@ echo_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 		tk_conn_end(c); /* what is pending goes out before the FIN */
 		return;
 	}
-	/* Backpressure keeps pending output bounded; a failure closes c. */
+	/*
+	 * Reads stop at max_pending of output waiting, so this fits; a
+	 * failure has closed c with its reason (a reset for the peer).
+	 */
 	(void)tk_conn_write(c, data, (size_t)n);
 }
 

@@ -44,19 +44,25 @@ state(struct tk_conn *c, bool create)
 	return st;
 }
 
+#define TOO_LONG "error: line too long\n"
+
 static void
 too_long(struct tk_conn *c)
 {
-	static const char msg[] = "error: line too long\n";
-
-	(void)tk_conn_write(c, msg, sizeof(msg) - 1);
-	tk_conn_end_error(c, TK_ELINETOOLONG);
+	/* A failed write has closed c already (and said why). */
+	if (tk_conn_write(c, TOO_LONG, sizeof(TOO_LONG) - 1) == 0)
+		tk_conn_end_error(c, TK_ELINETOOLONG);
 }
 
 static int
 line_open(struct tk_conn *c, void *arg)
 {
 	(void)arg;
+	/*
+	 * One read can complete a kept line (max_line + "\r\n") besides
+	 * its own bytes, or end in the error line: room for both.
+	 */
+	tk_conn_reserve_output(c, max_line(c) + 2 + sizeof(TOO_LONG));
 	/* The first line's deadline runs from the connection's start. */
 	if (line_timeout(c) != 0)
 		tk_conn_set_deadline(c, line_timeout(c), TK_ELINETIMEOUT);
@@ -64,26 +70,34 @@ line_open(struct tk_conn *c, void *arg)
 }
 
 /*
- * Complete lines in data[0..n) are answered in one write; a partial line
- * at the end is kept.  Returns the bytes that form complete lines, or -1
- * after a line that is too long (the connection is ending).
+ * Answer the complete lines in data[0..n) in one write; a partial line at
+ * the end is left to the caller.  Returns the bytes that formed complete
+ * lines, or -1 if c is ending: a line was too long (every line before it
+ * is answered first) or the write failed.
  */
 static ssize_t
 complete_lines(struct tk_conn *c, const char *data, size_t n, size_t max)
 {
 	size_t done = 0;
+	bool bad = false;
 
 	while (done < n) {
 		size_t len;
 		ssize_t used = tk_line_parse(data + done, n - done, max, &len);
 
 		if (used < 0) {
-			too_long(c);
-			return -1;
+			bad = true;
+			break;
 		}
 		if (used == 0)
 			break;
 		done += (size_t)used;
+	}
+	if (done > 0 && tk_conn_write(c, data, done) < 0)
+		return -1;
+	if (bad) {
+		too_long(c);
+		return -1;
 	}
 	return (ssize_t)done;
 }
@@ -105,9 +119,10 @@ line_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 	(void)arg;
 	if (n == TK_EOF) {
 		/* A last line without its newline still comes back. */
-		if (st != NULL && tk_buf_len(&st->partial) > 0)
-			(void)tk_conn_write(c, tk_buf_peek(&st->partial),
-					    tk_buf_len(&st->partial));
+		if (st != NULL && tk_buf_len(&st->partial) > 0 &&
+		    tk_conn_write(c, tk_buf_peek(&st->partial),
+				  tk_buf_len(&st->partial)) < 0)
+			return; /* c is closed, with the reason */
 		tk_conn_end(c);
 		return;
 	}
@@ -140,8 +155,6 @@ line_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 	}
 	done = complete_lines(c, data, (size_t)n, max);
 	if (done < 0)
-		return;
-	if (done > 0 && tk_conn_write(c, data, (size_t)done) < 0)
 		return;
 	if ((size_t)done < (size_t)n) {
 		/* A line begins: keep it, and give it its own deadline. */

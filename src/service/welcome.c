@@ -7,7 +7,11 @@
 #define OK_PREFIX "OK..."
 #define OK_LEN	  (sizeof(OK_PREFIX) - 1)
 
-/* A client has line_timeout to say its first word (slowloris). */
+/*
+ * A client has the server's line_timeout, if any, to say its first word
+ * (slowloris).  `tcpkit serve welcome` sets none unless asked: like the
+ * tutorial's server it waits for a human at a telnet prompt.
+ */
 static void
 first_word_deadline(struct tk_conn *c)
 {
@@ -22,6 +26,8 @@ static int
 welcome_open(struct tk_conn *c, void *arg)
 {
 	(void)arg;
+	/* Each answer is its chunk and the prefix. */
+	tk_conn_reserve_output(c, OK_LEN);
 	first_word_deadline(c);
 	return tk_conn_write(c, TK_WELCOME_GREETING,
 			     sizeof(TK_WELCOME_GREETING) - 1);
@@ -38,7 +44,10 @@ welcome_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 		return;
 	}
 	tk_conn_set_deadline(c, 0, 0);
-	/* Small chunks (typed lines) go out as one segment. */
+	/*
+	 * Small chunks (typed lines) go out as one segment.  A failed write
+	 * has closed c with its reason: nothing is lost in silence.
+	 */
 	if ((size_t)n <= sizeof(small) - OK_LEN) {
 		memcpy(small, OK_PREFIX, OK_LEN);
 		memcpy(small + OK_LEN, data, (size_t)n);

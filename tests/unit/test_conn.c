@@ -912,29 +912,18 @@ Test(conn, backpressure_pauses_reading_until_drained)
 	cr_assert_eq(x.r.datas, 0, "data delivered above max_pending");
 	cr_assert_eq(x.r.drains, 0);
 
-	/* Up to max_output and no further: -ENOBUFS, nothing queued. */
-	for (;;) {
-		before = tk_conn_pending(x.c);
-		t_fill(chunk, sizeof(chunk), total, 9);
-		err = tk_conn_write(x.c, chunk, sizeof(chunk));
-		if (err < 0)
-			break;
-		total += sizeof(chunk);
-	}
-	cr_assert_eq(err, -ENOBUFS);
-	cr_assert_eq(tk_conn_pending(x.c), before);
-	cr_assert_gt(before + sizeof(chunk), o.max_output);
-	cr_assert(tk_conn_is_open(x.c), "-ENOBUFS closed the connection");
-	/* What fits still goes in. */
-	size_t room = o.max_output - before;
+	/* Up to max_output, exactly: every write is taken. */
+	while ((before = tk_conn_pending(x.c)) < o.max_output) {
+		size_t room = o.max_output - before;
+		size_t n = room < sizeof(chunk) ? room : sizeof(chunk);
 
-	if (room > 0) {
-		t_fill(chunk, room, total, 9);
-		cr_assert_eq(tk_conn_write(x.c, chunk, room), 0);
-		total += room;
-		cr_assert_eq(tk_conn_pending(x.c), o.max_output);
+		t_fill(chunk, n, total, 9);
+		err = tk_conn_write(x.c, chunk, n);
+		cr_assert_eq(err, 0);
+		total += n;
 	}
-	cr_assert_eq(tk_conn_write(x.c, chunk, 1), -ENOBUFS);
+	cr_assert_eq(tk_conn_pending(x.c), o.max_output);
+	cr_assert(tk_conn_is_open(x.c));
 
 	/* The peer reads: output drains, reading resumes, drain fires. */
 	peer_set_reading(&x.p, true);
@@ -945,6 +934,67 @@ Test(conn, backpressure_pauses_reading_until_drained)
 	RUN_UNTIL(x.loop, 10000, x.p.in_len == total);
 	cr_assert_eq(t_check(x.p.in, total, 0, 9), total, "stream corrupt");
 	cr_assert_eq(tk_conn_bytes_out(x.c), total);
+	pair_close(&x);
+}
+
+/*
+ * Output past max_output is never dropped in silence: the write fails with
+ * -ENOBUFS, the connection closes with it, and the peer sees a reset (not
+ * a clean FIN after a gap in the stream).
+ */
+Test(conn, write_past_max_output_resets_the_connection)
+{
+	struct tk_conn_opts o;
+	struct pair x;
+	char chunk[65536];
+	int err = 0;
+
+	tk_conn_opts_init(&o);
+	o.max_pending = 64u * 1024;
+	o.max_output = 256u * 1024;
+	pair_open(&x, &o, 4096);
+	peer_set_reading(&x.p, false);
+	for (int i = 0; i < 64 && err == 0; i++) {
+		memset(chunk, 'a' + i % 26, sizeof(chunk));
+		err = tk_conn_write(x.c, chunk, sizeof(chunk));
+	}
+	cr_assert_eq(err, -ENOBUFS);
+	cr_assert(!tk_conn_is_open(x.c), "the connection is still open");
+	RUN_UNTIL(x.loop, 5000, x.r.closes == 1);
+	cr_assert_eq(x.r.close_err, -ENOBUFS);
+	/*
+	 * The reset is in (the peer saw its hangup): reading finds the
+	 * error, never an EOF that would pass for a clean end.
+	 */
+	RUN_UNTIL(x.loop, 5000, !x.p.watched);
+	peer_read(&x.p);
+	cr_assert_eq(x.p.err, -ECONNRESET, "a clean end after lost output");
+	pair_close(&x);
+}
+
+/* A service's reserve raises max_output above max_pending by as much. */
+Test(conn, reserve_output_keeps_room_above_max_pending)
+{
+	struct tk_conn_opts o;
+	struct pair x;
+	char *big = malloc(200000);
+
+	cr_assert_not_null(big);
+	tk_conn_opts_init(&o);
+	o.max_pending = 100000;
+	o.max_output = 100000; /* raised to max_pending + the reserve */
+	pair_open(&x, &o, 4096);
+	cr_assert_eq(tk_conn_write(x.c, big, 100001), -ENOBUFS);
+	pair_close(&x);
+	pair_open(&x, &o, 4096);
+	tk_conn_reserve_output(x.c, 100000);
+	peer_set_reading(&x.p, false);
+	memset(big, 'z', 200000);
+	cr_assert_eq(tk_conn_write(x.c, big, 200000), 0);
+	cr_assert(tk_conn_is_open(x.c));
+	peer_set_reading(&x.p, true);
+	RUN_UNTIL(x.loop, 10000, x.p.in_len == 200000);
+	free(big);
 	pair_close(&x);
 }
 
