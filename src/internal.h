@@ -87,6 +87,8 @@ struct tk__defer {
 void tk__loop_defer(struct tk_loop *loop, struct tk__defer *d);
 /* Run deferred work until none is left. */
 void tk__loop_run_deferred(struct tk_loop *loop);
+/* Run the work tk_loop_post() has queued so far (on loop's thread). */
+void tk__loop_run_posts(struct tk_loop *loop);
 
 /*
  * Drop fd's watcher without telling epoll: for an fd about to be closed
@@ -174,16 +176,47 @@ int tk__tls_handshake(struct tk_conn *c, unsigned *want);
 
 /*
  * A worker's counters.  Each has one writer (the worker's thread), so an
- * add is a relaxed load and store, no locked instruction; any thread may
- * read them.
+ * add is a relaxed load and store, no locked instruction.  Any thread may
+ * read them, through tk__ctr_snapshot(): the writer brackets every update
+ * with tk__ctr_begin() and tk__ctr_end() (a sequence lock), so a reader
+ * sees all of an event's counts or none (a connection closed with a reset
+ * is in closed, conn_errors and resets together, never in one alone).
  */
 struct tk__counters {
+	_Atomic unsigned seq; /* odd while an update is under way */
 	_Atomic uint64_t accepted, rejected, active, closed;
 	_Atomic uint64_t bytes_in, bytes_out;
 	_Atomic uint64_t accept_errors, conn_errors;
 	_Atomic uint64_t resets, timeouts, line_errors;
 };
 
+/* The counters' values, read together. */
+struct tk__ctr_values {
+	uint64_t accepted, rejected, active, closed;
+	uint64_t bytes_in, bytes_out;
+	uint64_t accept_errors, conn_errors;
+	uint64_t resets, timeouts, line_errors;
+};
+
+static inline void
+tk__ctr_begin(struct tk__counters *c)
+{
+	unsigned seq = atomic_load_explicit(&c->seq, memory_order_relaxed);
+
+	atomic_store_explicit(&c->seq, seq + 1, memory_order_relaxed);
+	/* The odd sequence is visible before any count changes. */
+	atomic_thread_fence(memory_order_release);
+}
+
+static inline void
+tk__ctr_end(struct tk__counters *c)
+{
+	unsigned seq = atomic_load_explicit(&c->seq, memory_order_relaxed);
+
+	atomic_store_explicit(&c->seq, seq + 1, memory_order_release);
+}
+
+/* Between tk__ctr_begin() and tk__ctr_end() only. */
 static inline void
 tk__ctr_add(_Atomic uint64_t *v, uint64_t n)
 {
@@ -197,6 +230,18 @@ tk__ctr_get(_Atomic uint64_t *v)
 {
 	return atomic_load_explicit(v, memory_order_relaxed);
 }
+
+/* One update on its own: begin, add, end. */
+static inline void
+tk__ctr_add1(struct tk__counters *c, _Atomic uint64_t *v, uint64_t n)
+{
+	tk__ctr_begin(c);
+	tk__ctr_add(v, n);
+	tk__ctr_end(c);
+}
+
+/* A consistent copy of c's values, from any thread (server.c). */
+void tk__ctr_snapshot(struct tk__counters *c, struct tk__ctr_values *out);
 
 /* Connections (conn.c), as the server makes them. */
 struct tk_conn *tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv,

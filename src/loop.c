@@ -315,8 +315,8 @@ tk_loop_stop(struct tk_loop *loop)
 	wake(loop);
 }
 
-static void
-run_posts(struct tk_loop *loop)
+void
+tk__loop_run_posts(struct tk_loop *loop)
 {
 	struct post *p, *next;
 
@@ -340,7 +340,7 @@ on_wake(struct tk_loop *loop, int fd, unsigned events, void *arg)
 	(void)events;
 	(void)arg;
 	(void)!read(fd, &n, sizeof(n));
-	run_posts(loop);
+	tk__loop_run_posts(loop);
 }
 
 static void

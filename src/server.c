@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,8 @@ struct tk_server {
 	struct worker *workers;
 	unsigned nworkers;
 	bool started;
-	atomic_bool stopping;
+	atomic_bool stopping; /* a stop was requested (once is enough) */
+	bool draining;	      /* tk_server_drain() ran (owner's thread) */
 	_Atomic uint64_t open_conns; /* across workers, for max_conns */
 };
 
@@ -291,7 +293,7 @@ reject(struct worker *w, int fd)
 		(void)!send(fd, busy, sizeof(busy) - 1,
 			    MSG_DONTWAIT | MSG_NOSIGNAL);
 	tk__close(fd);
-	tk__ctr_add(&w->ctr.rejected, 1);
+	tk__ctr_add1(&w->ctr, &w->ctr.rejected, 1);
 	emit(w->srv, TK_SERVER_REJECT, NULL, -EUSERS);
 }
 
@@ -317,7 +319,7 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 
 			if (err == -EAGAIN || err == -EINTR)
 				return;
-			tk__ctr_add(&w->ctr.accept_errors, 1);
+			tk__ctr_add1(&w->ctr, &w->ctr.accept_errors, 1);
 			emit(s, TK_SERVER_ERROR, NULL, err);
 			if (err == -EMFILE || err == -ENFILE ||
 			    err == -ENOBUFS || err == -ENOMEM) {
@@ -338,14 +340,16 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 		if (c == NULL) {
 			atomic_fetch_sub(&s->open_conns, 1);
 			tk__close(fd);
-			tk__ctr_add(&w->ctr.accept_errors, 1);
+			tk__ctr_add1(&w->ctr, &w->ctr.accept_errors, 1);
 			emit(s, TK_SERVER_ERROR, NULL, -ENOMEM);
 			pause_accepting(w);
 			return;
 		}
 		link_conn(w, c);
+		tk__ctr_begin(&w->ctr);
 		tk__ctr_add(&w->ctr.accepted, 1);
 		tk__ctr_add(&w->ctr.active, 1);
+		tk__ctr_end(&w->ctr);
 		emit(s, TK_SERVER_OPEN, c, 0);
 		tk__conn_start(c);
 	}
@@ -357,8 +361,8 @@ tk__server_conn_gone(struct tk_server *s, struct tk_conn *c, int err)
 	struct worker *w = &s->workers[tk_conn_worker(c)];
 
 	atomic_fetch_sub(&s->open_conns, 1);
-	atomic_store_explicit(&w->ctr.active, tk__ctr_get(&w->ctr.active) - 1,
-			      memory_order_relaxed);
+	tk__ctr_begin(&w->ctr);
+	tk__ctr_add(&w->ctr.active, (uint64_t)-1); /* wraps: one less */
 	tk__ctr_add(&w->ctr.closed, 1);
 	if (err != 0) {
 		tk__ctr_add(&w->ctr.conn_errors, 1);
@@ -370,6 +374,7 @@ tk__server_conn_gone(struct tk_server *s, struct tk_conn *c, int err)
 		else if (err == TK_ELINETOOLONG)
 			tk__ctr_add(&w->ctr.line_errors, 1);
 	}
+	tk__ctr_end(&w->ctr);
 }
 
 void
@@ -469,6 +474,9 @@ stop_worker(struct tk_loop *loop, void *arg)
 void
 tk_server_drain(struct tk_server *s)
 {
+	/* From now on a stop request has nothing left to stop. */
+	s->draining = true;
+	atomic_store(&s->stopping, true);
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
 
@@ -505,11 +513,32 @@ tk_server_stop(struct tk_server *s)
 	}
 }
 
+/*
+ * On the owner's thread: stop its loop, unless the owner has begun to
+ * drain since the request was made; stopping that run would cut the drain.
+ */
+static void
+stop_owner(struct tk_loop *loop, void *arg)
+{
+	struct tk_server *s = arg;
+
+	if (!s->draining)
+		tk_loop_stop(loop);
+}
+
 void
 tk_server_request_stop(struct tk_server *s)
 {
-	atomic_store(&s->stopping, true);
-	tk_loop_stop(s->loop);
+	/* Idempotent: only the first request does anything. */
+	if (atomic_exchange(&s->stopping, true))
+		return;
+	/*
+	 * Not tk_loop_stop() from here: a worker's request may land after
+	 * the owner's loop stopped for another reason (a signal) and cut
+	 * the next run, the drain.  Posted, it runs where that is known.
+	 */
+	if (tk_loop_post(s->loop, stop_owner, s) < 0)
+		tk_loop_stop(s->loop); /* out of memory: stop at least */
 }
 
 bool
@@ -519,25 +548,57 @@ tk_server_stopping(const struct tk_server *s)
 }
 
 void
+tk__ctr_snapshot(struct tk__counters *c, struct tk__ctr_values *v)
+{
+	for (unsigned tries = 0;; tries++) {
+		unsigned seq =
+			atomic_load_explicit(&c->seq, memory_order_acquire);
+
+		if (seq & 1) {
+			/* An update is half done: it takes nanoseconds. */
+			if (tries > 64)
+				sched_yield();
+			continue;
+		}
+		v->accepted = tk__ctr_get(&c->accepted);
+		v->rejected = tk__ctr_get(&c->rejected);
+		v->active = tk__ctr_get(&c->active);
+		v->closed = tk__ctr_get(&c->closed);
+		v->bytes_in = tk__ctr_get(&c->bytes_in);
+		v->bytes_out = tk__ctr_get(&c->bytes_out);
+		v->accept_errors = tk__ctr_get(&c->accept_errors);
+		v->conn_errors = tk__ctr_get(&c->conn_errors);
+		v->resets = tk__ctr_get(&c->resets);
+		v->timeouts = tk__ctr_get(&c->timeouts);
+		v->line_errors = tk__ctr_get(&c->line_errors);
+		/* The reads above happen before the check below. */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&c->seq, memory_order_relaxed) == seq)
+			return;
+	}
+}
+
+void
 tk_server_get_stats(const struct tk_server *s, struct tk_server_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->workers = s->nworkers;
 	for (unsigned i = 0; i < s->nworkers; i++) {
-		struct tk__counters *c = &s->workers[i].ctr;
+		struct tk__ctr_values v;
 
-		/* Exact once the server is quiet; a snapshot while it runs. */
-		out->closed += tk__ctr_get(&c->closed);
-		out->active += tk__ctr_get(&c->active);
-		out->accepted += tk__ctr_get(&c->accepted);
-		out->rejected += tk__ctr_get(&c->rejected);
-		out->bytes_in += tk__ctr_get(&c->bytes_in);
-		out->bytes_out += tk__ctr_get(&c->bytes_out);
-		out->accept_errors += tk__ctr_get(&c->accept_errors);
-		out->conn_errors += tk__ctr_get(&c->conn_errors);
-		out->resets += tk__ctr_get(&c->resets);
-		out->timeouts += tk__ctr_get(&c->timeouts);
-		out->line_errors += tk__ctr_get(&c->line_errors);
+		/* Each worker's counts from one moment of its own. */
+		tk__ctr_snapshot(&s->workers[i].ctr, &v);
+		out->closed += v.closed;
+		out->active += v.active;
+		out->accepted += v.accepted;
+		out->rejected += v.rejected;
+		out->bytes_in += v.bytes_in;
+		out->bytes_out += v.bytes_out;
+		out->accept_errors += v.accept_errors;
+		out->conn_errors += v.conn_errors;
+		out->resets += v.resets;
+		out->timeouts += v.timeouts;
+		out->line_errors += v.line_errors;
 	}
 }
 
@@ -559,6 +620,12 @@ tk_server_free(struct tk_server *s)
 	if (s == NULL)
 		return;
 	tk_server_stop(s);
+	/*
+	 * A stop request may still be queued on the owner's loop, pointing
+	 * at s: run it now, as a no-op (the workers are joined: no more).
+	 */
+	s->draining = true;
+	tk__loop_run_posts(s->loop);
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
 

@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 /*
  * One timeout for every test: Criterion 2.4 leaks in its runner when tests
@@ -589,6 +591,99 @@ Test(server, request_stop_from_a_service)
 	peer_free(&p);
 	tk_server_free(s);
 	tk_loop_free(loop);
+}
+
+/*
+ * Stop requests race: a second one, or one after the owner began to
+ * drain, must not stop the owner's loop again (that would cut the drain).
+ */
+static void
+stop_twice_on_open(struct tk_conn *c, void *arg)
+{
+	(void)arg;
+	tk_server_request_stop(tk_conn_server(c));
+	tk_server_request_stop(tk_conn_server(c));
+}
+
+Test(server, stop_requests_are_idempotent_and_spare_the_drain)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct slog l = { 0 };
+	struct t_guard g;
+	struct tk_addr a;
+	struct tk_server *s = lserver(loop, &l, "127.0.0.1", NULL, &a);
+	struct peer p;
+
+	cr_assert_not_null(s);
+	/* Two requests, one stop: the first run ends, the next does not. */
+	peer_connect(&p, loop, &a);
+	RUN_UNTIL(loop, 3000, l.nopened == 1);
+	stop_twice_on_open(l.opened[0], NULL);
+	t_guard_start(&g, loop, 5000);
+	cr_assert_eq(tk_loop_run(loop), 0);
+	t_guard_end(&g);
+	cr_assert(tk_server_stopping(s));
+	/* The owner drains; a request now (a late worker's) stops nothing. */
+	tk_server_drain(s);
+	tk_server_request_stop(s);
+	t_guard_start(&g, loop, 300);
+	cr_assert_eq(tk_loop_run(loop), 0);
+	cr_assert(g.fired, "a stop request cut the drain's run short");
+	tk_timer_free(g.timer);
+	peer_free(&p);
+	tk_server_free(s);
+	tk_loop_free(loop);
+}
+
+/*
+ * A reader's snapshot of a worker's counters is consistent: here the
+ * writer always moves two counters together, so a snapshot that mixes two
+ * moments shows them apart.
+ */
+struct hammer {
+	struct tk__counters ctr;
+	atomic_bool stop;
+};
+
+static void *
+hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+
+	while (!atomic_load_explicit(&h->stop, memory_order_relaxed)) {
+		tk__ctr_begin(&h->ctr);
+		tk__ctr_add(&h->ctr.conn_errors, 1);
+		tk__ctr_add(&h->ctr.resets, 1);
+		tk__ctr_add(&h->ctr.closed, 1);
+		tk__ctr_end(&h->ctr);
+	}
+	return NULL;
+}
+
+Test(server, counter_snapshots_are_consistent)
+{
+	struct hammer h;
+	pthread_t t;
+	uint64_t seen = 0, last = 0;
+
+	memset(&h, 0, sizeof(h));
+	cr_assert_eq(pthread_create(&t, NULL, hammer_main, &h), 0);
+	for (int i = 0; i < 200000; i++) {
+		struct tk__ctr_values v;
+
+		tk__ctr_snapshot(&h.ctr, &v);
+		cr_assert_eq(v.conn_errors, v.resets, "torn: %llu vs %llu",
+			     (unsigned long long)v.conn_errors,
+			     (unsigned long long)v.resets);
+		cr_assert_eq(v.closed, v.resets);
+		cr_assert_geq(v.closed, last);
+		if (v.closed != last)
+			seen++;
+		last = v.closed;
+	}
+	atomic_store(&h.stop, true);
+	pthread_join(t, NULL);
+	cr_assert_gt(seen, 0, "the writer never ran during the reads");
 }
 
 Test(server, conn_options_apply_to_accepted_connections)
