@@ -110,7 +110,8 @@ const char cmd_serve_help[] =
 	"      --line-timeout D\n"
 	"                      line services: a line must be complete within D\n"
 	"                      of its first byte, the first within D of the\n"
-	"                      connection (slowloris); default 30s\n"
+	"                      connection (slowloris); default 30s, none for\n"
+	"                      welcome's first word (a human at a prompt)\n"
 	"      --max-line BYTES\n"
 	"                      line service: a longer line gets \"error: line\n"
 	"                      too long\" and a close (default 8192)\n"
@@ -160,6 +161,7 @@ struct serve_opts {
 	uint64_t max_conns; /* 0: from the open-file limit */
 	uint64_t idle_ms;
 	uint64_t line_timeout_ms;
+	bool line_timeout_set; /* --line-timeout given */
 	uint64_t max_line;
 	uint64_t max_pending;
 	uint64_t drain_ms;
@@ -296,6 +298,7 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 					       optarg, true,
 					       &o->line_timeout_ms) < 0)
 				return CLI_EXIT_USAGE;
+			o->line_timeout_set = true;
 			break;
 		case OPT_MAX_LINE:
 			if (cli_parse_uint("serve", "--max-line", optarg, 1,
@@ -735,7 +738,15 @@ init_server_opts(const struct serve_opts *o, struct serve_state *st,
 		sopts->max_conns =
 			fds > 2 * FD_RESERVE ? fds - FD_RESERVE : fds / 2;
 	sopts->max_line = (size_t)o->max_line;
-	sopts->line_timeout_ms = o->line_timeout_ms;
+	/*
+	 * welcome, like tutorial 1's server, waits for a human at a telnet
+	 * prompt: no deadline for the first word unless asked for (the idle
+	 * timeout still applies).
+	 */
+	sopts->line_timeout_ms =
+		strcmp(o->service, "welcome") == 0 && !o->line_timeout_set
+			? 0
+			: o->line_timeout_ms;
 	sopts->conn.idle_timeout_ms = o->idle_ms;
 	/* It bounds the kernel's unsent bytes too (TCP_NOTSENT_LOWAT). */
 	sopts->conn.max_pending = (size_t)o->max_pending;

@@ -358,6 +358,25 @@ def test_serve_welcome_answers_every_chunk_until_close(serve):
     assert srv.stop() == 0
 
 
+def test_serve_welcome_waits_for_a_human_past_the_line_timeout(serve):
+    """Tutorial 1's server waits for whoever is at the telnet prompt: the
+    first word is not held to the 30 s line deadline by default (the idle
+    timeout, 5 minutes, still applies).  The client here thinks for 31 s."""
+    srv = welcome_server(serve)
+    with connect(srv.port, timeout=60) as s:
+        assert recv_until(s, lambda d: len(d) >= len(WELCOME)) == WELCOME
+        s.settimeout(31)
+        try:
+            early = s.recv(100)  # sleep-ok: the human's pause is the test
+        except socket.timeout:
+            early = None
+        assert early is None, "closed before the first word: %r" % early
+        s.sendall(b"hello\r\n")
+        assert recv_until(s, lambda d: d.endswith(b"\n")) == (
+            b"OK...hello\r\n")
+    assert srv.stop() == 0
+
+
 # ---------------------------------------------------------------------------
 # tcpkit's clients against tutorial 2's server.
 
