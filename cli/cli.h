@@ -54,6 +54,11 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 int cli_bad_option(const char *cmd, char **argv, int ch);
 /* Print a command's help text on stdout; returns 0. */
 int cli_help(const char *cmd);
+/*
+ * This program as a shell word for a hint the user may type back: the path
+ * it was run by, quoted if need be, or "tcpkit" when found in PATH.
+ */
+const char *cli_prog(void);
 
 /*
  * Option values, range-checked with the option named in the error.  Each

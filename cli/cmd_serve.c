@@ -717,10 +717,10 @@ print_hints(const struct serve_opts *o, struct tk_server *srv)
 	else
 		tk_addr_format_ip(first, ip, sizeof(ip));
 	if (strcmp(o->service, "basic") == 0)
-		fprintf(stderr, "try: tcpkit send %s %u 'Hey!'\n", ip,
+		fprintf(stderr, "try: %s send %s %u 'Hey!'\n", cli_prog(), ip,
 			tk_addr_port(first));
 	else
-		fprintf(stderr, "try: tcpkit connect %s %u\n", ip,
+		fprintf(stderr, "try: %s connect %s %u\n", cli_prog(), ip,
 			tk_addr_port(first));
 }
 

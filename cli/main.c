@@ -1,4 +1,5 @@
 /* main.c: the tcpkit program's entry point and subcommand table. */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +42,54 @@ static const struct cli_command commands[] = {
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/*
+ * A hint's command line must work when pasted back into the same shell, so
+ * it names the program as it was run: by its path when run by a path
+ * ("./build/tcpkit"), plain "tcpkit" when the shell found it in PATH.
+ * A path the shell would split or expand is quoted as one word, as Python's
+ * shlex.quote() does; the buffer fits a path made only of quotes.
+ */
+static char prog_quoted[5 * PATH_MAX + 3];
+static const char *prog = "tcpkit";
+
+const char *
+cli_prog(void)
+{
+	return prog;
+}
+
+static void
+set_prog(const char *argv0)
+{
+	static const char safe[] = "@%+=:,./-_";
+	size_t len = argv0 != NULL ? strlen(argv0) : 0;
+	bool plain = true;
+	char *q = prog_quoted;
+
+	if (len == 0 || len >= PATH_MAX || strchr(argv0, '/') == NULL)
+		return;
+	for (const char *p = argv0; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr(safe, *p) != NULL))
+			plain = false;
+	if (plain) {
+		prog = argv0;
+		return;
+	}
+	*q++ = '\'';
+	for (const char *p = argv0; *p != '\0'; p++) {
+		if (*p == '\'') {
+			memcpy(q, "'\"'\"'", 5);
+			q += 5;
+		} else {
+			*q++ = *p;
+		}
+	}
+	*q++ = '\'';
+	*q = '\0';
+	prog = prog_quoted;
+}
 
 static const struct cli_command *
 find_command(const char *name)
@@ -121,6 +170,7 @@ main(int argc, char **argv)
 
 	/* A peer that goes away must never kill us; writes report EPIPE. */
 	signal(SIGPIPE, SIG_IGN);
+	set_prog(argv[0]);
 
 	if (argc < 2) {
 		print_overview(stderr);

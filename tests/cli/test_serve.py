@@ -5,6 +5,7 @@ loopback (a client in a network namespace of our own)."""
 import datetime
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -29,6 +30,8 @@ SHUTDOWN_REPLY = b"You told me to shut down!\n"
 REFUSED_REPLY = (b"Shutdown refused: only a client on this machine's loopback"
                  b" may stop this server\n")
 REMOTE_END = "Execution ended because of [Remote user initiated shutdown.]"
+# The program as the `try:` hint names it: the path the test ran it by.
+PROG = shlex.quote(TCPKIT) if "/" in TCPKIT else "tcpkit"
 HINT = ("hint: loopback only, other machines cannot connect; use -H 0.0.0.0 "
         "or -H :: to serve every interface")
 SUMMARY = re.compile(r"^stopped \((SIGINT|SIGTERM|remote shutdown)\): "
@@ -157,7 +160,8 @@ def test_default_is_echo_on_both_loopbacks(serve):
     assert lines[1] == "listening on [::1]:%d" % srv.port
     srv.err.wait_for("^try: ")
     assert HINT in srv.err.lines
-    assert "try: tcpkit connect 127.0.0.1 %d" % srv.port in srv.err.lines
+    assert "try: %s connect 127.0.0.1 %d" % (PROG, srv.port) in \
+        srv.err.lines
     assert echo_roundtrip(srv.port, "127.0.0.1", b"v4 \x00\xff\n") == \
         b"v4 \x00\xff\n"
     assert echo_roundtrip(srv.port, "::1", b"v6\r\n") == b"v6\r\n"
@@ -395,7 +399,7 @@ def test_host_ipv6_loopback_only(serve):
     listening = [l for l in err_lines(srv) if LISTEN_RE.search(l)]
     assert listening == ["listening on [::1]:%d" % srv.port]
     assert HINT in err_lines(srv)
-    assert "try: tcpkit connect ::1 %d" % srv.port in err_lines(srv)
+    assert "try: %s connect ::1 %d" % (PROG, srv.port) in err_lines(srv)
     assert echo_roundtrip(srv.port, "::1") == b"ping\n"
     assert refused(srv.port, "127.0.0.1")
     assert srv.stop() == 0
@@ -420,7 +424,7 @@ def test_host_ipv4_any(serve):
         ["listening on 0.0.0.0:%d" % srv.port]
     assert HINT not in lines
     assert not any(l.startswith("hint:") for l in lines)
-    assert "try: tcpkit connect 127.0.0.1 %d" % srv.port in lines
+    assert "try: %s connect 127.0.0.1 %d" % (PROG, srv.port) in lines
     assert echo_roundtrip(srv.port) == b"ping\n"
     assert srv.stop() == 0
 
@@ -889,7 +893,8 @@ def test_log_basic_wording(serve):
     m = srv.err.wait_for(CLOSED % who)
     assert m.group(3, 4, 5) == ("4", str(len(greet) + len(reply)), "done")
     assert srv.stop() == 0
-    assert "try: tcpkit send 127.0.0.1 %d 'Hey!'" % srv.port in err_lines(srv)
+    assert "try: %s send 127.0.0.1 %d 'Hey!'" % (PROG, srv.port) in \
+        err_lines(srv)
 
 
 @pytest.mark.parametrize("sig,name", [(signal.SIGINT, "SIGINT"),
