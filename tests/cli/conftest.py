@@ -4,6 +4,7 @@ events with bounded timeouts, never on sleeps."""
 import os
 import pty
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,23 @@ SANITIZER = re.compile(rb"(ERROR: (Address|Leak)Sanitizer|runtime error:|Undefin
 
 LISTEN_RE = re.compile(r"listening on (\S+):(\d+)$")
 SHIM_SRC = os.path.join(ROOT, "tests", "shim", "short_writes.c")
+
+
+# The Debian package of each optional peer, for the skip reason.
+PEER_PACKAGES = {"nc": "netcat-openbsd", "telnet": "telnet",
+                 "sslscan": "sslscan", "ncat": "ncat", "socat": "socat",
+                 "ss": "iproute2", "ip": "iproute2", "openssl": "openssl",
+                 "curl": "curl", "go": "golang-go", "node": "nodejs"}
+
+
+def need(prog):
+    """Skip the calling test, with the reason, if the peer prog is not
+    installed (`make deps` installs the Debian ones)."""
+    if shutil.which(prog) is None:
+        pkg = PEER_PACKAGES.get(prog)
+        pytest.skip("%s is not installed%s" % (
+            prog, " (Debian package %s; `make deps` installs it)" % pkg
+            if pkg else ""))
 
 
 def check_sanitizer(stderr):

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from conftest import (PEERS, TCPKIT, LineReader, check_sanitizer, connect,
-                      recv_all, run)
+                      recv_all, run, need)
 
 PY = sys.executable
 TIMEOUT = 20
@@ -28,6 +28,7 @@ def blob(n, seed):
 def nc_listener(proc, host="127.0.0.1"):
     """`nc -l` on port 0: netcat-openbsd names the port it got only with
     -v ("Listening on HOST PORT" on stderr), so read it from there."""
+    need("nc")
     args = ["nc", "-l", "-v", "-N"]
     if ":" in host:
         args.append("-6")
@@ -38,6 +39,7 @@ def nc_listener(proc, host="127.0.0.1"):
 
 def nc_client(port, data, host="127.0.0.1", timeout=TIMEOUT):
     """nc as a one-shot client: send data, half-close (-N), read to EOF."""
+    need("nc")
     return subprocess.run(["nc", "-N", host, str(port)], input=data,
                           capture_output=True, timeout=timeout)
 
@@ -74,6 +76,7 @@ def test_nc_text_lines_against_serve_echo(serve):
 
 
 def test_nc_over_ipv6_against_serve_echo(serve):
+    need("nc")
     srv = serve("echo", "-H", "::1")
     assert srv.host == "::1"
     assert "listening on [::1]:%d" % srv.port in srv.err.lines
@@ -99,6 +102,7 @@ def test_nc_both_families_against_one_serve_echo(serve):
 
 
 def test_many_nc_clients_at_once_against_serve_echo(serve):
+    need("nc")
     srv = serve("echo", "-H", "127.0.0.1")
     datas = [blob(256 << 10, 100 + i) for i in range(16)]
     procs = [subprocess.Popen(["nc", "-N", "127.0.0.1", str(srv.port)],
@@ -226,6 +230,7 @@ def test_send_against_nc_listener(proc):
 
 
 def test_send_binary_stdin_against_nc_listener(tmp_path):
+    need("nc")
     data = blob(256 << 10, 4)
     out = tmp_path / "nc.out"
     # nc writes what it receives to a file, so the bytes compare exactly;

@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from conftest import (TCPKIT, Server, connect, recv_all, recv_until,
-                      shim_env)
+from conftest import (TCPKIT, Server, connect, recv_all, recv_until, shim_env,
+                      need)
 
 BUSY = b"busy: too many connections, try again later\n"
 TOO_LONG = b"error: line too long\n"
@@ -448,6 +448,7 @@ def kernel_send_queues(port):
     """Send-Q (bytes not yet acknowledged, unsent ones included) of every
     established socket on local port `port`: the server's side, as `ss`
     shows it."""
+    need("ss")
     out = subprocess.run(["ss", "-tnH", "state", "established",
                           "( sport = :%d )" % port], capture_output=True,
                          text=True, check=True, timeout=30).stdout

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import (LISTEN_RE, TCPKIT, check_sanitizer, connect, free_port,
-                      recv_all, recv_until, run)
+                      recv_all, recv_until, run, need)
 
 TIMEOUT = 15
 WELCOME = b"Welcome to the server. Type something and hit enter\n"
@@ -680,6 +680,7 @@ def test_port_privileged(port, svc):
 def listen_queue(port):
     """The listen backlog the kernel holds for 127.0.0.1:port (ss Send-Q),
     the same on every worker's socket."""
+    need("ss")
     p = subprocess.run(["ss", "-ltnH", "sport = :%d" % port],
                        capture_output=True, timeout=TIMEOUT)
     rows = [l.split() for l in p.stdout.decode().splitlines() if l.strip()]

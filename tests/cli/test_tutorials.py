@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from conftest import (PEERS, TCPKIT, LineReader, check_sanitizer, connect,
-                      recv_all, recv_until, run)
+                      recv_all, recv_until, run, need)
 
 PY = sys.executable
 WELCOME = b"Welcome to the server. Type something and hit enter\n"
@@ -236,6 +236,7 @@ def test_serve_basic_stops_on_ctrl_c(serve):
 
 
 def test_nc_against_serve_welcome(serve):
+    need("nc")
     srv = welcome_server(serve)
     p = subprocess.run(["nc", "-N", "127.0.0.1", str(srv.port)],
                        input=b"hello\n", capture_output=True,
@@ -246,6 +247,7 @@ def test_nc_against_serve_welcome(serve):
 
 
 def test_nc_lines_one_at_a_time_against_serve_welcome(serve, proc):
+    need("nc")
     srv = welcome_server(serve)
     nc = proc(["nc", "-N", "127.0.0.1", str(srv.port)])
     nc.out.wait_for(r"^Welcome to the server\. Type something and hit enter$")
@@ -299,6 +301,7 @@ def test_real_telnet_against_serve_welcome(serve, proc):
 def test_several_clients_at_once_against_serve_welcome(serve, proc):
     """Several telnet-like clients connected at the same time, each
     answered on its own connection (the tutorial's thread per client)."""
+    need("nc")
     srv = welcome_server(serve)
     clients = []
     for i in range(6):
