@@ -12,7 +12,7 @@ RUN_ARGS   ?= serve
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all deps deps-build deps-test build run test stress bench bench-full tls-audit install format \
-	format-check examples clean
+	format-check examples clean fuzz-ci
 
 all: build
 
@@ -21,7 +21,7 @@ all: build
 # system alone.
 DEPS ?= check
 deps: deps-test
-deps-build deps-test:
+deps-build deps-test deps-ci:
 ifneq ($(DEPS),skip)
 	@./scripts/deps $(@:deps-%=%)
 endif
@@ -73,6 +73,11 @@ bench: build
 bench-full: build
 	/usr/bin/python3 bench/run.py --tcpkit $(BUILD)/tcpkit \
 		--ref $(BUILD)/bench_ref --mode full --out bench/results
+
+# Every libFuzzer harness of fuzz/ (clang), 25 s each on its seed corpus;
+# fails on any crash or failed check (fuzz/README.md).  < 3 min.
+fuzz-ci: deps-ci
+	JOBS=$(JOBS) ./scripts/fuzz-ci
 
 # sslscan and testssl.sh (Debian packages sslscan, testssl.sh) against
 # `serve --tls`; fails on a finding of medium severity or worse that

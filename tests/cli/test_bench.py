@@ -226,6 +226,27 @@ def test_flips_in_bulk(peer):
     assert doc["errors"]["mismatch"] == srv.stats()["flipped"] == 20
 
 
+@pytest.mark.parametrize("every", [1, 3])
+def test_bulk_block_over_several_reads_counts_once(peer, every):
+    """A 256 KiB block takes at least four of the client's 64 KiB reads;
+    its two flips land in different reads and still count once.  Every
+    block bad (every 1): the first block and back-to-back ones count too."""
+    size = 256 * 1024
+    srv = peer("flip", "--size", size, "--every", every,
+               "--positions", "10,%d" % (size - 10))
+    p, doc = bench_json("bulk", "127.0.0.1", srv.port, "-c", 2, "-n", 6,
+                        "-s", size, "--window", 2 * size)
+    flipped = srv.stats()["flipped"]
+    assert flipped == 2 * (6 // every)
+    assert p.returncode == 1
+    assert p.stderr == (b"tcpkit: bench 127.0.0.1:%d: %d mismatched "
+                        b"messages: the echo differs from what was sent\n"
+                        % (srv.port, flipped))
+    assert doc["errors"]["mismatch"] == doc["errors"]["total"] == flipped
+    assert doc["messages"] == 12
+    assert doc["bytes_received"] == 12 * size
+
+
 def test_injected_latency_shows_in_the_percentiles(peer):
     # Every 10th answer is held 50ms: 10% of the samples are >= 50ms.
     srv = peer("delay", "--size", 64, "--every", 10, "--delay-ms", 50)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "conn_int.h"
 #include "helpers.h"
 
 /*
@@ -21,6 +22,8 @@ struct served {
 	struct tk_addr addr;
 	int opens, closes;
 	int close_err;
+	/* If set, recorded as every accepted conn's peer (see below). */
+	const struct tk_addr *fake_peer;
 };
 
 static void
@@ -30,9 +33,16 @@ count_events(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 	struct served *x = arg;
 
 	(void)s;
-	(void)c;
-	if (ev == TK_SERVER_OPEN)
+	if (ev == TK_SERVER_OPEN) {
 		x->opens++;
+		/*
+		 * The open event comes before the conn's first read: a peer
+		 * replaced here is the one the service sees, as if it had
+		 * connected from there.  No root, no other interface.
+		 */
+		if (x->fake_peer != NULL)
+			c->peer = *x->fake_peer;
+	}
 	if (ev == TK_SERVER_CLOSE) {
 		x->closes++;
 		x->close_err = err;
@@ -350,10 +360,75 @@ Test(service, basic_shutdown_any_case_and_spaces)
 	basic_shutdown("  ShutDown \r\n", &o);
 }
 
+/*
+ * "shutdown" from a peer at `from` (recorded as the conn's peer, the
+ * connection itself on loopback): refused unless opts allow it remotely.
+ */
+static void
+basic_shutdown_from(const char *from, const struct tk_basic_opts *opts,
+		    bool allowed)
+{
+	static const char refused[] =
+		"Shutdown refused: only a client on this machine's loopback "
+		"may stop this server\n";
+	struct served x;
+	struct tk_addr fake;
+	struct t_guard guard;
+	struct peer p;
+	char want[256];
+	size_t g;
+
+	cr_assert_eq(tk_addr_parse(from, 40000, &fake), 0, "%s", from);
+	cr_assert(!tk_addr_is_loopback(&fake), "%s", from);
+	serve(&x, &tk_service_basic, (void *)opts);
+	x.fake_peer = &fake;
+	peer_connect(&p, x.loop, &x.addr);
+	RUN_UNTIL(x.loop, 3000, has_line(&p));
+	g = check_greeting(p.in, p.in_len);
+	peer_send_str(&p, "shutdown");
+	if (allowed) {
+		t_guard_start(&guard, x.loop, 5000);
+		cr_assert_eq(tk_loop_run(x.loop), 0);
+		t_guard_end(&guard);
+	}
+	RUN_UNTIL(x.loop, 3000, p.eof);
+	snprintf(want, sizeof(want), "You sent: [shutdown]\n%s",
+		 allowed ? "You told me to shut down!\n" : refused);
+	cr_assert_eq(p.in_len - g, strlen(want), "from %s: %.*s", from,
+		     (int)(p.in_len - g), p.in + g);
+	cr_assert(memcmp(p.in + g, want, strlen(want)) == 0, "from %s: %.*s",
+		  from, (int)(p.in_len - g), p.in + g);
+	cr_assert_eq(tk_server_stopping(x.s), allowed, "from %s", from);
+	peer_shutdown(&p);
+	RUN_UNTIL(x.loop, 3000, x.closes == 1);
+	peer_free(&p);
+	served_free(&x);
+}
+
+/* Documentation addresses: nothing is ever sent to them. */
+static const char *const remote_peers[] = {
+	"192.0.2.7", "2001:db8::7", "::ffff:192.0.2.7",
+	"128.0.0.1", /* just past 127/8 */
+};
+
 Test(service, basic_remote_shutdown_refused)
 {
-	cr_skip_test("needs a non-loopback peer; the CLI tests cover it in a "
-		     "network namespace");
+	struct tk_basic_opts o = { .allow_remote_shutdown = false };
+
+	for (size_t i = 0; i < sizeof(remote_peers) / sizeof(*remote_peers);
+	     i++) {
+		basic_shutdown_from(remote_peers[i], NULL, false);
+		basic_shutdown_from(remote_peers[i], &o, false);
+	}
+}
+
+Test(service, basic_remote_shutdown_allowed_by_option)
+{
+	struct tk_basic_opts o = { .allow_remote_shutdown = true };
+
+	for (size_t i = 0; i < sizeof(remote_peers) / sizeof(*remote_peers);
+	     i++)
+		basic_shutdown_from(remote_peers[i], &o, true);
 }
 
 /* As a client's service basic greets and answers too, but stops nothing. */
