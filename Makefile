@@ -7,12 +7,14 @@ GENERATOR  ?= Ninja
 CC         ?= cc
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 WERROR     ?= OFF
+# The event loop's backend: auto (epoll on Linux), epoll or poll.
+BACKEND    ?= auto
 RUN_ARGS   ?= serve
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all deps deps-build deps-test build run test stress bench bench-full tls-audit install format \
-	format-check examples clean fuzz-ci
+	format-check examples clean fuzz-ci musl-check
 
 all: build
 
@@ -29,7 +31,7 @@ endif
 $(BUILD)/build.ninja: | deps-build
 	$(CMAKE) -S . -B $(BUILD) -G $(GENERATOR) -DCMAKE_C_COMPILER=$(CC) \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
-		-DTK_WERROR=$(WERROR)
+		-DTK_WERROR=$(WERROR) -DTK_BACKEND=$(BACKEND)
 
 build: deps-build $(BUILD)/build.ninja
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
@@ -43,7 +45,7 @@ run: build
 $(TEST_BUILD)/build.ninja: | deps-test
 	$(CMAKE) -S . -B $(TEST_BUILD) -G $(GENERATOR) -DCMAKE_C_COMPILER=$(CC) \
 		-DCMAKE_BUILD_TYPE=Debug -DTK_TESTS=ON -DTK_SANITIZE=ON \
-		-DTK_WERROR=$(WERROR)
+		-DTK_WERROR=$(WERROR) -DTK_BACKEND=$(BACKEND)
 
 # Every test: Criterion unit tests and pytest black-box tests, sanitized.
 test: deps-test $(TEST_BUILD)/build.ninja
@@ -73,6 +75,11 @@ bench: build
 bench-full: build
 	/usr/bin/python3 bench/run.py --tcpkit $(BUILD)/tcpkit \
 		--ref $(BUILD)/bench_ref --mode full --out bench/results
+
+# libtcpkit (both backends, TLS aside) compiled and linked against musl:
+# no glibc-only call creeps in.
+musl-check: deps-ci
+	./scripts/musl-check build-musl
 
 # Every libFuzzer harness of fuzz/ (clang), 25 s each on its seed corpus;
 # fails on any crash or failed check (fuzz/README.md).  < 3 min.

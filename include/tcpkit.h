@@ -23,6 +23,8 @@ extern "C" {
 
 /* Library version as a string, e.g. "0.1.0". */
 const char *tk_version(void);
+/* The event backend the loop runs on, e.g. "epoll". */
+const char *tk_backend_name(void);
 
 /*
  * Errors.  Every call returns 0 (or a count) on success and a negative code
@@ -418,9 +420,13 @@ bool tk_timer_is_active(const struct tk_timer *t);
 void tk_timer_free(struct tk_timer *t);
 
 /*
- * Deliver signo to cb on this loop instead of its default action.  The
- * signal is blocked in the calling thread; block it in every thread (call
- * before creating threads) so that the loop alone receives it.
+ * Deliver signo to cb on this loop instead of its default action.  Call
+ * it before creating threads, on the loop's thread: with the epoll backend
+ * the signal is blocked there (threads created later inherit the mask) and
+ * read from a signalfd; with the poll backend a handler passes it to the
+ * loop through a pipe (other threads should block it).  tk_loop_free()
+ * gives the signal back its earlier disposition; a signal that was
+ * blocked before stays blocked.
  */
 int tk_loop_signal(struct tk_loop *loop, int signo, tk_signal_cb cb, void *arg);
 

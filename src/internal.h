@@ -19,21 +19,13 @@
 	} while (0)
 
 /*
- * Polling backend (loop_epoll.c).  A small static interface: the loop core
- * never sees epoll.  data is handed back unchanged with each event.
+ * An event from the loop's backend (loop/backend.h): data is handed back
+ * as it was registered.
  */
 struct tk__event {
 	uint64_t data;
 	unsigned events; /* TK_READABLE | TK_WRITABLE | TK_HANGUP */
 };
-
-int tk__poll_open(void);
-int tk__poll_add(int pfd, int fd, unsigned events, uint64_t data);
-int tk__poll_mod(int pfd, int fd, unsigned events, uint64_t data);
-int tk__poll_del(int pfd, int fd);
-/* Wait up to timeout_ms (-1 forever); returns the number of events or -errno.
- */
-int tk__poll_wait(int pfd, struct tk__event *evs, int max, int timeout_ms);
 
 /* Timers and their min-heap (timer.c). */
 struct tk_timer {
@@ -91,9 +83,9 @@ void tk__loop_run_deferred(struct tk_loop *loop);
 void tk__loop_run_posts(struct tk_loop *loop);
 
 /*
- * Drop fd's watcher without telling epoll: for an fd about to be closed
- * (never dup'ed), whose close removes it from the epoll set anyway.  Saves
- * a system call per connection.
+ * Drop fd's watcher: fd is about to be closed (and was never dup'ed).  The
+ * epoll backend makes no system call for it (the close takes the fd out
+ * of the set), which saves one per connection.
  */
 void tk__loop_forget(struct tk_loop *loop, int fd);
 

@@ -130,13 +130,22 @@ Test(loop, watch_errors)
 	tk_loop_unwatch(loop, -1);
 	tk_loop_unwatch(loop, 100000);
 
-	/* A regular file cannot be polled: -EPERM, and nothing registered. */
+	/*
+	 * A regular file: epoll cannot poll it (-EPERM, and nothing is
+	 * registered); poll(2) says it is always ready.
+	 */
 	file = mkstemp(path);
 	cr_assert(file >= 0);
 	unlink(path);
-	cr_assert_eq(tk_loop_watch(loop, file, TK_READABLE, record, &s),
-		     -EPERM);
-	cr_assert_eq(tk_loop_modify(loop, file, TK_READABLE), -ENOENT);
+	if (strcmp(tk_backend_name(), "epoll") == 0) {
+		cr_assert_eq(tk_loop_watch(loop, file, TK_READABLE, record, &s),
+			     -EPERM);
+		cr_assert_eq(tk_loop_modify(loop, file, TK_READABLE), -ENOENT);
+	} else {
+		cr_assert_eq(tk_loop_watch(loop, file, TK_READABLE, record, &s),
+			     0);
+		tk_loop_unwatch(loop, file);
+	}
 
 	/* A closed fd: -EBADF from the kernel. */
 	int dead = dup(sv[1]);

@@ -1,17 +1,15 @@
-/* loop.c: the event loop core: fd table, timers, signals, deferred work,
- * wakeup. */
+/* loop.c: the event loop core: fd table, timers, signal callbacks,
+ * deferred work and cross-thread posts, over one backend (backend.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
 
 /* Events handled per round, and the scratch read buffer's size. */
 #define LOOP_MAX_EVENTS 256
@@ -31,10 +29,7 @@ struct post {
 };
 
 struct tk_loop {
-	int pfd;
-	int wakefd; /* eventfd: posts and stop from other threads */
-	int sigfd;  /* signalfd, -1 until a signal is watched */
-	sigset_t sigset;
+	struct tk__backend *be; /* the poller, wakeups, signals */
 	struct {
 		tk_signal_cb cb;
 		void *arg;
@@ -66,8 +61,6 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void on_wake(struct tk_loop *loop, int fd, unsigned events, void *arg);
-
 struct tk_loop *
 tk_loop_new(void)
 {
@@ -76,38 +69,18 @@ tk_loop_new(void)
 
 	if (loop == NULL)
 		return NULL;
-	loop->sigfd = -1;
-	loop->wakefd = -1;
 	loop->defer_tail = &loop->defer_head;
 	loop->posts_tail = &loop->posts;
-	sigemptyset(&loop->sigset);
 	pthread_mutex_init(&loop->post_lock, NULL);
 	loop->now = mono_ms();
-	loop->pfd = tk__poll_open();
-	if (loop->pfd < 0) {
-		err = loop->pfd;
-		goto out_free;
+	err = tk__backend_new(&loop->be);
+	if (err < 0) {
+		pthread_mutex_destroy(&loop->post_lock);
+		free(loop);
+		errno = -err;
+		return NULL;
 	}
-	loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (loop->wakefd < 0) {
-		err = -errno;
-		goto out_close_pfd;
-	}
-	err = tk_loop_watch(loop, loop->wakefd, TK_READABLE, on_wake, NULL);
-	if (err < 0)
-		goto out_close_wake;
 	return loop;
-
-out_close_wake:
-	close(loop->wakefd);
-out_close_pfd:
-	close(loop->pfd);
-out_free:
-	free(loop->fds);
-	pthread_mutex_destroy(&loop->post_lock);
-	free(loop);
-	errno = -err;
-	return NULL;
 }
 
 void
@@ -126,16 +99,17 @@ tk_loop_free(struct tk_loop *loop)
 	for (size_t i = 0; i < loop->timers.n; i++)
 		loop->timers.v[i]->index = TK__HEAP_NONE;
 	tk__heap_free(&loop->timers);
-	if (loop->sigfd >= 0) {
-		close(loop->sigfd);
-		pthread_sigmask(SIG_UNBLOCK, &loop->sigset, NULL);
-	}
-	close(loop->wakefd);
-	close(loop->pfd);
+	tk__backend_free(loop->be);
 	pthread_mutex_destroy(&loop->post_lock);
 	free(loop->fds);
 	free(loop->rbuf);
 	free(loop);
+}
+
+const char *
+tk_backend_name(void)
+{
+	return tk__backend_name();
 }
 
 uint64_t
@@ -212,7 +186,7 @@ tk_loop_watch(struct tk_loop *loop, int fd, unsigned events, tk_io_cb cb,
 	/* Generation 0 means "free"; skip it when the counter wraps. */
 	if (++loop->gen == 0)
 		loop->gen = 1;
-	err = tk__poll_add(loop->pfd, fd, events, tag(fd, loop->gen));
+	err = tk__backend_add(loop->be, fd, events, tag(fd, loop->gen));
 	if (err < 0)
 		return err;
 	w->cb = cb;
@@ -233,7 +207,7 @@ tk_loop_modify(struct tk_loop *loop, int fd, unsigned events)
 	w = &loop->fds[fd];
 	if (w->events == events)
 		return 0;
-	err = tk__poll_mod(loop->pfd, fd, events, tag(fd, w->gen));
+	err = tk__backend_mod(loop->be, fd, events, tag(fd, w->gen));
 	if (err == 0)
 		w->events = events;
 	return err;
@@ -244,15 +218,16 @@ tk_loop_unwatch(struct tk_loop *loop, int fd)
 {
 	if (fd < 0 || (size_t)fd >= loop->nfds || loop->fds[fd].gen == 0)
 		return;
-	(void)tk__poll_del(loop->pfd, fd);
+	(void)tk__backend_del(loop->be, fd);
 	memset(&loop->fds[fd], 0, sizeof(loop->fds[fd]));
 }
 
 void
 tk__loop_forget(struct tk_loop *loop, int fd)
 {
-	if (fd < 0 || (size_t)fd >= loop->nfds)
+	if (fd < 0 || (size_t)fd >= loop->nfds || loop->fds[fd].gen == 0)
 		return;
+	tk__backend_forget(loop->be, fd);
 	memset(&loop->fds[fd], 0, sizeof(loop->fds[fd]));
 }
 
@@ -281,15 +256,6 @@ tk__loop_run_deferred(struct tk_loop *loop)
 	}
 }
 
-static void
-wake(struct tk_loop *loop)
-{
-	uint64_t one = 1;
-
-	/* EAGAIN means the counter is already non-zero: the loop will wake. */
-	(void)!write(loop->wakefd, &one, sizeof(one));
-}
-
 int
 tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg)
 {
@@ -304,7 +270,7 @@ tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg)
 	*loop->posts_tail = p;
 	loop->posts_tail = &p->next;
 	pthread_mutex_unlock(&loop->post_lock);
-	wake(loop);
+	tk__backend_wake(loop->be);
 	return 0;
 }
 
@@ -312,7 +278,7 @@ void
 tk_loop_stop(struct tk_loop *loop)
 {
 	atomic_store(&loop->stop, true);
-	wake(loop);
+	tk__backend_wake(loop->be);
 }
 
 void
@@ -332,61 +298,33 @@ tk__loop_run_posts(struct tk_loop *loop)
 	}
 }
 
-static void
-on_wake(struct tk_loop *loop, int fd, unsigned events, void *arg)
-{
-	uint64_t n;
-
-	(void)events;
-	(void)arg;
-	(void)!read(fd, &n, sizeof(n));
-	tk__loop_run_posts(loop);
-}
-
-static void
-on_signal(struct tk_loop *loop, int fd, unsigned events, void *arg)
-{
-	struct signalfd_siginfo si;
-
-	(void)events;
-	(void)arg;
-	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		int signo = (int)si.ssi_signo;
-
-		if (signo > 0 && signo < NSIG && loop->signals[signo].cb)
-			loop->signals[signo].cb(loop, signo,
-						loop->signals[signo].arg);
-	}
-}
-
 int
 tk_loop_signal(struct tk_loop *loop, int signo, tk_signal_cb cb, void *arg)
 {
-	sigset_t set = loop->sigset;
-	int fd, err;
+	int err;
 
 	if (signo <= 0 || signo >= NSIG || cb == NULL)
 		return -EINVAL;
-	if (sigaddset(&set, signo) < 0)
-		return -errno;
-	err = pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (err != 0)
-		return -err;
-	fd = signalfd(loop->sigfd, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (loop->sigfd < 0) {
-		err = tk_loop_watch(loop, fd, TK_READABLE, on_signal, NULL);
-		if (err < 0) {
-			close(fd);
-			return err;
-		}
-		loop->sigfd = fd;
-	}
-	loop->sigset = set;
+	if ((err = tk__backend_signal(loop->be, signo)) < 0)
+		return err;
 	loop->signals[signo].cb = cb;
 	loop->signals[signo].arg = arg;
 	return 0;
+}
+
+/* The backend's own events: a wakeup (posts, a stop) or a signal. */
+static void
+own_event(struct tk_loop *loop, uint64_t data)
+{
+	int signo;
+
+	if (data == TK__EV_WAKE) {
+		tk__loop_run_posts(loop);
+		return;
+	}
+	signo = (int)data;
+	if (signo > 0 && signo < NSIG && loop->signals[signo].cb != NULL)
+		loop->signals[signo].cb(loop, signo, loop->signals[signo].arg);
 }
 
 static int
@@ -415,8 +353,8 @@ tk_loop_run_once(struct tk_loop *loop, int timeout_ms)
 
 	tk__loop_run_deferred(loop);
 	tk_loop_update_time(loop);
-	n = tk__poll_wait(loop->pfd, evs, LOOP_MAX_EVENTS,
-			  next_timeout(loop, timeout_ms));
+	n = tk__backend_wait(loop->be, evs, LOOP_MAX_EVENTS,
+			     next_timeout(loop, timeout_ms));
 	if (n < 0)
 		return n;
 	tk_loop_update_time(loop);
@@ -426,6 +364,11 @@ tk_loop_run_once(struct tk_loop *loop, int timeout_ms)
 		struct watcher *w;
 		unsigned ev;
 
+		if (TK__EV_IS_OWN(evs[i].data)) {
+			own_event(loop, evs[i].data);
+			tk__loop_run_deferred(loop);
+			continue;
+		}
 		/*
 		 * An earlier callback of this round may have unwatched fd, or
 		 * closed it and watched a new fd of the same number: the
