@@ -644,8 +644,13 @@ tk__tls_attach(struct tk_conn *c, struct tk_tls_ctx *ctx,
 			   !SSL_set_tlsext_host_name(tc->ssl, servername)) {
 			goto out_free;
 		}
+		/*
+		 * subjectAltName only: a CN that looks like the name is no
+		 * proof (RFC 6125 6.4.4, and what browsers and curl do).
+		 */
 		X509_VERIFY_PARAM_set_hostflags(
-			vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+				    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 	}
 	if (ctx->server)
 		SSL_set_accept_state(tc->ssl);

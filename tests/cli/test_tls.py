@@ -175,6 +175,42 @@ def test_servername_overrides_host(serve, certs):
     assert p.stdout == b"sni"
 
 
+def test_common_name_without_san_is_refused(serve, certs):
+    """CN=localhost and no subjectAltName: the name is checked against the
+    subjectAltName only, as browsers and curl do."""
+    srv = tls_serve(serve, certs, cert="cn_only")
+    start = lines(srv)
+    p = run(["send", "--tls", "--cacert", certs["ca"], "localhost",
+             str(srv.port), "secret"])
+    assert p.returncode == PROTO, p.stderr
+    assert p.stdout == b""
+    assert p.stderr.decode() == fail_msg(
+        "send", "localhost", srv.port,
+        "certificate name mismatch (hostname mismatch)")
+    assert closed_line(srv, start=start) == \
+        (0, 0, "the peer rejected our certificate")
+
+
+def test_partial_wildcard_is_refused(serve, certs):
+    """DNS:ww*.example.test must not cover www.example.test; the same
+    certificate's other name passes, so the name alone is refused."""
+    srv = tls_serve(serve, certs, cert="partial")
+    p = run(["send", "--tls", "--cacert", certs["ca"], "--servername",
+             "ok.example.test", "127.0.0.1", str(srv.port), "control"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"control"
+    start = lines(srv)
+    p = run(["send", "--tls", "--cacert", certs["ca"], "--servername",
+             "www.example.test", "127.0.0.1", str(srv.port), "secret"])
+    assert p.returncode == PROTO, p.stderr
+    assert p.stdout == b""
+    assert p.stderr.decode() == fail_msg(
+        "send", "127.0.0.1", srv.port,
+        "certificate name mismatch (hostname mismatch)")
+    assert closed_line(srv, start=start) == \
+        (0, 0, "the peer rejected our certificate")
+
+
 def test_capath(serve, certs, tmp_path):
     d = tmp_path / "cadir"
     d.mkdir()
