@@ -15,7 +15,7 @@ import time
 import pytest
 
 import tlscerts
-from conftest import check_sanitizer, run, shim_env
+from conftest import check_sanitizer, recv_all, run, shim_env
 
 TIMEOUT = 15
 PROTO = 76
@@ -353,6 +353,46 @@ def test_client_handshake_timeout():
             "tcpkit: send 127.0.0.1:%d: TLS handshake timed out\n" % port)
     finally:
         ls.close()
+
+
+# --- past --max-conns ----------------------------------------------------
+
+def test_busy_tls_server_sends_no_plaintext(serve, certs):
+    """A line service past --max-conns tells a plain client "busy:" in one
+    line; over TLS that line would be plaintext in a TLS stream, so the
+    extra client is closed without a byte."""
+    srv = tls_serve(serve, certs, "line", "--max-conns", "1")
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    with socket.create_connection(("localhost", srv.port),
+                                  timeout=TIMEOUT) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as held:
+            held.sendall(b"hold\n")
+            # Answered: the one slot is taken by an open session.
+            assert recv_exact(held, 5) == b"hold\n"
+            for i in range(2):
+                start = lines(srv)
+                with socket.create_connection(("127.0.0.1", srv.port),
+                                              timeout=TIMEOUT) as s:
+                    try:
+                        got = recv_all(s, TIMEOUT)
+                    except ConnectionResetError:
+                        got = b""
+                    assert got == b""
+                srv.err.wait_for(r"^rejected a connection at \[.*\]: too "
+                                 r"many connections$", start=start)
+            # A TLS client refused the same way: the handshake meets the
+            # close, not bytes that are not TLS.
+            start = lines(srv)
+            with socket.create_connection(("localhost", srv.port),
+                                          timeout=TIMEOUT) as raw2:
+                with pytest.raises((ssl.SSLEOFError, ssl.SSLZeroReturnError,
+                                    ConnectionResetError,
+                                    BrokenPipeError)):
+                    ctx.wrap_socket(raw2, server_hostname="localhost")
+            srv.err.wait_for(r"^rejected a connection", start=start)
+            # The session that holds the slot is unharmed.
+            held.sendall(b"still\n")
+            assert recv_exact(held, 6) == b"still\n"
 
 
 # --- peers speaking old protocols or weak ciphers -------------------------
