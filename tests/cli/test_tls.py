@@ -137,13 +137,25 @@ def test_insecure_warns(serve):
         "checked: anyone on the path can read and change this connection\n")
 
 
+def cert_fp(path):
+    """The SHA-256 of a PEM certificate, lower-case hex without colons."""
+    out = subprocess.run(["openssl", "x509", "-in", path, "-noout",
+                          "-fingerprint", "-sha256"], capture_output=True,
+                         text=True, check=True).stdout
+    return out.split("=")[1].strip().replace(":", "").lower()
+
+
+# An untrusted certificate's failure suggests the pin that would accept it.
+PIN_HINT = "; if you trust it: --pin sha256:{fp}"
+
+
 @pytest.mark.parametrize("cert,host,cacert,why", [
     ("srv", "localhost", "ca2", "certificate from an untrusted issuer "
-     "(unable to get local issuer certificate)"),
+     "(unable to get local issuer certificate)" + PIN_HINT),
     ("other", "localhost", "ca", "certificate from an untrusted issuer "
-     "(unable to get local issuer certificate)"),
+     "(unable to get local issuer certificate)" + PIN_HINT),
     (None, "127.0.0.1", None, "certificate from an untrusted issuer "
-     "(self-signed certificate)"),
+     "(self-signed certificate)" + PIN_HINT),
     ("wrong", "localhost", "ca", "certificate name mismatch "
      "(hostname mismatch)"),
     ("wrong", "127.0.0.1", "ca", "certificate name mismatch "
@@ -154,6 +166,9 @@ def test_insecure_warns(serve):
 ])
 def test_verification_failures(serve, certs, cert, host, cacert, why):
     srv = tls_serve(serve, certs, cert=cert)
+    fp = cert_fp(certs[cert]) if cert else \
+        srv.err.wait_for(FP_RE.pattern).group(1)
+    why = why.format(fp=fp)
     start = lines(srv)
     args = ["send", "--tls", host, str(srv.port), "secret"]
     if cacert:
@@ -165,6 +180,21 @@ def test_verification_failures(serve, certs, cert, host, cacert, why):
     # The server saw the client's alert, and not one application byte.
     assert closed_line(srv, start=start) == \
         (0, 0, "the peer rejected our certificate")
+
+
+def test_suggested_pin_is_accepted(serve):
+    """The pin an untrusted certificate's failure suggests is one --pin
+    takes, and it lets exactly that server in."""
+    srv = serve("--tls", "-w", "1", listeners=2)
+    p = run(["send", "--tls", "127.0.0.1", str(srv.port), "secret"])
+    assert p.returncode == PROTO
+    m = re.search(r"; if you trust it: --pin (sha256:[0-9a-f]{64})\n$",
+                  p.stderr.decode())
+    assert m, p.stderr
+    p = run(["send", "--tls", "--pin", m.group(1), "127.0.0.1",
+             str(srv.port), "pinned"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"pinned"
 
 
 def test_servername_overrides_host(serve, certs):
@@ -353,6 +383,75 @@ def test_client_handshake_timeout():
             "tcpkit: send 127.0.0.1:%d: TLS handshake timed out\n" % port)
     finally:
         ls.close()
+
+
+# --- the wrong side of TLS: hints ---------------------------------------
+
+@pytest.mark.parametrize("cmd,args,stdin", [
+    ("send", ["hello"], None),
+    ("connect", [], b"hello\n"),
+])
+def test_plain_client_to_tls_server_hint(serve, cmd, args, stdin):
+    """serve --tls answers a client whose first bytes are not TLS with an
+    alert record; tcpkit without --tls recognises it and says so."""
+    srv = serve("--tls", "-w", "1", listeners=2)
+    start = lines(srv)
+    p = run([cmd, "127.0.0.1", str(srv.port)] + args, input=stdin)
+    assert p.returncode == PROTO, p.stderr
+    assert p.stdout == b""
+    assert p.stderr.decode() == fail_msg(
+        cmd, "127.0.0.1", srv.port, "the peer answered with TLS: try --tls")
+    assert closed_line(srv, start=start)[2] == "the peer does not speak TLS"
+
+
+def test_plain_client_sees_another_servers_alert(pyserver):
+    """Any TLS server that answers plain bytes with an alert record (15 03
+    0x, length 2) gets the same hint."""
+    def handler(conn, srv):
+        srv.received.append(conn.recv(4096))
+        conn.sendall(b"\x15\x03\x03\x00\x02\x02\x0a")
+    srv = pyserver(handler)
+    p = run(["connect", "127.0.0.1", str(srv.port)], input=b"hi\n")
+    assert p.returncode == PROTO, p.stderr
+    assert p.stdout == b""
+    assert p.stderr.decode() == fail_msg(
+        "connect", "127.0.0.1", srv.port,
+        "the peer answered with TLS: try --tls")
+
+
+def test_plain_client_prints_what_only_resembles_tls(pyserver):
+    """Its twin: bytes that start like a record but are not one (length
+    not 2 for an alert) are data, printed as they came."""
+    data = b"\x15\x03\x01\x00\x05hello"
+
+    def handler(conn, srv):
+        conn.sendall(data)
+    srv = pyserver(handler)
+    p = run(["connect", "127.0.0.1", str(srv.port)], input=b"")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == data
+
+
+def test_tls_client_to_plain_server_hint(serve, pyserver):
+    """A plain server answers our ClientHello with text, with the hello
+    itself (echo), or with a few bytes and then waits: each is "does not
+    speak TLS" at once (not a handshake timeout), and nothing is sent."""
+    def ok_and_wait(conn, srv):
+        srv.received.append(conn.recv(4096))
+        conn.sendall(b"ok\n")
+        conn.recv(4096)  # until the client goes
+
+    ports = [serve(name, "-w", "1").port for name in ("basic", "echo")]
+    ports.append(pyserver(ok_and_wait).port)
+    for port in ports:
+        t0 = time.monotonic()
+        p = run(["send", "--tls", "--insecure", "127.0.0.1", str(port),
+                 "secret"])
+        assert p.returncode == PROTO, p.stderr
+        assert p.stdout == b""
+        assert p.stderr.decode().endswith(fail_msg(
+            "send", "127.0.0.1", port, "the peer does not speak TLS"))
+        assert time.monotonic() - t0 < 5
 
 
 # --- past --max-conns ----------------------------------------------------
@@ -643,9 +742,10 @@ def test_get_https_client_certificate(certs):
     ("expired", "certificate expired or not yet valid "
      "(certificate has expired)"),
     ("other", "certificate from an untrusted issuer "
-     "(unable to get local issuer certificate)"),
+     "(unable to get local issuer certificate)" + PIN_HINT),
 ])
 def test_get_https_refuses_and_sends_nothing(certs, cert, why):
+    why = why.format(fp=cert_fp(certs[cert]))
     srv = TLSPyServer(certs, cert=cert)
     try:
         url = "https://localhost:%d/secret" % srv.port
