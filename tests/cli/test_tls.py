@@ -324,8 +324,53 @@ def s_server(certs, *args):
     raise AssertionError("s_server did not start")
 
 
+MSG_RE = re.compile(r"^(<<<|>>>) [^,]+, (\w+) \[length [0-9a-f]+\]"
+                    r"(?:, (.*))?$")
+HEX_RE = re.compile(r"^    [0-9a-f]{2}( [0-9a-f]{2})*$")
+ALERT_PROTOCOL_VERSION = 70
+ALERT_HANDSHAKE_FAILURE = 40
+
+
+def msg_records(text):
+    """The messages an openssl -msg trace shows: (direction, content type,
+    bytes); ">>>" is what that tool sent, "<<<" what it received."""
+    out = []
+    dump = False  # in the hex dump under a message
+    for line in text.splitlines():
+        m = MSG_RE.match(line)
+        if m:
+            out.append((m.group(1), m.group(2), bytearray()))
+            dump = True
+        elif dump and HEX_RE.match(line):
+            out[-1][2].extend(bytes.fromhex(line.strip()))
+        else:
+            dump = False
+    return [r for r in out if r[1] != "RecordHeader"]
+
+
+def offered_versions(hello):
+    """supported_versions (extension 43) of a ClientHello message."""
+    i = 4 + 2 + 32
+    i += 1 + hello[i]                                   # session id
+    i += 2 + int.from_bytes(hello[i:i + 2], "big")      # cipher suites
+    i += 1 + hello[i]                                   # compression
+    end = i + 2 + int.from_bytes(hello[i:i + 2], "big")
+    i += 2
+    while i < end:
+        typ = int.from_bytes(hello[i:i + 2], "big")
+        n = int.from_bytes(hello[i + 2:i + 4], "big")
+        if typ == 43:
+            v = hello[i + 5:i + 4 + n]
+            return [int.from_bytes(v[k:k + 2], "big")
+                    for k in range(0, len(v), 2)]
+        i += 4 + n
+    return []
+
+
 def test_tls_min_13_against_12_only_peer(certs):
-    s, port = s_server(certs, "-tls1_2")
+    """--tls-min 1.3 offers TLS 1.3 alone; a server capped at 1.2 refuses
+    it with a protocol_version alert, and no application byte crosses."""
+    s, port = s_server(certs, "-tls1_2", "-msg")
     try:
         p = run(["send", "--tls", "--tls-min", "1.3", "--cacert",
                  certs["ca"], "localhost", str(port), "secret"])
@@ -333,9 +378,19 @@ def test_tls_min_13_against_12_only_peer(certs):
         assert p.stderr.decode().startswith(fail_msg(
             "send", "localhost", port, "TLS protocol version not accepted")
             [:-1])
+        out, _ = s.communicate(timeout=TIMEOUT)
     finally:
         s.kill()
         s.wait()
+    recs = msg_records(out.decode(errors="replace"))
+    got = [r for r in recs if r[0] == "<<<"]
+    sent = [r for r in recs if r[0] == ">>>"]
+    assert [r[1] for r in got] == ["Handshake"], recs
+    assert got[0][2][0] == 1  # a ClientHello
+    assert offered_versions(got[0][2]) == [0x0304]
+    assert [(r[1], bytes(r[2])) for r in sent] == \
+        [("Alert", bytes([2, ALERT_PROTOCOL_VERSION]))], recs
+    assert b"secret" not in out
 
 
 def test_keylog_file(serve, certs, tmp_path):
@@ -504,32 +559,47 @@ def s_client(port, *args, input=b""):
                           timeout=TIMEOUT)
 
 
-@pytest.mark.parametrize("args,why", [
+V = ALERT_PROTOCOL_VERSION
+H = ALERT_HANDSHAKE_FAILURE
+
+
+@pytest.mark.parametrize("args,why,alert", [
     (["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"],
-     "TLS protocol version not accepted"),
+     "TLS protocol version not accepted", V),
     (["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"],
-     "TLS protocol version not accepted"),
-    (["-tls1_2", "-cipher", "AES128-SHA256"], "TLS handshake failure"),
-    (["-tls1_2", "-cipher", "AES128-GCM-SHA256"], "TLS handshake failure"),
+     "TLS protocol version not accepted", V),
+    (["-tls1_2", "-cipher", "AES128-SHA256"], "TLS handshake failure", H),
+    (["-tls1_2", "-cipher", "AES128-GCM-SHA256"], "TLS handshake failure",
+     H),
     (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"],
-     "TLS handshake failure"),
+     "TLS handshake failure", H),
     (["-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256"],
-     "TLS handshake failure"),
+     "TLS handshake failure", H),
 ])
-def test_server_refuses_weak_peers(serve, certs, args, why):
+def test_server_refuses_weak_peers(serve, certs, args, why, alert):
+    """Refused for the right reason, read off the wire: the server's only
+    answer is one fatal alert (protocol_version for an old version,
+    handshake_failure for a weak suite), no ServerHello, no cipher."""
     srv = tls_serve(serve, certs)
     start = lines(srv)
-    p = s_client(srv.port, *args, input=b"secret\n")
+    p = s_client(srv.port, "-msg", *args, input=b"secret\n")
     assert p.returncode != 0
-    assert b"alert" in p.stderr
+    got = [(r[1], bytes(r[2])) for r in msg_records(p.stdout.decode())
+           if r[0] == "<<<"]
+    assert got == [("Alert", bytes([2, alert]))], p.stdout
+    assert b"Cipher is (NONE)" in p.stdout
     assert closed_line(srv, start=start) == (0, 0, why)
 
 
 def test_tls_min_13_server(serve, certs):
     srv = tls_serve(serve, certs, "--tls-min", "1.3")
     start = lines(srv)
-    p = s_client(srv.port, "-tls1_2", input=b"x\n")
+    p = s_client(srv.port, "-msg", "-tls1_2", input=b"x\n")
     assert p.returncode != 0
+    got = [(r[1], bytes(r[2])) for r in msg_records(p.stdout.decode())
+           if r[0] == "<<<"]
+    assert got == [("Alert", bytes([2, ALERT_PROTOCOL_VERSION]))], p.stdout
+    assert b"Cipher is (NONE)" in p.stdout
     assert closed_line(srv, start=start) == \
         (0, 0, "TLS protocol version not accepted")
 
