@@ -107,9 +107,9 @@ bool tlsopt_looks_like_tls(const void *data, size_t n);
 	"  issuer, validity, SHA-256).  SSLKEYLOGFILE is honoured.  Nothing is\n"     \
 	"  sent before the server is verified; a failure names its reason\n"          \
 	"  (untrusted issuer, name mismatch, expired, pin mismatch, protocol\n"       \
-	"  version, handshake failure, not TLS) and exits 76; an untrusted\n"        \
-	"  certificate's error gives the --pin sha256:HEX that would accept it.\n"   \
-	"  Without --tls, a first answer that is a TLS record (an alert from\n"      \
+	"  version, handshake failure, not TLS) and exits 76; an untrusted\n"         \
+	"  certificate's error gives the --pin sha256:HEX that would accept it.\n"    \
+	"  Without --tls, a first answer that is a TLS record (an alert from\n"       \
 	"  `tcpkit serve --tls`) is \"the peer answered with TLS: try --tls\".\n"
 
 #endif /* TK_CLI_TLSOPT_H */

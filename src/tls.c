@@ -58,15 +58,15 @@ struct tls_conn {
 	int verify_err;	  /* first X509_V_ERR_* seen, 0 if none */
 	unsigned rd_want; /* readiness a read's -EAGAIN waits for, if odd */
 	unsigned wr_want; /* same for a write */
-	bool not_tls;		 /* the peer's first bytes are not TLS */
+	bool not_tls;	  /* the peer's first bytes are not TLS */
 	unsigned nhead;
 	unsigned char head[6];	 /* the peer's first bytes, for not_tls */
 	char seen[TK_TLS_FPLEN]; /* the leaf that failed the pin or the CA */
 };
 
 /* The record a TLS peer can start with: 0x16 (handshake) or 0x15 (alert). */
-#define REC_ALERT     0x15
-#define REC_HANDSHAKE 0x16
+#define REC_ALERT	0x15
+#define REC_HANDSHAKE	0x16
 #define HS_CLIENT_HELLO 1
 
 /*
