@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bench_int.h"
+#include "tlsopt.h"
 
 /* --- send times ---------------------------------------------------------- */
 
@@ -529,6 +530,16 @@ rate_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 		else
 			op_failed(bc, BENCH_ERR_RESET,
 				  "closed without answering");
+		return;
+	}
+	/*
+	 * serve --tls answers plain bytes with an alert and a close: no
+	 * answer, as when it closed without a word (a reset, as before).
+	 */
+	if (bc->got == 0 && !tk_conn_is_tls(c) &&
+	    tlsopt_looks_like_tls(data, (size_t)n)) {
+		op_failed(bc, BENCH_ERR_RESET,
+			  "the peer answered with TLS: try --tls");
 		return;
 	}
 	bc->got += (uint64_t)n;

@@ -27,6 +27,8 @@ struct session {
 	bool opened;
 	bool stdout_gone;
 	bool peer_eof;
+	bool got_data; /* some bytes came: the TLS check is behind us */
+	bool reported; /* the error is told already: on_close just ends */
 	int exit_code;
 	uint64_t sent;
 	uint64_t received;
@@ -422,6 +424,17 @@ on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 		}
 		return;
 	}
+	if (!s->got_data && !tk_conn_is_tls(c) &&
+	    tlsopt_looks_like_tls(data, (size_t)n)) {
+		/* Binary noise on the terminal would not tell what happened. */
+		cli_error(s->o->cmd, s->where,
+			  "the peer answered with TLS: try --tls");
+		s->exit_code = CLI_EXIT_PROTOCOL;
+		s->reported = true;
+		tk_conn_close(c, 0);
+		return;
+	}
+	s->got_data = true;
 	s->received += (uint64_t)n;
 	if (s->o->send_only || s->stdout_gone)
 		return;
@@ -456,7 +469,7 @@ on_close(struct tk_conn *c, int err, void *arg)
 
 	s->conn = NULL;
 	stdin_stop(s);
-	if (s->stdout_gone) {
+	if (s->stdout_gone || s->reported) {
 		finish(s, s->exit_code);
 		return;
 	}

@@ -233,10 +233,30 @@ const char *
 tlsopt_why(struct tk_conn *c, int err, char *buf, size_t len)
 {
 	const char *d = tk_conn_last_error(c);
+	char fp[TK_TLS_FPLEN];
+	size_t n;
 
 	if (err <= -3300 && err > -3400 && d[0] != '\0')
 		snprintf(buf, len, "%s (%s)", tk_strerror(err), d);
 	else
 		snprintf(buf, len, "%s", tk_strerror(err));
+	/* A pin is the way to trust one certificate no CA vouches for. */
+	n = strlen(buf);
+	if (err == TK_ETLSVERIFY && tk_conn_tls_peer_fingerprint(c, fp) == 0)
+		snprintf(buf + n, len - n, "; if you trust it: --pin sha256:%s",
+			 fp);
 	return buf;
+}
+
+bool
+tlsopt_looks_like_tls(const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	size_t len;
+
+	if (n < 5 || (p[0] != 0x15 && p[0] != 0x16) || p[1] != 3 || p[2] > 4)
+		return false;
+	len = (size_t)p[3] << 8 | p[4];
+	/* A plaintext alert is 2 bytes; a record at most 2^14 + 2048. */
+	return p[0] == 0x15 ? len == 2 : len > 0 && len <= 16384 + 2048;
 }

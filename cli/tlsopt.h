@@ -78,6 +78,13 @@ void tlsopt_print_info(struct tk_conn *c);
  * for TLS errors ("certificate name mismatch (hostname mismatch)").
  */
 const char *tlsopt_why(struct tk_conn *c, int err, char *buf, size_t len);
+/*
+ * Do a plain connection's first bytes (n of them, at least 5 to say yes)
+ * look like a TLS record header: an alert (type 0x15, length 2) or a
+ * handshake (0x16), version 3.x?  A TLS server we sent plain bytes to
+ * answers that way, when it answers at all (tcpkit serve --tls does).
+ */
+bool tlsopt_looks_like_tls(const void *data, size_t n);
 
 /* The help text of the client TLS options (connect and send). */
 #define TLSOPT_CLIENT_HELP                                                            \
@@ -100,6 +107,9 @@ const char *tlsopt_why(struct tk_conn *c, int err, char *buf, size_t len);
 	"  issuer, validity, SHA-256).  SSLKEYLOGFILE is honoured.  Nothing is\n"     \
 	"  sent before the server is verified; a failure names its reason\n"          \
 	"  (untrusted issuer, name mismatch, expired, pin mismatch, protocol\n"       \
-	"  version, handshake failure) and exits 76.\n"
+	"  version, handshake failure, not TLS) and exits 76; an untrusted\n"         \
+	"  certificate's error gives the --pin sha256:HEX that would accept it.\n"    \
+	"  Without --tls, a first answer that is a TLS record (an alert from\n"       \
+	"  `tcpkit serve --tls`) is \"the peer answered with TLS: try --tls\".\n"
 
 #endif /* TK_CLI_TLSOPT_H */

@@ -52,6 +52,7 @@ cli_exit_code(int err)
 	case TK_ETLSVERSION:
 	case TK_ETLSCERTREQUIRED:
 	case TK_ETLSPEERREJECT:
+	case TK_ETLSPLAIN:
 		return CLI_EXIT_PROTOCOL;
 	case TK_ETLSCONFIG:
 		return CLI_EXIT_USAGE;

@@ -61,7 +61,8 @@ const char *tk_backend_name(void);
 	X(ETLSVERSION, -3307, "TLS protocol version not accepted")             \
 	X(ETLSCERTREQUIRED, -3308, "client certificate required")              \
 	X(ETLSPEERREJECT, -3309, "the peer rejected our certificate")          \
-	X(ETLSCONFIG, -3310, "bad TLS configuration")
+	X(ETLSCONFIG, -3310, "bad TLS configuration")                          \
+	X(ETLSPLAIN, -3311, "the peer does not speak TLS")
 
 enum tk_errno {
 #define TK__ERR_ENUM(name, value, text) TK_##name = (value),
@@ -687,6 +688,13 @@ struct tk_tls_info {
 bool tk_conn_is_tls(const struct tk_conn *c);
 /* Fill info once the handshake is done: 0, or -ENOTCONN. */
 int tk_conn_tls_info(const struct tk_conn *c, struct tk_tls_info *info);
+/*
+ * SHA-256 of the certificate the peer presented, even one that failed
+ * verification (a pin that would accept it): 0, -ENOENT if it sent none,
+ * -ENOTCONN without TLS.
+ */
+int tk_conn_tls_peer_fingerprint(const struct tk_conn *c,
+				 char out[TK_TLS_FPLEN]);
 
 /*
  * Servers: listeners on one or more addresses, running a service for every

@@ -282,14 +282,18 @@ unmap_v4(struct tk_addr *a)
 
 /*
  * Over max_conns: a line service's client is told in one line, any other
- * is closed at once.  Established sessions are not touched.
+ * is closed at once.  A TLS client is closed too: the line would be
+ * plaintext inside its TLS stream, and a handshake to refuse it properly
+ * is the work the limit is there to spare.  Established sessions are not
+ * touched.
  */
 static void
 reject(struct worker *w, int fd)
 {
 	static const char busy[] = TK_SERVER_BUSY_LINE;
 
-	if (w->srv->svc->flags & TK_SERVICE_LINES)
+	if ((w->srv->svc->flags & TK_SERVICE_LINES) &&
+	    w->srv->opts.conn.tls == NULL)
 		(void)!send(fd, busy, sizeof(busy) - 1,
 			    MSG_DONTWAIT | MSG_NOSIGNAL);
 	tk__close(fd);

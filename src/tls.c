@@ -51,19 +51,30 @@ struct tk_tls_ctx {
 struct tls_conn {
 	SSL *ssl;
 	struct tk_tls_ctx *ctx;
+	int fd;
 	bool fd_set;
 	bool done;	  /* handshake finished and verified */
 	bool pin_failed;  /* the peer's certificate is not the pinned one */
 	int verify_err;	  /* first X509_V_ERR_* seen, 0 if none */
 	unsigned rd_want; /* readiness a read's -EAGAIN waits for, if odd */
 	unsigned wr_want; /* same for a write */
-	char seen[TK_TLS_FPLEN]; /* the leaf that failed the pin */
+	bool not_tls;	  /* the peer's first bytes are not TLS */
+	unsigned nhead;
+	unsigned char head[6];	 /* the peer's first bytes, for not_tls */
+	char seen[TK_TLS_FPLEN]; /* the leaf that failed the pin or the CA */
 };
+
+/* The record a TLS peer can start with: 0x16 (handshake) or 0x15 (alert). */
+#define REC_ALERT	0x15
+#define REC_HANDSHAKE	0x16
+#define HS_CLIENT_HELLO 1
 
 /*
  * A BIO over the connection's socket that sends with MSG_NOSIGNAL: a peer
  * that went away must be EPIPE, never SIGPIPE (OpenSSL's socket BIO uses
- * write()).  Its data is the fd.
+ * write()).  It also watches the peer's first bytes: a peer that does not
+ * speak TLS is named as such, at once, not after OpenSSL has waited for
+ * a record that never comes.  Its data is the struct tls_conn.
  */
 static BIO_METHOD *nosig_method;
 static pthread_once_t nosig_once = PTHREAD_ONCE_INIT;
@@ -71,7 +82,42 @@ static pthread_once_t nosig_once = PTHREAD_ONCE_INIT;
 static int
 nosig_fd(BIO *b)
 {
-	return (int)(intptr_t)BIO_get_data(b);
+	return ((struct tls_conn *)BIO_get_data(b))->fd;
+}
+
+/*
+ * Could the peer's first bytes be TLS?  A client's first record is a
+ * handshake one (or, high bit set, an SSLv2-format hello); a server's is
+ * a handshake or an alert record, and never a ClientHello: that is a plain
+ * echo server sending ours back.
+ */
+static bool
+head_is_tls(const struct tls_conn *tc)
+{
+	const unsigned char *h = tc->head;
+
+	if (tc->nhead == 0)
+		return true;
+	if (tc->ctx->server)
+		return h[0] == REC_HANDSHAKE || (h[0] & 0x80) != 0;
+	if (h[0] == REC_ALERT)
+		return true;
+	if (h[0] != REC_HANDSHAKE)
+		return false;
+	return tc->nhead < 6 || h[5] != HS_CLIENT_HELLO;
+}
+
+static void
+watch_head(struct tls_conn *tc, const char *buf, size_t n)
+{
+	size_t k = sizeof(tc->head) - tc->nhead;
+
+	if (k == 0 || tc->done)
+		return;
+	memcpy(tc->head + tc->nhead, buf, n < k ? n : k);
+	tc->nhead += (unsigned)(n < k ? n : k);
+	if (!head_is_tls(tc))
+		tc->not_tls = true;
 }
 
 static int
@@ -88,11 +134,20 @@ nosig_write(BIO *b, const char *buf, int len)
 static int
 nosig_read(BIO *b, char *buf, int len)
 {
-	ssize_t n = recv(nosig_fd(b), buf, (size_t)len, 0);
+	struct tls_conn *tc = BIO_get_data(b);
+	ssize_t n = recv(tc->fd, buf, (size_t)len, 0);
 
 	BIO_clear_retry_flags(b);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		BIO_set_retry_read(b);
+	if (n > 0) {
+		watch_head(tc, buf, (size_t)n);
+		if (tc->not_tls) {
+			/* The handshake fails now; failure() names why. */
+			errno = EPROTO;
+			return -1;
+		}
+	}
 	return (int)n;
 }
 
@@ -128,14 +183,14 @@ nosig_init(void)
 }
 
 static BIO *
-nosig_new(int fd)
+nosig_new(struct tls_conn *tc)
 {
 	BIO *b;
 
 	pthread_once(&nosig_once, nosig_init);
 	if (nosig_method == NULL || (b = BIO_new(nosig_method)) == NULL)
 		return NULL;
-	BIO_set_data(b, (void *)(intptr_t)fd);
+	BIO_set_data(b, tc);
 	return b;
 }
 
@@ -596,8 +651,17 @@ verify_cb(int ok, X509_STORE_CTX *xs)
 	}
 	if (tc->ctx->insecure)
 		return 1;
-	if (!ok && tc->verify_err == 0)
+	if (!ok && tc->verify_err == 0) {
+		X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned int len = 0;
+
 		tc->verify_err = X509_STORE_CTX_get_error(xs);
+		/* The pin that would accept it, for the error to suggest. */
+		if (leaf != NULL && X509_digest(leaf, EVP_sha256(), md, &len) &&
+		    len == 32)
+			hex(md, 32, tc->seen);
+	}
 	return ok;
 }
 
@@ -644,8 +708,13 @@ tk__tls_attach(struct tk_conn *c, struct tk_tls_ctx *ctx,
 			   !SSL_set_tlsext_host_name(tc->ssl, servername)) {
 			goto out_free;
 		}
+		/*
+		 * subjectAltName only: a CN that looks like the name is no
+		 * proof (RFC 6125 6.4.4, and what browsers and curl do).
+		 */
 		X509_VERIFY_PARAM_set_hostflags(
-			vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+				    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 	}
 	if (ctx->server)
 		SSL_set_accept_state(tc->ssl);
@@ -666,8 +735,10 @@ static int
 bind_fd(struct tk_conn *c, struct tls_conn *tc)
 {
 	X509_VERIFY_PARAM *vp = SSL_get0_param(tc->ssl);
-	BIO *b = nosig_new(tk_conn_fd(c));
+	BIO *b;
 
+	tc->fd = tk_conn_fd(c);
+	b = nosig_new(tc);
 	if (b == NULL)
 		return -ENOMEM;
 	SSL_set_bio(tc->ssl, b, b);
@@ -749,7 +820,10 @@ failure(struct tk_conn *c, struct tls_conn *tc, int ssl_err, bool handshake)
 	long v = SSL_get_verify_result(tc->ssl);
 	int code, saved = errno;
 
-	if (tc->pin_failed) {
+	if (tc->not_tls) {
+		detail(c, "", NULL);
+		code = TK_ETLSPLAIN;
+	} else if (tc->pin_failed) {
 		X509 *peer = SSL_get0_peer_certificate(tc->ssl);
 		unsigned char md[EVP_MAX_MD_SIZE];
 		unsigned int len = 0;
@@ -797,6 +871,22 @@ discard_input(int fd)
 			break;
 }
 
+/*
+ * A client that is not speaking TLS: OpenSSL closes without a word
+ * ("doesn't look like TLS - don't send an alert"), which leaves the
+ * client with a bare close.  One fatal unexpected_message alert in the
+ * clear tells a client that checks (tcpkit without --tls) what it met.
+ * Best effort: the socket is closed next whatever happens.
+ */
+static void
+plain_alert(int fd)
+{
+	static const unsigned char alert[] = { REC_ALERT, 0x03, 0x03, 0x00,
+					       0x02,	  0x02, 0x0a };
+
+	(void)!send(fd, alert, sizeof(alert), MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 int
 tk__tls_handshake(struct tk_conn *c, unsigned *want)
 {
@@ -824,6 +914,8 @@ tk__tls_handshake(struct tk_conn *c, unsigned *want)
 		return -EAGAIN;
 	}
 	r = failure(c, tc, e, true);
+	if (tc->ctx->server && tc->not_tls)
+		plain_alert(tc->fd);
 	if (tc->ctx->server)
 		discard_input(tk_conn_fd(c));
 	return r;
@@ -934,6 +1026,28 @@ tls_close(struct tk_conn *c)
 	SSL_free(tc->ssl);
 	free(tc);
 	tk__conn_set_transport(c, NULL, NULL);
+}
+
+int
+tk_conn_tls_peer_fingerprint(const struct tk_conn *c, char out[TK_TLS_FPLEN])
+{
+	const struct tls_conn *tc = tk__conn_tp_state(c);
+	X509 *peer;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+
+	if (tc == NULL)
+		return -ENOTCONN;
+	if (tc->seen[0] != '\0') {
+		memcpy(out, tc->seen, TK_TLS_FPLEN);
+		return 0;
+	}
+	peer = SSL_get0_peer_certificate(tc->ssl);
+	if (peer == NULL || !X509_digest(peer, EVP_sha256(), md, &len) ||
+	    len != 32)
+		return -ENOENT;
+	hex(md, 32, out);
+	return 0;
 }
 
 bool

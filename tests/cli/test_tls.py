@@ -15,7 +15,7 @@ import time
 import pytest
 
 import tlscerts
-from conftest import check_sanitizer, run, shim_env
+from conftest import check_sanitizer, recv_all, run, shim_env
 
 TIMEOUT = 15
 PROTO = 76
@@ -137,13 +137,25 @@ def test_insecure_warns(serve):
         "checked: anyone on the path can read and change this connection\n")
 
 
+def cert_fp(path):
+    """The SHA-256 of a PEM certificate, lower-case hex without colons."""
+    out = subprocess.run(["openssl", "x509", "-in", path, "-noout",
+                          "-fingerprint", "-sha256"], capture_output=True,
+                         text=True, check=True).stdout
+    return out.split("=")[1].strip().replace(":", "").lower()
+
+
+# An untrusted certificate's failure suggests the pin that would accept it.
+PIN_HINT = "; if you trust it: --pin sha256:{fp}"
+
+
 @pytest.mark.parametrize("cert,host,cacert,why", [
     ("srv", "localhost", "ca2", "certificate from an untrusted issuer "
-     "(unable to get local issuer certificate)"),
+     "(unable to get local issuer certificate)" + PIN_HINT),
     ("other", "localhost", "ca", "certificate from an untrusted issuer "
-     "(unable to get local issuer certificate)"),
+     "(unable to get local issuer certificate)" + PIN_HINT),
     (None, "127.0.0.1", None, "certificate from an untrusted issuer "
-     "(self-signed certificate)"),
+     "(self-signed certificate)" + PIN_HINT),
     ("wrong", "localhost", "ca", "certificate name mismatch "
      "(hostname mismatch)"),
     ("wrong", "127.0.0.1", "ca", "certificate name mismatch "
@@ -154,6 +166,9 @@ def test_insecure_warns(serve):
 ])
 def test_verification_failures(serve, certs, cert, host, cacert, why):
     srv = tls_serve(serve, certs, cert=cert)
+    fp = cert_fp(certs[cert]) if cert else \
+        srv.err.wait_for(FP_RE.pattern).group(1)
+    why = why.format(fp=fp)
     start = lines(srv)
     args = ["send", "--tls", host, str(srv.port), "secret"]
     if cacert:
@@ -167,12 +182,63 @@ def test_verification_failures(serve, certs, cert, host, cacert, why):
         (0, 0, "the peer rejected our certificate")
 
 
+def test_suggested_pin_is_accepted(serve):
+    """The pin an untrusted certificate's failure suggests is one --pin
+    takes, and it lets exactly that server in."""
+    srv = serve("--tls", "-w", "1", listeners=2)
+    p = run(["send", "--tls", "127.0.0.1", str(srv.port), "secret"])
+    assert p.returncode == PROTO
+    m = re.search(r"; if you trust it: --pin (sha256:[0-9a-f]{64})\n$",
+                  p.stderr.decode())
+    assert m, p.stderr
+    p = run(["send", "--tls", "--pin", m.group(1), "127.0.0.1",
+             str(srv.port), "pinned"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"pinned"
+
+
 def test_servername_overrides_host(serve, certs):
     srv = tls_serve(serve, certs, cert="wrong")
     p = run(["send", "--tls", "--cacert", certs["ca"], "--servername",
              "wrong.example", "127.0.0.1", str(srv.port), "sni"])
     assert p.returncode == 0, p.stderr
     assert p.stdout == b"sni"
+
+
+def test_common_name_without_san_is_refused(serve, certs):
+    """CN=localhost and no subjectAltName: the name is checked against the
+    subjectAltName only, as browsers and curl do."""
+    srv = tls_serve(serve, certs, cert="cn_only")
+    start = lines(srv)
+    p = run(["send", "--tls", "--cacert", certs["ca"], "localhost",
+             str(srv.port), "secret"])
+    assert p.returncode == PROTO, p.stderr
+    assert p.stdout == b""
+    assert p.stderr.decode() == fail_msg(
+        "send", "localhost", srv.port,
+        "certificate name mismatch (hostname mismatch)")
+    assert closed_line(srv, start=start) == \
+        (0, 0, "the peer rejected our certificate")
+
+
+def test_partial_wildcard_is_refused(serve, certs):
+    """DNS:ww*.example.test must not cover www.example.test; the same
+    certificate's other name passes, so the name alone is refused."""
+    srv = tls_serve(serve, certs, cert="partial")
+    p = run(["send", "--tls", "--cacert", certs["ca"], "--servername",
+             "ok.example.test", "127.0.0.1", str(srv.port), "control"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"control"
+    start = lines(srv)
+    p = run(["send", "--tls", "--cacert", certs["ca"], "--servername",
+             "www.example.test", "127.0.0.1", str(srv.port), "secret"])
+    assert p.returncode == PROTO, p.stderr
+    assert p.stdout == b""
+    assert p.stderr.decode() == fail_msg(
+        "send", "127.0.0.1", srv.port,
+        "certificate name mismatch (hostname mismatch)")
+    assert closed_line(srv, start=start) == \
+        (0, 0, "the peer rejected our certificate")
 
 
 def test_capath(serve, certs, tmp_path):
@@ -258,8 +324,53 @@ def s_server(certs, *args):
     raise AssertionError("s_server did not start")
 
 
+MSG_RE = re.compile(r"^(<<<|>>>) [^,]+, (\w+) \[length [0-9a-f]+\]"
+                    r"(?:, (.*))?$")
+HEX_RE = re.compile(r"^    [0-9a-f]{2}( [0-9a-f]{2})*$")
+ALERT_PROTOCOL_VERSION = 70
+ALERT_HANDSHAKE_FAILURE = 40
+
+
+def msg_records(text):
+    """The messages an openssl -msg trace shows: (direction, content type,
+    bytes); ">>>" is what that tool sent, "<<<" what it received."""
+    out = []
+    dump = False  # in the hex dump under a message
+    for line in text.splitlines():
+        m = MSG_RE.match(line)
+        if m:
+            out.append((m.group(1), m.group(2), bytearray()))
+            dump = True
+        elif dump and HEX_RE.match(line):
+            out[-1][2].extend(bytes.fromhex(line.strip()))
+        else:
+            dump = False
+    return [r for r in out if r[1] != "RecordHeader"]
+
+
+def offered_versions(hello):
+    """supported_versions (extension 43) of a ClientHello message."""
+    i = 4 + 2 + 32
+    i += 1 + hello[i]                                   # session id
+    i += 2 + int.from_bytes(hello[i:i + 2], "big")      # cipher suites
+    i += 1 + hello[i]                                   # compression
+    end = i + 2 + int.from_bytes(hello[i:i + 2], "big")
+    i += 2
+    while i < end:
+        typ = int.from_bytes(hello[i:i + 2], "big")
+        n = int.from_bytes(hello[i + 2:i + 4], "big")
+        if typ == 43:
+            v = hello[i + 5:i + 4 + n]
+            return [int.from_bytes(v[k:k + 2], "big")
+                    for k in range(0, len(v), 2)]
+        i += 4 + n
+    return []
+
+
 def test_tls_min_13_against_12_only_peer(certs):
-    s, port = s_server(certs, "-tls1_2")
+    """--tls-min 1.3 offers TLS 1.3 alone; a server capped at 1.2 refuses
+    it with a protocol_version alert, and no application byte crosses."""
+    s, port = s_server(certs, "-tls1_2", "-msg")
     try:
         p = run(["send", "--tls", "--tls-min", "1.3", "--cacert",
                  certs["ca"], "localhost", str(port), "secret"])
@@ -267,9 +378,19 @@ def test_tls_min_13_against_12_only_peer(certs):
         assert p.stderr.decode().startswith(fail_msg(
             "send", "localhost", port, "TLS protocol version not accepted")
             [:-1])
+        out, _ = s.communicate(timeout=TIMEOUT)
     finally:
         s.kill()
         s.wait()
+    recs = msg_records(out.decode(errors="replace"))
+    got = [r for r in recs if r[0] == "<<<"]
+    sent = [r for r in recs if r[0] == ">>>"]
+    assert [r[1] for r in got] == ["Handshake"], recs
+    assert got[0][2][0] == 1  # a ClientHello
+    assert offered_versions(got[0][2]) == [0x0304]
+    assert [(r[1], bytes(r[2])) for r in sent] == \
+        [("Alert", bytes([2, ALERT_PROTOCOL_VERSION]))], recs
+    assert b"secret" not in out
 
 
 def test_keylog_file(serve, certs, tmp_path):
@@ -319,6 +440,115 @@ def test_client_handshake_timeout():
         ls.close()
 
 
+# --- the wrong side of TLS: hints ---------------------------------------
+
+@pytest.mark.parametrize("cmd,args,stdin", [
+    ("send", ["hello"], None),
+    ("connect", [], b"hello\n"),
+])
+def test_plain_client_to_tls_server_hint(serve, cmd, args, stdin):
+    """serve --tls answers a client whose first bytes are not TLS with an
+    alert record; tcpkit without --tls recognises it and says so."""
+    srv = serve("--tls", "-w", "1", listeners=2)
+    start = lines(srv)
+    p = run([cmd, "127.0.0.1", str(srv.port)] + args, input=stdin)
+    assert p.returncode == PROTO, p.stderr
+    assert p.stdout == b""
+    assert p.stderr.decode() == fail_msg(
+        cmd, "127.0.0.1", srv.port, "the peer answered with TLS: try --tls")
+    assert closed_line(srv, start=start)[2] == "the peer does not speak TLS"
+
+
+def test_plain_client_sees_another_servers_alert(pyserver):
+    """Any TLS server that answers plain bytes with an alert record (15 03
+    0x, length 2) gets the same hint."""
+    def handler(conn, srv):
+        srv.received.append(conn.recv(4096))
+        conn.sendall(b"\x15\x03\x03\x00\x02\x02\x0a")
+    srv = pyserver(handler)
+    p = run(["connect", "127.0.0.1", str(srv.port)], input=b"hi\n")
+    assert p.returncode == PROTO, p.stderr
+    assert p.stdout == b""
+    assert p.stderr.decode() == fail_msg(
+        "connect", "127.0.0.1", srv.port,
+        "the peer answered with TLS: try --tls")
+
+
+def test_plain_client_prints_what_only_resembles_tls(pyserver):
+    """Its twin: bytes that start like a record but are not one (length
+    not 2 for an alert) are data, printed as they came."""
+    data = b"\x15\x03\x01\x00\x05hello"
+
+    def handler(conn, srv):
+        conn.sendall(data)
+    srv = pyserver(handler)
+    p = run(["connect", "127.0.0.1", str(srv.port)], input=b"")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == data
+
+
+def test_tls_client_to_plain_server_hint(serve, pyserver):
+    """A plain server answers our ClientHello with text, with the hello
+    itself (echo), or with a few bytes and then waits: each is "does not
+    speak TLS" at once (not a handshake timeout), and nothing is sent."""
+    def ok_and_wait(conn, srv):
+        srv.received.append(conn.recv(4096))
+        conn.sendall(b"ok\n")
+        conn.recv(4096)  # until the client goes
+
+    ports = [serve(name, "-w", "1").port for name in ("basic", "echo")]
+    ports.append(pyserver(ok_and_wait).port)
+    for port in ports:
+        t0 = time.monotonic()
+        p = run(["send", "--tls", "--insecure", "127.0.0.1", str(port),
+                 "secret"])
+        assert p.returncode == PROTO, p.stderr
+        assert p.stdout == b""
+        assert p.stderr.decode().endswith(fail_msg(
+            "send", "127.0.0.1", port, "the peer does not speak TLS"))
+        assert time.monotonic() - t0 < 5
+
+
+# --- past --max-conns ----------------------------------------------------
+
+def test_busy_tls_server_sends_no_plaintext(serve, certs):
+    """A line service past --max-conns tells a plain client "busy:" in one
+    line; over TLS that line would be plaintext in a TLS stream, so the
+    extra client is closed without a byte."""
+    srv = tls_serve(serve, certs, "line", "--max-conns", "1")
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    with socket.create_connection(("localhost", srv.port),
+                                  timeout=TIMEOUT) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as held:
+            held.sendall(b"hold\n")
+            # Answered: the one slot is taken by an open session.
+            assert recv_exact(held, 5) == b"hold\n"
+            for i in range(2):
+                start = lines(srv)
+                with socket.create_connection(("127.0.0.1", srv.port),
+                                              timeout=TIMEOUT) as s:
+                    try:
+                        got = recv_all(s, TIMEOUT)
+                    except ConnectionResetError:
+                        got = b""
+                    assert got == b""
+                srv.err.wait_for(r"^rejected a connection at \[.*\]: too "
+                                 r"many connections$", start=start)
+            # A TLS client refused the same way: the handshake meets the
+            # close, not bytes that are not TLS.
+            start = lines(srv)
+            with socket.create_connection(("localhost", srv.port),
+                                          timeout=TIMEOUT) as raw2:
+                with pytest.raises((ssl.SSLEOFError, ssl.SSLZeroReturnError,
+                                    ConnectionResetError,
+                                    BrokenPipeError)):
+                    ctx.wrap_socket(raw2, server_hostname="localhost")
+            srv.err.wait_for(r"^rejected a connection", start=start)
+            # The session that holds the slot is unharmed.
+            held.sendall(b"still\n")
+            assert recv_exact(held, 6) == b"still\n"
+
+
 # --- peers speaking old protocols or weak ciphers -------------------------
 
 def s_client(port, *args, input=b""):
@@ -329,32 +559,47 @@ def s_client(port, *args, input=b""):
                           timeout=TIMEOUT)
 
 
-@pytest.mark.parametrize("args,why", [
+V = ALERT_PROTOCOL_VERSION
+H = ALERT_HANDSHAKE_FAILURE
+
+
+@pytest.mark.parametrize("args,why,alert", [
     (["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"],
-     "TLS protocol version not accepted"),
+     "TLS protocol version not accepted", V),
     (["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"],
-     "TLS protocol version not accepted"),
-    (["-tls1_2", "-cipher", "AES128-SHA256"], "TLS handshake failure"),
-    (["-tls1_2", "-cipher", "AES128-GCM-SHA256"], "TLS handshake failure"),
+     "TLS protocol version not accepted", V),
+    (["-tls1_2", "-cipher", "AES128-SHA256"], "TLS handshake failure", H),
+    (["-tls1_2", "-cipher", "AES128-GCM-SHA256"], "TLS handshake failure",
+     H),
     (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"],
-     "TLS handshake failure"),
+     "TLS handshake failure", H),
     (["-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256"],
-     "TLS handshake failure"),
+     "TLS handshake failure", H),
 ])
-def test_server_refuses_weak_peers(serve, certs, args, why):
+def test_server_refuses_weak_peers(serve, certs, args, why, alert):
+    """Refused for the right reason, read off the wire: the server's only
+    answer is one fatal alert (protocol_version for an old version,
+    handshake_failure for a weak suite), no ServerHello, no cipher."""
     srv = tls_serve(serve, certs)
     start = lines(srv)
-    p = s_client(srv.port, *args, input=b"secret\n")
+    p = s_client(srv.port, "-msg", *args, input=b"secret\n")
     assert p.returncode != 0
-    assert b"alert" in p.stderr
+    got = [(r[1], bytes(r[2])) for r in msg_records(p.stdout.decode())
+           if r[0] == "<<<"]
+    assert got == [("Alert", bytes([2, alert]))], p.stdout
+    assert b"Cipher is (NONE)" in p.stdout
     assert closed_line(srv, start=start) == (0, 0, why)
 
 
 def test_tls_min_13_server(serve, certs):
     srv = tls_serve(serve, certs, "--tls-min", "1.3")
     start = lines(srv)
-    p = s_client(srv.port, "-tls1_2", input=b"x\n")
+    p = s_client(srv.port, "-msg", "-tls1_2", input=b"x\n")
     assert p.returncode != 0
+    got = [(r[1], bytes(r[2])) for r in msg_records(p.stdout.decode())
+           if r[0] == "<<<"]
+    assert got == [("Alert", bytes([2, ALERT_PROTOCOL_VERSION]))], p.stdout
+    assert b"Cipher is (NONE)" in p.stdout
     assert closed_line(srv, start=start) == \
         (0, 0, "TLS protocol version not accepted")
 
@@ -567,9 +812,10 @@ def test_get_https_client_certificate(certs):
     ("expired", "certificate expired or not yet valid "
      "(certificate has expired)"),
     ("other", "certificate from an untrusted issuer "
-     "(unable to get local issuer certificate)"),
+     "(unable to get local issuer certificate)" + PIN_HINT),
 ])
 def test_get_https_refuses_and_sends_nothing(certs, cert, why):
+    why = why.format(fp=cert_fp(certs[cert]))
     srv = TLSPyServer(certs, cert=cert)
     try:
         url = "https://localhost:%d/secret" % srv.port

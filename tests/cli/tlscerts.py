@@ -13,6 +13,11 @@ make(dir) returns a dict of paths:
   other, other_key  localhost, 127.0.0.1 and ::1, from ca2
   other_client, other_client_key
                     a client certificate from ca2
+  cn_only, cn_only_key
+                    CN=localhost and no subjectAltName, from ca
+  partial, partial_key
+                    DNS:ww*.example.test (a partial wildcard) and
+                    DNS:ok.example.test, from ca
 """
 import os
 import subprocess
@@ -83,9 +88,13 @@ def make(cwd):
     _leaf("other", "localhost", "ca2", server, cwd)
     _leaf("other_client", "stranger", "ca2", ["extendedKeyUsage=clientAuth"],
           cwd)
+    _leaf("cn_only", "localhost", "ca", ["extendedKeyUsage=serverAuth"], cwd)
+    _leaf("partial", "www.example.test", "ca",
+          ["subjectAltName=DNS:ww*.example.test,DNS:ok.example.test",
+           "extendedKeyUsage=serverAuth"], cwd)
     paths = {}
     for n in ("ca", "ca2", "srv", "wrong", "expired", "client", "other",
-              "other_client"):
+              "other_client", "cn_only", "partial"):
         paths[n] = os.path.join(cwd, n + ".pem")
         paths[n + "_key"] = os.path.join(cwd, n + ".key")
     return paths

@@ -378,6 +378,9 @@ Test(tls, error_codes_in_the_tls_band)
 	cr_assert_str_eq(tk_strerror(TK_EHANDSHAKETIMEDOUT),
 			 "TLS handshake timed out");
 	cr_assert(TK_ETLSCONFIG <= -3300 && TK_ETLSCONFIG > -3400);
+	cr_assert_str_eq(tk_strerror(TK_ETLSPLAIN),
+			 "the peer does not speak TLS");
+	cr_assert(TK_ETLSPLAIN <= -3300 && TK_ETLSPLAIN > -3400);
 }
 
 Test(tls, plain_connection_is_not_tls)
@@ -393,6 +396,7 @@ Test(tls, plain_connection_is_not_tls)
 	cr_assert_eq(tk_conn_connect(loop, &l, NULL, &rec_svc, &r, &c), 0);
 	cr_assert(!tk_conn_is_tls(c));
 	cr_assert_eq(tk_conn_tls_info(c, &info), -ENOTCONN);
+	cr_assert_eq(tk_conn_tls_peer_fingerprint(c, info.sha256), -ENOTCONN);
 	tk_conn_close(c, 0);
 	RUN_UNTIL(loop, 5000, r.closes == 1);
 	close(lfd);
