@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -124,6 +125,18 @@ build_failed(const char *cmd, int err, const char *why)
 	return CLI_EXIT_USAGE;
 }
 
+/*
+ * SSLKEYLOGFILE, as browsers and curl honour it (ignored in a setuid
+ * program): the library reads no environment, the program passes it on.
+ */
+static const char *
+keylog_file(void)
+{
+	const char *path = secure_getenv("SSLKEYLOGFILE");
+
+	return path != NULL && path[0] != '\0' ? path : NULL;
+}
+
 int
 tlsopt_client_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
 {
@@ -162,6 +175,7 @@ tlsopt_client_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
 	o.key_file = t->key;
 	o.min_version = t->min_version;
 	o.alpn = t->alpn;
+	o.keylog_file = keylog_file();
 	err = tk_tls_ctx_new_client(&o, ctx, why, sizeof(why));
 	if (err < 0)
 		return build_failed(cmd, err, why);
@@ -203,6 +217,7 @@ tlsopt_server_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
 					     : TK_TLS_CLIENT_AUTH_REQUIRED;
 	o.min_version = t->min_version;
 	o.alpn = t->alpn;
+	o.keylog_file = keylog_file();
 	err = tk_tls_ctx_new_server(&o, ctx, why, sizeof(why));
 	if (err < 0)
 		return build_failed(cmd, err, why);

@@ -607,9 +607,9 @@ const char *tk_conn_last_error(const struct tk_conn *c);
  * I/O) and share it by every connection and every server worker.  Defaults
  * follow Mozilla's "intermediate" profile: TLS 1.2 and 1.3, ECDHE key
  * exchange with AEAD ciphers only, groups X25519, P-256, P-384; no
- * renegotiation, no compression.  If the environment variable
- * SSLKEYLOGFILE names a file, session secrets are appended to it (NSS key
- * log format, for Wireshark).
+ * renegotiation, no compression.  The library reads no environment: a
+ * program that honours SSLKEYLOGFILE (as tcpkit does) passes it as
+ * keylog_file.
  */
 #define TK_TLS_1_2 12
 #define TK_TLS_1_3 13
@@ -633,6 +633,11 @@ struct tk_tls_client_opts {
 	const char *key_file;  /* its key; NULL: in cert_file */
 	unsigned min_version;  /* TK_TLS_1_2 (0 too) or TK_TLS_1_3 */
 	const char *alpn;      /* "h2,http/1.1", or NULL */
+	/*
+	 * Append session secrets here (NSS key log format, for Wireshark;
+	 * created 0600), or NULL.  A file that cannot be opened is ignored.
+	 */
+	const char *keylog_file;
 };
 
 enum tk_tls_client_auth {
@@ -648,9 +653,10 @@ struct tk_tls_server_opts {
 	const char *key_file;	    /* NULL: in cert_file */
 	const char *client_ca_file; /* CAs for client certificates */
 	enum tk_tls_client_auth client_auth;
-	unsigned min_version; /* TK_TLS_1_2 (0 too) or TK_TLS_1_3 */
-	const char *alpn;     /* accepted protocols, preferred first */
-	bool no_tickets;      /* no session resumption */
+	unsigned min_version;	 /* TK_TLS_1_2 (0 too) or TK_TLS_1_3 */
+	const char *alpn;	 /* accepted protocols, preferred first */
+	bool no_tickets;	 /* no session resumption */
+	const char *keylog_file; /* as in tk_tls_client_opts */
 };
 
 /*

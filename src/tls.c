@@ -304,10 +304,9 @@ keylog_cb(const SSL *ssl, const char *line)
 /* The settings both sides share. */
 static int
 ctx_common(struct tk_tls_ctx *ctx, unsigned min_version, const char *alpn,
-	   char *why, size_t whylen)
+	   const char *path, char *why, size_t whylen)
 {
 	SSL_CTX *s = ctx->ssl;
-	const char *path = secure_getenv("SSLKEYLOGFILE");
 
 	SSL_CTX_set_app_data(s, ctx);
 	if (min_version != 0 && min_version != TK_TLS_1_2 &&
@@ -407,7 +406,8 @@ tk_tls_ctx_new_client(const struct tk_tls_client_opts *o,
 
 	if (ctx == NULL)
 		return -ENOMEM;
-	err = ctx_common(ctx, o->min_version, o->alpn, why, whylen);
+	err = ctx_common(ctx, o->min_version, o->alpn, o->keylog_file, why,
+			 whylen);
 	if (err < 0)
 		goto out_free;
 	err = TK_ETLSCONFIG;
@@ -532,7 +532,8 @@ tk_tls_ctx_new_server(const struct tk_tls_server_opts *o,
 
 	if (ctx == NULL)
 		return -ENOMEM;
-	err = ctx_common(ctx, o->min_version, o->alpn, why, whylen);
+	err = ctx_common(ctx, o->min_version, o->alpn, o->keylog_file, why,
+			 whylen);
 	if (err < 0)
 		goto out_free;
 	if (o->cert_file != NULL)
