@@ -47,9 +47,19 @@ int cli_fail(const char *what, const char *where, int err);
 int cli_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /*
+ * getopt_long() with every long option matched exactly: getopt_long() takes
+ * any unambiguous prefix ("--allow" for "--allow-remote-shutdown"), and an
+ * abbreviation must never turn a switch on.  A prefix returns
+ * CLI_GETOPT_ABBREV, which cli_bad_option() reports.
+ */
+#define CLI_GETOPT_ABBREV (-2)
+struct option;
+int cli_getopt(int argc, char **argv, const char *optstring,
+	       const struct option *longopts);
+/*
  * Report the option getopt_long() rejected: ch is what it returned, '?' for
  * an unknown option or ':' for a missing value (optstrings start with ':'
- * and opterr is 0).  Returns CLI_EXIT_USAGE.
+ * and opterr is 0), or CLI_GETOPT_ABBREV.  Returns CLI_EXIT_USAGE.
  */
 int cli_bad_option(const char *cmd, char **argv, int ch);
 /* Print a command's help text on stdout; returns 0. */

@@ -75,8 +75,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 	int ch, err, nargs;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46w:i:s:Cvh", longopts, NULL)) !=
-	       -1) {
+	while ((ch = cli_getopt(argc, argv, ":46w:i:s:Cvh", longopts)) != -1) {
 		switch (ch) {
 		case '4':
 			v4 = true;

@@ -442,8 +442,8 @@ parse_args(int argc, char **argv, struct bench_opts *o)
 	o->threads = 1;
 	o->connect_timeout_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":c:d:s:t:w:n:qh", longopts,
-				 NULL)) != -1) {
+	while ((ch = cli_getopt(argc, argv, ":c:d:s:t:w:n:qh", longopts)) !=
+	       -1) {
 		switch (ch) {
 		case 'c':
 			if (cli_parse_uint("bench", "-c/--connections", optarg,

@@ -174,8 +174,7 @@ parse_args(int argc, char **argv, struct get_opts *o)
 	o->connect_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
 	o->idle_ms = 30000;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":ifvw:t:46h", longopts, NULL)) !=
-	       -1) {
+	while ((ch = cli_getopt(argc, argv, ":ifvw:t:46h", longopts)) != -1) {
 		switch (ch) {
 		case 'i':
 			o->include = true;

@@ -251,8 +251,7 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 	o->drain_ms = DEFAULT_DRAIN_MS;
 	o->log.format = LOG_TEXT;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":H:p:i:w:qh", longopts, NULL)) !=
-	       -1) {
+	while ((ch = cli_getopt(argc, argv, ":H:p:i:w:qh", longopts)) != -1) {
 		int f;
 
 		switch (ch) {
@@ -862,6 +861,14 @@ out_free_loop:
 	tk_timer_free(st.watch_timer);
 	tk_timer_free(st.drain_timer);
 	tk_timer_free(st.stats_timer);
+	/*
+	 * tk_loop_free() unblocks the signals the loop took, and one may be
+	 * pending still: timeout(1) signals the process and then its group,
+	 * so two come at once, and the second would kill us with 130 after a
+	 * clean stop.  We are done with signals: ignoring them discards it.
+	 */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
 	tk_loop_free(st.loop);
 	tk_tls_ctx_free(tls);
 	return rc;

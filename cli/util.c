@@ -111,10 +111,48 @@ cli_usage(const char *cmd, const char *fmt, ...)
 	return CLI_EXIT_USAGE;
 }
 
+/* The last abbreviation cli_getopt() refused, for cli_bad_option(). */
+static const char *abbrev_typed, *abbrev_name;
+static int abbrev_len;
+
+int
+cli_getopt(int argc, char **argv, const char *optstring,
+	   const struct option *longopts)
+{
+	const struct option *lo;
+	const char *arg;
+	int idx = -1, ch, len;
+
+	ch = getopt_long(argc, argv, optstring, longopts, &idx);
+	if (ch == -1 || ch == '?' || ch == ':' || idx < 0)
+		return ch;
+	lo = &longopts[idx];
+	/* "--name value": the value is the last element taken. */
+	arg = argv[optind - 1];
+	if (lo->has_arg == required_argument && optarg == arg && optind >= 2)
+		arg = argv[optind - 2];
+	if (strncmp(arg, "--", 2) != 0)
+		return ch;
+	len = (int)strcspn(arg + 2, "=");
+	if ((size_t)len == strlen(lo->name) &&
+	    strncmp(arg + 2, lo->name, (size_t)len) == 0)
+		return ch;
+	abbrev_typed = arg;
+	abbrev_len = len + 2;
+	abbrev_name = lo->name;
+	return CLI_GETOPT_ABBREV;
+}
+
 int
 cli_bad_option(const char *cmd, char **argv, int ch)
 {
 	const char *arg = optind > 0 ? argv[optind - 1] : NULL;
+
+	if (ch == CLI_GETOPT_ABBREV)
+		return cli_usage(cmd,
+				 "unknown option '%.*s' (options are never "
+				 "abbreviated: write '--%s' in full)",
+				 abbrev_len, abbrev_typed, abbrev_name);
 
 	/*
 	 * For a long option, name it as typed: optopt holds only its internal
