@@ -15,6 +15,7 @@ enum cli_exit {
 	CLI_EXIT_OK = 0,
 	CLI_EXIT_OTHER = 1,
 	CLI_EXIT_USAGE = 64,	   /* EX_USAGE */
+	CLI_EXIT_NOINPUT = 66,	   /* EX_NOINPUT: an input file is missing */
 	CLI_EXIT_NOHOST = 68,	   /* EX_NOHOST: unknown host */
 	CLI_EXIT_UNAVAILABLE = 69, /* EX_UNAVAILABLE: refused/unreachable */
 	CLI_EXIT_TIMEOUT = 75,	   /* EX_TEMPFAIL: timed out */
@@ -73,6 +74,18 @@ int cli_parse_uint(const char *cmd, const char *opt, const char *text,
 		   uint64_t min, uint64_t max, uint64_t *out);
 int cli_parse_port(const char *cmd, const char *opt, const char *text,
 		   uint16_t *out);
+/*
+ * A client's target, checked alike in every command (usage errors, exit
+ * 64): an empty or over-long HOST, a numeric PORT out of range or 0.
+ * cli_split_target() splits "HOST:PORT" or "[V6]:PORT" first.  Each
+ * returns 0 or CLI_EXIT_USAGE after printing the error.
+ */
+int cli_check_host(const char *cmd, const char *host);
+int cli_check_target(const char *cmd, const char *host, const char *port);
+int cli_split_target(const char *cmd, const char *arg, char host[TK_HOSTLEN],
+		     char port[TK_PORTLEN]);
+/* "1 connection", "2 connections": n and word, with an s unless n is 1. */
+#define CLI_PLURAL(n) ((n) == 1 ? "" : "s")
 /*
  * A duration: "10" or "1.5" (seconds), "250ms", "2s", "1m", "1h"; at most a
  * day; "0" is accepted when allow_zero (meaning "none").

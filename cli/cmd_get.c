@@ -96,6 +96,7 @@ const char cmd_get_help[] =
 	"  0   the whole body was received (or stdout's reader left early)\n"
 	"  1   -f and a status of 400 or more; stdout not writable\n"
 	"  64  usage: bad option, malformed URL, unsupported scheme\n"
+	"  66  a --cacert, --cert or --key file is missing\n"
 	"  68  host not found\n"
 	"  69  connection refused, host or network unreachable, reset\n"
 	"  75  connect timeout (-w) or no data for too long (-t), TLS\n"
@@ -282,6 +283,13 @@ url_problem(const char *url, char *why, size_t len)
 		return;
 	}
 	p = memchr(auth, ':', n);
+	if (p != NULL && end - p > 1 &&
+	    strspn(p + 1, "0123456789") == (size_t)(end - p - 1)) {
+		snprintf(why, len,
+			 "malformed URL: port %.*s is out of range (1-65535)",
+			 (int)(end - p - 1), p + 1);
+		return;
+	}
 	if (p != NULL) {
 		snprintf(why, len, "malformed URL: bad port '%.*s'",
 			 (int)(end - p - 1), p + 1);

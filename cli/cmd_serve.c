@@ -138,8 +138,10 @@ const char cmd_serve_help[] =
 	"address, with the real port.  The process never dies of SIGPIPE; a\n"
 	"reset, half-close or partial write affects only its own connection.\n"
 	"\n"
-	"Exit codes: 0 stopped cleanly, 1 cannot listen (port in use,\n"
-	"permission, address not available), 64 usage, 68 unknown host.\n"
+	"Exit codes: 0 stopped cleanly (by SIGINT or SIGTERM, however many\n"
+	"come), 1 cannot listen (port in use, permission, address not\n"
+	"available), 64 usage, 66 a --cert, --key or --client-ca file is\n"
+	"missing, 68 unknown host.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit serve                       echo on 127.0.0.1 and ::1, 7007\n"
@@ -362,7 +364,7 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 	if (find_service(o->service) == NULL)
 		return cli_usage("serve",
 				 "unknown service '%s' (echo, discard, "
-				 "welcome, basic)",
+				 "welcome, basic, line)",
 				 o->service);
 	if (o->allow_remote_shutdown && strcmp(o->service, "basic") != 0)
 		return cli_usage("serve",
@@ -846,11 +848,11 @@ cmd_serve(int argc, char **argv)
 	if (o.log.format != LOG_TEXT || o.stats_ms != 0)
 		serve_log_stats(&o.log, "exit", &stats);
 	fprintf(stderr,
-		"stopped (%s%s): %llu connections served, %llu closed by the "
-		"stop, %llu bytes in, %llu bytes out\n",
+		"stopped (%s%s): %llu connection%s served, %llu closed by "
+		"the stop, %llu bytes in, %llu bytes out\n",
 		st.signo ? "SIG" : "",
 		st.signo ? sigabbrev_np(st.signo) : "remote shutdown",
-		(unsigned long long)stats.accepted,
+		(unsigned long long)stats.accepted, CLI_PLURAL(stats.accepted),
 		(unsigned long long)st.open_at_stop,
 		(unsigned long long)stats.bytes_in,
 		(unsigned long long)stats.bytes_out);

@@ -101,7 +101,7 @@ readable(const char *cmd, const char *opt, const char *path, bool dir)
 
 		if (d == NULL) {
 			cli_error(cmd, where, "%s", strerror(errno));
-			return CLI_EXIT_USAGE;
+			return CLI_EXIT_NOINPUT;
 		}
 		closedir(d);
 		return 0;
@@ -109,7 +109,7 @@ readable(const char *cmd, const char *opt, const char *path, bool dir)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		cli_error(cmd, where, "%s", strerror(errno));
-		return CLI_EXIT_USAGE;
+		return CLI_EXIT_NOINPUT;
 	}
 	close(fd);
 	return 0;

@@ -206,10 +206,85 @@ cli_parse_port(const char *cmd, const char *opt, const char *text,
 {
 	uint64_t v;
 
+	if (text[0] >= '0' && text[0] <= '9' &&
+	    strspn(text, "0123456789") == strlen(text) &&
+	    (strlen(text) > 5 || strtoul(text, NULL, 10) > 65535)) {
+		cli_usage(cmd, "%s %s is out of range (0-65535)", opt, text);
+		return -1;
+	}
 	if (cli_parse_uint(cmd, opt, text, 0, 65535, &v) < 0)
 		return -1;
 	*out = (uint16_t)v;
 	return 0;
+}
+
+int
+cli_check_host(const char *cmd, const char *host)
+{
+	if (host[0] == '\0')
+		return cli_usage(cmd, "missing HOST (the host name is empty)");
+	/* A DNS name has at most 253 characters. */
+	if (strlen(host) > 253)
+		return cli_usage(cmd,
+				 "host name too long (%zu characters, at "
+				 "most 253)",
+				 strlen(host));
+	return 0;
+}
+
+int
+cli_check_target(const char *cmd, const char *host, const char *port)
+{
+	size_t n = strspn(port, "0123456789");
+	unsigned long v;
+
+	if (cli_check_host(cmd, host) != 0)
+		return CLI_EXIT_USAGE;
+	if (port[0] == '\0')
+		return cli_usage(cmd, "missing PORT");
+	if (n == 0 || port[n] != '\0')
+		return 0; /* a service name: the resolver knows it or not */
+	v = n > 6 ? 1000000 : strtoul(port, NULL, 10);
+	if (v > 65535)
+		return cli_usage(cmd, "port %s is out of range (1-65535)",
+				 port);
+	if (v == 0)
+		return cli_usage(cmd,
+				 "port 0 cannot be connected to (1-65535)");
+	return 0;
+}
+
+int
+cli_split_target(const char *cmd, const char *arg, char host[TK_HOSTLEN],
+		 char port[TK_PORTLEN])
+{
+	const char *colon = strrchr(arg, ':');
+	int err;
+
+	if (colon != NULL && colon - arg > 253) {
+		host[0] = '\0';
+		return cli_usage(cmd,
+				 "host name too long (%zu characters, at "
+				 "most 253)",
+				 (size_t)(colon - arg));
+	}
+	err = tk_hostport_split(arg, host, port);
+	if ((err == 0 && port[0] == '\0') ||
+	    (err == TK_EBADPORT && colon != NULL && colon[1] == '\0'))
+		return cli_usage(cmd,
+				 "missing PORT (give HOST PORT or HOST:PORT, "
+				 "not '%s')",
+				 arg);
+	if (err == TK_EBADPORT && colon != NULL &&
+	    strlen(colon + 1) == strspn(colon + 1, "0123456789"))
+		return cli_usage(cmd, "port %s is out of range (1-65535)",
+				 colon + 1);
+	if (err == TK_EBADPORT)
+		return cli_usage(cmd, "unknown port '%s'",
+				 colon != NULL ? colon + 1 : arg);
+	if (err < 0)
+		return cli_usage(cmd, "malformed address '%s'", arg);
+	return cli_check_target(cmd, host, port);
 }
 
 int

@@ -1,15 +1,17 @@
 """The command line across every command: options matched exactly, a clean
 exit on SIGINT/SIGTERM however the signal comes, and the same words and
 exit codes for the same mistakes everywhere."""
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 
 import pytest
 
-from conftest import LISTEN_RE, TCPKIT, check_sanitizer, run
+from conftest import LISTEN_RE, TCPKIT, check_sanitizer, free_port, run
 
 # --- options are matched exactly ---------------------------------------------
 
@@ -132,3 +134,178 @@ def test_signal_while_exiting_is_harmless(sig):
         rc, err = signal_when_listening([TCPKIT, "serve", "-p", "0"], sig, 1,
                                         late=True)
         assert rc == 0, err
+
+
+# --- the same words and exit codes for the same mistakes -----------------------
+
+def usage(cmd, msg):
+    return "tcpkit: %s: %s (see 'tcpkit help %s')\n" % (cmd, msg, cmd)
+
+
+LONG_HOST = "a" * 300
+
+# The same bad target given to every client command: (argv, stderr).
+BAD_TARGETS = {
+    "port 0": [
+        (["connect", "127.0.0.1", "0"],
+         usage("connect", "port 0 cannot be connected to (1-65535)")),
+        (["send", "127.0.0.1:0", "x"],
+         usage("send", "port 0 cannot be connected to (1-65535)")),
+        (["bench", "127.0.0.1", "0"],
+         usage("bench", "port 0 cannot be connected to (1-65535)")),
+        (["bench", "127.0.0.1:0"],
+         usage("bench", "port 0 cannot be connected to (1-65535)")),
+        (["get", "http://127.0.0.1:0/"],
+         "tcpkit: get http://127.0.0.1:0/: malformed URL: bad port '0'\n"),
+    ],
+    "port out of range": [
+        (["connect", "127.0.0.1", "70000"],
+         usage("connect", "port 70000 is out of range (1-65535)")),
+        (["send", "127.0.0.1:70000", "x"],
+         usage("send", "port 70000 is out of range (1-65535)")),
+        (["bench", "127.0.0.1", "70000"],
+         usage("bench", "port 70000 is out of range (1-65535)")),
+        (["bench", "127.0.0.1:70000"],
+         usage("bench", "port 70000 is out of range (1-65535)")),
+        (["get", "http://127.0.0.1:70000/"],
+         "tcpkit: get http://127.0.0.1:70000/: malformed URL: port 70000 "
+         "is out of range (1-65535)\n"),
+        (["serve", "-p", "70000"],
+         usage("serve", "-p/--port 70000 is out of range (0-65535)")),
+    ],
+    "empty host": [
+        (["connect", "", "7"],
+         usage("connect", "missing HOST (the host name is empty)")),
+        (["send", ":7", "x"],
+         usage("send", "missing HOST (the host name is empty)")),
+        (["bench", "", "7"],
+         usage("bench", "missing HOST (the host name is empty)")),
+        (["bench", ":7"],
+         usage("bench", "missing HOST (the host name is empty)")),
+        (["resolve", ""],
+         usage("resolve", "missing HOST (the host name is empty)")),
+        (["get", "http://:7/"],
+         "tcpkit: get http://:7/: malformed URL: no host\n"),
+        (["serve", "-H", ""], usage("serve", "-H needs an address or name")),
+    ],
+    "host too long": [
+        (["connect", LONG_HOST, "7"],
+         usage("connect", "host name too long (300 characters, at most "
+               "253)")),
+        (["send", LONG_HOST + ":7", "x"],
+         usage("send", "host name too long (300 characters, at most 253)")),
+        (["bench", LONG_HOST, "7"],
+         usage("bench", "host name too long (300 characters, at most 253)")),
+        (["bench", LONG_HOST + ":7"],
+         usage("bench", "host name too long (300 characters, at most 253)")),
+        (["resolve", LONG_HOST],
+         usage("resolve", "host name too long (300 characters, at most "
+               "253)")),
+        (["get", "http://%s/" % LONG_HOST], None),
+        (["serve", "-H", LONG_HOST], None),
+    ],
+}
+CASES = [(kind, argv, err) for kind, cases in BAD_TARGETS.items()
+         for argv, err in cases]
+
+
+@pytest.mark.parametrize("kind,argv,err", CASES,
+                         ids=["%s: %s" % (c[0], c[1][0]) for c in CASES])
+def test_bad_target_is_a_usage_error_everywhere(kind, argv, err):
+    p = run(argv, input=b"", timeout=10)
+    text = p.stderr.decode()
+    assert p.returncode == 64, text
+    assert p.stdout == b""
+    assert text.count("\n") == 1, text
+    if err is not None:
+        assert text == err
+
+
+def test_missing_file_is_exit_66_everywhere(tmp_path):
+    gone = str(tmp_path / "gone.pem")
+    for argv in (["bench", "--message-file", gone, "127.0.0.1", "7"],
+                 ["bench", "--tls", "--cacert", gone, "127.0.0.1", "7"],
+                 ["connect", "--tls", "--cacert", gone, "127.0.0.1", "7"],
+                 ["send", "--tls", "--cacert", gone, "127.0.0.1", "7"],
+                 ["get", "--cacert", gone, "https://127.0.0.1:7/"],
+                 ["serve", "--tls", "--cert", gone, "-p", "0"],
+                 ["serve", "--tls", "--cert", gone, "--key", gone, "-p", "0"]):
+        p = run(argv, input=b"", timeout=10)
+        assert p.returncode == 66, (argv, p.stderr)
+        assert p.stderr.decode().endswith(
+            "%s: No such file or directory\n" % gone), (argv, p.stderr)
+    # The list of exit codes says so.
+    assert "66  an input file is missing" in run(["help"]).stdout.decode()
+
+
+def test_line_service_is_listed():
+    overview = run(["help"]).stdout.decode()
+    assert "run a server: echo, discard, welcome, basic, line" in overview
+    p = run(["serve", "nope"])
+    assert p.returncode == 64
+    assert p.stderr.decode() == usage(
+        "serve", "unknown service 'nope' (echo, discard, welcome, basic, "
+        "line)")
+
+
+@pytest.mark.parametrize("opt", ["--help", "-h"])
+def test_version_help(opt):
+    p = run(["version", opt])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().startswith("usage: tcpkit version\n")
+    assert run(["help", "version"]).stdout == p.stdout
+
+
+def test_version_argument_is_named():
+    p = run(["version", "x"])
+    assert (p.returncode, p.stderr.decode()) == \
+        (64, usage("version", "unexpected argument 'x'"))
+
+
+@pytest.mark.parametrize("args", [["nonsense", "127.0.0.1:7"],
+                                  ["nonsense", "127.0.0.1", "7"]])
+def test_bench_unknown_mode(args):
+    p = run(["bench"] + args)
+    assert (p.returncode, p.stderr.decode()) == \
+        (64, usage("bench", "unknown mode 'nonsense' (echo, bulk, rate, "
+                   "greet, idle)"))
+
+
+def test_one_connection_is_singular(serve):
+    srv = serve("echo", "-q")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"x")
+        assert s.recv(1) == b"x"
+    assert srv.stop() == 0
+    assert re.search(r"^stopped \(SIGTERM\): 1 connection served, ",
+                     srv.err.text(), re.M), srv.err.text()
+
+
+def bench_json_failure(argv):
+    p = run(["bench", "--json", "-t", "1"] + argv, timeout=30)
+    doc = json.loads(p.stdout)
+    assert doc["exit_code"] == p.returncode
+    assert p.stderr.decode().count("\n") == 1
+    return p, doc
+
+
+def test_bench_json_when_refused():
+    port = free_port()
+    p, doc = bench_json_failure(["127.0.0.1", str(port)])
+    assert p.returncode == 69
+    assert doc == {"mode": "echo", "target": "127.0.0.1:%d" % port,
+                   "error": "Connection refused (no connection could be "
+                   "established)", "exit_code": 69}
+
+
+def test_bench_json_when_host_unknown():
+    p, doc = bench_json_failure(["no-such-host.invalid", "7"])
+    assert p.returncode == 68
+    assert doc["error"] == "host not found"
+
+
+def test_bench_json_when_output_cannot_be_written(tmp_path):
+    path = str(tmp_path / "missing" / "s.csv")
+    p, doc = bench_json_failure(["--csv", path, "127.0.0.1", "7"])
+    assert p.returncode == 1
+    assert doc["error"] == "No such file or directory"
