@@ -93,6 +93,28 @@ int cli_split_target(const char *cmd, const char *arg, char host[TK_HOSTLEN],
 int cli_parse_duration(const char *cmd, const char *opt, const char *text,
 		       bool allow_zero, uint64_t *ms);
 
+/*
+ * The format of everything on stderr: text for people (the default), or
+ * one logfmt or JSON record per line for a log shipper (serve
+ * --log-format).  Errors and warnings follow it too.
+ */
+enum cli_log_format {
+	CLI_LOG_TEXT,
+	CLI_LOG_LOGFMT,
+	CLI_LOG_JSON,
+};
+void cli_set_log_format(enum cli_log_format f);
+enum cli_log_format cli_get_log_format(void);
+/*
+ * One line on stderr, written with one call (worker threads log too).
+ * Text: the message as is.  logfmt and JSON: ts (UTC), event, key=value
+ * when key is not NULL, and msg, the text line.
+ */
+void cli_log(const char *event, const char *key, const char *value,
+	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* UTC with milliseconds, for machine formats: 2026-11-24T10:00:00.123Z */
+char *cli_iso_time(char *buf, size_t len);
+
 /* Write s[0..len) as a JSON string, quotes included. */
 void cli_json_string(FILE *f, const char *s, size_t len);
 /* Local time "2026-11-24 10:00:00.123456" (Python's str(datetime.now())). */

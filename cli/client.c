@@ -56,6 +56,8 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		OPT_NEWLINE,
 	};
 	static const struct option longopts[] = {
+		{ "ipv4", no_argument, NULL, '4' },
+		{ "ipv6", no_argument, NULL, '6' },
 		{ "connect-timeout", required_argument, NULL, 'w' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "source", required_argument, NULL, 's' },

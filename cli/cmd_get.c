@@ -63,9 +63,11 @@ const char cmd_get_help[] =
 	"                      1.5s, 500ms\n"
 	"  -t, --timeout DURATION\n"
 	"                      give up when no data arrives for this long\n"
-	"                      (default 30s); 0 = wait forever\n"
-	"  -4                  IPv4 addresses only\n"
-	"  -6                  IPv6 addresses only\n"
+	"                      (default 30s); 0 = wait forever.  Also\n"
+	"                      --idle-timeout, its name in connect and send\n"
+	"                      (where the letter is -i: here -i is --include)\n"
+	"  -4, --ipv4          IPv4 addresses only\n"
+	"  -6, --ipv6          IPv6 addresses only\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"TLS (https:// only):\n"
@@ -164,6 +166,10 @@ parse_args(int argc, char **argv, struct get_opts *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "connect-timeout", required_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 't' },
+		/* The name connect, send and serve use for the same limit. */
+		{ "idle-timeout", required_argument, NULL, 't' },
+		{ "ipv4", no_argument, NULL, '4' },
+		{ "ipv6", no_argument, NULL, '6' },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },

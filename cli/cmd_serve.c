@@ -73,6 +73,8 @@ const char cmd_serve_help[] =
 	"      --backlog N     listen queue length, 1-65535 (default 511)\n"
 	"  -w, --workers N     worker threads, each with its own loop and\n"
 	"                      SO_REUSEPORT socket (default: online CPUs)\n"
+	"                      (in connect, send and get, -w is\n"
+	"                      --connect-timeout; in bench, --warmup)\n"
 	"      --allow-remote-shutdown\n"
 	"                      basic: honour \"shutdown\" from any client, not\n"
 	"                      only from this machine's loopback\n"
@@ -252,6 +254,22 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 	o->max_pending = TK_DEFAULT_MAX_PENDING;
 	o->drain_ms = DEFAULT_DRAIN_MS;
 	o->log.format = LOG_TEXT;
+	/*
+	 * The format first, so that even a usage error in an option before
+	 * --log-format is a record a log shipper can read.
+	 */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		const char *fmt = NULL;
+		int f;
+
+		if (strncmp(argv[i], "--log-format=", 13) == 0)
+			fmt = argv[i] + 13;
+		else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc)
+			fmt = argv[i + 1];
+		f = fmt != NULL ? serve_log_parse_format(fmt) : -1;
+		if (f >= 0)
+			cli_set_log_format((enum cli_log_format)f);
+	}
 	opterr = 0;
 	while ((ch = cli_getopt(argc, argv, ":H:p:i:w:qh", longopts)) != -1) {
 		int f;
@@ -321,6 +339,7 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 						 "or json, not '%s'",
 						 optarg);
 			o->log.format = (enum log_format)f;
+			cli_set_log_format((enum cli_log_format)f);
 			break;
 		case OPT_STATS:
 			if (cli_parse_duration("serve", "--stats-interval",
@@ -560,8 +579,9 @@ wrap_open(struct tk_conn *c, void *arg)
 	char peer[TK_ADDRSTRLEN];
 
 	if (!w->log->quiet && tk_conn_tls_info(c, &info) == 0)
-		fprintf(stderr, "tls: client %s subject %s\n",
+		cli_log("tls_client", "peer",
 			tk_addr_format(tk_conn_peer(c), peer, sizeof(peer)),
+			"tls: client %s subject %s", peer,
 			info.peer_cert ? info.subject : "(no certificate)");
 	return w->svc->open != NULL ? w->svc->open(c, w->arg) : 0;
 }
@@ -698,27 +718,27 @@ print_hints(const struct serve_opts *o, struct tk_server *srv)
 	for (size_t i = 0; i < tk_server_listener_count(srv); i++) {
 		const struct tk_addr *a = tk_server_addr(srv, i);
 
-		fprintf(stderr, "listening on %s\n",
-			tk_addr_format(a, where, sizeof(where)));
+		tk_addr_format(a, where, sizeof(where));
+		cli_log("listening", "addr", where, "listening on %s", where);
 		if (!tk_addr_is_loopback(a))
 			all_loopback = false;
 	}
 	if (o->log.quiet)
 		return;
 	if (all_loopback)
-		fprintf(stderr, "hint: loopback only, other machines cannot "
-				"connect; use -H 0.0.0.0 or -H :: to serve "
-				"every interface\n");
+		cli_log("hint", NULL, NULL,
+			"hint: loopback only, other machines cannot connect; "
+			"use -H 0.0.0.0 or -H :: to serve every interface");
 	if (tk_addr_is_any(first))
 		strcpy(ip,
 		       tk_addr_family(first) == AF_INET ? "127.0.0.1" : "::1");
 	else
 		tk_addr_format_ip(first, ip, sizeof(ip));
 	if (strcmp(o->service, "basic") == 0)
-		fprintf(stderr, "try: tcpkit send %s %u 'Hey!'\n", ip,
+		cli_log("hint", NULL, NULL, "try: tcpkit send %s %u 'Hey!'", ip,
 			tk_addr_port(first));
 	else
-		fprintf(stderr, "try: tcpkit connect %s %u\n", ip,
+		cli_log("hint", NULL, NULL, "try: tcpkit connect %s %u", ip,
 			tk_addr_port(first));
 }
 
@@ -824,11 +844,12 @@ cmd_serve(int argc, char **argv)
 	/* Serve until a signal or a remote shutdown, then drain. */
 	rc = tk_loop_run(st.loop);
 	if (rc == 0 && tk_server_stopping(st.server))
-		fprintf(stderr, "Execution ended because of [Remote user "
-				"initiated shutdown.]\n");
+		cli_log("shutdown", NULL, NULL,
+			"Execution ended because of [Remote user initiated "
+			"shutdown.]");
 	else if (rc == 0 && st.signo == SIGINT &&
 		 strcmp(o.service, "basic") == 0)
-		fprintf(stderr, "User pressed Ctrl-C, stopping.\n");
+		cli_log("signal", NULL, NULL, "User pressed Ctrl-C, stopping.");
 	if (rc == 0 && (rc = start_drain(&st)) == 0 && !st.timed_out)
 		rc = tk_loop_run(st.loop);
 	if (rc < 0) {
@@ -847,9 +868,9 @@ cmd_serve(int argc, char **argv)
 	/* Machine formats always end with the totals; text when asked to. */
 	if (o.log.format != LOG_TEXT || o.stats_ms != 0)
 		serve_log_stats(&o.log, "exit", &stats);
-	fprintf(stderr,
+	cli_log("stopped", NULL, NULL,
 		"stopped (%s%s): %llu connection%s served, %llu closed by "
-		"the stop, %llu bytes in, %llu bytes out\n",
+		"the stop, %llu bytes in, %llu bytes out",
 		st.signo ? "SIG" : "",
 		st.signo ? sigabbrev_np(st.signo) : "remote shutdown",
 		(unsigned long long)stats.accepted, CLI_PLURAL(stats.accepted),

@@ -207,7 +207,8 @@ tlsopt_server_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
 	if (err < 0)
 		return build_failed(cmd, err, why);
 	if (t->cert == NULL && tk_tls_ctx_fingerprint(*ctx, fp) == 0)
-		fprintf(stderr, "tls: self-signed certificate sha256:%s\n", fp);
+		cli_log("tls_self_signed", "sha256", fp,
+			"tls: self-signed certificate sha256:%s", fp);
 	return 0;
 }
 

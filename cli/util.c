@@ -64,6 +64,134 @@ cli_exit_code(int err)
 	}
 }
 
+static enum cli_log_format log_format = CLI_LOG_TEXT;
+
+void
+cli_set_log_format(enum cli_log_format f)
+{
+	log_format = f;
+}
+
+enum cli_log_format
+cli_get_log_format(void)
+{
+	return log_format;
+}
+
+char *
+cli_iso_time(char *buf, size_t len)
+{
+	struct timeval tv;
+	struct tm tm;
+	char day[32];
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%.20s.%03dZ", day, (int)(tv.tv_usec / 1000) % 1000);
+	return buf;
+}
+
+/*
+ * Append s to buf (of size cap, filled to *n) as a quoted value: a JSON
+ * string, or a logfmt one (quotes and backslashes escaped, controls as
+ * \uXXXX as well: one record must stay on one line).
+ */
+static void
+put_quoted(char *buf, size_t cap, size_t *n, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (*n + 1 < cap)
+		buf[(*n)++] = '"';
+	for (; *s != '\0' && *n + 8 < cap; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			buf[(*n)++] = '\\';
+			buf[(*n)++] = (char)ch;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			*n += (size_t)snprintf(buf + *n, cap - *n, "\\u00%c%c",
+					       hex[ch >> 4], hex[ch & 15]);
+		} else {
+			buf[(*n)++] = (char)ch;
+		}
+	}
+	if (*n + 1 < cap)
+		buf[(*n)++] = '"';
+	buf[*n] = '\0';
+}
+
+static bool
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+static void
+put_pair(char *buf, size_t cap, size_t *n, const char *key, const char *val,
+	 bool first)
+{
+	bool json = log_format == CLI_LOG_JSON;
+	const char *sep = first ? "" : json ? "," : " ";
+
+	if (*n + strlen(key) + strlen(val) + 8 >= cap)
+		return;
+	*n += (size_t)snprintf(buf + *n, cap - *n,
+			       json ? "%s\"%s\":" : "%s%s=", sep, key);
+	/* logfmt quotes only what needs it, as serve's records do. */
+	if (!json && val[0] != '\0' && strpbrk(val, " =\"\\") == NULL &&
+	    !has_control(val)) {
+		*n += (size_t)snprintf(buf + *n, cap - *n, "%s", val);
+		return;
+	}
+	put_quoted(buf, cap, n, val);
+}
+
+static void
+vlog(const char *event, const char *key, const char *value, const char *fmt,
+     va_list ap)
+{
+	char msg[1024], line[4096], ts[40];
+	size_t n = 0;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (log_format == CLI_LOG_TEXT) {
+		fprintf(stderr, "%s\n", msg);
+		return;
+	}
+	if (log_format == CLI_LOG_JSON)
+		line[n++] = '{';
+	line[n] = '\0';
+	put_pair(line, sizeof(line), &n, "ts", cli_iso_time(ts, sizeof(ts)),
+		 true);
+	put_pair(line, sizeof(line), &n, "event", event, false);
+	if (key != NULL)
+		put_pair(line, sizeof(line), &n, key, value, false);
+	put_pair(line, sizeof(line), &n, "msg", msg, false);
+	if (n + 3 > sizeof(line))
+		n = sizeof(line) - 3;
+	if (log_format == CLI_LOG_JSON)
+		line[n++] = '}';
+	line[n++] = '\n';
+	line[n] = '\0';
+	fputs(line, stderr);
+}
+
+void
+cli_log(const char *event, const char *key, const char *value, const char *fmt,
+	...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(event, key, value, fmt, ap);
+	va_end(ap);
+}
+
 static void
 verror(const char *what, const char *where, const char *fmt, va_list ap)
 {
@@ -74,10 +202,16 @@ verror(const char *what, const char *where, const char *fmt, va_list ap)
 	for (char *p = why; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
-	if (where != NULL && *where != '\0')
-		fprintf(stderr, "tcpkit: %s %s: %s\n", what, where, why);
+	if (where == NULL)
+		where = "";
+	/* Text in full, however long WHERE (a URL) is. */
+	if (log_format == CLI_LOG_TEXT)
+		fprintf(stderr, "tcpkit: %s%s%s: %s\n", what,
+			*where != '\0' ? " " : "", where, why);
 	else
-		fprintf(stderr, "tcpkit: %s: %s\n", what, why);
+		cli_log(strcmp(what, "warning") == 0 ? "warning" : "error",
+			NULL, NULL, "tcpkit: %s%s%s: %s", what,
+			*where != '\0' ? " " : "", where, why);
 }
 
 void
@@ -106,8 +240,8 @@ cli_usage(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "tcpkit: %s: %s (see 'tcpkit help %s')\n", cmd, msg,
-		cmd);
+	cli_log("error", NULL, NULL, "tcpkit: %s: %s (see 'tcpkit help %s')",
+		cmd, msg, cmd);
 	return CLI_EXIT_USAGE;
 }
 

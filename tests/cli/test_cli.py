@@ -11,7 +11,8 @@ import threading
 
 import pytest
 
-from conftest import LISTEN_RE, TCPKIT, check_sanitizer, free_port, run
+from conftest import (LISTEN_RE, TCPKIT, LineReader, check_sanitizer, free_port,
+                      run)
 
 # --- options are matched exactly ---------------------------------------------
 
@@ -309,3 +310,153 @@ def test_bench_json_when_output_cannot_be_written(tmp_path):
     p, doc = bench_json_failure(["--csv", path, "127.0.0.1", "7"])
     assert p.returncode == 1
     assert doc["error"] == "No such file or directory"
+
+
+# --- --log-format: every line on stderr ----------------------------------------
+
+LOGFMT_PAIR = r'[A-Za-z_][A-Za-z0-9_]*=(?:"(?:[^"\\]|\\.)*"|[^\s"=]+)'
+LOGFMT_LINE = re.compile(r"^%s(?: %s)*$" % (LOGFMT_PAIR, LOGFMT_PAIR))
+
+
+def parse_record(fmt, line):
+    """One stderr line as a dict; fails the test if it is not a record."""
+    if fmt == "json":
+        doc = json.loads(line)
+        assert isinstance(doc, dict), line
+        return doc
+    assert LOGFMT_LINE.match(line), line
+    return {k: v.strip('"') for k, v in
+            re.findall(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^\s"=]+)', line)}
+
+
+@pytest.mark.parametrize("fmt", ["json", "logfmt"])
+def test_log_format_covers_every_stderr_line(fmt):
+    # TLS (the self-signed fingerprint line), one worker and one connection
+    # at most (a rejection): the lines a server writes as it runs.
+    argv = [TCPKIT, "serve", "line", "--tls", "-H", "127.0.0.1", "-p", "0",
+            "-w", "1", "--max-conns", "1", "--log-format", fmt]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = LineReader(proc.stderr)
+    try:
+        m = err.wait_for(r"listening.*127\.0\.0\.1:(\d+)")
+        port = int(m.group(1))
+        held = socket.create_connection(("127.0.0.1", port), timeout=10)
+        extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+        err.wait_for(r"reject")
+        extra.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        held.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err.join()
+    check_sanitizer(err.text())
+    records = [parse_record(fmt, line) for line in err.lines]
+    events = [r["event"] for r in records]
+    for want in ("tls_self_signed", "listening", "hint", "reject", "close",
+                 "stats", "stopped"):
+        assert want in events, (want, err.lines)
+    assert all("ts" in r for r in records)
+    listening = [r for r in records if r["event"] == "listening"]
+    assert listening[0]["addr"] == "127.0.0.1:%d" % port
+    stopped = [r for r in records if r["event"] == "stopped"]
+    assert stopped[0]["msg"].startswith("stopped (SIGTERM): 1 connection "
+                                        "served")
+
+
+@pytest.mark.parametrize("fmt", ["json", "logfmt"])
+def test_log_format_covers_usage_errors(fmt):
+    p = run(["serve", "--bogus", "--log-format", fmt])
+    assert p.returncode == 64
+    lines = p.stderr.decode().splitlines()
+    assert len(lines) == 1
+    rec = parse_record(fmt, lines[0])
+    assert rec["event"] == "error"
+    assert "unknown option '--bogus'" in rec["msg"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "logfmt"])
+def test_log_format_covers_errors(fmt):
+    # A port another program holds: the listen error is a record too.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        p = run(["serve", "--log-format", fmt, "-H", "127.0.0.1", "-p",
+                 str(port)])
+    assert p.returncode == 1
+    lines = p.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    rec = parse_record(fmt, lines[0])
+    assert rec["event"] == "error"
+    assert rec["msg"].startswith("tcpkit: listen 127.0.0.1:%d: " % port)
+
+
+# --- one meaning per option letter -----------------------------------------------
+
+COMMANDS = ["resolve", "interfaces", "connect", "send", "get", "serve",
+            "bench"]
+
+
+def letter_table():
+    """The overview's table: {letter: {long name: [commands]}}."""
+    text = run(["help"]).stdout.decode()
+    block = text.split("Option letters")[1].split("\n\n")[0]
+    table, letter = {}, None
+    for line in block.splitlines()[1:]:
+        m = re.match(r"^  (-\w)?\s+(--[\w-]+)\s+(.*)$", line)
+        if m is None:
+            continue
+        letter = m.group(1) or letter
+        table.setdefault(letter, {})[m.group(2)] = m.group(3)
+    return table
+
+
+def test_every_option_letter_is_in_the_table():
+    table = letter_table()
+    assert table, "no option letter table in 'tcpkit help'"
+    for cmd in COMMANDS:
+        helptext = run(["help", cmd]).stdout.decode()
+        pairs = re.findall(r"^\s+(-\w), (--[\w-]+)", helptext, re.M)
+        assert pairs, cmd
+        for letter, name in pairs:
+            where = table.get(letter, {}).get(name)
+            assert where is not None, (cmd, letter, name)
+            assert cmd in where or where == "every command", \
+                (cmd, letter, name, where)
+
+
+def test_a_long_name_means_one_thing():
+    # Each long name sits under one letter only.
+    seen = {}
+    for letter, names in letter_table().items():
+        for name in names:
+            assert seen.setdefault(name, letter) == letter, name
+
+
+def test_get_takes_idle_timeout_like_connect(pyserver):
+    # The same long name as in connect and send: no data for D, exit 75.
+    def stall(conn, srv):
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        conn.recv(1)  # until the client gives up
+
+    srv = pyserver(stall)
+    p = run(["get", "--idle-timeout", "300ms",
+             "http://127.0.0.1:%d/" % srv.port])
+    assert p.returncode == 75, p.stderr
+    assert p.stdout == b"abc"
+
+
+@pytest.mark.parametrize("cmd", ["connect", "send"])
+def test_ipv4_long_name_in_clients(pyserver, cmd):
+    def greet(conn, srv):
+        conn.sendall(b"hi\n")
+
+    srv = pyserver(greet)
+    p = run([cmd, "--ipv4", "127.0.0.1", str(srv.port)], input=b"")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"hi\n"
