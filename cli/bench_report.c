@@ -136,9 +136,10 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 			: "");
 	if (is_ops(o))
 		fprintf(f,
-			"clients:     %u in parallel, %llu connections "
+			"clients:     %u in parallel, %llu connection%s "
 			"established\n",
-			o->connections, (unsigned long long)t->established);
+			o->connections, (unsigned long long)t->established,
+			CLI_PLURAL(t->established));
 	else
 		fprintf(f,
 			"connections: %u (%llu established, %llu open at the "
@@ -174,8 +175,9 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 		break;
 	case BENCH_RATE:
 	case BENCH_GREET:
-		fprintf(f, "completed:   %llu connections (%.1f/s)\n",
+		fprintf(f, "completed:   %llu connection%s (%.1f/s)\n",
 			(unsigned long long)t->messages,
+			CLI_PLURAL(t->messages),
 			per_second(r, (double)t->messages));
 		break;
 	case BENCH_IDLE:

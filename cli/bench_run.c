@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bench_int.h"
+#include "cli.h"
 
 const char *
 bench_mode_name(enum bench_mode m)
@@ -483,12 +484,14 @@ on_live(struct tk_timer *t, void *arg)
 					      memory_order_relaxed);
 	}
 	b->live_sec++;
-	fprintf(stderr, "%4us  %llu %s/s  %llu connections open  %llu errors\n",
+	fprintf(stderr,
+		"%4us  %llu %s/s  %llu connection%s open  %llu error%s\n",
 		b->live_sec, (unsigned long long)(msgs - b->live_msgs),
 		b->o->mode == BENCH_RATE || b->o->mode == BENCH_GREET
 			? "connections"
 			: "messages",
-		(unsigned long long)conns, (unsigned long long)(errs));
+		(unsigned long long)conns, CLI_PLURAL(conns),
+		(unsigned long long)errs, CLI_PLURAL(errs));
 	b->live_msgs = msgs;
 	b->live_errs = errs;
 	arm_live(b, now);

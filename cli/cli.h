@@ -15,6 +15,7 @@ enum cli_exit {
 	CLI_EXIT_OK = 0,
 	CLI_EXIT_OTHER = 1,
 	CLI_EXIT_USAGE = 64,	   /* EX_USAGE */
+	CLI_EXIT_NOINPUT = 66,	   /* EX_NOINPUT: an input file is missing */
 	CLI_EXIT_NOHOST = 68,	   /* EX_NOHOST: unknown host */
 	CLI_EXIT_UNAVAILABLE = 69, /* EX_UNAVAILABLE: refused/unreachable */
 	CLI_EXIT_TIMEOUT = 75,	   /* EX_TEMPFAIL: timed out */
@@ -47,9 +48,19 @@ int cli_fail(const char *what, const char *where, int err);
 int cli_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /*
+ * getopt_long() with every long option matched exactly: getopt_long() takes
+ * any unambiguous prefix ("--allow" for "--allow-remote-shutdown"), and an
+ * abbreviation must never turn a switch on.  A prefix returns
+ * CLI_GETOPT_ABBREV, which cli_bad_option() reports.
+ */
+#define CLI_GETOPT_ABBREV (-2)
+struct option;
+int cli_getopt(int argc, char **argv, const char *optstring,
+	       const struct option *longopts);
+/*
  * Report the option getopt_long() rejected: ch is what it returned, '?' for
  * an unknown option or ':' for a missing value (optstrings start with ':'
- * and opterr is 0).  Returns CLI_EXIT_USAGE.
+ * and opterr is 0), or CLI_GETOPT_ABBREV.  Returns CLI_EXIT_USAGE.
  */
 int cli_bad_option(const char *cmd, char **argv, int ch);
 /* Print a command's help text on stdout; returns 0. */
@@ -69,11 +80,45 @@ int cli_parse_uint(const char *cmd, const char *opt, const char *text,
 int cli_parse_port(const char *cmd, const char *opt, const char *text,
 		   uint16_t *out);
 /*
+ * A client's target, checked alike in every command (usage errors, exit
+ * 64): an empty or over-long HOST, a numeric PORT out of range or 0.
+ * cli_split_target() splits "HOST:PORT" or "[V6]:PORT" first.  Each
+ * returns 0 or CLI_EXIT_USAGE after printing the error.
+ */
+int cli_check_host(const char *cmd, const char *host);
+int cli_check_target(const char *cmd, const char *host, const char *port);
+int cli_split_target(const char *cmd, const char *arg, char host[TK_HOSTLEN],
+		     char port[TK_PORTLEN]);
+/* "1 connection", "2 connections": n and word, with an s unless n is 1. */
+#define CLI_PLURAL(n) ((n) == 1 ? "" : "s")
+/*
  * A duration: "10" or "1.5" (seconds), "250ms", "2s", "1m", "1h"; at most a
  * day; "0" is accepted when allow_zero (meaning "none").
  */
 int cli_parse_duration(const char *cmd, const char *opt, const char *text,
 		       bool allow_zero, uint64_t *ms);
+
+/*
+ * The format of everything on stderr: text for people (the default), or
+ * one logfmt or JSON record per line for a log shipper (serve
+ * --log-format).  Errors and warnings follow it too.
+ */
+enum cli_log_format {
+	CLI_LOG_TEXT,
+	CLI_LOG_LOGFMT,
+	CLI_LOG_JSON,
+};
+void cli_set_log_format(enum cli_log_format f);
+enum cli_log_format cli_get_log_format(void);
+/*
+ * One line on stderr, written with one call (worker threads log too).
+ * Text: the message as is.  logfmt and JSON: ts (UTC), event, key=value
+ * when key is not NULL, and msg, the text line.
+ */
+void cli_log(const char *event, const char *key, const char *value,
+	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* UTC with milliseconds, for machine formats: 2026-11-24T10:00:00.123Z */
+char *cli_iso_time(char *buf, size_t len);
 
 /* Write s[0..len) as a JSON string, quotes included. */
 void cli_json_string(FILE *f, const char *s, size_t len);

@@ -58,6 +58,8 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		OPT_NEWLINE,
 	};
 	static const struct option longopts[] = {
+		{ "ipv4", no_argument, NULL, '4' },
+		{ "ipv6", no_argument, NULL, '6' },
 		{ "connect-timeout", required_argument, NULL, 'w' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "source", required_argument, NULL, 's' },
@@ -77,8 +79,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 	int ch, err, nargs;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46w:i:s:Cvh", longopts, NULL)) !=
-	       -1) {
+	while ((ch = cli_getopt(argc, argv, ":46w:i:s:Cvh", longopts)) != -1) {
 		switch (ch) {
 		case '4':
 			v4 = true;
@@ -173,42 +174,33 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		return cli_usage(cmd, "missing HOST and PORT");
 	if (nargs == 1 || is_hostport(argv[0])) {
 		/* HOST:PORT or [V6]:PORT in one argument. */
-		const char *colon = strrchr(argv[0], ':');
-
-		err = tk_hostport_split(argv[0], o->host, o->port);
-		if (err == 0 && o->host[0] == '\0')
-			return cli_usage(cmd, "missing HOST in '%s'", argv[0]);
-		if ((err == 0 && o->port[0] == '\0') ||
-		    (err == TK_EBADPORT && colon != NULL && colon[1] == '\0'))
-			return cli_usage(cmd,
-					 "missing PORT (give HOST PORT or "
-					 "HOST:PORT, not '%s')",
-					 argv[0]);
-		if (err == TK_EBADPORT)
-			return cli_usage(cmd, "unknown port '%s'",
-					 colon != NULL ? colon + 1 : argv[0]);
-		if (err < 0)
-			return cli_usage(cmd, "malformed address '%s'",
-					 argv[0]);
+		err = cli_split_target(cmd, argv[0], o->host, o->port);
+		if (err != 0)
+			return err;
 		argv++;
 		nargs--;
 	} else {
-		if (strlen(argv[0]) >= TK_HOSTLEN)
-			return cli_usage(cmd, "host name too long");
+		if (cli_check_host(cmd, argv[0]) != 0)
+			return CLI_EXIT_USAGE;
 		if (strlen(argv[1]) >= TK_PORTLEN || argv[1][0] == '\0')
 			return cli_usage(cmd, "malformed port '%s'", argv[1]);
 		strcpy(o->host, argv[0]);
 		strcpy(o->port, argv[1]);
 		argv += 2;
 		nargs -= 2;
-	}
-	if (o->host[0] == '[') {
-		/* "[::1]" given apart from its port. */
-		char h[TK_HOSTLEN], p[TK_PORTLEN];
+		if (o->host[0] == '[') {
+			/* "[::1]" given apart from its port. */
+			char h[TK_HOSTLEN], p[TK_PORTLEN];
 
-		if (tk_hostport_split(o->host, h, p) < 0 || p[0] != '\0')
-			return cli_usage(cmd, "malformed host '%s'", o->host);
-		strcpy(o->host, h);
+			if (tk_hostport_split(o->host, h, p) < 0 ||
+			    p[0] != '\0')
+				return cli_usage(cmd, "malformed host '%s'",
+						 o->host);
+			strcpy(o->host, h);
+		}
+		err = cli_check_target(cmd, o->host, o->port);
+		if (err != 0)
+			return err;
 	}
 	if (is_send && nargs >= 1) {
 		o->message = argv[0];

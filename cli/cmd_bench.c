@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,10 @@ const char cmd_bench_help[] =
 	"                        size (default 64k); 1 to 16m, suffixes k and m\n"
 	"                        (times 1024)\n"
 	"  -t, --duration D      measured time (default 10s): 30, 1.5s, 500ms, 2m\n"
+	"                        (in get, -t is --timeout)\n"
 	"  -w, --warmup D        run this long first, unmeasured (default 0)\n"
+	"                        (in connect, send and get, -w is\n"
+	"                        --connect-timeout: here it has no letter)\n"
 	"  -n, --count M         echo, bulk: messages (bulk: writes) per\n"
 	"                        connection; rate, greet: connections per\n"
 	"                        client; then stop.  -t still bounds the run.\n"
@@ -78,7 +82,9 @@ const char cmd_bench_help[] =
 	"      --message-file FILE\n"
 	"                        the same, read from FILE (up to 16m)\n"
 	"      --json            print one JSON document instead of the summary\n"
-	"                        (latency in ns, the per-second series)\n"
+	"                        (latency in ns, the per-second series); when\n"
+	"                        the run cannot happen, {\"mode\", \"target\",\n"
+	"                        \"error\", \"exit_code\"} all the same\n"
 	"      --csv FILE        write the per-second series: second, messages,\n"
 	"                        bytes (received), connections (open), errors\n"
 	"      --plot FILE       write an SVG: throughput over time and latency\n"
@@ -132,7 +138,9 @@ const char cmd_bench_help[] =
 	"\n"
 	"Exit codes: 0 the run completed without a mismatch or protocol error;\n"
 	"1 a mismatch or protocol error (what came back is wrong), or an output\n"
-	"file could not be written; 64 usage; 68 unknown host; 69 no connection\n"
+	"file could not be written; 64 usage (also port 0, an empty or\n"
+	"over-long HOST); 66 --message-file or a TLS file is missing; 68\n"
+	"unknown host; 69 no connection\n"
 	"could be established (refused, unreachable); 75 none could, because\n"
 	"every connect timed out; 76 a TLS handshake failed (75 if the first\n"
 	"failure was a handshake timeout), the report is printed all the same.\n"
@@ -157,6 +165,12 @@ parse_mode(const char *s, enum bench_mode *m)
 		}
 	}
 	return false;
+}
+
+static bool
+is_number(const char *s)
+{
+	return s[0] != '\0' && strspn(s, "0123456789") == strlen(s);
 }
 
 /* A byte count: digits, then optionally k or m (KiB, MiB). */
@@ -234,14 +248,14 @@ read_message_file(const char *path, struct bench_opts *o)
 
 	if (fd < 0) {
 		cli_error("bench", path, "%s", strerror(errno));
-		return CLI_EXIT_OTHER;
+		return CLI_EXIT_NOINPUT;
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		err = errno;
 		close(fd);
 		cli_error("bench", path, "%s",
 			  err ? strerror(err) : "not a regular file");
-		return CLI_EXIT_OTHER;
+		return CLI_EXIT_NOINPUT;
 	}
 	if (sb.st_size == 0 || sb.st_size > (off_t)BENCH_MAX_SIZE) {
 		close(fd);
@@ -356,31 +370,31 @@ parse_target(int nargs, char **args, struct bench_opts *o)
 	if (nargs == 0)
 		return cli_usage("bench", "missing HOST and PORT");
 	if (nargs == 1) {
-		int err = tk_hostport_split(args[0], o->host, o->port);
+		int err = cli_split_target("bench", args[0], o->host, o->port);
 
-		if (err < 0 || o->host[0] == '\0' || o->port[0] == '\0')
-			return cli_usage("bench",
-					 "missing PORT (give HOST PORT or "
-					 "HOST:PORT, not '%s')",
-					 args[0]);
+		if (err != 0)
+			return err;
 	} else if (nargs == 2) {
-		if (strlen(args[0]) >= TK_HOSTLEN)
-			return cli_usage("bench", "host name too long");
+		if (cli_check_host("bench", args[0]) != 0)
+			return CLI_EXIT_USAGE;
 		if (strlen(args[1]) >= TK_PORTLEN || args[1][0] == '\0')
 			return cli_usage("bench", "malformed port '%s'",
 					 args[1]);
 		strcpy(o->host, args[0]);
 		strcpy(o->port, args[1]);
+		if (o->host[0] == '[') {
+			char h[TK_HOSTLEN], p[TK_PORTLEN];
+
+			if (tk_hostport_split(o->host, h, p) < 0 ||
+			    p[0] != '\0')
+				return cli_usage("bench", "malformed host '%s'",
+						 o->host);
+			strcpy(o->host, h);
+		}
+		if (cli_check_target("bench", o->host, o->port) != 0)
+			return CLI_EXIT_USAGE;
 	} else {
 		return cli_usage("bench", "unexpected argument '%s'", args[2]);
-	}
-	if (o->host[0] == '[') {
-		char h[TK_HOSTLEN], p[TK_PORTLEN];
-
-		if (tk_hostport_split(o->host, h, p) < 0 || p[0] != '\0')
-			return cli_usage("bench", "malformed host '%s'",
-					 o->host);
-		strcpy(o->host, h);
 	}
 	snprintf(o->where, sizeof(o->where),
 		 strchr(o->host, ':') != NULL ? "[%s]:%s" : "%s:%s", o->host,
@@ -442,8 +456,8 @@ parse_args(int argc, char **argv, struct bench_opts *o)
 	o->threads = 1;
 	o->connect_timeout_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":c:d:s:t:w:n:qh", longopts,
-				 NULL)) != -1) {
+	while ((ch = cli_getopt(argc, argv, ":c:d:s:t:w:n:qh", longopts)) !=
+	       -1) {
 		switch (ch) {
 		case 'c':
 			if (cli_parse_uint("bench", "-c/--connections", optarg,
@@ -561,6 +575,14 @@ parse_args(int argc, char **argv, struct bench_opts *o)
 	if (nargs >= 2 && parse_mode(args[0], &o->mode)) {
 		args++;
 		nargs--;
+	} else if ((nargs == 2 && strchr(args[1], ':') != NULL) ||
+		   (nargs == 3 && is_number(args[2]) && !is_number(args[1]))) {
+		/* "WORD HOST:PORT", "WORD HOST PORT": WORD is in mode's place.
+		 */
+		return cli_usage("bench",
+				 "unknown mode '%s' (echo, bulk, rate, greet, "
+				 "idle)",
+				 args[0]);
 	}
 	if ((rc = parse_target(nargs, args, o)) != 0)
 		return rc;
@@ -633,13 +655,50 @@ raise_nofile(void)
 	}
 }
 
+/*
+ * With --json, a run that cannot happen still prints one JSON document on
+ * stdout, with the error and the exit code, for the script that reads it.
+ */
+static void
+json_error(const struct bench_opts *o, const char *why, int rc)
+{
+	const char *mode = bench_mode_name(o->mode);
+
+	if (!o->json)
+		return;
+	fputs("{\"mode\": ", stdout);
+	cli_json_string(stdout, mode, strlen(mode));
+	fputs(", \"target\": ", stdout);
+	cli_json_string(stdout, o->where, strlen(o->where));
+	fputs(", \"error\": ", stdout);
+	cli_json_string(stdout, why, strlen(why));
+	printf(", \"exit_code\": %d}\n", rc);
+	fflush(stdout);
+}
+
+/* The error on stderr (and as JSON with --json); returns rc. */
+static int
+fail(const struct bench_opts *o, const char *where, int rc, const char *fmt,
+     ...)
+{
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	cli_error("bench", where, "%s", why);
+	json_error(o, why, rc);
+	return rc;
+}
+
 static FILE *
-open_output(const char *path)
+open_output(const struct bench_opts *o, const char *path)
 {
 	FILE *f = fopen(path, "w");
 
 	if (f == NULL)
-		cli_error("bench", path, "%s", strerror(errno));
+		fail(o, path, CLI_EXIT_OTHER, "%s", strerror(errno));
 	return f;
 }
 
@@ -663,20 +722,19 @@ no_connection(const struct bench_opts *o, const struct bench_result *r)
 {
 	char dur[32];
 
+	int rc = r->connect_err == TK_ECONNTIMEDOUT ? CLI_EXIT_TIMEOUT
+		 : cli_exit_code(r->connect_err) == CLI_EXIT_UNAVAILABLE
+			 ? CLI_EXIT_UNAVAILABLE
+			 : CLI_EXIT_OTHER;
+
 	if (r->connect_err == TK_ECONNTIMEDOUT)
-		cli_error("bench", o->where,
-			  "connect timed out after %s (no connection could be "
-			  "established)",
-			  cli_format_duration(o->connect_timeout_ms, dur,
-					      sizeof(dur)));
-	else
-		cli_error("bench", o->where,
-			  "%s (no connection could be established)",
-			  tk_strerror(r->connect_err));
-	return r->connect_err == TK_ECONNTIMEDOUT ? CLI_EXIT_TIMEOUT
-	       : cli_exit_code(r->connect_err) == CLI_EXIT_UNAVAILABLE
-		       ? CLI_EXIT_UNAVAILABLE
-		       : CLI_EXIT_OTHER;
+		return fail(o, o->where, rc,
+			    "connect timed out after %s (no connection could "
+			    "be established)",
+			    cli_format_duration(o->connect_timeout_ms, dur,
+						sizeof(dur)));
+	return fail(o, o->where, rc, "%s (no connection could be established)",
+		    tk_strerror(r->connect_err));
 }
 
 static int
@@ -743,25 +801,29 @@ cmd_bench(int argc, char **argv)
 	err = tk_resolve(o.host, o.port, AF_UNSPEC, 0, &list);
 	if (err == TK_EBADPORT) {
 		rc = cli_usage("bench", "unknown port '%s'", o.port);
+		json_error(&o, "unknown port", rc);
 		goto out_free;
 	}
 	if (err < 0) {
-		rc = cli_fail("bench", o.where, err);
+		rc = fail(&o, o.where, cli_exit_code(err), "%s",
+			  tk_strerror(err));
 		goto out_free;
 	}
 	/* Files first: a run is not wasted on a path that cannot be written. */
-	if (o.csv_path != NULL && (csv = open_output(o.csv_path)) == NULL) {
+	if (o.csv_path != NULL && (csv = open_output(&o, o.csv_path)) == NULL) {
 		rc = CLI_EXIT_OTHER;
 		goto out_free;
 	}
-	if (o.plot_path != NULL && (plot = open_output(o.plot_path)) == NULL) {
+	if (o.plot_path != NULL &&
+	    (plot = open_output(&o, o.plot_path)) == NULL) {
 		rc = CLI_EXIT_OTHER;
 		goto out_close;
 	}
 	raise_nofile();
 	err = bench_run(&o, list, &r);
 	if (err < 0) {
-		rc = cli_fail("bench", o.where, err);
+		rc = fail(&o, o.where, cli_exit_code(err), "%s",
+			  tk_strerror(err));
 		goto out_close;
 	}
 	/*

@@ -63,9 +63,11 @@ const char cmd_get_help[] =
 	"                      1.5s, 500ms\n"
 	"  -t, --timeout DURATION\n"
 	"                      give up when no data arrives for this long\n"
-	"                      (default 30s); 0 = wait forever\n"
-	"  -4                  IPv4 addresses only\n"
-	"  -6                  IPv6 addresses only\n"
+	"                      (default 30s); 0 = wait forever.  Also\n"
+	"                      --idle-timeout, its name in connect and send\n"
+	"                      (where the letter is -i: here -i is --include)\n"
+	"  -4, --ipv4          IPv4 addresses only\n"
+	"  -6, --ipv6          IPv6 addresses only\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"TLS (https:// only):\n"
@@ -96,6 +98,7 @@ const char cmd_get_help[] =
 	"  0   the whole body was received (or stdout's reader left early)\n"
 	"  1   -f and a status of 400 or more; stdout not writable\n"
 	"  64  usage: bad option, malformed URL, unsupported scheme\n"
+	"  66  a --cacert, --cert or --key file is missing\n"
 	"  68  host not found\n"
 	"  69  connection refused, host or network unreachable, reset\n"
 	"  75  connect timeout (-w) or no data for too long (-t), TLS\n"
@@ -163,6 +166,10 @@ parse_args(int argc, char **argv, struct get_opts *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "connect-timeout", required_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 't' },
+		/* The name connect, send and serve use for the same limit. */
+		{ "idle-timeout", required_argument, NULL, 't' },
+		{ "ipv4", no_argument, NULL, '4' },
+		{ "ipv6", no_argument, NULL, '6' },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -174,8 +181,7 @@ parse_args(int argc, char **argv, struct get_opts *o)
 	o->connect_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
 	o->idle_ms = 30000;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":ifvw:t:46h", longopts, NULL)) !=
-	       -1) {
+	while ((ch = cli_getopt(argc, argv, ":ifvw:t:46h", longopts)) != -1) {
 		switch (ch) {
 		case 'i':
 			o->include = true;
@@ -283,6 +289,13 @@ url_problem(const char *url, char *why, size_t len)
 		return;
 	}
 	p = memchr(auth, ':', n);
+	if (p != NULL && end - p > 1 &&
+	    strspn(p + 1, "0123456789") == (size_t)(end - p - 1)) {
+		snprintf(why, len,
+			 "malformed URL: port %.*s is out of range (1-65535)",
+			 (int)(end - p - 1), p + 1);
+		return;
+	}
 	if (p != NULL) {
 		snprintf(why, len, "malformed URL: bad port '%.*s'",
 			 (int)(end - p - 1), p + 1);

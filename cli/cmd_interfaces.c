@@ -203,7 +203,7 @@ cmd_interfaces(int argc, char **argv)
 	int ch, err;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46h", longopts, NULL)) != -1) {
+	while ((ch = cli_getopt(argc, argv, ":46h", longopts)) != -1) {
 		switch (ch) {
 		case '4':
 			v4 = true;

@@ -160,7 +160,7 @@ cmd_resolve(int argc, char **argv)
 	int ch;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":46h", longopts, NULL)) != -1) {
+	while ((ch = cli_getopt(argc, argv, ":46h", longopts)) != -1) {
 		switch (ch) {
 		case '4':
 			v4 = true;
@@ -184,7 +184,7 @@ cmd_resolve(int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage("resolve", "missing HOST");
 	for (int i = optind; i < argc; i++)
-		if (argv[i][0] == '\0')
-			return cli_usage("resolve", "HOST must not be empty");
+		if (cli_check_host("resolve", argv[i]) != 0)
+			return CLI_EXIT_USAGE;
 	return resolve_all(&o, argc - optind, argv + optind);
 }

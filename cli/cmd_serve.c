@@ -73,6 +73,8 @@ const char cmd_serve_help[] =
 	"      --backlog N     listen queue length, 1-65535 (default 511)\n"
 	"  -w, --workers N     worker threads, each with its own loop and\n"
 	"                      SO_REUSEPORT socket (default: online CPUs)\n"
+	"                      (in connect, send and get, -w is\n"
+	"                      --connect-timeout; in bench, --warmup)\n"
 	"      --allow-remote-shutdown\n"
 	"                      basic: honour \"shutdown\" from any client, not\n"
 	"                      only from this machine's loopback\n"
@@ -131,7 +133,11 @@ const char cmd_serve_help[] =
 	"Logging (stderr):\n"
 	"      --log-format F  text (default), logfmt or json: one record per\n"
 	"                      connection at close (peer, worker, duration, bytes\n"
-	"                      each way, why it closed); text also logs opens\n"
+	"                      each way, why it closed); text also logs opens.\n"
+	"                      logfmt and json turn every line on stderr into a\n"
+	"                      record (ts, event, msg: the text line): listening\n"
+	"                      (with addr), hints, rejections, errors, warnings\n"
+	"                      and the stopped line, for a log shipper\n"
 	"      --stats-interval D\n"
 	"                      print totals (accepted, rejected, active, bytes,\n"
 	"                      errors by kind) every D, and always at exit\n"
@@ -140,8 +146,10 @@ const char cmd_serve_help[] =
 	"address, with the real port.  The process never dies of SIGPIPE; a\n"
 	"reset, half-close or partial write affects only its own connection.\n"
 	"\n"
-	"Exit codes: 0 stopped cleanly, 1 cannot listen (port in use,\n"
-	"permission, address not available), 64 usage, 68 unknown host.\n"
+	"Exit codes: 0 stopped cleanly (by SIGINT or SIGTERM, however many\n"
+	"come), 1 cannot listen (port in use, permission, address not\n"
+	"available), 64 usage, 66 a --cert, --key or --client-ca file is\n"
+	"missing, 68 unknown host.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit serve                       echo on 127.0.0.1 and ::1, 7007\n"
@@ -253,9 +261,24 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 	o->max_pending = TK_DEFAULT_MAX_PENDING;
 	o->drain_ms = DEFAULT_DRAIN_MS;
 	o->log.format = LOG_TEXT;
+	/*
+	 * The format first, so that even a usage error in an option before
+	 * --log-format is a record a log shipper can read.
+	 */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		const char *fmt = NULL;
+		int f;
+
+		if (strncmp(argv[i], "--log-format=", 13) == 0)
+			fmt = argv[i] + 13;
+		else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc)
+			fmt = argv[i + 1];
+		f = fmt != NULL ? serve_log_parse_format(fmt) : -1;
+		if (f >= 0)
+			cli_set_log_format((enum cli_log_format)f);
+	}
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":H:p:i:w:qh", longopts, NULL)) !=
-	       -1) {
+	while ((ch = cli_getopt(argc, argv, ":H:p:i:w:qh", longopts)) != -1) {
 		int f;
 
 		switch (ch) {
@@ -324,6 +347,7 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 						 "or json, not '%s'",
 						 optarg);
 			o->log.format = (enum log_format)f;
+			cli_set_log_format((enum cli_log_format)f);
 			break;
 		case OPT_STATS:
 			if (cli_parse_duration("serve", "--stats-interval",
@@ -367,7 +391,7 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 	if (find_service(o->service) == NULL)
 		return cli_usage("serve",
 				 "unknown service '%s' (echo, discard, "
-				 "welcome, basic)",
+				 "welcome, basic, line)",
 				 o->service);
 	if (o->allow_remote_shutdown && strcmp(o->service, "basic") != 0)
 		return cli_usage("serve",
@@ -563,8 +587,9 @@ wrap_open(struct tk_conn *c, void *arg)
 	char peer[TK_ADDRSTRLEN];
 
 	if (!w->log->quiet && tk_conn_tls_info(c, &info) == 0)
-		fprintf(stderr, "tls: client %s subject %s\n",
+		cli_log("tls_client", "peer",
 			tk_addr_format(tk_conn_peer(c), peer, sizeof(peer)),
+			"tls: client %s subject %s", peer,
 			info.peer_cert ? info.subject : "(no certificate)");
 	return w->svc->open != NULL ? w->svc->open(c, w->arg) : 0;
 }
@@ -701,28 +726,28 @@ print_hints(const struct serve_opts *o, struct tk_server *srv)
 	for (size_t i = 0; i < tk_server_listener_count(srv); i++) {
 		const struct tk_addr *a = tk_server_addr(srv, i);
 
-		fprintf(stderr, "listening on %s\n",
-			tk_addr_format(a, where, sizeof(where)));
+		tk_addr_format(a, where, sizeof(where));
+		cli_log("listening", "addr", where, "listening on %s", where);
 		if (!tk_addr_is_loopback(a))
 			all_loopback = false;
 	}
 	if (o->log.quiet)
 		return;
 	if (all_loopback)
-		fprintf(stderr, "hint: loopback only, other machines cannot "
-				"connect; use -H 0.0.0.0 or -H :: to serve "
-				"every interface\n");
+		cli_log("hint", NULL, NULL,
+			"hint: loopback only, other machines cannot connect; "
+			"use -H 0.0.0.0 or -H :: to serve every interface");
 	if (tk_addr_is_any(first))
 		strcpy(ip,
 		       tk_addr_family(first) == AF_INET ? "127.0.0.1" : "::1");
 	else
 		tk_addr_format_ip(first, ip, sizeof(ip));
 	if (strcmp(o->service, "basic") == 0)
-		fprintf(stderr, "try: %s send %s %u 'Hey!'\n", cli_prog(), ip,
-			tk_addr_port(first));
+		cli_log("hint", NULL, NULL, "try: %s send %s %u 'Hey!'",
+			cli_prog(), ip, tk_addr_port(first));
 	else
-		fprintf(stderr, "try: %s connect %s %u\n", cli_prog(), ip,
-			tk_addr_port(first));
+		cli_log("hint", NULL, NULL, "try: %s connect %s %u", cli_prog(),
+			ip, tk_addr_port(first));
 }
 
 static void
@@ -835,11 +860,12 @@ cmd_serve(int argc, char **argv)
 	/* Serve until a signal or a remote shutdown, then drain. */
 	rc = tk_loop_run(st.loop);
 	if (rc == 0 && tk_server_stopping(st.server))
-		fprintf(stderr, "Execution ended because of [Remote user "
-				"initiated shutdown.]\n");
+		cli_log("shutdown", NULL, NULL,
+			"Execution ended because of [Remote user initiated "
+			"shutdown.]");
 	else if (rc == 0 && st.signo == SIGINT &&
 		 strcmp(o.service, "basic") == 0)
-		fprintf(stderr, "User pressed Ctrl-C, stopping.\n");
+		cli_log("signal", NULL, NULL, "User pressed Ctrl-C, stopping.");
 	if (rc == 0 && (rc = start_drain(&st)) == 0 && !st.timed_out)
 		rc = tk_loop_run(st.loop);
 	if (rc < 0) {
@@ -858,12 +884,13 @@ cmd_serve(int argc, char **argv)
 	/* Machine formats always end with the totals; text when asked to. */
 	if (o.log.format != LOG_TEXT || o.stats_ms != 0)
 		serve_log_stats(&o.log, "exit", &stats);
-	fprintf(stderr,
-		"stopped (%s%s): %llu connections served, %llu closed by the "
-		"stop, %llu bytes in, %llu bytes out\n",
-		st.signo ? "SIG" : "",
-		st.signo ? sigabbrev_np(st.signo) : "remote shutdown",
-		(unsigned long long)stats.accepted,
+	cli_log("stopped", NULL, NULL,
+		"stopped (%s): %llu connection%s served, %llu closed by "
+		"the stop, %llu bytes in, %llu bytes out",
+		st.signo == SIGINT    ? "SIGINT"
+		: st.signo == SIGTERM ? "SIGTERM"
+				      : "remote shutdown",
+		(unsigned long long)stats.accepted, CLI_PLURAL(stats.accepted),
 		(unsigned long long)st.open_at_stop,
 		(unsigned long long)stats.bytes_in,
 		(unsigned long long)stats.bytes_out);
@@ -874,6 +901,14 @@ out_free_loop:
 	tk_timer_free(st.watch_timer);
 	tk_timer_free(st.drain_timer);
 	tk_timer_free(st.stats_timer);
+	/*
+	 * tk_loop_free() unblocks the signals the loop took, and one may be
+	 * pending still: timeout(1) signals the process and then its group,
+	 * so two come at once, and the second would kill us with 130 after a
+	 * clean stop.  We are done with signals: ignoring them discards it.
+	 */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
 	tk_loop_free(st.loop);
 	tk_tls_ctx_free(tls);
 	return rc;

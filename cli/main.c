@@ -15,9 +15,13 @@ static const char help_help[] =
 	"Without COMMAND, list the commands and exit codes; with one, show its\n"
 	"options.  `tcpkit COMMAND --help` does the same.\n";
 
-static const char version_help[] = "usage: tcpkit version\n"
-				   "\n"
-				   "Print tcpkit's version.\n";
+static const char version_help[] =
+	"usage: tcpkit version\n"
+	"       tcpkit --version\n"
+	"\n"
+	"Print tcpkit's version on stdout: 'tcpkit VERSION'.\n"
+	"\n"
+	"Exit codes: 0, or 64 for an argument.\n";
 
 static const struct cli_command commands[] = {
 	{ "resolve", cmd_resolve, "print every address of a host name",
@@ -32,7 +36,8 @@ static const struct cli_command commands[] = {
 	  cmd_send_help },
 	{ "get", cmd_get, "HTTP/1.1 GET a URL, body to stdout", cmd_get_help },
 	{ "serve", cmd_serve,
-	  "run a server: echo, discard, welcome, basic (default: echo)",
+	  "run a server: echo, discard, welcome, basic, line (default: "
+	  "echo)",
 	  cmd_serve_help },
 	{ "bench", cmd_bench,
 	  "load a server and measure throughput, latency and errors",
@@ -118,14 +123,41 @@ print_overview(FILE *f)
 		"\n"
 		"Run 'tcpkit help COMMAND' for a command's options.\n"
 		"\n"
+		"Option letters: a long name means one thing in every command;\n"
+		"where a letter means two things, the long names tell them\n"
+		"apart (scripts should use the long names).  Long names are\n"
+		"never abbreviated.\n"
+		"  -4  --ipv4             resolve interfaces connect send get\n"
+		"  -6  --ipv6             resolve interfaces connect send get\n"
+		"  -C  --crlf             connect send\n"
+		"  -c  --connections      bench\n"
+		"  -d  --depth            bench\n"
+		"  -f  --fail             get\n"
+		"  -H  --host             serve\n"
+		"  -h  --help             every command\n"
+		"  -i  --idle-timeout     connect send serve\n"
+		"      --include          get (as in curl)\n"
+		"  -n  --count            bench\n"
+		"  -p  --port             serve\n"
+		"  -q  --quiet            serve bench\n"
+		"  -s  --source           connect send\n"
+		"      --size             bench\n"
+		"  -t  --timeout          get (the idle timeout; --idle-timeout too)\n"
+		"      --duration         bench\n"
+		"  -v  --verbose          connect send get\n"
+		"  -w  --connect-timeout  connect send get (as in nc)\n"
+		"      --warmup           bench\n"
+		"      --workers          serve\n"
+		"\n"
 		"Exit codes:\n"
 		"  0   success\n"
 		"  1   other failure (bind error, I/O error, HTTP --fail)\n"
 		"  64  usage error (bad option, argument or address)\n"
+		"  66  an input file is missing or unreadable\n"
 		"  68  unknown host\n"
 		"  69  connection refused, host or network unreachable\n"
 		"  75  timed out (connect, idle)\n"
-		"  76  protocol error (malformed reply)\n"
+		"  76  protocol or TLS error (malformed reply, handshake)\n"
 		"\n"
 		"Errors are one line on stderr: 'tcpkit: WHAT WHERE: WHY'.\n");
 }
@@ -156,9 +188,12 @@ cmd_help(int argc, char **argv)
 static int
 cmd_version(int argc, char **argv)
 {
-	(void)argv;
+	if (argc == 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+		return cli_help("version");
 	if (argc > 1)
-		return cli_usage("version", "too many arguments");
+		return cli_usage("version", "unexpected argument '%s'",
+				 argv[1]);
 	printf("tcpkit %s\n", tk_version());
 	return 0;
 }

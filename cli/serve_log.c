@@ -2,8 +2,6 @@
  * logfmt or JSON. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include "cli.h"
 #include "serve.h"
@@ -18,21 +16,6 @@ serve_log_parse_format(const char *text)
 	if (strcmp(text, "json") == 0)
 		return LOG_JSON;
 	return -1;
-}
-
-/* UTC, millisecond precision, for machine formats: 2026-11-24T10:00:00.123Z */
-static char *
-iso_time(char *buf, size_t len)
-{
-	struct timeval tv;
-	struct tm tm;
-	char day[32];
-
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%.20s.%03dZ", day, (int)(tv.tv_usec / 1000) % 1000);
-	return buf;
 }
 
 /* Why a connection ended, in words: "done" for an orderly end. */
@@ -54,9 +37,8 @@ log_text(const struct serve_log *log, enum tk_server_event ev,
 		return;
 	}
 	if (ev == TK_SERVER_REJECT) {
-		fprintf(stderr,
-			"rejected a connection at [%s]: too many "
-			"connections\n",
+		cli_log("reject", NULL, NULL,
+			"rejected a connection at [%s]: too many connections",
 			ts);
 		return;
 	}
@@ -93,7 +75,7 @@ log_machine(const struct serve_log *log, enum tk_server_event ev,
 						     : "accept_error";
 	bool json = log->format == LOG_JSON;
 
-	iso_time(ts, sizeof(ts));
+	cli_iso_time(ts, sizeof(ts));
 	if (ev != TK_SERVER_CLOSE) {
 		const char *why = ev == TK_SERVER_REJECT
 					  ? "too many connections"
@@ -165,7 +147,7 @@ serve_log_stats(const struct serve_log *log, const char *what,
 	if (log->format == LOG_TEXT)
 		cli_timestamp(ts, sizeof(ts));
 	else
-		iso_time(ts, sizeof(ts));
+		cli_iso_time(ts, sizeof(ts));
 	fprintf(stderr, fmt, log->format == LOG_TEXT ? what : ts,
 		log->format == LOG_TEXT ? ts : what,
 		(unsigned long long)st->accepted,

@@ -102,7 +102,7 @@ readable(const char *cmd, const char *opt, const char *path, bool dir)
 
 		if (d == NULL) {
 			cli_error(cmd, where, "%s", strerror(errno));
-			return CLI_EXIT_USAGE;
+			return CLI_EXIT_NOINPUT;
 		}
 		closedir(d);
 		return 0;
@@ -110,7 +110,7 @@ readable(const char *cmd, const char *opt, const char *path, bool dir)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		cli_error(cmd, where, "%s", strerror(errno));
-		return CLI_EXIT_USAGE;
+		return CLI_EXIT_NOINPUT;
 	}
 	close(fd);
 	return 0;
@@ -222,7 +222,8 @@ tlsopt_server_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
 	if (err < 0)
 		return build_failed(cmd, err, why);
 	if (t->cert == NULL && tk_tls_ctx_fingerprint(*ctx, fp) == 0)
-		fprintf(stderr, "tls: self-signed certificate sha256:%s\n", fp);
+		cli_log("tls_self_signed", "sha256", fp,
+			"tls: self-signed certificate sha256:%s", fp);
 	return 0;
 }
 

@@ -21,7 +21,8 @@ PEERS = os.path.join(ROOT, "tests", "peers")
 
 SANITIZER = re.compile(rb"(ERROR: (Address|Leak)Sanitizer|runtime error:|UndefinedBehaviorSanitizer)")
 
-LISTEN_RE = re.compile(r"listening on (\S+):(\d+)$")
+# The end of a --log-format json or logfmt record ("...PORT"} or "...PORT") too.
+LISTEN_RE = re.compile(r"listening on (\S+):(\d+)(?:\"\}?)?$")
 SHIM_SRC = os.path.join(ROOT, "tests", "shim", "short_writes.c")
 
 

@@ -143,7 +143,7 @@ def test_tls_usage_errors(serve):
     assert p.returncode == 64
     assert p.stderr == usage("--tls-min is 1.2 or 1.3, not '1.1'")
     p = bench("127.0.0.1", 1, "--tls", "--cacert", "/nonexistent/ca.pem")
-    assert p.returncode == 64
+    assert p.returncode == 66
     assert p.stderr == b"tcpkit: bench --cacert /nonexistent/ca.pem: " \
         b"No such file or directory\n"
 

@@ -113,7 +113,7 @@ def test_16mib_random_stream(serve, host):
     assert count == len(data)
     assert digest == hashlib.sha256(data).hexdigest()
     assert srv.stop() == 0
-    m = [re.match(r"^stopped \(SIGTERM\): 1 connections served, 0 closed by "
+    m = [re.match(r"^stopped \(SIGTERM\): 1 connection served, 0 closed by "
                   r"the stop, (\d+) bytes in, (\d+) bytes out$", l)
          for l in srv.err.lines]
     m = [x for x in m if x]

@@ -1136,9 +1136,10 @@ def test_workers_spread_and_stats_exact(workers):
         assert rec["bytes_in"] == r["sent"] and rec["bytes_out"] == r["sent"]
         assert rec["rejected"] == 0
     assert len(r["exit"]) == 1
-    r["server"].err.wait_for(r"^stopped \(SIGTERM\): 200 connections served, "
-                             r"0 closed by the stop, %d bytes in, %d bytes "
-                             r"out$" % (r["sent"], r["sent"]))
+    # A JSON record's msg: every stderr line is a record.
+    r["server"].err.wait_for(r"\"msg\":\"stopped \(SIGTERM\): 200 connections "
+                             r"served, 0 closed by the stop, %d bytes in, %d "
+                             r"bytes out\"}$" % (r["sent"], r["sent"]))
 
 
 # --- machine-readable logs ------------------------------------------------------------

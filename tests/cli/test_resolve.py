@@ -225,7 +225,7 @@ def test_no_host():
 
 
 def test_empty_host():
-    usage_error(["localhost", ""], "HOST must not be empty")
+    usage_error(["localhost", ""], "missing HOST (the host name is empty)")
 
 
 def test_ipv4_and_ipv6_together():
