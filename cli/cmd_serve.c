@@ -631,12 +631,12 @@ wrap_stop(struct tk_conn *c, void *arg)
 
 static void
 on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
-	 int err, void *arg)
+	 const struct tk_addr *peer, int err, void *arg)
 {
 	const struct serve_state *st = arg;
 
 	(void)s;
-	serve_log_event(&st->opts->log, ev, c, err);
+	serve_log_event(&st->opts->log, ev, c, peer, err);
 }
 
 /* Draining: stop the loop once every session is gone. */

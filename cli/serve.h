@@ -25,7 +25,7 @@ int serve_log_parse_format(const char *text);
  * with one stdio call, so lines never interleave.
  */
 void serve_log_event(const struct serve_log *log, enum tk_server_event ev,
-		     struct tk_conn *c, int err);
+		     struct tk_conn *c, const struct tk_addr *peer, int err);
 /* Log the totals; what is "interval", "exit" or "drain". */
 void serve_log_stats(const struct serve_log *log, const char *what,
 		     const struct tk_server_stats *st);

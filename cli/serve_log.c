@@ -27,7 +27,7 @@ reason(int err)
 
 static void
 log_text(const struct serve_log *log, enum tk_server_event ev,
-	 struct tk_conn *c, int err)
+	 struct tk_conn *c, const struct tk_addr *where, int err)
 {
 	char peer[TK_ADDRSTRLEN], ts[48], dur[32];
 
@@ -37,9 +37,9 @@ log_text(const struct serve_log *log, enum tk_server_event ev,
 		return;
 	}
 	if (ev == TK_SERVER_REJECT) {
+		tk_addr_format(where, peer, sizeof(peer));
 		cli_log("reject", NULL, NULL,
-			"rejected a connection at [%s]: too many connections",
-			ts);
+			"rejected %s at [%s]: too many connections", peer, ts);
 		return;
 	}
 	tk_addr_format(tk_conn_peer(c), peer, sizeof(peer));
@@ -67,7 +67,7 @@ log_text(const struct serve_log *log, enum tk_server_event ev,
 
 static void
 log_machine(const struct serve_log *log, enum tk_server_event ev,
-	    struct tk_conn *c, int err)
+	    struct tk_conn *c, const struct tk_addr *where, int err)
 {
 	char peer[TK_ADDRSTRLEN], ts[40], line[512];
 	const char *event = ev == TK_SERVER_CLOSE    ? "close"
@@ -81,11 +81,21 @@ log_machine(const struct serve_log *log, enum tk_server_event ev,
 					  ? "too many connections"
 					  : tk_strerror(err);
 
+		if (where != NULL)
+			tk_addr_format(where, peer, sizeof(peer));
 		snprintf(line, sizeof(line),
 			 json ? "{\"ts\":\"%s\",\"event\":\"%s\","
-				"\"reason\":\"%s\"}\n"
-			      : "ts=%s event=%s reason=\"%s\"\n",
-			 ts, event, why);
+				"%s%s%s\"reason\":\"%s\"}\n"
+			      : "ts=%s event=%s %s%s%sreason=\"%s\"\n",
+			 ts, event,
+			 where == NULL ? ""
+			 : json	       ? "\"peer\":\""
+				       : "peer=",
+			 where == NULL ? "" : peer,
+			 where == NULL ? ""
+			 : json	       ? "\","
+				       : " ",
+			 why);
 		fputs(line, stderr);
 		return;
 	}
@@ -106,14 +116,14 @@ log_machine(const struct serve_log *log, enum tk_server_event ev,
 
 void
 serve_log_event(const struct serve_log *log, enum tk_server_event ev,
-		struct tk_conn *c, int err)
+		struct tk_conn *c, const struct tk_addr *peer, int err)
 {
 	if (log->quiet && ev != TK_SERVER_ERROR)
 		return;
 	if (log->format == LOG_TEXT)
-		log_text(log, ev, c, err);
+		log_text(log, ev, c, peer, err);
 	else if (ev != TK_SERVER_OPEN) /* one record per connection */
-		log_machine(log, ev, c, err);
+		log_machine(log, ev, c, peer, err);
 }
 
 void

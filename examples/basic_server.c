@@ -52,15 +52,16 @@ python_addr(const struct tk_addr *a, char *buf, size_t len)
 /* The tutorial's accept loop logged every client: the server tells us. */
 static void
 on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
-	 int err, void *arg)
+	 const struct tk_addr *peer, int err, void *arg)
 {
-	char peer[TK_ADDRSTRLEN + 32], ts[64];
+	char who[TK_ADDRSTRLEN + 32], ts[64];
 
 	(void)s;
+	(void)c;
 	(void)arg;
 	if (ev == TK_SERVER_OPEN)
 		printf("Got a connection from [%s] at [%s]\n",
-		       python_addr(tk_conn_peer(c), peer, sizeof(peer)),
+		       python_addr(peer, who, sizeof(who)),
 		       timestamp(ts, sizeof(ts)));
 	else if (ev == TK_SERVER_ERROR)
 		fprintf(stderr, NAME ": accept: %s\n", tk_strerror(err));

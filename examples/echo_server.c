@@ -73,15 +73,16 @@ static const struct tk_service welcome = {
 /* The tutorial's accept loop printed each client; the server tells us. */
 static void
 on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
-	 int err, void *arg)
+	 const struct tk_addr *peer, int err, void *arg)
 {
-	char peer[TK_ADDRSTRLEN];
+	char who[TK_ADDRSTRLEN];
 
 	(void)s;
+	(void)c;
 	(void)arg;
 	if (ev == TK_SERVER_OPEN)
 		printf("Connected with %s\n",
-		       tk_addr_format(tk_conn_peer(c), peer, sizeof(peer)));
+		       tk_addr_format(peer, who, sizeof(who)));
 	else if (ev == TK_SERVER_ERROR)
 		/* Out of fds, say: the server pauses and goes on. */
 		fprintf(stderr, NAME ": accept: %s\n", tk_strerror(err));

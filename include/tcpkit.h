@@ -721,8 +721,14 @@ enum tk_server_event {
 	TK_SERVER_REJECT, /* over max_conns: refused (c is NULL) */
 };
 
+/*
+ * peer is the client's address for OPEN, CLOSE and REJECT (borrowed for
+ * the call), NULL for ERROR; c is NULL for ERROR and REJECT.
+ */
 typedef void (*tk_server_event_cb)(struct tk_server *s, enum tk_server_event ev,
-				   struct tk_conn *c, int err, void *arg);
+				   struct tk_conn *c,
+				   const struct tk_addr *peer, int err,
+				   void *arg);
 
 struct tk_server_opts {
 	int backlog;	    /* 0: TK_DEFAULT_BACKLOG */

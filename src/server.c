@@ -181,10 +181,11 @@ tk_server_addr(const struct tk_server *s, size_t i)
 }
 
 static void
-emit(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c, int err)
+emit(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
+     const struct tk_addr *peer, int err)
 {
 	if (s->opts.on_event != NULL)
-		s->opts.on_event(s, ev, c, err, s->opts.event_arg);
+		s->opts.on_event(s, ev, c, peer, err, s->opts.event_arg);
 }
 
 static void on_accept(struct tk_loop *loop, int fd, unsigned events, void *arg);
@@ -288,7 +289,7 @@ unmap_v4(struct tk_addr *a)
  * touched.
  */
 static void
-reject(struct worker *w, int fd)
+reject(struct worker *w, int fd, const struct tk_addr *peer)
 {
 	static const char busy[] = TK_SERVER_BUSY_LINE;
 
@@ -298,7 +299,7 @@ reject(struct worker *w, int fd)
 			    MSG_DONTWAIT | MSG_NOSIGNAL);
 	tk__close(fd);
 	tk__ctr_add1(&w->ctr, &w->ctr.rejected, 1);
-	emit(w->srv, TK_SERVER_REJECT, NULL, -EUSERS);
+	emit(w->srv, TK_SERVER_REJECT, NULL, peer, -EUSERS);
 }
 
 static void
@@ -324,7 +325,7 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 			if (err == -EAGAIN || err == -EINTR)
 				return;
 			tk__ctr_add1(&w->ctr, &w->ctr.accept_errors, 1);
-			emit(s, TK_SERVER_ERROR, NULL, err);
+			emit(s, TK_SERVER_ERROR, NULL, NULL, err);
 			if (err == -EMFILE || err == -ENFILE ||
 			    err == -ENOBUFS || err == -ENOMEM) {
 				pause_accepting(w);
@@ -335,7 +336,8 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 		open = atomic_fetch_add(&s->open_conns, 1) + 1;
 		if (s->opts.max_conns != 0 && open > s->opts.max_conns) {
 			atomic_fetch_sub(&s->open_conns, 1);
-			reject(w, fd);
+			unmap_v4(&peer);
+			reject(w, fd, &peer);
 			continue;
 		}
 		unmap_v4(&peer);
@@ -345,7 +347,7 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 			atomic_fetch_sub(&s->open_conns, 1);
 			tk__close(fd);
 			tk__ctr_add1(&w->ctr, &w->ctr.accept_errors, 1);
-			emit(s, TK_SERVER_ERROR, NULL, -ENOMEM);
+			emit(s, TK_SERVER_ERROR, NULL, NULL, -ENOMEM);
 			pause_accepting(w);
 			return;
 		}
@@ -354,7 +356,7 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 		tk__ctr_add(&w->ctr.accepted, 1);
 		tk__ctr_add(&w->ctr.active, 1);
 		tk__ctr_end(&w->ctr);
-		emit(s, TK_SERVER_OPEN, c, 0);
+		emit(s, TK_SERVER_OPEN, c, tk_conn_peer(c), 0);
 		tk__conn_start(c);
 	}
 }
@@ -385,7 +387,7 @@ void
 tk__server_conn_closed(struct tk_server *s, struct tk_conn *c, int err)
 {
 	unlink_conn(&s->workers[tk_conn_worker(c)], c);
-	emit(s, TK_SERVER_CLOSE, c, err);
+	emit(s, TK_SERVER_CLOSE, c, tk_conn_peer(c), err);
 }
 
 static void *

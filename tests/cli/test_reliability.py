@@ -557,13 +557,13 @@ def test_flood_text_log_counts_rejections():
         for _ in range(3):
             with connect(srv.port) as s:
                 assert recv_all(s, 5) == BUSY
-        srv.err.wait_for(r"rejected a connection at \[.*\]: too many "
+        srv.err.wait_for(r"rejected 127\.0\.0\.1:\d+ at \[.*\]: too many "
                          r"connections$")
     finally:
         for s in held:
             s.close()
         assert srv.stop() == 0
-    assert log_count(srv, r"^rejected a connection") == 3
+    assert log_count(srv, r"^rejected 127\.0\.0\.1:\d+ ") == 3
     # The totals at exit count them too.
     srv.err.wait_for(r"^stats exit \(.*\): accepted 2, rejected 3, active 0, "
                      r"closed 2, ")
@@ -590,7 +590,11 @@ def test_flood_echo_rejected_closed_at_once_with_nothing_sent():
             s.close()
         assert srv.stop() == 0
     recs = log_records(srv)
-    assert sum(1 for r in recs if r.get("event") == "reject") == 5
+    rejects = [r for r in recs if r.get("event") == "reject"]
+    assert len(rejects) == 5
+    # Each rejection names the client it turned away.
+    assert all(re.fullmatch(r"127\.0\.0\.1:\d+", r.get("peer", ""))
+               for r in rejects), rejects
     assert [r["rejected"] for r in recs if r.get("when") == "exit"] == [5]
 
 

@@ -48,7 +48,7 @@ slog_add(struct slog *l, char ch)
 
 static void
 on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
-	 int err, void *arg)
+	 const struct tk_addr *peer, int err, void *arg)
 {
 	struct slog *l = arg;
 
@@ -58,6 +58,7 @@ on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 		cr_assert_not_null(c);
 		cr_assert_eq(err, 0);
 		cr_assert_eq(tk_conn_server(c), s);
+		cr_assert_eq(peer, tk_conn_peer(c));
 		cr_assert_lt(l->nopened, MAXC);
 		l->opened[l->nopened++] = c;
 		slog_add(l, 'O');
@@ -68,6 +69,7 @@ on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 		for (int i = 0; i < l->nopened; i++)
 			known |= l->opened[i] == c;
 		cr_assert(known, "close event for a conn never opened");
+		cr_assert_eq(peer, tk_conn_peer(c));
 		cr_assert_lt(l->ncloses, MAXC);
 		l->close_err[l->ncloses++] = err;
 		slog_add(l, 'C');
@@ -75,6 +77,7 @@ on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 	}
 	case TK_SERVER_ERROR:
 		cr_assert_null(c);
+		cr_assert_null(peer);
 		cr_assert_lt(err, 0);
 		if (l->nerrors < MAXC)
 			l->errors[l->nerrors] = err;
@@ -83,6 +86,9 @@ on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 		break;
 	case TK_SERVER_REJECT:
 		cr_assert_null(c);
+		/* The client turned away, for the log. */
+		cr_assert_not_null(peer);
+		cr_assert(tk_addr_is_loopback(peer));
 		slog_add(l, 'R');
 		break;
 	default:

@@ -28,7 +28,7 @@ struct served {
 
 static void
 count_events(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
-	     int err, void *arg)
+	     const struct tk_addr *peer, int err, void *arg)
 {
 	struct served *x = arg;
 

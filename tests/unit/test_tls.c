@@ -76,7 +76,7 @@ struct srv_rec {
 
 static void
 srv_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
-	  int err, void *arg)
+	  const struct tk_addr *peer, int err, void *arg)
 {
 	struct srv_rec *r = arg;
 
