@@ -100,8 +100,10 @@ const char cmd_get_help[] =
 	"  69  connection refused, host or network unreachable, reset\n"
 	"  75  connect timeout (-w) or no data for too long (-t), TLS\n"
 	"      handshake timeout\n"
-	"  76  malformed HTTP response, response head over 64 KiB, or the\n"
-	"      connection closed before the end of the body\n"
+	"  76  malformed HTTP response (including both Content-Length and\n"
+	"      Transfer-Encoding), response head over 64 KiB, the\n"
+	"      connection closed before the end of the body, or an https\n"
+	"      body delimited by the close ended without TLS close_notify\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit get http://example.com/               the home page\n"
@@ -519,9 +521,16 @@ head_done(struct get_state *st, const struct tk_http_response *r, size_t hlen)
 		return;
 	}
 	if (tk_http_body_framing(h, r, false, &st->kind, &st->length) < 0) {
-		fail(st, CLI_EXIT_PROTOCOL,
-		     "malformed HTTP response: bad Content-Length or "
-		     "Transfer-Encoding");
+		if (tk_http_header_find(h, r, "content-length", NULL) != NULL &&
+		    tk_http_header_find(h, r, "transfer-encoding", NULL) !=
+			    NULL)
+			fail(st, CLI_EXIT_PROTOCOL,
+			     "malformed HTTP response: both Content-Length "
+			     "and Transfer-Encoding (RFC 9112 section 6.3)");
+		else
+			fail(st, CLI_EXIT_PROTOCOL,
+			     "malformed HTTP response: bad Content-Length or "
+			     "Transfer-Encoding");
 		return;
 	}
 	if (st->o->include && !emit(st, h, hlen))
@@ -609,6 +618,17 @@ peer_closed(struct get_state *st)
 		     "connection closed inside a chunked body");
 		return;
 	default:
+		/*
+		 * Over TLS only close_notify proves the close is the
+		 * server's: a bare FIN may be an attacker cutting the body.
+		 */
+		if (st->conn != NULL && tk_conn_tls_truncated(st->conn)) {
+			fail(st, CLI_EXIT_PROTOCOL,
+			     "truncated: no TLS close_notify after %llu body "
+			     "bytes",
+			     (unsigned long long)st->got);
+			return;
+		}
 		finish(st);
 	}
 }

@@ -665,6 +665,13 @@ struct tk_tls_info {
 bool tk_conn_is_tls(const struct tk_conn *c);
 /* Fill info once the handshake is done: 0, or -ENOTCONN. */
 int tk_conn_tls_info(const struct tk_conn *c, struct tk_tls_info *info);
+/*
+ * A TLS connection whose peer closed (the data callback saw
+ * TK_EOF) with a bare FIN, no close_notify: what was read may be cut
+ * short.  Most peers close this way, so it is still an end of stream;
+ * only data delimited by the close needs to ask.
+ */
+bool tk_conn_tls_truncated(const struct tk_conn *c);
 
 /*
  * Servers: listeners on one or more addresses, running a service for every

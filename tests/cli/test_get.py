@@ -5,12 +5,14 @@ import random
 import http.server
 import select
 import socket
+import ssl
 import subprocess
 import threading
 import time
 
 import pytest
 
+import tlscerts
 from conftest import TCPKIT, check_sanitizer, free_port, run
 
 UNKNOWN = "no-such-host.invalid"
@@ -650,6 +652,24 @@ def test_bad_framing(pyserver, headers):
         "Transfer-Encoding\n" % url(srv))
 
 
+@pytest.mark.parametrize("headers", [
+    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+    b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+    b"transfer-encoding: gzip\r\ncontent-length: 5\r\n",
+])
+def test_content_length_and_transfer_encoding_refused(pyserver, headers):
+    """RFC 9112 section 6.3: two framings in one response are an error,
+    not a choice; nothing of the body is written."""
+    srv = pyserver(responder(b"HTTP/1.1 200 OK\r\n" + headers
+                             + b"\r\n5\r\nhello\r\n0\r\n\r\n"))
+    p = get(["-i", url(srv)])
+    assert p.returncode == 76
+    assert p.stdout == b""
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: malformed HTTP response: both Content-Length and "
+        "Transfer-Encoding (RFC 9112 section 6.3)\n" % url(srv))
+
+
 @pytest.mark.parametrize("body", [
     b"zz\r\nabc\r\n0\r\n\r\n",
     b"3\r\nabcX\r\n0\r\n\r\n",
@@ -790,3 +810,69 @@ def test_help():
                      "64", "68", "69", "75", "76"):
             assert word in out, word
         assert max(len(line) for line in out.splitlines()) <= 80
+
+
+# --- https: the end of a close-delimited body -------------------------------
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return tlscerts.make(str(tmp_path_factory.mktemp("certs")))
+
+
+def tls_responder(certs, response, close_notify):
+    """A handler: TLS handshake, read the request, send response, then
+    close with close_notify (unwrap) or with a bare FIN, as a truncation
+    attack (or a careless server) would."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs["srv"], certs["srv_key"])
+
+    def handler(conn, srv):
+        s = ctx.wrap_socket(conn, server_side=True)
+        srv.received.append(read_request(s))
+        s.sendall(response)
+        if close_notify:
+            s.unwrap()
+        else:
+            # SSLSocket.shutdown() drops the TLS layer first: FIN only.
+            s.shutdown(socket.SHUT_WR)
+            wait_client_close(s)
+        s.close()
+
+    return handler
+
+
+def https_url(srv, path="/"):
+    return "https://localhost:%d%s" % (srv.port, path)
+
+
+def test_https_close_delimited_body_without_close_notify(pyserver, certs):
+    body = b"no length, no chunks" * 10
+    srv = pyserver(tls_responder(certs, b"HTTP/1.1 200 OK\r\n\r\n" + body,
+                                 close_notify=False))
+    u = https_url(srv)
+    p = get(["--cacert", certs["ca"], u])
+    assert p.returncode == 76
+    assert p.stdout == body
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: truncated: no TLS close_notify after %d body "
+        "bytes\n" % (u, len(body)))
+
+
+def test_https_close_delimited_body_with_close_notify(pyserver, certs):
+    body = b"no length, no chunks" * 10
+    srv = pyserver(tls_responder(certs, b"HTTP/1.1 200 OK\r\n\r\n" + body,
+                                 close_notify=True))
+    p = get(["--cacert", certs["ca"], https_url(srv)])
+    ok(p)
+    assert p.stdout == body
+
+
+def test_https_framed_body_needs_no_close_notify(pyserver, certs):
+    """With Content-Length the framing says the body is whole: a bare FIN
+    after it is how most servers close, not an error."""
+    srv = pyserver(tls_responder(certs, b"HTTP/1.1 200 OK\r\n"
+                                 b"Content-Length: 3\r\n\r\nabc",
+                                 close_notify=False))
+    p = get(["--cacert", certs["ca"], https_url(srv)])
+    ok(p)
+    assert p.stdout == b"abc"
