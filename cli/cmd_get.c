@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "tlsopt.h"
@@ -88,7 +89,11 @@ const char cmd_get_help[] =
 	"  honoured.\n"
 	"\n"
 	"Interim responses (100 Continue and the like) are skipped; with -i\n"
-	"their heads are written too.  A status of 400 or more is not an\n"
+	"their heads are written too.  Text from the server shown on a\n"
+	"terminal (-v lines, the reason in errors, -i heads when stdout is a\n"
+	"terminal) has control characters (C0, DEL, C1) and bytes that are\n"
+	"not UTF-8 written as \\xNN; the body is never changed, nor is the\n"
+	"-i head in a file or a pipe.  A status of 400 or more is not an\n"
 	"error unless -f is given: the body is written and the exit code\n"
 	"is 0.\n"
 	"\n"
@@ -114,6 +119,7 @@ const char cmd_get_help[] =
 struct get_opts {
 	const char *url;
 	bool include;
+	bool tty_out; /* stdout is a terminal: -i heads are escaped */
 	bool fail;
 	bool verbose;
 	int family;
@@ -173,6 +179,7 @@ parse_args(int argc, char **argv, struct get_opts *o)
 	int ch, rc;
 
 	memset(o, 0, sizeof(*o));
+	o->tty_out = isatty(STDOUT_FILENO);
 	o->connect_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
 	o->idle_ms = 30000;
 	opterr = 0;
@@ -425,6 +432,96 @@ emit(struct get_state *st, const char *p, size_t n)
 	return true;
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence (RFC 3629) at p, or 0: overlong
+ * forms, surrogates and cut sequences are not text.
+ */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len, i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (p[0] == 0xe0)
+		lo = 0xa0;
+	else if (p[0] == 0xed)
+		hi = 0x9f;
+	else if (p[0] == 0xf0)
+		lo = 0x90;
+	else if (p[0] == 0xf4)
+		hi = 0x8f;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/*
+ * Bytes from the network made safe for a terminal: a server must not be
+ * able to move the cursor, retitle the window or worse through our error
+ * lines.  C0 and C1 controls, DEL and bytes that are not UTF-8 become
+ * \xNN; other UTF-8 is kept.  keep_eol keeps CR and LF (a whole head).
+ * Returns a malloc'd string (*outlen bytes and a NUL), or NULL.
+ */
+static char *
+escape_text(const char *s, size_t n, bool keep_eol, size_t *outlen)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)s;
+	char *out = malloc(4 * n + 1), *o = out;
+	size_t i = 0, len, j;
+	bool plain;
+
+	if (out == NULL)
+		return NULL;
+	while (i < n) {
+		len = utf8_len(u + i, n - i);
+		if (len == 1)
+			plain = (u[i] >= 0x20 && u[i] != 0x7f) ||
+				(keep_eol && (u[i] == '\r' || u[i] == '\n'));
+		else /* U+0080..U+009F are the C1 controls. */
+			plain = len > 1 && !(u[i] == 0xc2 && u[i + 1] < 0xa0);
+		if (len == 0)
+			len = 1;
+		for (j = 0; j < len; j++, i++) {
+			if (plain) {
+				*o++ = (char)u[i];
+				continue;
+			}
+			*o++ = '\\';
+			*o++ = 'x';
+			*o++ = digits[u[i] >> 4];
+			*o++ = digits[u[i] & 15];
+		}
+	}
+	*o = '\0';
+	*outlen = (size_t)(o - out);
+	return out;
+}
+
+/* One line of network text on stderr, escaped (see escape_text()). */
+static void
+print_escaped(const char *prefix, const char *s, size_t n)
+{
+	size_t len;
+	char *e = escape_text(s, n, false, &len);
+
+	fprintf(stderr, "%s%s\n", prefix, e != NULL ? e : "(out of memory)");
+	free(e);
+}
+
 /* The first line of a head, for -v. */
 static void
 print_status_line(const char *head, size_t len)
@@ -433,7 +530,30 @@ print_status_line(const char *head, size_t len)
 
 	while (n < len && head[n] != '\r' && head[n] != '\n')
 		n++;
-	fprintf(stderr, "< %.*s\n", (int)n, head);
+	print_escaped("< ", head, n);
+}
+
+/*
+ * -i: a head as received, byte for byte into a file or a pipe; on a
+ * terminal, escaped as the -v lines are.
+ */
+static bool
+emit_head(struct get_state *st, const char *h, size_t hlen)
+{
+	size_t len;
+	char *e;
+	bool ok;
+
+	if (!st->o->tty_out)
+		return emit(st, h, hlen);
+	e = escape_text(h, hlen, true, &len);
+	if (e == NULL) {
+		fail(st, CLI_EXIT_OTHER, "%s", tk_strerror(-ENOMEM));
+		return false;
+	}
+	ok = emit(st, e, len);
+	free(e);
+	return ok;
 }
 
 static void
@@ -509,15 +629,20 @@ head_done(struct get_state *st, const struct tk_http_response *r, size_t hlen)
 		return;
 	}
 	if (r->status < 200) {
-		if (st->o->include && !emit(st, h, hlen))
+		if (st->o->include && !emit_head(st, h, hlen))
 			return;
 		tk_buf_consume(&st->head, hlen);
 		return;
 	}
 	if (st->o->fail && r->status >= 400) {
-		fail(st, CLI_EXIT_OTHER, "server answered %d%s%.*s", r->status,
-		     r->reason.len > 0 ? " " : "", (int)r->reason.len,
-		     h + r->reason.off);
+		size_t len;
+		char *reason = escape_text(h + r->reason.off, r->reason.len,
+					   false, &len);
+
+		fail(st, CLI_EXIT_OTHER, "server answered %d%s%s", r->status,
+		     r->reason.len > 0 ? " " : "",
+		     reason != NULL ? reason : "");
+		free(reason);
 		return;
 	}
 	if (tk_http_body_framing(h, r, false, &st->kind, &st->length) < 0) {
@@ -533,7 +658,7 @@ head_done(struct get_state *st, const struct tk_http_response *r, size_t hlen)
 			     "Transfer-Encoding");
 		return;
 	}
-	if (st->o->include && !emit(st, h, hlen))
+	if (st->o->include && !emit_head(st, h, hlen))
 		return;
 	st->phase = PH_BODY;
 	tk_chunked_init(&st->chunked);

@@ -1,8 +1,11 @@
 """tcpkit get: an HTTP/1.1 GET against real peers (raw-socket responders
 and Python's http.server), with a negative twin for every failure."""
 import hashlib
+import os
+import pty
 import random
 import http.server
+import tty
 import select
 import socket
 import ssl
@@ -315,6 +318,79 @@ def test_verbose_lines(pyserver):
         "> GET /v?x=1 HTTP/1.1",
         "< HTTP/1.1 200 OK",
     ]
+
+
+# A reason phrase a hostile server could use on a terminal: a C1 CSI
+# (U+009B, as UTF-8 and as a raw byte), bytes that are not UTF-8, a tab,
+# and text in UTF-8 that must stay readable.
+HOSTILE_REASON = b"OK \xc2\x9b2J \x9b31m \xff\xfe \xed\xa0\x80 a\tb caf\xc3\xa9 \xe2\x82\xac"
+ESCAPED_REASON = (b"OK \\xc2\\x9b2J \\x9b31m \\xff\\xfe \\xed\\xa0\\x80 a\\x09b "
+                  b"caf\xc3\xa9 \xe2\x82\xac")
+
+
+def test_verbose_escapes_the_status_line(pyserver):
+    srv = pyserver(responder(b"HTTP/1.1 200 " + HOSTILE_REASON + b"\r\n"
+                             b"Content-Length: 3\r\n\r\n\x9b\xffx"))
+    p = get(["-v", url(srv)])
+    assert p.returncode == 0, p.stderr
+    # The body is data: never escaped.
+    assert p.stdout == b"\x9b\xffx"
+    assert p.stderr.splitlines()[-1] == b"< HTTP/1.1 200 " + ESCAPED_REASON
+
+
+def test_fail_escapes_the_reason(pyserver):
+    srv = pyserver(responder(b"HTTP/1.1 404 " + HOSTILE_REASON + b"\r\n"
+                             b"Content-Length: 0\r\n\r\n"))
+    p = get(["-f", url(srv)])
+    assert p.returncode == 1
+    assert p.stderr == (b"tcpkit: get %s: server answered 404 "
+                        % url(srv).encode() + ESCAPED_REASON + b"\n")
+
+
+def run_on_tty(args):
+    """Run tcpkit with stdout on a raw pseudo-terminal (no CRLF
+    translation); returns (exit code, what the terminal got, stderr)."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    proc = subprocess.Popen([TCPKIT] + args, stdout=slave,
+                            stderr=subprocess.PIPE)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 1)
+        if not r:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            d = os.read(master, 65536)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not d:
+            break
+        out += d
+    os.close(master)
+    rc = proc.wait(TIMEOUT)
+    err = proc.stderr.read()
+    check_sanitizer(err)
+    return rc, out, err
+
+
+def test_include_on_a_terminal_escapes_the_head(pyserver):
+    head = (b"HTTP/1.1 200 " + HOSTILE_REASON + b"\r\n"
+            b"X-Evil: \x9d0;title\x9c \xc2\x9d \xf0\x9f\x98\x80\r\n"
+            b"Content-Length: 3\r\n\r\n")
+    srv = pyserver(responder(head + b"\x9b\xffx"))
+    rc, out, err = run_on_tty(["get", "-i", url(srv)])
+    assert rc == 0, err
+    assert out == (b"HTTP/1.1 200 " + ESCAPED_REASON + b"\r\n"
+                   b"X-Evil: \\x9d0;title\\x9c \\xc2\\x9d \xf0\x9f\x98\x80\r\n"
+                   b"Content-Length: 3\r\n\r\n\x9b\xffx")
+    # Into a pipe the head stays byte for byte what the server sent.
+    p = get(["-i", url(srv)])
+    ok(p)
+    assert p.stdout == head + b"\x9b\xffx"
 
 
 def test_interim_responses_are_skipped(pyserver):
