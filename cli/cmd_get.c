@@ -65,6 +65,12 @@ const char cmd_get_help[] =
 	"  -t, --timeout DURATION\n"
 	"                      give up when no data arrives for this long\n"
 	"                      (default 30s); 0 = wait forever\n"
+	"  -m, --max-time DURATION\n"
+	"                      give up when the whole exchange (connect,\n"
+	"                      TLS, response, body) takes longer than this\n"
+	"                      (default: no limit): a server that trickles,\n"
+	"                      or sends 1xx heads or trailers without end,\n"
+	"                      is cut off\n"
 	"  -4                  IPv4 addresses only\n"
 	"  -6                  IPv6 addresses only\n"
 	"  -h, --help          show this help\n"
@@ -103,8 +109,8 @@ const char cmd_get_help[] =
 	"  64  usage: bad option, malformed URL, unsupported scheme\n"
 	"  68  host not found\n"
 	"  69  connection refused, host or network unreachable, reset\n"
-	"  75  connect timeout (-w) or no data for too long (-t), TLS\n"
-	"      handshake timeout\n"
+	"  75  connect timeout (-w), no data for too long (-t), the whole\n"
+	"      exchange over --max-time, TLS handshake timeout\n"
 	"  76  malformed HTTP response (including both Content-Length and\n"
 	"      Transfer-Encoding), response head over 64 KiB, the\n"
 	"      connection closed before the end of the body, or an https\n"
@@ -125,6 +131,7 @@ struct get_opts {
 	int family;
 	uint64_t connect_ms;
 	uint64_t idle_ms;
+	uint64_t max_ms; /* --max-time: the whole exchange; 0 = none */
 	struct tlsopt tls;
 	struct tk_tls_ctx *ctx;
 };
@@ -151,7 +158,10 @@ struct get_state {
 	struct tk_loop *loop;
 	struct tk_conn *conn;
 	struct tk_timer *idle;
-	uint64_t last_data; /* loop time of the last data handled */
+	struct tk_timer *deadline; /* --max-time */
+	uint64_t last_data;	   /* loop time of the last data handled */
+	bool opened;		   /* connected (and TLS handshake done) */
+	uint64_t ninterim;	   /* 1xx heads received */
 	enum get_phase phase;
 	struct tk_buf head;
 	enum tk_http_body kind;
@@ -171,6 +181,7 @@ parse_args(int argc, char **argv, struct get_opts *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "connect-timeout", required_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "max-time", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -183,8 +194,8 @@ parse_args(int argc, char **argv, struct get_opts *o)
 	o->connect_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
 	o->idle_ms = 30000;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":ifvw:t:46h", longopts, NULL)) !=
-	       -1) {
+	while ((ch = getopt_long(argc, argv, ":ifvw:t:m:46h", longopts,
+				 NULL)) != -1) {
 		switch (ch) {
 		case 'i':
 			o->include = true;
@@ -204,6 +215,11 @@ parse_args(int argc, char **argv, struct get_opts *o)
 		case 't':
 			if (cli_parse_duration("get", "-t/--timeout", optarg,
 					       true, &o->idle_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 'm':
+			if (cli_parse_duration("get", "-m/--max-time", optarg,
+					       true, &o->max_ms) < 0)
 				return CLI_EXIT_USAGE;
 			break;
 		case '4':
@@ -629,6 +645,7 @@ head_done(struct get_state *st, const struct tk_http_response *r, size_t hlen)
 		return;
 	}
 	if (r->status < 200) {
+		st->ninterim++;
 		if (st->o->include && !emit_head(st, h, hlen))
 			return;
 		tk_buf_consume(&st->head, hlen);
@@ -767,6 +784,7 @@ get_open(struct tk_conn *c, void *arg)
 	int err;
 
 	st->conn = c;
+	st->opened = true;
 	if (st->o->verbose) {
 		fprintf(stderr, "connected to %s\n",
 			tk_addr_format(tk_conn_peer(c), where, sizeof(where)));
@@ -811,6 +829,8 @@ get_close(struct tk_conn *c, int err, void *arg)
 	st->conn = NULL;
 	if (st->idle != NULL)
 		tk_timer_stop(st->idle);
+	if (st->deadline != NULL)
+		tk_timer_stop(st->deadline);
 	tk_loop_stop(st->loop);
 	if (st->reported || st->phase == PH_DONE)
 		return;
@@ -851,6 +871,44 @@ on_idle(struct tk_timer *t, void *arg)
 	     cli_format_duration(st->o->idle_ms, dur, sizeof(dur)));
 }
 
+/*
+ * --max-time: the whole exchange is over.  Say what the server was doing,
+ * since a peer that keeps every other timer quiet (a trickled body, 1xx
+ * heads or trailers without end) is what this deadline is for.
+ */
+static void
+on_deadline(struct tk_timer *t, void *arg)
+{
+	struct get_state *st = arg;
+	char dur[32];
+
+	(void)t;
+	if (st->conn == NULL || st->reported || st->phase == PH_DONE)
+		return;
+	cli_format_duration(st->o->max_ms, dur, sizeof(dur));
+	if (!st->opened)
+		fail(st, CLI_EXIT_TIMEOUT,
+		     "max time (%s) reached while connecting", dur);
+	else if (st->phase == PH_HEAD && st->ninterim > 0)
+		fail(st, CLI_EXIT_TIMEOUT,
+		     "max time reached: 1xx responses for %s (%llu of them) "
+		     "and no final response",
+		     dur, (unsigned long long)st->ninterim);
+	else if (st->phase == PH_HEAD)
+		fail(st, CLI_EXIT_TIMEOUT,
+		     "max time reached: no complete response within %s", dur);
+	else if (st->kind == TK_HTTP_BODY_CHUNKED)
+		fail(st, CLI_EXIT_TIMEOUT,
+		     "max time reached: chunked body not complete within %s "
+		     "(%llu bytes received)",
+		     dur, (unsigned long long)st->got);
+	else
+		fail(st, CLI_EXIT_TIMEOUT,
+		     "max time reached: body not complete within %s (%llu "
+		     "bytes received)",
+		     dur, (unsigned long long)st->got);
+}
+
 static const struct tk_service get_service = {
 	.name = "get",
 	.open = get_open,
@@ -881,6 +939,14 @@ fetch(const struct get_opts *o, const struct get_target *t,
 			goto out_free_loop;
 		}
 	}
+	if (o->max_ms != 0) {
+		st.deadline = tk_timer_new(st.loop, on_deadline, &st);
+		if (st.deadline == NULL) {
+			st.rc = cli_fail("get", o->url, -ENOMEM);
+			goto out_free_timer;
+		}
+		tk_timer_start(st.deadline, o->max_ms, 0);
+	}
 	tk_conn_opts_init(&copts);
 	copts.connect_timeout_ms = o->connect_ms;
 	/* The idle timeout is ours: it must not count time spent on stdout. */
@@ -905,6 +971,7 @@ fetch(const struct get_opts *o, const struct get_target *t,
 		(void)tk_loop_run_once(st.loop, 0);
 	}
 out_free_timer:
+	tk_timer_free(st.deadline);
 	tk_timer_free(st.idle);
 out_free_loop:
 	tk_buf_free(&st.head);

@@ -4,6 +4,7 @@ import hashlib
 import os
 import pty
 import random
+import re
 import http.server
 import tty
 import select
@@ -619,6 +620,82 @@ def test_idle_timeout_counts_silence_not_total_time(pyserver):
     assert p.stdout == b"....."
 
 
+def trickler(first, piece, every=0.05, limit=400):
+    """A handler: send first, then piece every `every` seconds until the
+    client goes away (at most limit pieces: bounded in count and time)."""
+
+    def handler(conn, srv):
+        read_request(conn)
+        try:
+            conn.sendall(first)
+            for _ in range(limit):
+                conn.sendall(piece)
+                r, _, _ = select.select([conn], [], [], every)
+                if r and not conn.recv(65536):
+                    return  # tcpkit closed: the test is over
+        except OSError:
+            pass  # reset by tcpkit's close
+
+    return handler
+
+
+def test_max_time_cuts_a_1xx_storm(pyserver):
+    """1xx heads without end keep -t quiet: only --max-time ends it, and
+    the error says so."""
+    srv = pyserver(trickler(b"", b"HTTP/1.1 102 Processing\r\n\r\n"))
+    t0 = time.monotonic()
+    p = get(["-t", "10s", "--max-time", "1s", url(srv)])
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 75, p.stderr
+    assert p.stdout == b""
+    m = re.fullmatch(r"tcpkit: get %s: max time reached: 1xx responses for "
+                     r"1s \((\d+) of them\) and no final response\n"
+                     % re.escape(url(srv)), p.stderr.decode())
+    assert m, p.stderr
+    assert int(m.group(1)) >= 5
+    assert 0.9 <= elapsed < 8
+
+
+def test_max_time_cuts_a_trickled_body(pyserver):
+    srv = pyserver(trickler(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n"
+                            b"\r\n", b"x"))
+    p = get(["-m", "700ms", url(srv)])
+    assert p.returncode == 75, p.stderr
+    assert p.stdout and p.stdout == b"x" * len(p.stdout)
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: max time reached: body not complete within 700ms "
+        "(%d bytes received)\n" % (url(srv), len(p.stdout)))
+
+
+def test_max_time_cuts_endless_trailers(pyserver):
+    srv = pyserver(trickler(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
+                            b"\r\n\r\n3\r\nabc\r\n0\r\n",
+                            b"X-More: trailer\r\n"))
+    p = get(["--max-time", "700ms", url(srv)])
+    assert p.returncode == 75, p.stderr
+    assert p.stdout == b"abc"
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: max time reached: chunked body not complete within "
+        "700ms (3 bytes received)\n" % url(srv))
+
+
+def test_max_time_cuts_a_trickled_head(pyserver):
+    srv = pyserver(trickler(b"HTTP/1.1 200 OK\r\n", b"X-Slow: y\r\n"))
+    p = get(["--max-time", "700ms", url(srv)])
+    assert p.returncode == 75, p.stderr
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: max time reached: no complete response within "
+        "700ms\n" % url(srv))
+
+
+def test_max_time_not_reached(pyserver):
+    srv = pyserver(responder(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                             b"\r\nok"))
+    p = get(["--max-time", "10s", url(srv)])
+    ok(p)
+    assert p.stdout == b"ok"
+
+
 def full_listener():
     """A loopback listener whose accept queue is full: further SYNs are
     dropped, so a connect to it hangs until its timeout."""
@@ -866,6 +943,8 @@ def test_bad_urls(u, why):
     (["--connect-timeout", "2d", "http://a/"], "-w/--connect-timeout needs a "
      "duration such as 10, 1.5s or 250ms, not '2d'"),
     (["-t", "25h", "http://a/"], "-t/--timeout must be at most 24h, not 25h"),
+    (["--max-time", "soon", "http://a/"], "-m/--max-time needs a duration "
+     "such as 10, 1.5s or 250ms, not 'soon'"),
 ])
 def test_usage_errors(args, msg):
     p = get(args)
