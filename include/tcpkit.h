@@ -255,6 +255,17 @@ struct tk_url {
  * dropped, userinfo is refused).  Returns 0 or TK_EBADURL.
  */
 int tk_url_parse(const char *text, size_t len, struct tk_url *out);
+/*
+ * Resolve ref, a URI reference such as an HTTP Location value ("/new",
+ * "../x?q", "//host/p", "https://host/"), against base, an absolute URL
+ * tk_url_parse() accepts (RFC 3986 section 5.2; dot segments removed, the
+ * fragment dropped).  The result goes to out, NUL-terminated; it is not
+ * checked beyond that: parse it.  Returns its length, TK_EBADURL (base
+ * malformed, spaces or controls in ref), TK_ETOOBIG (outlen too small) or
+ * -ENOMEM.
+ */
+ssize_t tk_url_resolve(const char *base, const char *ref, char *out,
+		       size_t outlen);
 
 #define TK_HTTP_MAX_HEADERS 100
 
