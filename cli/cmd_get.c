@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -14,6 +15,10 @@
 
 /* A response head past this is not a web server talking to us. */
 #define HEAD_MAX (64u * 1024)
+/* The longest URL a redirect may lead to. */
+#define URL_MAX (16u * 1024)
+/* -L: redirects followed at most, unless --max-redirs says otherwise. */
+#define MAX_REDIRS_DEFAULT 10
 
 /* RFC 3986 section 3.1, after the first letter. */
 #define SCHEME_CHARS                                                           \
@@ -57,7 +62,20 @@ const char cmd_get_help[] =
 	"  -f, --fail          on a status of 400 or more, print nothing on\n"
 	"                      stdout, report the status and exit 1\n"
 	"  -v, --verbose       on stderr: the address connected to, the\n"
-	"                      request line and every status line received\n"
+	"                      request line, every status line received and\n"
+	"                      each redirect followed\n"
+	"  -L, --location      follow redirects (301, 302, 303, 307, 308 with\n"
+	"                      a Location; relative ones are resolved against\n"
+	"                      the current URL); each hop is a new GET.\n"
+	"                      Without -L a redirect is shown as any response\n"
+	"                      and stderr says where it points:\n"
+	"                      'tcpkit: get URL: 301 -> LOCATION (use -L)'\n"
+	"      --max-redirs N  follow at most N redirects (default 10); one\n"
+	"                      more is an error (exit 76)\n"
+	"      --allow-https-downgrade\n"
+	"                      let -L go from https:// to http://, which is\n"
+	"                      refused otherwise (exit 76): the rest of the\n"
+	"                      way would be readable by anyone on the path\n"
 	"  -w, --connect-timeout DURATION\n"
 	"                      give up connecting after this long, all\n"
 	"                      addresses together (default 10s); e.g. 5,\n"
@@ -67,7 +85,8 @@ const char cmd_get_help[] =
 	"                      (default 30s); 0 = wait forever\n"
 	"  -m, --max-time DURATION\n"
 	"                      give up when the whole exchange (connect,\n"
-	"                      TLS, response, body) takes longer than this\n"
+	"                      TLS, response, body, every redirect) takes\n"
+	"                      longer than this\n"
 	"                      (default: no limit): a server that trickles,\n"
 	"                      or sends 1xx heads or trailers without end,\n"
 	"                      is cut off\n"
@@ -75,12 +94,13 @@ const char cmd_get_help[] =
 	"  -6                  IPv6 addresses only\n"
 	"  -h, --help          show this help\n"
 	"\n"
-	"TLS (https:// only):\n"
+	"TLS (https://, or http:// with -L for the https:// hops):\n"
 	"      --cacert FILE   trust these CAs (PEM) instead of the system's\n"
 	"      --capath DIR    trust the CAs in DIR (c_rehash layout)\n"
 	"      --servername NAME\n"
 	"                      check the certificate for NAME and send it as\n"
-	"                      SNI (default: HOST; not sent for IP addresses)\n"
+	"                      SNI (default: HOST; not sent for IP addresses;\n"
+	"                      with -L, only for hops to URL's HOST)\n"
 	"      --pin sha256:HEX\n"
 	"                      accept exactly this certificate or public key\n"
 	"      --insecure      check nothing (warns; anyone on the path can\n"
@@ -113,14 +133,18 @@ const char cmd_get_help[] =
 	"      exchange over --max-time, TLS handshake timeout\n"
 	"  76  malformed HTTP response (including both Content-Length and\n"
 	"      Transfer-Encoding), response head over 64 KiB, the\n"
-	"      connection closed before the end of the body, or an https\n"
-	"      body delimited by the close ended without TLS close_notify\n"
+	"      connection closed before the end of the body, an https\n"
+	"      body delimited by the close ended without TLS close_notify;\n"
+	"      -L: too many redirects, a redirect to a malformed URL, to\n"
+	"      another scheme, or from https to http\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit get http://example.com/               the home page\n"
 	"  tcpkit get -i http://127.0.0.1:8080/         with the headers\n"
 	"  tcpkit get -f http://[::1]:8080/x > x.bin    save, fail on 404\n"
-	"  tcpkit get -v -w 2s -t 5s http://host/path   verbose, short waits\n";
+	"  tcpkit get -v -w 2s -t 5s http://host/path   verbose, short waits\n"
+	"  tcpkit get -L -m 30s http://example.com/      follow redirects,\n"
+	"                                                30s in all\n";
 
 struct get_opts {
 	const char *url;
@@ -132,6 +156,9 @@ struct get_opts {
 	uint64_t connect_ms;
 	uint64_t idle_ms;
 	uint64_t max_ms; /* --max-time: the whole exchange; 0 = none */
+	bool location;	 /* -L: follow redirects */
+	bool downgrade;	 /* --allow-https-downgrade */
+	uint64_t max_redirs;
 	struct tlsopt tls;
 	struct tk_tls_ctx *ctx;
 };
@@ -155,6 +182,8 @@ enum get_phase {
 struct get_state {
 	const struct get_opts *o;
 	const struct get_target *t;
+	const char *url; /* this exchange's: the errors name it */
+	char *next;	 /* -L: where the redirect leads (owned) */
 	struct tk_loop *loop;
 	struct tk_conn *conn;
 	struct tk_timer *idle;
@@ -172,6 +201,12 @@ struct get_state {
 	bool reported; /* the error line is printed */
 };
 
+/* Long options only; above TLSOPT_ALPN, whose range the TLS ones use. */
+enum {
+	OPT_MAX_REDIRS = TLSOPT_ALPN + 1,
+	OPT_DOWNGRADE,
+};
+
 static int
 parse_args(int argc, char **argv, struct get_opts *o)
 {
@@ -182,6 +217,9 @@ parse_args(int argc, char **argv, struct get_opts *o)
 		{ "connect-timeout", required_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "max-time", required_argument, NULL, 'm' },
+		{ "location", no_argument, NULL, 'L' },
+		{ "max-redirs", required_argument, NULL, OPT_MAX_REDIRS },
+		{ "allow-https-downgrade", no_argument, NULL, OPT_DOWNGRADE },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -193,8 +231,9 @@ parse_args(int argc, char **argv, struct get_opts *o)
 	o->tty_out = isatty(STDOUT_FILENO);
 	o->connect_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
 	o->idle_ms = 30000;
+	o->max_redirs = MAX_REDIRS_DEFAULT;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":ifvw:t:m:46h", longopts,
+	while ((ch = getopt_long(argc, argv, ":ifvw:t:m:L46h", longopts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 'i':
@@ -221,6 +260,17 @@ parse_args(int argc, char **argv, struct get_opts *o)
 			if (cli_parse_duration("get", "-m/--max-time", optarg,
 					       true, &o->max_ms) < 0)
 				return CLI_EXIT_USAGE;
+			break;
+		case 'L':
+			o->location = true;
+			break;
+		case OPT_MAX_REDIRS:
+			if (cli_parse_uint("get", "--max-redirs", optarg, 0,
+					   1000, &o->max_redirs) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_DOWNGRADE:
+			o->downgrade = true;
 			break;
 		case '4':
 			v4 = true;
@@ -406,7 +456,7 @@ fail(struct get_state *st, int rc, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(why, sizeof(why), fmt, ap);
 		va_end(ap);
-		cli_error("get", st->o->url, "%s", why);
+		cli_error("get", st->url, "%s", why);
 		st->reported = true;
 		st->rc = rc;
 	}
@@ -624,6 +674,67 @@ body_data(struct get_state *st, const char *p, size_t n)
 	}
 }
 
+/* The statuses -L follows (RFC 9110 section 15.4); 300 and 305 it leaves. */
+static bool
+is_redirect(int status)
+{
+	return status == 301 || status == 302 || status == 303 ||
+	       status == 307 || status == 308;
+}
+
+/*
+ * A final response r: if it is a redirect with a Location, -L takes
+ * st->next from it and ends this exchange (true); without -L the user is
+ * told where it points and the response is shown as any other (false).
+ * Only GET is ever sent, so a 303's "use GET" needs nothing more.
+ */
+static bool
+redirect(struct get_state *st, const struct tk_http_response *r, const char *h,
+	 size_t hlen)
+{
+	const char *loc;
+	char *raw, *target, *shown;
+	size_t llen, slen;
+	ssize_t n;
+
+	loc = tk_http_header_find(h, r, "location", &llen);
+	if (!is_redirect(r->status) || loc == NULL || llen == 0)
+		return false;
+	raw = malloc(llen + 1);
+	target = malloc(URL_MAX);
+	if (raw == NULL || target == NULL) {
+		free(raw);
+		free(target);
+		fail(st, CLI_EXIT_OTHER, "%s", tk_strerror(-ENOMEM));
+		return true;
+	}
+	memcpy(raw, loc, llen);
+	raw[llen] = '\0';
+	n = tk_url_resolve(st->url, raw, target, URL_MAX);
+	/* Text from the server: escaped before it reaches the terminal. */
+	shown = n >= 0 ? escape_text(target, (size_t)n, false, &slen)
+		       : escape_text(raw, llen, false, &slen);
+	if (!st->o->location) {
+		cli_error("get", st->url, "%d -> %s (use -L)", r->status,
+			  shown != NULL ? shown : raw);
+	} else if (n < 0) {
+		fail(st, CLI_EXIT_PROTOCOL,
+		     "%d redirect to a malformed Location '%s'", r->status,
+		     shown != NULL ? shown : "");
+	} else if (!st->o->include || emit_head(st, h, hlen)) {
+		if (st->o->verbose)
+			fprintf(stderr, "redirected (%d) to %s\n", r->status,
+				shown != NULL ? shown : "");
+		st->next = target;
+		target = NULL;
+		finish(st);
+	}
+	free(shown);
+	free(raw);
+	free(target);
+	return st->o->location;
+}
+
 /*
  * A complete head of hlen bytes is at the front of st->head.  Interim
  * responses are skipped; the final one sets up the body, whose first bytes
@@ -675,6 +786,8 @@ head_done(struct get_state *st, const struct tk_http_response *r, size_t hlen)
 			     "Transfer-Encoding");
 		return;
 	}
+	if (redirect(st, r, h, hlen))
+		return;
 	if (st->o->include && !emit_head(st, h, hlen))
 		return;
 	st->phase = PH_BODY;
@@ -836,16 +949,16 @@ get_close(struct tk_conn *c, int err, void *arg)
 		return;
 	st->reported = true;
 	if (err == TK_ECONNTIMEDOUT) {
-		cli_error("get", st->o->url, "connect timed out after %s",
+		cli_error("get", st->url, "connect timed out after %s",
 			  cli_format_duration(st->o->connect_ms, dur,
 					      sizeof(dur)));
 		st->rc = CLI_EXIT_TIMEOUT;
 	} else if (err == 0) {
 		/* Not expected: every orderly end goes through get_data(). */
-		cli_error("get", st->o->url, "connection closed");
+		cli_error("get", st->url, "connection closed");
 		st->rc = CLI_EXIT_PROTOCOL;
 	} else {
-		cli_error("get", st->o->url, "%s",
+		cli_error("get", st->url, "%s",
 			  tlsopt_why(c, err, why, sizeof(why)));
 		st->rc = cli_exit_code(err);
 	}
@@ -916,53 +1029,60 @@ static const struct tk_service get_service = {
 	.close = get_close,
 };
 
+/*
+ * One exchange with url (its target t, its addresses list), in at most
+ * max_left ms if not 0.  Returns the exit code; *next is where -L goes
+ * from here (owned by the caller), or NULL.
+ */
 static int
 fetch(const struct get_opts *o, const struct get_target *t,
-      struct tk_addrlist *list)
+      struct tk_addrlist *list, const char *url, const char *servername,
+      uint64_t max_left, char **next)
 {
 	struct get_state st;
 	struct tk_conn_opts copts;
 	struct tk_conn *c;
 	int err;
 
+	*next = NULL;
 	memset(&st, 0, sizeof(st));
 	st.o = o;
 	st.t = t;
+	st.url = url;
 	tk_buf_init(&st.head, HEAD_MAX);
 	st.loop = tk_loop_new();
 	if (st.loop == NULL)
-		return cli_fail("get", o->url, -errno);
+		return cli_fail("get", url, -errno);
 	if (o->idle_ms != 0) {
 		st.idle = tk_timer_new(st.loop, on_idle, &st);
 		if (st.idle == NULL) {
-			st.rc = cli_fail("get", o->url, -ENOMEM);
+			st.rc = cli_fail("get", url, -ENOMEM);
 			goto out_free_loop;
 		}
 	}
 	if (o->max_ms != 0) {
 		st.deadline = tk_timer_new(st.loop, on_deadline, &st);
 		if (st.deadline == NULL) {
-			st.rc = cli_fail("get", o->url, -ENOMEM);
+			st.rc = cli_fail("get", url, -ENOMEM);
 			goto out_free_timer;
 		}
-		tk_timer_start(st.deadline, o->max_ms, 0);
+		tk_timer_start(st.deadline, max_left, 0);
 	}
 	tk_conn_opts_init(&copts);
 	copts.connect_timeout_ms = o->connect_ms;
 	/* The idle timeout is ours: it must not count time spent on stdout. */
 	copts.idle_timeout_ms = 0;
-	copts.tls = o->ctx;
-	copts.servername =
-		o->tls.servername != NULL ? o->tls.servername : t->host;
+	copts.tls = t->https ? o->ctx : NULL;
+	copts.servername = servername != NULL ? servername : t->host;
 	err = tk_conn_connect(st.loop, list, &copts, &get_service, &st, &c);
 	if (err < 0) {
-		st.rc = cli_fail("get", o->url, err);
+		st.rc = cli_fail("get", url, err);
 		goto out_free_timer;
 	}
 	st.conn = c;
 	err = tk_loop_run(st.loop);
 	if (err < 0 && !st.reported) {
-		st.rc = cli_fail("get", o->url, err);
+		st.rc = cli_fail("get", url, err);
 		st.reported = true;
 	}
 	if (st.conn != NULL) {
@@ -976,7 +1096,64 @@ out_free_timer:
 out_free_loop:
 	tk_buf_free(&st.head);
 	tk_loop_free(st.loop);
+	if (st.rc == 0)
+		*next = st.next;
+	else
+		free(st.next);
 	return st.rc;
+}
+
+/* Milliseconds on the monotonic clock, for --max-time across redirects. */
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Where -L may go from prev: http or https, a URL we can fetch, and
+ * https to http only when asked (the rest of the way would be readable
+ * and changeable by anyone on the path).  0, or the error is printed and
+ * its exit code returned.
+ */
+static int
+redirect_allowed(const struct get_opts *o, const char *prev, const char *next,
+		 uint64_t hops)
+{
+	struct tk_url u;
+	size_t n = strspn(next, SCHEME_CHARS);
+	bool https = n == 5 && strncasecmp(next, "https", 5) == 0;
+
+	if (hops >= o->max_redirs) {
+		cli_error("get", prev,
+			  "too many redirects (more than --max-redirs %llu); "
+			  "the next was to %s",
+			  (unsigned long long)o->max_redirs, next);
+		return CLI_EXIT_PROTOCOL;
+	}
+	if (!https && !(n == 4 && strncasecmp(next, "http", 4) == 0)) {
+		cli_error("get", prev,
+			  "redirect to '%s' refused: not http or "
+			  "https",
+			  next);
+		return CLI_EXIT_PROTOCOL;
+	}
+	if (tk_url_parse(next, strlen(next), &u) < 0) {
+		cli_error("get", prev, "redirect to a malformed URL '%s'",
+			  next);
+		return CLI_EXIT_PROTOCOL;
+	}
+	if (!https && strncasecmp(prev, "https", 5) == 0 && !o->downgrade) {
+		cli_error("get", prev,
+			  "redirect from https to http refused: %s (use "
+			  "--allow-https-downgrade)",
+			  next);
+		return CLI_EXIT_PROTOCOL;
+	}
+	return 0;
 }
 
 int
@@ -985,6 +1162,9 @@ cmd_get(int argc, char **argv)
 	struct get_opts o;
 	struct get_target t;
 	struct tk_addrlist *list;
+	const char *url, *servername;
+	char *owned = NULL, *next = NULL, first_host[TK_HOSTLEN];
+	uint64_t start = now_ms(), spent, hops;
 	int rc;
 
 	rc = parse_args(argc, argv, &o);
@@ -993,26 +1173,68 @@ cmd_get(int argc, char **argv)
 	rc = make_target(o.url, &t);
 	if (rc != 0)
 		return rc;
-	/* Certificates are read before any I/O. */
-	if (!t.https && o.tls.used) {
+	/* Certificates are read before any I/O (with -L, for later). */
+	if (!t.https && o.tls.used && !o.location) {
 		rc = cli_usage("get", "%s needs an https:// URL",
 			       o.tls.used_name);
 		goto out_free_request;
 	}
-	o.tls.tls = t.https;
+	o.tls.tls = t.https || o.tls.used;
 	rc = tlsopt_client_ctx("get", &o.tls, &o.ctx);
 	if (rc != 0)
 		goto out_free_request;
-	rc = tk_resolve(t.host, t.port, o.family,
-			t.ipv6 ? TK_RESOLVE_NUMERIC : 0, &list);
-	if (rc < 0) {
-		rc = cli_fail("get", o.url, rc);
-		goto out_free_request;
+	snprintf(first_host, sizeof(first_host), "%s", t.host);
+	url = o.url;
+	for (hops = 0;; hops++) {
+		/* --servername is for the host it was given with. */
+		servername = strcmp(t.host, first_host) == 0 ? o.tls.servername
+							     : NULL;
+		if (t.https && o.ctx == NULL) {
+			/* -L from http:// to https://: the system's CAs. */
+			o.tls.tls = true;
+			rc = tlsopt_client_ctx("get", &o.tls, &o.ctx);
+			if (rc != 0)
+				break;
+		}
+		rc = tk_resolve(t.host, t.port, o.family,
+				t.ipv6 ? TK_RESOLVE_NUMERIC : 0, &list);
+		if (rc < 0) {
+			rc = cli_fail("get", url, rc);
+			break;
+		}
+		spent = now_ms() - start;
+		if (o.max_ms != 0 && spent >= o.max_ms) {
+			char dur[32];
+
+			tk_addrlist_free(list);
+			cli_error("get", url, "max time (%s) reached",
+				  cli_format_duration(o.max_ms, dur,
+						      sizeof(dur)));
+			rc = CLI_EXIT_TIMEOUT;
+			break;
+		}
+		rc = fetch(&o, &t, list, url, servername,
+			   o.max_ms != 0 ? o.max_ms - spent : 0, &next);
+		tk_addrlist_free(list);
+		if (rc != 0 || next == NULL)
+			break;
+		rc = redirect_allowed(&o, url, next, hops);
+		if (rc != 0)
+			break;
+		free(t.request);
+		t.request = NULL;
+		free(owned);
+		owned = next;
+		next = NULL;
+		url = owned;
+		rc = make_target(url, &t);
+		if (rc != 0)
+			break;
 	}
-	rc = fetch(&o, &t, list);
-	tk_addrlist_free(list);
 out_free_request:
 	tk_tls_ctx_free(o.ctx);
 	free(t.request);
+	free(next);
+	free(owned);
 	return rc;
 }
