@@ -716,7 +716,7 @@ redirect(struct get_state *st, const struct tk_http_response *r, const char *h,
 		       : escape_text(raw, llen, false, &slen);
 	if (!st->o->location) {
 		cli_error("get", st->url, "%d -> %s (use -L)", r->status,
-			  shown != NULL ? shown : raw);
+			  shown != NULL ? shown : "?");
 	} else if (n < 0) {
 		fail(st, CLI_EXIT_PROTOCOL,
 		     "%d redirect to a malformed Location '%s'", r->status,

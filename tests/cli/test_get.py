@@ -1156,6 +1156,27 @@ def test_too_many_redirects(pyserver, args, follows):
     assert len(srv.received) == follows + 1
 
 
+def test_max_time_covers_every_redirect(pyserver):
+    """Each hop is quick, but the chain has no end short of --max-redirs
+    1000: the deadline is for the whole chain, not for each hop."""
+    def slow_endless(srv):
+        time.sleep(0.1)  # sleep-ok: pacing the hops
+        return endless(srv)
+
+    srv = pyserver(router({"/%d" % i: slow_endless for i in range(200)}))
+    t0 = time.monotonic()
+    p = get(["-L", "--max-redirs", "1000", "--max-time", "1s",
+             url(srv, "/0")])
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 75, p.stderr
+    assert re.fullmatch(r"tcpkit: get http://127\.0\.0\.1:%d/\d+: max time "
+                        r"(\(1s\) reached|reached: no complete response "
+                        r"within 1s)\n" % srv.port, p.stderr.decode()), \
+        p.stderr
+    assert 3 <= len(srv.received) <= 12
+    assert 0.9 <= elapsed < 8
+
+
 def test_redirect_to_a_malformed_location(pyserver):
     srv = pyserver(router({"/": moved(301, b"/caf\xc3\xa9 \x9b")}))
     p = get([url(srv)])
