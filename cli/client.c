@@ -18,6 +18,7 @@ struct session {
 	const struct client_opts *o;
 	struct tk_loop *loop;
 	struct tk_conn *conn;
+	struct tk_timer *deadline;		 /* --max-time */
 	char where[TK_HOSTLEN + TK_PORTLEN + 4]; /* "HOST:PORT" as given */
 	bool stdin_watched;			 /* registered with the loop */
 	bool stdin_polls; /* a regular file or /dev/null: always ready */
@@ -27,8 +28,9 @@ struct session {
 	bool opened;
 	bool stdout_gone;
 	bool peer_eof;
-	bool got_data; /* some bytes came: the TLS check is behind us */
-	bool reported; /* the error is told already: on_close just ends */
+	bool got_data;	   /* some bytes came: the TLS check is behind us */
+	bool reported;	   /* the error is told already: on_close just ends */
+	bool deadline_hit; /* --max-time ended the session */
 	int exit_code;
 	uint64_t sent;
 	uint64_t received;
@@ -62,6 +64,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		{ "ipv6", no_argument, NULL, '6' },
 		{ "connect-timeout", required_argument, NULL, 'w' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "max-time", required_argument, NULL, 'm' },
 		{ "source", required_argument, NULL, 's' },
 		{ "crlf", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -79,7 +82,8 @@ client_parse(int argc, char **argv, struct client_opts *o)
 	int ch, err, nargs;
 
 	opterr = 0;
-	while ((ch = cli_getopt(argc, argv, ":46w:i:s:Cvh", longopts)) != -1) {
+	while ((ch = cli_getopt(argc, argv, ":46w:i:m:s:Cvh", longopts)) !=
+	       -1) {
 		switch (ch) {
 		case '4':
 			v4 = true;
@@ -96,6 +100,11 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		case 'i':
 			if (cli_parse_duration(cmd, "-i/--idle-timeout", optarg,
 					       true, &o->idle_timeout_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 'm':
+			if (cli_parse_duration(cmd, "-m/--max-time", optarg,
+					       true, &o->max_time_ms) < 0)
 				return CLI_EXIT_USAGE;
 			break;
 		case 's':
@@ -461,6 +470,12 @@ on_close(struct tk_conn *c, int err, void *arg)
 
 	s->conn = NULL;
 	stdin_stop(s);
+	if (s->deadline != NULL)
+		tk_timer_stop(s->deadline);
+	if (s->deadline_hit) {
+		finish(s, CLI_EXIT_TIMEOUT);
+		return;
+	}
 	if (s->stdout_gone || s->reported) {
 		finish(s, s->exit_code);
 		return;
@@ -490,6 +505,34 @@ on_close(struct tk_conn *c, int err, void *arg)
 			  tlsopt_why(c, err, why, sizeof(why)));
 	}
 	finish(s, cli_exit_code(err));
+}
+
+/*
+ * --max-time: the session is over, however busy.  The idle timeout cannot
+ * catch a peer that trickles; this can.  Whatever is still queued for the
+ * peer is dropped: the user asked for the deadline.
+ */
+static void
+on_deadline(struct tk_timer *t, void *arg)
+{
+	struct session *s = arg;
+	char dur[32];
+
+	(void)t;
+	if (s->conn == NULL)
+		return;
+	cli_format_duration(s->o->max_time_ms, dur, sizeof(dur));
+	if (!s->opened)
+		cli_error(s->o->cmd, s->where,
+			  "max time (%s) reached while connecting", dur);
+	else
+		cli_error(s->o->cmd, s->where,
+			  "max time (%s) reached: sent %llu bytes, received "
+			  "%llu",
+			  dur, (unsigned long long)s->sent,
+			  (unsigned long long)s->received);
+	s->deadline_hit = true;
+	tk_conn_close(s->conn, 0);
 }
 
 static const struct tk_service client_service = {
@@ -538,6 +581,14 @@ client_run(const struct client_opts *o)
 	 * stdin pump bounds the output instead (STDIN_MAX_PENDING).
 	 */
 	copts.max_pending = copts.max_output;
+	if (o->max_time_ms != 0) {
+		s.deadline = tk_timer_new(s.loop, on_deadline, &s);
+		if (s.deadline == NULL) {
+			err = -ENOMEM;
+			goto out_free_loop;
+		}
+		tk_timer_start(s.deadline, o->max_time_ms, 0);
+	}
 	err = tk_conn_connect(s.loop, list, &copts, &client_service, &s,
 			      &s.conn);
 	if (err < 0)
@@ -551,11 +602,15 @@ client_run(const struct client_opts *o)
 			tk_conn_close(s.conn, 0);
 	}
 	stdin_stop(&s);
+	/* Before the loop: a close it still runs must not see the timer. */
+	tk_timer_free(s.deadline);
+	s.deadline = NULL;
 	tk_loop_free(s.loop); /* runs what is left of the close */
 	tk_tls_ctx_free(o->tls_ctx);
 	return s.exit_code;
 
 out_free_loop:
+	tk_timer_free(s.deadline);
 	tk_loop_free(s.loop);
 out_free_list:
 	tk_addrlist_free(list);

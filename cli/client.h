@@ -15,6 +15,7 @@ struct client_opts {
 	int family; /* AF_UNSPEC, AF_INET, AF_INET6 */
 	uint64_t connect_timeout_ms;
 	uint64_t idle_timeout_ms; /* 0: none */
+	uint64_t max_time_ms;	  /* --max-time: the whole session; 0: none */
 	bool has_source;
 	struct tk_addr source;
 	bool verbose;

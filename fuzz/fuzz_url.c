@@ -1,4 +1,4 @@
-/* fuzz_url.c: libFuzzer harness for tk_url_parse(). */
+/* fuzz_url.c: libFuzzer harness for tk_url_parse() and tk_url_resolve(). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +24,37 @@ check_span(struct tk_span sp, size_t len)
 	CHECK(sp.off <= len && sp.len <= len - sp.off);
 }
 
+/*
+ * The input as a Location against a fixed base: an answer within bounds
+ * and NUL-terminated, the base's scheme and authority kept unless the
+ * reference names its own, and no dot segment left in a merged path.
+ */
+static void
+check_resolve(const uint8_t *data, size_t size)
+{
+	static const char base[] = "http://h:8/a/b/c?q";
+	char ref[512], out[256];
+	size_t n = size < sizeof(ref) - 1 ? size : sizeof(ref) - 1, plen;
+	ssize_t rc;
+
+	memcpy(ref, data, n);
+	ref[n] = '\0';
+	rc = tk_url_resolve(base, ref, out, sizeof(out));
+	if (rc < 0) {
+		CHECK(rc == TK_EBADURL || rc == TK_ETOOBIG);
+		return;
+	}
+	CHECK((size_t)rc < sizeof(out) && out[rc] == '\0');
+	CHECK(strlen(out) == (size_t)rc);
+	CHECK(strchr(out, '#') == NULL);
+	if (strchr(ref, ':') == NULL && strncmp(ref, "//", 2) != 0) {
+		CHECK(strncmp(out, "http://h:8/", 11) == 0);
+		plen = strcspn(out + 10, "?");
+		CHECK(memmem(out + 10, plen, "/./", 3) == NULL);
+		CHECK(memmem(out + 10, plen, "/../", 4) == NULL);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -32,6 +63,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t i;
 	int rc;
 
+	check_resolve(data, size);
 	rc = tk_url_parse(t, size, &u);
 	if (rc != 0) {
 		CHECK(rc == TK_EBADURL);

@@ -258,6 +258,17 @@ struct tk_url {
  * dropped, userinfo is refused).  Returns 0 or TK_EBADURL.
  */
 int tk_url_parse(const char *text, size_t len, struct tk_url *out);
+/*
+ * Resolve ref, a URI reference such as an HTTP Location value ("/new",
+ * "../x?q", "//host/p", "https://host/"), against base, an absolute URL
+ * tk_url_parse() accepts (RFC 3986 section 5.2; dot segments removed, the
+ * fragment dropped).  The result goes to out, NUL-terminated; it is not
+ * checked beyond that: parse it.  Returns its length, TK_EBADURL (base
+ * malformed, spaces or controls in ref), TK_ETOOBIG (outlen too small) or
+ * -ENOMEM.
+ */
+ssize_t tk_url_resolve(const char *base, const char *ref, char *out,
+		       size_t outlen);
 
 #define TK_HTTP_MAX_HEADERS 100
 
@@ -701,6 +712,13 @@ int tk_conn_tls_info(const struct tk_conn *c, struct tk_tls_info *info);
  */
 int tk_conn_tls_peer_fingerprint(const struct tk_conn *c,
 				 char out[TK_TLS_FPLEN]);
+/*
+ * A TLS connection whose peer closed (the data callback saw
+ * TK_EOF) with a bare FIN, no close_notify: what was read may be cut
+ * short.  Most peers close this way, so it is still an end of stream;
+ * only data delimited by the close needs to ask.
+ */
+bool tk_conn_tls_truncated(const struct tk_conn *c);
 
 /*
  * Servers: listeners on one or more addresses, running a service for every

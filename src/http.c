@@ -375,7 +375,7 @@ tk_http_body_framing(const char *buf, const struct tk_http_response *r,
 		     bool head_request, enum tk_http_body *kind,
 		     uint64_t *length)
 {
-	bool has_te = false, chunked;
+	bool has_te = false, has_cl = false, chunked;
 	uint64_t n = 0;
 	size_t i;
 	int rc;
@@ -387,15 +387,28 @@ tk_http_body_framing(const char *buf, const struct tk_http_response *r,
 		return 0;
 	}
 
-	for (i = 0; i < r->nheaders; i++)
+	for (i = 0; i < r->nheaders; i++) {
 		if (span_equal_ci(buf + r->headers[i].name.off,
 				  r->headers[i].name.len, "transfer-encoding"))
 			has_te = true;
+		else if (span_equal_ci(buf + r->headers[i].name.off,
+				       r->headers[i].name.len,
+				       "content-length"))
+			has_cl = true;
+	}
+	/*
+	 * RFC 9112 section 6.3 lets Transfer-Encoding override
+	 * Content-Length but says both "ought to be handled as an error":
+	 * two framings in one message are how responses are split, so the
+	 * body is not guessed at.
+	 */
+	if (has_te && has_cl)
+		return TK_EHTTP;
 	if (has_te) {
 		/*
-		 * Transfer-Encoding overrides Content-Length.  In HTTP/1.0
-		 * it is faulty framing (RFC 9112 section 6.1): the only
-		 * safe reading is to the end of the connection.
+		 * In HTTP/1.0 Transfer-Encoding is faulty framing (RFC 9112
+		 * section 6.1): the only safe reading is to the end of the
+		 * connection.
 		 */
 		if ((rc = transfer_codings(buf, r, &chunked)) < 0)
 			return rc;

@@ -53,12 +53,13 @@ struct tls_conn {
 	struct tk_tls_ctx *ctx;
 	int fd;
 	bool fd_set;
-	bool done;	  /* handshake finished and verified */
-	bool pin_failed;  /* the peer's certificate is not the pinned one */
-	int verify_err;	  /* first X509_V_ERR_* seen, 0 if none */
-	unsigned rd_want; /* readiness a read's -EAGAIN waits for, if odd */
-	unsigned wr_want; /* same for a write */
-	bool not_tls;	  /* the peer's first bytes are not TLS */
+	bool done;	      /* handshake finished and verified */
+	bool pin_failed;      /* the peer's certificate is not the pinned one */
+	int verify_err;	      /* first X509_V_ERR_* seen, 0 if none */
+	unsigned rd_want;     /* readiness a read's -EAGAIN waits for, if odd */
+	unsigned wr_want;     /* same for a write */
+	bool no_close_notify; /* the peer's FIN came without close_notify */
+	bool not_tls;	      /* the peer's first bytes are not TLS */
 	unsigned nhead;
 	unsigned char head[6];	 /* the peer's first bytes, for not_tls */
 	char seen[TK_TLS_FPLEN]; /* the leaf that failed the pin or the CA */
@@ -945,7 +946,15 @@ tls_read(struct tk_conn *c, void *buf, size_t len)
 		return -EAGAIN;
 	default:
 		n = failure(c, tc, e, false);
-		return n == TK_EOF ? 0 : n;
+		if (n != TK_EOF)
+			return n;
+		/*
+		 * A FIN with no close_notify before it (close_notify is
+		 * SSL_ERROR_ZERO_RETURN): an end of stream still, but
+		 * remembered for data delimited by the close.
+		 */
+		tc->no_close_notify = true;
+		return 0;
 	}
 }
 
@@ -1055,6 +1064,14 @@ bool
 tk_conn_is_tls(const struct tk_conn *c)
 {
 	return tk__conn_tp_state(c) != NULL;
+}
+
+bool
+tk_conn_tls_truncated(const struct tk_conn *c)
+{
+	const struct tls_conn *tc = tk__conn_tp_state(c);
+
+	return tc != NULL && tc->no_close_notify;
 }
 
 static void

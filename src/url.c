@@ -1,5 +1,7 @@
 /* url.c: tk_url_parse(), a pure parser for the URLs `tcpkit get` accepts. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tcpkit.h"
@@ -211,4 +213,158 @@ tk_url_parse(const char *text, size_t len, struct tk_url *out)
 
 	*out = u;
 	return 0;
+}
+
+/*
+ * RFC 3986 section 5.2.4 on in[0..n), into out (never longer than in):
+ * "." and ".." segments go, so "/a/b/../c" is "/a/c".  Returns the length.
+ */
+static size_t
+remove_dot_segments(const char *in, size_t n, char *out)
+{
+	const char *p = in, *end = in + n;
+	size_t o = 0, left;
+
+	while (p < end) {
+		left = (size_t)(end - p);
+		if (left >= 3 && memcmp(p, "../", 3) == 0) {
+			p += 3;
+		} else if (left >= 2 && memcmp(p, "./", 2) == 0) {
+			p += 2;
+		} else if (left >= 3 && memcmp(p, "/./", 3) == 0) {
+			p += 2;
+		} else if (left == 2 && memcmp(p, "/.", 2) == 0) {
+			out[o++] = '/';
+			p = end;
+		} else if ((left >= 4 && memcmp(p, "/../", 4) == 0) ||
+			   (left == 3 && memcmp(p, "/..", 3) == 0)) {
+			/* Drop the last output segment and its '/'. */
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+			if (left == 3) {
+				out[o++] = '/';
+				p = end;
+			} else {
+				p += 3;
+			}
+		} else if ((left == 1 && p[0] == '.') ||
+			   (left == 2 && memcmp(p, "..", 2) == 0)) {
+			p = end;
+		} else {
+			/* One segment, with its leading '/' if any. */
+			do
+				out[o++] = *p++;
+			while (p < end && *p != '/');
+		}
+	}
+	return o;
+}
+
+/* Append s[0..n) to out, with bounds. */
+static bool
+put(char *out, size_t outlen, size_t *o, const char *s, size_t n)
+{
+	if (n >= outlen - *o)
+		return false;
+	memcpy(out + *o, s, n);
+	*o += n;
+	return true;
+}
+
+ssize_t
+tk_url_resolve(const char *base, const char *ref, char *out, size_t outlen)
+{
+	struct tk_url b;
+	const char *bpath, *bquery, *rpath, *rquery;
+	size_t reflen, i, auth_end, bplen, bqlen, rplen, rqlen, o = 0;
+	size_t dir, mlen;
+	char *merged;
+	bool ok;
+
+	if (outlen == 0 || tk_url_parse(base, strlen(base), &b) < 0)
+		return TK_EBADURL;
+	/* The fragment is ours alone: it is never sent. */
+	reflen = strcspn(ref, "#");
+	for (i = 0; i < reflen; i++)
+		if (!is_url_char((unsigned char)ref[i]))
+			return TK_EBADURL;
+
+	/* An absolute URL ("scheme:..."): as it is. */
+	if (reflen > 0 && is_alpha((unsigned char)ref[0])) {
+		for (i = 1; i < reflen && is_scheme_char((unsigned char)ref[i]);
+		     i++)
+			continue;
+		if (i < reflen && ref[i] == ':') {
+			if (!put(out, outlen, &o, ref, reflen))
+				return TK_ETOOBIG;
+			out[o] = '\0';
+			return (ssize_t)o;
+		}
+	}
+	/* A network-path reference ("//host/path"): the base's scheme. */
+	if (reflen >= 2 && ref[0] == '/' && ref[1] == '/') {
+		if (!put(out, outlen, &o, base, b.scheme.len + 1) ||
+		    !put(out, outlen, &o, ref, reflen))
+			return TK_ETOOBIG;
+		out[o] = '\0';
+		return (ssize_t)o;
+	}
+
+	/* Otherwise the base's scheme and authority, then path and query. */
+	auth_end = b.target.off;
+	bpath = base + b.target.off;
+	bplen = strcspn(bpath, "?#");
+	if (bplen > b.target.len)
+		bplen = b.target.len;
+	bquery = bpath + bplen;
+	bqlen = b.target.len - bplen;
+	rpath = ref;
+	rplen = strcspn(ref, "?#");
+	if (rplen > reflen)
+		rplen = reflen;
+	rquery = ref + rplen;
+	rqlen = reflen - rplen;
+
+	if (!put(out, outlen, &o, base, auth_end))
+		return TK_ETOOBIG;
+	if (rplen == 0) {
+		/* "?q" or "": the base's path, and its query unless replaced.
+		 */
+		if (!put(out, outlen, &o, bplen > 0 ? bpath : "/",
+			 bplen > 0 ? bplen : 1) ||
+		    !put(out, outlen, &o, rqlen > 0 ? rquery : bquery,
+			 rqlen > 0 ? rqlen : bqlen))
+			return TK_ETOOBIG;
+		out[o] = '\0';
+		return (ssize_t)o;
+	}
+
+	/* The path: the ref's, or merged with the base's directory. */
+	dir = 0;
+	if (rpath[0] != '/') {
+		for (i = 0; i < bplen; i++)
+			if (bpath[i] == '/')
+				dir = i + 1;
+	}
+	mlen = (rpath[0] != '/' && dir == 0 ? 1 : dir) + rplen;
+	merged = malloc(2 * mlen + 1);
+	if (merged == NULL)
+		return -ENOMEM;
+	if (rpath[0] != '/' && dir == 0) {
+		merged[0] = '/';
+		memcpy(merged + 1, rpath, rplen);
+	} else {
+		memcpy(merged, bpath, dir);
+		memcpy(merged + dir, rpath, rplen);
+	}
+	i = remove_dot_segments(merged, mlen, merged + mlen);
+	ok = put(out, outlen, &o, merged + mlen, i) &&
+	     put(out, outlen, &o, rquery, rqlen);
+	free(merged);
+	if (!ok)
+		return TK_ETOOBIG;
+	out[o] = '\0';
+	return (ssize_t)o;
 }

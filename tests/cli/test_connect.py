@@ -525,6 +525,59 @@ def test_idle_timeout_zero_is_accepted(pyserver):
     assert (p.returncode, p.stdout, p.stderr) == (0, b"ok\n", b"")
 
 
+def trickle_forever(c):
+    """Two bytes every 50ms until tcpkit goes away (bounded: 400 sends,
+    20s): a peer that keeps an idle timeout quiet for ever."""
+    for _ in range(400):
+        try:
+            c.sendall(b"x\n")
+        except OSError:
+            return "gone"
+        time.sleep(0.05)  # sleep-ok: pacing the trickle
+    return "still there"
+
+
+def test_max_time_cuts_a_trickling_peer(pyserver):
+    srv = peer(pyserver, trickle_forever)
+    t0 = time.monotonic()
+    p = run(["connect", "-i", "1", "--max-time", "800ms", "127.0.0.1",
+             str(srv.port)], input=b"")
+    took = time.monotonic() - t0
+    assert p.returncode == 75, p.stderr
+    assert p.stdout and p.stdout == b"x\n" * (len(p.stdout) // 2)
+    assert p.stderr == err_line(
+        "127.0.0.1:%d" % srv.port,
+        "max time (800ms) reached: sent 0 bytes, received %d"
+        % len(p.stdout))
+    assert 0.7 <= took < 6, took
+    assert srv.result() == "gone"
+
+
+def test_max_time_while_connecting(blackhole):
+    t0 = time.monotonic()
+    p = run(["connect", "-m", "500ms", "127.0.0.1", str(blackhole)],
+            input=b"")
+    took = time.monotonic() - t0
+    assert p.returncode == 75, p.stderr
+    assert p.stderr == err_line("127.0.0.1:%d" % blackhole,
+                                "max time (500ms) reached while connecting")
+    assert 0.4 <= took < 5, took
+
+
+def test_max_time_not_reached(pyserver):
+    srv = peer(pyserver, lambda c: c.sendall(b"ok\n"))
+    p = run(["connect", "--max-time", "10s", "127.0.0.1", str(srv.port)],
+            input=b"")
+    assert (p.returncode, p.stdout, p.stderr) == (0, b"ok\n", b"")
+
+
+def test_max_time_bad_value():
+    p = run(["connect", "--max-time", "soon", "127.0.0.1", "1"])
+    assert p.returncode == 64
+    assert p.stderr == usage("-m/--max-time needs a duration such as 10, "
+                             "1.5s or 250ms, not 'soon'")
+
+
 # --- addresses, families, source ---------------------------------------------
 
 def greet_with_peer_address(c):

@@ -1,16 +1,22 @@
 """tcpkit get: an HTTP/1.1 GET against real peers (raw-socket responders
 and Python's http.server), with a negative twin for every failure."""
 import hashlib
+import os
+import pty
 import random
+import re
 import http.server
+import tty
 import select
 import socket
+import ssl
 import subprocess
 import threading
 import time
 
 import pytest
 
+import tlscerts
 from conftest import TCPKIT, check_sanitizer, free_port, run
 
 UNKNOWN = "no-such-host.invalid"
@@ -315,6 +321,79 @@ def test_verbose_lines(pyserver):
     ]
 
 
+# A reason phrase a hostile server could use on a terminal: a C1 CSI
+# (U+009B, as UTF-8 and as a raw byte), bytes that are not UTF-8, a tab,
+# and text in UTF-8 that must stay readable.
+HOSTILE_REASON = b"OK \xc2\x9b2J \x9b31m \xff\xfe \xed\xa0\x80 a\tb caf\xc3\xa9 \xe2\x82\xac"
+ESCAPED_REASON = (b"OK \\xc2\\x9b2J \\x9b31m \\xff\\xfe \\xed\\xa0\\x80 a\\x09b "
+                  b"caf\xc3\xa9 \xe2\x82\xac")
+
+
+def test_verbose_escapes_the_status_line(pyserver):
+    srv = pyserver(responder(b"HTTP/1.1 200 " + HOSTILE_REASON + b"\r\n"
+                             b"Content-Length: 3\r\n\r\n\x9b\xffx"))
+    p = get(["-v", url(srv)])
+    assert p.returncode == 0, p.stderr
+    # The body is data: never escaped.
+    assert p.stdout == b"\x9b\xffx"
+    assert p.stderr.splitlines()[-1] == b"< HTTP/1.1 200 " + ESCAPED_REASON
+
+
+def test_fail_escapes_the_reason(pyserver):
+    srv = pyserver(responder(b"HTTP/1.1 404 " + HOSTILE_REASON + b"\r\n"
+                             b"Content-Length: 0\r\n\r\n"))
+    p = get(["-f", url(srv)])
+    assert p.returncode == 1
+    assert p.stderr == (b"tcpkit: get %s: server answered 404 "
+                        % url(srv).encode() + ESCAPED_REASON + b"\n")
+
+
+def run_on_tty(args):
+    """Run tcpkit with stdout on a raw pseudo-terminal (no CRLF
+    translation); returns (exit code, what the terminal got, stderr)."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    proc = subprocess.Popen([TCPKIT] + args, stdout=slave,
+                            stderr=subprocess.PIPE)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 1)
+        if not r:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            d = os.read(master, 65536)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not d:
+            break
+        out += d
+    os.close(master)
+    rc = proc.wait(TIMEOUT)
+    err = proc.stderr.read()
+    check_sanitizer(err)
+    return rc, out, err
+
+
+def test_include_on_a_terminal_escapes_the_head(pyserver):
+    head = (b"HTTP/1.1 200 " + HOSTILE_REASON + b"\r\n"
+            b"X-Evil: \x9d0;title\x9c \xc2\x9d \xf0\x9f\x98\x80\r\n"
+            b"Content-Length: 3\r\n\r\n")
+    srv = pyserver(responder(head + b"\x9b\xffx"))
+    rc, out, err = run_on_tty(["get", "-i", url(srv)])
+    assert rc == 0, err
+    assert out == (b"HTTP/1.1 200 " + ESCAPED_REASON + b"\r\n"
+                   b"X-Evil: \\x9d0;title\\x9c \\xc2\\x9d \xf0\x9f\x98\x80\r\n"
+                   b"Content-Length: 3\r\n\r\n\x9b\xffx")
+    # Into a pipe the head stays byte for byte what the server sent.
+    p = get(["-i", url(srv)])
+    ok(p)
+    assert p.stdout == head + b"\x9b\xffx"
+
+
 def test_interim_responses_are_skipped(pyserver):
     heads = (b"HTTP/1.1 100 Continue\r\n\r\n"
              b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n")
@@ -381,8 +460,10 @@ def test_fail_passes_success_and_redirects(pyserver):
     srv = pyserver(responder(b"HTTP/1.1 302 Found\r\nLocation: /x\r\n"
                              b"Content-Length: 5\r\n\r\nmoved"))
     p = get(["-f", url(srv)])
-    ok(p)
+    assert p.returncode == 0, p.stderr
     assert p.stdout == b"moved"
+    assert p.stderr.decode() == "tcpkit: get %s: 302 -> %s (use -L)\n" % (
+        url(srv), url(srv, "/x"))
 
 
 def test_reader_going_away_ends_quietly(pyserver):
@@ -541,6 +622,82 @@ def test_idle_timeout_counts_silence_not_total_time(pyserver):
     assert p.stdout == b"....."
 
 
+def trickler(first, piece, every=0.05, limit=400):
+    """A handler: send first, then piece every `every` seconds until the
+    client goes away (at most limit pieces: bounded in count and time)."""
+
+    def handler(conn, srv):
+        read_request(conn)
+        try:
+            conn.sendall(first)
+            for _ in range(limit):
+                conn.sendall(piece)
+                r, _, _ = select.select([conn], [], [], every)
+                if r and not conn.recv(65536):
+                    return  # tcpkit closed: the test is over
+        except OSError:
+            pass  # reset by tcpkit's close
+
+    return handler
+
+
+def test_max_time_cuts_a_1xx_storm(pyserver):
+    """1xx heads without end keep -t quiet: only --max-time ends it, and
+    the error says so."""
+    srv = pyserver(trickler(b"", b"HTTP/1.1 102 Processing\r\n\r\n"))
+    t0 = time.monotonic()
+    p = get(["-t", "10s", "--max-time", "1s", url(srv)])
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 75, p.stderr
+    assert p.stdout == b""
+    m = re.fullmatch(r"tcpkit: get %s: max time reached: 1xx responses for "
+                     r"1s \((\d+) of them\) and no final response\n"
+                     % re.escape(url(srv)), p.stderr.decode())
+    assert m, p.stderr
+    assert int(m.group(1)) >= 5
+    assert 0.9 <= elapsed < 8
+
+
+def test_max_time_cuts_a_trickled_body(pyserver):
+    srv = pyserver(trickler(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n"
+                            b"\r\n", b"x"))
+    p = get(["-m", "700ms", url(srv)])
+    assert p.returncode == 75, p.stderr
+    assert p.stdout and p.stdout == b"x" * len(p.stdout)
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: max time reached: body not complete within 700ms "
+        "(%d bytes received)\n" % (url(srv), len(p.stdout)))
+
+
+def test_max_time_cuts_endless_trailers(pyserver):
+    srv = pyserver(trickler(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
+                            b"\r\n\r\n3\r\nabc\r\n0\r\n",
+                            b"X-More: trailer\r\n"))
+    p = get(["--max-time", "700ms", url(srv)])
+    assert p.returncode == 75, p.stderr
+    assert p.stdout == b"abc"
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: max time reached: chunked body not complete within "
+        "700ms (3 bytes received)\n" % url(srv))
+
+
+def test_max_time_cuts_a_trickled_head(pyserver):
+    srv = pyserver(trickler(b"HTTP/1.1 200 OK\r\n", b"X-Slow: y\r\n"))
+    p = get(["--max-time", "700ms", url(srv)])
+    assert p.returncode == 75, p.stderr
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: max time reached: no complete response within "
+        "700ms\n" % url(srv))
+
+
+def test_max_time_not_reached(pyserver):
+    srv = pyserver(responder(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                             b"\r\nok"))
+    p = get(["--max-time", "10s", url(srv)])
+    ok(p)
+    assert p.stdout == b"ok"
+
+
 def full_listener():
     """A loopback listener whose accept queue is full: further SYNs are
     dropped, so a connect to it hangs until its timeout."""
@@ -648,6 +805,24 @@ def test_bad_framing(pyserver, headers):
     assert p.stderr.decode() == (
         "tcpkit: get %s: malformed HTTP response: bad Content-Length or "
         "Transfer-Encoding\n" % url(srv))
+
+
+@pytest.mark.parametrize("headers", [
+    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+    b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+    b"transfer-encoding: gzip\r\ncontent-length: 5\r\n",
+])
+def test_content_length_and_transfer_encoding_refused(pyserver, headers):
+    """RFC 9112 section 6.3: two framings in one response are an error,
+    not a choice; nothing of the body is written."""
+    srv = pyserver(responder(b"HTTP/1.1 200 OK\r\n" + headers
+                             + b"\r\n5\r\nhello\r\n0\r\n\r\n"))
+    p = get(["-i", url(srv)])
+    assert p.returncode == 76
+    assert p.stdout == b""
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: malformed HTTP response: both Content-Length and "
+        "Transfer-Encoding (RFC 9112 section 6.3)\n" % url(srv))
 
 
 @pytest.mark.parametrize("body", [
@@ -771,6 +946,10 @@ def test_bad_urls(u, why):
     (["--connect-timeout", "2d", "http://a/"], "-w/--connect-timeout needs a "
      "duration such as 10, 1.5s or 250ms, not '2d'"),
     (["-t", "25h", "http://a/"], "-t/--timeout must be at most 24h, not 25h"),
+    (["--max-time", "soon", "http://a/"], "-m/--max-time needs a duration "
+     "such as 10, 1.5s or 250ms, not 'soon'"),
+    (["-L", "--max-redirs", "-1", "http://a/"], "--max-redirs needs a "
+     "whole number, not '-1'"),
 ])
 def test_usage_errors(args, msg):
     p = get(args)
@@ -787,7 +966,277 @@ def test_help():
         out = p.stdout.decode()
         assert out.startswith("usage: tcpkit get [OPTIONS] URL\n")
         for word in ("--include", "--fail", "--verbose", "--connect-timeout",
-                     "--timeout", "-4", "-6", "Exit codes", "Examples",
+                     "--timeout", "--max-time", "--location", "--max-redirs",
+                     "--allow-https-downgrade", "-4", "-6", "Exit codes",
+                     "Examples",
                      "64", "68", "69", "75", "76"):
             assert word in out, word
         assert max(len(line) for line in out.splitlines()) <= 80
+
+
+# --- https: the end of a close-delimited body -------------------------------
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return tlscerts.make(str(tmp_path_factory.mktemp("certs")))
+
+
+def tls_responder(certs, response, close_notify):
+    """A handler: TLS handshake, read the request, send response, then
+    close with close_notify (unwrap) or with a bare FIN, as a truncation
+    attack (or a careless server) would."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs["srv"], certs["srv_key"])
+
+    def handler(conn, srv):
+        s = ctx.wrap_socket(conn, server_side=True)
+        srv.received.append(read_request(s))
+        s.sendall(response)
+        if close_notify:
+            s.unwrap()
+        else:
+            # SSLSocket.shutdown() drops the TLS layer first: FIN only.
+            s.shutdown(socket.SHUT_WR)
+            wait_client_close(s)
+        s.close()
+
+    return handler
+
+
+def https_url(srv, path="/"):
+    return "https://localhost:%d%s" % (srv.port, path)
+
+
+def test_https_close_delimited_body_without_close_notify(pyserver, certs):
+    body = b"no length, no chunks" * 10
+    srv = pyserver(tls_responder(certs, b"HTTP/1.1 200 OK\r\n\r\n" + body,
+                                 close_notify=False))
+    u = https_url(srv)
+    p = get(["--cacert", certs["ca"], u])
+    assert p.returncode == 76
+    assert p.stdout == body
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: truncated: no TLS close_notify after %d body "
+        "bytes\n" % (u, len(body)))
+
+
+def test_https_close_delimited_body_with_close_notify(pyserver, certs):
+    body = b"no length, no chunks" * 10
+    srv = pyserver(tls_responder(certs, b"HTTP/1.1 200 OK\r\n\r\n" + body,
+                                 close_notify=True))
+    p = get(["--cacert", certs["ca"], https_url(srv)])
+    ok(p)
+    assert p.stdout == body
+
+
+def test_https_framed_body_needs_no_close_notify(pyserver, certs):
+    """With Content-Length the framing says the body is whole: a bare FIN
+    after it is how most servers close, not an error."""
+    srv = pyserver(tls_responder(certs, b"HTTP/1.1 200 OK\r\n"
+                                 b"Content-Length: 3\r\n\r\nabc",
+                                 close_notify=False))
+    p = get(["--cacert", certs["ca"], https_url(srv)])
+    ok(p)
+    assert p.stdout == b"abc"
+
+
+# --- redirects -------------------------------------------------------------
+
+def router(routes):
+    """A handler answering by request path: routes maps a path to the
+    response bytes (a callable gets the server and returns them)."""
+
+    def handler(conn, srv):
+        req = read_request(conn)
+        srv.received.append(req)
+        path = req.split(b" ")[1].decode() if b" " in req else ""
+        resp = routes.get(path)
+        if callable(resp):
+            resp = resp(srv)
+        if resp is None:
+            resp = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+        conn.sendall(resp)
+        wait_client_close(conn)
+
+    return handler
+
+
+def moved(status, location, body=b"moved"):
+    return (b"HTTP/1.1 %d Elsewhere\r\nLocation: %s\r\nContent-Length: %d"
+            b"\r\n\r\n%s" % (status, location, len(body), body))
+
+
+FINAL = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+
+
+def test_redirect_without_location_option_says_where(pyserver):
+    srv = pyserver(router({"/a/start": moved(301, b"../b/c?x=1")}))
+    p = get([url(srv, "/a/start")])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"moved"
+    assert p.stderr.decode() == "tcpkit: get %s: 301 -> %s (use -L)\n" % (
+        url(srv, "/a/start"), url(srv, "/b/c?x=1"))
+    assert len(srv.received) == 1
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_location_follows_each_redirect_status(pyserver, status):
+    """A relative Location is resolved against the URL it came with; the
+    next request is a GET (303 asks for one; the others keep the
+    method, which is GET) to the new target."""
+    srv = pyserver(router({"/a/start": moved(status, b"../b/c?x=1#frag"),
+                           "/b/c?x=1": FINAL}))
+    for opt in ("-L", "--location"):
+        p = get([opt, url(srv, "/a/start")])
+        ok(p)
+        assert p.stdout == b"final"
+    srv.wait_handlers(4)
+    assert srv.received[1] == expected_request(
+        "/b/c?x=1", "127.0.0.1:%d" % srv.port)
+
+
+def test_location_across_hosts_and_chains(pyserver):
+    far = pyserver(router({"/end": FINAL}))
+    near = pyserver(router({
+        "/1": moved(302, b"/2"),
+        "/2": moved(307, b"http://localhost:%d/end" % far.port)}))
+    p = get(["-L", "-v", url(near, "/1")])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"final"
+    far.wait_handlers(1)
+    assert far.received[0] == expected_request("/end",
+                                               "localhost:%d" % far.port)
+    err = p.stderr.decode()
+    assert "redirected (302) to %s\n" % url(near, "/2") in err
+    assert "redirected (307) to http://localhost:%d/end\n" % far.port in err
+
+
+def test_location_with_include_shows_every_head(pyserver):
+    first = moved(301, b"/next", body=b"")
+    srv = pyserver(router({"/": first, "/next": FINAL}))
+    p = get(["-L", "-i", url(srv)])
+    ok(p)
+    assert p.stdout == first + FINAL
+
+
+def test_location_then_fail(pyserver):
+    srv = pyserver(router({"/": moved(302, b"/gone")}))
+    p = get(["-L", "-f", url(srv)])
+    assert p.returncode == 1
+    assert p.stdout == b""
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: server answered 404 Not Found\n"
+        % url(srv, "/gone"))
+
+
+def test_redirect_without_a_location_is_final(pyserver):
+    srv = pyserver(responder(b"HTTP/1.1 302 Found\r\nContent-Length: 4\r\n"
+                             b"\r\nhere"))
+    p = get(["-L", url(srv)])
+    ok(p)
+    assert p.stdout == b"here"
+
+
+def endless(srv):
+    n = len(srv.received)
+    return moved(302, b"/%d" % n)
+
+
+@pytest.mark.parametrize("args,follows", [([], 10), (["--max-redirs", "2"], 2),
+                                          (["--max-redirs=0"], 0)])
+def test_too_many_redirects(pyserver, args, follows):
+    srv = pyserver(router({"/%d" % i: endless for i in range(30)}))
+    p = get(["-L"] + args + [url(srv, "/0")])
+    assert p.returncode == 76
+    assert p.stdout == b""
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: too many redirects (more than --max-redirs %d); "
+        "the next was to %s\n" % (url(srv, "/%d" % follows), follows,
+                                   url(srv, "/%d" % (follows + 1))))
+    srv.wait_handlers(follows + 1)
+    assert len(srv.received) == follows + 1
+
+
+def test_max_time_covers_every_redirect(pyserver):
+    """Each hop is quick, but the chain has no end short of --max-redirs
+    1000: the deadline is for the whole chain, not for each hop."""
+    def slow_endless(srv):
+        time.sleep(0.1)  # sleep-ok: pacing the hops
+        return endless(srv)
+
+    srv = pyserver(router({"/%d" % i: slow_endless for i in range(200)}))
+    t0 = time.monotonic()
+    p = get(["-L", "--max-redirs", "1000", "--max-time", "1s",
+             url(srv, "/0")])
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 75, p.stderr
+    assert re.fullmatch(r"tcpkit: get http://127\.0\.0\.1:%d/\d+: max time "
+                        r"(\(1s\) reached|reached: no complete response "
+                        r"within 1s)\n" % srv.port, p.stderr.decode()), \
+        p.stderr
+    assert 3 <= len(srv.received) <= 12
+    assert 0.9 <= elapsed < 8
+
+
+def test_redirect_to_a_malformed_location(pyserver):
+    srv = pyserver(router({"/": moved(301, b"/caf\xc3\xa9 \x9b")}))
+    p = get([url(srv)])
+    assert p.returncode == 0
+    # Not a URL (a space, raw UTF-8): shown as sent, escaped for the
+    # terminal.
+    assert p.stderr == (b"tcpkit: get %s: 301 -> /caf\xc3\xa9 \\x9b (use -L)\n"
+                        % url(srv).encode())
+    p = get(["-L", url(srv)])
+    assert p.returncode == 76
+    assert p.stdout == b""
+    assert p.stderr == ("tcpkit: get %s: 301 redirect to a malformed "
+                        "Location '/caf" % url(srv)).encode() + \
+        b"\xc3\xa9 \\x9b'\n"
+
+
+def test_redirect_to_another_scheme_refused(pyserver):
+    srv = pyserver(router({"/": moved(302, b"ftp://127.0.0.1/file")}))
+    p = get(["-L", url(srv)])
+    assert p.returncode == 76
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: redirect to 'ftp://127.0.0.1/file' refused: not "
+        "http or https\n" % url(srv))
+
+
+def tls_router(certs, routes):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs["srv"], certs["srv_key"])
+    inner = router(routes)
+
+    def handler(conn, srv):
+        with ctx.wrap_socket(conn, server_side=True) as s:
+            inner(s, srv)
+
+    return handler
+
+
+def test_https_to_http_redirect_refused_unless_asked(pyserver, certs):
+    plain = pyserver(router({"/clear": FINAL}))
+    secure = pyserver(tls_router(certs, {
+        "/": moved(301, b"http://127.0.0.1:%d/clear" % plain.port)}))
+    u = https_url(secure)
+    p = get(["-L", "--cacert", certs["ca"], u])
+    assert p.returncode == 76
+    assert p.stdout == b""
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: redirect from https to http refused: "
+        "http://127.0.0.1:%d/clear (use --allow-https-downgrade)\n"
+        % (u, plain.port))
+    assert plain.received == []
+    p = get(["-L", "--allow-https-downgrade", "--cacert", certs["ca"], u])
+    ok(p)
+    assert p.stdout == b"final"
+
+
+def test_http_to_https_redirect_uses_the_tls_options(pyserver, certs):
+    secure = pyserver(tls_router(certs, {"/s": FINAL}))
+    plain = pyserver(router({
+        "/": moved(308, b"https://localhost:%d/s" % secure.port)}))
+    p = get(["-L", "--cacert", certs["ca"], url(plain)])
+    ok(p)
+    assert p.stdout == b"final"

@@ -311,6 +311,30 @@ def test_idle_timeout_zero_waits(pyserver):
     assert (p.returncode, p.stdout, p.stderr) == (0, b"late answer\n", b"")
 
 
+def test_max_time_cuts_a_trickling_server(pyserver):
+    """The idle timeout never fires on a server that answers a byte at a
+    time without end; --max-time ends the exchange."""
+    srv = peer(pyserver, test_connect.trickle_forever)
+    t0 = time.monotonic()
+    p = run(["send", "--max-time", "700ms", "127.0.0.1", str(srv.port),
+             "x"])
+    took = time.monotonic() - t0
+    assert p.returncode == 75, p.stderr
+    assert p.stdout and p.stdout == b"x\n" * (len(p.stdout) // 2)
+    assert p.stderr == send_err(
+        "127.0.0.1:%d" % srv.port,
+        "max time (700ms) reached: sent 1 bytes, received %d"
+        % len(p.stdout))
+    assert 0.6 <= took < 6, took
+    assert srv.result() == "gone"
+
+
+def test_max_time_not_reached(pyserver):
+    srv = peer(pyserver, reply_after_eof())
+    p = run(["send", "-m", "10", "127.0.0.1", str(srv.port), "Hey!"])
+    assert (p.returncode, p.stdout, p.stderr) == (0, b"got [Hey!]\n", b"")
+
+
 def test_idle_timeout_one_second_gives_up_on_the_same_server(pyserver):
     """The twin of -i 0: the same slow server, and -i 1 gives up."""
     srv = peer(pyserver, slow_answer)

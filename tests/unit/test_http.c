@@ -438,11 +438,27 @@ Test(http_framing, chunked)
 	expect_kind(200,
 		    "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
 		    TK_HTTP_BODY_CHUNKED);
-	/* Transfer-Encoding overrides Content-Length. */
-	expect_kind(200, "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
-		    TK_HTTP_BODY_CHUNKED);
-	expect_kind(200, "Content-Length: x\r\nTransfer-Encoding: chunked\r\n",
-		    TK_HTTP_BODY_CHUNKED);
+}
+
+/* RFC 9112 section 6.3: both framings in one response is an error. */
+Test(http_framing, content_length_and_transfer_encoding)
+{
+	enum tk_http_body kind;
+	uint64_t len;
+
+	expect_bad("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n");
+	expect_bad("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n");
+	expect_bad("Content-Length: x\r\nTransfer-Encoding: chunked\r\n");
+	expect_bad("transfer-encoding: gzip\r\ncontent-length: 3\r\n");
+	expect_bad("Transfer-Encoding: identity\r\nContent-Length: 3\r\n");
+	cr_assert_eq(frame(0, 200,
+			   "Transfer-Encoding: chunked\r\n"
+			   "Content-Length: 5\r\n",
+			   false, &kind, &len),
+		     TK_EHTTP);
+	/* Responses without a body are not read, so not refused either. */
+	expect_kind(304, "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+		    TK_HTTP_BODY_NONE);
 }
 
 Test(http_framing, not_chunked_last)
@@ -453,8 +469,7 @@ Test(http_framing, not_chunked_last)
 	expect_kind(200,
 		    "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
 		    TK_HTTP_BODY_CLOSE);
-	expect_kind(200, "Transfer-Encoding: identity\r\nContent-Length: 3\r\n",
-		    TK_HTTP_BODY_CLOSE);
+	expect_kind(200, "Transfer-Encoding: identity\r\n", TK_HTTP_BODY_CLOSE);
 }
 
 Test(http_framing, transfer_encoding_in_http10)
@@ -463,10 +478,8 @@ Test(http_framing, transfer_encoding_in_http10)
 	uint64_t len;
 
 	/* Faulty framing (RFC 9112 section 6.1): read to the close. */
-	cr_assert_eq(frame(0, 200,
-			   "Transfer-Encoding: chunked\r\n"
-			   "Content-Length: 5\r\n",
-			   false, &kind, &len),
+	cr_assert_eq(frame(0, 200, "Transfer-Encoding: chunked\r\n", false,
+			   &kind, &len),
 		     0);
 	cr_assert_eq(kind, TK_HTTP_BODY_CLOSE);
 	cr_assert_eq(frame(0, 200, "Content-Length: 5\r\n", false, &kind, &len),

@@ -1,4 +1,5 @@
-/* test_url.c: tk_url_parse(), the URLs `tcpkit get` accepts and refuses. */
+/* test_url.c: tk_url_parse(), the URLs `tcpkit get` accepts and refuses,
+ * and tk_url_resolve(), how a Location is followed. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,4 +283,119 @@ Test(url, prefixes_and_mutations)
 				check_sane(&u, n);
 		}
 	}
+}
+
+/* tk_url_resolve(): Location values against the URL they came with. */
+static void
+resolves(const char *base, const char *ref, const char *want)
+{
+	char out[256];
+	ssize_t n = tk_url_resolve(base, ref, out, sizeof(out));
+
+	cr_assert_eq(n, (ssize_t)strlen(want), "%s + \"%s\": %zd", base, ref,
+		     n);
+	cr_assert_str_eq(out, want, "%s + \"%s\"", base, ref);
+}
+
+/* RFC 3986 section 5.4.1, with our base and the fragment dropped. */
+Test(url_resolve, rfc3986_normal)
+{
+	static const char *const cases[][2] = {
+		{ "g:h", "g:h" },
+		{ "g", "http://a/b/c/g" },
+		{ "./g", "http://a/b/c/g" },
+		{ "g/", "http://a/b/c/g/" },
+		{ "/g", "http://a/g" },
+		{ "//g", "http://g" },
+		{ "?y", "http://a/b/c/d;p?y" },
+		{ "g?y", "http://a/b/c/g?y" },
+		{ "#s", "http://a/b/c/d;p?q" },
+		{ "g#s", "http://a/b/c/g" },
+		{ "g?y#s", "http://a/b/c/g?y" },
+		{ ";x", "http://a/b/c/;x" },
+		{ "g;x", "http://a/b/c/g;x" },
+		{ "g;x?y#s", "http://a/b/c/g;x?y" },
+		{ "", "http://a/b/c/d;p?q" },
+		{ ".", "http://a/b/c/" },
+		{ "./", "http://a/b/c/" },
+		{ "..", "http://a/b/" },
+		{ "../", "http://a/b/" },
+		{ "../g", "http://a/b/g" },
+		{ "../..", "http://a/" },
+		{ "../../", "http://a/" },
+		{ "../../g", "http://a/g" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		resolves("http://a/b/c/d;p?q", cases[i][0], cases[i][1]);
+}
+
+/* RFC 3986 section 5.4.2. */
+Test(url_resolve, rfc3986_abnormal)
+{
+	static const char *const cases[][2] = {
+		{ "../../../g", "http://a/g" },
+		{ "../../../../g", "http://a/g" },
+		{ "/./g", "http://a/g" },
+		{ "/../g", "http://a/g" },
+		{ "g.", "http://a/b/c/g." },
+		{ ".g", "http://a/b/c/.g" },
+		{ "g..", "http://a/b/c/g.." },
+		{ "..g", "http://a/b/c/..g" },
+		{ "./../g", "http://a/b/g" },
+		{ "./g/.", "http://a/b/c/g/" },
+		{ "g/./h", "http://a/b/c/g/h" },
+		{ "g/../h", "http://a/b/c/h" },
+		{ "g;x=1/./y", "http://a/b/c/g;x=1/y" },
+		{ "g;x=1/../y", "http://a/b/c/y" },
+		{ "g?y/./x", "http://a/b/c/g?y/./x" },
+		{ "g?y/../x", "http://a/b/c/g?y/../x" },
+		{ "g#s/./x", "http://a/b/c/g" },
+		{ "http:g", "http:g" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		resolves("http://a/b/c/d;p?q", cases[i][0], cases[i][1]);
+}
+
+Test(url_resolve, bases_with_ports_v6_and_no_path)
+{
+	resolves("http://h", "g", "http://h/g");
+	resolves("http://h?x", "?y", "http://h/?y");
+	resolves("http://h?x", "", "http://h/?x");
+	resolves("http://h:8080/a/b#frag", "c", "http://h:8080/a/c");
+	resolves("https://[::1]:8443/a/", "../x?q=1",
+		 "https://[::1]:8443/x?q=1");
+	resolves("https://h/a", "//other:81/p", "https://other:81/p");
+	resolves("https://h/a", "http://evil.example/", "http://evil.example/");
+	resolves("http://h/a", "/b%20c", "http://h/b%20c");
+}
+
+Test(url_resolve, refused)
+{
+	char out[32];
+
+	cr_assert_eq(tk_url_resolve("nonsense", "/x", out, sizeof(out)),
+		     TK_EBADURL);
+	cr_assert_eq(tk_url_resolve("http://h/", "/a b", out, sizeof(out)),
+		     TK_EBADURL);
+	cr_assert_eq(
+		tk_url_resolve("http://h/", "/a\r\nX: y", out, sizeof(out)),
+		TK_EBADURL);
+	cr_assert_eq(tk_url_resolve("http://h/", "/\xc3\xa9", out, sizeof(out)),
+		     TK_EBADURL);
+	/* Exactly fits (with the NUL), then one byte short. */
+	cr_assert_eq(tk_url_resolve("http://h/", "/0123456789abcdefghijkl", out,
+				    sizeof(out)),
+		     31);
+	cr_assert_eq(tk_url_resolve("http://h/", "/0123456789abcdefghijklm",
+				    out, sizeof(out)),
+		     TK_ETOOBIG);
+	cr_assert_eq(tk_url_resolve("http://h/",
+				    "../../0123456789abcdefghijklm", out,
+				    sizeof(out)),
+		     TK_ETOOBIG);
+	cr_assert_eq(tk_url_resolve("http://h/", "?0123456789abcdefghijklmn",
+				    out, sizeof(out)),
+		     TK_ETOOBIG);
 }
