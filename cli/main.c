@@ -137,6 +137,8 @@ print_overview(FILE *f)
 		"  -h  --help             every command\n"
 		"  -i  --idle-timeout     connect send serve\n"
 		"      --include          get (as in curl)\n"
+		"  -L  --location         get (as in curl)\n"
+		"  -m  --max-time         connect send get (as in curl)\n"
 		"  -n  --count            bench\n"
 		"  -p  --port             serve\n"
 		"  -q  --quiet            serve bench\n"
