@@ -12,57 +12,28 @@
 
 #include "cli.h"
 
+/* The exit status of a failure: from its class, in one place. */
 int
 cli_exit_code(int err)
 {
-	switch (err) {
-	case 0:
+	switch (tk_err_class(err)) {
+	case TK_CLASS_NONE:
 		return CLI_EXIT_OK;
-	case TK_ENOHOST:
-	case TK_ENODATA:
-	case TK_EAGAINDNS:
-	case TK_ERESOLVE:
+	case TK_CLASS_USAGE:
+		return CLI_EXIT_USAGE;
+	case TK_CLASS_RESOLVE:
 		return CLI_EXIT_NOHOST;
-	case -ECONNREFUSED:
-	case -ENETUNREACH:
-	case -EHOSTUNREACH:
-	case -EHOSTDOWN:
-	case -ENETDOWN:
-	case -EADDRNOTAVAIL:
-	case -ECONNRESET:
-	case -ECONNABORTED:
+	case TK_CLASS_REFUSED:
 		return CLI_EXIT_UNAVAILABLE;
-	case -ETIMEDOUT:
-	case TK_ETIMEDOUT:
-	case TK_ECONNTIMEDOUT:
-	case TK_EIDLE:
-	case TK_EHANDSHAKETIMEDOUT:
+	case TK_CLASS_TIMEOUT:
 		return CLI_EXIT_TIMEOUT;
-	case TK_EPROTO:
-	case TK_EHTTP:
-	case TK_ETRUNCATED:
-	case TK_ELINETOOLONG:
-	case TK_ETOOBIG:
-	case TK_ETLS:
-	case TK_ETLSHANDSHAKE:
-	case TK_ETLSVERIFY:
-	case TK_ETLSNAME:
-	case TK_ETLSEXPIRED:
-	case TK_ETLSPIN:
-	case TK_ETLSVERSION:
-	case TK_ETLSCERTREQUIRED:
-	case TK_ETLSPEERREJECT:
-	case TK_ETLSPLAIN:
+	case TK_CLASS_TLS:
+	case TK_CLASS_PROTOCOL:
 		return CLI_EXIT_PROTOCOL;
-	case TK_ETLSCONFIG:
-		return CLI_EXIT_USAGE;
-	case TK_EBADADDR:
-	case TK_EBADPORT:
-	case TK_EBADURL:
-		return CLI_EXIT_USAGE;
-	default:
-		return CLI_EXIT_OTHER;
+	case TK_CLASS_IO:
+		break;
 	}
+	return CLI_EXIT_OTHER;
 }
 
 static enum cli_log_format log_format = CLI_LOG_TEXT;

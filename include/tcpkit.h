@@ -33,43 +33,66 @@ const char *tk_backend_name(void);
  * parsing, 3300s TLS.  One list generates the enum,
  * tk_strerror() and tk_err_name(), so they cannot drift apart.
  */
+/*
+ * Each error: its name, value, class (what kind of failure: a program maps
+ * the class to its exit status) and text.
+ */
 #define TK_ERRNO_MAP(X)                                                        \
-	X(EOF, -4095, "end of stream")                                         \
-	X(ENOHOST, -3001, "host not found")                                    \
-	X(ENODATA, -3002, "host has no address of the requested family")       \
-	X(EAGAINDNS, -3003, "temporary failure in name resolution")            \
-	X(ERESOLVE, -3004, "name resolution failed")                           \
-	X(ETIMEDOUT, -3101, "timed out")                                       \
-	X(ECONNTIMEDOUT, -3102, "connect timed out")                           \
-	X(EIDLE, -3103, "idle timeout")                                        \
-	X(ELINETIMEOUT, -3104, "line timeout")                                 \
-	X(EHANDSHAKETIMEDOUT, -3105, "TLS handshake timed out")                \
-	X(EPROTO, -3201, "protocol error")                                     \
-	X(ELINETOOLONG, -3202, "line too long")                                \
-	X(EBADADDR, -3203, "malformed address")                                \
-	X(EBADPORT, -3204, "malformed port")                                   \
-	X(EBADURL, -3205, "malformed URL")                                     \
-	X(EHTTP, -3206, "malformed HTTP response")                             \
-	X(ETRUNCATED, -3207, "connection closed before the end of the data")   \
-	X(ETOOBIG, -3208, "size limit exceeded")                               \
-	X(ETLS, -3301, "TLS error")                                            \
-	X(ETLSHANDSHAKE, -3302, "TLS handshake failure")                       \
-	X(ETLSVERIFY, -3303, "certificate from an untrusted issuer")           \
-	X(ETLSNAME, -3304, "certificate name mismatch")                        \
-	X(ETLSEXPIRED, -3305, "certificate expired or not yet valid")          \
-	X(ETLSPIN, -3306, "certificate pin mismatch")                          \
-	X(ETLSVERSION, -3307, "TLS protocol version not accepted")             \
-	X(ETLSCERTREQUIRED, -3308, "client certificate required")              \
-	X(ETLSPEERREJECT, -3309, "the peer rejected our certificate")          \
-	X(ETLSCONFIG, -3310, "bad TLS configuration")                          \
-	X(ETLSPLAIN, -3311, "the peer does not speak TLS")
+	X(EOF, -4095, IO, "end of stream")                                     \
+	X(ENOHOST, -3001, RESOLVE, "host not found")                           \
+	X(ENODATA, -3002, RESOLVE,                                             \
+	  "host has no address of the requested family")                       \
+	X(EAGAINDNS, -3003, RESOLVE, "temporary failure in name resolution")   \
+	X(ERESOLVE, -3004, RESOLVE, "name resolution failed")                  \
+	X(ETIMEDOUT, -3101, TIMEOUT, "timed out")                              \
+	X(ECONNTIMEDOUT, -3102, TIMEOUT, "connect timed out")                  \
+	X(EIDLE, -3103, TIMEOUT, "idle timeout")                               \
+	X(ELINETIMEOUT, -3104, TIMEOUT, "line timeout")                        \
+	X(EHANDSHAKETIMEDOUT, -3105, TIMEOUT, "TLS handshake timed out")       \
+	X(EPROTO, -3201, PROTOCOL, "protocol error")                           \
+	X(ELINETOOLONG, -3202, PROTOCOL, "line too long")                      \
+	X(EBADADDR, -3203, USAGE, "malformed address")                         \
+	X(EBADPORT, -3204, USAGE, "malformed port")                            \
+	X(EBADURL, -3205, USAGE, "malformed URL")                              \
+	X(EHTTP, -3206, PROTOCOL, "malformed HTTP response")                   \
+	X(ETRUNCATED, -3207, PROTOCOL,                                         \
+	  "connection closed before the end of the data")                      \
+	X(ETOOBIG, -3208, PROTOCOL, "size limit exceeded")                     \
+	X(ETLS, -3301, TLS, "TLS error")                                       \
+	X(ETLSHANDSHAKE, -3302, TLS, "TLS handshake failure")                  \
+	X(ETLSVERIFY, -3303, TLS, "certificate from an untrusted issuer")      \
+	X(ETLSNAME, -3304, TLS, "certificate name mismatch")                   \
+	X(ETLSEXPIRED, -3305, TLS, "certificate expired or not yet valid")     \
+	X(ETLSPIN, -3306, TLS, "certificate pin mismatch")                     \
+	X(ETLSVERSION, -3307, TLS, "TLS protocol version not accepted")        \
+	X(ETLSCERTREQUIRED, -3308, TLS, "client certificate required")         \
+	X(ETLSPEERREJECT, -3309, TLS, "the peer rejected our certificate")     \
+	X(ETLSCONFIG, -3310, USAGE, "bad TLS configuration")                   \
+	X(ETLSPLAIN, -3311, TLS, "the peer does not speak TLS")
 
 enum tk_errno {
-#define TK__ERR_ENUM(name, value, text) TK_##name = (value),
+#define TK__ERR_ENUM(name, value, class, text) TK_##name = (value),
 	TK_ERRNO_MAP(TK__ERR_ENUM)
 #undef TK__ERR_ENUM
 };
 
+/*
+ * What kind of failure an error is.  TK_* codes carry theirs in
+ * TK_ERRNO_MAP; a system error (-errno) is REFUSED for a peer that is
+ * unreachable, refuses or resets, TIMEOUT for -ETIMEDOUT, IO otherwise.
+ */
+enum tk_err_class {
+	TK_CLASS_NONE,	   /* 0: no error */
+	TK_CLASS_USAGE,	   /* a bad argument: address, URL, configuration */
+	TK_CLASS_RESOLVE,  /* a name that does not resolve */
+	TK_CLASS_REFUSED,  /* refused, unreachable, reset */
+	TK_CLASS_TIMEOUT,  /* a deadline passed */
+	TK_CLASS_TLS,	   /* TLS: handshake, verification, version */
+	TK_CLASS_PROTOCOL, /* the peer broke the protocol, or cut it short */
+	TK_CLASS_IO,	   /* anything else the system reports */
+};
+
+enum tk_err_class tk_err_class(int err);
 /* A description of err (TK_* or -errno); never NULL, static storage. */
 const char *tk_strerror(int err);
 /* The symbolic name of err ("ECONNREFUSED", "ENOHOST"); never NULL. */

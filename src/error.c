@@ -16,7 +16,7 @@ tk_strerror(int err)
 	const char *s;
 
 	switch (err) {
-#define TK__ERR_TEXT(name, value, text)                                        \
+#define TK__ERR_TEXT(name, value, class, text)                                 \
 	case TK_##name:                                                        \
 		return text;
 		TK_ERRNO_MAP(TK__ERR_TEXT)
@@ -75,7 +75,7 @@ tk_err_name(int err)
 	const char *s;
 
 	switch (err) {
-#define TK__ERR_NAME(name, value, text)                                        \
+#define TK__ERR_NAME(name, value, class, text)                                 \
 	case TK_##name:                                                        \
 		return #name;
 		TK_ERRNO_MAP(TK__ERR_NAME)
@@ -85,4 +85,31 @@ tk_err_name(int err)
 	}
 	s = err < 0 ? sys_errno_name(-err) : NULL;
 	return s != NULL ? s : "EUNKNOWN";
+}
+
+enum tk_err_class
+tk_err_class(int err)
+{
+	switch (err) {
+	case 0:
+		return TK_CLASS_NONE;
+#define TK__ERR_CLASS(name, value, class, text)                                \
+	case TK_##name:                                                        \
+		return TK_CLASS_##class;
+		TK_ERRNO_MAP(TK__ERR_CLASS)
+#undef TK__ERR_CLASS
+	case -ECONNREFUSED:
+	case -ENETUNREACH:
+	case -EHOSTUNREACH:
+	case -EHOSTDOWN:
+	case -ENETDOWN:
+	case -EADDRNOTAVAIL:
+	case -ECONNRESET:
+	case -ECONNABORTED:
+		return TK_CLASS_REFUSED;
+	case -ETIMEDOUT:
+		return TK_CLASS_TIMEOUT;
+	default:
+		return TK_CLASS_IO;
+	}
 }

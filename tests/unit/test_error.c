@@ -7,10 +7,11 @@
 
 Test(error, every_tk_code_has_text_and_name)
 {
-#define CHECK(name, value, text)                                               \
+#define CHECK(name, value, class, text)                                        \
 	cr_expect_str_eq(tk_strerror(TK_##name), text);                        \
 	cr_expect_str_eq(tk_err_name(TK_##name), #name);                       \
-	cr_expect_lt(TK_##name, -3000);
+	cr_expect_lt(TK_##name, -3000);                                        \
+	cr_expect_eq(tk_err_class(TK_##name), TK_CLASS_##class);
 	TK_ERRNO_MAP(CHECK)
 #undef CHECK
 }
@@ -18,7 +19,7 @@ Test(error, every_tk_code_has_text_and_name)
 Test(error, codes_are_distinct_and_clear_of_errno)
 {
 	static const int codes[] = {
-#define LIST(name, value, text) TK_##name,
+#define LIST(name, value, class, text) TK_##name,
 		TK_ERRNO_MAP(LIST)
 #undef LIST
 	};
@@ -46,6 +47,23 @@ Test(error, unknown_codes_still_give_text)
 	cr_expect_str_eq(tk_strerror(-99999), "unknown error");
 	cr_expect_str_eq(tk_err_name(-99999), "EUNKNOWN");
 	cr_expect_str_eq(tk_strerror(12345), "unknown error");
+}
+
+/* The class a program maps to its exit status, for system errors too. */
+Test(error, classes)
+{
+	cr_expect_eq(tk_err_class(0), TK_CLASS_NONE);
+	cr_expect_eq(tk_err_class(TK_ENOHOST), TK_CLASS_RESOLVE);
+	cr_expect_eq(tk_err_class(-ECONNREFUSED), TK_CLASS_REFUSED);
+	cr_expect_eq(tk_err_class(-ECONNRESET), TK_CLASS_REFUSED);
+	cr_expect_eq(tk_err_class(-EHOSTUNREACH), TK_CLASS_REFUSED);
+	cr_expect_eq(tk_err_class(-ETIMEDOUT), TK_CLASS_TIMEOUT);
+	cr_expect_eq(tk_err_class(TK_EIDLE), TK_CLASS_TIMEOUT);
+	cr_expect_eq(tk_err_class(TK_ETLSNAME), TK_CLASS_TLS);
+	cr_expect_eq(tk_err_class(TK_ETRUNCATED), TK_CLASS_PROTOCOL);
+	cr_expect_eq(tk_err_class(TK_EBADURL), TK_CLASS_USAGE);
+	cr_expect_eq(tk_err_class(-EIO), TK_CLASS_IO);
+	cr_expect_eq(tk_err_class(-99999), TK_CLASS_IO);
 }
 
 Test(error, version)
