@@ -11,7 +11,7 @@ RUN_ARGS   ?= serve
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps deps-build deps-test build run test stress bench bench-full tls-audit install format \
+.PHONY: all deps deps-build deps-test build run test stress bench bench-full tls-audit install uninstall format \
 	format-check examples clean
 
 all: build
@@ -81,10 +81,16 @@ tls-audit: build
 	/usr/bin/python3 tests/tls/audit.py --tcpkit $(BUILD)/tcpkit \
 		--doc docs/tls.md
 
+# Into PREFIX (/usr/local), or staged under DESTDIR.  ldconfig is run when
+# the library lands where the dynamic linker looks (cmake/ldconfig.cmake).
 install: build
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
-	$(CMAKE) --install $(BUILD)
+	DESTDIR="$(DESTDIR)" $(CMAKE) --install $(BUILD)
+
+# Removes what the installs from $(BUILD) wrote, and nothing else.
+uninstall:
+	DESTDIR="$(DESTDIR)" $(CMAKE) -DBUILD=$(BUILD) -P cmake/uninstall.cmake
 
 format:
 	clang-format -i $(FORMAT_FILES)

@@ -1,4 +1,5 @@
 /* main.c: the tcpkit program's entry point and subcommand table. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,9 +15,11 @@ static const char help_help[] =
 	"Without COMMAND, list the commands and exit codes; with one, show its\n"
 	"options.  `tcpkit COMMAND --help` does the same.\n";
 
-static const char version_help[] = "usage: tcpkit version\n"
-				   "\n"
-				   "Print tcpkit's version.\n";
+static const char version_help[] =
+	"usage: tcpkit version\n"
+	"\n"
+	"Print tcpkit's version, the OpenSSL it was built with and the one it\n"
+	"runs with, and the event backend.  `tcpkit --version` does the same.\n";
 
 static const struct cli_command commands[] = {
 	{ "resolve", cmd_resolve, "print every address of a host name",
@@ -107,10 +110,23 @@ cmd_help(int argc, char **argv)
 static int
 cmd_version(int argc, char **argv)
 {
-	(void)argv;
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+			  strcmp(argv[1], "-h") == 0))
+		return cli_help("version");
 	if (argc > 1)
 		return cli_usage("version", "too many arguments");
-	printf("tcpkit %s\n", tk_version());
+	printf("tcpkit %s\n"
+	       "OpenSSL (built with): %s\n"
+	       "OpenSSL (running): %s\n"
+	       "event backend: %s\n",
+	       tk_version(), tk_tls_built_version(), tk_tls_runtime_version(),
+	       tk_backend_name());
+	/* Piped into a closed reader or a full disk: say so, not exit 0. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		cli_error("version", "stdout", "%s",
+			  strerror(errno ? errno : EIO));
+		return CLI_EXIT_OTHER;
+	}
 	return 0;
 }
 

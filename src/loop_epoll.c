@@ -5,6 +5,12 @@
 
 #include "internal.h"
 
+const char *
+tk_backend_name(void)
+{
+	return "epoll";
+}
+
 /* Hang-ups come with EPOLLRDHUP too, so a half-close is seen as readable. */
 static uint32_t
 to_epoll(unsigned events)
