@@ -88,9 +88,10 @@ install: build
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
 	DESTDIR="$(DESTDIR)" $(CMAKE) --install $(BUILD)
 
-# Removes what the installs from $(BUILD) wrote, and nothing else.
+# Removes what the installs from $(BUILD) wrote (under the DESTDIR they
+# used), and nothing else.
 uninstall:
-	DESTDIR="$(DESTDIR)" $(CMAKE) -DBUILD=$(BUILD) -P cmake/uninstall.cmake
+	$(CMAKE) -DBUILD=$(BUILD) -P cmake/uninstall.cmake
 
 format:
 	clang-format -i $(FORMAT_FILES)

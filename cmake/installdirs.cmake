@@ -1,7 +1,8 @@
 # installdirs.cmake: run first at install time: note which of the install
 # directories do not exist yet, so that `make uninstall` removes those it made
-# (when empty again) and no others.  Input: TK_DIRS (relative to the prefix),
-# TK_RECORD (the file, kept across installs until an uninstall).
+# (when empty again) and no others; and the DESTDIR, which install_manifest.txt
+# leaves out.  Input: TK_DIRS (relative to the prefix), TK_RECORD (the file,
+# kept across installs until an uninstall).
 set(_tk_new)
 if(EXISTS "${TK_RECORD}")
 	file(STRINGS "${TK_RECORD}" _tk_new)
@@ -20,3 +21,4 @@ endforeach()
 list(REMOVE_DUPLICATES _tk_new)
 string(REPLACE ";" "\n" _tk_new "${_tk_new}")
 file(WRITE "${TK_RECORD}" "${_tk_new}\n")
+file(WRITE "${TK_RECORD}.destdir" "$ENV{DESTDIR}")

@@ -2,11 +2,12 @@
 # Commands and options are read from the program's own help, so they follow
 # it; installed as .../bash-completion/completions/tcpkit.
 
-# The option names of `tcpkit CMD --help` (or of `tcpkit --help`).
+# The option names of `tcpkit CMD --help`: those that start a line of it or
+# follow a comma there ("-p, --port PORT"), not those named in passing.
 _tcpkit_options()
 {
 	"$1" ${2:+"$2"} --help 2>/dev/null |
-		grep -oE -- '(^|[ ,])--?[[:alnum:]][[:alnum:]-]*' | tr -d ' ,' |
+		grep -oE -- '(^ +|, )--?[[:alnum:]][[:alnum:]-]*' | tr -d ' ,' |
 		sort -u
 }
 
