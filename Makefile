@@ -11,7 +11,7 @@ RUN_ARGS   ?= serve
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps deps-build deps-test build run test stress bench bench-full tls-audit install uninstall format \
+.PHONY: all deps deps-build deps-test build run test stress bench bench-full tls-audit install uninstall deb format \
 	format-check examples clean
 
 all: build
@@ -21,7 +21,7 @@ all: build
 # system alone.
 DEPS ?= check
 deps: deps-test
-deps-build deps-test:
+deps-build deps-test deps-pkg:
 ifneq ($(DEPS),skip)
 	@./scripts/deps $(@:deps-%=%)
 endif
@@ -92,6 +92,22 @@ install: build
 # used), and nothing else.
 uninstall:
 	$(CMAKE) -DBUILD=$(BUILD) -P cmake/uninstall.cmake
+
+# The Debian packages tcpkit, libtcpkit0 and libtcpkit-dev (debian/), into
+# $(DEB_OUT), checked with lintian (errors fail).  Built from a copy of the
+# tree, as dpkg-buildpackage writes beside the source and into debian/.
+DEB_OUT ?= build-deb
+deb: deps-pkg
+	rm -rf $(DEB_OUT) && mkdir -p $(DEB_OUT)/src/tcpkit
+	{ git ls-files -co --exclude-standard 2>/dev/null || \
+		find . -path './build*' -prune -o -path ./.git -prune -o \
+		-type f -print; } | tar -cf - --ignore-failed-read -T - | \
+		tar -xf - -C $(DEB_OUT)/src/tcpkit
+	cd $(DEB_OUT)/src/tcpkit && env -u MAKEFLAGS -u MAKELEVEL \
+		dpkg-buildpackage -b -us -uc -j$(JOBS)
+	mv $(DEB_OUT)/src/*.deb $(DEB_OUT)/
+	lintian --fail-on error --info $(DEB_OUT)/*.deb
+	@ls $(DEB_OUT)/*.deb
 
 format:
 	clang-format -i $(FORMAT_FILES)
