@@ -40,7 +40,9 @@ static const struct cli_command commands[] = {
 	  "load a server and measure throughput, latency and errors",
 	  cmd_bench_help },
 	{ "help", cmd_help, "show help for tcpkit or a command", help_help },
-	{ "version", cmd_version, "print the version", version_help },
+	{ "version", cmd_version,
+	  "print the version, the OpenSSL in use and the event backend",
+	  version_help },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -110,8 +112,8 @@ cmd_help(int argc, char **argv)
 static int
 cmd_version(int argc, char **argv)
 {
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
-			  strcmp(argv[1], "-h") == 0))
+	if (argc == 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
 		return cli_help("version");
 	if (argc > 1)
 		return cli_usage("version", "too many arguments");

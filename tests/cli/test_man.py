@@ -125,7 +125,9 @@ def rendered_pages():
     """The pages the build made (next to the tcpkit binary)."""
     d = os.path.join(os.path.dirname(TCPKIT), "man")
     pages = sorted(p for p in glob.glob(os.path.join(d, "*.[0-9]")))
-    assert len(pages) == len(glob.glob(os.path.join(MAN_SRC, "*.scd"))), \
+    sources = glob.glob(os.path.join(MAN_SRC, "*.scd"))
+    assert sources, "no man page sources in " + MAN_SRC
+    assert len(pages) == len(sources), \
         "the build did not render every page into %s (scdoc missing?)" % d
     return pages
 
