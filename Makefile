@@ -13,8 +13,9 @@ RUN_ARGS   ?= serve
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps deps-build deps-test build run test stress bench bench-full tls-audit install format \
-	format-check examples clean fuzz-ci musl-check
+.PHONY: all deps deps-build deps-test deps-ci deps-pkg build run test stress \
+	bench bench-full tls-audit install uninstall deb format format-check \
+	examples clean fuzz-ci musl-check
 
 all: build
 
@@ -23,7 +24,7 @@ all: build
 # system alone.
 DEPS ?= check
 deps: deps-test
-deps-build deps-test deps-ci:
+deps-build deps-test deps-ci deps-pkg:
 ifneq ($(DEPS),skip)
 	@./scripts/deps $(@:deps-%=%)
 endif
@@ -93,10 +94,33 @@ tls-audit: build
 	/usr/bin/python3 tests/tls/audit.py --tcpkit $(BUILD)/tcpkit \
 		--doc docs/tls.md
 
+# Into PREFIX (/usr/local), or staged under DESTDIR.  ldconfig is run when
+# the library lands where the dynamic linker looks (cmake/ldconfig.cmake).
 install: build
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
-	$(CMAKE) --install $(BUILD)
+	DESTDIR="$(DESTDIR)" $(CMAKE) --install $(BUILD)
+
+# Removes what the installs from $(BUILD) wrote (under the DESTDIR they
+# used), and nothing else.
+uninstall:
+	$(CMAKE) -DBUILD=$(BUILD) -P cmake/uninstall.cmake
+
+# The Debian packages tcpkit, libtcpkit0 and libtcpkit-dev (debian/), into
+# $(DEB_OUT), checked with lintian (errors fail).  Built from a copy of the
+# tree, as dpkg-buildpackage writes beside the source and into debian/.
+DEB_OUT ?= build-deb
+deb: deps-pkg
+	rm -rf $(DEB_OUT) && mkdir -p $(DEB_OUT)/src/tcpkit
+	{ git ls-files -co --exclude-standard 2>/dev/null || \
+		find . -path './build*' -prune -o -path ./.git -prune -o \
+		-type f -print; } | tar -cf - --ignore-failed-read -T - | \
+		tar -xf - -C $(DEB_OUT)/src/tcpkit
+	cd $(DEB_OUT)/src/tcpkit && env -u MAKEFLAGS -u MAKELEVEL \
+		dpkg-buildpackage -b -us -uc -j$(JOBS)
+	mv $(DEB_OUT)/src/*.deb $(DEB_OUT)/
+	lintian --fail-on error --info $(DEB_OUT)/*.deb
+	@ls $(DEB_OUT)/*.deb
 
 format:
 	clang-format -i $(FORMAT_FILES)

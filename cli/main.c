@@ -1,4 +1,5 @@
 /* main.c: the tcpkit program's entry point and subcommand table. */
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,9 +20,10 @@ static const char version_help[] =
 	"usage: tcpkit version\n"
 	"       tcpkit --version\n"
 	"\n"
-	"Print tcpkit's version on stdout: 'tcpkit VERSION'.\n"
+	"Print tcpkit's version, the OpenSSL it was built with and the one it\n"
+	"runs with, and the event backend.  `tcpkit --version` does the same.\n"
 	"\n"
-	"Exit codes: 0, or 64 for an argument.\n";
+	"Exit codes: 0, 64 for an argument, 1 if stdout cannot be written.\n";
 
 static const struct cli_command commands[] = {
 	{ "resolve", cmd_resolve, "print every address of a host name",
@@ -43,7 +45,9 @@ static const struct cli_command commands[] = {
 	  "load a server and measure throughput, latency and errors",
 	  cmd_bench_help },
 	{ "help", cmd_help, "show help for tcpkit or a command", help_help },
-	{ "version", cmd_version, "print the version", version_help },
+	{ "version", cmd_version,
+	  "print the version, the OpenSSL in use and the event backend",
+	  version_help },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -196,7 +200,18 @@ cmd_version(int argc, char **argv)
 	if (argc > 1)
 		return cli_usage("version", "unexpected argument '%s'",
 				 argv[1]);
-	printf("tcpkit %s\n", tk_version());
+	printf("tcpkit %s\n"
+	       "OpenSSL (built with): %s\n"
+	       "OpenSSL (running): %s\n"
+	       "event backend: %s\n",
+	       tk_version(), tk_tls_built_version(), tk_tls_runtime_version(),
+	       tk_backend_name());
+	/* Piped into a closed reader or a full disk: say so, not exit 0. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		cli_error("version", "stdout", "%s",
+			  strerror(errno ? errno : EIO));
+		return CLI_EXIT_OTHER;
+	}
 	return 0;
 }
 

@@ -25,6 +25,12 @@ extern "C" {
 const char *tk_version(void);
 /* The event backend the loop runs on, e.g. "epoll". */
 const char *tk_backend_name(void);
+/*
+ * OpenSSL's version text as compiled against, and as loaded now: a shared
+ * libssl may have been upgraded since the build.
+ */
+const char *tk_tls_built_version(void);
+const char *tk_tls_runtime_version(void);
 
 /*
  * Errors.  Every call returns 0 (or a count) on success and a negative code

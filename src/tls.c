@@ -384,6 +384,18 @@ ctx_alloc(const SSL_METHOD *method, bool server)
 	return ctx;
 }
 
+const char *
+tk_tls_built_version(void)
+{
+	return OPENSSL_VERSION_TEXT;
+}
+
+const char *
+tk_tls_runtime_version(void)
+{
+	return OpenSSL_version(OPENSSL_VERSION);
+}
+
 void
 tk_tls_ctx_free(struct tk_tls_ctx *ctx)
 {
