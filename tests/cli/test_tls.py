@@ -262,8 +262,9 @@ def test_mutual_tls(serve, certs):
              str(srv.port), "me"])
     assert p.returncode == 0, p.stderr
     assert p.stdout == b"me"
-    srv.err.wait_for(r"^tls: client 127\.0\.0\.1:\d+ subject CN=tcpkit "
-                     r"client$")
+    # localhost is 127.0.0.1 or ::1 first, as /etc/hosts has it.
+    srv.err.wait_for(r"^tls: client (127\.0\.0\.1|\[::1\]):\d+ subject "
+                     r"CN=tcpkit client$")
 
 
 def test_client_certificate_missing(serve, certs):
@@ -532,8 +533,9 @@ def test_busy_tls_server_sends_no_plaintext(serve, certs):
                     except ConnectionResetError:
                         got = b""
                     assert got == b""
-                srv.err.wait_for(r"^rejected 127\.0\.0\.1:\d+ at \[.*\]: too "
-                                 r"many connections$", start=start)
+                srv.err.wait_for(r"^rejected (127\.0\.0\.1|\[::1\]):\d+ at "
+                                 r"\[.*\]: too many connections$",
+                                 start=start)
             # A TLS client refused the same way: the handshake meets the
             # close, not bytes that are not TLS.
             start = lines(srv)
@@ -543,7 +545,8 @@ def test_busy_tls_server_sends_no_plaintext(serve, certs):
                                     ConnectionResetError,
                                     BrokenPipeError)):
                     ctx.wrap_socket(raw2, server_hostname="localhost")
-            srv.err.wait_for(r"^rejected 127\.0\.0\.1:\d+ ", start=start)
+            srv.err.wait_for(r"^rejected (127\.0\.0\.1|\[::1\]):\d+ ",
+                             start=start)
             # The session that holds the slot is unharmed.
             held.sendall(b"still\n")
             assert recv_exact(held, 6) == b"still\n"
