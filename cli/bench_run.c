@@ -887,6 +887,13 @@ out_free_workers:
 	free(b->workers);
 	tk_timer_free(b->warm_timer);
 	tk_timer_free(b->live_timer);
+	/*
+	 * As serve does: a second SIGINT/SIGTERM still pending (timeout(1)
+	 * sends two) would kill us with 130 once tk_loop_free() unblocks it,
+	 * before the summary of a run that ended well.
+	 */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
 	tk_loop_free(b->control);
 out_free:
 	free(b->pattern);
