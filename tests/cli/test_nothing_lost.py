@@ -229,16 +229,16 @@ def ended_cleanly(socks, timeout=20):
     return clean
 
 
-@pytest.mark.parametrize("run", range(7))
-def test_racing_remote_shutdowns_still_drain(run):
-    """Eight clients send the remote shutdown at once to basic -w 4 with
-    200 idle sessions: the first request starts the drain, the others
-    change nothing, and the drain runs to its end (every idle session gets
-    its FIN; no "drain deadline")."""
+def stop_race(idle_n, shutdowns, sigterm):
+    """basic -w 4 with idle_n idle sessions; `shutdowns` clients send the
+    remote shutdown at once (and SIGTERM with them if sigterm).  Returns
+    (exit code, stderr, idle sessions that ended with the server's FIN)."""
     srv = Server("basic", "-H", "127.0.0.1", "-w", "4",
                  "--drain-timeout", "30s")
-    idle = idle_sessions(srv.port, 200)
-    shut = send_shutdowns(srv.port, 8)
+    idle = idle_sessions(srv.port, idle_n)
+    shut = send_shutdowns(srv.port, shutdowns)
+    if sigterm:
+        srv.proc.send_signal(signal.SIGTERM)
     try:
         rc = srv.proc.wait(60)
     except subprocess.TimeoutExpired:
@@ -250,34 +250,28 @@ def test_racing_remote_shutdowns_still_drain(run):
     clean = ended_cleanly(idle)
     for s in shut:
         s.close()
+    return rc, err, clean
+
+
+@pytest.mark.parametrize("run", range(7))
+def test_racing_remote_shutdowns_still_drain(run):
+    """Eight clients send the remote shutdown at once to basic -w 4 with
+    200 idle sessions: the first request starts the drain, the others
+    change nothing, and the drain runs to its end (every idle session gets
+    its FIN; no "drain deadline")."""
+    rc, err, clean = stop_race(200, 8, sigterm=False)
     assert rc == 0, err
     assert "drain deadline" not in err, err
     assert "Remote user initiated shutdown" in err
+    assert re.search(r"stopped \(remote shutdown\): \d+ connections served",
+                     err), err
     assert clean == 200, err
-    m = re.search(r"stopped \(remote shutdown\): (\d+) connections served",
-                  err)
-    assert m, err
 
 
 def test_sigterm_racing_a_remote_shutdown_still_drains():
     """SIGTERM and a remote shutdown at once: one drain, to its end."""
     for _ in range(5):
-        srv = Server("basic", "-H", "127.0.0.1", "-w", "4",
-                     "--drain-timeout", "30s")
-        idle = idle_sessions(srv.port, 50)
-        shut = send_shutdowns(srv.port, 4)
-        srv.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = srv.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            srv.proc.kill()
-            raise
-        srv.err.join()
-        err = srv.err.text()
-        check_sanitizer(err)
-        clean = ended_cleanly(idle)
-        for s in shut:
-            s.close()
+        rc, err, clean = stop_race(50, 4, sigterm=True)
         assert rc == 0, err
         assert "drain deadline" not in err, err
         assert clean == 50, err
