@@ -181,9 +181,18 @@ tk__backend_free(struct tk__backend *b)
 	if (b == NULL)
 		return;
 	for (int signo = 1; signo < NSIG; signo++) {
+		struct sigaction now;
+
 		if (!sigismember(&b->taken, signo))
 			continue;
-		sigaction(signo, &b->old[signo], NULL);
+		/*
+		 * The earlier action comes back, unless the program has set
+		 * one of its own since (say SIG_IGN, to outlive a late
+		 * signal): that one stays.
+		 */
+		if (sigaction(signo, NULL, &now) == 0 &&
+		    now.sa_handler == on_signal)
+			sigaction(signo, &b->old[signo], NULL);
 		atomic_store(&sig_pipe[signo], -1);
 	}
 	/* A signal blocked before we took it stays blocked. */
