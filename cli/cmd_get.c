@@ -818,7 +818,9 @@ head_done(struct get_state *st, const struct tk_http_response *r, size_t hlen)
 static void
 head_data(struct get_state *st, const char *p, size_t n)
 {
-	struct tk_http_response r;
+	struct tk_http_header hdrs[TK_HTTP_MAX_HEADERS];
+	struct tk_http_response r = { .headers = hdrs,
+				      .max_headers = TK_HTTP_MAX_HEADERS };
 	ssize_t hlen;
 	size_t take;
 	int err;
@@ -832,7 +834,7 @@ head_data(struct get_state *st, const char *p, size_t n)
 		p += take;
 		n -= take;
 		hlen = tk_http_parse_response(tk_buf_peek(&st->head),
-					      tk_buf_len(&st->head), &r);
+					      tk_buf_len(&st->head), 0, &r);
 		if (hlen == TK_ETOOBIG) {
 			fail(st, CLI_EXIT_PROTOCOL,
 			     "malformed HTTP response: more than %d header "

@@ -270,6 +270,7 @@ int tk_url_parse(const char *text, size_t len, struct tk_url *out);
 ssize_t tk_url_resolve(const char *base, const char *ref, char *out,
 		       size_t outlen);
 
+/* A header array of this size is what tk_http_get() uses. */
 #define TK_HTTP_MAX_HEADERS 100
 
 struct tk_http_header {
@@ -281,16 +282,26 @@ struct tk_http_response {
 	int minor_version; /* HTTP/1.x */
 	int status;	   /* 100..999 */
 	struct tk_span reason;
+	/*
+	 * The caller's array of max_headers entries (set both before
+	 * parsing); nheaders is how many the head had.
+	 */
+	struct tk_http_header *headers;
+	size_t max_headers;
 	size_t nheaders;
-	struct tk_http_header headers[TK_HTTP_MAX_HEADERS];
 };
 
 /*
  * Parse a response head (status line and headers up to the empty line).
- * Returns the head's length (> 0), 0 if incomplete, TK_EHTTP if malformed,
- * TK_ETOOBIG with more than TK_HTTP_MAX_HEADERS headers.
+ * last_len is the length buf had at the previous call for the same head
+ * that returned 0 (0 on the first call): a head still without its empty
+ * line is then answered "incomplete" from the new bytes alone, so a
+ * streaming reader does not parse the start again on every read (as
+ * picohttpparser does).  Errors are found on the first call and once the
+ * head is complete.  Returns the head's length (> 0), 0 if incomplete,
+ * TK_EHTTP if malformed, TK_ETOOBIG with more than r->max_headers headers.
  */
-ssize_t tk_http_parse_response(const char *buf, size_t len,
+ssize_t tk_http_parse_response(const char *buf, size_t len, size_t last_len,
 			       struct tk_http_response *r);
 
 /*
