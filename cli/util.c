@@ -41,6 +41,10 @@ cli_exit_code(int err)
 	case TK_EPROTO:
 	case TK_EHTTP:
 	case TK_ETRUNCATED:
+	case TK_EREDIRECTS:
+	case TK_EREDIRECT:
+	case TK_EDOWNGRADE:
+	case TK_ECODING:
 	case TK_ELINETOOLONG:
 	case TK_ETOOBIG:
 	case TK_ETLS:

@@ -83,8 +83,7 @@ check_head(const char *buf, size_t len)
 		prc = tk_http_parse_response(buf, len, cut, &p);
 		CHECK(prc == rc || (prc == 0 && rc <= 0));
 		if (prc > 0)
-			CHECK(p.nheaders == r.nheaders &&
-			      p.status == r.status);
+			CHECK(p.nheaders == r.nheaders && p.status == r.status);
 	}
 
 	if (rc <= 0)

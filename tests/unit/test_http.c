@@ -349,8 +349,7 @@ Test(http_head, last_len_streaming)
 	cr_assert_eq(r.nheaders, 2);
 
 	/* The first call parses: the error is found at once. */
-	cr_assert_eq(tk_http_parse_response(bad, strlen(bad), 0, &r),
-		     TK_EHTTP);
+	cr_assert_eq(tk_http_parse_response(bad, strlen(bad), 0, &r), TK_EHTTP);
 	/* A later call without an end of head does not look again. */
 	cr_assert_eq(tk_http_parse_response(bad, strlen(bad), 17, &r), 0);
 	/* "\n" then "\r\n" split across reads still ends the head. */
