@@ -310,7 +310,7 @@ deliver(struct tk_http_req *req, const char *p, size_t n)
 {
 	char out[INFLATE_CHUNK];
 	size_t have;
-	int rc;
+	int rc, err;
 
 	if (n == 0)
 		return;
@@ -342,8 +342,8 @@ deliver(struct tk_http_req *req, const char *p, size_t n)
 		}
 		have = sizeof(out) - req->z.avail_out;
 		if (have > 0 && req->cb.body != NULL &&
-		    (rc = req->cb.body(req, out, have, req->arg)) < 0) {
-			fail(req, rc, "%s", "");
+		    (err = req->cb.body(req, out, have, req->arg)) < 0) {
+			fail(req, err, "%s", "");
 			return;
 		}
 		if (rc == Z_STREAM_END) {
