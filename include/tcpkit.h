@@ -370,7 +370,8 @@ struct tk_http_opts {
 	/*
 	 * Extra "Name: value" fields, NULL-terminated (copied; each checked
 	 * with tk_http_field_check()).  A Host, User-Agent or Accept field
-	 * replaces the default one; Host, Authorization, Cookie and
+	 * replaces the default one; a Connection field is dropped (one
+	 * exchange per connection: "close"); Host, Authorization, Cookie and
 	 * Proxy-Authorization are sent only to the first URL's host.
 	 */
 	const char *const *headers;
