@@ -18,6 +18,8 @@ enum cli_exit {
 	CLI_EXIT_NOINPUT = 66,	   /* EX_NOINPUT: an input file is missing */
 	CLI_EXIT_NOHOST = 68,	   /* EX_NOHOST: unknown host */
 	CLI_EXIT_UNAVAILABLE = 69, /* EX_UNAVAILABLE: refused/unreachable */
+	CLI_EXIT_CANTCREAT = 73,   /* EX_CANTCREAT: get -o cannot create */
+	CLI_EXIT_IOERR = 74,	   /* EX_IOERR: get -o cannot write */
 	CLI_EXIT_TIMEOUT = 75,	   /* EX_TEMPFAIL: timed out */
 	CLI_EXIT_PROTOCOL = 76,	   /* EX_PROTOCOL: protocol or TLS error */
 };

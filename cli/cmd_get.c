@@ -1,5 +1,5 @@
-/* cmd_get.c: `tcpkit get`: an HTTP/1.1 GET of an http:// or https:// URL,
- * body to stdout. */
+/* cmd_get.c: `tcpkit get`: its arguments and its output; the HTTP/1.1
+ * exchange itself is the library's (tk_http_get()). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -7,37 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "get.h"
 #include "tlsopt.h"
-
-/* A response head past this is not a web server talking to us. */
-#define HEAD_MAX (64u * 1024)
-/* The longest URL a redirect may lead to. */
-#define URL_MAX (16u * 1024)
-/* -L: redirects followed at most, unless --max-redirs says otherwise. */
-#define MAX_REDIRS_DEFAULT 10
 
 /* RFC 3986 section 3.1, after the first letter. */
 #define SCHEME_CHARS                                                           \
 	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
 
-/* One exchange per connection: Connection: close, and no half-close. */
-#define REQUEST_FMT                                                            \
-	"GET %s%.*s HTTP/1.1\r\n"                                              \
-	"Host: %s\r\n"                                                         \
-	"User-Agent: tcpkit/%s\r\n"                                            \
-	"Accept: */*\r\n"                                                      \
-	"Connection: close\r\n"                                                \
-	"\r\n"
-
 const char cmd_get_help[] =
 	"usage: tcpkit get [OPTIONS] URL\n"
 	"\n"
 	"Fetch URL with one HTTP/1.1 GET and write the response body to\n"
-	"stdout, byte for byte, as it arrives.  This is tutorial 1's client\n"
+	"stdout (or -o FILE), byte for byte, as it arrives.  This is tutorial 1's client\n"
 	"(\"GET / HTTP/1.1\" to port 80, print the reply) done the way a real\n"
 	"client does it: a Host header, the body framed by Content-Length,\n"
 	"chunked transfer coding (decoded) or the end of the connection, and\n"
@@ -55,8 +40,25 @@ const char cmd_get_help[] =
 	"  User-Agent: tcpkit/VERSION\n"
 	"  Accept: */*\n"
 	"  Connection: close\n"
+	"and then the -H fields (a Host, User-Agent or Accept given with -H\n"
+	"replaces the default, a Connection is dropped: one exchange per\n"
+	"connection; Host, Authorization, Cookie and\n"
+	"Proxy-Authorization go to URL's host only, not to other hosts -L\n"
+	"leads to).\n"
 	"\n"
 	"Options:\n"
+	"  -H, --header 'NAME: VALUE'\n"
+	"                      send this header field too (repeatable); no\n"
+	"                      CR, LF or other controls\n"
+	"  -o, --output FILE   write the body to FILE instead of stdout, whole\n"
+	"                      or not at all: into a temporary file next to\n"
+	"                      it, synced and renamed over FILE at the end;\n"
+	"                      on any failure FILE is left as it was\n"
+	"  -I, --head          send HEAD instead of GET and write the\n"
+	"                      response head (as -i does); no body\n"
+	"      --compressed    ask for gzip or deflate (Accept-Encoding) and\n"
+	"                      write the body inflated; a corrupt or cut\n"
+	"                      compressed body is an error (exit 76)\n"
 	"  -i, --include       write the status line and headers, as\n"
 	"                      received, before the body\n"
 	"  -f, --fail          on a status of 400 or more, print nothing on\n"
@@ -128,10 +130,14 @@ const char cmd_get_help[] =
 	"Exit codes:\n"
 	"  0   the whole body was received (or stdout's reader left early)\n"
 	"  1   -f and a status of 400 or more; stdout not writable\n"
-	"  64  usage: bad option, malformed URL, unsupported scheme\n"
+	"  64  usage: bad option, malformed URL, unsupported scheme, a -H\n"
+	"      that is not 'NAME: VALUE'\n"
 	"  66  a --cacert, --cert or --key file is missing\n"
 	"  68  host not found\n"
 	"  69  connection refused, host or network unreachable, reset\n"
+	"  73  -o: FILE cannot be created (no such directory, no\n"
+	"      permission)\n"
+	"  74  -o: FILE cannot be written, synced or renamed\n"
 	"  75  connect timeout (-w), no data for too long (-t), the whole\n"
 	"      exchange over --max-time, TLS handshake timeout\n"
 	"  76  malformed HTTP response (including both Content-Length and\n"
@@ -139,7 +145,8 @@ const char cmd_get_help[] =
 	"      connection closed before the end of the body, an https\n"
 	"      body delimited by the close ended without TLS close_notify;\n"
 	"      -L: too many redirects, a redirect to a malformed URL, to\n"
-	"      another scheme, or from https to http\n"
+	"      another scheme, or from https to http; --compressed: a\n"
+	"      corrupt or cut gzip or deflate body, another coding\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit get http://example.com/               the home page\n"
@@ -147,68 +154,70 @@ const char cmd_get_help[] =
 	"  tcpkit get -f http://[::1]:8080/x > x.bin    save, fail on 404\n"
 	"  tcpkit get -v -w 2s -t 5s http://host/path   verbose, short waits\n"
 	"  tcpkit get -L -m 30s http://example.com/      follow redirects,\n"
-	"                                                30s in all\n";
+	"                                                30s in all\n"
+	"  tcpkit get -I http://127.0.0.1:8080/         the head only\n"
+	"  tcpkit get --compressed -o page.html -H 'Accept-Language: fr' \\\n"
+	"      http://example.com/                       saved whole\n";
+
+/* -H fields at most: more is not a user typing. */
+#define MAX_HEADERS 64
 
 struct get_opts {
 	const char *url;
 	bool include;
-	bool tty_out; /* stdout is a terminal: -i heads are escaped */
+	bool tty_out; /* the output is a terminal: -i heads are escaped */
 	bool fail;
 	bool verbose;
-	int family;
-	uint64_t connect_ms;
-	uint64_t idle_ms;
-	uint64_t max_ms; /* --max-time: the whole exchange; 0 = none */
-	bool location;	 /* -L: follow redirects */
-	bool downgrade;	 /* --allow-https-downgrade */
-	uint64_t max_redirs;
+	const char *output; /* -o FILE, or NULL: stdout */
+	const char *headers[MAX_HEADERS + 1];
+	size_t nheaders;
+	struct tk_http_opts http;
 	struct tlsopt tls;
 	struct tk_tls_ctx *ctx;
 };
 
-/* What the URL asks for, ready to use. */
-struct get_target {
-	char host[TK_HOSTLEN]; /* for the resolver: no brackets */
-	char port[TK_PORTLEN];
-	bool ipv6;
-	bool https;
-	char *request; /* the whole request, owned */
-	size_t reqlen;
-};
-
-enum get_phase {
-	PH_HEAD, /* reading a status line and headers */
-	PH_BODY, /* reading the body of the final response */
-	PH_DONE, /* the body is complete */
-};
-
+/* One run of the command: where the output goes and how it ended. */
 struct get_state {
 	const struct get_opts *o;
-	const struct get_target *t;
-	const char *url; /* this exchange's: the errors name it */
-	char *next;	 /* -L: where the redirect leads (owned) */
 	struct tk_loop *loop;
-	struct tk_conn *conn;
-	struct tk_timer *idle;
-	struct tk_timer *deadline; /* --max-time */
-	uint64_t last_data;	   /* loop time of the last data handled */
-	bool opened;		   /* connected (and TLS handshake done) */
-	uint64_t ninterim;	   /* 1xx heads received */
-	enum get_phase phase;
-	struct tk_buf head;
-	enum tk_http_body kind;
-	uint64_t length; /* Content-Length */
-	uint64_t got;	 /* body bytes received */
-	struct tk_chunked chunked;
-	int rc;	       /* the exit code */
-	bool reported; /* the error line is printed */
+	const char *url;     /* the hop's: the errors name it */
+	struct get_out file; /* -o */
+	int fd;		     /* 1 or file.fd */
+	int rc;		     /* the exit code */
+	bool reported;	     /* the error line is printed (or none is due) */
+	bool ended;	     /* done has run */
 };
 
 /* Long options only; above TLSOPT_ALPN, whose range the TLS ones use. */
 enum {
 	OPT_MAX_REDIRS = TLSOPT_ALPN + 1,
 	OPT_DOWNGRADE,
+	OPT_COMPRESSED,
 };
+
+/* -H: one "Name: value" field; 0 or the usage error's exit code. */
+static int
+take_header(struct get_opts *o, const char *arg)
+{
+	size_t len;
+	char *shown;
+	int rc;
+
+	if (tk_http_field_check(arg) == 0 && strchr(arg, ':') != NULL) {
+		if (o->nheaders == MAX_HEADERS)
+			return cli_usage("get", "more than %d -H/--header",
+					 MAX_HEADERS);
+		o->headers[o->nheaders++] = arg;
+		return 0;
+	}
+	shown = get_escape(arg, strlen(arg), false, &len);
+	rc = cli_usage("get",
+		       "-H/--header '%s': expected 'NAME: VALUE' (a token, a "
+		       "colon, no CR, LF or other controls)",
+		       shown != NULL ? shown : "");
+	free(shown);
+	return rc;
+}
 
 static int
 parse_args(int argc, char **argv, struct get_opts *o)
@@ -217,6 +226,10 @@ parse_args(int argc, char **argv, struct get_opts *o)
 		{ "include", no_argument, NULL, 'i' },
 		{ "fail", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "header", required_argument, NULL, 'H' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "head", no_argument, NULL, 'I' },
+		{ "compressed", no_argument, NULL, OPT_COMPRESSED },
 		{ "connect-timeout", required_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 't' },
 		/* The name connect, send and serve use for the same limit. */
@@ -231,17 +244,19 @@ parse_args(int argc, char **argv, struct get_opts *o)
 		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
+	struct tk_http_opts *h = &o->http;
 	bool v4 = false, v6 = false;
+	uint64_t n;
 	int ch, rc;
 
 	memset(o, 0, sizeof(*o));
-	o->tty_out = isatty(STDOUT_FILENO);
-	o->connect_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
-	o->idle_ms = 30000;
-	o->max_redirs = MAX_REDIRS_DEFAULT;
+	tk_http_opts_init(h);
+	h->connect_timeout_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
+	h->idle_timeout_ms = 30000;
 	opterr = 0;
-	while ((ch = cli_getopt(argc, argv, ":ifvw:t:m:L46h", longopts)) !=
+	while ((ch = cli_getopt(argc, argv, ":ifvH:o:Iw:t:m:L46h", longopts)) !=
 	       -1) {
+		rc = 0;
 		switch (ch) {
 		case 'i':
 			o->include = true;
@@ -252,32 +267,42 @@ parse_args(int argc, char **argv, struct get_opts *o)
 		case 'v':
 			o->verbose = true;
 			break;
+		case 'H':
+			rc = take_header(o, optarg);
+			break;
+		case 'o':
+			o->output = optarg;
+			break;
+		case 'I':
+			h->head = true;
+			o->include = true;
+			break;
+		case OPT_COMPRESSED:
+			h->compressed = true;
+			break;
 		case 'w':
-			if (cli_parse_duration("get", "-w/--connect-timeout",
-					       optarg, false,
-					       &o->connect_ms) < 0)
-				return CLI_EXIT_USAGE;
+			rc = cli_parse_duration("get", "-w/--connect-timeout",
+						optarg, false,
+						&h->connect_timeout_ms);
 			break;
 		case 't':
-			if (cli_parse_duration("get", "-t/--timeout", optarg,
-					       true, &o->idle_ms) < 0)
-				return CLI_EXIT_USAGE;
+			rc = cli_parse_duration("get", "-t/--timeout", optarg,
+						true, &h->idle_timeout_ms);
 			break;
 		case 'm':
-			if (cli_parse_duration("get", "-m/--max-time", optarg,
-					       true, &o->max_ms) < 0)
-				return CLI_EXIT_USAGE;
+			rc = cli_parse_duration("get", "-m/--max-time", optarg,
+						true, &h->max_time_ms);
 			break;
 		case 'L':
-			o->location = true;
+			h->follow = true;
 			break;
 		case OPT_MAX_REDIRS:
-			if (cli_parse_uint("get", "--max-redirs", optarg, 0,
-					   1000, &o->max_redirs) < 0)
-				return CLI_EXIT_USAGE;
+			rc = cli_parse_uint("get", "--max-redirs", optarg, 0,
+					    1000, &n);
+			h->max_redirs = (unsigned)n;
 			break;
 		case OPT_DOWNGRADE:
-			o->downgrade = true;
+			h->allow_downgrade = true;
 			break;
 		case '4':
 			v4 = true;
@@ -293,22 +318,24 @@ parse_args(int argc, char **argv, struct get_opts *o)
 		default:
 			if (ch > TLSOPT_TLS && ch <= TLSOPT_ALPN) {
 				rc = tlsopt_take("get", &o->tls, ch, optarg);
-				if (rc != 0)
-					return rc;
 				break;
 			}
 			return cli_bad_option("get", argv, ch);
 		}
+		if (rc != 0)
+			return rc < 0 ? CLI_EXIT_USAGE : rc;
 	}
 	if (v4 && v6)
 		return cli_usage("get", "-4 and -6 exclude each other");
-	o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
+	h->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
+	h->headers = o->nheaders > 0 ? o->headers : NULL;
 	if (optind == argc)
 		return cli_usage("get", "no URL given");
 	o->url = argv[optind++];
 	if (optind < argc)
 		return cli_usage("get", "unexpected argument '%s'",
 				 argv[optind]);
+	o->tty_out = o->output == NULL && isatty(STDOUT_FILENO);
 	return 0;
 }
 
@@ -381,874 +408,379 @@ url_problem(const char *url, char *why, size_t len)
 }
 
 /*
- * Check the URL and build the request.  Returns 0, or prints the error and
- * returns the exit code.
+ * Check the URL before any I/O, for an error more precise than
+ * tk_http_get()'s.  0 or the exit code, printed.
  */
 static int
-make_target(const char *url, struct get_target *t)
+check_url(const char *url)
 {
 	struct tk_url u;
-	char hosthdr[TK_HOSTLEN + TK_PORTLEN + 3], why[256];
-	const char *target;
-	uint16_t port = 80;
-	size_t n;
-	int len;
+	char why[256];
+	size_t n = strspn(url, SCHEME_CHARS);
 
-	memset(t, 0, sizeof(*t));
 	/* The scheme first: "ftp://..." is unsupported even if well formed. */
-	n = strspn(url, SCHEME_CHARS);
-	if (n > 0 && strncmp(url + n, "://", 3) == 0) {
-		if (n == 5 && strncasecmp(url, "https", 5) == 0) {
-			t->https = true;
-			port = 443;
-		} else if (n != 4 || strncasecmp(url, "http", 4) != 0) {
-			cli_error("get", url,
-				  "unsupported scheme '%.*s' (http or https)",
-				  (int)n, url);
-			return CLI_EXIT_USAGE;
-		}
+	if (n > 0 && strncmp(url + n, "://", 3) == 0 &&
+	    !(n == 5 && strncasecmp(url, "https", 5) == 0) &&
+	    !(n == 4 && strncasecmp(url, "http", 4) == 0)) {
+		cli_error("get", url,
+			  "unsupported scheme '%.*s' (http or https)", (int)n,
+			  url);
+		return CLI_EXIT_USAGE;
 	}
 	if (tk_url_parse(url, strlen(url), &u) < 0) {
 		url_problem(url, why, sizeof(why));
 		cli_error("get", url, "%s", why);
 		return CLI_EXIT_USAGE;
 	}
-	memcpy(t->host, url + u.host.off, u.host.len);
-	t->host[u.host.len] = '\0';
-	t->ipv6 = u.host_is_ipv6;
-	if (u.port.len > 0) {
-		char text[TK_PORTLEN];
-
-		snprintf(text, sizeof(text), "%.*s", (int)u.port.len,
-			 url + u.port.off);
-		if (tk_port_parse(text, &port) < 0 || port == 0) {
-			cli_error("get", url, "malformed URL: bad port '%s'",
-				  text);
-			return CLI_EXIT_USAGE;
-		}
+	/* The parser takes port 0, which nothing can be fetched from. */
+	if (u.port.len > 0 && strspn(url + u.port.off, "0") == u.port.len) {
+		cli_error("get", url, "malformed URL: bad port '%.*s'",
+			  (int)u.port.len, url + u.port.off);
+		return CLI_EXIT_USAGE;
 	}
-	snprintf(t->port, sizeof(t->port), "%u", port);
-
-	/* RFC 9112 section 3.2: the port only when it is not the default. */
-	len = snprintf(hosthdr, sizeof(hosthdr), t->ipv6 ? "[%s]" : "%s",
-		       t->host);
-	if (port != (t->https ? 443 : 80))
-		snprintf(hosthdr + len, sizeof(hosthdr) - (size_t)len, ":%u",
-			 port);
-
-	/* An empty path is "/", and "?q" alone is "/?q" (RFC 9112 3.2.1). */
-	target = url + u.target.off;
-	n = u.target.len;
-	/* argv strings are far below INT_MAX (MAX_ARG_STRLEN): %.*s is safe. */
-	len = snprintf(NULL, 0, REQUEST_FMT,
-		       n == 0 || target[0] == '?' ? "/" : "", (int)n, target,
-		       hosthdr, tk_version());
-	t->request = malloc((size_t)len + 1);
-	if (t->request == NULL)
-		return cli_fail("get", url, -ENOMEM);
-	snprintf(t->request, (size_t)len + 1, REQUEST_FMT,
-		 n == 0 || target[0] == '?' ? "/" : "", (int)n, target, hosthdr,
-		 tk_version());
-	t->reqlen = (size_t)len;
 	return 0;
 }
 
-/*
- * Report an error of the exchange once, remember its exit code and close
- * the connection (the close callback then stops the loop).
- */
+/* Report an error once; the exchange is ended by the caller. */
 static void fail(struct get_state *st, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void
 fail(struct get_state *st, int rc, const char *fmt, ...)
 {
-	char why[512];
+	const char *url = st->url != NULL ? st->url : st->o->url;
+	char why[1024];
 	va_list ap;
 
-	if (!st->reported) {
-		va_start(ap, fmt);
-		vsnprintf(why, sizeof(why), fmt, ap);
-		va_end(ap);
-		cli_error("get", st->url, "%s", why);
-		st->reported = true;
-		st->rc = rc;
-	}
-	if (st->conn != NULL)
-		tk_conn_close(st->conn, TK_EPROTO);
-}
-
-/* The body is complete: close (err 0) and let the loop stop. */
-static void
-finish(struct get_state *st)
-{
-	st->phase = PH_DONE;
-	if (st->conn != NULL)
-		tk_conn_close(st->conn, 0);
+	if (st->reported)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	cli_error("get", url, "%s", why);
+	st->reported = true;
+	st->rc = rc;
 }
 
 /*
- * Write to stdout as the bytes come: memory stays bounded whatever the
- * body's size.  false if the exchange is over: stdout failed, or whoever
- * read it went away (a pipe into head), which ends quietly with 0 as for
- * `tcpkit connect`.
+ * Write as the bytes come: memory stays bounded whatever the body's size.
+ * 0, or a code that ends the exchange: stdout failed, or whoever read it
+ * went away (a pipe into head), which ends quietly with 0 as for `tcpkit
+ * connect`.
  */
-static bool
+static int
 emit(struct get_state *st, const char *p, size_t n)
 {
-	int err = cli_write_all(1, p, n);
+	int err = cli_write_all(st->fd, p, n);
 
-	if (err == -EPIPE) {
+	if (err == -EPIPE && st->o->output == NULL) {
 		st->reported = true;
-		if (st->conn != NULL)
-			tk_conn_close(st->conn, 0);
-		return false;
+		return err;
 	}
-	if (err < 0) {
-		fail(st, CLI_EXIT_OTHER, "cannot write to stdout: %s",
+	if (err < 0)
+		fail(st,
+		     st->o->output != NULL ? CLI_EXIT_IOERR : CLI_EXIT_OTHER,
+		     "cannot write to %s: %s",
+		     st->o->output != NULL ? st->o->output : "stdout",
 		     tk_strerror(err));
-		return false;
-	}
-	return true;
+	return err;
 }
 
-/*
- * Length of the well-formed UTF-8 sequence (RFC 3629) at p, or 0: overlong
- * forms, surrogates and cut sequences are not text.
- */
-static size_t
-utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t len, i;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (p[0] == 0xe0)
-		lo = 0xa0;
-	else if (p[0] == 0xed)
-		hi = 0x9f;
-	else if (p[0] == 0xf0)
-		lo = 0x90;
-	else if (p[0] == 0xf4)
-		hi = 0x8f;
-	if (n < len || p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < len; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return len;
-}
-
-/*
- * Bytes from the network made safe for a terminal: a server must not be
- * able to move the cursor, retitle the window or worse through our error
- * lines.  C0 and C1 controls, DEL and bytes that are not UTF-8 become
- * \xNN; other UTF-8 is kept.  keep_eol keeps CR and LF (a whole head).
- * Returns a malloc'd string (*outlen bytes and a NUL), or NULL.
- */
-static char *
-escape_text(const char *s, size_t n, bool keep_eol, size_t *outlen)
-{
-	static const char digits[] = "0123456789abcdef";
-	const unsigned char *u = (const unsigned char *)s;
-	char *out = malloc(4 * n + 1), *o = out;
-	size_t i = 0, len, j;
-	bool plain;
-
-	if (out == NULL)
-		return NULL;
-	while (i < n) {
-		len = utf8_len(u + i, n - i);
-		if (len == 1)
-			plain = (u[i] >= 0x20 && u[i] != 0x7f) ||
-				(keep_eol && (u[i] == '\r' || u[i] == '\n'));
-		else /* U+0080..U+009F are the C1 controls. */
-			plain = len > 1 && !(u[i] == 0xc2 && u[i + 1] < 0xa0);
-		if (len == 0)
-			len = 1;
-		for (j = 0; j < len; j++, i++) {
-			if (plain) {
-				*o++ = (char)u[i];
-				continue;
-			}
-			*o++ = '\\';
-			*o++ = 'x';
-			*o++ = digits[u[i] >> 4];
-			*o++ = digits[u[i] & 15];
-		}
-	}
-	*o = '\0';
-	*outlen = (size_t)(o - out);
-	return out;
-}
-
-/* One line of network text on stderr, escaped (see escape_text()). */
+/* One line of network text on stderr, escaped (see get_escape()). */
 static void
 print_escaped(const char *prefix, const char *s, size_t n)
 {
 	size_t len;
-	char *e = escape_text(s, n, false, &len);
+	char *e = get_escape(s, n, false, &len);
 
 	fprintf(stderr, "%s%s\n", prefix, e != NULL ? e : "(out of memory)");
 	free(e);
 }
 
-/* The first line of a head, for -v. */
-static void
-print_status_line(const char *head, size_t len)
-{
-	size_t n = 0;
-
-	while (n < len && head[n] != '\r' && head[n] != '\n')
-		n++;
-	print_escaped("< ", head, n);
-}
-
-/*
- * -i: a head as received, byte for byte into a file or a pipe; on a
- * terminal, escaped as the -v lines are.
- */
-static bool
+/* -i: a head as received into a file or a pipe; escaped on a terminal. */
+static int
 emit_head(struct get_state *st, const char *h, size_t hlen)
 {
 	size_t len;
 	char *e;
-	bool ok;
+	int err;
 
 	if (!st->o->tty_out)
 		return emit(st, h, hlen);
-	e = escape_text(h, hlen, true, &len);
+	e = get_escape(h, hlen, true, &len);
 	if (e == NULL) {
 		fail(st, CLI_EXIT_OTHER, "%s", tk_strerror(-ENOMEM));
-		return false;
+		return -ENOMEM;
 	}
-	ok = emit(st, e, len);
+	err = emit(st, e, len);
 	free(e);
-	return ok;
-}
-
-static void
-body_data(struct get_state *st, const char *p, size_t n)
-{
-	size_t used, off, dlen;
-	int rc;
-
-	switch (st->kind) {
-	case TK_HTTP_BODY_LENGTH:
-		/* Bytes past Content-Length are not ours: drop them. */
-		if (n > st->length - st->got)
-			n = (size_t)(st->length - st->got);
-		if (!emit(st, p, n))
-			return;
-		st->got += n;
-		if (st->got == st->length)
-			finish(st);
-		return;
-	case TK_HTTP_BODY_CHUNKED:
-		for (;;) {
-			rc = tk_chunked_decode(&st->chunked, p, n, &used, &off,
-					       &dlen);
-			if (rc < 0) {
-				fail(st, CLI_EXIT_PROTOCOL,
-				     "malformed HTTP response: bad chunked "
-				     "encoding");
-				return;
-			}
-			if (rc == TK_CHUNK_DATA) {
-				if (!emit(st, p + off, dlen))
-					return;
-				st->got += dlen;
-			}
-			p += used;
-			n -= used;
-			if (rc == TK_CHUNK_DONE) {
-				finish(st);
-				return;
-			}
-			if (rc == TK_CHUNK_MORE)
-				return;
-		}
-		return;
-	case TK_HTTP_BODY_CLOSE:
-		if (emit(st, p, n))
-			st->got += n;
-		return;
-	case TK_HTTP_BODY_NONE:
-		finish(st);
-		return;
-	}
-}
-
-/* The statuses -L follows (RFC 9110 section 15.4); 300 and 305 it leaves. */
-static bool
-is_redirect(int status)
-{
-	return status == 301 || status == 302 || status == 303 ||
-	       status == 307 || status == 308;
-}
-
-/*
- * A final response r: if it is a redirect with a Location, -L takes
- * st->next from it and ends this exchange (true); without -L the user is
- * told where it points and the response is shown as any other (false).
- * Only GET is ever sent, so a 303's "use GET" needs nothing more.
- */
-static bool
-redirect(struct get_state *st, const struct tk_http_response *r, const char *h,
-	 size_t hlen)
-{
-	const char *loc;
-	char *raw, *target, *shown;
-	size_t llen, slen;
-	ssize_t n;
-
-	loc = tk_http_header_find(h, r, "location", &llen);
-	if (!is_redirect(r->status) || loc == NULL || llen == 0)
-		return false;
-	raw = malloc(llen + 1);
-	target = malloc(URL_MAX);
-	if (raw == NULL || target == NULL) {
-		free(raw);
-		free(target);
-		fail(st, CLI_EXIT_OTHER, "%s", tk_strerror(-ENOMEM));
-		return true;
-	}
-	memcpy(raw, loc, llen);
-	raw[llen] = '\0';
-	n = tk_url_resolve(st->url, raw, target, URL_MAX);
-	/* Text from the server: escaped before it reaches the terminal. */
-	shown = n >= 0 ? escape_text(target, (size_t)n, false, &slen)
-		       : escape_text(raw, llen, false, &slen);
-	if (!st->o->location) {
-		cli_error("get", st->url, "%d -> %s (use -L)", r->status,
-			  shown != NULL ? shown : "?");
-	} else if (n < 0) {
-		fail(st, CLI_EXIT_PROTOCOL,
-		     "%d redirect to a malformed Location '%s'", r->status,
-		     shown != NULL ? shown : "");
-	} else if (!st->o->include || emit_head(st, h, hlen)) {
-		if (st->o->verbose)
-			fprintf(stderr, "redirected (%d) to %s\n", r->status,
-				shown != NULL ? shown : "");
-		st->next = target;
-		target = NULL;
-		finish(st);
-	}
-	free(shown);
-	free(raw);
-	free(target);
-	return st->o->location;
-}
-
-/*
- * A complete head of hlen bytes is at the front of st->head.  Interim
- * responses are skipped; the final one sets up the body, whose first bytes
- * may already be in st->head after the head.
- */
-static void
-head_done(struct get_state *st, const struct tk_http_response *r, size_t hlen)
-{
-	const char *h = tk_buf_peek(&st->head);
-	size_t nrest = tk_buf_len(&st->head) - hlen;
-
-	if (st->o->verbose)
-		print_status_line(h, hlen);
-	if (r->status == 101) {
-		/* We asked for no upgrade: what follows is not HTTP. */
-		fail(st, CLI_EXIT_PROTOCOL,
-		     "malformed HTTP response: 101 Switching Protocols "
-		     "without an Upgrade request");
-		return;
-	}
-	if (r->status < 200) {
-		st->ninterim++;
-		if (st->o->include && !emit_head(st, h, hlen))
-			return;
-		tk_buf_consume(&st->head, hlen);
-		return;
-	}
-	if (st->o->fail && r->status >= 400) {
-		size_t len;
-		char *reason = escape_text(h + r->reason.off, r->reason.len,
-					   false, &len);
-
-		fail(st, CLI_EXIT_OTHER, "server answered %d%s%s", r->status,
-		     r->reason.len > 0 ? " " : "",
-		     reason != NULL ? reason : "");
-		free(reason);
-		return;
-	}
-	if (tk_http_body_framing(h, r, false, &st->kind, &st->length) < 0) {
-		if (tk_http_header_find(h, r, "content-length", NULL) != NULL &&
-		    tk_http_header_find(h, r, "transfer-encoding", NULL) !=
-			    NULL)
-			fail(st, CLI_EXIT_PROTOCOL,
-			     "malformed HTTP response: both Content-Length "
-			     "and Transfer-Encoding (RFC 9112 section 6.3)");
-		else
-			fail(st, CLI_EXIT_PROTOCOL,
-			     "malformed HTTP response: bad Content-Length or "
-			     "Transfer-Encoding");
-		return;
-	}
-	if (redirect(st, r, h, hlen))
-		return;
-	if (st->o->include && !emit_head(st, h, hlen))
-		return;
-	st->phase = PH_BODY;
-	tk_chunked_init(&st->chunked);
-	if (st->kind == TK_HTTP_BODY_NONE ||
-	    (st->kind == TK_HTTP_BODY_LENGTH && st->length == 0))
-		finish(st);
-	else if (nrest > 0)
-		body_data(st, h + hlen, nrest);
-	/* The head is not needed any more: its 64 KiB go back. */
-	tk_buf_free(&st->head);
-}
-
-static void
-head_data(struct get_state *st, const char *p, size_t n)
-{
-	struct tk_http_response r;
-	ssize_t hlen;
-	size_t take;
-	int err;
-
-	while (st->phase == PH_HEAD && !st->reported) {
-		take = n < tk_buf_room(&st->head) ? n : tk_buf_room(&st->head);
-		if (take > 0 && (err = tk_buf_append(&st->head, p, take)) < 0) {
-			fail(st, CLI_EXIT_OTHER, "%s", tk_strerror(err));
-			return;
-		}
-		p += take;
-		n -= take;
-		hlen = tk_http_parse_response(tk_buf_peek(&st->head),
-					      tk_buf_len(&st->head), &r);
-		if (hlen == TK_ETOOBIG) {
-			fail(st, CLI_EXIT_PROTOCOL,
-			     "malformed HTTP response: more than %d header "
-			     "fields",
-			     TK_HTTP_MAX_HEADERS);
-			return;
-		}
-		if (hlen < 0) {
-			fail(st, CLI_EXIT_PROTOCOL, "%s",
-			     tk_strerror(TK_EHTTP));
-			return;
-		}
-		if (hlen == 0) {
-			/* Input left over means the buffer is full. */
-			if (tk_buf_room(&st->head) == 0)
-				fail(st, CLI_EXIT_PROTOCOL,
-				     "malformed HTTP response: head larger "
-				     "than %u KiB",
-				     HEAD_MAX / 1024);
-			return;
-		}
-		/* After an interim response, go round: the next head may be
-		 * buffered already. */
-		head_done(st, &r, (size_t)hlen);
-	}
-	if (n > 0 && st->phase == PH_BODY && !st->reported)
-		body_data(st, p, n);
-}
-
-/* The server closed its side: complete only for a close-delimited body. */
-static void
-peer_closed(struct get_state *st)
-{
-	if (st->phase == PH_HEAD) {
-		if (tk_buf_len(&st->head) == 0)
-			fail(st, CLI_EXIT_PROTOCOL,
-			     "connection closed without a response");
-		else
-			fail(st, CLI_EXIT_PROTOCOL,
-			     "connection closed inside the response head");
-		return;
-	}
-	switch (st->kind) {
-	case TK_HTTP_BODY_LENGTH:
-		fail(st, CLI_EXIT_PROTOCOL,
-		     "connection closed after %llu of %llu body bytes",
-		     (unsigned long long)st->got,
-		     (unsigned long long)st->length);
-		return;
-	case TK_HTTP_BODY_CHUNKED:
-		fail(st, CLI_EXIT_PROTOCOL,
-		     "connection closed inside a chunked body");
-		return;
-	default:
-		/*
-		 * Over TLS only close_notify proves the close is the
-		 * server's: a bare FIN may be an attacker cutting the body.
-		 */
-		if (st->conn != NULL && tk_conn_tls_truncated(st->conn)) {
-			fail(st, CLI_EXIT_PROTOCOL,
-			     "truncated: no TLS close_notify after %llu body "
-			     "bytes",
-			     (unsigned long long)st->got);
-			return;
-		}
-		finish(st);
-	}
+	return err;
 }
 
 static int
-get_open(struct tk_conn *c, void *arg)
+on_open(struct tk_http_req *req, struct tk_conn *c, void *arg)
 {
 	struct get_state *st = arg;
-	const char *req = st->t->request;
+	const char *r = tk_http_req_info(req)->request;
 	char where[TK_ADDRSTRLEN];
-	int err;
 
-	st->conn = c;
-	st->opened = true;
+	st->url = tk_http_req_info(req)->url;
 	if (st->o->verbose) {
 		fprintf(stderr, "connected to %s\n",
 			tk_addr_format(tk_conn_peer(c), where, sizeof(where)));
 		if (tk_conn_is_tls(c))
 			tlsopt_print_info(c);
-		fprintf(stderr, "> %.*s\n", (int)strcspn(req, "\r"), req);
+		fprintf(stderr, "> %.*s\n", (int)strcspn(r, "\r"), r);
 	}
-	err = tk_conn_write(c, req, st->t->reqlen);
-	if (err < 0)
-		return err;
-	st->last_data = tk_loop_now(st->loop);
-	if (st->idle != NULL)
-		tk_timer_start(st->idle, st->o->idle_ms, 0);
 	return 0;
 }
 
+/* Without -L, a redirect is shown as any response, and where it points. */
 static void
-get_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+redirect_notice(struct get_state *st, struct tk_http_req *req,
+		const struct tk_http_response *r, const char *h)
 {
-	struct get_state *st = arg;
+	const char *loc;
+	char *raw, target[4096], *shown;
+	size_t llen, slen;
+	ssize_t n;
 
-	(void)c;
-	if (st->phase == PH_DONE || st->reported)
+	loc = tk_http_header_find(h, r, "location", &llen);
+	if (st->o->http.follow || loc == NULL || llen == 0 ||
+	    (r->status != 301 && r->status != 302 && r->status != 303 &&
+	     r->status != 307 && r->status != 308))
 		return;
-	if (n == TK_EOF)
-		peer_closed(st);
-	else if (st->phase == PH_HEAD)
-		head_data(st, data, (size_t)n);
-	else
-		body_data(st, data, (size_t)n);
-	/* Writing to stdout may have blocked: the wait starts afresh now. */
-	tk_loop_update_time(st->loop);
-	st->last_data = tk_loop_now(st->loop);
+	raw = strndup(loc, llen);
+	if (raw == NULL)
+		return;
+	n = tk_url_resolve(tk_http_req_info(req)->url, raw, target,
+			   sizeof(target));
+	/* Text from the server: escaped before it reaches the terminal. */
+	shown = n >= 0 ? get_escape(target, (size_t)n, false, &slen)
+		       : get_escape(raw, llen, false, &slen);
+	cli_error("get", tk_http_req_info(req)->url, "%d -> %s (use -L)",
+		  r->status, shown != NULL ? shown : "?");
+	free(shown);
+	free(raw);
 }
 
-static void
-get_close(struct tk_conn *c, int err, void *arg)
+static int
+on_head(struct tk_http_req *req, const struct tk_http_response *r,
+	const char *h, size_t len, void *arg)
 {
 	struct get_state *st = arg;
-	char dur[32], why[512];
+	size_t n = strcspn(h, "\r\n");
 
-	st->conn = NULL;
-	if (st->idle != NULL)
-		tk_timer_stop(st->idle);
-	if (st->deadline != NULL)
-		tk_timer_stop(st->deadline);
-	tk_loop_stop(st->loop);
-	if (st->reported || st->phase == PH_DONE)
-		return;
-	st->reported = true;
-	if (err == TK_ECONNTIMEDOUT) {
-		cli_error("get", st->url, "connect timed out after %s",
-			  cli_format_duration(st->o->connect_ms, dur,
-					      sizeof(dur)));
-		st->rc = CLI_EXIT_TIMEOUT;
-	} else if (err == 0) {
-		/* Not expected: every orderly end goes through get_data(). */
-		cli_error("get", st->url, "connection closed");
-		st->rc = CLI_EXIT_PROTOCOL;
-	} else {
-		cli_error("get", st->url, "%s",
-			  tlsopt_why(c, err, why, sizeof(why)));
-		st->rc = cli_exit_code(err);
+	if (st->o->verbose)
+		print_escaped("< ", h, n < len ? n : len);
+	if (r->status >= 200 && st->o->fail && r->status >= 400) {
+		char *reason =
+			get_escape(h + r->reason.off, r->reason.len, false, &n);
+
+		fail(st, CLI_EXIT_OTHER, "server answered %d%s%s", r->status,
+		     r->reason.len > 0 ? " " : "",
+		     reason != NULL ? reason : "");
+		free(reason);
+		return -ECANCELED;
 	}
-	if (st->o->verbose && tk_conn_last_error(c)[0] != '\0')
-		fprintf(stderr, "last attempt: %s\n", tk_conn_last_error(c));
+	if (r->status >= 200)
+		redirect_notice(st, req, r, h);
+	return st->o->include ? emit_head(st, h, len) : 0;
 }
 
-/* -t: no data for idle_ms.  Re-armed rather than restarted per read. */
-static void
-on_idle(struct tk_timer *t, void *arg)
+static int
+on_redirect(struct tk_http_req *req, int status, const char *url, void *arg)
 {
 	struct get_state *st = arg;
-	uint64_t spent = tk_loop_now(st->loop) - st->last_data;
+	char prefix[64];
+
+	(void)req;
+	if (st->o->verbose) {
+		snprintf(prefix, sizeof(prefix), "redirected (%d) to ", status);
+		print_escaped(prefix, url, strlen(url));
+	}
+	return 0;
+}
+
+static int
+on_body(struct tk_http_req *req, const char *data, size_t len, void *arg)
+{
+	(void)req;
+	return emit(arg, data, len);
+}
+
+/* --max-time: say what the server was doing when time ran out. */
+static void
+max_time_reached(struct get_state *st, const struct tk_http_info *i)
+{
 	char dur[32];
 
-	if (st->conn == NULL)
-		return;
-	if (spent < st->o->idle_ms) {
-		tk_timer_start(t, st->o->idle_ms - spent, 0);
-		return;
-	}
-	fail(st, CLI_EXIT_TIMEOUT, "idle timeout (no data for %s)",
-	     cli_format_duration(st->o->idle_ms, dur, sizeof(dur)));
-}
-
-/*
- * --max-time: the whole exchange is over.  Say what the server was doing,
- * since a peer that keeps every other timer quiet (a trickled body, 1xx
- * heads or trailers without end) is what this deadline is for.
- */
-static void
-on_deadline(struct tk_timer *t, void *arg)
-{
-	struct get_state *st = arg;
-	char dur[32];
-
-	(void)t;
-	if (st->conn == NULL || st->reported || st->phase == PH_DONE)
-		return;
-	cli_format_duration(st->o->max_ms, dur, sizeof(dur));
-	if (!st->opened)
+	cli_format_duration(st->o->http.max_time_ms, dur, sizeof(dur));
+	if (i->phase == TK_HTTP_CONNECTING)
 		fail(st, CLI_EXIT_TIMEOUT,
 		     "max time (%s) reached while connecting", dur);
-	else if (st->phase == PH_HEAD && st->ninterim > 0)
+	else if (i->phase == TK_HTTP_HEAD && i->ninterim > 0)
 		fail(st, CLI_EXIT_TIMEOUT,
 		     "max time reached: 1xx responses for %s (%llu of them) "
 		     "and no final response",
-		     dur, (unsigned long long)st->ninterim);
-	else if (st->phase == PH_HEAD)
+		     dur, (unsigned long long)i->ninterim);
+	else if (i->phase == TK_HTTP_HEAD)
 		fail(st, CLI_EXIT_TIMEOUT,
 		     "max time reached: no complete response within %s", dur);
-	else if (st->kind == TK_HTTP_BODY_CHUNKED)
-		fail(st, CLI_EXIT_TIMEOUT,
-		     "max time reached: chunked body not complete within %s "
-		     "(%llu bytes received)",
-		     dur, (unsigned long long)st->got);
 	else
 		fail(st, CLI_EXIT_TIMEOUT,
-		     "max time reached: body not complete within %s (%llu "
+		     "max time reached: %sbody not complete within %s (%llu "
 		     "bytes received)",
-		     dur, (unsigned long long)st->got);
+		     i->kind == TK_HTTP_BODY_CHUNKED ? "chunked " : "", dur,
+		     (unsigned long long)i->got);
 }
 
-static const struct tk_service get_service = {
-	.name = "get",
-	.open = get_open,
-	.data = get_data,
-	.close = get_close,
+/* A refused redirect, in the words of the options that govern it. */
+static void
+redirect_refused(struct get_state *st, int err, const struct tk_http_info *i)
+{
+	const char *to = i->location != NULL ? i->location : "";
+	size_t n = strspn(to, SCHEME_CHARS), len;
+	char *shown;
+
+	if (err == TK_EREDIRECTS) {
+		fail(st, CLI_EXIT_PROTOCOL,
+		     "too many redirects (more than --max-redirs %u); the "
+		     "next was to %s",
+		     st->o->http.max_redirs, to);
+	} else if (err == TK_EDOWNGRADE) {
+		fail(st, CLI_EXIT_PROTOCOL,
+		     "redirect from https to http refused: %s (use "
+		     "--allow-https-downgrade)",
+		     to);
+	} else if (!i->location_resolved) {
+		shown = get_escape(to, strlen(to), false, &len);
+		fail(st, CLI_EXIT_PROTOCOL,
+		     "%d redirect to a malformed Location '%s'", i->status,
+		     shown != NULL ? shown : "");
+		free(shown);
+	} else if (!(n == 5 && strncasecmp(to, "https", 5) == 0) &&
+		   !(n == 4 && strncasecmp(to, "http", 4) == 0)) {
+		fail(st, CLI_EXIT_PROTOCOL,
+		     "redirect to '%s' refused: not http or https", to);
+	} else {
+		fail(st, CLI_EXIT_PROTOCOL, "redirect to a malformed URL '%s'",
+		     to);
+	}
+}
+
+static void
+on_done(struct tk_http_req *req, int err, void *arg)
+{
+	struct get_state *st = arg;
+	const struct tk_http_info *i = tk_http_req_info(req);
+	char dur[32], why[512];
+
+	st->ended = true;
+	st->url = i->url;
+	tk_loop_stop(st->loop);
+	if (st->reported || err == 0)
+		return;
+	if (err == TK_ECONNTIMEDOUT) {
+		fail(st, CLI_EXIT_TIMEOUT, "connect timed out after %s",
+		     cli_format_duration(st->o->http.connect_timeout_ms, dur,
+					 sizeof(dur)));
+	} else if (err == TK_EIDLE) {
+		fail(st, CLI_EXIT_TIMEOUT, "idle timeout (no data for %s)",
+		     cli_format_duration(st->o->http.idle_timeout_ms, dur,
+					 sizeof(dur)));
+	} else if (err == TK_ETIMEDOUT) {
+		max_time_reached(st, i);
+	} else if (err == TK_EREDIRECTS || err == TK_EREDIRECT ||
+		   err == TK_EDOWNGRADE) {
+		redirect_refused(st, err, i);
+	} else if (i->detail[0] != '\0') {
+		fail(st, cli_exit_code(err), "%s", i->detail);
+	} else if (i->conn != NULL) {
+		fail(st, cli_exit_code(err), "%s",
+		     tlsopt_why(i->conn, err, why, sizeof(why)));
+	} else {
+		fail(st, cli_exit_code(err), "%s", tk_strerror(err));
+	}
+	if (st->o->verbose && i->conn_error[0] != '\0')
+		fprintf(stderr, "last attempt: %s\n", i->conn_error);
+	st->url = NULL;
+}
+
+static const struct tk_http_cb get_cb = {
+	.open = on_open,
+	.head = on_head,
+	.redirect = on_redirect,
+	.body = on_body,
+	.done = on_done,
 };
 
-/*
- * One exchange with url (its target t, its addresses list), in at most
- * max_left ms if not 0.  Returns the exit code; *next is where -L goes
- * from here (owned by the caller), or NULL.
- */
+/* The exchange, on a loop of its own.  The exit code. */
 static int
-fetch(const struct get_opts *o, const struct get_target *t,
-      struct tk_addrlist *list, const char *url, const char *servername,
-      uint64_t max_left, char **next)
+fetch(struct get_opts *o)
 {
-	struct get_state st;
-	struct tk_conn_opts copts;
-	struct tk_conn *c;
+	struct get_state st = { .o = o, .fd = STDOUT_FILENO };
+	struct tk_http_req *req;
 	int err;
 
-	*next = NULL;
-	memset(&st, 0, sizeof(st));
-	st.o = o;
-	st.t = t;
-	st.url = url;
-	tk_buf_init(&st.head, HEAD_MAX);
+	if (o->output != NULL) {
+		st.rc = get_out_open(&st.file, o->output);
+		if (st.rc != 0)
+			return st.rc;
+		st.fd = st.file.fd;
+	}
 	st.loop = tk_loop_new();
-	if (st.loop == NULL)
-		return cli_fail("get", url, -errno);
-	if (o->idle_ms != 0) {
-		st.idle = tk_timer_new(st.loop, on_idle, &st);
-		if (st.idle == NULL) {
-			st.rc = cli_fail("get", url, -ENOMEM);
-			goto out_free_loop;
-		}
+	if (st.loop == NULL) {
+		st.rc = cli_fail("get", o->url, -errno);
+		goto out;
 	}
-	if (o->max_ms != 0) {
-		st.deadline = tk_timer_new(st.loop, on_deadline, &st);
-		if (st.deadline == NULL) {
-			st.rc = cli_fail("get", url, -ENOMEM);
-			goto out_free_timer;
-		}
-		tk_timer_start(st.deadline, max_left, 0);
-	}
-	tk_conn_opts_init(&copts);
-	copts.connect_timeout_ms = o->connect_ms;
-	/* The idle timeout is ours: it must not count time spent on stdout. */
-	copts.idle_timeout_ms = 0;
-	copts.tls = t->https ? o->ctx : NULL;
-	copts.servername = servername != NULL ? servername : t->host;
-	err = tk_conn_connect(st.loop, list, &copts, &get_service, &st, &c);
+	err = tk_http_get(st.loop, o->url, &o->http, &get_cb, &st, &req);
 	if (err < 0) {
-		st.rc = cli_fail("get", url, err);
-		goto out_free_timer;
+		st.rc = cli_fail("get", o->url, err);
+		goto out_loop;
 	}
-	st.conn = c;
 	err = tk_loop_run(st.loop);
-	if (err < 0 && !st.reported) {
-		st.rc = cli_fail("get", url, err);
-		st.reported = true;
-	}
-	if (st.conn != NULL) {
-		/* Only after a loop failure: close, and run the callback. */
-		tk_conn_close(st.conn, err);
+	if (!st.ended) {
+		/* Only after a loop failure: stop, and let the close run. */
+		fail(&st, cli_exit_code(err), "%s", tk_strerror(err));
+		tk_http_req_cancel(req);
 		(void)tk_loop_run_once(st.loop, 0);
 	}
-out_free_timer:
-	tk_timer_free(st.deadline);
-	tk_timer_free(st.idle);
-out_free_loop:
-	tk_buf_free(&st.head);
+out_loop:
 	tk_loop_free(st.loop);
-	if (st.rc == 0)
-		*next = st.next;
-	else
-		free(st.next);
+out:
+	if (o->output != NULL && st.rc == 0)
+		st.rc = get_out_commit(&st.file);
+	else if (o->output != NULL)
+		get_out_discard(&st.file);
 	return st.rc;
-}
-
-/* Milliseconds on the monotonic clock, for --max-time across redirects. */
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/*
- * Where -L may go from prev: http or https, a URL we can fetch, and
- * https to http only when asked (the rest of the way would be readable
- * and changeable by anyone on the path).  0, or the error is printed and
- * its exit code returned.
- */
-static int
-redirect_allowed(const struct get_opts *o, const char *prev, const char *next,
-		 uint64_t hops)
-{
-	struct tk_url u;
-	size_t n = strspn(next, SCHEME_CHARS);
-	bool https = n == 5 && strncasecmp(next, "https", 5) == 0;
-
-	if (hops >= o->max_redirs) {
-		cli_error("get", prev,
-			  "too many redirects (more than --max-redirs %llu); "
-			  "the next was to %s",
-			  (unsigned long long)o->max_redirs, next);
-		return CLI_EXIT_PROTOCOL;
-	}
-	if (!https && !(n == 4 && strncasecmp(next, "http", 4) == 0)) {
-		cli_error("get", prev,
-			  "redirect to '%s' refused: not http or "
-			  "https",
-			  next);
-		return CLI_EXIT_PROTOCOL;
-	}
-	if (tk_url_parse(next, strlen(next), &u) < 0) {
-		cli_error("get", prev, "redirect to a malformed URL '%s'",
-			  next);
-		return CLI_EXIT_PROTOCOL;
-	}
-	if (!https && strncasecmp(prev, "https", 5) == 0 && !o->downgrade) {
-		cli_error("get", prev,
-			  "redirect from https to http refused: %s (use "
-			  "--allow-https-downgrade)",
-			  next);
-		return CLI_EXIT_PROTOCOL;
-	}
-	return 0;
 }
 
 int
 cmd_get(int argc, char **argv)
 {
 	struct get_opts o;
-	struct get_target t;
-	struct tk_addrlist *list;
-	const char *url, *servername;
-	char *owned = NULL, *next = NULL, first_host[TK_HOSTLEN];
-	uint64_t start = now_ms(), spent, hops;
+	bool https;
 	int rc;
 
 	rc = parse_args(argc, argv, &o);
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = make_target(o.url, &t);
+	rc = check_url(o.url);
 	if (rc != 0)
 		return rc;
-	/* Certificates are read before any I/O (with -L, for later). */
-	if (!t.https && o.tls.used && !o.location) {
-		rc = cli_usage("get", "%s needs an https:// URL",
-			       o.tls.used_name);
-		goto out_free_request;
-	}
-	o.tls.tls = t.https || o.tls.used;
+	https = strncasecmp(o.url, "https:", 6) == 0;
+	if (!https && o.tls.used && !o.http.follow)
+		return cli_usage("get", "%s needs an https:// URL",
+				 o.tls.used_name);
+	/* Certificates are read before any I/O (with -L, for later hops). */
+	o.tls.tls = https || o.tls.used || o.http.follow;
 	rc = tlsopt_client_ctx("get", &o.tls, &o.ctx);
 	if (rc != 0)
-		goto out_free_request;
-	snprintf(first_host, sizeof(first_host), "%s", t.host);
-	url = o.url;
-	for (hops = 0;; hops++) {
-		/* --servername is for the host it was given with. */
-		servername = strcmp(t.host, first_host) == 0 ? o.tls.servername
-							     : NULL;
-		if (t.https && o.ctx == NULL) {
-			/* -L from http:// to https://: the system's CAs. */
-			o.tls.tls = true;
-			rc = tlsopt_client_ctx("get", &o.tls, &o.ctx);
-			if (rc != 0)
-				break;
-		}
-		rc = tk_resolve(t.host, t.port, o.family,
-				t.ipv6 ? TK_RESOLVE_NUMERIC : 0, &list);
-		if (rc < 0) {
-			rc = cli_fail("get", url, rc);
-			break;
-		}
-		spent = now_ms() - start;
-		if (o.max_ms != 0 && spent >= o.max_ms) {
-			char dur[32];
-
-			tk_addrlist_free(list);
-			cli_error("get", url, "max time (%s) reached",
-				  cli_format_duration(o.max_ms, dur,
-						      sizeof(dur)));
-			rc = CLI_EXIT_TIMEOUT;
-			break;
-		}
-		rc = fetch(&o, &t, list, url, servername,
-			   o.max_ms != 0 ? o.max_ms - spent : 0, &next);
-		tk_addrlist_free(list);
-		if (rc != 0 || next == NULL)
-			break;
-		rc = redirect_allowed(&o, url, next, hops);
-		if (rc != 0)
-			break;
-		free(t.request);
-		t.request = NULL;
-		free(owned);
-		owned = next;
-		next = NULL;
-		url = owned;
-		rc = make_target(url, &t);
-		if (rc != 0)
-			break;
-	}
-out_free_request:
+		return rc;
+	o.http.tls = o.ctx;
+	o.http.servername = o.tls.servername;
+	rc = fetch(&o);
 	tk_tls_ctx_free(o.ctx);
-	free(t.request);
-	free(next);
-	free(owned);
 	return rc;
 }

@@ -46,7 +46,11 @@ dup(const char *p, size_t n)
 static void
 check_head(const char *buf, size_t len)
 {
-	struct tk_http_response r, p;
+	struct tk_http_header rh[TK_HTTP_MAX_HEADERS], ph[TK_HTTP_MAX_HEADERS];
+	struct tk_http_response r = { .headers = rh,
+				      .max_headers = TK_HTTP_MAX_HEADERS };
+	struct tk_http_response p = { .headers = ph,
+				      .max_headers = TK_HTTP_MAX_HEADERS };
 	enum tk_http_body kind;
 	uint64_t length;
 	ssize_t rc, prc;
@@ -54,7 +58,7 @@ check_head(const char *buf, size_t len)
 	const char *v;
 	char *copy;
 
-	rc = tk_http_parse_response(buf, len, &r);
+	rc = tk_http_parse_response(buf, len, 0, &r);
 	CHECK(rc == 0 || rc == TK_EHTTP || rc == TK_ETOOBIG ||
 	      (rc > 0 && (size_t)rc <= len));
 
@@ -64,12 +68,23 @@ check_head(const char *buf, size_t len)
 	 */
 	cut = len ? (unsigned char)buf[0] * 131u % (len + 1) : 0;
 	copy = dup(buf, cut);
-	prc = tk_http_parse_response(copy, cut, &p);
+	prc = tk_http_parse_response(copy, cut, 0, &p);
 	free(copy);
 	if (rc > 0)
 		CHECK(cut >= (size_t)rc ? prc == rc : prc == 0);
 	else
 		CHECK(prc == 0 || prc == rc);
+	/*
+	 * Read as a stream, the prefix first and then everything with
+	 * last_len: the same head, or still "incomplete" when the prefix
+	 * already was and the rest adds no end of head.
+	 */
+	if (prc == 0) {
+		prc = tk_http_parse_response(buf, len, cut, &p);
+		CHECK(prc == rc || (prc == 0 && rc <= 0));
+		if (prc > 0)
+			CHECK(p.nheaders == r.nheaders && p.status == r.status);
+	}
 
 	if (rc <= 0)
 		return;
@@ -325,7 +340,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *in = (const char *)data;
 	ssize_t rc;
-	struct tk_http_response r;
+	struct tk_http_header hdrs[TK_HTTP_MAX_HEADERS];
+	struct tk_http_response r = { .headers = hdrs,
+				      .max_headers = TK_HTTP_MAX_HEADERS };
 	unsigned split;
 
 	check_head(in, size);
@@ -334,7 +351,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * The body after a complete head, or, to reach the decoder with any
 	 * input at all, everything when there is no head.
 	 */
-	rc = tk_http_parse_response(in, size, &r);
+	rc = tk_http_parse_response(in, size, 0, &r);
 	split = size ? 1u + data[size - 1] % 17u : 1u;
 	if (rc > 0)
 		check_chunked(in + rc, size - (size_t)rc, split);

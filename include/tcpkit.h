@@ -64,6 +64,10 @@ const char *tk_tls_runtime_version(void);
 	X(ETRUNCATED, -3207, PROTOCOL,                                         \
 	  "connection closed before the end of the data")                      \
 	X(ETOOBIG, -3208, PROTOCOL, "size limit exceeded")                     \
+	X(EREDIRECTS, -3209, PROTOCOL, "too many redirects")                   \
+	X(EREDIRECT, -3210, PROTOCOL, "redirect refused")                      \
+	X(EDOWNGRADE, -3211, PROTOCOL, "redirect from https to http refused")  \
+	X(ECODING, -3212, PROTOCOL, "malformed content coding")                \
 	X(ETLS, -3301, TLS, "TLS error")                                       \
 	X(ETLSHANDSHAKE, -3302, TLS, "TLS handshake failure")                  \
 	X(ETLSVERIFY, -3303, TLS, "certificate from an untrusted issuer")      \
@@ -299,6 +303,7 @@ int tk_url_parse(const char *text, size_t len, struct tk_url *out);
 ssize_t tk_url_resolve(const char *base, const char *ref, char *out,
 		       size_t outlen);
 
+/* A header array of this size is what tk_http_get() uses. */
 #define TK_HTTP_MAX_HEADERS 100
 
 struct tk_http_header {
@@ -310,16 +315,26 @@ struct tk_http_response {
 	int minor_version; /* HTTP/1.x */
 	int status;	   /* 100..999 */
 	struct tk_span reason;
+	/*
+	 * The caller's array of max_headers entries (set both before
+	 * parsing); nheaders is how many the head had.
+	 */
+	struct tk_http_header *headers;
+	size_t max_headers;
 	size_t nheaders;
-	struct tk_http_header headers[TK_HTTP_MAX_HEADERS];
 };
 
 /*
  * Parse a response head (status line and headers up to the empty line).
- * Returns the head's length (> 0), 0 if incomplete, TK_EHTTP if malformed,
- * TK_ETOOBIG with more than TK_HTTP_MAX_HEADERS headers.
+ * last_len is the length buf had at the previous call for the same head
+ * that returned 0 (0 on the first call): a head still without its empty
+ * line is then answered "incomplete" from the new bytes alone, so a
+ * streaming reader does not parse the start again on every read (as
+ * picohttpparser does).  Errors are found on the first call and once the
+ * head is complete.  Returns the head's length (> 0), 0 if incomplete,
+ * TK_EHTTP if malformed, TK_ETOOBIG with more than r->max_headers headers.
  */
-ssize_t tk_http_parse_response(const char *buf, size_t len,
+ssize_t tk_http_parse_response(const char *buf, size_t len, size_t last_len,
 			       struct tk_http_response *r);
 
 /*
@@ -366,6 +381,147 @@ void tk_chunked_init(struct tk_chunked *d);
  */
 int tk_chunked_decode(struct tk_chunked *d, const char *in, size_t len,
 		      size_t *consumed, size_t *data_off, size_t *data_len);
+
+/*
+ * An asynchronous HTTP/1.1 client: one GET or HEAD of an http:// or
+ * https:// URL on a loop, one connection per exchange ("Connection:
+ * close"), redirects followed when asked.  It parses, frames and decodes;
+ * what to do with the head and the body is the caller's, through
+ * callbacks.  Names are resolved with tk_resolve(), which blocks.
+ */
+struct tk_http_req;
+struct tk_loop;
+struct tk_conn;
+struct tk_tls_ctx;
+
+struct tk_http_opts {
+	bool head; /* HEAD instead of GET: a head and no body */
+	/*
+	 * Extra "Name: value" fields, NULL-terminated (copied; each checked
+	 * with tk_http_field_check()).  A Host, User-Agent or Accept field
+	 * replaces the default one; a Connection field is dropped (one
+	 * exchange per connection: "close"); Host, Authorization, Cookie and
+	 * Proxy-Authorization are sent only to the first URL's host.
+	 */
+	const char *const *headers;
+	bool follow;	      /* follow 301, 302, 303, 307, 308 + Location */
+	unsigned max_redirs;  /* with follow: one more is TK_EREDIRECTS */
+	bool allow_downgrade; /* follow https -> http (TK_EDOWNGRADE) */
+	uint64_t connect_timeout_ms; /* per hop, all addresses; 0: default */
+	uint64_t idle_timeout_ms;    /* no data for this long; 0: none */
+	uint64_t max_time_ms;	     /* the whole exchange, all hops; 0: none */
+	int family;		     /* AF_UNSPEC, AF_INET or AF_INET6 */
+	/*
+	 * For https:// hops: a context from tk_tls_ctx_new_client() (not
+	 * owned; it must outlive the request); NULL: https:// fails with
+	 * TK_ETLSCONFIG.  servername replaces the URL's host for the
+	 * certificate check and SNI, on hops to that host only.
+	 */
+	struct tk_tls_ctx *tls;
+	const char *servername;
+	/*
+	 * Send "Accept-Encoding: gzip, deflate" and inflate a body in
+	 * either coding (zlib); a corrupt or cut stream is TK_ECODING.
+	 */
+	bool compressed;
+};
+
+/* Fill opts with the defaults: GET, no redirects followed (max 10). */
+void tk_http_opts_init(struct tk_http_opts *opts);
+
+/* Where an exchange is, for the caller's messages (tk_http_req_info()). */
+enum tk_http_phase {
+	TK_HTTP_CONNECTING, /* resolving, connecting, TLS handshake */
+	TK_HTTP_HEAD,	    /* request sent, reading a head */
+	TK_HTTP_BODY,	    /* reading the final response's body */
+	TK_HTTP_DONE,	    /* complete */
+};
+
+struct tk_http_info {
+	const char *url;     /* the current hop's URL */
+	const char *request; /* the request sent to it */
+	enum tk_http_phase phase;
+	int status;		/* of the last head, 0 before one */
+	enum tk_http_body kind; /* the final response's framing */
+	uint64_t length;	/* its Content-Length */
+	uint64_t got;		/* body bytes, transfer coding removed */
+	uint64_t ninterim;	/* 1xx heads on this hop */
+	unsigned redirects;	/* followed so far */
+	size_t head_bytes;	/* of an incomplete head */
+	/*
+	 * A redirect's target, resolved against url; or, when the Location
+	 * could not be resolved, the raw Location (location_resolved
+	 * false).  NULL without one.
+	 */
+	const char *location;
+	bool location_resolved;
+	/* What went wrong, in words (TK_EHTTP, TK_ETRUNCATED, ...), or "". */
+	const char *detail;
+	/* tk_conn_last_error() of the hop's connection, or "". */
+	const char *conn_error;
+	/* The hop's connection, or NULL (NULL once it is gone, but in done). */
+	struct tk_conn *conn;
+};
+
+/*
+ * The callbacks; all but done are optional.  A callback returning a
+ * negative code ends the exchange: done follows with that code.
+ *
+ * open:     connected to a hop (TLS verified); the request goes next.
+ * head:     a complete head, head[0..len) as received, parsed in r
+ *           (valid for the call): interim (1xx) ones, a redirect about
+ *           to be followed, and the final one.
+ * redirect: about to follow status's Location to url.
+ * body:     len bytes of the final response's body, transfer coding
+ *           removed (and inflated with compressed).
+ * done:     the end, once: err 0 when the whole body was received, else
+ *           why (the resolver's, tk_conn_connect()'s and the
+ *           connection's codes; TK_EHTTP malformed response; TK_ETOOBIG
+ *           head over 64 KiB or too many fields; TK_ETRUNCATED closed
+ *           before the end of a head or body, or an https body delimited
+ *           by the close without TLS close_notify; TK_EIDLE;
+ *           TK_ETIMEDOUT over max_time_ms; TK_EREDIRECTS, TK_EREDIRECT
+ *           (not http(s), malformed), TK_EDOWNGRADE; TK_ECODING).  The
+ *           request is freed when done returns.
+ */
+struct tk_http_cb {
+	int (*open)(struct tk_http_req *req, struct tk_conn *c, void *arg);
+	int (*head)(struct tk_http_req *req, const struct tk_http_response *r,
+		    const char *head, size_t len, void *arg);
+	int (*redirect)(struct tk_http_req *req, int status, const char *url,
+			void *arg);
+	int (*body)(struct tk_http_req *req, const char *data, size_t len,
+		    void *arg);
+	void (*done)(struct tk_http_req *req, int err, void *arg);
+};
+
+/*
+ * Start fetching url on loop.  Returns 0 with *out set, the exchange under
+ * way; or a negative code, and then no callback is ever called:
+ * TK_EBADURL (malformed, or not http or https), -EINVAL (a bad header
+ * field), TK_ETLSCONFIG (https without opts->tls), the resolver's codes,
+ * tk_conn_connect()'s, -ENOMEM.
+ */
+int tk_http_get(struct tk_loop *loop, const char *url,
+		const struct tk_http_opts *opts, const struct tk_http_cb *cb,
+		void *arg, struct tk_http_req **out);
+
+/* Where req is (valid until done returns). */
+const struct tk_http_info *tk_http_req_info(const struct tk_http_req *req);
+
+/*
+ * Stop req before its done callback ran: no callback is called any more.
+ * The connection closes on the loop's next round (run it once before
+ * tk_loop_free()), and req is freed then.
+ */
+void tk_http_req_cancel(struct tk_http_req *req);
+
+/*
+ * Whether line is a well-formed "Name: value" field to send: a token name,
+ * a colon, a value of visible characters, spaces and tabs (no CR, LF or
+ * other controls).  0 or -EINVAL.
+ */
+int tk_http_field_check(const char *line);
 
 /*
  * Latency histograms: log-linear buckets (256 per power of two), so any

@@ -155,7 +155,7 @@ parse_header_line(const char *buf, size_t len, size_t *pos,
 	}
 	if (is_ws((unsigned char)buf[p]))
 		return TK_EHTTP;
-	if (r->nheaders == TK_HTTP_MAX_HEADERS)
+	if (r->nheaders >= r->max_headers)
 		return TK_ETOOBIG;
 
 	name = p;
@@ -187,12 +187,40 @@ parse_header_line(const char *buf, size_t len, size_t *pos,
 	return 1;
 }
 
+/*
+ * Whether buf[from..len) holds the empty line that ends a head: a '\n'
+ * followed by "\n" or "\r\n".
+ */
+static bool
+has_end_of_head(const char *buf, size_t len, size_t from)
+{
+	const char *p = buf + from, *end = buf + len;
+
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if (end - p > 1 && p[1] == '\n')
+			return true;
+		if (end - p > 2 && p[1] == '\r' && p[2] == '\n')
+			return true;
+		p++;
+	}
+	return false;
+}
+
 ssize_t
-tk_http_parse_response(const char *buf, size_t len, struct tk_http_response *r)
+tk_http_parse_response(const char *buf, size_t len, size_t last_len,
+		       struct tk_http_response *r)
 {
 	size_t pos = 0;
 	int rc;
 
+	/*
+	 * The previous call saw no end of head in buf[0..last_len): one can
+	 * only start in its last 2 bytes ("\n\r" or "\n" waiting for the
+	 * rest).
+	 */
+	if (last_len > 0 && last_len <= len &&
+	    !has_end_of_head(buf, len, last_len < 2 ? 0 : last_len - 2))
+		return 0;
 	r->nheaders = 0;
 	if ((rc = parse_status_line(buf, len, &pos, r)) <= 0)
 		return rc;

@@ -16,6 +16,7 @@ struct head {
 	size_t len;
 	ssize_t rc;
 	struct tk_http_response r;
+	struct tk_http_header hdrs[TK_HTTP_MAX_HEADERS];
 };
 
 static void
@@ -24,7 +25,9 @@ head_parse(struct head *h, const char *text, size_t len)
 	guard_init(&h->g, len);
 	h->buf = guard_put(&h->g, text, len);
 	h->len = len;
-	h->rc = tk_http_parse_response(h->buf, len, &h->r);
+	h->r.headers = h->hdrs;
+	h->r.max_headers = TK_HTTP_MAX_HEADERS;
+	h->rc = tk_http_parse_response(h->buf, len, 0, &h->r);
 }
 
 static void
@@ -302,6 +305,56 @@ Test(http_head, header_limit)
 		head_free(&h);
 	}
 	cr_assert(seen);
+}
+
+/* The array is the caller's: its size is the limit. */
+Test(http_head, caller_sized_array)
+{
+	static const char text[] = "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n";
+	struct tk_http_header two[2], one[1];
+	struct tk_http_response r = { .headers = two, .max_headers = 2 };
+
+	cr_assert_eq(tk_http_parse_response(text, strlen(text), 0, &r),
+		     (ssize_t)strlen(text));
+	cr_assert_eq(r.nheaders, 2);
+	r.headers = one;
+	r.max_headers = 1;
+	cr_assert_eq(tk_http_parse_response(text, strlen(text), 0, &r),
+		     TK_ETOOBIG);
+}
+
+/*
+ * Fed byte by byte with last_len, a head is found where the whole parse
+ * finds it, and the bytes before its end are not parsed again: a
+ * malformed line after the first read is only reported once the head is
+ * complete.
+ */
+Test(http_head, last_len_streaming)
+{
+	static const char text[] = "HTTP/1.1 200 OK\r\nA: 1\nB: 2\r\n\r\n";
+	static const char bad[] = "HTTP/1.1 200 OK\r\n\001bad\r\n";
+	struct tk_http_header hdrs[4];
+	struct tk_http_response r = { .headers = hdrs, .max_headers = 4 };
+	size_t len = strlen(text), i, last = 0;
+	ssize_t rc = 0;
+
+	for (i = 1; i <= len; i++) {
+		rc = tk_http_parse_response(text, i, last, &r);
+		if (rc != 0)
+			break;
+		last = i;
+	}
+	cr_assert_eq(rc, (ssize_t)len);
+	cr_assert_eq(i, len);
+	cr_assert_eq(r.nheaders, 2);
+
+	/* The first call parses: the error is found at once. */
+	cr_assert_eq(tk_http_parse_response(bad, strlen(bad), 0, &r), TK_EHTTP);
+	/* A later call without an end of head does not look again. */
+	cr_assert_eq(tk_http_parse_response(bad, strlen(bad), 17, &r), 0);
+	/* "\n" then "\r\n" split across reads still ends the head. */
+	cr_assert_eq(tk_http_parse_response("HTTP/1.1 204 \n\r\n", 16, 15, &r),
+		     16);
 }
 
 Test(http_head, header_find)
