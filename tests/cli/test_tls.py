@@ -460,6 +460,18 @@ def test_plain_client_to_tls_server_hint(serve, cmd, args, stdin):
     assert closed_line(srv, start=start)[2] == "the peer does not speak TLS"
 
 
+def test_get_http_to_tls_server_hint(serve):
+    """get http:// against a TLS port: the answer is a TLS alert, not
+    HTTP, and the error says so instead of "malformed HTTP response"."""
+    srv = serve("--tls", "-w", "1", listeners=2)
+    url = "http://127.0.0.1:%d/" % srv.port
+    p = run(["get", url])
+    assert p.returncode == PROTO, p.stderr
+    assert p.stdout == b""
+    assert p.stderr.decode() == (
+        "tcpkit: get %s: the peer answered with TLS: try https://\n" % url)
+
+
 def test_plain_client_sees_another_servers_alert(pyserver):
     """Any TLS server that answers plain bytes with an alert record (15 03
     0x, length 2) gets the same hint."""
