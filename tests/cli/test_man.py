@@ -15,8 +15,9 @@ from conftest import ROOT, TCPKIT, run
 
 MAN_SRC = os.path.join(ROOT, "docs", "man")
 # An option spec in a help text: "-p, --port PORT", "--cert FILE, --key FILE",
-# "-4, -6"; the argument is upper case or a literal like sha256:HEX or 1.2|1.3.
-ARG = r"(?:[A-Z][A-Z0-9_]*|sha256:HEX|[\w.]+\|[\w.|]+)"
+# "-4, -6"; the argument is upper case or a literal like sha256:HEX, 1.2|1.3
+# or 'NAME: VALUE'.
+ARG = r"(?:[A-Z][A-Z0-9_]*|sha256:HEX|[\w.]+\|[\w.|]+|'[A-Z]+: [A-Z]+')"
 OPT = r"--?\w[\w-]*(?: " + ARG + ")?"
 SPEC = re.compile(r"^\s+(" + OPT + r"(?:, " + OPT + r")*,?)(?:\s{2,}.*)?$")
 BOLD_OPT = re.compile(r"\*(--?\w[\w-]*)\*")
