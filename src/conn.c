@@ -35,7 +35,7 @@ plain_shutdown(struct tk_conn *c)
 	return shutdown(c->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
-static const struct tk__transport plain_tcp = {
+const struct tk__transport tk__plain_tcp = {
 	.read = plain_read,
 	.write = plain_write,
 	.shutdown = plain_shutdown,
@@ -48,11 +48,17 @@ tk__conn_tp_state(const struct tk_conn *c)
 	return c->tp_state;
 }
 
+const struct tk__transport *
+tk__conn_transport(const struct tk_conn *c)
+{
+	return c->tp;
+}
+
 void
 tk__conn_set_transport(struct tk_conn *c, const struct tk__transport *tp,
 		       void *state)
 {
-	c->tp = tp != NULL ? tp : &plain_tcp;
+	c->tp = tp != NULL ? tp : &tk__plain_tcp;
 	c->tp_state = state;
 }
 
@@ -91,7 +97,7 @@ tk__conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 	c->loop = loop;
 	c->svc = svc;
 	c->arg = arg;
-	c->tp = &plain_tcp;
+	c->tp = &tk__plain_tcp;
 	c->fd = -1;
 	tk__timer_init(&c->timer, loop, on_timer, c);
 	if (opts != NULL)
@@ -213,8 +219,8 @@ tk_conn_close(struct tk_conn *c, int err)
 		tk__conn_set_error(c, c->opened_at != 0 ? &c->peer : NULL, err);
 	tk__connect_done(c);
 	tk_timer_stop(&c->timer);
-	if (c->server != NULL)
-		tk__server_conn_gone(c->server, c, err);
+	if (c->owner != NULL)
+		c->owner->gone(c, err);
 	if (c->fd >= 0) {
 		tk__loop_forget(c->loop, c->fd); /* close() leaves epoll too */
 		tk__close(c->fd);
@@ -245,8 +251,8 @@ finish_close(struct tk__defer *d)
 
 	if (c->svc != NULL && c->svc->close != NULL)
 		c->svc->close(c, c->close_err, c->arg);
-	if (c->server != NULL)
-		tk__server_conn_closed(c->server, c, c->close_err);
+	if (c->owner != NULL)
+		c->owner->closed(c, c->close_err);
 	if (c->tp->close != NULL)
 		c->tp->close(c);
 	free(c->errmsg);
@@ -281,7 +287,7 @@ send_fin(struct tk_conn *c)
 	 * FIN at once: spare the shutdown() call (plain TCP only; TLS has its
 	 * close_notify to send).
 	 */
-	if (!((c->flags & F_EOF) && c->tp == &plain_tcp))
+	if (!((c->flags & F_EOF) && c->tp == &tk__plain_tcp))
 		err = c->tp->shutdown(c);
 	if (err == -EAGAIN) {
 		/*
@@ -534,15 +540,14 @@ open_service(struct tk_conn *c)
 }
 
 /*
- * One step of the TLS handshake; on success the TLS transport is already
- * in place (tk__tls_attach()) and the service opens.  No application byte
- * moves before this: until then c is not open.
+ * One step of the transport's handshake; on success the service opens.  No
+ * application byte moves before this: until then c is not open.
  */
 static void
 handshake_step(struct tk_conn *c)
 {
 	unsigned want = 0;
-	int err = tk__tls_handshake(c, &want);
+	int err = c->tp->handshake(c, &want);
 
 	if (err == -EAGAIN) {
 		err = tk_loop_modify(c->loop, c->fd, want);
@@ -560,15 +565,11 @@ handshake_step(struct tk_conn *c)
 static void
 start_handshake(struct tk_conn *c)
 {
-	int err = 0;
+	int err;
 
 	c->state = ST_HANDSHAKE;
 	c->opened_at = c->last_active = tk_loop_now(c->loop);
-	/* A client's session was made at connect (it holds the name). */
-	if (c->tp_state == NULL)
-		err = tk__tls_attach(c, c->opts.tls, NULL);
-	if (err == 0)
-		err = tk_loop_watch(c->loop, c->fd, 0, on_io, c);
+	err = tk_loop_watch(c->loop, c->fd, 0, on_io, c);
 	if (err < 0) {
 		tk_conn_close(c, err);
 		return;
@@ -577,21 +578,39 @@ start_handshake(struct tk_conn *c)
 	handshake_step(c);
 }
 
+int
+tk__conn_attach_layer(struct tk_conn *c, const char *servername)
+{
+	const struct tk__layer *layer = (const void *)c->opts.tls;
+
+	if (layer == NULL || c->tp != &tk__plain_tcp)
+		return 0;
+	return layer->attach(c, c->opts.tls, servername);
+}
+
 void
 tk__conn_start(struct tk_conn *c)
 {
+	int err;
+
 	if (!(c->flags & F_SOCKOPTS))
 		(void)tk__sock_conn_opts(c->fd, c->opts.no_delay,
 					 c->opts.sndbuf, c->opts.max_pending);
 	c->flags |= F_SOCKOPTS;
-	if (c->opts.tls != NULL)
+	/* A client's session was made at connect (it holds the name). */
+	if ((err = tk__conn_attach_layer(c, NULL)) < 0) {
+		tk_conn_close(c, err);
+		return;
+	}
+	if (c->tp->handshake != NULL)
 		start_handshake(c);
 	else
 		open_service(c);
 }
 
 struct tk_conn *
-tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv, unsigned worker,
+tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv,
+		  const struct tk__conn_owner *owner, unsigned worker,
 		  struct tk__counters *ctr, int fd, const struct tk_addr *peer,
 		  const struct tk_conn_opts *opts, const struct tk_service *svc,
 		  void *arg)
@@ -601,12 +620,30 @@ tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv, unsigned worker,
 	if (c == NULL)
 		return NULL;
 	c->server = srv;
+	c->owner = owner;
 	c->flags |= F_SOCKOPTS; /* from the listener (tk_server_listen()) */
 	c->worker = worker;
 	c->ctr = ctr;
 	c->fd = fd;
 	c->peer = *peer;
 	c->state = ST_CONNECTING; /* until tk__conn_start() */
+	return c;
+}
+
+struct tk_conn *
+tk__conn_adopt(struct tk_loop *loop, int fd, const struct tk__transport *tp,
+	       void *state, const struct tk_conn_opts *opts,
+	       const struct tk_service *svc, void *arg)
+{
+	struct tk_conn *c = tk__conn_new(loop, opts, svc, arg);
+
+	if (c == NULL)
+		return NULL;
+	c->fd = fd;
+	(void)tk__sock_peer(fd, &c->peer);
+	c->state = ST_CONNECTING; /* until tk__conn_start() */
+	tk__conn_set_transport(c, tp, state);
+	tk__conn_start(c);
 	return c;
 }
 

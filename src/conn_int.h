@@ -7,7 +7,7 @@
 
 enum conn_state {
 	ST_CONNECTING,
-	ST_HANDSHAKE, /* TLS: connected, the peer not yet verified */
+	ST_HANDSHAKE, /* connected, the transport's handshake under way */
 	ST_OPEN,
 	ST_CLOSED,
 };
@@ -30,7 +30,8 @@ struct connecting; /* connect.c */
  */
 struct tk_conn {
 	struct tk_loop *loop;
-	struct tk_server *server;
+	struct tk_server *server; /* handed back only (tk_conn_server()) */
+	const struct tk__conn_owner *owner; /* NULL: a client's */
 	const struct tk_service *svc;
 	void *arg;
 	void *data;
@@ -72,6 +73,11 @@ struct tk_conn *tk__conn_new(struct tk_loop *loop,
 /* Close now with a reset (SO_LINGER 0): the peer must not mistake the
  * close for a clean end (output was lost). */
 void tk__conn_abort(struct tk_conn *c, int err);
+/*
+ * Give c the transport of opts.tls (a struct tk__layer), unless it has one
+ * other than plain TCP already: 0 or a negative code.
+ */
+int tk__conn_attach_layer(struct tk_conn *c, const char *servername);
 /* Keep "ADDR: why" ("why" when a is NULL) as the last error's detail. */
 void tk__conn_set_error(struct tk_conn *c, const struct tk_addr *a, int err);
 

@@ -200,8 +200,8 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 		cx->source = *opts->source;
 		c->opts.source = &cx->source;
 	}
-	if (c->opts.tls != NULL &&
-	    tk__tls_attach(c, c->opts.tls, opts->servername) < 0)
+	if (tk__conn_attach_layer(c, opts != NULL ? opts->servername : NULL) <
+	    0)
 		goto out_free;
 	if (list->count > 1) {
 		cx->eyeballs = tk_timer_new(loop, on_eyeballs, c);
