@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -466,7 +467,9 @@ struct tk_tls_ctx;
  *        close it at once (close is then called with that code).
  * data:  n > 0 bytes arrived; data is borrowed for the duration of the call.
  *        n == TK_EOF: the peer half-closed; writing is still allowed.
- * drain: all pending output has been written to the kernel.
+ * drain: pending output has fallen to the connection's drain_lowat (0
+ *        by default: all written to the kernel), once per time it rose
+ *        above it.
  * close: the connection is over; err is 0 for an orderly end, or the reason
  *        (-ECONNRESET, TK_EIDLE, TK_ECONNTIMEDOUT...).  For a client whose
  *        connect failed, close is called without open.
@@ -513,7 +516,14 @@ struct tk_conn_opts {
 	 * (tk_conn_reserve_output()): raised to it.
 	 */
 	size_t max_output;
-	size_t read_size;	      /* bytes per read; 0: 64 KiB */
+	size_t read_size; /* bytes per read; 0: 64 KiB */
+	/*
+	 * The service's drain runs when pending output, having been above
+	 * this, falls to it or below: a writer that stopped at max_pending
+	 * (or at tk_conn_room()) refills before the socket runs dry.  0:
+	 * only once everything is written.
+	 */
+	size_t drain_lowat;
 	const struct tk_addr *source; /* local address to bind, or NULL */
 	/*
 	 * Kernel send buffer (SO_SNDBUF), a hard cap.  0: the system's,
@@ -567,6 +577,22 @@ int tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
  */
 int tk_conn_write(struct tk_conn *c, const void *data, size_t len);
 /*
+ * tk_conn_write() of the n buffers of iov together, all or nothing: their
+ * total is checked against max_output first (over it: -ENOBUFS and the
+ * reset, nothing sent); then every byte is written or queued.  -EINVAL if
+ * n < 0.
+ */
+int tk_conn_writev(struct tk_conn *c, const struct iovec *iov, int n);
+/*
+ * Bytes tk_conn_write() would still take (max_output less what is
+ * pending); 0 once c is not open, or shut down, or ending.  A writer that
+ * must not be reset waits for drain when this is short.
+ */
+size_t tk_conn_room(const struct tk_conn *c);
+/* The limits c runs under (its options, with defaults and reserve). */
+size_t tk_conn_max_pending(const struct tk_conn *c);
+size_t tk_conn_max_output(const struct tk_conn *c);
+/*
  * The most by which the output one data callback writes may exceed the
  * bytes it was given (a kept partial line, a prefix).  Reads stop at
  * max_pending of output waiting, so room is kept above it: max_output is
@@ -586,6 +612,13 @@ void tk_conn_end(struct tk_conn *c);
 void tk_conn_end_error(struct tk_conn *c, int err);
 /* Close now: pending output is dropped; close(err) follows. */
 void tk_conn_close(struct tk_conn *c, int err);
+/*
+ * Close now with a reset (RST, SO_LINGER 0) instead of a FIN: the peer
+ * sees an abortive end (ECONNRESET), never a clean one, and whatever the
+ * kernel still held for it is dropped.  close(err) follows, as for
+ * tk_conn_close().  What tk_conn_write() does when output overflows.
+ */
+void tk_conn_abort(struct tk_conn *c, int err);
 /*
  * Close with err unless cleared before ms from now (0 clears): a deadline
  * for a protocol step, such as a line service's next line.

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "conn_int.h"
@@ -232,10 +233,10 @@ tk_conn_close(struct tk_conn *c, int err)
 }
 
 void
-tk__conn_abort(struct tk_conn *c, int err)
+tk_conn_abort(struct tk_conn *c, int err)
 {
 	/* SO_LINGER 0: close() sends RST, whatever the kernel still holds. */
-	if (c->fd >= 0 && c->state != ST_CLOSED)
+	if (c != NULL && c->fd >= 0 && c->state != ST_CLOSED)
 		(void)setsockopt(
 			c->fd, SOL_SOCKET, SO_LINGER,
 			&(struct linger){ .l_onoff = 1, .l_linger = 0 },
@@ -438,9 +439,14 @@ on_writable(struct tk_conn *c)
 {
 	if (flush(c) < 0 || c->state != ST_OPEN)
 		return;
-	if (tk_buf_len(&c->out) == 0 && c->svc->drain != NULL &&
-	    !(c->flags & (F_ENDING | F_SHUT_WANT)))
-		c->svc->drain(c, c->arg);
+	/* Once per crossing of the mark, not on every writable event. */
+	if ((c->flags & F_DRAIN_WANT) &&
+	    tk_buf_len(&c->out) <= c->opts.drain_lowat) {
+		c->flags &= ~F_DRAIN_WANT;
+		if (c->svc->drain != NULL &&
+		    !(c->flags & (F_ENDING | F_SHUT_WANT)))
+			c->svc->drain(c, c->arg);
+	}
 }
 
 static void
@@ -659,23 +665,29 @@ tk__conn_prev(struct tk_conn *c)
 	return &c->prev;
 }
 
-int
-tk_conn_write(struct tk_conn *c, const void *data, size_t len)
+/* Can c take len more bytes of output?  0, or the code to return. */
+static int
+check_write(struct tk_conn *c, size_t len)
 {
-	const char *p = data;
-	int err;
-
 	if (c->state != ST_OPEN)
 		return c->state == ST_CLOSED ? -EPIPE : -ENOTCONN;
 	if (c->flags & (F_SHUT_WANT | F_ENDING))
 		return -EPIPE;
-	if (len == 0)
-		return 0;
 	if (len > c->opts.max_output - tk_buf_len(&c->out)) {
 		/* Never a silent loss: the peer sees a reset, not a gap. */
-		tk__conn_abort(c, -ENOBUFS);
+		tk_conn_abort(c, -ENOBUFS);
 		return -ENOBUFS;
 	}
+	return 0;
+}
+
+/* Write or queue len bytes that check_write() let through. */
+static int
+write_checked(struct tk_conn *c, const void *data, size_t len)
+{
+	const char *p = data;
+	int err;
+
 	/* Write first; wait for writable only after EAGAIN. */
 	while (tk_buf_len(&c->out) == 0 && len > 0) {
 		ssize_t n = c->tp->write(c, p, len);
@@ -704,8 +716,63 @@ tk_conn_write(struct tk_conn *c, const void *data, size_t len)
 	}
 	if (tk_buf_len(&c->out) >= c->opts.max_pending)
 		c->flags |= F_BACKPRESSURE;
+	if (tk_buf_len(&c->out) > c->opts.drain_lowat)
+		c->flags |= F_DRAIN_WANT;
 	update_interest(c);
 	return 0;
+}
+
+int
+tk_conn_write(struct tk_conn *c, const void *data, size_t len)
+{
+	int err = check_write(c, len);
+
+	if (err < 0 || len == 0)
+		return err;
+	return write_checked(c, data, len);
+}
+
+int
+tk_conn_writev(struct tk_conn *c, const struct iovec *iov, int n)
+{
+	size_t total = 0;
+	int err;
+
+	if (n < 0 || (n > 0 && iov == NULL))
+		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		if (iov[i].iov_len > SIZE_MAX - total)
+			total = SIZE_MAX; /* more than any max_output */
+		else
+			total += iov[i].iov_len;
+	}
+	if ((err = check_write(c, total)) < 0)
+		return err;
+	/* All fits: each part is written or queued, or c closes. */
+	for (int i = 0; i < n && err == 0; i++)
+		if (iov[i].iov_len > 0)
+			err = write_checked(c, iov[i].iov_base, iov[i].iov_len);
+	return err;
+}
+
+size_t
+tk_conn_room(const struct tk_conn *c)
+{
+	if (c->state != ST_OPEN || (c->flags & (F_SHUT_WANT | F_ENDING)))
+		return 0;
+	return c->opts.max_output - tk_buf_len(&c->out);
+}
+
+size_t
+tk_conn_max_pending(const struct tk_conn *c)
+{
+	return c->opts.max_pending;
+}
+
+size_t
+tk_conn_max_output(const struct tk_conn *c)
+{
+	return c->opts.max_output;
 }
 
 void

@@ -19,7 +19,8 @@ enum {
 	F_ENDING = 1u << 3,	  /* tk_conn_end(): discard input, close */
 	F_PAUSED = 1u << 4,	  /* tk_conn_pause() */
 	F_BACKPRESSURE = 1u << 5, /* output above max_pending */
-	F_SOCKOPTS = 1u << 6, /* socket options set (a server's: inherited) */
+	F_SOCKOPTS = 1u << 6,	/* socket options set (a server's: inherited) */
+	F_DRAIN_WANT = 1u << 7, /* output went above drain_lowat: tell drain */
 };
 
 struct connecting; /* connect.c */
@@ -70,9 +71,6 @@ struct tk_conn {
 struct tk_conn *tk__conn_new(struct tk_loop *loop,
 			     const struct tk_conn_opts *opts,
 			     const struct tk_service *svc, void *arg);
-/* Close now with a reset (SO_LINGER 0): the peer must not mistake the
- * close for a clean end (output was lost). */
-void tk__conn_abort(struct tk_conn *c, int err);
 /*
  * Give c the transport of opts.tls (a struct tk__layer), unless it has one
  * other than plain TCP already: 0 or a negative code.
