@@ -376,6 +376,23 @@ double tk_hist_mean(const struct tk_hist *h);
  * Event loop: epoll, timers in a min-heap, signals through signalfd,
  * cross-thread wakeup through eventfd.  One loop belongs to one thread;
  * only tk_loop_post() and tk_loop_stop() may be called from others.
+ *
+ * Threads, for the whole library: everything that takes a loop, a timer
+ * or a connection runs on the thread of the loop it belongs to (a
+ * server's worker for its connections), and nowhere else: no call on a
+ * connection from another thread, not even a getter.  Safe from any
+ * thread: tk_loop_post(), tk_loop_stop(), tk_server_get_stats(),
+ * tk_server_stop() and tk_server_drain() (they post to the loops), and
+ * the functions that take no loop (addresses, tk_resolve(), errors).
+ * tk_resolve() blocks (getaddrinfo): never call it on a loop's thread
+ * with work waiting; tk_conn_connect_host() resolves on a thread of its
+ * own.
+ *
+ * Pointers: an object argument (loop, conn, timer, server, opts...) must
+ * not be NULL unless its comment says so; the exceptions are the free
+ * and close functions (tk_loop_free(), tk_loop_close(), tk_timer_free(),
+ * tk_conn_close(), tk_conn_abort(): NULL does nothing) and options
+ * (NULL: defaults).
  */
 struct tk_loop;
 struct tk_timer;
@@ -393,11 +410,51 @@ typedef void (*tk_work_cb)(struct tk_loop *loop, void *arg);
 /* NULL with errno set on failure. */
 struct tk_loop *tk_loop_new(void);
 /*
- * Frees the loop.  Fds still watched are not closed and timers still armed
- * are not freed: they belong to their owners, who free them (after this,
- * only tk_timer_free() may be called on them).
+ * Frees the loop.  Connections still open are closed first with
+ * -ECANCELED, and their close callbacks run inside this call (the loop is
+ * still whole for them): none is lost with its socket.  Fds still watched
+ * are not closed and timers are not freed: they belong to their owners,
+ * who free them (after this, only tk_timer_free() may be called on them).
+ * Close callbacks of connections closed earlier run here too, if the loop
+ * has not run since.
  */
 void tk_loop_free(struct tk_loop *loop);
+/*
+ * Free the loop only if nothing lives on it: 0 (freed), or -EBUSY while a
+ * connection is open, a tk_timer_new() timer is not freed or an fd is
+ * watched (a server's listeners count, its workers' own loops do not);
+ * nothing is freed then: close them (tk_loop_walk() finds them), run the
+ * loop so their close callbacks run, and call again.  Close callbacks of
+ * connections already closed run first.
+ */
+int tk_loop_close(struct tk_loop *loop);
+
+/* What tk_loop_walk() visits: one live handle. */
+enum tk_handle_type {
+	TK_HANDLE_CONN,	 /* conn: an open connection (client or a server's) */
+	TK_HANDLE_TIMER, /* timer: from tk_timer_new(), armed or not */
+	TK_HANDLE_FD,	 /* fd: watched by tk_loop_watch() */
+};
+
+struct tk_handle {
+	enum tk_handle_type type;
+	struct tk_conn *conn;
+	struct tk_timer *timer;
+	int fd;	   /* TK_HANDLE_FD's, or a connection's socket; else -1 */
+	void *arg; /* a timer's or watcher's callback argument */
+};
+
+typedef void (*tk_walk_cb)(struct tk_loop *loop, const struct tk_handle *h,
+			   void *arg);
+/*
+ * Visit every live handle of the loop (h is borrowed for the call):
+ * connections, then timers, then watched fds.  The callback may close or
+ * free the handle it is given (tk_conn_close(), tk_conn_abort(),
+ * tk_timer_free(), tk_loop_unwatch()), but no other.  Returns how many
+ * were visited; cb may be NULL to count them.  The library's own fds (a
+ * connection's socket) are part of their connection, not visited alone.
+ */
+size_t tk_loop_walk(struct tk_loop *loop, tk_walk_cb cb, void *arg);
 /*
  * Run until tk_loop_stop().  Returns 0, or -errno if epoll fails.  A loop
  * with nothing to wait for still waits (for posts): stop it explicitly.
@@ -454,6 +511,15 @@ int tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg);
  * through tk_conn_close() (or an error, which closes it); its close callback
  * runs exactly once, after which the connection is freed - never while one
  * of its callbacks is on the stack.
+ *
+ * When close callbacks run: never inside the call that closes (not in
+ * tk_conn_close(), tk_conn_abort(), tk_conn_write()...), but after the
+ * loop's current callback returns, in the same round (or in
+ * tk_loop_free(), tk_loop_close(), tk_server_free() if the loop does not
+ * run again).  From the close on, tk_conn_is_open() is false and writes
+ * fail with -EPIPE; the pointer stays valid until the close callback has
+ * returned, and not a moment longer.  A connection whose connect fails
+ * or is cancelled gets its close callback without open.
  */
 struct tk_conn;
 struct tk_server;

@@ -120,7 +120,14 @@ tk__conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 	tk_buf_init(&c->out, c->opts.max_output);
 	c->defer.cb = finish_close;
 	c->read_defer.cb = read_buffered;
+	tk__loop_add_conn(loop, &c->node);
 	return c;
+}
+
+struct tk_conn *
+tk__conn_of_node(struct tk__lnode *n)
+{
+	return (struct tk_conn *)((char *)n - offsetof(struct tk_conn, node));
 }
 
 static bool
@@ -160,7 +167,7 @@ update_interest(struct tk_conn *c)
 		tk__loop_defer(c->loop, &c->read_defer);
 	/* An fd parked by on_io() is watched again once there is interest. */
 	if (tk_loop_modify(c->loop, c->fd, ev) == -ENOENT && ev != 0) {
-		int err = tk_loop_watch(c->loop, c->fd, ev, on_io, c);
+		int err = tk__loop_watch_own(c->loop, c->fd, ev, on_io, c);
 
 		if (err < 0)
 			tk_conn_close(c, err);
@@ -216,6 +223,7 @@ tk_conn_close(struct tk_conn *c, int err)
 		return;
 	c->state = ST_CLOSED;
 	c->close_err = err;
+	tk__lnode_del(&c->node);
 	if (err != 0 && c->errmsg == NULL)
 		tk__conn_set_error(c, c->opened_at != 0 ? &c->peer : NULL, err);
 	tk__connect_done(c);
@@ -535,7 +543,7 @@ open_service(struct tk_conn *c)
 
 	c->state = ST_OPEN;
 	c->opened_at = c->last_active = tk_loop_now(c->loop);
-	err = tk_loop_watch(c->loop, c->fd, TK_READABLE, on_io, c);
+	err = tk__loop_watch_own(c->loop, c->fd, TK_READABLE, on_io, c);
 	if (err < 0) {
 		tk_conn_close(c, err);
 		return;
@@ -575,7 +583,7 @@ start_handshake(struct tk_conn *c)
 
 	c->state = ST_HANDSHAKE;
 	c->opened_at = c->last_active = tk_loop_now(c->loop);
-	err = tk_loop_watch(c->loop, c->fd, 0, on_io, c);
+	err = tk__loop_watch_own(c->loop, c->fd, 0, on_io, c);
 	if (err < 0) {
 		tk_conn_close(c, err);
 		return;

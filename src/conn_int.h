@@ -62,6 +62,7 @@ struct tk_conn {
 	struct tk_addr local;
 	struct connecting *cx;
 	struct tk_conn *next, *prev; /* the server's list */
+	struct tk__lnode node;	     /* the loop's, until closed */
 	struct tk__defer defer;
 	struct tk__defer read_defer; /* reads the transport's buffered bytes */
 	char *errmsg; /* detail of the last error, NULL if none */

@@ -127,7 +127,8 @@ start_next(struct tk_conn *c)
 			tk__conn_set_error(c, &a->addr, fd);
 			continue;
 		}
-		err = tk_loop_watch(c->loop, fd, TK_WRITABLE, on_attempt, c);
+		err = tk__loop_watch_own(c->loop, fd, TK_WRITABLE, on_attempt,
+					 c);
 		if (err < 0) {
 			tk__close(fd);
 			cx->last_err = err;
@@ -204,7 +205,7 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 	    0)
 		goto out_free;
 	if (list->count > 1) {
-		cx->eyeballs = tk_timer_new(loop, on_eyeballs, c);
+		cx->eyeballs = tk__timer_alloc(loop, on_eyeballs, c);
 		if (cx->eyeballs == NULL)
 			goto out_free;
 	}
@@ -215,6 +216,7 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 
 out_free:
 	tk_timer_stop(&c->timer);
+	tk__lnode_del(&c->node);
 	tk__connect_done(c);
 	if (c->tp->close != NULL)
 		c->tp->close(c);

@@ -27,6 +27,14 @@ struct tk__event {
 	unsigned events; /* TK_READABLE | TK_WRITABLE | TK_HANGUP */
 };
 
+/*
+ * A node of a loop's circular list of live handles (connections, timers):
+ * a list's head is a node of the loop; next == NULL: on no list.
+ */
+struct tk__lnode {
+	struct tk__lnode *next, *prev;
+};
+
 /* Timers and their min-heap (timer.c). */
 struct tk_timer {
 	struct tk_loop *loop;
@@ -36,6 +44,7 @@ struct tk_timer {
 	uint64_t repeat; /* 0: one-shot */
 	uint64_t seq;	 /* start order: equal deadlines fire FIFO */
 	size_t index;	 /* position in the heap, TK__HEAP_NONE if stopped */
+	struct tk__lnode node; /* tk_timer_new()'s: the loop's timers */
 };
 
 #define TK__HEAP_NONE ((size_t)-1)
@@ -47,6 +56,11 @@ struct tk_timer {
  */
 void tk__timer_init(struct tk_timer *t, struct tk_loop *loop, tk_timer_cb cb,
 		    void *arg);
+
+/* A timer like tk_timer_new()'s, but part of the library's own work (a
+ * connection's): not a handle of its loop (tk_loop_walk()). */
+struct tk_timer *tk__timer_alloc(struct tk_loop *loop, tk_timer_cb cb,
+				 void *arg);
 
 struct tk__heap {
 	struct tk_timer **v;
@@ -88,6 +102,24 @@ void tk__loop_run_posts(struct tk_loop *loop);
  * of the set), which saves one per connection.
  */
 void tk__loop_forget(struct tk_loop *loop, int fd);
+
+/*
+ * tk_loop_watch() for an fd the library watches on behalf of a handle (a
+ * connection's socket): not a handle of its own (tk_loop_walk(),
+ * tk_loop_close()).
+ */
+int tk__loop_watch_own(struct tk_loop *loop, int fd, unsigned events,
+		       tk_io_cb cb, void *arg);
+
+/*
+ * The loop's live connections and timers: conn.c adds a connection at
+ * creation and removes it at close; timer.c its tk_timer_new() timers.
+ */
+void tk__loop_add_conn(struct tk_loop *loop, struct tk__lnode *n);
+void tk__loop_add_timer(struct tk_loop *loop, struct tk__lnode *n);
+void tk__lnode_del(struct tk__lnode *n);
+/* The connection whose node n is (conn.c). */
+struct tk_conn *tk__conn_of_node(struct tk__lnode *n);
 
 /* A scratch buffer for reads, owned by the loop (one thread). */
 char *tk__loop_read_buf(struct tk_loop *loop, size_t *size);
