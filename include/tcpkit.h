@@ -633,6 +633,30 @@ int tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 		    struct tk_conn **out);
 
 /*
+ * Connect to host (a name or an IP literal) at port (a number or service
+ * name; NULL: 0) without blocking the loop: the name is resolved on a
+ * short-lived thread of its own (tk_resolve(), AF_UNSPEC), the answer
+ * comes back through tk_loop_post(), then the addresses are tried as by
+ * tk_conn_connect().  connect_timeout_ms covers the resolution too.  With
+ * TLS, the certificate is checked against opts->servername, or host when
+ * that is NULL.  Returns 0 with *out set, or -EINVAL, -ENOMEM or -errno
+ * from thread creation, in which case no callback is ever called.  Then
+ * as tk_conn_connect(): open on success, or close(err) without open: a
+ * resolution error (TK_ENOHOST, TK_EBADPORT...: tk_conn_last_error() says
+ * "HOST: why"), the last connect error, or TK_ECONNTIMEDOUT.
+ *
+ * Cancelling: tk_conn_close() (or tk_conn_end()) while the name resolves
+ * closes c at once; its close callback runs (err as given) and nothing of
+ * the resolution is ever seen after it: the thread finishes on its own and
+ * its answer is thrown away.  tk_loop_free() does the same with
+ * -ECANCELED.
+ */
+int tk_conn_connect_host(struct tk_loop *loop, const char *host,
+			 const char *port, const struct tk_conn_opts *opts,
+			 const struct tk_service *svc, void *arg,
+			 struct tk_conn **out);
+
+/*
  * Queue len bytes for sending (written at once when the socket allows).
  * Returns 0; -EPIPE after shutdown, end or close (nothing queued); or
  * -ENOBUFS if pending output would exceed max_output, in which case

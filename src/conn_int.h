@@ -24,6 +24,7 @@ enum {
 };
 
 struct connecting; /* connect.c */
+struct resolving;  /* connect.c */
 
 /*
  * Kept small: an idle connection costs this struct and nothing else (no
@@ -61,6 +62,7 @@ struct tk_conn {
 	struct tk_addr peer;
 	struct tk_addr local;
 	struct connecting *cx;
+	struct resolving *rs; /* tk_conn_connect_host()'s name, if resolving */
 	struct tk_conn *next, *prev; /* the server's list */
 	struct tk__lnode node;	     /* the loop's, until closed */
 	struct tk__defer defer;

@@ -93,6 +93,12 @@ struct tk__defer {
 void tk__loop_defer(struct tk_loop *loop, struct tk__defer *d);
 /* Run deferred work until none is left. */
 void tk__loop_run_deferred(struct tk_loop *loop);
+/*
+ * tk_loop_post(), and drop(arg) instead of cb if the loop is freed before
+ * cb could run: work whose argument must not leak.  Any thread.
+ */
+int tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb,
+		       void (*drop)(void *arg), void *arg);
 /* Run the work tk_loop_post() has queued so far (on loop's thread). */
 void tk__loop_run_posts(struct tk_loop *loop);
 

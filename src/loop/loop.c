@@ -25,6 +25,7 @@ struct watcher {
 
 struct post {
 	tk_work_cb cb;
+	void (*drop)(void *arg); /* tk_loop_free() before it ran; or NULL */
 	void *arg;
 	struct post *next;
 };
@@ -204,6 +205,8 @@ tk_loop_free(struct tk_loop *loop)
 		tk__lnode_del(loop->timer_list.next);
 	for (p = loop->posts; p != NULL; p = next) {
 		next = p->next;
+		if (p->drop != NULL)
+			p->drop(p->arg);
 		free(p);
 	}
 	/* Timers still armed belong to their owners; only the heap goes. */
@@ -380,13 +383,15 @@ tk__loop_run_deferred(struct tk_loop *loop)
 }
 
 int
-tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg)
+tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb, void (*drop)(void *),
+		   void *arg)
 {
 	struct post *p = malloc(sizeof(*p));
 
 	if (p == NULL)
 		return -ENOMEM;
 	p->cb = cb;
+	p->drop = drop;
 	p->arg = arg;
 	p->next = NULL;
 	pthread_mutex_lock(&loop->post_lock);
@@ -395,6 +400,12 @@ tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg)
 	pthread_mutex_unlock(&loop->post_lock);
 	tk__backend_wake(loop->be);
 	return 0;
+}
+
+int
+tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg)
+{
+	return tk__loop_post_drop(loop, cb, NULL, arg);
 }
 
 void

@@ -1,8 +1,12 @@
 /* test_conn.c: client connections on loopback against real peers. */
 #include <criterion/criterion.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1581,4 +1585,262 @@ Test(conn, loop_close_busy_until_the_walk_closed_everything)
 	close(lfd);
 	rec_free(&r);
 	rec_free(&r2);
+}
+
+/*
+ * This executable's getaddrinfo(): "slow.tk-test" is held until the test
+ * writes to slow_pipe (10 s at most), then resolves as 127.0.0.1; every
+ * other name goes to the system's.  A resolution in flight, on demand.
+ */
+static int slow_pipe[2] = { -1, -1 };
+static atomic_int slow_returned;
+
+typedef int (*getaddrinfo_fn)(const char *, const char *,
+			      const struct addrinfo *, struct addrinfo **);
+
+int
+getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+	    struct addrinfo **res)
+{
+	getaddrinfo_fn real = (getaddrinfo_fn)dlsym(RTLD_NEXT, "getaddrinfo");
+	bool slow = node != NULL && strcmp(node, "slow.tk-test") == 0;
+	int rc;
+
+	if (slow) {
+		struct pollfd p = { .fd = slow_pipe[0], .events = POLLIN };
+
+		(void)poll(&p, 1, 10000);
+		node = "127.0.0.1";
+	}
+	rc = real(node, service, hints, res);
+	if (slow)
+		atomic_store(&slow_returned, 1);
+	return rc;
+}
+
+static void
+slow_setup(void)
+{
+	cr_assert_eq(pipe2(slow_pipe, O_CLOEXEC), 0);
+	atomic_store(&slow_returned, 0);
+}
+
+/* Let the held resolution go, and wait until it has returned. */
+static void
+slow_release(void)
+{
+	uint64_t end = t_now_ms() + 5000;
+
+	cr_assert_eq(write(slow_pipe[1], "x", 1), 1);
+	while (!atomic_load(&slow_returned)) {
+		struct pollfd none = { .fd = -1 };
+
+		cr_assert_lt(t_now_ms(), end, "the resolver never returned");
+		(void)poll(&none, 1, 5);
+	}
+}
+
+static void
+slow_teardown(void)
+{
+	close(slow_pipe[0]);
+	close(slow_pipe[1]);
+}
+
+static void
+port_text(const struct tk_addr *a, char buf[16])
+{
+	snprintf(buf, 16, "%u", (unsigned)tk_addr_port(a));
+}
+
+/* By name: resolved off the loop, then connected; data flows. */
+Test(conn, connect_host_resolves_then_connects)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr sa;
+	struct tk_server *s =
+		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+	char port[16];
+
+	port_text(&sa, port);
+	cr_assert_eq(tk_conn_connect_host(loop, "localhost", port, NULL,
+					  &rec_svc, &r, &c),
+		     0);
+	cr_assert_not_null(c);
+	cr_assert_eq(r.opens + r.closes, 0, "a callback inside the call");
+	cr_assert_eq(tk_conn_write(c, "x", 1), -ENOTCONN);
+	RUN_UNTIL(loop, 5000, r.opens == 1 || r.closes == 1);
+	cr_assert_eq(r.opens, 1, "closed: %s", r.last_error);
+	cr_assert(tk_addr_equal(tk_conn_peer(c), &sa));
+	cr_assert_eq(tk_conn_write(c, "by name", 7), 0);
+	RUN_UNTIL(loop, 3000, r.in_len == 7);
+	cr_assert(rec_got(&r, "by name"));
+	tk_conn_close(c, 0);
+	RUN_UNTIL(loop, 1000, r.closes == 1);
+	cr_assert_str_eq(r.log, "odc");
+	tk_server_free(s);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+/* A resolution error closes c with it, and names the host. */
+Test(conn, connect_host_resolution_error_closes_with_it)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+	char want[160];
+
+	cr_assert_eq(tk_conn_connect_host(loop, "127.0.0.1", "no-such-service",
+					  NULL, &rec_svc, &r, &c),
+		     0);
+	RUN_UNTIL(loop, 5000, r.closes == 1);
+	cr_assert_eq(r.opens, 0);
+	cr_assert_eq(r.close_err, TK_EBADPORT, "close(%d)", r.close_err);
+	snprintf(want, sizeof(want), "127.0.0.1: %s", tk_strerror(TK_EBADPORT));
+	cr_assert_str_eq(r.last_error, want);
+	T_ASSERT_FREED(r.gone);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+Test(conn, connect_host_bad_arguments_call_nothing)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+
+	cr_assert_eq(
+		tk_conn_connect_host(loop, NULL, "1", NULL, &rec_svc, &r, &c),
+		-EINVAL);
+	cr_assert_eq(tk_conn_connect_host(loop, "localhost", "1", NULL, NULL,
+					  &r, &c),
+		     -EINVAL);
+	cr_assert_null(c);
+	cr_assert_eq(tk_loop_walk(loop, NULL, NULL), 0);
+	tk_loop_free(loop);
+	cr_assert_eq(r.opens + r.closes, 0);
+}
+
+/*
+ * Closed while the name resolves: the close callback runs once with the
+ * code given, and nothing follows when the answer comes (no open, no
+ * connect: the listener sees no one).
+ */
+Test(conn, connect_host_closed_while_resolving, .init = slow_setup,
+     .fini = slow_teardown)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr a;
+	int lfd = t_raw_listen("127.0.0.1", 8, &a);
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+	char port[16];
+
+	t_nonblock(lfd);
+	port_text(&a, port);
+	cr_assert_eq(tk_conn_connect_host(loop, "slow.tk-test", port, NULL,
+					  &rec_svc, &r, &c),
+		     0);
+	t_run_for(loop, 20);
+	cr_assert_eq(r.opens + r.closes, 0);
+	tk_conn_close(c, -ESHUTDOWN);
+	RUN_UNTIL(loop, 1000, r.closes == 1);
+	cr_assert_eq(r.close_err, -ESHUTDOWN);
+	cr_assert_str_eq(r.log, "c");
+	T_ASSERT_FREED(r.gone);
+	slow_release();
+	t_run_for(loop, 100);
+	cr_assert_eq(r.opens, 0, "opened after close");
+	cr_assert_eq(r.closes, 1);
+	cr_assert_eq(accept(lfd, NULL, NULL), -1, "connected after close");
+	cr_assert_eq(errno, EAGAIN);
+	close(lfd);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+/* The held name resolves in the end: the connect goes on from there. */
+Test(conn, connect_host_waits_for_a_slow_resolver, .init = slow_setup,
+     .fini = slow_teardown)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr a;
+	int lfd = t_raw_listen("127.0.0.1", 8, &a);
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+	char port[16];
+
+	port_text(&a, port);
+	cr_assert_eq(tk_conn_connect_host(loop, "slow.tk-test", port, NULL,
+					  &rec_svc, &r, &c),
+		     0);
+	/* The loop is not blocked meanwhile. */
+	t_run_for(loop, 50);
+	cr_assert_eq(r.opens + r.closes, 0);
+	slow_release();
+	RUN_UNTIL(loop, 3000, r.opens == 1 || r.closes == 1);
+	cr_assert_eq(r.opens, 1, "closed: %s", r.last_error);
+	tk_conn_close(c, 0);
+	RUN_UNTIL(loop, 1000, r.closes == 1);
+	close(lfd);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+/*
+ * The loop freed while a name resolves: the close callback runs with
+ * -ECANCELED and the late answer touches neither loop nor connection
+ * (AddressSanitizer would see it).
+ */
+Test(conn, connect_host_loop_freed_while_resolving, .init = slow_setup,
+     .fini = slow_teardown)
+{
+	struct tk_loop *loop = tk_loop_new(), *idle = tk_loop_new();
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+
+	cr_assert_eq(tk_conn_connect_host(loop, "slow.tk-test", "9", NULL,
+					  &rec_svc, &r, &c),
+		     0);
+	tk_loop_free(loop);
+	cr_assert_eq(r.closes, 1);
+	cr_assert_eq(r.close_err, -ECANCELED);
+	slow_release();
+	t_run_for(idle, 100); /* the resolver thread finishes meanwhile */
+	tk_loop_free(idle);
+	rec_free(&r);
+}
+
+/*
+ * Closed or freed at once, many times over: whichever of close, answer and
+ * post comes first, one close callback and nothing after (races for the
+ * sanitizers to see).
+ */
+Test(conn, connect_host_cancel_races)
+{
+	struct tk_loop *idle = tk_loop_new();
+
+	for (int i = 0; i < 40; i++) {
+		struct tk_loop *loop = tk_loop_new();
+		struct tk_conn *c = NULL;
+		struct rec r = { 0 };
+
+		cr_assert_eq(tk_conn_connect_host(loop, "127.0.0.1", "9", NULL,
+						  &rec_svc, &r, &c),
+			     0);
+		if (i % 2 == 0) {
+			tk_conn_close(c, 0);
+			t_run_for(loop, i % 4 == 0 ? 0 : 2);
+		} else if (i % 3 == 0) {
+			t_run_for(idle, 1); /* the answer is likely posted */
+		}
+		tk_loop_free(loop);
+		cr_assert_eq(r.closes, 1, "round %d: %d closes", i, r.closes);
+		rec_free(&r);
+	}
+	t_run_for(idle, 100); /* the last threads finish meanwhile */
+	tk_loop_free(idle);
 }
