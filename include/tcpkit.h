@@ -540,7 +540,27 @@ struct tk_tls_ctx;
  *        (-ECONNRESET, TK_EIDLE, TK_ECONNTIMEDOUT...).  For a client whose
  *        connect failed, close is called without open.
  */
-#define TK_SERVICE_LINES 0x1u /* a text protocol: errors are sent as lines */
+/*
+ * TK_SERVICE_TEXT: a text protocol: the library's own words to its peer
+ * are text lines (a server's busy line, the line-too-long error below).
+ *
+ * TK_SERVICE_LINE_FRAMING: data delivers one complete line per call, its
+ * "\n" (or "\r\n") included; a last line without one is delivered as it
+ * is before TK_EOF.  A line longer than max_line (tk_conn_opts; a
+ * server's tk_server_opts.max_line by default), "\r\n" not counted, is
+ * never delivered: every line before it is, then the connection ends
+ * with TK_ELINETOOLONG (input discarded, output flushed, FIN; with
+ * TK_SERVICE_TEXT the peer is told "error: line too long\n" first).  With
+ * line_timeout_ms, each line must be complete within that time: the
+ * first from the open, each next one from its first byte, closing with
+ * TK_ELINETIMEOUT otherwise (the framing uses the connection's deadline,
+ * tk_conn_set_deadline()).  tk_conn_pause() inside data holds the lines
+ * not yet delivered until tk_conn_resume().  Output room for an answer
+ * of max_line + 2 bytes and the error line is reserved
+ * (tk_conn_reserve_output()).
+ */
+#define TK_SERVICE_TEXT		0x1u
+#define TK_SERVICE_LINE_FRAMING 0x2u
 
 struct tk_service {
 	const char *name;
@@ -614,6 +634,13 @@ struct tk_conn_opts {
 	 */
 	const char *servername;
 	uint64_t handshake_timeout_ms; /* 0: TK_DEFAULT_HANDSHAKE_TIMEOUT_MS */
+	/*
+	 * A TK_SERVICE_LINE_FRAMING service's longest line (0: a server's
+	 * max_line, else TK_DEFAULT_MAX_LINE) and each line's deadline (0: a
+	 * server's line_timeout_ms, else none).
+	 */
+	size_t max_line;
+	uint64_t line_timeout_ms;
 };
 
 /* Fill opts with the defaults. */
@@ -875,8 +902,11 @@ struct tk_server_opts {
 	int backlog;	    /* 0: TK_DEFAULT_BACKLOG */
 	unsigned workers;   /* 0 or 1: the caller's loop; N: N threads */
 	uint64_t max_conns; /* open connections at most; 0: no limit */
-	/* Line services (TK_SERVICE_LINES): longest line, and the deadline
-	 * for each line (the first from the connection's start). */
+	/*
+	 * Line services: longest line, and the deadline for each line (the
+	 * first from the connection's start); conn's max_line and
+	 * line_timeout_ms default to them (TK_SERVICE_LINE_FRAMING).
+	 */
 	size_t max_line;	  /* 0: TK_DEFAULT_MAX_LINE */
 	uint64_t line_timeout_ms; /* 0: none */
 	struct tk_conn_opts conn;

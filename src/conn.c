@@ -13,6 +13,9 @@
 /* Reads per readable event before yielding to other connections. */
 #define CONN_MAX_READS 16
 
+/* What a TK_SERVICE_TEXT peer is told of a line too long. */
+#define TOO_LONG_LINE "error: line too long\n"
+
 static ssize_t
 plain_read(struct tk_conn *c, void *buf, size_t len)
 {
@@ -117,10 +120,17 @@ tk__conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 		c->opts.max_output = c->opts.max_pending;
 	if (c->opts.connect_timeout_ms == 0)
 		c->opts.connect_timeout_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
+	if (c->opts.max_line == 0)
+		c->opts.max_line = TK_DEFAULT_MAX_LINE;
 	tk_buf_init(&c->out, c->opts.max_output);
+	/* Bounded by the reads: a pause stops them (see deliver_lines()). */
+	tk_buf_init(&c->lines, SIZE_MAX);
 	c->defer.cb = finish_close;
 	c->read_defer.cb = read_buffered;
 	tk__loop_add_conn(loop, &c->node);
+	if (svc != NULL && (svc->flags & TK_SERVICE_LINE_FRAMING))
+		tk_conn_reserve_output(c, c->opts.max_line + 2 +
+						  sizeof(TOO_LONG_LINE));
 	return c;
 }
 
@@ -264,14 +274,20 @@ finish_close(struct tk__defer *d)
 		c->owner->closed(c, c->close_err);
 	if (c->tp->close != NULL)
 		c->tp->close(c);
+	tk_buf_free(&c->lines);
 	free(c->errmsg);
 	free(c);
 }
 
 /* Both directions are done once our FIN is sent and the peer's is read. */
+static bool framing(const struct tk_conn *c);
+
 static void
 maybe_finish(struct tk_conn *c)
 {
+	/* Lines held by a pause, and the EOF behind them, are owed first. */
+	if (framing(c) && !(c->flags & (F_ENDING | F_EOF_TOLD)))
+		return;
 	if (c->state == ST_OPEN && (c->flags & F_EOF) &&
 	    (c->flags & F_SHUT_DONE))
 		tk_conn_close(c, c->end_err);
@@ -357,6 +373,143 @@ flush(struct tk_conn *c)
 	return 0;
 }
 
+static bool
+framing(const struct tk_conn *c)
+{
+	return (c->svc->flags & TK_SERVICE_LINE_FRAMING) &&
+	       c->svc->data != NULL;
+}
+
+/* May the service be given input now? */
+static bool
+can_deliver(const struct tk_conn *c)
+{
+	return c->state == ST_OPEN && !(c->flags & (F_ENDING | F_PAUSED));
+}
+
+/*
+ * A line is over the limit: the lines before it were delivered; it and
+ * all input after it are not.  A text peer is told, then c ends.
+ */
+static void
+line_too_long(struct tk_conn *c)
+{
+	tk_buf_consume(&c->lines, tk_buf_len(&c->lines));
+	tk_buf_trim(&c->lines);
+	if ((c->svc->flags & TK_SERVICE_TEXT) &&
+	    tk_conn_write(c, TOO_LONG_LINE, sizeof(TOO_LONG_LINE) - 1) < 0)
+		return; /* closed, with the reason */
+	tk_conn_end_error(c, TK_ELINETOOLONG);
+}
+
+/*
+ * The line deadline: after a line, the next one's runs from its first
+ * byte (now, if some is here already), none between lines.
+ */
+static void
+line_clock(struct tk_conn *c, bool line_begun)
+{
+	if (c->opts.line_timeout_ms == 0 || c->state != ST_OPEN ||
+	    (c->flags & F_ENDING))
+		return;
+	if (line_begun)
+		tk_conn_set_deadline(c, c->opts.line_timeout_ms,
+				     TK_ELINETIMEOUT);
+	else
+		tk_conn_set_deadline(c, 0, 0);
+}
+
+/*
+ * Deliver the complete lines held in c->lines while the service takes
+ * them; then, at EOF, the last partial line as it is and TK_EOF.
+ */
+static void
+deliver_held(struct tk_conn *c)
+{
+	size_t len;
+
+	while (tk_buf_len(&c->lines) > 0 && can_deliver(c)) {
+		ssize_t used = tk_line_parse(tk_buf_peek(&c->lines),
+					     tk_buf_len(&c->lines),
+					     c->opts.max_line, &len);
+
+		if (used < 0) {
+			line_too_long(c);
+			return;
+		}
+		if (used == 0)
+			break;
+		/* The buffer stays put: only reads append, none runs now. */
+		c->svc->data(c, tk_buf_peek(&c->lines), used, c->arg);
+		if (c->state != ST_OPEN)
+			return;
+		tk_buf_consume(&c->lines, (size_t)used);
+		line_clock(c, tk_buf_len(&c->lines) > 0);
+	}
+	if (!(c->flags & F_EOF) || (c->flags & F_EOF_TOLD) || !can_deliver(c))
+		return;
+	if (tk_buf_len(&c->lines) > 0) {
+		c->svc->data(c, tk_buf_peek(&c->lines),
+			     (ssize_t)tk_buf_len(&c->lines), c->arg);
+		if (!can_deliver(c))
+			return;
+		tk_buf_consume(&c->lines, tk_buf_len(&c->lines));
+	}
+	tk_buf_trim(&c->lines);
+	c->flags |= F_EOF_TOLD;
+	line_clock(c, false);
+	c->svc->data(c, NULL, TK_EOF, c->arg);
+}
+
+/*
+ * Deliver data[0..n) one line per call, straight from the read buffer
+ * while nothing is held; what is left (a partial line, or the rest after
+ * a pause) is kept in c->lines.  A pause stops reads, so what is held is
+ * at most one read and a partial line.
+ */
+static void
+deliver_lines(struct tk_conn *c, const char *data, size_t n)
+{
+	size_t len;
+
+	if (tk_buf_len(&c->lines) > 0) {
+		if (tk_buf_append(&c->lines, data, n) < 0) {
+			tk_conn_close(c, -ENOMEM);
+			return;
+		}
+		deliver_held(c);
+		return;
+	}
+	while (n > 0 && can_deliver(c)) {
+		ssize_t used = tk_line_parse(data, n, c->opts.max_line, &len);
+
+		if (used < 0) {
+			line_too_long(c);
+			return;
+		}
+		if (used == 0)
+			break;
+		c->svc->data(c, data, used, c->arg);
+		data += used;
+		n -= (size_t)used;
+		line_clock(c, n > 0);
+	}
+	if (n == 0 || c->state != ST_OPEN || (c->flags & F_ENDING))
+		return;
+	if (tk_buf_append(&c->lines, data, n) < 0) {
+		tk_conn_close(c, -ENOMEM);
+		return;
+	}
+	/* A new line's first bytes: its deadline runs from now. */
+	if (c->deadline == 0)
+		line_clock(c, true);
+	/* A partial line too long already fails now, not when it ends. */
+	if (!(c->flags & F_PAUSED) &&
+	    tk_line_parse(tk_buf_peek(&c->lines), tk_buf_len(&c->lines),
+			  c->opts.max_line, &len) < 0)
+		line_too_long(c);
+}
+
 static void
 read_some(struct tk_conn *c)
 {
@@ -369,6 +522,14 @@ read_some(struct tk_conn *c)
 	}
 	if (c->opts.read_size != 0 && c->opts.read_size < size)
 		size = c->opts.read_size;
+	/* Lines a pause held (and an EOF behind them) go before new input. */
+	if (framing(c) && c->state == ST_OPEN && !(c->flags & F_ENDING) &&
+	    (tk_buf_len(&c->lines) > 0 || (c->flags & F_EOF))) {
+		deliver_held(c);
+		maybe_finish(c);
+		if (c->state != ST_OPEN || (c->flags & F_PAUSED))
+			return;
+	}
 	for (int i = 0; i < CONN_MAX_READS; i++) {
 		size_t want = size, room;
 		ssize_t n;
@@ -393,7 +554,9 @@ read_some(struct tk_conn *c)
 			if (c->flags & F_ENDING)
 				continue; /* draining towards the FIN */
 			/* tk_conn_write() applies backpressure, if any. */
-			if (c->svc->data != NULL)
+			if (framing(c))
+				deliver_lines(c, buf, (size_t)n);
+			else if (c->svc->data != NULL)
 				c->svc->data(c, buf, n, c->arg);
 			if ((size_t)n < want)
 				return; /* drained: spare a read that EAGAINs */
@@ -401,7 +564,9 @@ read_some(struct tk_conn *c)
 		}
 		if (n == 0) {
 			c->flags |= F_EOF;
-			if (!(c->flags & F_ENDING) && c->svc->data != NULL)
+			if (framing(c) && !(c->flags & F_ENDING))
+				deliver_held(c);
+			else if (!(c->flags & F_ENDING) && c->svc->data != NULL)
 				c->svc->data(c, NULL, TK_EOF, c->arg);
 			maybe_finish(c);
 			/* Often closed by now: then no epoll_ctl is needed. */
@@ -437,8 +602,13 @@ read_buffered(struct tk__defer *d)
 		(struct tk_conn *)((char *)d -
 				   offsetof(struct tk_conn, read_defer));
 
-	/* Queued while open; a close since leaves nothing to do. */
-	if (c->state == ST_OPEN && wants_read(c))
+	/*
+	 * Queued while open; a close since leaves nothing to do.  Lines held
+	 * by a pause (and their EOF) are delivered even with reading over.
+	 */
+	if (c->state == ST_OPEN &&
+	    (wants_read(c) ||
+	     (framing(c) && !(c->flags & (F_PAUSED | F_ENDING)))))
 		on_readable(c);
 }
 
@@ -549,6 +719,9 @@ open_service(struct tk_conn *c)
 		return;
 	}
 	arm_timer(c);
+	/* The first line's deadline runs from the open. */
+	if (framing(c))
+		line_clock(c, true);
 	if (c->svc->open != NULL && (err = c->svc->open(c, c->arg)) < 0)
 		tk_conn_close(c, err);
 }
@@ -883,6 +1056,11 @@ tk_conn_resume(struct tk_conn *c)
 {
 	c->flags &= ~F_PAUSED;
 	update_interest(c);
+	/* Lines held by the pause raise no event: deliver them next round. */
+	if (c->state == ST_OPEN && framing(c) &&
+	    (tk_buf_len(&c->lines) > 0 ||
+	     (c->flags & (F_EOF | F_EOF_TOLD)) == F_EOF))
+		tk__loop_defer(c->loop, &c->read_defer);
 }
 
 void

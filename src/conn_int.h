@@ -21,6 +21,7 @@ enum {
 	F_BACKPRESSURE = 1u << 5, /* output above max_pending */
 	F_SOCKOPTS = 1u << 6,	/* socket options set (a server's: inherited) */
 	F_DRAIN_WANT = 1u << 7, /* output went above drain_lowat: tell drain */
+	F_EOF_TOLD = 1u << 8,	/* the service had its TK_EOF (line framing) */
 };
 
 struct connecting; /* connect.c */
@@ -44,6 +45,8 @@ struct tk_conn {
 	unsigned flags;
 	int close_err;
 	struct tk_buf out;
+	/* Line framing: a partial line, or lines held by a pause. */
+	struct tk_buf lines;
 	struct tk_conn_opts opts;
 	/*
 	 * One timer, part of c (no allocation of its own): connect deadline,

@@ -84,6 +84,11 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 		s->opts.backlog = TK_DEFAULT_BACKLOG;
 	if (s->opts.max_line == 0)
 		s->opts.max_line = TK_DEFAULT_MAX_LINE;
+	/* A line-framing service's connections take the server's limits. */
+	if (s->opts.conn.max_line == 0)
+		s->opts.conn.max_line = s->opts.max_line;
+	if (s->opts.conn.line_timeout_ms == 0)
+		s->opts.conn.line_timeout_ms = s->opts.line_timeout_ms;
 	/* The listeners set the kernel's bound from it (tk_server_listen). */
 	if (s->opts.conn.max_pending == 0)
 		s->opts.conn.max_pending = TK_DEFAULT_MAX_PENDING;
@@ -300,7 +305,7 @@ reject(struct worker *w, int fd, const struct tk_addr *peer)
 {
 	static const char busy[] = TK_SERVER_BUSY_LINE;
 
-	if ((w->srv->svc->flags & TK_SERVICE_LINES) &&
+	if ((w->srv->svc->flags & TK_SERVICE_TEXT) &&
 	    w->srv->opts.conn.tls == NULL)
 		(void)!send(fd, busy, sizeof(busy) - 1,
 			    MSG_DONTWAIT | MSG_NOSIGNAL);
