@@ -451,9 +451,12 @@ deliver_held(struct tk_conn *c)
 	if (tk_buf_len(&c->lines) > 0) {
 		c->svc->data(c, tk_buf_peek(&c->lines),
 			     (ssize_t)tk_buf_len(&c->lines), c->arg);
-		if (!can_deliver(c))
+		if (c->state != ST_OPEN)
 			return;
 		tk_buf_consume(&c->lines, tk_buf_len(&c->lines));
+		/* Paused on the last line: the EOF waits for the resume. */
+		if (!can_deliver(c))
+			return;
 	}
 	tk_buf_trim(&c->lines);
 	c->flags |= F_EOF_TOLD;

@@ -1852,8 +1852,8 @@ struct lrec {
 	int n;
 	bool eof;
 	int closes, close_err;
-	bool pause_first; /* pause after the first line */
-	bool echo;	  /* write every line back */
+	int pause_at; /* pause after this line (1: the first), 0: never */
+	bool echo;    /* write every line back */
 };
 
 static int
@@ -1881,7 +1881,7 @@ lrec_data(struct tk_conn *c, const char *d, ssize_t n, void *arg)
 	l->got[l->n++][n] = '\0';
 	if (l->echo)
 		cr_assert_eq(tk_conn_write(c, d, (size_t)n), 0);
-	if (l->pause_first && l->n == 1)
+	if (l->pause_at == l->n)
 		tk_conn_pause(c);
 }
 
@@ -2026,7 +2026,7 @@ Test(conn, line_framing_pause_holds_the_rest)
 {
 	static const char *const want[] = { "1\n", "22\n", "333\n", "4" };
 	struct spair x;
-	struct lrec l = { .pause_first = true };
+	struct lrec l = { .pause_at = 1 };
 	int fd;
 
 	memset(&x, 0, sizeof(x));
@@ -2108,4 +2108,29 @@ Test(conn, line_framing_server_max_line)
 	peer_free(&p);
 	tk_server_free(s);
 	tk_loop_free(loop);
+}
+
+/* Paused on the last line, which had no newline: its EOF waits, once. */
+Test(conn, line_framing_pause_on_the_last_partial_line)
+{
+	static const char *const want[] = { "a\n", "last" };
+	struct spair x;
+	struct lrec l = { .pause_at = 2 };
+	int fd;
+
+	memset(&x, 0, sizeof(x));
+	x.loop = tk_loop_new();
+	x.st.max = 1024;
+	x.c = short_tp_conn(x.loop, &x.st, NULL, &lrec_svc, &l, &fd);
+	peer_adopt(&x.p, x.loop, fd);
+	peer_send_str(&x.p, "a\nlast");
+	peer_shutdown(&x.p);
+	RUN_UNTIL(x.loop, 3000, l.n == 2);
+	t_run_for(x.loop, 50);
+	cr_assert(!l.eof, "EOF while paused");
+	tk_conn_resume(x.c);
+	RUN_UNTIL(x.loop, 3000, l.closes == 1);
+	lrec_expect(&l, want, 2);
+	cr_assert(l.eof);
+	spair_close(&x);
 }
