@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -560,6 +561,23 @@ double tk_hist_mean(const struct tk_hist *h);
  * Event loop: epoll, timers in a min-heap, signals through signalfd,
  * cross-thread wakeup through eventfd.  One loop belongs to one thread;
  * only tk_loop_post() and tk_loop_stop() may be called from others.
+ *
+ * Threads, for the whole library: everything that takes a loop, a timer
+ * or a connection runs on the thread of the loop it belongs to (a
+ * server's worker for its connections), and nowhere else: no call on a
+ * connection from another thread, not even a getter.  Safe from any
+ * thread: tk_loop_post(), tk_loop_stop(), tk_server_get_stats(),
+ * tk_server_stop() and tk_server_drain() (they post to the loops), and
+ * the functions that take no loop (addresses, tk_resolve(), errors).
+ * tk_resolve() blocks (getaddrinfo): never call it on a loop's thread
+ * with work waiting; tk_conn_connect_host() resolves on a thread of its
+ * own.
+ *
+ * Pointers: an object argument (loop, conn, timer, server, opts...) must
+ * not be NULL unless its comment says so; the exceptions are the free
+ * and close functions (tk_loop_free(), tk_loop_close(), tk_timer_free(),
+ * tk_conn_close(), tk_conn_abort(): NULL does nothing) and options
+ * (NULL: defaults).
  */
 struct tk_loop;
 struct tk_timer;
@@ -577,11 +595,51 @@ typedef void (*tk_work_cb)(struct tk_loop *loop, void *arg);
 /* NULL with errno set on failure. */
 struct tk_loop *tk_loop_new(void);
 /*
- * Frees the loop.  Fds still watched are not closed and timers still armed
- * are not freed: they belong to their owners, who free them (after this,
- * only tk_timer_free() may be called on them).
+ * Frees the loop.  Connections still open are closed first with
+ * -ECANCELED, and their close callbacks run inside this call (the loop is
+ * still whole for them): none is lost with its socket.  Fds still watched
+ * are not closed and timers are not freed: they belong to their owners,
+ * who free them (after this, only tk_timer_free() may be called on them).
+ * Close callbacks of connections closed earlier run here too, if the loop
+ * has not run since.
  */
 void tk_loop_free(struct tk_loop *loop);
+/*
+ * Free the loop only if nothing lives on it: 0 (freed), or -EBUSY while a
+ * connection is open, a tk_timer_new() timer is not freed or an fd is
+ * watched (a server's listeners count, its workers' own loops do not);
+ * nothing is freed then: close them (tk_loop_walk() finds them), run the
+ * loop so their close callbacks run, and call again.  Close callbacks of
+ * connections already closed run first.
+ */
+int tk_loop_close(struct tk_loop *loop);
+
+/* What tk_loop_walk() visits: one live handle. */
+enum tk_handle_type {
+	TK_HANDLE_CONN,	 /* conn: an open connection (client or a server's) */
+	TK_HANDLE_TIMER, /* timer: from tk_timer_new(), armed or not */
+	TK_HANDLE_FD,	 /* fd: watched by tk_loop_watch() */
+};
+
+struct tk_handle {
+	enum tk_handle_type type;
+	struct tk_conn *conn;
+	struct tk_timer *timer;
+	int fd;	   /* TK_HANDLE_FD's, or a connection's socket; else -1 */
+	void *arg; /* a timer's or watcher's callback argument */
+};
+
+typedef void (*tk_walk_cb)(struct tk_loop *loop, const struct tk_handle *h,
+			   void *arg);
+/*
+ * Visit every live handle of the loop (h is borrowed for the call):
+ * connections, then timers, then watched fds.  The callback may close or
+ * free the handle it is given (tk_conn_close(), tk_conn_abort(),
+ * tk_timer_free(), tk_loop_unwatch()), but no other.  Returns how many
+ * were visited; cb may be NULL to count them.  The library's own fds (a
+ * connection's socket) are part of their connection, not visited alone.
+ */
+size_t tk_loop_walk(struct tk_loop *loop, tk_walk_cb cb, void *arg);
 /*
  * Run until tk_loop_stop().  Returns 0, or -errno if epoll fails.  A loop
  * with nothing to wait for still waits (for posts): stop it explicitly.
@@ -638,6 +696,15 @@ int tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg);
  * through tk_conn_close() (or an error, which closes it); its close callback
  * runs exactly once, after which the connection is freed - never while one
  * of its callbacks is on the stack.
+ *
+ * When close callbacks run: never inside the call that closes (not in
+ * tk_conn_close(), tk_conn_abort(), tk_conn_write()...), but after the
+ * loop's current callback returns, in the same round (or in
+ * tk_loop_free(), tk_loop_close(), tk_server_free() if the loop does not
+ * run again).  From the close on, tk_conn_is_open() is false and writes
+ * fail with -EPIPE; the pointer stays valid until the close callback has
+ * returned, and not a moment longer.  A connection whose connect fails
+ * or is cancelled gets its close callback without open.
  */
 struct tk_conn;
 struct tk_server;
@@ -651,12 +718,34 @@ struct tk_tls_ctx;
  *        close it at once (close is then called with that code).
  * data:  n > 0 bytes arrived; data is borrowed for the duration of the call.
  *        n == TK_EOF: the peer half-closed; writing is still allowed.
- * drain: all pending output has been written to the kernel.
+ * drain: pending output has fallen to the connection's drain_lowat (0
+ *        by default: all written to the kernel), once per time it rose
+ *        above it.
  * close: the connection is over; err is 0 for an orderly end, or the reason
  *        (-ECONNRESET, TK_EIDLE, TK_ECONNTIMEDOUT...).  For a client whose
  *        connect failed, close is called without open.
  */
-#define TK_SERVICE_LINES 0x1u /* a text protocol: errors are sent as lines */
+/*
+ * TK_SERVICE_TEXT: a text protocol: the library's own words to its peer
+ * are text lines (a server's busy line, the line-too-long error below).
+ *
+ * TK_SERVICE_LINE_FRAMING: data delivers one complete line per call, its
+ * "\n" (or "\r\n") included; a last line without one is delivered as it
+ * is before TK_EOF.  A line longer than max_line (tk_conn_opts; a
+ * server's tk_server_opts.max_line by default), "\r\n" not counted, is
+ * never delivered: every line before it is, then the connection ends
+ * with TK_ELINETOOLONG (input discarded, output flushed, FIN; with
+ * TK_SERVICE_TEXT the peer is told "error: line too long\n" first).  With
+ * line_timeout_ms, each line must be complete within that time: the
+ * first from the open, each next one from its first byte, closing with
+ * TK_ELINETIMEOUT otherwise (the framing uses the connection's deadline,
+ * tk_conn_set_deadline()).  tk_conn_pause() inside data holds the lines
+ * not yet delivered until tk_conn_resume().  Output room for an answer
+ * of max_line + 2 bytes and the error line is reserved
+ * (tk_conn_reserve_output()).
+ */
+#define TK_SERVICE_TEXT		0x1u
+#define TK_SERVICE_LINE_FRAMING 0x2u
 
 struct tk_service {
 	const char *name;
@@ -698,7 +787,14 @@ struct tk_conn_opts {
 	 * (tk_conn_reserve_output()): raised to it.
 	 */
 	size_t max_output;
-	size_t read_size;	      /* bytes per read; 0: 64 KiB */
+	size_t read_size; /* bytes per read; 0: 64 KiB */
+	/*
+	 * The service's drain runs when pending output, having been above
+	 * this, falls to it or below: a writer that stopped at max_pending
+	 * (or at tk_conn_room()) refills before the socket runs dry.  0:
+	 * only once everything is written.
+	 */
+	size_t drain_lowat;
 	const struct tk_addr *source; /* local address to bind, or NULL */
 	/*
 	 * Kernel send buffer (SO_SNDBUF), a hard cap.  0: the system's,
@@ -723,6 +819,13 @@ struct tk_conn_opts {
 	 */
 	const char *servername;
 	uint64_t handshake_timeout_ms; /* 0: TK_DEFAULT_HANDSHAKE_TIMEOUT_MS */
+	/*
+	 * A TK_SERVICE_LINE_FRAMING service's longest line (0: a server's
+	 * max_line, else TK_DEFAULT_MAX_LINE) and each line's deadline (0: a
+	 * server's line_timeout_ms, else none).
+	 */
+	size_t max_line;
+	uint64_t line_timeout_ms;
 };
 
 /* Fill opts with the defaults. */
@@ -742,6 +845,30 @@ int tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 		    struct tk_conn **out);
 
 /*
+ * Connect to host (a name or an IP literal) at port (a number or service
+ * name; NULL: 0) without blocking the loop: the name is resolved on a
+ * short-lived thread of its own (tk_resolve(), AF_UNSPEC), the answer
+ * comes back through tk_loop_post(), then the addresses are tried as by
+ * tk_conn_connect().  connect_timeout_ms covers the resolution too.  With
+ * TLS, the certificate is checked against opts->servername, or host when
+ * that is NULL.  Returns 0 with *out set, or -EINVAL, -ENOMEM or -errno
+ * from thread creation, in which case no callback is ever called.  Then
+ * as tk_conn_connect(): open on success, or close(err) without open: a
+ * resolution error (TK_ENOHOST, TK_EBADPORT...: tk_conn_last_error() says
+ * "HOST: why"), the last connect error, or TK_ECONNTIMEDOUT.
+ *
+ * Cancelling: tk_conn_close() (or tk_conn_end()) while the name resolves
+ * closes c at once; its close callback runs (err as given) and nothing of
+ * the resolution is ever seen after it: the thread finishes on its own and
+ * its answer is thrown away.  tk_loop_free() does the same with
+ * -ECANCELED.
+ */
+int tk_conn_connect_host(struct tk_loop *loop, const char *host,
+			 const char *port, const struct tk_conn_opts *opts,
+			 const struct tk_service *svc, void *arg,
+			 struct tk_conn **out);
+
+/*
  * Queue len bytes for sending (written at once when the socket allows).
  * Returns 0; -EPIPE after shutdown, end or close (nothing queued); or
  * -ENOBUFS if pending output would exceed max_output, in which case
@@ -751,6 +878,22 @@ int tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
  * tk_conn_pending() first.  Other write errors close c too.
  */
 int tk_conn_write(struct tk_conn *c, const void *data, size_t len);
+/*
+ * tk_conn_write() of the n buffers of iov together, all or nothing: their
+ * total is checked against max_output first (over it: -ENOBUFS and the
+ * reset, nothing sent); then every byte is written or queued.  -EINVAL if
+ * n < 0.
+ */
+int tk_conn_writev(struct tk_conn *c, const struct iovec *iov, int n);
+/*
+ * Bytes tk_conn_write() would still take (max_output less what is
+ * pending); 0 once c is not open, or shut down, or ending.  A writer that
+ * must not be reset waits for drain when this is short.
+ */
+size_t tk_conn_room(const struct tk_conn *c);
+/* The limits c runs under (its options, with defaults and reserve). */
+size_t tk_conn_max_pending(const struct tk_conn *c);
+size_t tk_conn_max_output(const struct tk_conn *c);
 /*
  * The most by which the output one data callback writes may exceed the
  * bytes it was given (a kept partial line, a prefix).  Reads stop at
@@ -771,6 +914,13 @@ void tk_conn_end(struct tk_conn *c);
 void tk_conn_end_error(struct tk_conn *c, int err);
 /* Close now: pending output is dropped; close(err) follows. */
 void tk_conn_close(struct tk_conn *c, int err);
+/*
+ * Close now with a reset (RST, SO_LINGER 0) instead of a FIN: the peer
+ * sees an abortive end (ECONNRESET), never a clean one, and whatever the
+ * kernel still held for it is dropped.  close(err) follows, as for
+ * tk_conn_close().  What tk_conn_write() does when output overflows.
+ */
+void tk_conn_abort(struct tk_conn *c, int err);
 /*
  * Close with err unless cleared before ms from now (0 clears): a deadline
  * for a protocol step, such as a line service's next line.
@@ -937,8 +1087,11 @@ struct tk_server_opts {
 	int backlog;	    /* 0: TK_DEFAULT_BACKLOG */
 	unsigned workers;   /* 0 or 1: the caller's loop; N: N threads */
 	uint64_t max_conns; /* open connections at most; 0: no limit */
-	/* Line services (TK_SERVICE_LINES): longest line, and the deadline
-	 * for each line (the first from the connection's start). */
+	/*
+	 * Line services: longest line, and the deadline for each line (the
+	 * first from the connection's start); conn's max_line and
+	 * line_timeout_ms default to them (TK_SERVICE_LINE_FRAMING).
+	 */
 	size_t max_line;	  /* 0: TK_DEFAULT_MAX_LINE */
 	uint64_t line_timeout_ms; /* 0: none */
 	struct tk_conn_opts conn;

@@ -5,12 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "conn_int.h"
 
 /* Reads per readable event before yielding to other connections. */
 #define CONN_MAX_READS 16
+
+/* What a TK_SERVICE_TEXT peer is told of a line too long. */
+#define TOO_LONG_LINE "error: line too long\n"
 
 static ssize_t
 plain_read(struct tk_conn *c, void *buf, size_t len)
@@ -35,7 +39,7 @@ plain_shutdown(struct tk_conn *c)
 	return shutdown(c->fd, SHUT_WR) < 0 ? -errno : 0;
 }
 
-static const struct tk__transport plain_tcp = {
+const struct tk__transport tk__plain_tcp = {
 	.read = plain_read,
 	.write = plain_write,
 	.shutdown = plain_shutdown,
@@ -48,11 +52,17 @@ tk__conn_tp_state(const struct tk_conn *c)
 	return c->tp_state;
 }
 
+const struct tk__transport *
+tk__conn_transport(const struct tk_conn *c)
+{
+	return c->tp;
+}
+
 void
 tk__conn_set_transport(struct tk_conn *c, const struct tk__transport *tp,
 		       void *state)
 {
-	c->tp = tp != NULL ? tp : &plain_tcp;
+	c->tp = tp != NULL ? tp : &tk__plain_tcp;
 	c->tp_state = state;
 }
 
@@ -91,7 +101,7 @@ tk__conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 	c->loop = loop;
 	c->svc = svc;
 	c->arg = arg;
-	c->tp = &plain_tcp;
+	c->tp = &tk__plain_tcp;
 	c->fd = -1;
 	tk__timer_init(&c->timer, loop, on_timer, c);
 	if (opts != NULL)
@@ -110,10 +120,24 @@ tk__conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 		c->opts.max_output = c->opts.max_pending;
 	if (c->opts.connect_timeout_ms == 0)
 		c->opts.connect_timeout_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
+	if (c->opts.max_line == 0)
+		c->opts.max_line = TK_DEFAULT_MAX_LINE;
 	tk_buf_init(&c->out, c->opts.max_output);
+	/* Bounded by the reads: a pause stops them (see deliver_lines()). */
+	tk_buf_init(&c->lines, SIZE_MAX);
 	c->defer.cb = finish_close;
 	c->read_defer.cb = read_buffered;
+	tk__loop_add_conn(loop, &c->node);
+	if (svc != NULL && (svc->flags & TK_SERVICE_LINE_FRAMING))
+		tk_conn_reserve_output(c, c->opts.max_line + 2 +
+						  sizeof(TOO_LONG_LINE));
 	return c;
+}
+
+struct tk_conn *
+tk__conn_of_node(struct tk__lnode *n)
+{
+	return (struct tk_conn *)((char *)n - offsetof(struct tk_conn, node));
 }
 
 static bool
@@ -153,7 +177,7 @@ update_interest(struct tk_conn *c)
 		tk__loop_defer(c->loop, &c->read_defer);
 	/* An fd parked by on_io() is watched again once there is interest. */
 	if (tk_loop_modify(c->loop, c->fd, ev) == -ENOENT && ev != 0) {
-		int err = tk_loop_watch(c->loop, c->fd, ev, on_io, c);
+		int err = tk__loop_watch_own(c->loop, c->fd, ev, on_io, c);
 
 		if (err < 0)
 			tk_conn_close(c, err);
@@ -209,12 +233,13 @@ tk_conn_close(struct tk_conn *c, int err)
 		return;
 	c->state = ST_CLOSED;
 	c->close_err = err;
+	tk__lnode_del(&c->node);
 	if (err != 0 && c->errmsg == NULL)
 		tk__conn_set_error(c, c->opened_at != 0 ? &c->peer : NULL, err);
 	tk__connect_done(c);
 	tk_timer_stop(&c->timer);
-	if (c->server != NULL)
-		tk__server_conn_gone(c->server, c, err);
+	if (c->owner != NULL)
+		c->owner->gone(c, err);
 	if (c->fd >= 0) {
 		tk__loop_forget(c->loop, c->fd); /* close() leaves epoll too */
 		tk__close(c->fd);
@@ -226,10 +251,10 @@ tk_conn_close(struct tk_conn *c, int err)
 }
 
 void
-tk__conn_abort(struct tk_conn *c, int err)
+tk_conn_abort(struct tk_conn *c, int err)
 {
 	/* SO_LINGER 0: close() sends RST, whatever the kernel still holds. */
-	if (c->fd >= 0 && c->state != ST_CLOSED)
+	if (c != NULL && c->fd >= 0 && c->state != ST_CLOSED)
 		(void)setsockopt(
 			c->fd, SOL_SOCKET, SO_LINGER,
 			&(struct linger){ .l_onoff = 1, .l_linger = 0 },
@@ -245,18 +270,24 @@ finish_close(struct tk__defer *d)
 
 	if (c->svc != NULL && c->svc->close != NULL)
 		c->svc->close(c, c->close_err, c->arg);
-	if (c->server != NULL)
-		tk__server_conn_closed(c->server, c, c->close_err);
+	if (c->owner != NULL)
+		c->owner->closed(c, c->close_err);
 	if (c->tp->close != NULL)
 		c->tp->close(c);
+	tk_buf_free(&c->lines);
 	free(c->errmsg);
 	free(c);
 }
 
 /* Both directions are done once our FIN is sent and the peer's is read. */
+static bool framing(const struct tk_conn *c);
+
 static void
 maybe_finish(struct tk_conn *c)
 {
+	/* Lines held by a pause, and the EOF behind them, are owed first. */
+	if (framing(c) && !(c->flags & (F_ENDING | F_EOF_TOLD)))
+		return;
 	if (c->state == ST_OPEN && (c->flags & F_EOF) &&
 	    (c->flags & F_SHUT_DONE))
 		tk_conn_close(c, c->end_err);
@@ -281,7 +312,7 @@ send_fin(struct tk_conn *c)
 	 * FIN at once: spare the shutdown() call (plain TCP only; TLS has its
 	 * close_notify to send).
 	 */
-	if (!((c->flags & F_EOF) && c->tp == &plain_tcp))
+	if (!((c->flags & F_EOF) && c->tp == &tk__plain_tcp))
 		err = c->tp->shutdown(c);
 	if (err == -EAGAIN) {
 		/*
@@ -342,6 +373,146 @@ flush(struct tk_conn *c)
 	return 0;
 }
 
+static bool
+framing(const struct tk_conn *c)
+{
+	return (c->svc->flags & TK_SERVICE_LINE_FRAMING) &&
+	       c->svc->data != NULL;
+}
+
+/* May the service be given input now? */
+static bool
+can_deliver(const struct tk_conn *c)
+{
+	return c->state == ST_OPEN && !(c->flags & (F_ENDING | F_PAUSED));
+}
+
+/*
+ * A line is over the limit: the lines before it were delivered; it and
+ * all input after it are not.  A text peer is told, then c ends.
+ */
+static void
+line_too_long(struct tk_conn *c)
+{
+	tk_buf_consume(&c->lines, tk_buf_len(&c->lines));
+	tk_buf_trim(&c->lines);
+	if ((c->svc->flags & TK_SERVICE_TEXT) &&
+	    tk_conn_write(c, TOO_LONG_LINE, sizeof(TOO_LONG_LINE) - 1) < 0)
+		return; /* closed, with the reason */
+	tk_conn_end_error(c, TK_ELINETOOLONG);
+}
+
+/*
+ * The line deadline: after a line, the next one's runs from its first
+ * byte (now, if some is here already), none between lines.
+ */
+static void
+line_clock(struct tk_conn *c, bool line_begun)
+{
+	if (c->opts.line_timeout_ms == 0 || c->state != ST_OPEN ||
+	    (c->flags & F_ENDING))
+		return;
+	if (line_begun)
+		tk_conn_set_deadline(c, c->opts.line_timeout_ms,
+				     TK_ELINETIMEOUT);
+	else
+		tk_conn_set_deadline(c, 0, 0);
+}
+
+/*
+ * Deliver the complete lines held in c->lines while the service takes
+ * them; then, at EOF, the last partial line as it is and TK_EOF.
+ */
+static void
+deliver_held(struct tk_conn *c)
+{
+	size_t len;
+
+	while (tk_buf_len(&c->lines) > 0 && can_deliver(c)) {
+		ssize_t used = tk_line_parse(tk_buf_peek(&c->lines),
+					     tk_buf_len(&c->lines),
+					     c->opts.max_line, &len);
+
+		if (used < 0) {
+			line_too_long(c);
+			return;
+		}
+		if (used == 0)
+			break;
+		/* The buffer stays put: only reads append, none runs now. */
+		c->svc->data(c, tk_buf_peek(&c->lines), used, c->arg);
+		if (c->state != ST_OPEN)
+			return;
+		tk_buf_consume(&c->lines, (size_t)used);
+		line_clock(c, tk_buf_len(&c->lines) > 0);
+	}
+	if (!(c->flags & F_EOF) || (c->flags & F_EOF_TOLD) || !can_deliver(c))
+		return;
+	if (tk_buf_len(&c->lines) > 0) {
+		c->svc->data(c, tk_buf_peek(&c->lines),
+			     (ssize_t)tk_buf_len(&c->lines), c->arg);
+		if (c->state != ST_OPEN)
+			return;
+		tk_buf_consume(&c->lines, tk_buf_len(&c->lines));
+		/* Paused on the last line: the EOF waits for the resume. */
+		if (!can_deliver(c))
+			return;
+	}
+	tk_buf_trim(&c->lines);
+	c->flags |= F_EOF_TOLD;
+	line_clock(c, false);
+	c->svc->data(c, NULL, TK_EOF, c->arg);
+}
+
+/*
+ * Deliver data[0..n) one line per call, straight from the read buffer
+ * while nothing is held; what is left (a partial line, or the rest after
+ * a pause) is kept in c->lines.  A pause stops reads, so what is held is
+ * at most one read and a partial line.
+ */
+static void
+deliver_lines(struct tk_conn *c, const char *data, size_t n)
+{
+	size_t len;
+
+	if (tk_buf_len(&c->lines) > 0) {
+		if (tk_buf_append(&c->lines, data, n) < 0) {
+			tk_conn_close(c, -ENOMEM);
+			return;
+		}
+		deliver_held(c);
+		return;
+	}
+	while (n > 0 && can_deliver(c)) {
+		ssize_t used = tk_line_parse(data, n, c->opts.max_line, &len);
+
+		if (used < 0) {
+			line_too_long(c);
+			return;
+		}
+		if (used == 0)
+			break;
+		c->svc->data(c, data, used, c->arg);
+		data += used;
+		n -= (size_t)used;
+		line_clock(c, n > 0);
+	}
+	if (n == 0 || c->state != ST_OPEN || (c->flags & F_ENDING))
+		return;
+	if (tk_buf_append(&c->lines, data, n) < 0) {
+		tk_conn_close(c, -ENOMEM);
+		return;
+	}
+	/* A new line's first bytes: its deadline runs from now. */
+	if (c->deadline == 0)
+		line_clock(c, true);
+	/* A partial line too long already fails now, not when it ends. */
+	if (!(c->flags & F_PAUSED) &&
+	    tk_line_parse(tk_buf_peek(&c->lines), tk_buf_len(&c->lines),
+			  c->opts.max_line, &len) < 0)
+		line_too_long(c);
+}
+
 static void
 read_some(struct tk_conn *c)
 {
@@ -354,6 +525,14 @@ read_some(struct tk_conn *c)
 	}
 	if (c->opts.read_size != 0 && c->opts.read_size < size)
 		size = c->opts.read_size;
+	/* Lines a pause held (and an EOF behind them) go before new input. */
+	if (framing(c) && c->state == ST_OPEN && !(c->flags & F_ENDING) &&
+	    (tk_buf_len(&c->lines) > 0 || (c->flags & F_EOF))) {
+		deliver_held(c);
+		maybe_finish(c);
+		if (c->state != ST_OPEN || (c->flags & F_PAUSED))
+			return;
+	}
 	for (int i = 0; i < CONN_MAX_READS; i++) {
 		size_t want = size, room;
 		ssize_t n;
@@ -378,7 +557,9 @@ read_some(struct tk_conn *c)
 			if (c->flags & F_ENDING)
 				continue; /* draining towards the FIN */
 			/* tk_conn_write() applies backpressure, if any. */
-			if (c->svc->data != NULL)
+			if (framing(c))
+				deliver_lines(c, buf, (size_t)n);
+			else if (c->svc->data != NULL)
 				c->svc->data(c, buf, n, c->arg);
 			if ((size_t)n < want)
 				return; /* drained: spare a read that EAGAINs */
@@ -386,7 +567,9 @@ read_some(struct tk_conn *c)
 		}
 		if (n == 0) {
 			c->flags |= F_EOF;
-			if (!(c->flags & F_ENDING) && c->svc->data != NULL)
+			if (framing(c) && !(c->flags & F_ENDING))
+				deliver_held(c);
+			else if (!(c->flags & F_ENDING) && c->svc->data != NULL)
 				c->svc->data(c, NULL, TK_EOF, c->arg);
 			maybe_finish(c);
 			/* Often closed by now: then no epoll_ctl is needed. */
@@ -422,8 +605,13 @@ read_buffered(struct tk__defer *d)
 		(struct tk_conn *)((char *)d -
 				   offsetof(struct tk_conn, read_defer));
 
-	/* Queued while open; a close since leaves nothing to do. */
-	if (c->state == ST_OPEN && wants_read(c))
+	/*
+	 * Queued while open; a close since leaves nothing to do.  Lines held
+	 * by a pause (and their EOF) are delivered even with reading over.
+	 */
+	if (c->state == ST_OPEN &&
+	    (wants_read(c) ||
+	     (framing(c) && !(c->flags & (F_PAUSED | F_ENDING)))))
 		on_readable(c);
 }
 
@@ -432,9 +620,14 @@ on_writable(struct tk_conn *c)
 {
 	if (flush(c) < 0 || c->state != ST_OPEN)
 		return;
-	if (tk_buf_len(&c->out) == 0 && c->svc->drain != NULL &&
-	    !(c->flags & (F_ENDING | F_SHUT_WANT)))
-		c->svc->drain(c, c->arg);
+	/* Once per crossing of the mark, not on every writable event. */
+	if ((c->flags & F_DRAIN_WANT) &&
+	    tk_buf_len(&c->out) <= c->opts.drain_lowat) {
+		c->flags &= ~F_DRAIN_WANT;
+		if (c->svc->drain != NULL &&
+		    !(c->flags & (F_ENDING | F_SHUT_WANT)))
+			c->svc->drain(c, c->arg);
+	}
 }
 
 static void
@@ -523,26 +716,28 @@ open_service(struct tk_conn *c)
 
 	c->state = ST_OPEN;
 	c->opened_at = c->last_active = tk_loop_now(c->loop);
-	err = tk_loop_watch(c->loop, c->fd, TK_READABLE, on_io, c);
+	err = tk__loop_watch_own(c->loop, c->fd, TK_READABLE, on_io, c);
 	if (err < 0) {
 		tk_conn_close(c, err);
 		return;
 	}
 	arm_timer(c);
+	/* The first line's deadline runs from the open. */
+	if (framing(c))
+		line_clock(c, true);
 	if (c->svc->open != NULL && (err = c->svc->open(c, c->arg)) < 0)
 		tk_conn_close(c, err);
 }
 
 /*
- * One step of the TLS handshake; on success the TLS transport is already
- * in place (tk__tls_attach()) and the service opens.  No application byte
- * moves before this: until then c is not open.
+ * One step of the transport's handshake; on success the service opens.  No
+ * application byte moves before this: until then c is not open.
  */
 static void
 handshake_step(struct tk_conn *c)
 {
 	unsigned want = 0;
-	int err = tk__tls_handshake(c, &want);
+	int err = c->tp->handshake(c, &want);
 
 	if (err == -EAGAIN) {
 		err = tk_loop_modify(c->loop, c->fd, want);
@@ -560,15 +755,11 @@ handshake_step(struct tk_conn *c)
 static void
 start_handshake(struct tk_conn *c)
 {
-	int err = 0;
+	int err;
 
 	c->state = ST_HANDSHAKE;
 	c->opened_at = c->last_active = tk_loop_now(c->loop);
-	/* A client's session was made at connect (it holds the name). */
-	if (c->tp_state == NULL)
-		err = tk__tls_attach(c, c->opts.tls, NULL);
-	if (err == 0)
-		err = tk_loop_watch(c->loop, c->fd, 0, on_io, c);
+	err = tk__loop_watch_own(c->loop, c->fd, 0, on_io, c);
 	if (err < 0) {
 		tk_conn_close(c, err);
 		return;
@@ -577,21 +768,39 @@ start_handshake(struct tk_conn *c)
 	handshake_step(c);
 }
 
+int
+tk__conn_attach_layer(struct tk_conn *c, const char *servername)
+{
+	const struct tk__layer *layer = (const void *)c->opts.tls;
+
+	if (layer == NULL || c->tp != &tk__plain_tcp)
+		return 0;
+	return layer->attach(c, c->opts.tls, servername);
+}
+
 void
 tk__conn_start(struct tk_conn *c)
 {
+	int err;
+
 	if (!(c->flags & F_SOCKOPTS))
 		(void)tk__sock_conn_opts(c->fd, c->opts.no_delay,
 					 c->opts.sndbuf, c->opts.max_pending);
 	c->flags |= F_SOCKOPTS;
-	if (c->opts.tls != NULL)
+	/* A client's session was made at connect (it holds the name). */
+	if ((err = tk__conn_attach_layer(c, NULL)) < 0) {
+		tk_conn_close(c, err);
+		return;
+	}
+	if (c->tp->handshake != NULL)
 		start_handshake(c);
 	else
 		open_service(c);
 }
 
 struct tk_conn *
-tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv, unsigned worker,
+tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv,
+		  const struct tk__conn_owner *owner, unsigned worker,
 		  struct tk__counters *ctr, int fd, const struct tk_addr *peer,
 		  const struct tk_conn_opts *opts, const struct tk_service *svc,
 		  void *arg)
@@ -601,12 +810,30 @@ tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv, unsigned worker,
 	if (c == NULL)
 		return NULL;
 	c->server = srv;
+	c->owner = owner;
 	c->flags |= F_SOCKOPTS; /* from the listener (tk_server_listen()) */
 	c->worker = worker;
 	c->ctr = ctr;
 	c->fd = fd;
 	c->peer = *peer;
 	c->state = ST_CONNECTING; /* until tk__conn_start() */
+	return c;
+}
+
+struct tk_conn *
+tk__conn_adopt(struct tk_loop *loop, int fd, const struct tk__transport *tp,
+	       void *state, const struct tk_conn_opts *opts,
+	       const struct tk_service *svc, void *arg)
+{
+	struct tk_conn *c = tk__conn_new(loop, opts, svc, arg);
+
+	if (c == NULL)
+		return NULL;
+	c->fd = fd;
+	(void)tk__sock_peer(fd, &c->peer);
+	c->state = ST_CONNECTING; /* until tk__conn_start() */
+	tk__conn_set_transport(c, tp, state);
+	tk__conn_start(c);
 	return c;
 }
 
@@ -622,23 +849,29 @@ tk__conn_prev(struct tk_conn *c)
 	return &c->prev;
 }
 
-int
-tk_conn_write(struct tk_conn *c, const void *data, size_t len)
+/* Can c take len more bytes of output?  0, or the code to return. */
+static int
+check_write(struct tk_conn *c, size_t len)
 {
-	const char *p = data;
-	int err;
-
 	if (c->state != ST_OPEN)
 		return c->state == ST_CLOSED ? -EPIPE : -ENOTCONN;
 	if (c->flags & (F_SHUT_WANT | F_ENDING))
 		return -EPIPE;
-	if (len == 0)
-		return 0;
 	if (len > c->opts.max_output - tk_buf_len(&c->out)) {
 		/* Never a silent loss: the peer sees a reset, not a gap. */
-		tk__conn_abort(c, -ENOBUFS);
+		tk_conn_abort(c, -ENOBUFS);
 		return -ENOBUFS;
 	}
+	return 0;
+}
+
+/* Write or queue len bytes that check_write() let through. */
+static int
+write_checked(struct tk_conn *c, const void *data, size_t len)
+{
+	const char *p = data;
+	int err;
+
 	/* Write first; wait for writable only after EAGAIN. */
 	while (tk_buf_len(&c->out) == 0 && len > 0) {
 		ssize_t n = c->tp->write(c, p, len);
@@ -667,8 +900,63 @@ tk_conn_write(struct tk_conn *c, const void *data, size_t len)
 	}
 	if (tk_buf_len(&c->out) >= c->opts.max_pending)
 		c->flags |= F_BACKPRESSURE;
+	if (tk_buf_len(&c->out) > c->opts.drain_lowat)
+		c->flags |= F_DRAIN_WANT;
 	update_interest(c);
 	return 0;
+}
+
+int
+tk_conn_write(struct tk_conn *c, const void *data, size_t len)
+{
+	int err = check_write(c, len);
+
+	if (err < 0 || len == 0)
+		return err;
+	return write_checked(c, data, len);
+}
+
+int
+tk_conn_writev(struct tk_conn *c, const struct iovec *iov, int n)
+{
+	size_t total = 0;
+	int err;
+
+	if (n < 0 || (n > 0 && iov == NULL))
+		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		if (iov[i].iov_len > SIZE_MAX - total)
+			total = SIZE_MAX; /* more than any max_output */
+		else
+			total += iov[i].iov_len;
+	}
+	if ((err = check_write(c, total)) < 0)
+		return err;
+	/* All fits: each part is written or queued, or c closes. */
+	for (int i = 0; i < n && err == 0; i++)
+		if (iov[i].iov_len > 0)
+			err = write_checked(c, iov[i].iov_base, iov[i].iov_len);
+	return err;
+}
+
+size_t
+tk_conn_room(const struct tk_conn *c)
+{
+	if (c->state != ST_OPEN || (c->flags & (F_SHUT_WANT | F_ENDING)))
+		return 0;
+	return c->opts.max_output - tk_buf_len(&c->out);
+}
+
+size_t
+tk_conn_max_pending(const struct tk_conn *c)
+{
+	return c->opts.max_pending;
+}
+
+size_t
+tk_conn_max_output(const struct tk_conn *c)
+{
+	return c->opts.max_output;
 }
 
 void
@@ -771,6 +1059,11 @@ tk_conn_resume(struct tk_conn *c)
 {
 	c->flags &= ~F_PAUSED;
 	update_interest(c);
+	/* Lines held by the pause raise no event: deliver them next round. */
+	if (c->state == ST_OPEN && framing(c) &&
+	    (tk_buf_len(&c->lines) > 0 ||
+	     (c->flags & (F_EOF | F_EOF_TOLD)) == F_EOF))
+		tk__loop_defer(c->loop, &c->read_defer);
 }
 
 void

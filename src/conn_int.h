@@ -7,7 +7,7 @@
 
 enum conn_state {
 	ST_CONNECTING,
-	ST_HANDSHAKE, /* TLS: connected, the peer not yet verified */
+	ST_HANDSHAKE, /* connected, the transport's handshake under way */
 	ST_OPEN,
 	ST_CLOSED,
 };
@@ -19,10 +19,13 @@ enum {
 	F_ENDING = 1u << 3,	  /* tk_conn_end(): discard input, close */
 	F_PAUSED = 1u << 4,	  /* tk_conn_pause() */
 	F_BACKPRESSURE = 1u << 5, /* output above max_pending */
-	F_SOCKOPTS = 1u << 6, /* socket options set (a server's: inherited) */
+	F_SOCKOPTS = 1u << 6,	/* socket options set (a server's: inherited) */
+	F_DRAIN_WANT = 1u << 7, /* output went above drain_lowat: tell drain */
+	F_EOF_TOLD = 1u << 8,	/* the service had its TK_EOF (line framing) */
 };
 
 struct connecting; /* connect.c */
+struct resolving;  /* connect.c */
 
 /*
  * Kept small: an idle connection costs this struct and nothing else (no
@@ -30,7 +33,8 @@ struct connecting; /* connect.c */
  */
 struct tk_conn {
 	struct tk_loop *loop;
-	struct tk_server *server;
+	struct tk_server *server; /* handed back only (tk_conn_server()) */
+	const struct tk__conn_owner *owner; /* NULL: a client's */
 	const struct tk_service *svc;
 	void *arg;
 	void *data;
@@ -41,6 +45,8 @@ struct tk_conn {
 	unsigned flags;
 	int close_err;
 	struct tk_buf out;
+	/* Line framing: a partial line, or lines held by a pause. */
+	struct tk_buf lines;
 	struct tk_conn_opts opts;
 	/*
 	 * One timer, part of c (no allocation of its own): connect deadline,
@@ -59,7 +65,9 @@ struct tk_conn {
 	struct tk_addr peer;
 	struct tk_addr local;
 	struct connecting *cx;
+	struct resolving *rs; /* tk_conn_connect_host()'s name, if resolving */
 	struct tk_conn *next, *prev; /* the server's list */
+	struct tk__lnode node;	     /* the loop's, until closed */
 	struct tk__defer defer;
 	struct tk__defer read_defer; /* reads the transport's buffered bytes */
 	char *errmsg; /* detail of the last error, NULL if none */
@@ -69,9 +77,11 @@ struct tk_conn {
 struct tk_conn *tk__conn_new(struct tk_loop *loop,
 			     const struct tk_conn_opts *opts,
 			     const struct tk_service *svc, void *arg);
-/* Close now with a reset (SO_LINGER 0): the peer must not mistake the
- * close for a clean end (output was lost). */
-void tk__conn_abort(struct tk_conn *c, int err);
+/*
+ * Give c the transport of opts.tls (a struct tk__layer), unless it has one
+ * other than plain TCP already: 0 or a negative code.
+ */
+int tk__conn_attach_layer(struct tk_conn *c, const char *servername);
 /* Keep "ADDR: why" ("why" when a is NULL) as the last error's detail. */
 void tk__conn_set_error(struct tk_conn *c, const struct tk_addr *a, int err);
 

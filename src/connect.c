@@ -1,7 +1,12 @@
-/* connect.c: a client connection's connect phase: every address of the
- * list tried in turn, Happy Eyeballs style (RFC 8305), under one deadline. */
+/* connect.c: a client connection's connect phase: the name resolved off
+ * the loop's thread, then every address tried in turn, Happy Eyeballs
+ * style (RFC 8305), under one deadline. */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "conn_int.h"
 
@@ -22,11 +27,15 @@ struct connecting {
 	int last_err;
 };
 
+static void resolve_cancel(struct tk_conn *c);
+
 void
 tk__connect_done(struct tk_conn *c)
 {
 	struct connecting *cx = c->cx;
 
+	if (c->rs != NULL)
+		resolve_cancel(c);
 	if (cx == NULL)
 		return;
 	for (size_t i = 0; cx->attempts != NULL && i < cx->naddrs; i++) {
@@ -127,7 +136,8 @@ start_next(struct tk_conn *c)
 			tk__conn_set_error(c, &a->addr, fd);
 			continue;
 		}
-		err = tk_loop_watch(c->loop, fd, TK_WRITABLE, on_attempt, c);
+		err = tk__loop_watch_own(c->loop, fd, TK_WRITABLE, on_attempt,
+					 c);
 		if (err < 0) {
 			tk__close(fd);
 			cx->last_err = err;
@@ -170,23 +180,18 @@ interleave(const struct tk_addrlist *list, struct tk_addr *out)
 	}
 }
 
-int
-tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
-		const struct tk_conn_opts *opts, const struct tk_service *svc,
-		void *arg, struct tk_conn **out)
+/*
+ * Start the connect phase of c (connecting, its deadline running) on the
+ * addresses of list.  0, or -ENOMEM with nothing started.
+ */
+static int
+connect_list(struct tk_conn *c, const struct tk_addrlist *list,
+	     const struct tk_addr *source)
 {
-	struct connecting *cx;
-	struct tk_conn *c;
+	struct connecting *cx = c->cx = calloc(1, sizeof(*cx));
 
-	if (loop == NULL || list == NULL || list->count == 0 || svc == NULL)
-		return -EINVAL;
-	c = tk__conn_new(loop, opts, svc, arg);
-	if (c == NULL)
-		return -ENOMEM;
-	c->state = ST_CONNECTING;
-	cx = c->cx = calloc(1, sizeof(*cx));
 	if (cx == NULL)
-		goto out_free;
+		return -ENOMEM;
 	cx->last_err = -ECONNREFUSED;
 	cx->naddrs = list->count;
 	cx->addrs = calloc(list->count, sizeof(*cx->addrs));
@@ -196,28 +201,243 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 	for (size_t i = 0; i < list->count; i++)
 		cx->attempts[i].fd = -1;
 	interleave(list, cx->addrs);
-	if (opts != NULL && opts->source != NULL) {
-		cx->source = *opts->source;
+	if (source != NULL) {
+		cx->source = *source;
 		c->opts.source = &cx->source;
 	}
-	if (c->opts.tls != NULL &&
-	    tk__tls_attach(c, c->opts.tls, opts->servername) < 0)
-		goto out_free;
 	if (list->count > 1) {
-		cx->eyeballs = tk_timer_new(loop, on_eyeballs, c);
+		cx->eyeballs = tk__timer_alloc(c->loop, on_eyeballs, c);
 		if (cx->eyeballs == NULL)
 			goto out_free;
+	}
+	return 0;
+
+out_free:
+	tk__connect_done(c);
+	return -ENOMEM;
+}
+
+/* Undo a connection no callback has seen, for an error return. */
+static void
+discard(struct tk_conn *c)
+{
+	tk_timer_stop(&c->timer);
+	tk__lnode_del(&c->node);
+	tk__connect_done(c);
+	if (c->tp->close != NULL)
+		c->tp->close(c);
+	free(c->errmsg);
+	free(c);
+}
+
+int
+tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
+		const struct tk_conn_opts *opts, const struct tk_service *svc,
+		void *arg, struct tk_conn **out)
+{
+	struct tk_conn *c;
+
+	if (loop == NULL || list == NULL || list->count == 0 || svc == NULL)
+		return -EINVAL;
+	c = tk__conn_new(loop, opts, svc, arg);
+	if (c == NULL)
+		return -ENOMEM;
+	c->state = ST_CONNECTING;
+	if (connect_list(c, list, opts != NULL ? opts->source : NULL) < 0 ||
+	    tk__conn_attach_layer(c, opts != NULL ? opts->servername : NULL) <
+		    0) {
+		discard(c);
+		return -ENOMEM;
 	}
 	tk_timer_start(&c->timer, c->opts.connect_timeout_ms, 0);
 	*out = c;
 	start_next(c);
 	return 0;
+}
+
+/*
+ * A name being resolved for tk_conn_connect_host(), shared by the resolver
+ * thread and the connection under lock.  Whoever is last frees it: the
+ * thread if the connection was closed while it resolved; the posted
+ * on_resolved() (or the loop's drop of it) once the answer is posted; the
+ * close if the answer could not be posted (the deadline closes c then).
+ */
+enum rs_state {
+	RS_RESOLVING,
+	RS_POSTED,
+	RS_ORPHAN, /* resolved, but tk_loop_post() failed */
+};
+
+struct resolving {
+	pthread_mutex_t lock;
+	enum rs_state state;
+	bool cancelled;
+	struct tk_conn *c;
+	struct tk_loop *loop;
+	char *host, *port;
+	struct tk_addr source;
+	bool has_source;
+	int err;
+	struct tk_addrlist *list;
+};
+
+static void
+rs_free(struct resolving *rs)
+{
+	pthread_mutex_destroy(&rs->lock);
+	tk_addrlist_free(rs->list);
+	free(rs->host);
+	free(rs->port);
+	free(rs);
+}
+
+/* A dropped post (the loop was freed first): its connection is gone. */
+static void
+rs_drop(void *arg)
+{
+	struct resolving *rs = arg;
+
+	if (rs->c != NULL)
+		rs->c->rs = NULL;
+	rs_free(rs);
+}
+
+static void
+on_resolved(struct tk_loop *loop, void *arg)
+{
+	struct resolving *rs = arg;
+	struct tk_conn *c = rs->c;
+	bool cancelled;
+	int err;
+
+	(void)loop;
+	pthread_mutex_lock(&rs->lock);
+	cancelled = rs->cancelled;
+	pthread_mutex_unlock(&rs->lock);
+	if (cancelled) {
+		rs_free(rs);
+		return;
+	}
+	c->rs = NULL;
+	err = rs->err;
+	if (err < 0) {
+		char *msg = NULL;
+
+		if (asprintf(&msg, "%s: %s", rs->host, tk_strerror(err)) >= 0) {
+			tk__conn_set_detail(c, msg);
+			free(msg);
+		}
+	} else {
+		err = connect_list(c, rs->list,
+				   rs->has_source ? &rs->source : NULL);
+	}
+	if (err < 0)
+		tk_conn_close(c, err);
+	else
+		start_next(c);
+	rs_free(rs);
+}
+
+static void *
+resolve_main(void *arg)
+{
+	struct resolving *rs = arg;
+	struct tk_addrlist *list = NULL;
+	int err = tk_resolve(rs->host, rs->port, AF_UNSPEC, 0, &list);
+
+	pthread_mutex_lock(&rs->lock);
+	if (rs->cancelled) {
+		pthread_mutex_unlock(&rs->lock);
+		tk_addrlist_free(list);
+		rs_free(rs);
+		return NULL;
+	}
+	rs->err = err;
+	rs->list = list;
+	/* Under the lock: a close now waits, and finds it posted. */
+	if (tk__loop_post_drop(rs->loop, on_resolved, rs_drop, rs) == 0)
+		rs->state = RS_POSTED;
+	else
+		rs->state = RS_ORPHAN;
+	pthread_mutex_unlock(&rs->lock);
+	return NULL;
+}
+
+/* c closes while its name resolves: no callback of the resolve follows. */
+static void
+resolve_cancel(struct tk_conn *c)
+{
+	struct resolving *rs = c->rs;
+	bool orphan;
+
+	c->rs = NULL;
+	pthread_mutex_lock(&rs->lock);
+	rs->cancelled = true;
+	rs->c = NULL;
+	orphan = rs->state == RS_ORPHAN;
+	pthread_mutex_unlock(&rs->lock);
+	if (orphan)
+		rs_free(rs);
+}
+
+int
+tk_conn_connect_host(struct tk_loop *loop, const char *host, const char *port,
+		     const struct tk_conn_opts *opts,
+		     const struct tk_service *svc, void *arg,
+		     struct tk_conn **out)
+{
+	struct resolving *rs;
+	struct tk_conn *c;
+	pthread_attr_t attr;
+	pthread_t thread;
+	sigset_t all, old;
+	const char *name = opts != NULL && opts->servername != NULL
+				   ? opts->servername
+				   : host;
+	int err;
+
+	if (loop == NULL || host == NULL || svc == NULL || out == NULL)
+		return -EINVAL;
+	c = tk__conn_new(loop, opts, svc, arg);
+	if (c == NULL)
+		return -ENOMEM;
+	c->state = ST_CONNECTING;
+	rs = calloc(1, sizeof(*rs));
+	if (rs == NULL) {
+		discard(c);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&rs->lock, NULL);
+	rs->loop = loop;
+	rs->c = c;
+	rs->host = strdup(host);
+	rs->port = port != NULL ? strdup(port) : NULL;
+	if (opts != NULL && opts->source != NULL) {
+		rs->source = *opts->source;
+		rs->has_source = true;
+	}
+	err = -ENOMEM;
+	if (rs->host == NULL || (port != NULL && rs->port == NULL) ||
+	    tk__conn_attach_layer(c, name) < 0)
+		goto out_free;
+	/* The resolver takes no signals: they stay with the loop's thread. */
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = -pthread_create(&thread, &attr, resolve_main, rs);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (err < 0)
+		goto out_free;
+	c->rs = rs;
+	/* The deadline covers the name's resolution too. */
+	tk_timer_start(&c->timer, c->opts.connect_timeout_ms, 0);
+	*out = c;
+	return 0;
 
 out_free:
-	tk_timer_stop(&c->timer);
-	tk__connect_done(c);
-	if (c->tp->close != NULL)
-		c->tp->close(c);
-	free(c);
-	return -ENOMEM;
+	rs_free(rs);
+	discard(c);
+	return err;
 }

@@ -27,6 +27,14 @@ struct tk__event {
 	unsigned events; /* TK_READABLE | TK_WRITABLE | TK_HANGUP */
 };
 
+/*
+ * A node of a loop's circular list of live handles (connections, timers):
+ * a list's head is a node of the loop; next == NULL: on no list.
+ */
+struct tk__lnode {
+	struct tk__lnode *next, *prev;
+};
+
 /* Timers and their min-heap (timer.c). */
 struct tk_timer {
 	struct tk_loop *loop;
@@ -36,6 +44,7 @@ struct tk_timer {
 	uint64_t repeat; /* 0: one-shot */
 	uint64_t seq;	 /* start order: equal deadlines fire FIFO */
 	size_t index;	 /* position in the heap, TK__HEAP_NONE if stopped */
+	struct tk__lnode node; /* tk_timer_new()'s: the loop's timers */
 };
 
 #define TK__HEAP_NONE ((size_t)-1)
@@ -47,6 +56,11 @@ struct tk_timer {
  */
 void tk__timer_init(struct tk_timer *t, struct tk_loop *loop, tk_timer_cb cb,
 		    void *arg);
+
+/* A timer like tk_timer_new()'s, but part of the library's own work (a
+ * connection's): not a handle of its loop (tk_loop_walk()). */
+struct tk_timer *tk__timer_alloc(struct tk_loop *loop, tk_timer_cb cb,
+				 void *arg);
 
 struct tk__heap {
 	struct tk_timer **v;
@@ -79,6 +93,12 @@ struct tk__defer {
 void tk__loop_defer(struct tk_loop *loop, struct tk__defer *d);
 /* Run deferred work until none is left. */
 void tk__loop_run_deferred(struct tk_loop *loop);
+/*
+ * tk_loop_post(), and drop(arg) instead of cb if the loop is freed before
+ * cb could run: work whose argument must not leak.  Any thread.
+ */
+int tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb,
+		       void (*drop)(void *arg), void *arg);
 /* Run the work tk_loop_post() has queued so far (on loop's thread). */
 void tk__loop_run_posts(struct tk_loop *loop);
 
@@ -88,6 +108,24 @@ void tk__loop_run_posts(struct tk_loop *loop);
  * of the set), which saves one per connection.
  */
 void tk__loop_forget(struct tk_loop *loop, int fd);
+
+/*
+ * tk_loop_watch() for an fd the library watches on behalf of a handle (a
+ * connection's socket): not a handle of its own (tk_loop_walk(),
+ * tk_loop_close()).
+ */
+int tk__loop_watch_own(struct tk_loop *loop, int fd, unsigned events,
+		       tk_io_cb cb, void *arg);
+
+/*
+ * The loop's live connections and timers: conn.c adds a connection at
+ * creation and removes it at close; timer.c its tk_timer_new() timers.
+ */
+void tk__loop_add_conn(struct tk_loop *loop, struct tk__lnode *n);
+void tk__loop_add_timer(struct tk_loop *loop, struct tk__lnode *n);
+void tk__lnode_del(struct tk__lnode *n);
+/* The connection whose node n is (conn.c). */
+struct tk_conn *tk__conn_of_node(struct tk__lnode *n);
 
 /* A scratch buffer for reads, owned by the loop (one thread). */
 char *tk__loop_read_buf(struct tk_loop *loop, size_t *size);
@@ -128,15 +166,19 @@ void tk__close(int fd);
 
 /*
  * A connection's transport: how bytes move.  Plain TCP in conn.c; TLS
- * swaps in its own table.  read/write return bytes moved or -errno
- * (-EAGAIN when the socket is not ready); close frees the state.  want
- * (optional) tells which readiness the last -EAGAIN waits for when it is
- * not the obvious one (a TLS read that must write first, or the reverse).
- * shutdown sends FIN (after TLS's close_notify): 0, -errno, or -EAGAIN
- * when close_notify met a full socket; it is called again once the
- * socket is writable.
+ * swaps in its own table.  handshake (optional) sets up the transport's
+ * session once the socket is connected: 0 when done (the service opens
+ * only then), -EAGAIN with *want set to the readiness to wait for, or an
+ * error code / -errno with the detail set (tk__conn_set_detail()).
+ * read/write return bytes moved or -errno (-EAGAIN when the socket is not
+ * ready); close frees the state.  want (optional) tells which readiness
+ * the last -EAGAIN waits for when it is not the obvious one (a TLS read
+ * that must write first, or the reverse).  shutdown sends FIN (after
+ * TLS's close_notify): 0, -errno, or -EAGAIN when close_notify met a full
+ * socket; it is called again once the socket is writable.
  */
 struct tk__transport {
+	int (*handshake)(struct tk_conn *c, unsigned *want);
 	ssize_t (*read)(struct tk_conn *c, void *buf, size_t len);
 	ssize_t (*write)(struct tk_conn *c, const void *buf, size_t len);
 	int (*shutdown)(struct tk_conn *c);
@@ -149,22 +191,38 @@ struct tk__transport {
 	size_t (*pending)(const struct tk_conn *c);
 };
 
+/* The plain TCP transport (conn.c), for transports that wrap it. */
+extern const struct tk__transport tk__plain_tcp;
+
 /* A connection's transport state, and swapping the transport (conn.c). */
 void *tk__conn_tp_state(const struct tk_conn *c);
+const struct tk__transport *tk__conn_transport(const struct tk_conn *c);
 void tk__conn_set_transport(struct tk_conn *c, const struct tk__transport *tp,
 			    void *state);
 /* Keep text as the detail of the last error (tk_conn_last_error()). */
 void tk__conn_set_detail(struct tk_conn *c, const char *text);
 
 /*
- * TLS (tls.c).  attach gives c a TLS session of ctx (client: servername as
- * in struct tk_conn_opts) and the TLS transport; handshake drives it on
- * c's socket: 0 when done and verified, -EAGAIN with *want set to the
- * readiness to wait for, or a TK_ETLS* code / -errno with the detail set.
+ * A context that wraps a connection in its own transport begins with this
+ * (struct tk_tls_ctx does): conn.c attaches the transport of
+ * tk_conn_opts.tls through it and knows nothing else of TLS.  attach gives
+ * c a session of ctx (a client's checks servername, as in struct
+ * tk_conn_opts) through tk__conn_set_transport(); 0 or a negative code.
  */
-int tk__tls_attach(struct tk_conn *c, struct tk_tls_ctx *ctx,
-		   const char *servername);
-int tk__tls_handshake(struct tk_conn *c, unsigned *want);
+struct tk__layer {
+	int (*attach)(struct tk_conn *c, void *ctx, const char *servername);
+};
+
+/*
+ * Who owns an accepted connection (the server), told of its end: gone the
+ * moment it closes, before its fd does (counters say "closed" before any
+ * peer can see the close); closed after the service's close callback,
+ * just before c is freed.
+ */
+struct tk__conn_owner {
+	void (*gone)(struct tk_conn *c, int err);
+	void (*closed)(struct tk_conn *c, int err);
+};
 
 /*
  * A worker's counters.  Each has one writer (the worker's thread), so an
@@ -235,28 +293,34 @@ tk__ctr_add1(struct tk__counters *c, _Atomic uint64_t *v, uint64_t n)
 /* A consistent copy of c's values, from any thread (server.c). */
 void tk__ctr_snapshot(struct tk__counters *c, struct tk__ctr_values *out);
 
-/* Connections (conn.c), as the server makes them. */
+/*
+ * Connections (conn.c), as the server makes them: srv is only handed back
+ * by tk_conn_server(); owner's hooks are told of the end.
+ */
 struct tk_conn *tk__conn_accepted(struct tk_loop *loop, struct tk_server *srv,
+				  const struct tk__conn_owner *owner,
 				  unsigned worker, struct tk__counters *ctr,
 				  int fd, const struct tk_addr *peer,
 				  const struct tk_conn_opts *opts,
 				  const struct tk_service *svc, void *arg);
 /*
  * Start a connection once its socket is connected (or accepted): socket
- * options, then the TLS handshake or the service's open.
+ * options, then the transport's handshake (if any) or the service's open.
  */
 void tk__conn_start(struct tk_conn *c);
+/*
+ * A connection on fd (connected, non-blocking, now c's) with transport tp
+ * (NULL: plain TCP; state handed to it), started at once: for transports
+ * made outside the library (tests).  NULL with errno set.
+ */
+struct tk_conn *tk__conn_adopt(struct tk_loop *loop, int fd,
+			       const struct tk__transport *tp, void *state,
+			       const struct tk_conn_opts *opts,
+			       const struct tk_service *svc, void *arg);
 /* Intrusive list links for the server's set of connections. */
 struct tk_conn **tk__conn_next(struct tk_conn *c);
 struct tk_conn **tk__conn_prev(struct tk_conn *c);
 
-/* Called by conn.c when a server's connection is gone (before it is freed). */
-void tk__server_conn_closed(struct tk_server *s, struct tk_conn *c, int err);
-/*
- * Called by conn.c the moment a server's connection closes, before its fd
- * does: the counters say "closed" before any peer can see the close.
- */
-void tk__server_conn_gone(struct tk_server *s, struct tk_conn *c, int err);
 /* Ask c to finish because its server drains (the service's stop, or end). */
 void tk__conn_stop(struct tk_conn *c);
 

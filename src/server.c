@@ -84,6 +84,11 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 		s->opts.backlog = TK_DEFAULT_BACKLOG;
 	if (s->opts.max_line == 0)
 		s->opts.max_line = TK_DEFAULT_MAX_LINE;
+	/* A line-framing service's connections take the server's limits. */
+	if (s->opts.conn.max_line == 0)
+		s->opts.conn.max_line = s->opts.max_line;
+	if (s->opts.conn.line_timeout_ms == 0)
+		s->opts.conn.line_timeout_ms = s->opts.line_timeout_ms;
 	/* The listeners set the kernel's bound from it (tk_server_listen). */
 	if (s->opts.conn.max_pending == 0)
 		s->opts.conn.max_pending = TK_DEFAULT_MAX_PENDING;
@@ -189,6 +194,13 @@ emit(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 }
 
 static void on_accept(struct tk_loop *loop, int fd, unsigned events, void *arg);
+static void conn_gone(struct tk_conn *c, int err);
+static void conn_closed(struct tk_conn *c, int err);
+
+static const struct tk__conn_owner server_owner = {
+	.gone = conn_gone,
+	.closed = conn_closed,
+};
 
 static int
 set_accepting(struct worker *w, bool on)
@@ -293,7 +305,7 @@ reject(struct worker *w, int fd, const struct tk_addr *peer)
 {
 	static const char busy[] = TK_SERVER_BUSY_LINE;
 
-	if ((w->srv->svc->flags & TK_SERVICE_LINES) &&
+	if ((w->srv->svc->flags & TK_SERVICE_TEXT) &&
 	    w->srv->opts.conn.tls == NULL)
 		(void)!send(fd, busy, sizeof(busy) - 1,
 			    MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -341,8 +353,9 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 			continue;
 		}
 		unmap_v4(&peer);
-		c = tk__conn_accepted(w->loop, s, w->id, &w->ctr, fd, &peer,
-				      &s->opts.conn, s->svc, s->svc_arg);
+		c = tk__conn_accepted(w->loop, s, &server_owner, w->id, &w->ctr,
+				      fd, &peer, &s->opts.conn, s->svc,
+				      s->svc_arg);
 		if (c == NULL) {
 			atomic_fetch_sub(&s->open_conns, 1);
 			tk__close(fd);
@@ -361,9 +374,11 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 	}
 }
 
-void
-tk__server_conn_gone(struct tk_server *s, struct tk_conn *c, int err)
+/* The owner hooks of every accepted connection (struct tk__conn_owner). */
+static void
+conn_gone(struct tk_conn *c, int err)
 {
+	struct tk_server *s = tk_conn_server(c);
 	struct worker *w = &s->workers[tk_conn_worker(c)];
 
 	atomic_fetch_sub(&s->open_conns, 1);
@@ -383,9 +398,11 @@ tk__server_conn_gone(struct tk_server *s, struct tk_conn *c, int err)
 	tk__ctr_end(&w->ctr);
 }
 
-void
-tk__server_conn_closed(struct tk_server *s, struct tk_conn *c, int err)
+static void
+conn_closed(struct tk_conn *c, int err)
 {
+	struct tk_server *s = tk_conn_server(c);
+
 	unlink_conn(&s->workers[tk_conn_worker(c)], c);
 	emit(s, TK_SERVER_CLOSE, c, tk_conn_peer(c), err);
 }

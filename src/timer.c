@@ -118,12 +118,22 @@ tk__timer_init(struct tk_timer *t, struct tk_loop *loop, tk_timer_cb cb,
 }
 
 struct tk_timer *
-tk_timer_new(struct tk_loop *loop, tk_timer_cb cb, void *arg)
+tk__timer_alloc(struct tk_loop *loop, tk_timer_cb cb, void *arg)
 {
 	struct tk_timer *t = malloc(sizeof(*t));
 
 	if (t != NULL)
 		tk__timer_init(t, loop, cb, arg);
+	return t;
+}
+
+struct tk_timer *
+tk_timer_new(struct tk_loop *loop, tk_timer_cb cb, void *arg)
+{
+	struct tk_timer *t = tk__timer_alloc(loop, cb, arg);
+
+	if (t != NULL)
+		tk__loop_add_timer(loop, &t->node);
 	return t;
 }
 
@@ -164,6 +174,8 @@ tk_timer_free(struct tk_timer *t)
 	if (t == NULL)
 		return;
 	tk_timer_stop(t);
+	/* Off the loop's list (tk_loop_free() empties it: no loop needed). */
+	tk__lnode_del(&t->node);
 	free(t);
 }
 

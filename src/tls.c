@@ -35,6 +35,7 @@
 #define EPHEMERAL_DAYS 30
 
 struct tk_tls_ctx {
+	struct tk__layer layer; /* first: conn.c attaches TLS through it */
 	SSL_CTX *ssl;
 	bool server;
 	bool insecure;
@@ -367,6 +368,8 @@ load_cert_key(struct tk_tls_ctx *ctx, const char *cert, const char *key,
 	return 0;
 }
 
+static int tls_attach(struct tk_conn *c, void *ctx, const char *servername);
+
 static struct tk_tls_ctx *
 ctx_alloc(const SSL_METHOD *method, bool server)
 {
@@ -374,6 +377,7 @@ ctx_alloc(const SSL_METHOD *method, bool server)
 
 	if (ctx == NULL)
 		return NULL;
+	ctx->layer.attach = tls_attach;
 	ctx->keylog_fd = -1;
 	ctx->server = server;
 	ctx->ssl = SSL_CTX_new(method);
@@ -679,6 +683,7 @@ verify_cb(int ok, X509_STORE_CTX *xs)
 	return ok;
 }
 
+static int tls_handshake(struct tk_conn *c, unsigned *want);
 static void tls_close(struct tk_conn *c);
 static ssize_t tls_read(struct tk_conn *c, void *buf, size_t len);
 static ssize_t tls_write(struct tk_conn *c, const void *buf, size_t len);
@@ -687,6 +692,7 @@ static unsigned tls_want(const struct tk_conn *c);
 static size_t tls_pending(const struct tk_conn *c);
 
 static const struct tk__transport tls_transport = {
+	.handshake = tls_handshake,
 	.read = tls_read,
 	.write = tls_write,
 	.shutdown = tls_shutdown,
@@ -695,10 +701,14 @@ static const struct tk__transport tls_transport = {
 	.pending = tls_pending,
 };
 
-int
-tk__tls_attach(struct tk_conn *c, struct tk_tls_ctx *ctx,
-	       const char *servername)
+/*
+ * Give c a TLS session of ctx (client: servername as in struct
+ * tk_conn_opts) and the TLS transport, whose handshake conn.c drives.
+ */
+static int
+tls_attach(struct tk_conn *c, void *layer, const char *servername)
 {
+	struct tk_tls_ctx *ctx = layer;
 	struct tls_conn *tc = calloc(1, sizeof(*tc));
 	struct tk_addr ip;
 
@@ -901,8 +911,9 @@ plain_alert(int fd)
 	(void)!send(fd, alert, sizeof(alert), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-int
-tk__tls_handshake(struct tk_conn *c, unsigned *want)
+/* 0 when done and verified, -EAGAIN with *want set, or a TK_ETLS* code. */
+static int
+tls_handshake(struct tk_conn *c, unsigned *want)
 {
 	struct tls_conn *tc = tk__conn_tp_state(c);
 	int r, e;
@@ -1075,7 +1086,7 @@ tk_conn_tls_peer_fingerprint(const struct tk_conn *c, char out[TK_TLS_FPLEN])
 bool
 tk_conn_is_tls(const struct tk_conn *c)
 {
-	return tk__conn_tp_state(c) != NULL;
+	return tk__conn_transport(c) == &tls_transport;
 }
 
 bool

@@ -20,10 +20,12 @@ struct watcher {
 	void *arg;
 	unsigned events;
 	uint32_t gen; /* 0: not watched */
+	bool own;     /* the library's, for a handle (tk__loop_watch_own()) */
 };
 
 struct post {
 	tk_work_cb cb;
+	void (*drop)(void *arg); /* tk_loop_free() before it ran; or NULL */
 	void *arg;
 	struct post *next;
 };
@@ -50,6 +52,9 @@ struct tk_loop {
 	atomic_bool stop;
 
 	char *rbuf;
+
+	/* Live handles: connections not yet closed, tk_timer_new() timers. */
+	struct tk__lnode conns, timer_list;
 };
 
 static uint64_t
@@ -71,6 +76,8 @@ tk_loop_new(void)
 		return NULL;
 	loop->defer_tail = &loop->defer_head;
 	loop->posts_tail = &loop->posts;
+	loop->conns.next = loop->conns.prev = &loop->conns;
+	loop->timer_list.next = loop->timer_list.prev = &loop->timer_list;
 	pthread_mutex_init(&loop->post_lock, NULL);
 	loop->now = mono_ms();
 	err = tk__backend_new(&loop->be);
@@ -83,6 +90,95 @@ tk_loop_new(void)
 	return loop;
 }
 
+static void
+lnode_add(struct tk__lnode *head, struct tk__lnode *n)
+{
+	n->next = head;
+	n->prev = head->prev;
+	head->prev->next = n;
+	head->prev = n;
+}
+
+void
+tk__loop_add_conn(struct tk_loop *loop, struct tk__lnode *n)
+{
+	lnode_add(&loop->conns, n);
+}
+
+void
+tk__loop_add_timer(struct tk_loop *loop, struct tk__lnode *n)
+{
+	lnode_add(&loop->timer_list, n);
+}
+
+void
+tk__lnode_del(struct tk__lnode *n)
+{
+	if (n->next == NULL)
+		return;
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->next = n->prev = NULL;
+}
+
+size_t
+tk_loop_walk(struct tk_loop *loop, tk_walk_cb cb, void *arg)
+{
+	struct tk__lnode *n, *next;
+	size_t count = 0;
+
+	/*
+	 * The next node is taken before the callback, which may close or free
+	 * the handle it is given (a closed connection leaves the list).
+	 */
+	for (n = loop->conns.next; n != &loop->conns; n = next) {
+		struct tk_handle h = { .type = TK_HANDLE_CONN, .fd = -1 };
+
+		next = n->next;
+		h.conn = tk__conn_of_node(n);
+		h.fd = tk_conn_fd(h.conn);
+		count++;
+		if (cb != NULL)
+			cb(loop, &h, arg);
+	}
+	for (n = loop->timer_list.next; n != &loop->timer_list; n = next) {
+		struct tk_handle h = { .type = TK_HANDLE_TIMER, .fd = -1 };
+
+		next = n->next;
+		h.timer = (struct tk_timer *)((char *)n -
+					      offsetof(struct tk_timer, node));
+		h.arg = h.timer->arg;
+		count++;
+		if (cb != NULL)
+			cb(loop, &h, arg);
+	}
+	/* By index: a callback may watch a new fd (the table moves). */
+	for (size_t fd = 0; fd < loop->nfds; fd++) {
+		struct tk_handle h = { .type = TK_HANDLE_FD, .fd = (int)fd };
+
+		if (loop->fds[fd].gen == 0 || loop->fds[fd].own)
+			continue;
+		h.arg = loop->fds[fd].arg;
+		count++;
+		if (cb != NULL)
+			cb(loop, &h, arg);
+	}
+	return count;
+}
+
+int
+tk_loop_close(struct tk_loop *loop)
+{
+	if (loop == NULL)
+		return 0;
+	/* Closed connections finish (close callbacks) before the count. */
+	tk__loop_run_deferred(loop);
+	if (tk_loop_walk(loop, NULL, NULL) != 0)
+		return -EBUSY;
+	tk_loop_free(loop);
+	return 0;
+}
+
 void
 tk_loop_free(struct tk_loop *loop)
 {
@@ -90,9 +186,27 @@ tk_loop_free(struct tk_loop *loop)
 
 	if (loop == NULL)
 		return;
+	/*
+	 * A connection still open would lose its socket and its memory, and
+	 * its owner would never hear of it: close it, and its close callback
+	 * runs now, while the loop is whole.  Bounded: a close callback that
+	 * opens connections again and again is not served for ever.
+	 */
+	for (int round = 0; round < 8 && loop->conns.next != &loop->conns;
+	     round++) {
+		while (loop->conns.next != &loop->conns)
+			tk_conn_close(tk__conn_of_node(loop->conns.next),
+				      -ECANCELED);
+		tk__loop_run_deferred(loop);
+	}
 	tk__loop_run_deferred(loop);
+	/* Timers outlive the loop (their owners free them): off the list. */
+	while (loop->timer_list.next != &loop->timer_list)
+		tk__lnode_del(loop->timer_list.next);
 	for (p = loop->posts; p != NULL; p = next) {
 		next = p->next;
+		if (p->drop != NULL)
+			p->drop(p->arg);
 		free(p);
 	}
 	/* Timers still armed belong to their owners; only the heap goes. */
@@ -193,7 +307,19 @@ tk_loop_watch(struct tk_loop *loop, int fd, unsigned events, tk_io_cb cb,
 	w->arg = arg;
 	w->events = events;
 	w->gen = loop->gen;
+	w->own = false;
 	return 0;
+}
+
+int
+tk__loop_watch_own(struct tk_loop *loop, int fd, unsigned events, tk_io_cb cb,
+		   void *arg)
+{
+	int err = tk_loop_watch(loop, fd, events, cb, arg);
+
+	if (err == 0)
+		loop->fds[fd].own = true;
+	return err;
 }
 
 int
@@ -257,13 +383,15 @@ tk__loop_run_deferred(struct tk_loop *loop)
 }
 
 int
-tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg)
+tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb, void (*drop)(void *),
+		   void *arg)
 {
 	struct post *p = malloc(sizeof(*p));
 
 	if (p == NULL)
 		return -ENOMEM;
 	p->cb = cb;
+	p->drop = drop;
 	p->arg = arg;
 	p->next = NULL;
 	pthread_mutex_lock(&loop->post_lock);
@@ -272,6 +400,12 @@ tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg)
 	pthread_mutex_unlock(&loop->post_lock);
 	tk__backend_wake(loop->be);
 	return 0;
+}
+
+int
+tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg)
+{
+	return tk__loop_post_drop(loop, cb, NULL, arg);
 }
 
 void

@@ -137,7 +137,7 @@ basic_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 
 const struct tk_service tk_service_basic = {
 	.name = "basic",
-	.flags = TK_SERVICE_LINES,
+	.flags = TK_SERVICE_TEXT,
 	.open = basic_open,
 	.data = basic_data,
 };

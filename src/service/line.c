@@ -204,7 +204,7 @@ line_close(struct tk_conn *c, int err, void *arg)
 
 const struct tk_service tk_service_line = {
 	.name = "line",
-	.flags = TK_SERVICE_LINES,
+	.flags = TK_SERVICE_TEXT,
 	.open = line_open,
 	.data = line_data,
 	.stop = line_stop,

@@ -60,7 +60,7 @@ welcome_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 
 const struct tk_service tk_service_welcome = {
 	.name = "welcome",
-	.flags = TK_SERVICE_LINES,
+	.flags = TK_SERVICE_TEXT,
 	.open = welcome_open,
 	.data = welcome_data,
 };

@@ -1,14 +1,19 @@
 /* test_conn.c: client connections on loopback against real peers. */
 #include <criterion/criterion.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
 #include "internal.h"
+#include "short_tp.h"
 
 /*
  * One timeout for every test: Criterion 2.4 leaks in its runner when tests
@@ -1184,4 +1189,948 @@ Test(conn, write_from_open_callback)
 	RUN_UNTIL(x.loop, 3000, x.p.in_len == 2);
 	cr_assert(peer_got(&x.p, "hi"));
 	pair_close(&x);
+}
+
+/*
+ * A connection on the short transport (short_tp.h) and a raw peer on the
+ * other end of its socketpair.  svc NULL: the recording service, on x->r.
+ */
+struct spair {
+	struct tk_loop *loop;
+	struct short_tp st;
+	struct rec r;
+	struct tk_conn *c;
+	struct peer p;
+};
+
+static void
+spair_open(struct spair *x, size_t max, unsigned eagain_every,
+	   const struct tk_conn_opts *o, const struct tk_service *svc)
+{
+	int fd;
+
+	memset(x, 0, sizeof(*x));
+	x->loop = tk_loop_new();
+	cr_assert_not_null(x->loop);
+	x->st.max = max;
+	x->st.eagain_every = eagain_every;
+	x->c = short_tp_conn(x->loop, &x->st, o, svc ? svc : &rec_svc,
+			     svc ? NULL : &x->r, &fd);
+	peer_adopt(&x->p, x->loop, fd);
+}
+
+static void
+spair_close(struct spair *x)
+{
+	/* The transport's close runs when c is freed. */
+	if (!x->st.closed) {
+		tk_conn_close(x->c, 0);
+		RUN_UNTIL(x->loop, 1000, x->st.closed);
+	}
+	peer_free(&x->p);
+	rec_free(&x->r);
+	tk_loop_free(x->loop);
+}
+
+/* Opts for the short transport's tests: a small kernel buffer fills soon. */
+static void
+short_opts(struct tk_conn_opts *o, size_t max_pending, size_t max_output)
+{
+	tk_conn_opts_init(o);
+	o->max_pending = max_pending;
+	o->max_output = max_output;
+	o->sndbuf = 4096;
+	o->no_delay = false; /* a socketpair has no TCP_NODELAY */
+}
+
+/* Every byte echoed, in order, through reads and writes of 7 bytes. */
+Test(conn, short_io_echo_keeps_every_byte)
+{
+	enum { TOTAL = 100000 };
+	struct tk_conn_opts o;
+	struct spair x;
+	char *buf = malloc(TOTAL);
+
+	cr_assert_not_null(buf);
+	short_opts(&o, 4096, 0);
+	spair_open(&x, 7, 5, &o, &tk_service_echo);
+	t_fill(buf, TOTAL, 0, 3);
+	peer_send(&x.p, buf, TOTAL);
+	peer_shutdown(&x.p);
+	RUN_UNTIL(x.loop, 20000, x.p.eof);
+	cr_assert_eq(x.p.in_len, TOTAL);
+	cr_assert_eq(t_check(x.p.in, TOTAL, 0, 3), TOTAL, "stream corrupt");
+	cr_assert_leq(x.st.biggest_read, 7);
+	cr_assert_leq(x.st.biggest_write, 7);
+	cr_assert_geq(x.st.writes, TOTAL / 7);
+	/* The peer's FIN was in: our FIN ends it, no linger. */
+	RUN_UNTIL(x.loop, 3000, x.st.closed);
+	free(buf);
+	spair_close(&x);
+}
+
+static void
+echo_back(struct rec *r, const char *d, ssize_t n)
+{
+	size_t *most = r->user;
+
+	if (n <= 0)
+		return;
+	cr_assert_eq(tk_conn_write(r->c, d, (size_t)n), 0);
+	if (tk_conn_pending(r->c) > *most)
+		*most = tk_conn_pending(r->c);
+}
+
+/*
+ * A peer that sends and does not read: reading stops with output at
+ * max_pending, never above; once it reads, everything arrives.
+ */
+Test(conn, short_io_backpressure_pauses_reading_then_delivers_all)
+{
+	enum { TOTAL = 65536 };
+	struct tk_conn_opts o;
+	struct spair x;
+	size_t most = 0, seen;
+	char *buf = malloc(TOTAL);
+
+	cr_assert_not_null(buf);
+	short_opts(&o, 2048, 0);
+	spair_open(&x, 7, 0, &o, NULL);
+	x.r.on_data = echo_back;
+	x.r.user = &most;
+	peer_set_reading(&x.p, false);
+	t_fill(buf, TOTAL, 0, 5);
+	peer_send(&x.p, buf, TOTAL);
+	RUN_UNTIL(x.loop, 10000, tk_conn_pending(x.c) == 2048);
+	seen = x.r.in_len;
+	cr_assert_lt(seen, TOTAL);
+	t_run_for(x.loop, 100);
+	cr_assert_eq(x.r.in_len, seen, "read on above max_pending");
+	peer_set_reading(&x.p, true);
+	RUN_UNTIL(x.loop, 20000, x.p.in_len == TOTAL);
+	cr_assert_eq(t_check(x.p.in, TOTAL, 0, 5), TOTAL, "stream corrupt");
+	cr_assert_leq(most, 2048);
+	cr_assert_leq(x.st.biggest_write, 7);
+	free(buf);
+	spair_close(&x);
+}
+
+static void
+reply_at_eof(struct rec *r, const char *d, ssize_t n)
+{
+	char msg[64];
+	int len;
+
+	(void)d;
+	if (n != TK_EOF)
+		return;
+	len = snprintf(msg, sizeof(msg), "got %zu bytes, bye\n", r->in_len);
+	cr_assert_eq(tk_conn_write(r->c, msg, (size_t)len), 0);
+	tk_conn_end(r->c);
+}
+
+/* Half-closed by the peer, we still answer, 3 bytes at a time. */
+Test(conn, short_io_half_close_then_reply)
+{
+	struct spair x;
+
+	spair_open(&x, 3, 4, NULL, NULL);
+	x.r.on_data = reply_at_eof;
+	peer_send_str(&x.p, "hello, short world");
+	peer_shutdown(&x.p);
+	RUN_UNTIL(x.loop, 5000, x.r.closes == 1 && x.p.eof);
+	cr_assert(rec_got(&x.r, "hello, short world"));
+	cr_assert(peer_got(&x.p, "got 18 bytes, bye\n"), "peer got %.*s",
+		  (int)x.p.in_len, x.p.in);
+	cr_assert_eq(x.r.close_err, 0);
+	cr_assert_str_eq(x.r.log, "odec");
+	cr_assert_leq(x.st.biggest_write, 3);
+	cr_assert_geq(x.st.writes, 6);
+	spair_close(&x);
+}
+
+/*
+ * tk_conn_writev() queues all of its buffers or none: a total past
+ * max_output sends not even the parts that would fit.
+ */
+Test(conn, writev_is_all_or_nothing)
+{
+	struct tk_conn_opts o;
+	struct spair x;
+	static char part[3000];
+	struct iovec ok[] = {
+		{ .iov_base = "head:", .iov_len = 5 },
+		{ .iov_base = NULL, .iov_len = 0 },
+		{ .iov_base = "body", .iov_len = 4 },
+		{ .iov_base = "\n", .iov_len = 1 },
+	};
+	struct iovec big[] = {
+		{ .iov_base = part, .iov_len = sizeof(part) },
+		{ .iov_base = part, .iov_len = sizeof(part) },
+	};
+
+	memset(part, 'p', sizeof(part));
+	short_opts(&o, 1024, 4096);
+	spair_open(&x, 5, 0, &o, NULL);
+	cr_assert_eq(tk_conn_max_pending(x.c), 1024);
+	cr_assert_eq(tk_conn_max_output(x.c), 4096);
+	cr_assert_eq(tk_conn_room(x.c), 4096);
+	cr_assert_eq(tk_conn_writev(x.c, ok, 4), 0);
+	cr_assert_eq(tk_conn_room(x.c), 4096 - tk_conn_pending(x.c));
+	RUN_UNTIL(x.loop, 3000, x.p.in_len == 10);
+	cr_assert(peer_got(&x.p, "head:body\n"));
+	cr_assert_eq(tk_conn_writev(x.c, ok, -1), -EINVAL);
+	cr_assert(tk_conn_is_open(x.c));
+
+	/* 6000 bytes against 4096 of room: nothing goes, c is reset. */
+	cr_assert_eq(tk_conn_writev(x.c, big, 2), -ENOBUFS);
+	cr_assert(!tk_conn_is_open(x.c));
+	cr_assert_eq(tk_conn_room(x.c), 0);
+	RUN_UNTIL(x.loop, 3000, x.r.closes == 1 && (x.p.eof || x.p.err));
+	cr_assert_eq(x.r.close_err, -ENOBUFS);
+	cr_assert(peer_got(&x.p, "head:body\n"), "part of a refused writev "
+						 "was sent");
+	spair_close(&x);
+}
+
+/* The limits' getters follow the reserve; room follows what is pending. */
+Test(conn, room_and_limits)
+{
+	struct tk_conn_opts o;
+	struct spair x;
+
+	short_opts(&o, 1000, 500); /* max_output raised to max_pending */
+	spair_open(&x, 64, 0, &o, NULL);
+	cr_assert_eq(tk_conn_max_output(x.c), 1000);
+	tk_conn_reserve_output(x.c, 24);
+	cr_assert_eq(tk_conn_max_pending(x.c), 1000);
+	cr_assert_eq(tk_conn_max_output(x.c), 1024);
+	cr_assert_eq(tk_conn_room(x.c), 1024);
+	tk_conn_shutdown(x.c);
+	cr_assert_eq(tk_conn_room(x.c), 0, "room after shutdown");
+	spair_close(&x);
+}
+
+/*
+ * With drain_lowat, drain fires as pending output falls to the mark (not
+ * at zero), once per crossing.  Writes of 7 bytes make the fall slow
+ * enough to see where it fired.
+ */
+Test(conn, drain_fires_at_the_low_water_mark)
+{
+	enum { TOTAL = 20000 };
+	struct tk_conn_opts o;
+	struct spair x;
+	char *buf = malloc(TOTAL);
+
+	cr_assert_not_null(buf);
+	short_opts(&o, 64u * 1024, 1u << 20);
+	o.drain_lowat = 1000;
+	spair_open(&x, 7, 3, &o, NULL);
+	peer_set_reading(&x.p, false);
+	t_fill(buf, TOTAL, 0, 7);
+	cr_assert_eq(tk_conn_write(x.c, buf, TOTAL), 0);
+	cr_assert_gt(tk_conn_pending(x.c), 1000);
+	peer_set_reading(&x.p, true);
+	RUN_UNTIL(x.loop, 20000, x.r.drains == 1);
+	cr_assert_leq(x.r.pending_at_drain, 1000);
+	cr_assert_gt(x.r.pending_at_drain, 0, "drain waited for empty");
+	RUN_UNTIL(x.loop, 20000, x.p.in_len == TOTAL);
+	cr_assert_eq(t_check(x.p.in, TOTAL, 0, 7), TOTAL, "stream corrupt");
+	cr_assert_eq(x.r.drains, 1, "drain more than once per crossing");
+	free(buf);
+	spair_close(&x);
+}
+
+/* tk_conn_abort(): the peer sees a reset, the close callback the code. */
+Test(conn, abort_sends_a_reset)
+{
+	struct pair x;
+
+	pair_open(&x, NULL, 0);
+	cr_assert_eq(tk_conn_write(x.c, "doomed", 6), 0);
+	RUN_UNTIL(x.loop, 3000, x.p.in_len == 6);
+	tk_conn_abort(x.c, -ECANCELED);
+	cr_assert(!tk_conn_is_open(x.c));
+	RUN_UNTIL(x.loop, 3000, x.r.closes == 1);
+	cr_assert_eq(x.r.close_err, -ECANCELED);
+	RUN_UNTIL(x.loop, 5000, !x.p.watched || x.p.err != 0);
+	peer_read(&x.p);
+	cr_assert_eq(x.p.err, -ECONNRESET, "a FIN, not a reset");
+	pair_close(&x);
+}
+
+/*
+ * tk_loop_free() with a connection still open: the connection is closed
+ * (its socket too: the peer sees the end) and its close callback runs,
+ * with -ECANCELED; nothing is leaked.
+ */
+Test(conn, loop_free_closes_an_open_connection)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr a;
+	int lfd = t_raw_listen("127.0.0.1", 8, &a), fd;
+	struct rec r = { 0 };
+	struct timeval tv = { .tv_sec = 3 };
+	char ch;
+
+	rec_connect(loop, &a, 1, NULL, &r);
+	RUN_UNTIL(loop, 3000, r.opens == 1);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert(fd >= 0);
+	tk_loop_free(loop);
+	cr_assert_eq(r.closes, 1, "the close callback did not run");
+	cr_assert_eq(r.close_err, -ECANCELED);
+	cr_assert_str_eq(r.log, "oc");
+	T_ASSERT_FREED(r.gone);
+	cr_assert(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ==
+		  0);
+	cr_assert_eq(recv(fd, &ch, 1, 0), 0, "the socket was left open");
+	close(fd);
+	close(lfd);
+	rec_free(&r);
+}
+
+struct walked {
+	int conns, timers, fds;
+	bool close_them;
+	int pipe_fd;
+};
+
+static void
+walk_count(struct tk_loop *loop, const struct tk_handle *h, void *arg)
+{
+	struct walked *w = arg;
+
+	switch (h->type) {
+	case TK_HANDLE_CONN:
+		w->conns++;
+		cr_assert_not_null(h->conn);
+		cr_assert_eq(h->fd, tk_conn_fd(h->conn));
+		if (w->close_them)
+			tk_conn_close(h->conn, -ESHUTDOWN);
+		break;
+	case TK_HANDLE_TIMER:
+		w->timers++;
+		if (w->close_them)
+			tk_timer_free(h->timer);
+		break;
+	case TK_HANDLE_FD:
+		w->fds++;
+		cr_assert_eq(h->fd, w->pipe_fd);
+		cr_assert_eq(h->arg, w);
+		if (w->close_them)
+			tk_loop_unwatch(loop, h->fd);
+		break;
+	}
+}
+
+static void
+ignore_io(struct tk_loop *loop, int fd, unsigned events, void *arg)
+{
+	(void)loop;
+	(void)fd;
+	(void)events;
+	(void)arg;
+}
+
+/*
+ * tk_loop_close() refuses while a connection, a timer or a watched fd
+ * lives; tk_loop_walk() finds each once (a connection's own socket is not
+ * a handle of its own) and may close what it visits.
+ */
+Test(conn, loop_close_busy_until_the_walk_closed_everything)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr a;
+	int lfd = t_raw_listen("127.0.0.1", 8, &a);
+	struct rec r = { 0 }, r2 = { 0 };
+	struct walked w = { 0 };
+	struct tk_timer *t = tk_timer_new(loop, NULL, NULL);
+	struct blackhole b;
+	int pfd[2];
+
+	cr_assert_not_null(t);
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC | O_NONBLOCK), 0);
+	w.pipe_fd = pfd[0];
+	cr_assert_eq(tk_loop_watch(loop, pfd[0], TK_READABLE, ignore_io, &w),
+		     0);
+	rec_connect(loop, &a, 1, NULL, &r);
+	RUN_UNTIL(loop, 3000, r.opens == 1);
+	/* A second one still connecting (attempt fds are its own too). */
+	blackhole_open(&b, "127.0.0.1");
+	rec_connect(loop, &b.addr, 1, NULL, &r2);
+	cr_assert_eq(tk_loop_close(loop), -EBUSY);
+	cr_assert_eq(tk_loop_walk(loop, walk_count, &w), 4);
+	cr_assert_eq(w.conns, 2);
+	cr_assert_eq(w.timers, 1);
+	cr_assert_eq(w.fds, 1);
+	cr_assert_eq(r.closes + r2.closes, 0, "a walk closed something");
+
+	w = (struct walked){ .close_them = true, .pipe_fd = pfd[0] };
+	cr_assert_eq(tk_loop_walk(loop, walk_count, &w), 4);
+	cr_assert_eq(tk_loop_walk(loop, NULL, NULL), 0);
+	/* The close callbacks run in tk_loop_close(), which then frees. */
+	cr_assert_eq(r.closes + r2.closes, 0);
+	cr_assert_eq(tk_loop_close(loop), 0);
+	cr_assert_eq(r.closes, 1);
+	cr_assert_eq(r.close_err, -ESHUTDOWN);
+	cr_assert_eq(r2.closes, 1);
+	cr_assert_str_eq(r2.log, "c");
+	T_ASSERT_FREED(r.gone);
+	T_ASSERT_FREED(r2.gone);
+	blackhole_close(&b);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(lfd);
+	rec_free(&r);
+	rec_free(&r2);
+}
+
+/*
+ * This executable's getaddrinfo(): "slow.tk-test" is held until the test
+ * writes to slow_pipe (10 s at most), then resolves as 127.0.0.1; every
+ * other name goes to the system's.  A resolution in flight, on demand.
+ */
+static int slow_pipe[2] = { -1, -1 };
+static atomic_int slow_returned;
+
+typedef int (*getaddrinfo_fn)(const char *, const char *,
+			      const struct addrinfo *, struct addrinfo **);
+
+int
+getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+	    struct addrinfo **res)
+{
+	getaddrinfo_fn real = (getaddrinfo_fn)dlsym(RTLD_NEXT, "getaddrinfo");
+	bool slow = node != NULL && strcmp(node, "slow.tk-test") == 0;
+	int rc;
+
+	if (slow) {
+		struct pollfd p = { .fd = slow_pipe[0], .events = POLLIN };
+
+		(void)poll(&p, 1, 10000);
+		node = "127.0.0.1";
+	}
+	rc = real(node, service, hints, res);
+	if (slow)
+		atomic_store(&slow_returned, 1);
+	return rc;
+}
+
+static void
+slow_setup(void)
+{
+	cr_assert_eq(pipe2(slow_pipe, O_CLOEXEC), 0);
+	atomic_store(&slow_returned, 0);
+}
+
+/* Let the held resolution go, and wait until it has returned. */
+static void
+slow_release(void)
+{
+	uint64_t end = t_now_ms() + 5000;
+
+	cr_assert_eq(write(slow_pipe[1], "x", 1), 1);
+	while (!atomic_load(&slow_returned)) {
+		struct pollfd none = { .fd = -1 };
+
+		cr_assert_lt(t_now_ms(), end, "the resolver never returned");
+		(void)poll(&none, 1, 5);
+	}
+}
+
+static void
+slow_teardown(void)
+{
+	close(slow_pipe[0]);
+	close(slow_pipe[1]);
+}
+
+static void
+port_text(const struct tk_addr *a, char buf[16])
+{
+	snprintf(buf, 16, "%u", (unsigned)tk_addr_port(a));
+}
+
+/* By name: resolved off the loop, then connected; data flows. */
+Test(conn, connect_host_resolves_then_connects)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr sa;
+	struct tk_server *s =
+		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+	char port[16];
+
+	port_text(&sa, port);
+	cr_assert_eq(tk_conn_connect_host(loop, "localhost", port, NULL,
+					  &rec_svc, &r, &c),
+		     0);
+	cr_assert_not_null(c);
+	cr_assert_eq(r.opens + r.closes, 0, "a callback inside the call");
+	cr_assert_eq(tk_conn_write(c, "x", 1), -ENOTCONN);
+	RUN_UNTIL(loop, 5000, r.opens == 1 || r.closes == 1);
+	cr_assert_eq(r.opens, 1, "closed: %s", r.last_error);
+	cr_assert(tk_addr_equal(tk_conn_peer(c), &sa));
+	cr_assert_eq(tk_conn_write(c, "by name", 7), 0);
+	RUN_UNTIL(loop, 3000, r.in_len == 7);
+	cr_assert(rec_got(&r, "by name"));
+	tk_conn_close(c, 0);
+	RUN_UNTIL(loop, 1000, r.closes == 1);
+	cr_assert_str_eq(r.log, "odc");
+	tk_server_free(s);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+/* A resolution error closes c with it, and names the host. */
+Test(conn, connect_host_resolution_error_closes_with_it)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+	char want[160];
+
+	cr_assert_eq(tk_conn_connect_host(loop, "127.0.0.1", "no-such-service",
+					  NULL, &rec_svc, &r, &c),
+		     0);
+	RUN_UNTIL(loop, 5000, r.closes == 1);
+	cr_assert_eq(r.opens, 0);
+	cr_assert_eq(r.close_err, TK_EBADPORT, "close(%d)", r.close_err);
+	snprintf(want, sizeof(want), "127.0.0.1: %s", tk_strerror(TK_EBADPORT));
+	cr_assert_str_eq(r.last_error, want);
+	T_ASSERT_FREED(r.gone);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+Test(conn, connect_host_bad_arguments_call_nothing)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+
+	cr_assert_eq(
+		tk_conn_connect_host(loop, NULL, "1", NULL, &rec_svc, &r, &c),
+		-EINVAL);
+	cr_assert_eq(tk_conn_connect_host(loop, "localhost", "1", NULL, NULL,
+					  &r, &c),
+		     -EINVAL);
+	cr_assert_null(c);
+	cr_assert_eq(tk_loop_walk(loop, NULL, NULL), 0);
+	tk_loop_free(loop);
+	cr_assert_eq(r.opens + r.closes, 0);
+}
+
+/*
+ * Closed while the name resolves: the close callback runs once with the
+ * code given, and nothing follows when the answer comes (no open, no
+ * connect: the listener sees no one).
+ */
+Test(conn, connect_host_closed_while_resolving, .init = slow_setup,
+     .fini = slow_teardown)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr a;
+	int lfd = t_raw_listen("127.0.0.1", 8, &a);
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+	char port[16];
+
+	t_nonblock(lfd);
+	port_text(&a, port);
+	cr_assert_eq(tk_conn_connect_host(loop, "slow.tk-test", port, NULL,
+					  &rec_svc, &r, &c),
+		     0);
+	t_run_for(loop, 20);
+	cr_assert_eq(r.opens + r.closes, 0);
+	tk_conn_close(c, -ESHUTDOWN);
+	RUN_UNTIL(loop, 1000, r.closes == 1);
+	cr_assert_eq(r.close_err, -ESHUTDOWN);
+	cr_assert_str_eq(r.log, "c");
+	T_ASSERT_FREED(r.gone);
+	slow_release();
+	t_run_for(loop, 100);
+	cr_assert_eq(r.opens, 0, "opened after close");
+	cr_assert_eq(r.closes, 1);
+	cr_assert_eq(accept(lfd, NULL, NULL), -1, "connected after close");
+	cr_assert_eq(errno, EAGAIN);
+	close(lfd);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+/* The held name resolves in the end: the connect goes on from there. */
+Test(conn, connect_host_waits_for_a_slow_resolver, .init = slow_setup,
+     .fini = slow_teardown)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_addr a;
+	int lfd = t_raw_listen("127.0.0.1", 8, &a);
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+	char port[16];
+
+	port_text(&a, port);
+	cr_assert_eq(tk_conn_connect_host(loop, "slow.tk-test", port, NULL,
+					  &rec_svc, &r, &c),
+		     0);
+	/* The loop is not blocked meanwhile. */
+	t_run_for(loop, 50);
+	cr_assert_eq(r.opens + r.closes, 0);
+	slow_release();
+	RUN_UNTIL(loop, 3000, r.opens == 1 || r.closes == 1);
+	cr_assert_eq(r.opens, 1, "closed: %s", r.last_error);
+	tk_conn_close(c, 0);
+	RUN_UNTIL(loop, 1000, r.closes == 1);
+	close(lfd);
+	rec_free(&r);
+	tk_loop_free(loop);
+}
+
+/*
+ * The loop freed while a name resolves: the close callback runs with
+ * -ECANCELED and the late answer touches neither loop nor connection
+ * (AddressSanitizer would see it).
+ */
+Test(conn, connect_host_loop_freed_while_resolving, .init = slow_setup,
+     .fini = slow_teardown)
+{
+	struct tk_loop *loop = tk_loop_new(), *idle = tk_loop_new();
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 };
+
+	cr_assert_eq(tk_conn_connect_host(loop, "slow.tk-test", "9", NULL,
+					  &rec_svc, &r, &c),
+		     0);
+	tk_loop_free(loop);
+	cr_assert_eq(r.closes, 1);
+	cr_assert_eq(r.close_err, -ECANCELED);
+	slow_release();
+	t_run_for(idle, 100); /* the resolver thread finishes meanwhile */
+	tk_loop_free(idle);
+	rec_free(&r);
+}
+
+/*
+ * Closed or freed at once, many times over: whichever of close, answer and
+ * post comes first, one close callback and nothing after (races for the
+ * sanitizers to see).
+ */
+Test(conn, connect_host_cancel_races)
+{
+	struct tk_loop *idle = tk_loop_new();
+
+	for (int i = 0; i < 40; i++) {
+		struct tk_loop *loop = tk_loop_new();
+		struct tk_conn *c = NULL;
+		struct rec r = { 0 };
+
+		cr_assert_eq(tk_conn_connect_host(loop, "127.0.0.1", "9", NULL,
+						  &rec_svc, &r, &c),
+			     0);
+		if (i % 2 == 0) {
+			tk_conn_close(c, 0);
+			t_run_for(loop, i % 4 == 0 ? 0 : 2);
+		} else if (i % 3 == 0) {
+			t_run_for(idle, 1); /* the answer is likely posted */
+		}
+		tk_loop_free(loop);
+		cr_assert_eq(r.closes, 1, "round %d: %d closes", i, r.closes);
+		rec_free(&r);
+	}
+	t_run_for(idle, 100); /* the last threads finish meanwhile */
+	tk_loop_free(idle);
+}
+
+/* A line-framing service that records every delivery as it came. */
+struct lrec {
+	struct tk_conn *c;
+	char got[16][48];
+	int n;
+	bool eof;
+	int closes, close_err;
+	int pause_at; /* pause after this line (1: the first), 0: never */
+	bool echo;    /* write every line back */
+};
+
+static int
+lrec_open(struct tk_conn *c, void *arg)
+{
+	((struct lrec *)arg)->c = c;
+	return 0;
+}
+
+static void
+lrec_data(struct tk_conn *c, const char *d, ssize_t n, void *arg)
+{
+	struct lrec *l = arg;
+
+	cr_assert(!l->eof, "data after EOF");
+	if (n == TK_EOF) {
+		l->eof = true;
+		tk_conn_end(c);
+		return;
+	}
+	cr_assert_gt(n, 0);
+	cr_assert_lt(n, (ssize_t)sizeof(l->got[0]), "a %zd-byte line", n);
+	cr_assert_lt(l->n, 16);
+	memcpy(l->got[l->n], d, (size_t)n);
+	l->got[l->n++][n] = '\0';
+	if (l->echo)
+		cr_assert_eq(tk_conn_write(c, d, (size_t)n), 0);
+	if (l->pause_at == l->n)
+		tk_conn_pause(c);
+}
+
+static void
+lrec_close(struct tk_conn *c, int err, void *arg)
+{
+	struct lrec *l = arg;
+
+	(void)c;
+	l->closes++;
+	l->close_err = err;
+}
+
+static const struct tk_service lrec_svc = {
+	.name = "lrec",
+	.flags = TK_SERVICE_LINE_FRAMING,
+	.open = lrec_open,
+	.data = lrec_data,
+	.close = lrec_close,
+};
+
+static const struct tk_service lrec_text_svc = {
+	.name = "lrec-text",
+	.flags = TK_SERVICE_LINE_FRAMING | TK_SERVICE_TEXT,
+	.open = lrec_open,
+	.data = lrec_data,
+	.close = lrec_close,
+};
+
+static void
+lrec_expect(const struct lrec *l, const char *const *want, int n)
+{
+	cr_assert_eq(l->n, n, "%d lines, not %d (first: \"%s\")", l->n, n,
+		     l->got[0]);
+	for (int i = 0; i < n; i++)
+		cr_assert_str_eq(l->got[i], want[i], "line %d", i);
+}
+
+/*
+ * Feed in[0..k) then the rest and a FIN, for every k, through reads of
+ * (k % 4) + 1 bytes or more: the same lines come out of every split.
+ */
+static void
+frame_every_split(const struct tk_service *svc, size_t max_line, const char *in,
+		  const char *const *want, int nwant, int close_err,
+		  const char *peer_gets)
+{
+	size_t len = strlen(in);
+
+	for (size_t k = 0; k <= len; k++) {
+		struct tk_conn_opts o;
+		struct spair x;
+		struct lrec l = { 0 };
+		int fd;
+
+		tk_conn_opts_init(&o);
+		o.no_delay = false;
+		o.max_line = max_line;
+		memset(&x, 0, sizeof(x));
+		x.loop = tk_loop_new();
+		x.st.max = k % 4 + 1 + (k % 3 == 0 ? 64 : 0);
+		x.c = short_tp_conn(x.loop, &x.st, &o, svc, &l, &fd);
+		peer_adopt(&x.p, x.loop, fd);
+		if (k > 0)
+			peer_send(&x.p, in, k);
+		RUN_UNTIL(x.loop, 3000,
+			  l.closes == 1 || tk_conn_bytes_in(x.c) == k);
+		if (l.closes == 0 && k < len)
+			peer_send(&x.p, in + k, len - k);
+		if (l.closes == 0)
+			peer_shutdown(&x.p);
+		RUN_UNTIL(x.loop, 3000, l.closes == 1 && x.p.eof);
+		cr_assert_eq(l.close_err, close_err, "split %zu: close(%d)", k,
+			     l.close_err);
+		lrec_expect(&l, want, nwant);
+		cr_assert_eq(l.eof, close_err == 0, "split %zu", k);
+		cr_assert(peer_got(&x.p, peer_gets), "split %zu: peer got %.*s",
+			  k, (int)x.p.in_len, x.p.in);
+		spair_close(&x);
+	}
+}
+
+Test(conn, line_framing_one_line_per_call_at_every_split)
+{
+	static const char *const want[] = { "ab\n", "cd\r\n", "\n",
+					    "\r\n", "efgh\n", "last" };
+
+	frame_every_split(&lrec_svc, 0, "ab\ncd\r\n\n\r\nefgh\nlast", want, 6,
+			  0, "");
+}
+
+Test(conn, line_framing_no_last_partial_line)
+{
+	static const char *const want[] = { "one\n", "two\n" };
+
+	frame_every_split(&lrec_svc, 0, "one\ntwo\n", want, 2, 0, "");
+}
+
+/*
+ * max_line 4: "abcd\r\n" fits, "toolong" does not: the lines before it
+ * are delivered, it and everything after are not; a text service's peer
+ * is told why, then sees the end.
+ */
+Test(conn, line_framing_too_long_at_every_split)
+{
+	static const char *const want[] = { "ok\n", "abcd\r\n", "wxyz\n" };
+
+	frame_every_split(&lrec_text_svc, 4, "ok\nabcd\r\nwxyz\ntoolong\nno\n",
+			  want, 3, TK_ELINETOOLONG, "error: line too long\n");
+	frame_every_split(&lrec_svc, 4, "ok\nabcd\r\nwxyz\nabcde", want, 3,
+			  TK_ELINETOOLONG, "");
+}
+
+/* Too long is known before the newline comes: no waiting for it. */
+Test(conn, line_framing_too_long_without_newline)
+{
+	struct tk_conn_opts o;
+	struct spair x;
+	struct lrec l = { 0 };
+	int fd;
+
+	tk_conn_opts_init(&o);
+	o.no_delay = false;
+	o.max_line = 8;
+	memset(&x, 0, sizeof(x));
+	x.loop = tk_loop_new();
+	x.st.max = 1024;
+	x.c = short_tp_conn(x.loop, &x.st, &o, &lrec_text_svc, &l, &fd);
+	peer_adopt(&x.p, x.loop, fd);
+	peer_send_str(&x.p, "123456789");
+	RUN_UNTIL(x.loop, 3000, x.p.eof);
+	peer_shutdown(&x.p); /* spares the linger */
+	RUN_UNTIL(x.loop, 3000, l.closes == 1);
+	cr_assert_eq(l.close_err, TK_ELINETOOLONG);
+	cr_assert_eq(l.n, 0);
+	cr_assert(peer_got(&x.p, "error: line too long\n"));
+	spair_close(&x);
+}
+
+/* A pause inside data holds the lines not yet delivered, and the EOF. */
+Test(conn, line_framing_pause_holds_the_rest)
+{
+	static const char *const want[] = { "1\n", "22\n", "333\n", "4" };
+	struct spair x;
+	struct lrec l = { .pause_at = 1 };
+	int fd;
+
+	memset(&x, 0, sizeof(x));
+	x.loop = tk_loop_new();
+	x.st.max = 1024;
+	x.c = short_tp_conn(x.loop, &x.st, NULL, &lrec_svc, &l, &fd);
+	peer_adopt(&x.p, x.loop, fd);
+	peer_send_str(&x.p, "1\n22\n333\n4");
+	peer_shutdown(&x.p);
+	RUN_UNTIL(x.loop, 3000, tk_conn_bytes_in(x.c) == 10);
+	t_run_for(x.loop, 50);
+	cr_assert_eq(l.n, 1, "delivered while paused");
+	cr_assert(!l.eof);
+	tk_conn_resume(x.c);
+	RUN_UNTIL(x.loop, 3000, l.closes == 1);
+	lrec_expect(&l, want, 4);
+	cr_assert(l.eof);
+	cr_assert_eq(l.close_err, 0);
+	spair_close(&x);
+}
+
+/*
+ * line_timeout_ms: a line must be complete in time (the first from the
+ * open); between lines no deadline runs.
+ */
+Test(conn, line_framing_line_deadline)
+{
+	struct tk_conn_opts o;
+	struct spair x;
+	struct lrec l = { 0 };
+	uint64_t t0;
+	int fd;
+
+	tk_conn_opts_init(&o);
+	o.no_delay = false;
+	o.line_timeout_ms = 200;
+	memset(&x, 0, sizeof(x));
+	x.loop = tk_loop_new();
+	x.st.max = 1024;
+	x.c = short_tp_conn(x.loop, &x.st, &o, &lrec_svc, &l, &fd);
+	peer_adopt(&x.p, x.loop, fd);
+	peer_send_str(&x.p, "first\n");
+	RUN_UNTIL(x.loop, 3000, l.n == 1);
+	t_run_for(x.loop, 400); /* between lines: no deadline */
+	cr_assert_eq(l.closes, 0, "closed between lines");
+	t0 = t_now_ms();
+	peer_send_str(&x.p, "sec");
+	RUN_UNTIL(x.loop, 3000, l.closes == 1);
+	cr_assert_eq(l.close_err, TK_ELINETIMEOUT);
+	cr_assert_geq(t_now_ms() - t0, 190);
+	cr_assert_eq(l.n, 1);
+	spair_close(&x);
+}
+
+/*
+ * A server's line-framing service takes the server's max_line, and its
+ * busy line goes to TK_SERVICE_TEXT services only.
+ */
+Test(conn, line_framing_server_max_line)
+{
+	struct tk_loop *loop = tk_loop_new();
+	struct tk_server_opts so;
+	struct tk_addr sa;
+	struct tk_server *s;
+	struct lrec l = { .echo = true };
+	struct peer p;
+
+	tk_server_opts_init(&so);
+	so.max_line = 5;
+	s = t_server(loop, "127.0.0.1", &so, &lrec_text_svc, &l, &sa);
+	peer_connect(&p, loop, &sa);
+	peer_send_str(&p, "12345\n123456\n");
+	RUN_UNTIL(loop, 3000, p.eof);
+	cr_assert(peer_got(&p, "12345\nerror: line too long\n"),
+		  "peer got %.*s", (int)p.in_len, p.in);
+	peer_shutdown(&p);
+	RUN_UNTIL(loop, 3000, l.closes == 1);
+	cr_assert_eq(l.close_err, TK_ELINETOOLONG);
+	peer_free(&p);
+	tk_server_free(s);
+	tk_loop_free(loop);
+}
+
+/* Paused on the last line, which had no newline: its EOF waits, once. */
+Test(conn, line_framing_pause_on_the_last_partial_line)
+{
+	static const char *const want[] = { "a\n", "last" };
+	struct spair x;
+	struct lrec l = { .pause_at = 2 };
+	int fd;
+
+	memset(&x, 0, sizeof(x));
+	x.loop = tk_loop_new();
+	x.st.max = 1024;
+	x.c = short_tp_conn(x.loop, &x.st, NULL, &lrec_svc, &l, &fd);
+	peer_adopt(&x.p, x.loop, fd);
+	peer_send_str(&x.p, "a\nlast");
+	peer_shutdown(&x.p);
+	RUN_UNTIL(x.loop, 3000, l.n == 2);
+	t_run_for(x.loop, 50);
+	cr_assert(!l.eof, "EOF while paused");
+	tk_conn_resume(x.c);
+	RUN_UNTIL(x.loop, 3000, l.closes == 1);
+	lrec_expect(&l, want, 2);
+	cr_assert(l.eof);
+	spair_close(&x);
 }
