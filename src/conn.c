@@ -123,8 +123,6 @@ tk__conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 	if (c->opts.max_line == 0)
 		c->opts.max_line = TK_DEFAULT_MAX_LINE;
 	tk_buf_init(&c->out, c->opts.max_output);
-	/* Bounded by the reads: a pause stops them (see deliver_lines()). */
-	tk_buf_init(&c->lines, SIZE_MAX);
 	c->defer.cb = finish_close;
 	c->read_defer.cb = read_buffered;
 	tk__loop_add_conn(loop, &c->node);
@@ -274,7 +272,10 @@ finish_close(struct tk__defer *d)
 		c->owner->closed(c, c->close_err);
 	if (c->tp->close != NULL)
 		c->tp->close(c);
-	tk_buf_free(&c->lines);
+	if (c->lines != NULL) {
+		tk_buf_free(c->lines);
+		free(c->lines);
+	}
 	free(c->errmsg);
 	free(c);
 }
@@ -387,6 +388,30 @@ can_deliver(const struct tk_conn *c)
 	return c->state == ST_OPEN && !(c->flags & (F_ENDING | F_PAUSED));
 }
 
+/* Bytes held for line framing: a partial line, or lines a pause held. */
+static size_t
+held(const struct tk_conn *c)
+{
+	return c->lines != NULL ? tk_buf_len(c->lines) : 0;
+}
+
+/*
+ * Hold data[0..n) behind what is held.  The buffer is allocated the first
+ * time (most connections never hold a byte); it is bounded by the reads,
+ * which a pause stops, and a partial line by max_line.
+ */
+static int
+hold(struct tk_conn *c, const char *data, size_t n)
+{
+	if (c->lines == NULL) {
+		c->lines = malloc(sizeof(*c->lines));
+		if (c->lines == NULL)
+			return -ENOMEM;
+		tk_buf_init(c->lines, SIZE_MAX);
+	}
+	return tk_buf_append(c->lines, data, n);
+}
+
 /*
  * A line is over the limit: the lines before it were delivered; it and
  * all input after it are not.  A text peer is told, then c ends.
@@ -394,8 +419,10 @@ can_deliver(const struct tk_conn *c)
 static void
 line_too_long(struct tk_conn *c)
 {
-	tk_buf_consume(&c->lines, tk_buf_len(&c->lines));
-	tk_buf_trim(&c->lines);
+	if (c->lines != NULL) {
+		tk_buf_consume(c->lines, tk_buf_len(c->lines));
+		tk_buf_trim(c->lines);
+	}
 	if ((c->svc->flags & TK_SERVICE_TEXT) &&
 	    tk_conn_write(c, TOO_LONG_LINE, sizeof(TOO_LONG_LINE) - 1) < 0)
 		return; /* closed, with the reason */
@@ -428,9 +455,8 @@ deliver_held(struct tk_conn *c)
 {
 	size_t len;
 
-	while (tk_buf_len(&c->lines) > 0 && can_deliver(c)) {
-		ssize_t used = tk_line_parse(tk_buf_peek(&c->lines),
-					     tk_buf_len(&c->lines),
+	while (held(c) > 0 && can_deliver(c)) {
+		ssize_t used = tk_line_parse(tk_buf_peek(c->lines), held(c),
 					     c->opts.max_line, &len);
 
 		if (used < 0) {
@@ -440,25 +466,26 @@ deliver_held(struct tk_conn *c)
 		if (used == 0)
 			break;
 		/* The buffer stays put: only reads append, none runs now. */
-		c->svc->data(c, tk_buf_peek(&c->lines), used, c->arg);
+		c->svc->data(c, tk_buf_peek(c->lines), used, c->arg);
 		if (c->state != ST_OPEN)
 			return;
-		tk_buf_consume(&c->lines, (size_t)used);
-		line_clock(c, tk_buf_len(&c->lines) > 0);
+		tk_buf_consume(c->lines, (size_t)used);
+		line_clock(c, held(c) > 0);
 	}
 	if (!(c->flags & F_EOF) || (c->flags & F_EOF_TOLD) || !can_deliver(c))
 		return;
-	if (tk_buf_len(&c->lines) > 0) {
-		c->svc->data(c, tk_buf_peek(&c->lines),
-			     (ssize_t)tk_buf_len(&c->lines), c->arg);
+	if (held(c) > 0) {
+		c->svc->data(c, tk_buf_peek(c->lines), (ssize_t)held(c),
+			     c->arg);
 		if (c->state != ST_OPEN)
 			return;
-		tk_buf_consume(&c->lines, tk_buf_len(&c->lines));
+		tk_buf_consume(c->lines, held(c));
 		/* Paused on the last line: the EOF waits for the resume. */
 		if (!can_deliver(c))
 			return;
 	}
-	tk_buf_trim(&c->lines);
+	if (c->lines != NULL)
+		tk_buf_trim(c->lines);
 	c->flags |= F_EOF_TOLD;
 	line_clock(c, false);
 	c->svc->data(c, NULL, TK_EOF, c->arg);
@@ -475,8 +502,8 @@ deliver_lines(struct tk_conn *c, const char *data, size_t n)
 {
 	size_t len;
 
-	if (tk_buf_len(&c->lines) > 0) {
-		if (tk_buf_append(&c->lines, data, n) < 0) {
+	if (held(c) > 0) {
+		if (hold(c, data, n) < 0) {
 			tk_conn_close(c, -ENOMEM);
 			return;
 		}
@@ -499,7 +526,7 @@ deliver_lines(struct tk_conn *c, const char *data, size_t n)
 	}
 	if (n == 0 || c->state != ST_OPEN || (c->flags & F_ENDING))
 		return;
-	if (tk_buf_append(&c->lines, data, n) < 0) {
+	if (hold(c, data, n) < 0) {
 		tk_conn_close(c, -ENOMEM);
 		return;
 	}
@@ -508,8 +535,8 @@ deliver_lines(struct tk_conn *c, const char *data, size_t n)
 		line_clock(c, true);
 	/* A partial line too long already fails now, not when it ends. */
 	if (!(c->flags & F_PAUSED) &&
-	    tk_line_parse(tk_buf_peek(&c->lines), tk_buf_len(&c->lines),
-			  c->opts.max_line, &len) < 0)
+	    tk_line_parse(tk_buf_peek(c->lines), held(c), c->opts.max_line,
+			  &len) < 0)
 		line_too_long(c);
 }
 
@@ -527,7 +554,7 @@ read_some(struct tk_conn *c)
 		size = c->opts.read_size;
 	/* Lines a pause held (and an EOF behind them) go before new input. */
 	if (framing(c) && c->state == ST_OPEN && !(c->flags & F_ENDING) &&
-	    (tk_buf_len(&c->lines) > 0 || (c->flags & F_EOF))) {
+	    (held(c) > 0 || (c->flags & F_EOF))) {
 		deliver_held(c);
 		maybe_finish(c);
 		if (c->state != ST_OPEN || (c->flags & F_PAUSED))
@@ -1061,8 +1088,7 @@ tk_conn_resume(struct tk_conn *c)
 	update_interest(c);
 	/* Lines held by the pause raise no event: deliver them next round. */
 	if (c->state == ST_OPEN && framing(c) &&
-	    (tk_buf_len(&c->lines) > 0 ||
-	     (c->flags & (F_EOF | F_EOF_TOLD)) == F_EOF))
+	    (held(c) > 0 || (c->flags & (F_EOF | F_EOF_TOLD)) == F_EOF))
 		tk__loop_defer(c->loop, &c->read_defer);
 }
 

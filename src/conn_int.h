@@ -45,8 +45,9 @@ struct tk_conn {
 	unsigned flags;
 	int close_err;
 	struct tk_buf out;
-	/* Line framing: a partial line, or lines held by a pause. */
-	struct tk_buf lines;
+	/* Line framing: a partial line, or lines held by a pause; NULL
+	 * until the first byte is held. */
+	struct tk_buf *lines;
 	struct tk_conn_opts opts;
 	/*
 	 * One timer, part of c (no allocation of its own): connect deadline,
