@@ -14,12 +14,10 @@
 #include "tlsopt.h"
 
 #define MAX_HOSTS		16
-#define MAX_BIND_TRIES		8 /* port 0 on several hosts: retries for one port */
 #define DEFAULT_IDLE_MS		(5 * 60 * 1000u)
 #define DEFAULT_LINE_TIMEOUT_MS 30000u
 #define DEFAULT_DRAIN_MS	10000u
 #define FD_RESERVE		64 /* descriptors kept for all but clients */
-#define DRAIN_POLL_MS		20
 
 static unsigned
 online_cpus(void)
@@ -186,7 +184,6 @@ struct serve_state {
 	struct tk_server *server;
 	struct tk_loop *loop;
 	struct tk_timer *drain_timer; /* the drain deadline */
-	struct tk_timer *watch_timer; /* is everyone gone yet? */
 	struct tk_timer *stats_timer;
 	int signo;	       /* the signal that stopped us, or 0 */
 	bool draining;	       /* listeners closed, sessions finishing */
@@ -383,6 +380,19 @@ parse_args(int argc, char **argv, struct serve_opts *o)
 			return cli_bad_option("serve", argv, ch);
 		}
 	}
+	for (size_t i = 0; i < o->nhosts; i++) {
+		char host[TK_HOSTLEN], port[TK_PORTLEN];
+
+		if (o->hosts[i][0] == '\0')
+			return cli_usage("serve",
+					 "-H needs an address or name");
+		if (tk_hostport_split(o->hosts[i], host, port) == 0 &&
+		    port[0] != '\0')
+			return cli_usage("serve",
+					 "-H takes an address without a port "
+					 "('%s'); give the port with -p",
+					 o->hosts[i]);
+	}
 	if (optind < argc)
 		o->service = argv[optind++];
 	if (optind < argc)
@@ -440,216 +450,63 @@ bind_error(const struct tk_addr *a, int err)
 	}
 }
 
-/* The addresses to listen on, in order; duplicates removed. */
-struct bind_plan {
-	struct tk_addr addrs[MAX_HOSTS * 4];
-	bool v6only[MAX_HOSTS * 4];
-	bool optional[MAX_HOSTS * 4]; /* default ::1: skipped if missing */
-	size_t n;
-};
-
-static void
-plan_add(struct bind_plan *p, const struct tk_addr *a, bool optional)
-{
-	for (size_t i = 0; i < p->n; i++)
-		if (tk_addr_equal(&p->addrs[i], a))
-			return;
-	if (p->n == sizeof(p->addrs) / sizeof(p->addrs[0]))
-		return;
-	p->addrs[p->n] = *a;
-	p->optional[p->n] = optional;
-	p->n++;
-}
-
-static int
-make_plan(const struct serve_opts *o, struct bind_plan *p)
-{
-	bool v4any = false;
-
-	memset(p, 0, sizeof(*p));
-	if (o->nhosts == 0) {
-		struct tk_addr a;
-
-		(void)tk_addr_from_ip("127.0.0.1", o->port, &a);
-		plan_add(p, &a, false);
-		(void)tk_addr_from_ip("::1", o->port, &a);
-		plan_add(p, &a, true);
-		return 0;
-	}
-	for (size_t i = 0; i < o->nhosts; i++) {
-		char host[TK_HOSTLEN], port[TK_PORTLEN];
-		struct tk_addrlist *list;
-		int err;
-
-		/* "[::1]" is how people often write an IPv6 address. */
-		if (o->hosts[i][0] == '\0')
-			return cli_usage("serve",
-					 "-H needs an address or name");
-		if (tk_hostport_split(o->hosts[i], host, port) < 0 ||
-		    host[0] == '\0')
-			return cli_fail("serve", o->hosts[i], TK_EBADADDR);
-		if (port[0] != '\0')
-			return cli_usage("serve",
-					 "-H takes an address without a port "
-					 "('%s'); give the port with -p",
-					 o->hosts[i]);
-		/* A colon means an IPv6 literal, never a name to look up. */
-		err = tk_resolve(host, NULL, AF_UNSPEC,
-				 strchr(host, ':') ? TK_RESOLVE_NUMERIC : 0,
-				 &list);
-		if (err == TK_ENOHOST && strchr(host, ':') != NULL)
-			err = TK_EBADADDR;
-		if (err < 0)
-			return cli_fail("serve", o->hosts[i], err);
-		for (size_t j = 0; j < list->count; j++) {
-			tk_addr_set_port(&list->addrs[j], o->port);
-			plan_add(p, &list->addrs[j], false);
-		}
-		tk_addrlist_free(list);
-	}
-	for (size_t i = 0; i < p->n; i++)
-		if (tk_addr_family(&p->addrs[i]) == AF_INET &&
-		    tk_addr_is_any(&p->addrs[i]))
-			v4any = true;
-	/* "::" is dual-stack unless 0.0.0.0 is asked for as well. */
-	for (size_t i = 0; i < p->n; i++)
-		p->v6only[i] = tk_addr_family(&p->addrs[i]) == AF_INET6 &&
-			       (!tk_addr_is_any(&p->addrs[i]) || v4any);
-	return 0;
-}
-
 /*
- * Listen on every planned address.  With port 0 and several addresses, the
- * first one's port is used for the rest, so one number reaches them all.
+ * Listen on every -H address (loopback by default), one port for all; a
+ * missing default ::1 is only a warning.
  */
 static int
-listen_all(struct tk_server *srv, struct bind_plan *p, uint16_t port)
+listen_all(struct tk_server *srv, const struct serve_opts *o)
 {
-	for (int attempt = 0; attempt < MAX_BIND_TRIES; attempt++) {
-		uint16_t chosen = port;
-		int err = 0;
-		size_t i;
+	struct tk_listen_why why;
+	char where[TK_ADDRSTRLEN];
+	int err = tk_server_listen_hosts(srv, o->hosts, o->nhosts, o->port, 0,
+					 &why);
 
-		for (i = 0; i < p->n; i++) {
-			tk_addr_set_port(&p->addrs[i], chosen);
-			err = tk_server_listen(srv, &p->addrs[i], p->v6only[i]);
-			if (err == 0 && chosen == 0)
-				chosen = tk_addr_port(tk_server_addr(
-					srv,
-					tk_server_listener_count(srv) - 1));
-			if (err == 0)
-				continue;
-			if (p->optional[i] &&
-			    (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT)) {
-				char where[TK_ADDRSTRLEN];
-
-				cli_error("warning", "",
-					  "cannot listen on %s (%s); going on "
-					  "without it",
-					  tk_addr_format(&p->addrs[i], where,
-							 sizeof(where)),
-					  tk_strerror(err));
-				err = 0;
-				continue;
-			}
-			break;
-		}
-		if (err == 0)
-			return 0;
-		/* A free port on one address may be taken on another. */
-		if (port == 0 && err == -EADDRINUSE && i > 0) {
-			tk_server_stop(srv);
-			continue;
-		}
-		bind_error(&p->addrs[i], err);
+	if (err == 0 && why.skipped_err != 0)
+		cli_error("warning", "",
+			  "cannot listen on %s (%s); going on without it",
+			  tk_addr_format(&why.skipped, where, sizeof(where)),
+			  tk_strerror(why.skipped_err));
+	if (err == 0)
+		return 0;
+	if (why.host != NULL)
+		return cli_fail("serve", why.host, err);
+	if (err == -EAGAIN) {
+		cli_error("listen", "",
+			  "no port free on every address after several tries");
 		return CLI_EXIT_OTHER;
 	}
-	cli_error("listen", "", "no port free on every address after %d tries",
-		  MAX_BIND_TRIES);
+	bind_error(&why.addr, err);
 	return CLI_EXIT_OTHER;
-}
-
-/*
- * Mutual TLS: the service runs inside a wrapper that logs who the client
- * is once the handshake has verified it, then hands every call on.
- */
-struct tls_wrap {
-	const struct tk_service *svc;
-	void *arg;
-	const struct serve_log *log;
-};
-
-static int
-wrap_open(struct tk_conn *c, void *arg)
-{
-	struct tls_wrap *w = arg;
-	struct tk_tls_info info;
-	char peer[TK_ADDRSTRLEN];
-
-	if (!w->log->quiet && tk_conn_tls_info(c, &info) == 0)
-		cli_log("tls_client", "peer",
-			tk_addr_format(tk_conn_peer(c), peer, sizeof(peer)),
-			"tls: client %s subject %s", peer,
-			info.peer_cert ? info.subject : "(no certificate)");
-	return w->svc->open != NULL ? w->svc->open(c, w->arg) : 0;
-}
-
-static void
-wrap_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
-{
-	struct tls_wrap *w = arg;
-
-	if (w->svc->data != NULL)
-		w->svc->data(c, data, n, w->arg);
-}
-
-static void
-wrap_drain(struct tk_conn *c, void *arg)
-{
-	struct tls_wrap *w = arg;
-
-	if (w->svc->drain != NULL)
-		w->svc->drain(c, w->arg);
-}
-
-static void
-wrap_close(struct tk_conn *c, int err, void *arg)
-{
-	struct tls_wrap *w = arg;
-
-	if (w->svc->close != NULL)
-		w->svc->close(c, err, w->arg);
-}
-
-static void
-wrap_stop(struct tk_conn *c, void *arg)
-{
-	struct tls_wrap *w = arg;
-
-	w->svc->stop(c, w->arg);
 }
 
 static void
 on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 	 const struct tk_addr *peer, int err, void *arg)
 {
-	const struct serve_state *st = arg;
+	struct serve_state *st = arg;
+	struct tk_tls_info info;
+	char who[TK_ADDRSTRLEN];
 
 	(void)s;
-	serve_log_event(&st->opts->log, ev, c, peer, err);
-}
-
-/* Draining: stop the loop once every session is gone. */
-static void
-on_watch(struct tk_timer *t, void *arg)
-{
-	struct serve_state *st = arg;
-	struct tk_server_stats stats;
-
-	(void)t;
-	tk_server_get_stats(st->server, &stats);
-	if (stats.active == 0)
+	switch (ev) {
+	case TK_SERVER_DRAINED:
+		/* Every session is gone: the drain's run is over. */
 		tk_loop_stop(st->loop);
+		break;
+	case TK_SERVER_HANDSHAKE:
+		/* Mutual TLS: who the client is, once it is verified. */
+		if (st->opts->tls.client_ca == NULL || st->opts->log.quiet ||
+		    tk_conn_tls_info(c, &info) != 0)
+			break;
+		tk_addr_format(peer, who, sizeof(who));
+		cli_log("tls_client", "peer", who, "tls: client %s subject %s",
+			who,
+			info.peer_cert ? info.subject : "(no certificate)");
+		break;
+	default:
+		serve_log_event(&st->opts->log, ev, c, peer, err);
+	}
 }
 
 static void
@@ -675,10 +532,6 @@ start_drain(struct serve_state *st)
 	st->open_at_stop = stats.active;
 	st->draining = true;
 	tk_server_drain(st->server);
-	st->watch_timer = tk_timer_new(st->loop, on_watch, st);
-	if (st->watch_timer == NULL)
-		return -ENOMEM;
-	tk_timer_start(st->watch_timer, 0, DRAIN_POLL_MS);
 	if (st->opts->drain_ms != 0) {
 		st->drain_timer = tk_timer_new(st->loop, on_drain_deadline, st);
 		if (st->drain_timer == NULL)
@@ -788,39 +641,18 @@ cmd_serve(int argc, char **argv)
 	struct tk_server_opts sopts;
 	struct tk_basic_opts basic = { 0 };
 	struct tk_server_stats stats;
-	struct bind_plan plan;
 	struct tk_tls_ctx *tls = NULL;
-	struct tk_service wrapped;
-	struct tls_wrap wrap;
 	const struct tk_service *svc;
-	void *svc_arg = &basic;
 	int rc;
 
 	rc = parse_args(argc, argv, &o);
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = make_plan(&o, &plan);
-	if (rc != 0)
-		return rc;
 	/* Certificates are read and checked before anything listens. */
 	rc = tlsopt_server_ctx("serve", &o.tls, &tls);
 	if (rc != 0)
 		return rc;
 	svc = tk_service_find(o.service);
-	if (tls != NULL && o.tls.client_ca != NULL) {
-		wrap = (struct tls_wrap){ svc, &basic, &o.log };
-		wrapped = (struct tk_service){
-			.name = svc->name,
-			.flags = svc->flags,
-			.open = wrap_open,
-			.data = wrap_data,
-			.drain = wrap_drain,
-			.close = wrap_close,
-			.stop = svc->stop != NULL ? wrap_stop : NULL,
-		};
-		svc = &wrapped;
-		svc_arg = &wrap;
-	}
 
 	st.loop = tk_loop_new();
 	if (st.loop == NULL) {
@@ -838,12 +670,12 @@ cmd_serve(int argc, char **argv)
 	sopts.conn.tls = tls;
 	sopts.conn.handshake_timeout_ms = o.handshake_ms;
 	basic.allow_remote_shutdown = o.allow_remote_shutdown;
-	st.server = tk_server_new(st.loop, &sopts, svc, svc_arg);
+	st.server = tk_server_new(st.loop, &sopts, svc, &basic);
 	if (st.server == NULL) {
 		rc = cli_fail("serve", "", -errno);
 		goto out_free_loop;
 	}
-	rc = listen_all(st.server, &plan, o.port);
+	rc = listen_all(st.server, &o);
 	if (rc != 0)
 		goto out_free_server;
 	if ((rc = tk_server_start(st.server)) < 0) {
@@ -898,7 +730,6 @@ cmd_serve(int argc, char **argv)
 out_free_server:
 	tk_server_free(st.server);
 out_free_loop:
-	tk_timer_free(st.watch_timer);
 	tk_timer_free(st.drain_timer);
 	tk_timer_free(st.stats_timer);
 	/*

@@ -529,6 +529,8 @@ open_service(struct tk_conn *c)
 		return;
 	}
 	arm_timer(c);
+	if (c->server != NULL && tk_conn_is_tls(c))
+		tk__server_conn_handshake(c->server, c);
 	if (c->svc->open != NULL && (err = c->svc->open(c, c->arg)) < 0)
 		tk_conn_close(c, err);
 }

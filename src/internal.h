@@ -257,6 +257,8 @@ void tk__server_conn_closed(struct tk_server *s, struct tk_conn *c, int err);
  * does: the counters say "closed" before any peer can see the close.
  */
 void tk__server_conn_gone(struct tk_server *s, struct tk_conn *c, int err);
+/* Called by conn.c as a server's TLS connection opens: TK_SERVER_HANDSHAKE. */
+void tk__server_conn_handshake(struct tk_server *s, struct tk_conn *c);
 /* Ask c to finish because its server drains (the service's stop, or end). */
 void tk__conn_stop(struct tk_conn *c);
 
