@@ -677,7 +677,7 @@ json_error(const struct bench_opts *o, const char *why, int rc)
 }
 
 /* The error on stderr (and as JSON with --json); returns rc. */
-static int
+static int __attribute__((format(printf, 4, 5)))
 fail(const struct bench_opts *o, const char *where, int rc, const char *fmt,
      ...)
 {
