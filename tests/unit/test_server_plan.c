@@ -123,9 +123,9 @@ Test(server_plan, bad_hosts_say_which)
 		     TK_EBADADDR);
 	cr_assert_eq(why.host, bad_v6[0]);
 	/* Numeric only: a name is not looked up. */
-	cr_assert_lt(tk_server_listen_hosts(s, name, 1, 0, TK_LISTEN_NUMERIC,
-					    &why),
-		     0);
+	cr_assert_lt(
+		tk_server_listen_hosts(s, name, 1, 0, TK_LISTEN_NUMERIC, &why),
+		0);
 	cr_assert_eq(why.host, name[0]);
 	cr_assert_eq(tk_server_listener_count(s), 0);
 	tk_server_free(s);
@@ -143,8 +143,8 @@ Test(server_plan, bind_failure_names_the_address_and_undoes)
 	const char *hosts[] = { "127.0.0.1", "127.0.0.2" };
 	struct tk_addr a = t_addr("127.0.0.1", tk_addr_port(&busy));
 
-	cr_assert_eq(tk_server_listen_hosts(s, hosts, 2, tk_addr_port(&busy),
-					    0, &why),
+	cr_assert_eq(tk_server_listen_hosts(s, hosts, 2, tk_addr_port(&busy), 0,
+					    &why),
 		     -EADDRINUSE);
 	cr_assert_null(why.host);
 	cr_assert(tk_addr_equal(&why.addr, &busy));
