@@ -783,6 +783,20 @@ report(const struct bench_opts *o, const struct bench_result *r, FILE *csv,
 	return rc;
 }
 
+/* The live line on a terminal, once a second of the measured window. */
+static void
+on_progress(const struct bench_progress *p, void *arg)
+{
+	(void)arg;
+	fprintf(stderr,
+		"%4us  %llu %s/s  %llu connection%s open  %llu error%s\n",
+		p->second, (unsigned long long)p->per_second,
+		p->per_connection ? "connections" : "messages",
+		(unsigned long long)p->connections_open,
+		CLI_PLURAL(p->connections_open), (unsigned long long)p->errors,
+		CLI_PLURAL(p->errors));
+}
+
 int
 cmd_bench(int argc, char **argv)
 {
@@ -820,6 +834,9 @@ cmd_bench(int argc, char **argv)
 		goto out_close;
 	}
 	raise_nofile();
+	o.tls_why = tlsopt_why;
+	if (!o.quiet && isatty(STDERR_FILENO))
+		o.progress = on_progress;
 	err = bench_run(&o, list, &r);
 	if (err < 0) {
 		rc = fail(&o, o.where, cli_exit_code(err), "%s",
