@@ -1,10 +1,18 @@
-/* bench.h: `tcpkit bench`'s reports of an engine's run (bench_report.c). */
+/* bench.h: `tcpkit bench`'s command line and its reports of an engine's
+ * run. */
 #ifndef TK_CLI_BENCH_H
 #define TK_CLI_BENCH_H
 
 #include <stdio.h>
 
 #include "bench_engine.h"
+
+/*
+ * The command line (bench_opts.c): 0, -1 after printing the help, or an
+ * exit code after a usage error.  o->tls and o->message are the caller's
+ * to free, whatever it returns.
+ */
+int bench_parse_args(int argc, char **argv, struct bench_opts *o);
 
 /* Reports (bench_report.c).  Each writes to f; the SVG and CSV are files. */
 void bench_report_text(FILE *f, const struct bench_opts *o,
