@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import PEERS, TCPKIT, LineReader, check_sanitizer, free_port, run
+from tkhelpers import PEERS, TCPKIT, LineReader, check_sanitizer, free_port, run
 # A listener whose queue is full: connects neither complete nor fail.
 from test_connect import blackhole  # noqa: F401
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-from conftest import ROOT, TCPKIT
+from tkhelpers import ROOT, TCPKIT
 
 SUITE = os.path.join(ROOT, "bench", "run.py")
 

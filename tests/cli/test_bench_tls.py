@@ -6,7 +6,7 @@ its reason once on stderr and exit 76, plain TCP against a TLS server ending
 in resets without hanging, and the usage errors of the TLS options."""
 import json
 
-from conftest import run
+from tkhelpers import run
 from test_tls import FP_RE
 
 PROTO = 76

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import TCPKIT, check_sanitizer, free_port, run
+from tkhelpers import TCPKIT, check_sanitizer, free_port, run
 
 MIB = 1024 * 1024
 

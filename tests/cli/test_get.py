@@ -17,7 +17,7 @@ import time
 import pytest
 
 import tlscerts
-from conftest import TCPKIT, check_sanitizer, free_port, run
+from tkhelpers import TCPKIT, check_sanitizer, free_port, run
 
 UNKNOWN = "no-such-host.invalid"
 TIMEOUT = 20

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import (TCPKIT, Server, connect, recv_all, recv_until, shim_env,
+from tkhelpers import (TCPKIT, Server, connect, recv_all, recv_until, shim_env,
                       need)
 
 BUSY = b"busy: too many connections, try again later\n"

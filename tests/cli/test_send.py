@@ -12,7 +12,7 @@ import time
 import pytest
 
 import test_connect
-from conftest import free_port, run
+from tkhelpers import free_port, run
 # The client tests share their helpers: both commands run one session code.
 from test_connect import err_line, peer, recv_to_eof, usage
 

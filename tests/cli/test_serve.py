@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import (LISTEN_RE, TCPKIT, check_sanitizer, connect, free_port,
+from tkhelpers import (LISTEN_RE, TCPKIT, check_sanitizer, connect, free_port,
                       recv_all, recv_until, run, need)
 
 TIMEOUT = 15
@@ -531,7 +531,7 @@ def test_port_explicit(serve):
 
 def test_port_explicit_long_form(serve):
     port = free_port()
-    # Two words: conftest's Server adds "-p 0" unless it sees "--port".
+    # Two words: tkhelpers' Server adds "-p 0" unless it sees "--port".
     srv = start(serve, "-H", "127.0.0.1", "--port", str(port))
     assert srv.port == port
     assert srv.stop() == 0

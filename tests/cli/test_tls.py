@@ -15,7 +15,7 @@ import time
 import pytest
 
 import tlscerts
-from conftest import check_sanitizer, recv_all, run, shim_env
+from tkhelpers import check_sanitizer, recv_all, run, shim_env
 
 TIMEOUT = 15
 PROTO = 76

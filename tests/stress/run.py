@@ -32,11 +32,11 @@ def parse_args():
 
 
 ARGS = parse_args()
-# conftest.py reads the binary's path when imported.
+# tkhelpers.py reads the binary's path when imported.
 os.environ["TCPKIT"] = os.path.abspath(ARGS.tcpkit)
 sys.path.insert(0, os.path.join(ROOT, "tests", "cli"))
 import test_reliability as t  # noqa: E402
-from conftest import SHIM_SRC  # noqa: E402
+from tkhelpers import SHIM_SRC  # noqa: E402
 
 
 def ms(x):
