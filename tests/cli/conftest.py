@@ -1,13 +1,18 @@
 """Fixtures for the black-box tests; the helpers they use are in
 tkhelpers.py, which tests import directly."""
+import errno
 import os
+import select
+import socket
 import subprocess
 import tempfile
+import threading
 
 import pytest
 
 # Older tests imported helpers from here: they still resolve.
 from tkhelpers import *  # noqa: F401,F403
+from clienthelpers import Proc as ClientProc
 from tkhelpers import SHIM_SRC, Proc, PyServer, Server
 
 
@@ -66,3 +71,59 @@ def shim():
     yield so
     os.unlink(so)
     os.rmdir(d)
+
+
+# --- the client commands (connect, send, bench) -----------------------------
+
+@pytest.fixture
+def spawn():
+    """Factory: spawn(args, ...) starts tcpkit with its output drained by
+    threads (clienthelpers.Proc); killed at teardown."""
+    procs = []
+
+    def start(args, **kw):
+        p = ClientProc(args, **kw)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.kill()
+
+
+@pytest.fixture
+def release():
+    """An event the test sets at teardown to let silent peers go."""
+    ev = threading.Event()
+    yield ev
+    ev.set()
+
+
+@pytest.fixture
+def blackhole():
+    """A listener that never accepts and whose queue is full, so a new
+    connect neither completes nor is refused: it can only time out."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    port = lst.getsockname()[1]
+    fillers = []
+    pending = False
+    try:
+        for _ in range(256):
+            s = socket.socket()
+            s.setblocking(False)
+            fillers.append(s)
+            rc = s.connect_ex(("127.0.0.1", port))
+            if rc == 0 or rc not in (errno.EINPROGRESS, errno.EAGAIN):
+                continue
+            _, w, _ = select.select([], [s], [], 0.3)
+            if not w:
+                pending = True
+                break
+        assert pending, "could not fill the listen queue of a listen(0) socket"
+        yield port
+    finally:
+        for s in fillers:
+            s.close()
+        lst.close()
