@@ -28,7 +28,8 @@ import sys
 import tempfile
 import time
 
-from catalogue import HERE, LABELS, MODES, SCENARIOS, FORKING, is_tls, runs_on
+from catalogue import (FORKING, HERE, LABELS, MODES, SCENARIOS, is_tls,
+                       runs_on)
 from report import fmt_value, machine_line, markdown, svg
 from runner import (Deadline, build_helpers, log, one_run, raise_nofile,
                     server_argv, stop_all)

@@ -10,9 +10,10 @@ import threading
 
 import pytest
 
+import tlscerts
+from clienthelpers import Proc as ClientProc
 # Older tests imported helpers from here: they still resolve.
 from tkhelpers import *  # noqa: F401,F403
-from clienthelpers import Proc as ClientProc
 from tkhelpers import SHIM_SRC, Proc, PyServer, Server
 
 
@@ -73,7 +74,7 @@ def shim():
     os.rmdir(d)
 
 
-# --- the client commands (connect, send, bench) -----------------------------
+# --- the client commands (connect, send, bench) ------------------------------
 
 @pytest.fixture
 def spawn():
@@ -127,3 +128,11 @@ def blackhole():
         for s in fillers:
             s.close()
         lst.close()
+
+
+# --- TLS ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """The test certificates (tlscerts.py), made once per test module."""
+    return tlscerts.make(str(tmp_path_factory.mktemp("certs")))

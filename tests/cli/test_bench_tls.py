@@ -7,7 +7,7 @@ in resets without hanging, and the usage errors of the TLS options."""
 import json
 
 from tkhelpers import run
-from test_tls import FP_RE
+from tlshelpers import FP_RE
 
 PROTO = 76
 BAD_PIN = "sha256:" + "0" * 64

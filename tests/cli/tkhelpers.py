@@ -30,7 +30,8 @@ SHIM_SRC = os.path.join(ROOT, "tests", "shim", "short_writes.c")
 PEER_PACKAGES = {"nc": "netcat-openbsd", "telnet": "telnet",
                  "sslscan": "sslscan", "ncat": "ncat", "socat": "socat",
                  "ss": "iproute2", "ip": "iproute2", "openssl": "openssl",
-                 "curl": "curl", "go": "golang-go", "node": "nodejs"}
+                 "curl": "curl", "go": "golang-go", "node": "nodejs",
+                 "nginx": "nginx"}
 
 
 def need(prog):
