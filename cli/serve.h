@@ -1,10 +1,14 @@
-/* serve.h: connection and statistics logging for `tcpkit serve`. */
+/* serve.h: `tcpkit serve`'s options, and its connection and statistics
+ * logging. */
 #ifndef TK_CLI_SERVE_H
 #define TK_CLI_SERVE_H
 
 #include <stdbool.h>
 
 #include "tcpkit.h"
+#include "tlsopt.h"
+
+#define MAX_HOSTS 16 /* -H options */
 
 enum log_format {
 	LOG_TEXT,   /* lines for people; the tutorials' wording on open */
@@ -17,6 +21,35 @@ struct serve_log {
 	bool quiet;	     /* no per-connection lines */
 	const char *service; /* for the tutorials' wording */
 };
+
+/* The command line, parsed (serve_opts.c). */
+struct serve_opts {
+	const char *service;
+	const char *hosts[MAX_HOSTS];
+	size_t nhosts;
+	bool port_set;
+	uint16_t port;
+	int backlog;
+	unsigned workers;
+	uint64_t max_conns; /* 0: from the open-file limit */
+	uint64_t idle_ms;
+	uint64_t line_timeout_ms;
+	bool line_timeout_set; /* --line-timeout given */
+	uint64_t max_line;
+	uint64_t max_pending;
+	uint64_t drain_ms;
+	uint64_t stats_ms;
+	uint64_t handshake_ms;
+	bool allow_remote_shutdown;
+	struct serve_log log;
+	struct tlsopt tls;
+};
+
+/*
+ * 0 to go on, -1 after printing the help (exit 0), or an exit code after a
+ * usage error.
+ */
+int serve_parse_args(int argc, char **argv, struct serve_opts *o);
 
 /* Parse "text", "logfmt" or "json"; -1 if none of them. */
 int serve_log_parse_format(const char *text);

@@ -126,39 +126,38 @@ serve_log_event(const struct serve_log *log, enum tk_server_event ev,
 		log_machine(log, ev, c, peer, err);
 }
 
+/* The totals' formats: literals, each checked against the arguments. */
+#define STATS_JSON                                                             \
+	"{\"ts\":\"%s\",\"event\":\"stats\",\"when\":\"%s\","                  \
+	"\"accepted\":%llu,\"rejected\":%llu,\"active\":%llu,"                 \
+	"\"closed\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"                \
+	"\"errors\":{\"reset\":%llu,\"timeout\":%llu,"                         \
+	"\"line\":%llu,\"other\":%llu,\"accept\":%llu}}\n"
+#define STATS_LOGFMT                                                           \
+	"ts=%s event=stats when=%s accepted=%llu rejected=%llu "               \
+	"active=%llu closed=%llu bytes_in=%llu bytes_out=%llu "                \
+	"errors_reset=%llu errors_timeout=%llu errors_line=%llu "              \
+	"errors_other=%llu errors_accept=%llu\n"
+#define STATS_TEXT                                                             \
+	"stats %s (%s): accepted %llu, rejected %llu, active "                 \
+	"%llu, closed %llu, %llu bytes in, %llu bytes out; "                   \
+	"errors: %llu reset, %llu timeout, %llu line, %llu "                   \
+	"other, %llu accept\n"
+
 void
 serve_log_stats(const struct serve_log *log, const char *what,
 		const struct tk_server_stats *st)
 {
 	char ts[40];
-	const char *fmt;
-
-	switch (log->format) {
-	case LOG_JSON:
-		fmt = "{\"ts\":\"%s\",\"event\":\"stats\",\"when\":\"%s\","
-		      "\"accepted\":%llu,\"rejected\":%llu,\"active\":%llu,"
-		      "\"closed\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"
-		      "\"errors\":{\"reset\":%llu,\"timeout\":%llu,"
-		      "\"line\":%llu,\"other\":%llu,\"accept\":%llu}}\n";
-		break;
-	case LOG_LOGFMT:
-		fmt = "ts=%s event=stats when=%s accepted=%llu rejected=%llu "
-		      "active=%llu closed=%llu bytes_in=%llu bytes_out=%llu "
-		      "errors_reset=%llu errors_timeout=%llu errors_line=%llu "
-		      "errors_other=%llu errors_accept=%llu\n";
-		break;
-	default:
-		fmt = "stats %s (%s): accepted %llu, rejected %llu, active "
-		      "%llu, closed %llu, %llu bytes in, %llu bytes out; "
-		      "errors: %llu reset, %llu timeout, %llu line, %llu "
-		      "other, %llu accept\n";
-		break;
-	}
 	if (log->format == LOG_TEXT)
 		cli_timestamp(ts, sizeof(ts));
 	else
 		cli_iso_time(ts, sizeof(ts));
-	fprintf(stderr, fmt, log->format == LOG_TEXT ? what : ts,
+	fprintf(stderr,
+		log->format == LOG_JSON	    ? STATS_JSON
+		: log->format == LOG_LOGFMT ? STATS_LOGFMT
+					    : STATS_TEXT,
+		log->format == LOG_TEXT ? what : ts,
 		log->format == LOG_TEXT ? ts : what,
 		(unsigned long long)st->accepted,
 		(unsigned long long)st->rejected,

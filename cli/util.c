@@ -123,7 +123,7 @@ put_pair(char *buf, size_t cap, size_t *n, const char *key, const char *val,
 	put_quoted(buf, cap, n, val);
 }
 
-static void
+static void __attribute__((format(printf, 4, 0)))
 vlog(const char *event, const char *key, const char *value, const char *fmt,
      va_list ap)
 {
@@ -164,7 +164,7 @@ cli_log(const char *event, const char *key, const char *value, const char *fmt,
 	va_end(ap);
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 verror(const char *what, const char *where, const char *fmt, va_list ap)
 {
 	char why[512];

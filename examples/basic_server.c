@@ -1,4 +1,5 @@
 /* basic_server.c: tutorial 2's server on the built-in basic service. */
+#define _POSIX_C_SOURCE 200809L /* localtime_r() */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

@@ -1072,6 +1072,16 @@ enum tk_server_event {
 	TK_SERVER_CLOSE,  /* a connection ended; err says why */
 	TK_SERVER_ERROR,  /* accept failed (err); the server goes on */
 	TK_SERVER_REJECT, /* over max_conns: refused (c is NULL) */
+	/*
+	 * A TLS handshake finished, just before the service's open:
+	 * tk_conn_tls_info(c) tells who the client is (mutual TLS).
+	 */
+	TK_SERVER_HANDSHAKE,
+	/*
+	 * After tk_server_drain(), the last connection is gone (at once if
+	 * there was none).  Once, on the owner's loop; c and peer are NULL.
+	 */
+	TK_SERVER_DRAINED,
 };
 
 /*
@@ -1095,7 +1105,8 @@ struct tk_server_opts {
 	size_t max_line;	  /* 0: TK_DEFAULT_MAX_LINE */
 	uint64_t line_timeout_ms; /* 0: none */
 	struct tk_conn_opts conn;
-	tk_server_event_cb on_event; /* optional; runs on the worker's thread */
+	/* Optional; runs on the worker's thread (DRAINED: the owner's). */
+	tk_server_event_cb on_event;
 	void *event_arg;
 };
 
@@ -1129,6 +1140,29 @@ struct tk_server *tk_server_new(struct tk_loop *loop,
  */
 int tk_server_listen(struct tk_server *s, const struct tk_addr *addr,
 		     bool v6only);
+/*
+ * Listen on every address of hosts[0..n-1] (IP literals, "[v6]" or names,
+ * all the addresses a name has), duplicates once.  With n == 0: loopback,
+ * 127.0.0.1 and ::1, the latter skipped if the system has no IPv6.  An
+ * IPv6 wildcard is dual-stack unless 0.0.0.0 is among the addresses too.
+ * Port 0 picks one free port for every address (retried a few times if it
+ * is taken on another).  On failure nothing stays listening from this
+ * call, and *why (optional) says where: TK_EBADADDR, TK_ENOHOST and other
+ * resolver errors (why->host), a tk_server_listen() error (why->addr), or
+ * -EAGAIN when no port was free on every address.
+ */
+#define TK_LISTEN_NUMERIC 0x1 /* IP literals only: no name is looked up */
+
+struct tk_listen_why {
+	const char *host;	/* the host at fault, or NULL */
+	struct tk_addr addr;	/* the address at fault (port included) */
+	struct tk_addr skipped; /* n == 0: ::1 skipped for want of IPv6... */
+	int skipped_err;	/* ...and why; 0 when nothing was */
+};
+
+int tk_server_listen_hosts(struct tk_server *s, const char *const *hosts,
+			   size_t n, uint16_t port, unsigned flags,
+			   struct tk_listen_why *why);
 /* Number of addresses listened on, and the bound address of the i-th. */
 size_t tk_server_listener_count(const struct tk_server *s);
 const struct tk_addr *tk_server_addr(const struct tk_server *s, size_t i);
@@ -1137,8 +1171,8 @@ int tk_server_start(struct tk_server *s);
 /*
  * Graceful stop: close the listeners at once and ask every connection to
  * finish (the service's stop callback, or tk_conn_end(): pending output
- * is written, then FIN).  Returns at once; watch tk_server_get_stats()'s
- * active fall to 0, then call tk_server_stop() for whatever is left.
+ * is written, then FIN).  Returns at once; TK_SERVER_DRAINED tells when
+ * the last is gone; tk_server_stop() closes whatever is left at a deadline.
  * Call from the owner's thread.
  */
 void tk_server_drain(struct tk_server *s);

@@ -749,6 +749,11 @@ open_service(struct tk_conn *c)
 		return;
 	}
 	arm_timer(c);
+	if (c->owner != NULL && c->owner->handshake != NULL &&
+	    tk_conn_is_tls(c))
+		c->owner->handshake(c);
+	if (c->state != ST_OPEN)
+		return; /* closed by the owner's event */
 	/* The first line's deadline runs from the open. */
 	if (framing(c))
 		line_clock(c, true);

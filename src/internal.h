@@ -214,12 +214,15 @@ struct tk__layer {
 };
 
 /*
- * Who owns an accepted connection (the server), told of its end: gone the
- * moment it closes, before its fd does (counters say "closed" before any
- * peer can see the close); closed after the service's close callback,
+ * Who owns an accepted connection (the server): told when a TLS peer is
+ * verified (handshake, before the service's open), and of its end: gone
+ * the moment it closes, before its fd does (counters say "closed" before
+ * any peer can see the close); closed after the service's close callback,
  * just before c is freed.
  */
 struct tk__conn_owner {
+	/* A TLS connection is verified, just before the service's open. */
+	void (*handshake)(struct tk_conn *c);
 	void (*gone)(struct tk_conn *c, int err);
 	void (*closed)(struct tk_conn *c, int err);
 };

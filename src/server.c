@@ -50,6 +50,9 @@ struct tk_server {
 	atomic_bool stopping; /* a stop was requested (once is enough) */
 	bool draining;	      /* tk_server_drain() ran (owner's thread) */
 	_Atomic uint64_t open_conns; /* across workers, for max_conns */
+	atomic_uint drained_workers; /* listeners closed by the drain */
+	atomic_bool drained_sent;    /* TK_SERVER_DRAINED posted */
+	bool freeing;		     /* tk_server_free(): no more events */
 };
 
 void
@@ -173,6 +176,169 @@ out_close:
 	return err;
 }
 
+#define PLAN_MAX   (SERVER_MAX_LISTENERS * 4)
+#define PLAN_TRIES 8 /* port 0 on several addresses: tries for one port */
+
+/* The addresses to listen on, in order, each once. */
+struct plan {
+	struct tk_addr addrs[PLAN_MAX];
+	bool v6only[PLAN_MAX];
+	bool optional[PLAN_MAX]; /* the default ::1: skipped if missing */
+	size_t n;
+};
+
+static int
+plan_add(struct plan *p, const struct tk_addr *a, bool optional)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (tk_addr_equal(&p->addrs[i], a))
+			return 0;
+	/* More than a server can listen on anyway. */
+	if (p->n == PLAN_MAX)
+		return -ENOSPC;
+	p->addrs[p->n] = *a;
+	p->optional[p->n] = optional;
+	p->n++;
+	return 0;
+}
+
+static int
+plan_host(struct plan *p, const char *text, unsigned flags)
+{
+	char host[TK_HOSTLEN], port[TK_PORTLEN];
+	struct tk_addrlist *list;
+	bool literal;
+	int err;
+
+	/* "[::1]" is how people often write an IPv6 address; no port. */
+	if (tk_hostport_split(text, host, port) < 0 || host[0] == '\0' ||
+	    port[0] != '\0')
+		return TK_EBADADDR;
+	/* A colon means an IPv6 literal, never a name to look up. */
+	literal = strchr(host, ':') != NULL;
+	err = tk_resolve(
+		host, NULL, AF_UNSPEC,
+		literal || (flags & TK_LISTEN_NUMERIC) ? TK_RESOLVE_NUMERIC : 0,
+		&list);
+	if (err == TK_ENOHOST && literal)
+		err = TK_EBADADDR;
+	if (err < 0)
+		return err;
+	for (size_t j = 0; j < list->count && err == 0; j++)
+		err = plan_add(p, &list->addrs[j], false);
+	tk_addrlist_free(list);
+	return err;
+}
+
+static int
+make_plan(struct plan *p, const char *const *hosts, size_t n, unsigned flags,
+	  struct tk_listen_why *why)
+{
+	bool v4any = false;
+	int err;
+
+	if (n == 0) {
+		struct tk_addr a;
+
+		(void)tk_addr_from_ip("127.0.0.1", 0, &a);
+		(void)plan_add(p, &a, false);
+		(void)tk_addr_from_ip("::1", 0, &a);
+		return plan_add(p, &a, true);
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((err = plan_host(p, hosts[i], flags)) < 0) {
+			why->host = hosts[i];
+			return err;
+		}
+	for (size_t i = 0; i < p->n; i++)
+		if (tk_addr_family(&p->addrs[i]) == AF_INET &&
+		    tk_addr_is_any(&p->addrs[i]))
+			v4any = true;
+	/* "::" is dual-stack unless 0.0.0.0 is asked for as well. */
+	for (size_t i = 0; i < p->n; i++)
+		p->v6only[i] = tk_addr_family(&p->addrs[i]) == AF_INET6 &&
+			       (!tk_addr_is_any(&p->addrs[i]) || v4any);
+	return 0;
+}
+
+/* Close the listeners from the first-th on, as if never opened. */
+static void
+unlisten_from(struct tk_server *s, size_t first)
+{
+	for (size_t i = first; i < s->naddrs; i++)
+		for (unsigned k = 0; k < s->nworkers; k++) {
+			tk__close(s->workers[k].lfds[i]);
+			s->workers[k].lfds[i] = -1;
+		}
+	s->naddrs = first;
+}
+
+/*
+ * One try at listening on every planned address; with port 0 the first
+ * one's port is used for the rest, so one number reaches them all.
+ */
+static int
+plan_listen(struct tk_server *s, struct plan *p, uint16_t port,
+	    struct tk_listen_why *why, size_t *failed)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		int err;
+
+		tk_addr_set_port(&p->addrs[i], port);
+		err = tk_server_listen(s, &p->addrs[i], p->v6only[i]);
+		if (err == 0 && port == 0)
+			port = tk_addr_port(&s->addrs[s->naddrs - 1]);
+		if (err == 0)
+			continue;
+		if (p->optional[i] &&
+		    (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT)) {
+			why->skipped = p->addrs[i];
+			why->skipped_err = err;
+			continue;
+		}
+		*failed = i;
+		return err;
+	}
+	return 0;
+}
+
+int
+tk_server_listen_hosts(struct tk_server *s, const char *const *hosts, size_t n,
+		       uint16_t port, unsigned flags, struct tk_listen_why *why)
+{
+	struct tk_listen_why spare;
+	struct plan *p;
+	size_t first = s->naddrs, failed = 0;
+	int err = 0;
+
+	if (why == NULL)
+		why = &spare;
+	memset(why, 0, sizeof(*why));
+	if (s->started)
+		return -EBUSY;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return -ENOMEM;
+	err = make_plan(p, hosts, n, flags, why);
+	for (int tries = 0; err == 0 && tries < PLAN_TRIES; tries++) {
+		memset(&why->skipped, 0, sizeof(why->skipped));
+		why->skipped_err = 0;
+		err = plan_listen(s, p, port, why, &failed);
+		if (err == 0)
+			break;
+		why->addr = p->addrs[failed];
+		unlisten_from(s, first);
+		/* A port free on one address may be taken on another. */
+		if (port != 0 || err != -EADDRINUSE || failed == 0)
+			break;
+		err = tries + 1 < PLAN_TRIES ? 0 : -EAGAIN;
+	}
+	free(p);
+	if (err == 0)
+		memset(&why->addr, 0, sizeof(why->addr));
+	return err;
+}
+
 size_t
 tk_server_listener_count(const struct tk_server *s)
 {
@@ -194,10 +360,12 @@ emit(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 }
 
 static void on_accept(struct tk_loop *loop, int fd, unsigned events, void *arg);
+static void conn_handshake(struct tk_conn *c);
 static void conn_gone(struct tk_conn *c, int err);
 static void conn_closed(struct tk_conn *c, int err);
 
 static const struct tk__conn_owner server_owner = {
+	.handshake = conn_handshake,
 	.gone = conn_gone,
 	.closed = conn_closed,
 };
@@ -374,7 +542,39 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 	}
 }
 
+static void
+emit_drained(struct tk_loop *loop, void *arg)
+{
+	struct tk_server *s = arg;
+
+	(void)loop;
+	if (!s->freeing)
+		emit(s, TK_SERVER_DRAINED, NULL, NULL, 0);
+}
+
+/*
+ * Drained: every worker has closed its listeners for the drain and no
+ * connection is left.  Each side writes its half, then reads the other's
+ * (sequentially consistent), so the last of them to finish sees both.
+ */
+static void
+check_drained(struct tk_server *s)
+{
+	if (atomic_load(&s->drained_workers) < s->nworkers ||
+	    atomic_load(&s->open_conns) != 0 ||
+	    atomic_exchange(&s->drained_sent, true))
+		return;
+	/* Posted even from the owner's loop: never inside the caller. */
+	(void)tk_loop_post(s->loop, emit_drained, s);
+}
+
 /* The owner hooks of every accepted connection (struct tk__conn_owner). */
+static void
+conn_handshake(struct tk_conn *c)
+{
+	emit(tk_conn_server(c), TK_SERVER_HANDSHAKE, c, tk_conn_peer(c), 0);
+}
+
 static void
 conn_gone(struct tk_conn *c, int err)
 {
@@ -396,6 +596,8 @@ conn_gone(struct tk_conn *c, int err)
 			tk__ctr_add(&w->ctr.line_errors, 1);
 	}
 	tk__ctr_end(&w->ctr);
+	/* Last: the counters say it is gone before the owner hears. */
+	check_drained(s);
 }
 
 static void
@@ -473,6 +675,8 @@ drain_worker(struct tk_loop *loop, void *arg)
 	/* Stopping unlinks nothing until the deferred closes run. */
 	for (struct tk_conn *c = w->conns; c != NULL; c = *tk__conn_next(c))
 		tk__conn_stop(c);
+	atomic_fetch_add(&w->srv->drained_workers, 1);
+	check_drained(w->srv);
 }
 
 static void
@@ -648,6 +852,7 @@ tk_server_free(struct tk_server *s)
 	 * at s: run it now, as a no-op (the workers are joined: no more).
 	 */
 	s->draining = true;
+	s->freeing = true;
 	tk__loop_run_posts(s->loop);
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];

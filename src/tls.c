@@ -219,7 +219,11 @@ say(char *why, size_t len, const char *fmt, const char *arg)
 	if (e != 0 && ERR_reason_error_string(e) != NULL)
 		snprintf(tail, sizeof(tail), ": %s",
 			 ERR_reason_error_string(e));
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	/* fmt is always one of this file's literals, with one %s at most. */
 	snprintf(why, len, fmt, arg != NULL ? arg : "");
+#pragma GCC diagnostic pop
 	strncat(why, tail, len - strlen(why) - 1);
 	ERR_clear_error();
 }

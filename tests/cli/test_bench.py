@@ -17,9 +17,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import PEERS, TCPKIT, LineReader, check_sanitizer, free_port, run
-# A listener whose queue is full: connects neither complete nor fail.
-from test_connect import blackhole  # noqa: F401
+from tkhelpers import PEERS, TCPKIT, LineReader, check_sanitizer, free_port, run
 
 MS = 1000 * 1000  # nanoseconds
 

@@ -6,8 +6,8 @@ its reason once on stderr and exit 76, plain TCP against a TLS server ending
 in resets without hanging, and the usage errors of the TLS options."""
 import json
 
-from conftest import run
-from test_tls import FP_RE
+from tkhelpers import run
+from tlshelpers import FP_RE
 
 PROTO = 76
 BAD_PIN = "sha256:" + "0" * 64

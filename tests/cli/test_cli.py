@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from conftest import (LISTEN_RE, TCPKIT, LineReader, check_sanitizer, free_port,
+from tkhelpers import (LISTEN_RE, TCPKIT, LineReader, check_sanitizer, free_port,
                       run)
 
 # --- options are matched exactly ---------------------------------------------

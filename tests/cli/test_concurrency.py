@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import LISTEN_RE, recv_until
+from tkhelpers import LISTEN_RE, recv_until
 
 CLIENTS = 1000
 BOUND = 60  # seconds for all of one test's network work

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 
-from conftest import ROOT
+from tkhelpers import ROOT
 
 # [text](target "title") and ![alt](target); [id]: target definitions.
 INLINE = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*(<[^>]*>|[^)\s]+)"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import LISTEN_RE, connect, recv_all, recv_until
+from tkhelpers import LISTEN_RE, connect, recv_all, recv_until
 
 TIMEOUT = 60
 CLOSED = (r"^closed %s at \[[^]]+\] after \S+: (\d+) bytes in, (\d+) bytes "

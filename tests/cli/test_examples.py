@@ -17,7 +17,7 @@ import traceback
 
 import pytest
 
-from conftest import (EXAMPLES, PEERS, LineReader, check_sanitizer, connect,
+from tkhelpers import (EXAMPLES, PEERS, LineReader, check_sanitizer, connect,
                       free_port, recv_all, recv_until)
 
 PY = sys.executable

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import LISTEN_RE, TCPKIT, LineReader, check_sanitizer
+from tkhelpers import LISTEN_RE, TCPKIT, LineReader, check_sanitizer
 
 TIMEOUT = 15
 TRY_RE = r"^try: (.*)$"

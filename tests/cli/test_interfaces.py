@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import run
+from tkhelpers import run
 
 HEADER_RE = re.compile(
     r"^(\S+)\s+(UP|DOWN|UP,NO-CARRIER)\s+mtu (\d+|\?)(?:\s+([0-9a-f:]{17}))?$")

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from conftest import (PEERS, TCPKIT, LineReader, check_sanitizer, connect,
+from tkhelpers import (PEERS, TCPKIT, LineReader, check_sanitizer, connect,
                       recv_all, run, need)
 
 PY = sys.executable

@@ -3,7 +3,7 @@ unknown hosts, JSON, usage errors."""
 import json
 import socket
 
-from conftest import run
+from tkhelpers import run
 
 UNKNOWN = "no-such-host.invalid"
 

@@ -11,13 +11,9 @@ import time
 
 import pytest
 
-import test_connect
-from conftest import free_port, run
 # The client tests share their helpers: both commands run one session code.
-from test_connect import err_line, peer, recv_to_eof, usage
-
-blackhole = test_connect.blackhole  # fixture: a listener that never accepts
-release = test_connect.release  # fixture: lets silent peers go at teardown
+from clienthelpers import err_line, peer, recv_to_eof, trickle_forever, usage
+from tkhelpers import free_port, run
 
 
 def send_err(where, why):
@@ -314,7 +310,7 @@ def test_idle_timeout_zero_waits(pyserver):
 def test_max_time_cuts_a_trickling_server(pyserver):
     """The idle timeout never fires on a server that answers a byte at a
     time without end; --max-time ends the exchange."""
-    srv = peer(pyserver, test_connect.trickle_forever)
+    srv = peer(pyserver, trickle_forever)
     t0 = time.monotonic()
     p = run(["send", "--max-time", "700ms", "127.0.0.1", str(srv.port),
              "x"])

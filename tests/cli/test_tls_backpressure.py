@@ -9,7 +9,7 @@ import ssl
 import select
 import time
 
-from conftest import check_sanitizer
+from tkhelpers import check_sanitizer
 
 TIMEOUT = 10
 

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import (PEERS, TCPKIT, LineReader, check_sanitizer, connect,
+from tkhelpers import (PEERS, TCPKIT, LineReader, check_sanitizer, connect,
                       recv_all, recv_until, run, need)
 
 PY = sys.executable

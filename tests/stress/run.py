@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Full-size reliability runs of `tcpkit serve` (make stress): the
-scenarios of tests/cli/test_reliability.py at the issue's sizes, each
+scenarios of tests/cli/reliability.py at the issue's sizes, each
 checked against its target, the figures written to docs/reliability.md.
 
 usage: run.py [--tcpkit PATH] [--out FILE] [--only NAME]...
@@ -32,11 +32,11 @@ def parse_args():
 
 
 ARGS = parse_args()
-# conftest.py reads the binary's path when imported.
+# tkhelpers.py reads the binary's path when imported.
 os.environ["TCPKIT"] = os.path.abspath(ARGS.tcpkit)
 sys.path.insert(0, os.path.join(ROOT, "tests", "cli"))
-import test_reliability as t  # noqa: E402
-from conftest import SHIM_SRC  # noqa: E402
+import reliability as t  # noqa: E402
+from tkhelpers import SHIM_SRC, recv_all  # noqa: E402
 
 
 def ms(x):
@@ -132,7 +132,7 @@ def flood():
             held.append(s)
         for _ in range(n):
             with t.connect(srv.port) as s:
-                busy_ok += t.recv_all(s, 5) == t.BUSY
+                busy_ok += recv_all(s, 5) == t.BUSY
         alive = sum(1 for s in held if t.round_trips(s, 1, b"again\n"))
     finally:
         for s in held:
@@ -325,7 +325,7 @@ def write_doc(path, started, elapsed):
         "# Reliability figures",
         "",
         "Written by `make stress` (tests/stress/run.py): the scenarios of",
-        "tests/cli/test_reliability.py at full size, each against its "
+        "tests/cli/reliability.py at full size, each against its "
         "target.",
         "CI runs the same scenarios scaled down (under 3 minutes).",
         "",

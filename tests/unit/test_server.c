@@ -91,6 +91,11 @@ on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 		cr_assert(tk_addr_is_loopback(peer));
 		slog_add(l, 'R');
 		break;
+	case TK_SERVER_DRAINED:
+		cr_assert_null(c);
+		cr_assert_null(peer);
+		slog_add(l, 'D');
+		break;
 	default:
 		cr_assert_fail("unknown server event %d", (int)ev);
 	}

@@ -33,6 +33,7 @@ count_events(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 	struct served *x = arg;
 
 	(void)s;
+	(void)peer;
 	if (ev == TK_SERVER_OPEN) {
 		x->opens++;
 		/*

@@ -68,10 +68,18 @@ static const struct tk_service rec_svc = {
 	.close = rec_close,
 };
 
-/* Server events: the close reason of the last connection. */
+/*
+ * Server events: the close reason of the last connection, and what the
+ * handshake event saw (O open, H handshake, C close, in order).
+ */
 struct srv_rec {
 	int closes;
 	int last_err;
+	int handshakes;
+	int hs_info_err;
+	struct tk_tls_info hs_info;
+	char order[16];
+	size_t norder;
 };
 
 static void
@@ -81,7 +89,16 @@ srv_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 	struct srv_rec *r = arg;
 
 	(void)s;
-	(void)c;
+	(void)peer;
+	if (r->norder < sizeof(r->order) - 1)
+		r->order[r->norder++] = ev == TK_SERVER_OPEN	    ? 'O'
+					: ev == TK_SERVER_HANDSHAKE ? 'H'
+					: ev == TK_SERVER_CLOSE	    ? 'C'
+								    : '?';
+	if (ev == TK_SERVER_HANDSHAKE) {
+		r->handshakes++;
+		r->hs_info_err = tk_conn_tls_info(c, &r->hs_info);
+	}
 	if (ev == TK_SERVER_CLOSE) {
 		r->closes++;
 		r->last_err = err;
@@ -200,6 +217,13 @@ Test(tls, echo_with_pinned_ephemeral_certificate)
 	cr_assert(r.info.peer_cert);
 	cr_assert_str_eq(r.info.subject, "CN=tcpkit ephemeral");
 	cr_assert_str_eq(r.info.sha256, pin + 7);
+	/* The server heard of the finished handshake, between accept and
+	 * close, with the session's details at hand (no client cert here). */
+	RUN_UNTIL(p.loop, 5000, p.srec.closes == 1);
+	cr_assert_str_eq(p.srec.order, "OHC");
+	cr_assert_eq(p.srec.hs_info_err, 0);
+	cr_assert_str_eq(p.srec.hs_info.version, "TLSv1.3");
+	cr_assert(!p.srec.hs_info.peer_cert);
 	free(r.got);
 	pair_end(&p);
 }
@@ -259,6 +283,7 @@ expect_failure(const char *pin, int code, const char *detail)
 		     r.detail);
 	cr_assert(strstr(r.detail, detail) != NULL, "detail: %s", r.detail);
 	cr_assert_eq(p.srec.last_err, TK_ETLSPEERREJECT);
+	cr_assert_eq(p.srec.handshakes, 0, "a failed handshake reported");
 	tk_server_get_stats(p.srv, &st);
 	cr_assert_eq(st.bytes_in, 0);
 	pair_end(&p);

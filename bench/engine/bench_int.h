@@ -1,4 +1,4 @@
-/* bench_int.h: the insides of `tcpkit bench`, shared by bench_run.c (threads,
+/* bench_int.h: the insides of the bench engine, shared by bench_run.c (threads,
  * the clock of the run), bench_conn.c (opening and closing connections) and
  * bench_modes.c (what each mode says on a connection). */
 #ifndef TK_CLI_BENCH_INT_H
@@ -9,7 +9,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "bench.h"
+#include "bench_engine.h"
 
 #define NS_PER_S  UINT64_C(1000000000)
 #define NS_PER_MS UINT64_C(1000000)

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -14,7 +15,6 @@
 #include <unistd.h>
 
 #include "bench_int.h"
-#include "cli.h"
 
 const char *
 bench_mode_name(enum bench_mode m)
@@ -484,14 +484,16 @@ on_live(struct tk_timer *t, void *arg)
 					      memory_order_relaxed);
 	}
 	b->live_sec++;
-	fprintf(stderr,
-		"%4us  %llu %s/s  %llu connection%s open  %llu error%s\n",
-		b->live_sec, (unsigned long long)(msgs - b->live_msgs),
-		b->o->mode == BENCH_RATE || b->o->mode == BENCH_GREET
-			? "connections"
-			: "messages",
-		(unsigned long long)conns, CLI_PLURAL(conns),
-		(unsigned long long)errs, CLI_PLURAL(errs));
+	b->o->progress(
+		&(struct bench_progress){
+			.second = b->live_sec,
+			.per_second = msgs - b->live_msgs,
+			.connections_open = conns,
+			.errors = errs,
+			.per_connection = b->o->mode == BENCH_RATE ||
+					  b->o->mode == BENCH_GREET,
+		},
+		b->o->progress_arg);
 	b->live_msgs = msgs;
 	b->live_errs = errs;
 	arm_live(b, now);
@@ -834,7 +836,7 @@ bench_run(const struct bench_opts *o, const struct tk_addrlist *addrs,
 	if (b == NULL)
 		return -ENOMEM;
 	b->nworkers = o->threads;
-	b->live = !o->quiet && isatty(STDERR_FILENO);
+	b->live = o->progress != NULL;
 	if ((err = setup_bench(b, o, addrs)) < 0)
 		goto out_free;
 	b->control = tk_loop_new();

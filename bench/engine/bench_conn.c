@@ -1,10 +1,10 @@
 /* bench_conn.c: `tcpkit bench` opens and closes connections: those that
  * last the run (echo, bulk, idle) and one per operation (rate, greet). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "bench_int.h"
-#include "tlsopt.h"
 
 /* --- connections that last the run (echo, bulk, idle) -------------------- */
 
@@ -54,8 +54,14 @@ connect_error(struct worker *w, struct tk_conn *c, int err)
 		/* The server answered: its handshake, not its port, failed. */
 		if (w->tls_err == 0)
 			w->tls_err = err;
-		bench_count_errors(w, BENCH_ERR_TLS, 1, "%s",
-				   tlsopt_why(c, err, why, sizeof(why)));
+		if (w->b->o->tls_why != NULL)
+			w->b->o->tls_why(c, err, why, sizeof(why));
+		else if (detail[0] != '\0')
+			snprintf(why, sizeof(why), "%s (%s)", tk_strerror(err),
+				 detail);
+		else
+			snprintf(why, sizeof(why), "%s", tk_strerror(err));
+		bench_count_errors(w, BENCH_ERR_TLS, 1, "%s", why);
 		return;
 	}
 	if (w->connect_err == 0)

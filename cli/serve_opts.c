@@ -1,0 +1,354 @@
+/* serve_opts.c: `tcpkit serve`'s help, its services and their ports, and
+ * its command line. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "serve.h"
+
+#define DEFAULT_IDLE_MS		(5 * 60 * 1000u)
+#define DEFAULT_LINE_TIMEOUT_MS 30000u
+#define DEFAULT_DRAIN_MS	10000u
+
+static unsigned
+online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+}
+
+const char cmd_serve_help[] =
+	"usage: tcpkit serve [SERVICE] [-H HOST]... [-p PORT] [OPTIONS]\n"
+	"\n"
+	"Run a TCP server: shared-nothing workers, one event loop each, serve\n"
+	"every client at once, none waiting on another.\n"
+	"\n"
+	"Services:\n"
+	"  echo      every byte back, unchanged (default; port 7007)\n"
+	"  discard   read and drop everything (port 7009)\n"
+	"  welcome   tutorial 1: a welcome line, then \"OK...\" and every chunk\n"
+	"            received (port 9999)\n"
+	"  basic     tutorial 2: \"You connected at [TIME]\", one message,\n"
+	"            \"You sent: [MESSAGE]\", close; the message \"shutdown\"\n"
+	"            stops the server when it comes from loopback (port 60000)\n"
+	"  line      a line server: every complete line back (port 7008)\n"
+	"\n"
+	"Options:\n"
+	"  -H, --host HOST     address or name to listen on; repeatable.\n"
+	"                      Default: loopback only, 127.0.0.1 and ::1.\n"
+	"                      Use 0.0.0.0 (IPv4) or :: (IPv4 and IPv6, where\n"
+	"                      the system allows) for every interface.\n"
+	"  -p, --port PORT     port (default: the service's); 0 = any free port\n"
+	"      --backlog N     listen queue length, 1-65535 (default 511)\n"
+	"  -w, --workers N     worker threads, each with its own loop and\n"
+	"                      SO_REUSEPORT socket (default: online CPUs)\n"
+	"                      (in connect, send and get, -w is\n"
+	"                      --connect-timeout; in bench, --warmup)\n"
+	"      --allow-remote-shutdown\n"
+	"                      basic: honour \"shutdown\" from any client, not\n"
+	"                      only from this machine's loopback\n"
+	"  -q, --quiet         do not log each connection\n"
+	"  -h, --help          show this help\n"
+	"\n"
+	"TLS (every service runs unchanged over it; see docs/tls.md):\n"
+	"      --tls           serve TLS 1.2 and 1.3 only, ECDHE with AEAD\n"
+	"                      ciphers only (Mozilla intermediate), session\n"
+	"                      tickets on; without --cert, an ephemeral\n"
+	"                      self-signed certificate is made in memory and\n"
+	"                      its fingerprint printed ('tls: self-signed\n"
+	"                      certificate sha256:HEX') for clients to --pin\n"
+	"      --cert FILE     certificate chain (PEM, leaf first)\n"
+	"      --key FILE      its private key (default: in --cert)\n"
+	"      --client-ca FILE\n"
+	"                      ask clients for a certificate from these CAs\n"
+	"                      (mutual TLS); the client's subject is logged\n"
+	"      --client-auth optional|required\n"
+	"                      with --client-ca (default required)\n"
+	"      --tls-min 1.2|1.3\n"
+	"                      oldest version accepted (1.3: Mozilla modern)\n"
+	"      --alpn LIST     protocols accepted, preferred first (h2,http/1.1)\n"
+	"      --handshake-timeout D\n"
+	"                      a TLS handshake must finish within D (default\n"
+	"                      10s); failures are logged with their reason\n"
+	"\n"
+	"Limits (durations: 30, 1.5s, 500ms, 5m; 0 turns a timeout off):\n"
+	"      --max-conns N   open connections at most (default: the open-file\n"
+	"                      limit less 64); beyond it a line service's client\n"
+	"                      gets \"busy: too many connections, try again\n"
+	"                      later\" and is closed, any other (and any over\n"
+	"                      TLS) is closed at once\n"
+	"  -i, --idle-timeout D\n"
+	"                      close a connection silent this long (default 5m)\n"
+	"      --line-timeout D\n"
+	"                      line services: a line must be complete within D\n"
+	"                      of its first byte, the first within D of the\n"
+	"                      connection (slowloris); default 30s, none for\n"
+	"                      welcome's first word (a human at a prompt)\n"
+	"      --max-line BYTES\n"
+	"                      line service: a longer line gets \"error: line\n"
+	"                      too long\" and a close (default 8192)\n"
+	"      --max-pending BYTES\n"
+	"                      output waiting for a slow reader, per connection;\n"
+	"                      above it the server stops reading that client,\n"
+	"                      and the kernel holds no more than this of its\n"
+	"                      unsent output either (TCP_NOTSENT_LOWAT), so\n"
+	"                      memory stays bounded in both (default 262144)\n"
+	"      --drain-timeout D\n"
+	"                      on SIGINT/SIGTERM: stop listening, let exchanges\n"
+	"                      in flight finish and end idle sessions with FIN;\n"
+	"                      after D close the rest (default 10s); a second\n"
+	"                      signal stops at once\n"
+	"\n"
+	"Logging (stderr):\n"
+	"      --log-format F  text (default), logfmt or json: one record per\n"
+	"                      connection at close (peer, worker, duration, bytes\n"
+	"                      each way, why it closed); text also logs opens.\n"
+	"                      logfmt and json turn every line on stderr into a\n"
+	"                      record (ts, event, msg: the text line): listening\n"
+	"                      (with addr), hints, rejections, errors, warnings\n"
+	"                      and the stopped line, for a log shipper\n"
+	"      --stats-interval D\n"
+	"                      print totals (accepted, rejected, active, bytes,\n"
+	"                      errors by kind) every D, and always at exit\n"
+	"\n"
+	"On start, 'listening on ADDR:PORT' is printed on stderr for every\n"
+	"address, with the real port.  The process never dies of SIGPIPE; a\n"
+	"reset, half-close or partial write affects only its own connection.\n"
+	"\n"
+	"Exit codes: 0 stopped cleanly (by SIGINT or SIGTERM, however many\n"
+	"come), 1 cannot listen (port in use, permission, address not\n"
+	"available), 64 usage, 66 a --cert, --key or --client-ca file is\n"
+	"missing, 68 unknown host.\n"
+	"\n"
+	"Examples:\n"
+	"  tcpkit serve                       echo on 127.0.0.1 and ::1, 7007\n"
+	"  tcpkit serve welcome -H 0.0.0.0    tutorial 1's server, all IPv4\n"
+	"  tcpkit serve basic -p 0            tutorial 2's server, any port\n"
+	"  tcpkit serve line --max-line 1024 --log-format json\n"
+	"  tcpkit serve --tls -p 0            echo over TLS, self-signed\n"
+	"  tcpkit serve --tls --cert srv.pem --key srv.key --client-ca ca.pem\n";
+
+struct service_info {
+	const char *name;
+	uint16_t port;
+};
+
+static const struct service_info services[] = {
+	{ "echo", 7007 },   { "discard", 7009 }, { "welcome", 9999 },
+	{ "basic", 60000 }, { "line", 7008 },
+};
+
+static const struct service_info *
+find_service(const char *name)
+{
+	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
+		if (strcmp(services[i].name, name) == 0)
+			return &services[i];
+	return NULL;
+}
+
+enum {
+	OPT_MAX_CONNS = 256,
+	OPT_LINE_TIMEOUT,
+	OPT_MAX_LINE,
+	OPT_MAX_PENDING,
+	OPT_DRAIN,
+	OPT_LOG_FORMAT,
+	OPT_STATS,
+	OPT_HANDSHAKE,
+};
+
+int
+serve_parse_args(int argc, char **argv, struct serve_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "backlog", required_argument, NULL, 'b' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+		{ "line-timeout", required_argument, NULL, OPT_LINE_TIMEOUT },
+		{ "max-line", required_argument, NULL, OPT_MAX_LINE },
+		{ "max-pending", required_argument, NULL, OPT_MAX_PENDING },
+		{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+		{ "stats-interval", required_argument, NULL, OPT_STATS },
+		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
+		{ "allow-remote-shutdown", no_argument, NULL, 'R' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		TLSOPT_SERVER_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->service = "echo";
+	o->backlog = TK_DEFAULT_BACKLOG;
+	o->workers = online_cpus();
+	o->idle_ms = DEFAULT_IDLE_MS;
+	o->line_timeout_ms = DEFAULT_LINE_TIMEOUT_MS;
+	o->max_line = TK_DEFAULT_MAX_LINE;
+	o->max_pending = TK_DEFAULT_MAX_PENDING;
+	o->drain_ms = DEFAULT_DRAIN_MS;
+	o->log.format = LOG_TEXT;
+	/*
+	 * The format first, so that even a usage error in an option before
+	 * --log-format is a record a log shipper can read.
+	 */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		const char *fmt = NULL;
+		int f;
+
+		if (strncmp(argv[i], "--log-format=", 13) == 0)
+			fmt = argv[i] + 13;
+		else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc)
+			fmt = argv[i + 1];
+		f = fmt != NULL ? serve_log_parse_format(fmt) : -1;
+		if (f >= 0)
+			cli_set_log_format((enum cli_log_format)f);
+	}
+	opterr = 0;
+	while ((ch = cli_getopt(argc, argv, ":H:p:i:w:qh", longopts)) != -1) {
+		int f;
+
+		switch (ch) {
+		case 'H':
+			if (o->nhosts == MAX_HOSTS)
+				return cli_usage("serve",
+						 "at most %d -H options",
+						 MAX_HOSTS);
+			o->hosts[o->nhosts++] = optarg;
+			break;
+		case 'p':
+			if (cli_parse_port("serve", "-p/--port", optarg,
+					   &o->port) < 0)
+				return CLI_EXIT_USAGE;
+			o->port_set = true;
+			break;
+		case 'b':
+			if (cli_parse_uint("serve", "--backlog", optarg, 1,
+					   65535, &v) < 0)
+				return CLI_EXIT_USAGE;
+			o->backlog = (int)v;
+			break;
+		case 'i':
+			if (cli_parse_duration("serve", "-i/--idle-timeout",
+					       optarg, true, &o->idle_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 'w':
+			if (cli_parse_uint("serve", "-w/--workers", optarg, 1,
+					   256, &v) < 0)
+				return CLI_EXIT_USAGE;
+			o->workers = (unsigned)v;
+			break;
+		case OPT_MAX_CONNS:
+			if (cli_parse_uint("serve", "--max-conns", optarg, 1,
+					   10000000, &o->max_conns) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_LINE_TIMEOUT:
+			if (cli_parse_duration("serve", "--line-timeout",
+					       optarg, true,
+					       &o->line_timeout_ms) < 0)
+				return CLI_EXIT_USAGE;
+			o->line_timeout_set = true;
+			break;
+		case OPT_MAX_LINE:
+			if (cli_parse_uint("serve", "--max-line", optarg, 1,
+					   16 << 20, &o->max_line) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_MAX_PENDING:
+			if (cli_parse_uint("serve", "--max-pending", optarg,
+					   4096, 1u << 30, &o->max_pending) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_DRAIN:
+			if (cli_parse_duration("serve", "--drain-timeout",
+					       optarg, true, &o->drain_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_LOG_FORMAT:
+			f = serve_log_parse_format(optarg);
+			if (f < 0)
+				return cli_usage("serve",
+						 "--log-format is text, logfmt "
+						 "or json, not '%s'",
+						 optarg);
+			o->log.format = (enum log_format)f;
+			cli_set_log_format((enum cli_log_format)f);
+			break;
+		case OPT_STATS:
+			if (cli_parse_duration("serve", "--stats-interval",
+					       optarg, true, &o->stats_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_HANDSHAKE:
+			if (cli_parse_duration("serve", "--handshake-timeout",
+					       optarg, false,
+					       &o->handshake_ms) < 0)
+				return CLI_EXIT_USAGE;
+			o->tls.used = true;
+			o->tls.used_name = "--handshake-timeout";
+			break;
+		case 'R':
+			o->allow_remote_shutdown = true;
+			break;
+		case 'q':
+			o->log.quiet = true;
+			break;
+		case 'h':
+			cli_help("serve");
+			return -1;
+		default:
+			if (ch >= TLSOPT_TLS && ch <= TLSOPT_CLIENT_AUTH) {
+				int rc = tlsopt_take("serve", &o->tls, ch,
+						     optarg);
+
+				if (rc != 0)
+					return rc;
+				break;
+			}
+			return cli_bad_option("serve", argv, ch);
+		}
+	}
+	for (size_t i = 0; i < o->nhosts; i++) {
+		char host[TK_HOSTLEN], port[TK_PORTLEN];
+
+		if (o->hosts[i][0] == '\0')
+			return cli_usage("serve",
+					 "-H needs an address or name");
+		if (tk_hostport_split(o->hosts[i], host, port) == 0 &&
+		    port[0] != '\0')
+			return cli_usage("serve",
+					 "-H takes an address without a port "
+					 "('%s'); give the port with -p",
+					 o->hosts[i]);
+	}
+	if (optind < argc)
+		o->service = argv[optind++];
+	if (optind < argc)
+		return cli_usage("serve", "unexpected argument '%s'",
+				 argv[optind]);
+	if (find_service(o->service) == NULL)
+		return cli_usage("serve",
+				 "unknown service '%s' (echo, discard, "
+				 "welcome, basic, line)",
+				 o->service);
+	if (o->allow_remote_shutdown && strcmp(o->service, "basic") != 0)
+		return cli_usage("serve",
+				 "--allow-remote-shutdown applies to the basic "
+				 "service only");
+	if (!o->port_set)
+		o->port = find_service(o->service)->port;
+	o->log.service = o->service;
+	return 0;
+}
