@@ -562,11 +562,8 @@ client_run(const struct client_opts *o)
 	if (o->annotate)
 		fprintf(stderr, "resolved %s to %zu address%s\n", o->host,
 			list->count, list->count == 1 ? "" : "es");
-	s.loop = tk_loop_new();
-	if (s.loop == NULL) {
-		err = -errno;
+	if ((err = tk_loop_new(&s.loop)) < 0)
 		goto out_free_list;
-	}
 	tk_conn_opts_init(&copts);
 	copts.connect_timeout_ms = o->connect_timeout_ms;
 	copts.idle_timeout_ms = o->idle_timeout_ms;
@@ -582,12 +579,10 @@ client_run(const struct client_opts *o)
 	 */
 	copts.max_pending = copts.max_output;
 	if (o->max_time_ms != 0) {
-		s.deadline = tk_timer_new(s.loop, on_deadline, &s);
-		if (s.deadline == NULL) {
-			err = -ENOMEM;
+		if ((err = tk_timer_new(s.loop, on_deadline, &s, &s.deadline)) <
+			    0 ||
+		    (err = tk_timer_start(s.deadline, o->max_time_ms, 0)) < 0)
 			goto out_free_loop;
-		}
-		tk_timer_start(s.deadline, o->max_time_ms, 0);
 	}
 	err = tk_conn_connect(s.loop, list, &copts, &client_service, &s,
 			      &s.conn);

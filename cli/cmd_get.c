@@ -729,9 +729,8 @@ fetch(struct get_opts *o)
 			return st.rc;
 		st.fd = st.file.fd;
 	}
-	st.loop = tk_loop_new();
-	if (st.loop == NULL) {
-		st.rc = cli_fail("get", o->url, -errno);
+	if ((err = tk_loop_new(&st.loop)) < 0) {
+		st.rc = cli_fail("get", o->url, err);
 		goto out;
 	}
 	err = tk_http_get(st.loop, o->url, &o->http, &get_cb, &st, &req);

@@ -165,10 +165,14 @@ start_drain(struct serve_state *st)
 	st->draining = true;
 	tk_server_drain(st->server);
 	if (st->opts->drain_ms != 0) {
-		st->drain_timer = tk_timer_new(st->loop, on_drain_deadline, st);
-		if (st->drain_timer == NULL)
-			return -ENOMEM;
-		tk_timer_start(st->drain_timer, st->opts->drain_ms, 0);
+		int err = tk_timer_new(st->loop, on_drain_deadline, st,
+				       &st->drain_timer);
+
+		if (err == 0)
+			err = tk_timer_start(st->drain_timer,
+					     st->opts->drain_ms, 0);
+		if (err < 0)
+			return err;
 	} else {
 		st->timed_out = true; /* no grace at all */
 		tk_loop_stop(st->loop);
@@ -286,9 +290,8 @@ cmd_serve(int argc, char **argv)
 		return rc;
 	svc = tk_service_find(o.service);
 
-	st.loop = tk_loop_new();
-	if (st.loop == NULL) {
-		rc = cli_fail("serve", "", -errno);
+	if ((rc = tk_loop_new(&st.loop)) < 0) {
+		rc = cli_fail("serve", "", rc);
 		tk_tls_ctx_free(tls);
 		return rc;
 	}
@@ -302,9 +305,9 @@ cmd_serve(int argc, char **argv)
 	sopts.conn.tls = tls;
 	sopts.conn.handshake_timeout_ms = o.handshake_ms;
 	basic.allow_remote_shutdown = o.allow_remote_shutdown;
-	st.server = tk_server_new(st.loop, &sopts, svc, &basic);
-	if (st.server == NULL) {
-		rc = cli_fail("serve", "", -errno);
+	if ((rc = tk_server_new(st.loop, &sopts, svc, &basic, &st.server)) <
+	    0) {
+		rc = cli_fail("serve", "", rc);
 		goto out_free_loop;
 	}
 	rc = listen_all(st.server, &o);
@@ -316,9 +319,13 @@ cmd_serve(int argc, char **argv)
 	}
 	print_hints(&o, st.server);
 	if (o.stats_ms != 0) {
-		st.stats_timer = tk_timer_new(st.loop, on_stats, &st);
-		if (st.stats_timer != NULL)
-			tk_timer_start(st.stats_timer, o.stats_ms, o.stats_ms);
+		/* Best effort: serving goes on without the interval lines. */
+		if (tk_timer_new(st.loop, on_stats, &st, &st.stats_timer) ==
+			    0 &&
+		    tk_timer_start(st.stats_timer, o.stats_ms, o.stats_ms) < 0)
+			cli_log("warning", NULL, NULL,
+				"warning: no --stats-interval lines (out of "
+				"memory)");
 	}
 
 	/* Serve until a signal or a remote shutdown, then drain. */

@@ -190,9 +190,8 @@ main(int argc, char **argv)
 	tk_addr_format(&addr, cl.where, sizeof(cl.where));
 	tk_buf_init(&cl.in, MAX_REPLY);
 
-	loop = tk_loop_new();
-	if (loop == NULL) {
-		fprintf(stderr, NAME ": event loop: %s\n", tk_strerror(-errno));
+	if ((err = tk_loop_new(&loop)) < 0) {
+		fprintf(stderr, NAME ": event loop: %s\n", tk_strerror(err));
 		return EXIT_FAILURE;
 	}
 	/* No name to resolve: a list of one address is all connect needs. */

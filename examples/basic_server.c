@@ -135,9 +135,8 @@ main(int argc, char **argv)
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	loop = tk_loop_new();
-	if (loop == NULL) {
-		fprintf(stderr, NAME ": event loop: %s\n", tk_strerror(-errno));
+	if ((err = tk_loop_new(&loop)) < 0) {
+		fprintf(stderr, NAME ": event loop: %s\n", tk_strerror(err));
 		return EXIT_FAILURE;
 	}
 	/*
@@ -153,9 +152,8 @@ main(int argc, char **argv)
 	/* SO_REUSEADDR, which the tutorial sets by hand, is always on. */
 	tk_server_opts_init(&opts);
 	opts.on_event = on_event;
-	srv = tk_server_new(loop, &opts, &tk_service_basic, &basic);
-	if (srv == NULL) {
-		err = -errno;
+	if ((err = tk_server_new(loop, &opts, &tk_service_basic, &basic,
+				 &srv)) < 0) {
 		fprintf(stderr, NAME ": server: %s\n", tk_strerror(err));
 		goto out_free_loop;
 	}

@@ -122,9 +122,8 @@ main(int argc, char **argv)
 	/* Whoever reads our output through a pipe sees each line at once. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	loop = tk_loop_new();
-	if (loop == NULL) {
-		fprintf(stderr, NAME ": event loop: %s\n", tk_strerror(-errno));
+	if ((err = tk_loop_new(&loop)) < 0) {
+		fprintf(stderr, NAME ": event loop: %s\n", tk_strerror(err));
 		return EXIT_FAILURE;
 	}
 	/*
@@ -141,9 +140,7 @@ main(int argc, char **argv)
 	tk_server_opts_init(&opts);
 	opts.backlog = 10; /* the tutorial's s.listen(10) */
 	opts.on_event = on_event;
-	srv = tk_server_new(loop, &opts, &welcome, NULL);
-	if (srv == NULL) {
-		err = -errno;
+	if ((err = tk_server_new(loop, &opts, &welcome, NULL, &srv)) < 0) {
 		fprintf(stderr, NAME ": server: %s\n", tk_strerror(err));
 		goto out_free_loop;
 	}

@@ -162,9 +162,7 @@ main(int argc, char **argv)
 			tk_addr_format_ip(&addrs->addrs[i], ip, sizeof(ip)));
 
 	/* Step 3: connect.  Everything from here on happens in callbacks. */
-	loop = tk_loop_new();
-	if (loop == NULL) {
-		err = -errno;
+	if ((err = tk_loop_new(&loop)) < 0) {
 		fprintf(stderr, NAME ": event loop: %s\n", tk_strerror(err));
 		goto out_free_addrs;
 	}

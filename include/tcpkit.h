@@ -17,10 +17,19 @@ extern "C" {
 /* The library is built with hidden visibility; what is declared here is API. */
 #pragma GCC visibility push(default)
 
-#define TK_VERSION_MAJOR  0
-#define TK_VERSION_MINOR  1
-#define TK_VERSION_PATCH  0
-#define TK_VERSION_STRING "0.1.0"
+/*
+ * The one place the version is written: the build (CMake's project
+ * version, the shared library's SONAME libtcpkit.so.MAJOR, tcpkit.pc) reads
+ * it from here.  The string is made from the numbers.
+ */
+#define TK_VERSION_MAJOR 0
+#define TK_VERSION_MINOR 1
+#define TK_VERSION_PATCH 0
+#define TK__STR_(x)	 #x
+#define TK__STR(x)	 TK__STR_(x)
+#define TK_VERSION_STRING                                                      \
+	TK__STR(TK_VERSION_MAJOR)                                              \
+	"." TK__STR(TK_VERSION_MINOR) "." TK__STR(TK_VERSION_PATCH)
 
 /* Library version as a string, e.g. "0.1.0". */
 const char *tk_version(void);
@@ -592,8 +601,11 @@ typedef void (*tk_timer_cb)(struct tk_timer *t, void *arg);
 typedef void (*tk_signal_cb)(struct tk_loop *loop, int signo, void *arg);
 typedef void (*tk_work_cb)(struct tk_loop *loop, void *arg);
 
-/* NULL with errno set on failure. */
-struct tk_loop *tk_loop_new(void);
+/*
+ * A new loop in *out: 0, or a negative code (-ENOMEM, -EMFILE...) with
+ * *out NULL.
+ */
+int tk_loop_new(struct tk_loop **out);
 /*
  * Frees the loop.  Connections still open are closed first with
  * -ECANCELED, and their close callbacks run inside this call (the loop is
@@ -664,11 +676,18 @@ int tk_loop_modify(struct tk_loop *loop, int fd, unsigned events);
 /* Stop watching fd (does not close it).  Pending events for it are dropped. */
 void tk_loop_unwatch(struct tk_loop *loop, int fd);
 
-/* Timers.  A new timer is stopped; free it with tk_timer_free(). */
-struct tk_timer *tk_timer_new(struct tk_loop *loop, tk_timer_cb cb, void *arg);
-/* (Re)arm to fire after timeout_ms, then every repeat_ms if non-zero. */
-void tk_timer_start(struct tk_timer *t, uint64_t timeout_ms,
-		    uint64_t repeat_ms);
+/*
+ * Timers.  A new timer, stopped, in *out: 0, or -ENOMEM (or -EINVAL) with
+ * *out NULL.  Free it with tk_timer_free().
+ */
+int tk_timer_new(struct tk_loop *loop, tk_timer_cb cb, void *arg,
+		 struct tk_timer **out);
+/*
+ * (Re)arm to fire after timeout_ms, then every repeat_ms if non-zero.  0,
+ * or -ENOMEM (growing the loop's timer heap failed): the timer is then
+ * stopped.
+ */
+int tk_timer_start(struct tk_timer *t, uint64_t timeout_ms, uint64_t repeat_ms);
 void tk_timer_stop(struct tk_timer *t);
 bool tk_timer_is_active(const struct tk_timer *t);
 /* Stops and frees; safe from the timer's own callback. */
@@ -1128,10 +1147,13 @@ struct tk_server_stats {
 	uint64_t workers;     /* how many */
 };
 
-/* NULL with errno set (ENOMEM, EINVAL, or from creating a loop). */
-struct tk_server *tk_server_new(struct tk_loop *loop,
-				const struct tk_server_opts *opts,
-				const struct tk_service *svc, void *svc_arg);
+/*
+ * A new server in *out: 0, or -EINVAL, -ENOMEM (or an error creating a
+ * worker's loop) with *out NULL.
+ */
+int tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
+		  const struct tk_service *svc, void *svc_arg,
+		  struct tk_server **out);
 /*
  * Bind and listen on addr (SO_REUSEADDR; SO_REUSEPORT and one socket per
  * worker when workers > 1; IPv6 wildcard dual-stack unless v6only).  Port 0

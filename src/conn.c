@@ -221,7 +221,9 @@ arm_timer(struct tk_conn *c)
 		tk_timer_stop(&c->timer);
 		return;
 	}
-	tk_timer_start(&c->timer, due > now ? due - now : 0, 0);
+	/* A deadline that cannot be kept must not be lost: close. */
+	if (tk_timer_start(&c->timer, due > now ? due - now : 0, 0) < 0)
+		tk_conn_close(c, -ENOMEM);
 }
 
 void
@@ -796,7 +798,11 @@ start_handshake(struct tk_conn *c)
 		tk_conn_close(c, err);
 		return;
 	}
-	tk_timer_start(&c->timer, c->opts.handshake_timeout_ms, 0);
+	if ((err = tk_timer_start(&c->timer, c->opts.handshake_timeout_ms, 0)) <
+	    0) {
+		tk_conn_close(c, err);
+		return;
+	}
 	handshake_step(c);
 }
 

@@ -147,9 +147,13 @@ start_next(struct tk_conn *c)
 		a->fd = fd;
 		cx->inflight++;
 		/* Happy Eyeballs: the next address gets its turn soon. */
+		/*
+		 * Without the timer (out of memory) the next address waits
+		 * for this one to fail: slower, never wrong.
+		 */
 		if (cx->next_addr < cx->naddrs && cx->eyeballs != NULL)
-			tk_timer_start(cx->eyeballs, TK_HAPPY_EYEBALLS_DELAY_MS,
-				       0);
+			(void)tk_timer_start(cx->eyeballs,
+					     TK_HAPPY_EYEBALLS_DELAY_MS, 0);
 		return;
 	}
 	if (cx->inflight == 0)
@@ -249,7 +253,10 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 		discard(c);
 		return -ENOMEM;
 	}
-	tk_timer_start(&c->timer, c->opts.connect_timeout_ms, 0);
+	if (tk_timer_start(&c->timer, c->opts.connect_timeout_ms, 0) < 0) {
+		discard(c); /* no deadline, no connect */
+		return -ENOMEM;
+	}
 	*out = c;
 	start_next(c);
 	return 0;
@@ -420,6 +427,10 @@ tk_conn_connect_host(struct tk_loop *loop, const char *host, const char *port,
 	if (rs->host == NULL || (port != NULL && rs->port == NULL) ||
 	    tk__conn_attach_layer(c, name) < 0)
 		goto out_free;
+	/* The deadline covers the name's resolution too. */
+	if ((err = tk_timer_start(&c->timer, c->opts.connect_timeout_ms, 0)) <
+	    0)
+		goto out_free;
 	/* The resolver takes no signals: they stay with the loop's thread. */
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -431,8 +442,6 @@ tk_conn_connect_host(struct tk_loop *loop, const char *host, const char *port,
 	if (err < 0)
 		goto out_free;
 	c->rs = rs;
-	/* The deadline covers the name's resolution too. */
-	tk_timer_start(&c->timer, c->opts.connect_timeout_ms, 0);
 	*out = c;
 	return 0;
 

@@ -729,7 +729,7 @@ http_open(struct tk_conn *c, void *arg)
 	tk_loop_update_time(req->loop);
 	req->last_data = tk_loop_now(req->loop);
 	if (req->idle != NULL)
-		tk_timer_start(req->idle, req->o.idle_timeout_ms, 0);
+		return tk_timer_start(req->idle, req->o.idle_timeout_ms, 0);
 	return 0;
 }
 
@@ -810,7 +810,8 @@ on_idle(struct tk_timer *t, void *arg)
 	if (req->conn == NULL || over(req))
 		return;
 	if (spent < req->o.idle_timeout_ms) {
-		tk_timer_start(t, req->o.idle_timeout_ms - spent, 0);
+		if (tk_timer_start(t, req->o.idle_timeout_ms - spent, 0) < 0)
+			fail(req, -ENOMEM, "%s", "");
 		return;
 	}
 	fail(req, TK_EIDLE, "%s", "");
@@ -969,22 +970,15 @@ tk_http_get(struct tk_loop *loop, const char *url,
 	if (err < 0)
 		goto fail;
 	if (req->o.idle_timeout_ms != 0 &&
-	    (req->idle = tk_timer_new(loop, on_idle, req)) == NULL) {
-		err = -ENOMEM;
+	    (err = tk_timer_new(loop, on_idle, req, &req->idle)) < 0)
 		goto fail;
-	}
-	if (req->o.max_time_ms != 0) {
-		req->deadline = tk_timer_new(loop, on_deadline, req);
-		if (req->deadline == NULL) {
-			err = -ENOMEM;
-			goto fail;
-		}
-	}
+	if (req->o.max_time_ms != 0 &&
+	    ((err = tk_timer_new(loop, on_deadline, req, &req->deadline)) < 0 ||
+	     (err = tk_timer_start(req->deadline, req->o.max_time_ms, 0)) < 0))
+		goto fail;
 	err = start_hop(req);
 	if (err < 0)
 		goto fail;
-	if (req->deadline != NULL)
-		tk_timer_start(req->deadline, req->o.max_time_ms, 0);
 	*out = req;
 	return 0;
 fail:

@@ -65,19 +65,20 @@ tk_server_opts_init(struct tk_server_opts *opts)
 	tk_conn_opts_init(&opts->conn);
 }
 
-struct tk_server *
+int
 tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
-	      const struct tk_service *svc, void *svc_arg)
+	      const struct tk_service *svc, void *svc_arg,
+	      struct tk_server **out)
 {
 	struct tk_server *s;
+	int err;
 
-	if (loop == NULL || svc == NULL) {
-		errno = EINVAL;
-		return NULL;
-	}
+	*out = NULL;
+	if (loop == NULL || svc == NULL)
+		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
-		return NULL;
+		return -ENOMEM;
 	s->loop = loop;
 	if (opts != NULL)
 		s->opts = *opts;
@@ -97,8 +98,7 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 		s->opts.conn.max_pending = TK_DEFAULT_MAX_PENDING;
 	if (s->opts.workers > SERVER_MAX_WORKERS) {
 		free(s);
-		errno = EINVAL;
-		return NULL;
+		return -EINVAL;
 	}
 	s->svc = svc;
 	s->svc_arg = svc_arg;
@@ -106,7 +106,7 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
 	if (s->workers == NULL) {
 		free(s);
-		return NULL;
+		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
@@ -120,16 +120,13 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 			continue;
 		}
 		w->own_loop = true;
-		w->loop = tk_loop_new();
-		if (w->loop == NULL) {
-			int err = errno;
-
+		if ((err = tk_loop_new(&w->loop)) < 0) {
 			tk_server_free(s);
-			errno = err;
-			return NULL;
+			return err;
 		}
 	}
-	return s;
+	*out = s;
+	return 0;
 }
 
 int
@@ -410,12 +407,13 @@ on_backoff(struct tk_timer *t, void *arg)
 static void
 pause_accepting(struct worker *w)
 {
-	if (w->backoff == NULL)
-		w->backoff = tk_timer_new(w->loop, on_backoff, w);
-	if (w->backoff == NULL)
+	/* Without a timer to resume, better to spin than to stop for good. */
+	if (w->backoff == NULL &&
+	    tk_timer_new(w->loop, on_backoff, w, &w->backoff) < 0)
+		return;
+	if (tk_timer_start(w->backoff, SERVER_ACCEPT_PAUSE_MS, 0) < 0)
 		return;
 	(void)set_accepting(w, false);
-	tk_timer_start(w->backoff, SERVER_ACCEPT_PAUSE_MS, 0);
 }
 
 static void

@@ -127,17 +127,24 @@ tk__timer_alloc(struct tk_loop *loop, tk_timer_cb cb, void *arg)
 	return t;
 }
 
-struct tk_timer *
-tk_timer_new(struct tk_loop *loop, tk_timer_cb cb, void *arg)
+int
+tk_timer_new(struct tk_loop *loop, tk_timer_cb cb, void *arg,
+	     struct tk_timer **out)
 {
-	struct tk_timer *t = tk__timer_alloc(loop, cb, arg);
+	struct tk_timer *t;
 
-	if (t != NULL)
-		tk__loop_add_timer(loop, &t->node);
-	return t;
+	*out = NULL;
+	if (loop == NULL || cb == NULL)
+		return -EINVAL;
+	t = tk__timer_alloc(loop, cb, arg);
+	if (t == NULL)
+		return -ENOMEM;
+	tk__loop_add_timer(loop, &t->node);
+	*out = t;
+	return 0;
 }
 
-void
+int
 tk_timer_start(struct tk_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
 {
 	struct tk__heap *h = tk__loop_heap(t->loop);
@@ -146,11 +153,8 @@ tk_timer_start(struct tk_timer *t, uint64_t timeout_ms, uint64_t repeat_ms)
 	t->due = tk_loop_now(t->loop) + timeout_ms;
 	t->repeat = repeat_ms;
 	t->seq = tk__loop_next_seq(t->loop);
-	/*
-	 * XXX: a failed push (out of memory growing the heap) leaves the timer
-	 * stopped; callers cannot be told, as the API returns void.
-	 */
-	(void)tk__heap_push(h, t);
+	/* Out of memory growing the heap: the timer stays stopped. */
+	return tk__heap_push(h, t);
 }
 
 void

@@ -672,6 +672,7 @@ setup_worker(struct bench *b, struct worker *w, unsigned index,
 	     uint32_t first_id)
 {
 	const struct bench_opts *o = b->o;
+	int err;
 	uint32_t n = o->connections / b->nworkers +
 		     (index < o->connections % b->nworkers ? 1 : 0);
 
@@ -685,20 +686,21 @@ setup_worker(struct bench *b, struct worker *w, unsigned index,
 		w->connect_max = 1;
 	w->next_mark = UINT64_MAX;
 	tk_hist_init(&w->st.hist);
-	w->loop = tk_loop_new();
-	if (w->loop == NULL)
-		return -errno;
+	if ((err = tk_loop_new(&w->loop)) < 0)
+		return err;
 	w->conns = calloc(n, sizeof(*w->conns));
 	w->retry = calloc(n, sizeof(*w->retry));
-	w->mark_timer = tk_timer_new(w->loop, on_mark, w);
-	w->stop_timer = tk_timer_new(w->loop, on_stop_timer, w);
-	w->retry_timer = tk_timer_new(w->loop, bench_on_retry, w);
-	w->flush_timer = tk_timer_new(w->loop, bench_on_flush, w);
 	w->flushq = calloc(n, sizeof(*w->flushq));
-	if (w->conns == NULL || w->retry == NULL || w->flushq == NULL ||
-	    w->flush_timer == NULL || w->mark_timer == NULL ||
-	    w->stop_timer == NULL || w->retry_timer == NULL)
+	if (w->conns == NULL || w->retry == NULL || w->flushq == NULL)
 		return -ENOMEM;
+	if ((err = tk_timer_new(w->loop, on_mark, w, &w->mark_timer)) < 0 ||
+	    (err = tk_timer_new(w->loop, on_stop_timer, w, &w->stop_timer)) <
+		    0 ||
+	    (err = tk_timer_new(w->loop, bench_on_retry, w, &w->retry_timer)) <
+		    0 ||
+	    (err = tk_timer_new(w->loop, bench_on_flush, w, &w->flush_timer)) <
+		    0)
+		return err;
 	if (o->mode == BENCH_ECHO) {
 		w->scratch = malloc(SCRATCH_SIZE);
 		if (w->scratch == NULL)
@@ -839,16 +841,13 @@ bench_run(const struct bench_opts *o, const struct tk_addrlist *addrs,
 	b->live = o->progress != NULL;
 	if ((err = setup_bench(b, o, addrs)) < 0)
 		goto out_free;
-	b->control = tk_loop_new();
-	if (b->control == NULL) {
-		err = -errno;
+	if ((err = tk_loop_new(&b->control)) < 0)
 		goto out_free;
-	}
-	b->warm_timer = tk_timer_new(b->control, take_ru0, b);
-	b->live_timer = tk_timer_new(b->control, on_live, b);
+	if ((err = tk_timer_new(b->control, take_ru0, b, &b->warm_timer)) < 0 ||
+	    (err = tk_timer_new(b->control, on_live, b, &b->live_timer)) < 0)
+		goto out_free_workers;
 	b->workers = calloc(b->nworkers, sizeof(*b->workers));
-	if (b->warm_timer == NULL || b->live_timer == NULL ||
-	    b->workers == NULL) {
+	if (b->workers == NULL) {
 		err = -ENOMEM;
 		goto out_free_workers;
 	}

@@ -66,14 +66,15 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-struct tk_loop *
-tk_loop_new(void)
+int
+tk_loop_new(struct tk_loop **out)
 {
 	struct tk_loop *loop = calloc(1, sizeof(*loop));
 	int err;
 
+	*out = NULL;
 	if (loop == NULL)
-		return NULL;
+		return -ENOMEM;
 	loop->defer_tail = &loop->defer_head;
 	loop->posts_tail = &loop->posts;
 	loop->conns.next = loop->conns.prev = &loop->conns;
@@ -84,10 +85,10 @@ tk_loop_new(void)
 	if (err < 0) {
 		pthread_mutex_destroy(&loop->post_lock);
 		free(loop);
-		errno = -err;
-		return NULL;
+		return err;
 	}
-	return loop;
+	*out = loop;
+	return 0;
 }
 
 static void

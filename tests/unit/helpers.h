@@ -46,6 +46,35 @@ t_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The constructors, for tests that do not test how they fail. */
+static inline struct tk_loop *
+t_loop_new(void)
+{
+	struct tk_loop *loop;
+
+	cr_assert_eq(tk_loop_new(&loop), 0);
+	return loop;
+}
+
+static inline struct tk_timer *
+t_timer_new(struct tk_loop *loop, tk_timer_cb cb, void *arg)
+{
+	struct tk_timer *t;
+
+	cr_assert_eq(tk_timer_new(loop, cb, arg, &t), 0);
+	return t;
+}
+
+static inline struct tk_server *
+t_server_new(struct tk_loop *loop, const struct tk_server_opts *o,
+	     const struct tk_service *svc, void *arg)
+{
+	struct tk_server *s;
+
+	cr_assert_eq(tk_server_new(loop, o, svc, arg, &s), 0);
+	return s;
+}
+
 /*
  * Run the loop until cond holds; fail after ms milliseconds.  Waiting is
  * the loop's own (epoll with a timeout), never a sleep.
@@ -100,10 +129,9 @@ t_guard_start(struct t_guard *g, struct tk_loop *loop, uint64_t ms)
 {
 	g->loop = loop;
 	g->fired = false;
-	g->timer = tk_timer_new(loop, t_guard_fire, g);
-	cr_assert_not_null(g->timer);
+	cr_assert_eq(tk_timer_new(loop, t_guard_fire, g, &g->timer), 0);
 	tk_loop_update_time(loop);
-	tk_timer_start(g->timer, ms, 0);
+	cr_assert_eq(tk_timer_start(g->timer, ms, 0), 0);
 }
 
 /* tk_loop_run() returned: it must have been for its own reason. */
@@ -201,10 +229,9 @@ static inline struct tk_server *
 t_server(struct tk_loop *loop, const char *ip, const struct tk_server_opts *o,
 	 const struct tk_service *svc, void *arg, struct tk_addr *addr)
 {
-	struct tk_server *s = tk_server_new(loop, o, svc, arg);
+	struct tk_server *s = t_server_new(loop, o, svc, arg);
 	struct tk_addr a = t_addr(ip, 0);
 
-	cr_assert_not_null(s);
 	cr_assert_eq(tk_server_listen(s, &a, false), 0);
 	cr_assert_eq(tk_server_start(s), 0);
 	*addr = *tk_server_addr(s, 0);

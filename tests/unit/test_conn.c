@@ -212,7 +212,7 @@ blackhole_close(struct blackhole *b)
 static void
 echo_round_trip(const char *ip)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr sa, local;
 	struct tk_server *s =
 		t_server(loop, ip, NULL, &tk_service_echo, NULL, &sa);
@@ -279,7 +279,7 @@ Test(conn, echo_round_trip_ipv6)
 static void
 refused(const char *ip)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr a;
 	int hold = t_refusing_port(ip, &a);
 	struct rec r = { 0 };
@@ -310,7 +310,7 @@ Test(conn, refused_ipv6)
 
 Test(conn, address_list_refused_then_good)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr list[2], good;
 	int hold = t_refusing_port("127.0.0.1", &list[0]);
 	struct tk_server *s = t_server(loop, "127.0.0.1", NULL,
@@ -338,7 +338,7 @@ Test(conn, address_list_refused_then_good)
 
 Test(conn, address_list_mixed_families)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr list[3], good;
 	int h4 = t_refusing_port("127.0.0.1", &list[0]);
 	int h6 = t_refusing_port("::1", &list[1]);
@@ -364,7 +364,7 @@ Test(conn, address_list_mixed_families)
 
 Test(conn, address_list_all_refused_reports_the_last)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr list[2];
 	int h1 = t_refusing_port("127.0.0.1", &list[0]);
 	int h2 = t_refusing_port("127.0.0.1", &list[1]);
@@ -384,7 +384,7 @@ Test(conn, address_list_all_refused_reports_the_last)
 
 Test(conn, connect_timeout_on_full_backlog)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct blackhole b;
 	struct tk_conn_opts o;
 	struct rec r = { 0 };
@@ -416,7 +416,7 @@ Test(conn, connect_timeout_on_full_backlog)
 /* One deadline for all addresses: two silent ones do not double it. */
 Test(conn, connect_timeout_covers_the_whole_list)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct blackhole b1, b2;
 	struct tk_addr list[2];
 	struct tk_conn_opts o;
@@ -443,7 +443,7 @@ Test(conn, connect_timeout_covers_the_whole_list)
 
 Test(conn, happy_eyeballs_moves_on_from_a_silent_address)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct blackhole b;
 	struct tk_addr list[2], good;
 	struct tk_server *s;
@@ -477,7 +477,7 @@ Test(conn, happy_eyeballs_moves_on_from_a_silent_address)
 
 Test(conn, close_or_end_while_connecting)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct blackhole b;
 	struct rec r1 = { 0 }, r2 = { 0 };
 	struct tk_conn *c1, *c2;
@@ -501,7 +501,7 @@ Test(conn, close_or_end_while_connecting)
 
 Test(conn, connect_bad_arguments_call_nothing)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr a = t_addr("127.0.0.1", 9);
 	struct tk_addrlist empty = { 0 }, one = t_list(&a, 1);
 	struct tk_conn *c = (struct tk_conn *)&a;
@@ -520,7 +520,7 @@ Test(conn, connect_bad_arguments_call_nothing)
 
 Test(conn, source_address)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr sa, src = t_addr("127.0.0.1", 0);
 	struct tk_addr src6 = t_addr("::1", 0);
 	struct tk_server *s =
@@ -551,7 +551,7 @@ Test(conn, source_address)
 /* A client connection gets the same socket options as a server's. */
 Test(conn, client_socket_nodelay_and_unsent_bound)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr sa;
 	struct tk_server *s =
 		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
@@ -575,7 +575,7 @@ Test(conn, client_socket_nodelay_and_unsent_bound)
 
 Test(conn, idle_timeout_closes)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr sa;
 	struct tk_server *s =
 		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
@@ -619,14 +619,14 @@ ping(struct tk_timer *t, void *arg)
 
 Test(conn, idle_timeout_counts_from_last_activity)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr sa;
 	struct tk_server *s =
 		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
 	struct tk_conn_opts o;
 	struct rec r = { 0 };
 	struct pinger pg = { .r = &r };
-	struct tk_timer *t = tk_timer_new(loop, ping, &pg);
+	struct tk_timer *t = t_timer_new(loop, ping, &pg);
 
 	tk_conn_opts_init(&o);
 	o.idle_timeout_ms = 150;
@@ -647,7 +647,7 @@ Test(conn, idle_timeout_counts_from_last_activity)
 
 Test(conn, set_idle_timeout_on_open_conn)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr sa;
 	struct tk_server *s =
 		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
@@ -686,7 +686,7 @@ static void
 pair_open(struct pair *x, const struct tk_conn_opts *o, int peer_rcvbuf)
 {
 	memset(x, 0, sizeof(*x));
-	x->loop = tk_loop_new();
+	x->loop = t_loop_new();
 	x->lfd = t_raw_listen("127.0.0.1", 8, &x->addr);
 	/* Accepted sockets inherit it: a small window fills up soon. */
 	if (peer_rcvbuf > 0)
@@ -1152,7 +1152,7 @@ Test(conn, close_callback_once_then_freed)
 
 Test(conn, open_error_closes_with_it)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr sa;
 	struct tk_server *s =
 		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
@@ -1180,7 +1180,7 @@ Test(conn, write_from_open_callback)
 	struct pair x;
 
 	memset(&x, 0, sizeof(x));
-	x.loop = tk_loop_new();
+	x.loop = t_loop_new();
 	x.lfd = t_raw_listen("127.0.0.1", 8, &x.addr);
 	x.r.on_open = write_in_open;
 	x.c = rec_connect(x.loop, &x.addr, 1, NULL, &x.r);
@@ -1210,7 +1210,7 @@ spair_open(struct spair *x, size_t max, unsigned eagain_every,
 	int fd;
 
 	memset(x, 0, sizeof(*x));
-	x->loop = tk_loop_new();
+	x->loop = t_loop_new();
 	cr_assert_not_null(x->loop);
 	x->st.max = max;
 	x->st.eagain_every = eagain_every;
@@ -1467,7 +1467,7 @@ Test(conn, abort_sends_a_reset)
  */
 Test(conn, loop_free_closes_an_open_connection)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr a;
 	int lfd = t_raw_listen("127.0.0.1", 8, &a), fd;
 	struct rec r = { 0 };
@@ -1539,14 +1539,21 @@ ignore_io(struct tk_loop *loop, int fd, unsigned events, void *arg)
  * lives; tk_loop_walk() finds each once (a connection's own socket is not
  * a handle of its own) and may close what it visits.
  */
+static void
+walk_noop_timer(struct tk_timer *t, void *arg)
+{
+	(void)t;
+	(void)arg;
+}
+
 Test(conn, loop_close_busy_until_the_walk_closed_everything)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr a;
 	int lfd = t_raw_listen("127.0.0.1", 8, &a);
 	struct rec r = { 0 }, r2 = { 0 };
 	struct walked w = { 0 };
-	struct tk_timer *t = tk_timer_new(loop, NULL, NULL);
+	struct tk_timer *t = t_timer_new(loop, walk_noop_timer, NULL);
 	struct blackhole b;
 	int pfd[2];
 
@@ -1656,7 +1663,7 @@ port_text(const struct tk_addr *a, char buf[16])
 /* By name: resolved off the loop, then connected; data flows. */
 Test(conn, connect_host_resolves_then_connects)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr sa;
 	struct tk_server *s =
 		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
@@ -1688,7 +1695,7 @@ Test(conn, connect_host_resolves_then_connects)
 /* A resolution error closes c with it, and names the host. */
 Test(conn, connect_host_resolution_error_closes_with_it)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_conn *c = NULL;
 	struct rec r = { 0 };
 	char want[160];
@@ -1708,7 +1715,7 @@ Test(conn, connect_host_resolution_error_closes_with_it)
 
 Test(conn, connect_host_bad_arguments_call_nothing)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_conn *c = NULL;
 	struct rec r = { 0 };
 
@@ -1732,7 +1739,7 @@ Test(conn, connect_host_bad_arguments_call_nothing)
 Test(conn, connect_host_closed_while_resolving, .init = slow_setup,
      .fini = slow_teardown)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr a;
 	int lfd = t_raw_listen("127.0.0.1", 8, &a);
 	struct tk_conn *c = NULL;
@@ -1766,7 +1773,7 @@ Test(conn, connect_host_closed_while_resolving, .init = slow_setup,
 Test(conn, connect_host_waits_for_a_slow_resolver, .init = slow_setup,
      .fini = slow_teardown)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr a;
 	int lfd = t_raw_listen("127.0.0.1", 8, &a);
 	struct tk_conn *c = NULL;
@@ -1798,7 +1805,7 @@ Test(conn, connect_host_waits_for_a_slow_resolver, .init = slow_setup,
 Test(conn, connect_host_loop_freed_while_resolving, .init = slow_setup,
      .fini = slow_teardown)
 {
-	struct tk_loop *loop = tk_loop_new(), *idle = tk_loop_new();
+	struct tk_loop *loop = t_loop_new(), *idle = t_loop_new();
 	struct tk_conn *c = NULL;
 	struct rec r = { 0 };
 
@@ -1821,10 +1828,10 @@ Test(conn, connect_host_loop_freed_while_resolving, .init = slow_setup,
  */
 Test(conn, connect_host_cancel_races)
 {
-	struct tk_loop *idle = tk_loop_new();
+	struct tk_loop *idle = t_loop_new();
 
 	for (int i = 0; i < 40; i++) {
-		struct tk_loop *loop = tk_loop_new();
+		struct tk_loop *loop = t_loop_new();
 		struct tk_conn *c = NULL;
 		struct rec r = { 0 };
 
@@ -1941,7 +1948,7 @@ frame_every_split(const struct tk_service *svc, size_t max_line, const char *in,
 		o.no_delay = false;
 		o.max_line = max_line;
 		memset(&x, 0, sizeof(x));
-		x.loop = tk_loop_new();
+		x.loop = t_loop_new();
 		x.st.max = k % 4 + 1 + (k % 3 == 0 ? 64 : 0);
 		x.c = short_tp_conn(x.loop, &x.st, &o, svc, &l, &fd);
 		peer_adopt(&x.p, x.loop, fd);
@@ -2007,7 +2014,7 @@ Test(conn, line_framing_too_long_without_newline)
 	o.no_delay = false;
 	o.max_line = 8;
 	memset(&x, 0, sizeof(x));
-	x.loop = tk_loop_new();
+	x.loop = t_loop_new();
 	x.st.max = 1024;
 	x.c = short_tp_conn(x.loop, &x.st, &o, &lrec_text_svc, &l, &fd);
 	peer_adopt(&x.p, x.loop, fd);
@@ -2030,7 +2037,7 @@ Test(conn, line_framing_pause_holds_the_rest)
 	int fd;
 
 	memset(&x, 0, sizeof(x));
-	x.loop = tk_loop_new();
+	x.loop = t_loop_new();
 	x.st.max = 1024;
 	x.c = short_tp_conn(x.loop, &x.st, NULL, &lrec_svc, &l, &fd);
 	peer_adopt(&x.p, x.loop, fd);
@@ -2064,7 +2071,7 @@ Test(conn, line_framing_line_deadline)
 	o.no_delay = false;
 	o.line_timeout_ms = 200;
 	memset(&x, 0, sizeof(x));
-	x.loop = tk_loop_new();
+	x.loop = t_loop_new();
 	x.st.max = 1024;
 	x.c = short_tp_conn(x.loop, &x.st, &o, &lrec_svc, &l, &fd);
 	peer_adopt(&x.p, x.loop, fd);
@@ -2087,7 +2094,7 @@ Test(conn, line_framing_line_deadline)
  */
 Test(conn, line_framing_server_max_line)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_server_opts so;
 	struct tk_addr sa;
 	struct tk_server *s;
@@ -2119,7 +2126,7 @@ Test(conn, line_framing_pause_on_the_last_partial_line)
 	int fd;
 
 	memset(&x, 0, sizeof(x));
-	x.loop = tk_loop_new();
+	x.loop = t_loop_new();
 	x.st.max = 1024;
 	x.c = short_tp_conn(x.loop, &x.st, NULL, &lrec_svc, &l, &fd);
 	peer_adopt(&x.p, x.loop, fd);

@@ -161,7 +161,7 @@ static void
 fetch(struct rec *r, struct hpeer *p, const struct tk_http_opts *o,
       const char *resp, size_t len, bool close_after)
 {
-	r->loop = tk_loop_new();
+	r->loop = t_loop_new();
 	cr_assert_not_null(r->loop);
 	cr_assert_eq(tk_http_get(r->loop, p->url, o, &cbs, r, &r->req), 0);
 	RUN_UNTIL(r->loop, 5000, r->nopen > 0 || r->ndone > 0);
@@ -257,7 +257,7 @@ Test(http_client, close_delimited_body_is_complete)
 Test(http_client, immediate_failures_call_nothing)
 {
 	static const char *const bad[] = { "X: ok", "Bad\r\nX: y", NULL };
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_http_opts o;
 	struct tk_http_req *req = (void *)1;
 	struct rec r = { 0 };
@@ -359,7 +359,7 @@ Test(http_client, cancel_calls_nothing_more)
 	struct hpeer p;
 
 	hp_listen(&p, "/");
-	r.loop = tk_loop_new();
+	r.loop = t_loop_new();
 	cr_assert_eq(tk_http_get(r.loop, p.url, NULL, &cbs, &r, &r.req), 0);
 	RUN_UNTIL(r.loop, 5000, r.nopen > 0);
 	t_run_for(r.loop, 20);
@@ -388,7 +388,7 @@ Test(http_client, redirect_followed_and_limited)
 			 "HTTP/1.1 302 Found\r\nLocation: %s\r\n"
 			 "Content-Length: 0\r\n\r\n",
 			 b.url);
-		r.loop = tk_loop_new();
+		r.loop = t_loop_new();
 		cr_assert_eq(tk_http_get(r.loop, a.url, &o, &cbs, &r, &r.req),
 			     0);
 		RUN_UNTIL(r.loop, 5000, r.nopen > 0);
@@ -430,7 +430,7 @@ Test(http_client, idle_and_max_time)
 		else
 			o.max_time_ms = 100;
 		hp_listen(&p, "/");
-		r.loop = tk_loop_new();
+		r.loop = t_loop_new();
 		cr_assert_eq(tk_http_get(r.loop, p.url, &o, &cbs, &r, &r.req),
 			     0);
 		RUN_UNTIL(r.loop, 5000, r.nopen > 0);

@@ -48,7 +48,7 @@ socketpair_nb(int sv[2])
 
 Test(loop, new_and_free)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 
 	cr_assert_not_null(loop);
 	cr_assert_gt(tk_loop_now(loop), 0);
@@ -58,7 +58,7 @@ Test(loop, new_and_free)
 
 Test(loop, watch_modify_unwatch)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct seen s = { 0 };
 	int sv[2];
 
@@ -112,7 +112,7 @@ Test(loop, watch_modify_unwatch)
 
 Test(loop, watch_errors)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct seen s = { 0 };
 	char path[] = "/tmp/tk-test-loop-XXXXXX";
 	int sv[2], file;
@@ -173,7 +173,7 @@ Test(loop, watch_errors)
 
 Test(loop, hangup_is_reported_even_when_quiet)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct seen s = { 0 };
 	int sv[2];
 
@@ -238,7 +238,7 @@ race_cb(struct tk_loop *loop, int fd, unsigned events, void *arg)
 
 Test(loop, unwatch_in_earlier_callback_drops_later_event)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct race r = { .loop = loop, .victim = -1 };
 	int a[2], b[2];
 
@@ -322,7 +322,7 @@ Test(loop, post_from_thread_runs_on_loop_thread_in_order)
 	struct t_guard g;
 	pthread_t th;
 
-	p.loop = tk_loop_new();
+	p.loop = t_loop_new();
 	p.loop_thread = pthread_self();
 	cr_assert_eq(pthread_create(&th, NULL, post_many, &p), 0);
 	/* Nothing else due soon: only the posts can wake and stop it. */
@@ -346,7 +346,7 @@ count_post(struct tk_loop *loop, void *arg)
 
 Test(loop, post_from_loop_thread_and_free_with_pending_posts)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	int n = 0;
 
 	cr_assert_eq(tk_loop_post(loop, count_post, &n), 0);
@@ -389,8 +389,8 @@ Test(loop, stop_from_another_thread)
 	struct tk_timer *t;
 	uint64_t t0;
 
-	s.loop = tk_loop_new();
-	t = tk_timer_new(s.loop, start_stopper, &s);
+	s.loop = t_loop_new();
+	t = t_timer_new(s.loop, start_stopper, &s);
 	tk_timer_start(t, 20, 0);
 	t0 = t_now_ms();
 	t_guard_start(&g, s.loop, 5000);
@@ -426,8 +426,8 @@ stop_from_cb(struct tk_timer *t, void *arg)
 
 Test(loop, stop_from_own_callback_ends_run)
 {
-	struct tk_loop *loop = tk_loop_new();
-	struct tk_timer *t = tk_timer_new(loop, stop_from_cb, loop);
+	struct tk_loop *loop = t_loop_new();
+	struct tk_timer *t = t_timer_new(loop, stop_from_cb, loop);
 	struct t_guard g;
 
 	tk_timer_start(t, 1, 0);
@@ -441,7 +441,7 @@ Test(loop, stop_from_own_callback_ends_run)
 
 Test(loop, run_once_waits_for_its_timeout)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	uint64_t t0 = t_now_ms();
 
 	cr_assert_eq(tk_loop_run_once(loop, 30), 0);
@@ -473,7 +473,7 @@ on_sig(struct tk_loop *loop, int signo, void *arg)
 
 Test(loop, signal_raised_in_loop_thread)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct sigs s = { .thread = pthread_self() };
 
 	cr_assert_eq(tk_loop_signal(loop, SIGUSR1, on_sig, &s), 0);
@@ -505,7 +505,7 @@ kill_it(void *arg)
 
 Test(loop, signal_sent_from_another_thread)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct sigs s1 = { .thread = pthread_self() };
 	struct sigs s2 = { .thread = pthread_self() };
 	struct killer k = { .target = pthread_self(), .signo = SIGUSR1 };
@@ -531,7 +531,7 @@ Test(loop, signal_sent_from_another_thread)
 
 Test(loop, signal_bad_arguments)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct sigs s = { 0 };
 
 	cr_assert_eq(tk_loop_signal(loop, 0, on_sig, &s), -EINVAL);

@@ -179,7 +179,7 @@ try_connect(const struct tk_addr *a)
 
 Test(server, opts_and_bad_arguments)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_server_opts o;
 	struct tk_server *s;
 
@@ -187,11 +187,17 @@ Test(server, opts_and_bad_arguments)
 	cr_assert_eq(o.backlog, TK_DEFAULT_BACKLOG);
 	cr_assert_eq(o.conn.max_pending, TK_DEFAULT_MAX_PENDING);
 	cr_assert_null(o.on_event);
-	errno = 0;
-	cr_assert_null(tk_server_new(NULL, &o, &tk_service_echo, NULL));
-	cr_assert_eq(errno, EINVAL);
-	cr_assert_null(tk_server_new(loop, &o, NULL, NULL));
-	s = tk_server_new(loop, NULL, &tk_service_echo, NULL);
+	s = (struct tk_server *)&o; /* set to NULL on failure */
+	cr_assert_eq(tk_server_new(NULL, &o, &tk_service_echo, NULL, &s),
+		     -EINVAL);
+	cr_assert_null(s);
+	cr_assert_eq(tk_server_new(loop, &o, NULL, NULL, &s), -EINVAL);
+	cr_assert_null(s);
+	o.workers = 100000;
+	cr_assert_eq(tk_server_new(loop, &o, &tk_service_echo, NULL, &s),
+		     -EINVAL);
+	o.workers = 1;
+	cr_assert_eq(tk_server_new(loop, NULL, &tk_service_echo, NULL, &s), 0);
 	cr_assert_not_null(s);
 	cr_assert_eq(tk_server_loop(s), loop);
 	cr_assert_eq(tk_server_listener_count(s), 0);
@@ -205,7 +211,7 @@ Test(server, opts_and_bad_arguments)
 
 Test(server, listen_port_zero_v4_and_v6)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l = { 0 };
 	struct tk_addr a4 = t_addr("127.0.0.1", 0), a6 = t_addr("::1", 0);
 	struct tk_server_opts o;
@@ -215,7 +221,7 @@ Test(server, listen_port_zero_v4_and_v6)
 	tk_server_opts_init(&o);
 	o.on_event = on_event;
 	o.event_arg = &l;
-	s = l.s = tk_server_new(loop, &o, &lecho, &l);
+	s = l.s = t_server_new(loop, &o, &lecho, &l);
 	cr_assert_eq(tk_server_listen(s, &a4, false), 0);
 	cr_assert_eq(tk_server_listen(s, &a6, true), 0);
 	cr_assert_eq(tk_server_listener_count(s), 2);
@@ -259,7 +265,7 @@ Test(server, listen_port_zero_v4_and_v6)
 
 Test(server, wildcard_v6_is_dual_stack_unless_v6only)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l1 = { 0 }, l2 = { 0 };
 	struct tk_addr any = t_addr("::", 0), v4;
 	struct tk_server_opts o;
@@ -270,7 +276,7 @@ Test(server, wildcard_v6_is_dual_stack_unless_v6only)
 	tk_server_opts_init(&o);
 	o.on_event = on_event;
 	o.event_arg = &l1;
-	s1 = l1.s = tk_server_new(loop, &o, &lecho, &l1);
+	s1 = l1.s = t_server_new(loop, &o, &lecho, &l1);
 	cr_assert_eq(tk_server_listen(s1, &any, false), 0);
 	cr_assert(tk_addr_is_any(tk_server_addr(s1, 0)));
 	cr_assert_eq(tk_server_start(s1), 0);
@@ -290,7 +296,7 @@ Test(server, wildcard_v6_is_dual_stack_unless_v6only)
 	tk_server_free(s1);
 
 	o.event_arg = &l2;
-	s2 = l2.s = tk_server_new(loop, &o, &lecho, &l2);
+	s2 = l2.s = t_server_new(loop, &o, &lecho, &l2);
 	cr_assert_eq(tk_server_listen(s2, &any, true), 0);
 	cr_assert_eq(tk_server_start(s2), 0);
 	v4 = t_addr("127.0.0.1", tk_addr_port(tk_server_addr(s2, 0)));
@@ -302,12 +308,11 @@ Test(server, wildcard_v6_is_dual_stack_unless_v6only)
 
 Test(server, address_in_use)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr a;
 	struct tk_server *s1 =
 		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &a);
-	struct tk_server *s2 =
-		tk_server_new(loop, NULL, &tk_service_echo, NULL);
+	struct tk_server *s2 = t_server_new(loop, NULL, &tk_service_echo, NULL);
 
 	cr_assert_eq(tk_server_listen(s2, &a, false), -EADDRINUSE);
 	cr_assert_eq(tk_server_listener_count(s2), 0);
@@ -325,8 +330,8 @@ Test(server, address_in_use)
 
 Test(server, too_many_listeners)
 {
-	struct tk_loop *loop = tk_loop_new();
-	struct tk_server *s = tk_server_new(loop, NULL, &tk_service_echo, NULL);
+	struct tk_loop *loop = t_loop_new();
+	struct tk_server *s = t_server_new(loop, NULL, &tk_service_echo, NULL);
 	struct tk_addr a = t_addr("127.0.0.1", 0);
 	size_t n = 0;
 	int err;
@@ -353,7 +358,7 @@ all_echoed(const struct peer *p, int n)
 Test(server, stats_are_exact_after_n_clients)
 {
 	enum { N = 6 };
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l = { 0 };
 	struct tk_addr a;
 	struct tk_server *s = lserver(loop, &l, "127.0.0.1", NULL, &a);
@@ -416,7 +421,7 @@ all_eof(const struct peer *p, int n)
 Test(server, many_clients_at_once)
 {
 	enum { N = 150 };
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l = { 0 };
 	struct tk_addr a;
 	struct tk_server *s = lserver(loop, &l, "127.0.0.1", NULL, &a);
@@ -445,7 +450,7 @@ Test(server, many_clients_at_once)
 
 Test(server, events_in_order)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l = { 0 };
 	struct tk_addr a;
 	struct tk_server *s = lserver(loop, &l, "127.0.0.1", NULL, &a);
@@ -474,7 +479,7 @@ Test(server, events_in_order)
 Test(server, stop_closes_live_connections)
 {
 	enum { N = 3 };
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l = { 0 };
 	struct tk_addr a;
 	struct tk_server *s = lserver(loop, &l, "127.0.0.1", NULL, &a);
@@ -530,7 +535,7 @@ static const struct tk_service stopper = {
 
 Test(server, stop_from_a_service_callback)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l = { 0 };
 	struct tk_server_opts o;
 	struct tk_addr a;
@@ -561,7 +566,7 @@ Test(server, stop_from_a_service_callback)
 
 Test(server, free_with_live_connections)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l = { 0 };
 	struct tk_addr a;
 	struct tk_server *s = lserver(loop, &l, "127.0.0.1", NULL, &a);
@@ -582,7 +587,7 @@ Test(server, free_with_live_connections)
 
 Test(server, request_stop_from_a_service)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l = { .stop_on_open = true };
 	struct t_guard g;
 	struct tk_addr a;
@@ -618,7 +623,7 @@ stop_twice_on_open(struct tk_conn *c, void *arg)
 
 Test(server, stop_requests_are_idempotent_and_spare_the_drain)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l = { 0 };
 	struct t_guard g;
 	struct tk_addr a;
@@ -699,7 +704,7 @@ Test(server, counter_snapshots_are_consistent)
 
 Test(server, conn_options_apply_to_accepted_connections)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l = { 0 };
 	struct tk_addr a;
 	struct tk_server_opts o;
@@ -732,7 +737,7 @@ Test(server, conn_options_apply_to_accepted_connections)
 Test(server, accepted_sockets_inherit_nodelay_and_unsent_bound)
 {
 	for (int fixed = 0; fixed < 2; fixed++) {
-		struct tk_loop *loop = tk_loop_new();
+		struct tk_loop *loop = t_loop_new();
 		struct slog l = { 0 };
 		struct tk_addr a;
 		struct tk_server_opts o;
@@ -788,7 +793,7 @@ max_open_fd(void)
  */
 Test(server, emfile_pauses_accepting_then_recovers)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct slog l = { 0 };
 	struct tk_addr a;
 	struct tk_server *s = lserver(loop, &l, "127.0.0.1", NULL, &a);

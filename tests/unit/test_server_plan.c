@@ -31,14 +31,14 @@ new_server(struct tk_loop *loop, unsigned workers)
 
 	tk_server_opts_init(&o);
 	o.workers = workers;
-	s = tk_server_new(loop, &o, &tk_service_echo, NULL);
+	s = t_server_new(loop, &o, &tk_service_echo, NULL);
 	cr_assert_not_null(s);
 	return s;
 }
 
 Test(server_plan, default_is_loopback_on_one_port)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_server *s = new_server(loop, 2);
 	struct tk_listen_why why;
 	char ip[TK_ADDRSTRLEN];
@@ -65,7 +65,7 @@ Test(server_plan, default_is_loopback_on_one_port)
 
 Test(server_plan, duplicates_once_and_v6_brackets)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_server *s = new_server(loop, 1);
 	const char *hosts[] = { "127.0.0.1", "127.0.0.1", "127.0.0.1" };
 
@@ -90,7 +90,7 @@ Test(server_plan, duplicates_once_and_v6_brackets)
  */
 Test(server_plan, v6_wildcard_is_v6only_beside_v4_wildcard)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_server *s = new_server(loop, 1);
 	const char *hosts[] = { "0.0.0.0", "::" };
 
@@ -109,7 +109,7 @@ Test(server_plan, v6_wildcard_is_v6only_beside_v4_wildcard)
 
 Test(server_plan, bad_hosts_say_which)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_server *s = new_server(loop, 1);
 	struct tk_listen_why why;
 	const char *with_port[] = { "127.0.0.1", "127.0.0.1:80" };
@@ -135,7 +135,7 @@ Test(server_plan, bad_hosts_say_which)
 /* A port in use on the second address: nothing of the call stays open. */
 Test(server_plan, bind_failure_names_the_address_and_undoes)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_server *s = new_server(loop, 2);
 	struct tk_listen_why why;
 	struct tk_addr busy;
@@ -202,7 +202,7 @@ drain_server(struct tk_loop *loop, unsigned workers, struct drained *d,
 static void
 drained_after_last_conn(unsigned workers)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct drained d = { 0 };
 	struct tk_addr a;
 	struct tk_server *s = drain_server(loop, workers, &d, &a);
@@ -242,7 +242,7 @@ Test(server_plan, drained_after_the_last_connection_workers)
 
 Test(server_plan, drained_at_once_without_connections)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct drained d = { 0 };
 	struct tk_addr a;
 	struct tk_server *s = drain_server(loop, 2, &d, &a);
@@ -259,7 +259,7 @@ Test(server_plan, drained_at_once_without_connections)
 /* A stop without a drain says nothing of draining. */
 Test(server_plan, no_drained_without_a_drain)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct drained d = { 0 };
 	struct tk_addr a;
 	struct tk_server *s = drain_server(loop, 1, &d, &a);

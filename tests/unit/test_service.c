@@ -56,7 +56,7 @@ serve(struct served *x, const struct tk_service *svc, void *arg)
 	struct tk_server_opts o;
 
 	memset(x, 0, sizeof(*x));
-	x->loop = tk_loop_new();
+	x->loop = t_loop_new();
 	tk_server_opts_init(&o);
 	o.on_event = count_events;
 	o.event_arg = x;
@@ -435,7 +435,7 @@ Test(service, basic_remote_shutdown_allowed_by_option)
 /* As a client's service basic greets and answers too, but stops nothing. */
 Test(service, basic_on_a_client_connection)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr a;
 	int lfd = t_raw_listen("127.0.0.1", 1, &a);
 	struct tk_addrlist l = t_list(&a, 1);

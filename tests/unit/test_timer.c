@@ -179,7 +179,7 @@ note(struct tk_timer *t, void *arg)
 
 Test(timer, fire_in_deadline_then_start_order)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct fired log = { 0 };
 	uint64_t t0;
 	/* Timeouts per timer id; equal ones must keep their start order. */
@@ -189,7 +189,7 @@ Test(timer, fire_in_deadline_then_start_order)
 	the_log = &log;
 	cr_assert_not_null(loop);
 	for (int i = 0; i < 6; i++) {
-		log.timers[i] = tk_timer_new(loop, note, (void *)(intptr_t)i);
+		log.timers[i] = t_timer_new(loop, note, (void *)(intptr_t)i);
 		cr_assert_not_null(log.timers[i]);
 		cr_assert(!tk_timer_is_active(log.timers[i]));
 	}
@@ -233,9 +233,9 @@ count_then_stop(struct tk_timer *t, void *arg)
 
 Test(timer, repeat_until_stopped)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	int n = 0;
-	struct tk_timer *t = tk_timer_new(loop, count_then_stop, &n);
+	struct tk_timer *t = t_timer_new(loop, count_then_stop, &n);
 	uint64_t t0 = t_now_ms();
 
 	tk_loop_update_time(loop);
@@ -258,9 +258,9 @@ bump(struct tk_timer *t, void *arg)
 
 Test(timer, stop_before_due)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	int n = 0;
-	struct tk_timer *t = tk_timer_new(loop, bump, &n);
+	struct tk_timer *t = t_timer_new(loop, bump, &n);
 
 	tk_timer_start(t, 10, 0);
 	tk_timer_stop(t);
@@ -275,9 +275,9 @@ Test(timer, stop_before_due)
 
 Test(timer, restart_moves_the_deadline)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	int n = 0;
-	struct tk_timer *t = tk_timer_new(loop, bump, &n);
+	struct tk_timer *t = t_timer_new(loop, bump, &n);
 	uint64_t t0;
 
 	/* Later: from 10 ms to 60 ms. */
@@ -322,11 +322,11 @@ restart_or_free(struct tk_timer *t, void *arg)
 
 Test(timer, restart_from_own_callback)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_timer *t = NULL;
 	struct selfish s = { .limit = 4, .slot = &t };
 
-	t = tk_timer_new(loop, restart_or_free, &s);
+	t = t_timer_new(loop, restart_or_free, &s);
 	tk_timer_start(t, 1, 0);
 	RUN_UNTIL(loop, 2000, s.fired == 4);
 	t_run_for(loop, 20);
@@ -338,15 +338,15 @@ Test(timer, restart_from_own_callback)
 
 Test(timer, free_from_own_callback)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_timer *one = NULL, *rep = NULL, *other;
 	struct selfish s1 = { .free_it = true, .slot = &one };
 	struct selfish s2 = { .free_it = true, .slot = &rep };
 	int n = 0;
 
-	one = tk_timer_new(loop, restart_or_free, &s1);
-	rep = tk_timer_new(loop, restart_or_free, &s2);
-	other = tk_timer_new(loop, bump, &n);
+	one = t_timer_new(loop, restart_or_free, &s1);
+	rep = t_timer_new(loop, restart_or_free, &s2);
+	other = t_timer_new(loop, bump, &n);
 	tk_timer_start(one, 2, 0);
 	tk_timer_start(rep, 2, 1); /* repeating: re-armed before the call */
 	tk_timer_start(other, 2, 0);
@@ -369,12 +369,12 @@ start_other_now(struct tk_timer *t, void *arg)
 
 Test(timer, zero_timeout_from_callback_waits_a_round)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct fired log = { 0 };
 
 	the_log = &log;
-	log.timers[0] = tk_timer_new(loop, start_other_now, (void *)0);
-	log.timers[1] = tk_timer_new(loop, note, (void *)1);
+	log.timers[0] = t_timer_new(loop, start_other_now, (void *)0);
+	log.timers[1] = t_timer_new(loop, note, (void *)1);
 	tk_timer_start(log.timers[0], 1, 0);
 	while (log.n < 2) {
 		log.round++;
@@ -401,11 +401,11 @@ rearm_now(struct tk_timer *t, void *arg)
 
 Test(timer, self_rearm_zero_runs_once_per_round)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct fired log = { 0 };
 
 	the_log = &log;
-	log.timers[2] = tk_timer_new(loop, rearm_now, (void *)2);
+	log.timers[2] = t_timer_new(loop, rearm_now, (void *)2);
 	tk_timer_start(log.timers[2], 0, 0);
 	for (log.round = 1; log.round <= 10; log.round++) {
 		cr_assert_eq(tk_loop_run_once(loop, 1000), 0);
@@ -419,7 +419,7 @@ Test(timer, self_rearm_zero_runs_once_per_round)
 
 Test(timer, loop_clock_is_monotonic)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	uint64_t a, b;
 
 	a = tk_loop_now(loop);
@@ -437,13 +437,27 @@ Test(timer, loop_clock_is_monotonic)
  */
 Test(timer, loop_freed_with_timer_armed)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	int n = 0;
-	struct tk_timer *t = tk_timer_new(loop, bump, &n);
+	struct tk_timer *t = t_timer_new(loop, bump, &n);
 
 	tk_timer_start(t, 1000, 0);
 	tk_loop_free(loop);
 	cr_assert(!tk_timer_is_active(t));
 	cr_assert_eq(n, 0);
 	tk_timer_free(t);
+}
+
+/* A timer needs a loop and a callback; a failure leaves *out NULL. */
+Test(timer, new_refuses_what_it_cannot_run)
+{
+	struct tk_loop *loop = t_loop_new();
+	struct tk_timer *t = (struct tk_timer *)loop;
+
+	cr_assert_eq(tk_timer_new(loop, NULL, NULL, &t), -EINVAL);
+	cr_assert_null(t);
+	t = (struct tk_timer *)loop;
+	cr_assert_eq(tk_timer_new(NULL, bump, NULL, &t), -EINVAL);
+	cr_assert_null(t);
+	tk_loop_free(loop);
 }

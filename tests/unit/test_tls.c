@@ -154,7 +154,7 @@ pair_start(struct pair *p, const char *sv_alpn)
 	struct tk_server_opts so;
 
 	memset(p, 0, sizeof(*p));
-	p->loop = tk_loop_new();
+	p->loop = t_loop_new();
 	cr_assert_not_null(p->loop);
 	p->sctx = server_ctx(sv_alpn);
 	tk_server_opts_init(&so);
@@ -304,7 +304,7 @@ Test(tls, pin_mismatch)
 
 Test(tls, client_handshake_deadline)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr a;
 	int lfd = t_raw_listen("127.0.0.1", 4, &a);
 	struct tk_addrlist l = t_list(&a, 1);
@@ -329,7 +329,7 @@ Test(tls, client_handshake_deadline)
 
 Test(tls, server_handshake_deadline)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_tls_ctx *sctx = server_ctx(NULL);
 	struct tk_server_opts so;
 	struct srv_rec srec = { 0 };
@@ -410,7 +410,7 @@ Test(tls, error_codes_in_the_tls_band)
 
 Test(tls, plain_connection_is_not_tls)
 {
-	struct tk_loop *loop = tk_loop_new();
+	struct tk_loop *loop = t_loop_new();
 	struct tk_addr a;
 	int lfd = t_raw_listen("127.0.0.1", 4, &a);
 	struct tk_addrlist l = t_list(&a, 1);
