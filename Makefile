@@ -15,7 +15,7 @@ FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all deps deps-build deps-test deps-ci deps-pkg build run test stress \
 	bench bench-full tls-audit install uninstall deb format format-check \
-	examples clean fuzz-ci musl-check
+	examples clean fuzz-ci musl-check abi-check
 
 all: build
 
@@ -76,6 +76,11 @@ bench: build
 bench-full: build
 	/usr/bin/python3 bench/run.py --tcpkit $(BUILD)/tcpkit \
 		--ref $(BUILD)/bench_ref --mode full --out bench/results
+
+# The shared library exports exactly abi/libtcpkit.symbols
+# (scripts/abi-check LIB --update after a deliberate change).
+abi-check: build
+	./scripts/abi-check $(BUILD)/libtcpkit.so
 
 # libtcpkit (both backends, TLS aside) compiled and linked against musl:
 # no glibc-only call creeps in.

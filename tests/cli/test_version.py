@@ -63,3 +63,20 @@ def test_version_reports_a_failed_write():
     assert p.returncode == 1
     assert p.stderr.decode() == ("tcpkit: version stdout: No space left on "
                                  "device\n")
+
+
+def test_version_is_written_once():
+    """The program's version, the header's and the Debian changelog's are
+    the same: the build takes it from include/tcpkit.h, and a release that
+    moves one must move the changelog too."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    version = run(["version"]).stdout.decode().splitlines()[0].split()[1]
+    with open(os.path.join(root, "include", "tcpkit.h")) as f:
+        nums = dict(re.findall(r"^#define TK_VERSION_(MAJOR|MINOR|PATCH)\s+"
+                               r"(\d+)$", f.read(), re.M))
+    assert version == "%s.%s.%s" % (nums["MAJOR"], nums["MINOR"],
+                                    nums["PATCH"])
+    with open(os.path.join(root, "debian", "changelog")) as f:
+        m = re.match(r"tcpkit \(([^)-]+)", f.readline())
+    assert m and m.group(1) == version, m
