@@ -576,8 +576,10 @@ double tk_hist_mean(const struct tk_hist *h);
  * server's worker for its connections), and nowhere else: no call on a
  * connection from another thread, not even a getter.  Safe from any
  * thread: tk_loop_post(), tk_loop_stop(), tk_server_get_stats(),
- * tk_server_stop() and tk_server_drain() (they post to the loops), and
- * the functions that take no loop (addresses, tk_resolve(), errors).
+ * tk_server_request_stop() and tk_server_stopping(), and the functions
+ * that take no loop (addresses, tk_resolve(), errors).
+ * tk_server_drain() and tk_server_stop() belong to the owner's thread
+ * (with one worker they act on the owner's loop directly).
  * tk_resolve() blocks (getaddrinfo): never call it on a loop's thread
  * with work waiting; tk_conn_connect_host() resolves on a thread of its
  * own.

@@ -152,6 +152,7 @@ static void
 update_interest(struct tk_conn *c)
 {
 	unsigned ev = 0;
+	int err;
 
 	if (c->state != ST_OPEN)
 		return;
@@ -174,12 +175,13 @@ update_interest(struct tk_conn *c)
 	    c->tp->pending(c) > 0)
 		tk__loop_defer(c->loop, &c->read_defer);
 	/* An fd parked by on_io() is watched again once there is interest. */
-	if (tk_loop_modify(c->loop, c->fd, ev) == -ENOENT && ev != 0) {
-		int err = tk__loop_watch_own(c->loop, c->fd, ev, on_io, c);
-
-		if (err < 0)
-			tk_conn_close(c, err);
-	}
+	err = tk_loop_modify(c->loop, c->fd, ev);
+	if (err == -ENOENT)
+		err = ev != 0 ? tk__loop_watch_own(c->loop, c->fd, ev, on_io, c)
+			      : 0;
+	/* Unwatched output would wait for the idle timeout: close now. */
+	if (err < 0)
+		tk_conn_close(c, err);
 }
 
 void
@@ -425,9 +427,16 @@ line_too_long(struct tk_conn *c)
 		tk_buf_consume(c->lines, tk_buf_len(c->lines));
 		tk_buf_trim(c->lines);
 	}
+	/*
+	 * Told in a line if the peer can still be told (not after our own
+	 * shutdown); either way c ends, and nothing of the line is given.
+	 */
 	if ((c->svc->flags & TK_SERVICE_TEXT) &&
-	    tk_conn_write(c, TOO_LONG_LINE, sizeof(TOO_LONG_LINE) - 1) < 0)
-		return; /* closed, with the reason */
+	    !(c->flags & (F_SHUT_WANT | F_ENDING)))
+		(void)tk_conn_write(c, TOO_LONG_LINE,
+				    sizeof(TOO_LONG_LINE) - 1);
+	if (c->state != ST_OPEN)
+		return; /* the write failed and closed c, with the reason */
 	tk_conn_end_error(c, TK_ELINETOOLONG);
 }
 
@@ -821,6 +830,9 @@ tk__conn_start(struct tk_conn *c)
 {
 	int err;
 
+	/* The server's open event may have turned the client away. */
+	if (c->state == ST_CLOSED)
+		return;
 	if (!(c->flags & F_SOCKOPTS))
 		(void)tk__sock_conn_opts(c->fd, c->opts.no_delay,
 					 c->opts.sndbuf, c->opts.max_pending);
@@ -1069,6 +1081,9 @@ tk_conn_set_deadline(struct tk_conn *c, uint64_t ms, int err)
 void
 tk__conn_stop(struct tk_conn *c)
 {
+	/* Closed, its close callback still to come: only that runs now. */
+	if (c->state == ST_CLOSED)
+		return;
 	if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE) {
 		tk_conn_close(c, -ECANCELED);
 		return;

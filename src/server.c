@@ -47,8 +47,8 @@ struct tk_server {
 	struct worker *workers;
 	unsigned nworkers;
 	bool started;
-	atomic_bool stopping; /* a stop was requested (once is enough) */
-	bool draining;	      /* tk_server_drain() ran (owner's thread) */
+	atomic_bool stopping;	     /* a stop was requested (once is enough) */
+	atomic_bool draining;	     /* tk_server_drain() ran */
 	_Atomic uint64_t open_conns; /* across workers, for max_conns */
 	atomic_uint drained_workers; /* listeners closed by the drain */
 	atomic_bool drained_sent;    /* TK_SERVER_DRAINED posted */
@@ -699,8 +699,13 @@ stop_worker(struct tk_loop *loop, void *arg)
 void
 tk_server_drain(struct tk_server *s)
 {
-	/* From now on a stop request has nothing left to stop. */
-	s->draining = true;
+	/*
+	 * Once: a second call would count the workers' drains twice and
+	 * report DRAINED while some still accept.  From now on a stop request
+	 * has nothing left to stop.
+	 */
+	if (atomic_exchange(&s->draining, true))
+		return;
 	atomic_store(&s->stopping, true);
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
@@ -747,7 +752,7 @@ stop_owner(struct tk_loop *loop, void *arg)
 {
 	struct tk_server *s = arg;
 
-	if (!s->draining)
+	if (!atomic_load(&s->draining))
 		tk_loop_stop(loop);
 }
 
@@ -849,7 +854,7 @@ tk_server_free(struct tk_server *s)
 	 * A stop request may still be queued on the owner's loop, pointing
 	 * at s: run it now, as a no-op (the workers are joined: no more).
 	 */
-	s->draining = true;
+	atomic_store(&s->draining, true);
 	s->freeing = true;
 	tk__loop_run_posts(s->loop);
 	for (unsigned i = 0; i < s->nworkers; i++) {

@@ -842,3 +842,141 @@ Test(server, emfile_pauses_accepting_then_recovers)
 	tk_server_free(s);
 	tk_loop_free(loop);
 }
+
+/*
+ * A server's OPEN event may turn the client away by closing it: the
+ * connection is released once (the counters stay right, so max_conns and
+ * the drain still work) and its close says 0, not an error of its own.
+ */
+struct turn_away {
+	int opens, closes, svc_close_err, svc_closes;
+};
+
+static void
+turn_away_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
+		const struct tk_addr *peer, int err, void *arg)
+{
+	struct turn_away *t = arg;
+
+	(void)s;
+	(void)peer;
+	(void)err;
+	if (ev == TK_SERVER_OPEN) {
+		t->opens++;
+		tk_conn_close(c, 0);
+	} else if (ev == TK_SERVER_CLOSE) {
+		t->closes++;
+	}
+}
+
+static void
+turn_away_close(struct tk_conn *c, int err, void *arg)
+{
+	struct turn_away *t = tk_server_get_opts(tk_conn_server(c))->event_arg;
+
+	(void)arg;
+	t->svc_closes++;
+	t->svc_close_err = err;
+}
+
+Test(server, closing_in_the_open_event_releases_once)
+{
+	static const struct tk_service svc = { .name = "away",
+					       .close = turn_away_close };
+	struct tk_loop *loop = t_loop_new();
+	struct turn_away t = { 0 };
+	struct tk_server_opts o;
+	struct tk_addr a;
+	struct tk_server *s;
+	struct peer p1, p2;
+
+	tk_server_opts_init(&o);
+	o.max_conns = 1;
+	o.on_event = turn_away_event;
+	o.event_arg = &t;
+	s = t_server(loop, "127.0.0.1", &o, &svc, NULL, &a);
+	peer_connect(&p1, loop, &a);
+	RUN_UNTIL(loop, 3000, t.closes == 1);
+	cr_assert_eq(t.svc_closes, 1);
+	cr_assert_eq(t.svc_close_err, 0);
+	cr_assert_eq(stats(s).active, 0);
+	cr_assert_eq(stats(s).closed, 1);
+	/* The slot is free again: the next client is accepted, not refused. */
+	peer_connect(&p2, loop, &a);
+	RUN_UNTIL(loop, 3000, t.closes == 2);
+	cr_assert_eq(stats(s).accepted, 2);
+	cr_assert_eq(stats(s).rejected, 0);
+	cr_assert_eq(stats(s).active, 0);
+	peer_free(&p1);
+	peer_free(&p2);
+	tk_server_free(s);
+	tk_loop_free(loop);
+}
+
+/*
+ * A line over max_line ends the connection with TK_ELINETOOLONG even when
+ * the service has already shut its side: nothing of the line, nor what
+ * follows it, reaches the service.
+ */
+struct framed {
+	int lines, eofs, closes, close_err;
+	char first[16];
+};
+
+static void
+framed_data(struct tk_conn *c, const char *d, ssize_t n, void *arg)
+{
+	struct framed *f = arg;
+
+	if (n == TK_EOF) {
+		f->eofs++;
+		return;
+	}
+	if (f->lines++ == 0) {
+		snprintf(f->first, sizeof(f->first), "%.*s", (int)n, d);
+		tk_conn_shutdown(c);
+	}
+}
+
+static void
+framed_close(struct tk_conn *c, int err, void *arg)
+{
+	struct framed *f = arg;
+
+	(void)c;
+	f->closes++;
+	f->close_err = err;
+}
+
+Test(server, line_too_long_after_shutdown_still_ends)
+{
+	static const struct tk_service svc = {
+		.name = "framed",
+		.flags = TK_SERVICE_TEXT | TK_SERVICE_LINE_FRAMING,
+		.data = framed_data,
+		.close = framed_close,
+	};
+	struct tk_loop *loop = t_loop_new();
+	struct framed f = { 0 };
+	struct tk_server_opts o;
+	struct tk_addr a;
+	struct tk_server *s;
+	struct peer p;
+
+	tk_server_opts_init(&o);
+	o.max_line = 8;
+	s = t_server(loop, "127.0.0.1", &o, &svc, &f, &a);
+	peer_connect(&p, loop, &a);
+	peer_send_str(&p, "hello\n");
+	RUN_UNTIL(loop, 3000, f.lines == 1);
+	peer_send_str(&p, "AAAAAAAAAAAAAAAAAA");
+	peer_send_str(&p, "BBBB\nnext\n");
+	RUN_UNTIL(loop, 3000, f.closes == 1);
+	cr_assert_str_eq(f.first, "hello\n");
+	cr_assert_eq(f.lines, 1, "part of the long line was delivered");
+	cr_assert_eq(f.eofs, 0);
+	cr_assert_eq(f.close_err, TK_ELINETOOLONG);
+	peer_free(&p);
+	tk_server_free(s);
+	tk_loop_free(loop);
+}
