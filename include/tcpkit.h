@@ -700,7 +700,8 @@ void tk_timer_free(struct tk_timer *t);
  * it before creating threads, on the loop's thread: with the epoll backend
  * the signal is blocked there (threads created later inherit the mask) and
  * read from a signalfd; with the poll backend a handler passes it to the
- * loop through a pipe (other threads should block it).  tk_loop_free()
+ * loop through a pipe (other threads should block it), and a signal
+ * belongs to one loop at a time (-EBUSY for a second).  tk_loop_free()
  * gives the signal back its earlier disposition; a signal that was
  * blocked before stays blocked.
  */

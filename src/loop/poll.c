@@ -185,6 +185,8 @@ tk__backend_free(struct tk__backend *b)
 
 		if (!sigismember(&b->taken, signo))
 			continue;
+		/* A handler running from now on writes nowhere. */
+		atomic_store(&sig_pipe[signo], -1);
 		/*
 		 * The earlier action comes back, unless the program has set
 		 * one of its own since (say SIG_IGN, to outlive a late
@@ -193,7 +195,6 @@ tk__backend_free(struct tk__backend *b)
 		if (sigaction(signo, NULL, &now) == 0 &&
 		    now.sa_handler == on_signal)
 			sigaction(signo, &b->old[signo], NULL);
-		atomic_store(&sig_pipe[signo], -1);
 	}
 	/* A signal blocked before we took it stays blocked. */
 	pthread_sigmask(SIG_BLOCK, &b->unblocked, NULL);
@@ -276,6 +277,9 @@ tk__backend_signal(struct tk__backend *b, int signo)
 
 	if (sigismember(&b->taken, signo) == 1)
 		return 0;
+	/* One loop per signal: the handler knows one pipe. */
+	if (atomic_load(&sig_pipe[signo]) != -1)
+		return -EBUSY;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigfillset(&sa.sa_mask);

@@ -539,3 +539,31 @@ Test(loop, signal_bad_arguments)
 	cr_assert_eq(tk_loop_signal(loop, SIGUSR1, NULL, &s), -EINVAL);
 	tk_loop_free(loop);
 }
+
+/*
+ * poll backend: a signal's handler knows one loop's pipe, so a second loop
+ * asking for the same signal is refused, and gets it once the first is
+ * freed.  (epoll: each loop has a signalfd of its own.)
+ */
+static void
+ignore_signal(struct tk_loop *loop, int signo, void *arg)
+{
+	(void)loop;
+	(void)signo;
+	(void)arg;
+}
+
+Test(loop, poll_backend_gives_a_signal_to_one_loop)
+{
+	struct tk_loop *a, *b;
+
+	if (strcmp(tk_backend_name(), "poll") != 0)
+		cr_skip_test("the epoll backend has a signalfd per loop");
+	a = t_loop_new();
+	b = t_loop_new();
+	cr_assert_eq(tk_loop_signal(a, SIGUSR2, ignore_signal, NULL), 0);
+	cr_assert_eq(tk_loop_signal(b, SIGUSR2, ignore_signal, NULL), -EBUSY);
+	tk_loop_free(a);
+	cr_assert_eq(tk_loop_signal(b, SIGUSR2, ignore_signal, NULL), 0);
+	tk_loop_free(b);
+}
