@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tkhelpers import TCPKIT, Server, check_sanitizer, connect, shim_env
+from tkhelpers import Server, check_sanitizer, connect, shim_env
 
 GREETING = b"Welcome to the server. Type something and hit enter\n"
 TOO_LONG = b"error: line too long\n"
