@@ -168,18 +168,18 @@ BAD_TARGETS = {
     ],
     "port out of range": [
         (["connect", "127.0.0.1", "70000"],
-         usage("connect", "port 70000 is out of range (1-65535)")),
+         usage("connect", "port 70000 is out of range (1-65535)")),  # port-ok
         (["send", "127.0.0.1:70000", "x"],
-         usage("send", "port 70000 is out of range (1-65535)")),
+         usage("send", "port 70000 is out of range (1-65535)")),  # port-ok
         (["bench", "127.0.0.1", "70000"],
-         usage("bench", "port 70000 is out of range (1-65535)")),
+         usage("bench", "port 70000 is out of range (1-65535)")),  # port-ok
         (["bench", "127.0.0.1:70000"],
-         usage("bench", "port 70000 is out of range (1-65535)")),
+         usage("bench", "port 70000 is out of range (1-65535)")),  # port-ok
         (["get", "http://127.0.0.1:70000/"],
-         "tcpkit: get http://127.0.0.1:70000/: malformed URL: port 70000 "
+         "tcpkit: get http://127.0.0.1:70000/: malformed URL: port 70000 "  # port-ok
          "is out of range (1-65535)\n"),
         (["serve", "-p", "70000"],
-         usage("serve", "-p/--port 70000 is out of range (0-65535)")),
+         usage("serve", "-p/--port 70000 is out of range (0-65535)")),  # port-ok
     ],
     "empty host": [
         (["connect", "", "7"],

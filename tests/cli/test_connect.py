@@ -450,9 +450,9 @@ USAGE_ERRORS = [
      "missing PORT (give HOST PORT or HOST:PORT, not '127.0.0.1:')"),
     (["127.0.0.1", "abc"], "unknown port 'abc'"),
     (["127.0.0.1:abc"], "unknown port 'abc'"),
-    (["127.0.0.1", "70000"], "port 70000 is out of range (1-65535)"),
+    (["127.0.0.1", "70000"], "port 70000 is out of range (1-65535)"),  # port-ok
     # The same port in the one-argument form is not "missing".
-    (["127.0.0.1:70000"], "port 70000 is out of range (1-65535)"),
+    (["127.0.0.1:70000"], "port 70000 is out of range (1-65535)"),  # port-ok
     (["127.0.0.1", ""], "malformed port ''"),
     (["127.0.0.1", "1", "extra"], "unexpected argument 'extra'"),
     (["-4", "-6", "127.0.0.1", "1"], "-4 and -6 exclude each other"),

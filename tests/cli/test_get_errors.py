@@ -363,7 +363,7 @@ def test_closed_before_the_head_ends(pyserver, resp, why):
      "malformed URL: user:password@ is not supported"),
     ("http://example.com:http/", "malformed URL: bad port 'http'"),
     ("http://example.com:99999/",
-     "malformed URL: port 99999 is out of range (1-65535)"),
+     "malformed URL: port 99999 is out of range (1-65535)"),  # port-ok
     ("http://example.com:/", "malformed URL: bad port ''"),
     ("http://example.com:0/", "malformed URL: bad port '0'"),
     ("http://[::1/", "malformed URL: '[' without ']'"),

@@ -402,7 +402,7 @@ USAGE_ERRORS = [
     (["127.0.0.1"],
      "missing PORT (give HOST PORT or HOST:PORT, not '127.0.0.1')"),
     (["127.0.0.1", "abc", "x"], "unknown port 'abc'"),
-    (["127.0.0.1", "70000", "x"], "port 70000 is out of range (1-65535)"),
+    (["127.0.0.1", "70000", "x"], "port 70000 is out of range (1-65535)"),  # port-ok
     (["127.0.0.1", "1", "msg", "extra"], "unexpected argument 'extra'"),
     (["-4", "-6", "127.0.0.1", "1", "x"], "-4 and -6 exclude each other"),
     (["--no-shutdown", "127.0.0.1", "1", "x"],

@@ -614,7 +614,8 @@ def netns():
     pid = os.getpid()
     name = "tkserve%d" % pid
     host_if, ns_if = "tkh%d" % pid, "tkn%d" % pid
-    # A /30 of 198.18.0.0/15 chosen by pid, so parallel runs do not collide.
+    # addr-ok: a /30 of 198.18.0.0/15 chosen by pid (parallel runs do not
+    # collide), only on the veth pair into the test's own namespace.
     n = (pid % 32768) * 4
     host_ip = "198.%d.%d.%d" % (18 + n // 65536, (n // 256) % 256, n % 256 + 1)
     ns_ip = "198.%d.%d.%d" % (18 + n // 65536, (n // 256) % 256, n % 256 + 2)

@@ -249,8 +249,8 @@ def test_port_in_use_by_a_tcpkit_server(serve):
 
 
 @pytest.mark.parametrize("value,msg", [
-    ("70000", "-p/--port 70000 is out of range (0-65535)"),
-    ("65536", "-p/--port 65536 is out of range (0-65535)"),
+    ("70000", "-p/--port 70000 is out of range (0-65535)"),  # port-ok
+    ("65536", "-p/--port 65536 is out of range (0-65535)"),  # port-ok
     ("abc", "-p/--port needs a whole number, not 'abc'"),
     ("-1", "-p/--port needs a whole number, not '-1'"),
     ("+80", "-p/--port needs a whole number, not '+80'"),
