@@ -360,7 +360,7 @@ flush(struct tk_conn *c)
 		tk_buf_consume(&c->out, (size_t)n);
 		c->bytes_out += (uint64_t)n;
 		if (c->ctr != NULL)
-			tk__ctr_add1(c->ctr, &c->ctr->bytes_out, (uint64_t)n);
+			tk__ctr_add(&c->ctr->bytes_out, (uint64_t)n);
 		c->last_active = tk_loop_now(c->loop);
 	}
 	if ((c->flags & F_BACKPRESSURE) &&
@@ -589,8 +589,7 @@ read_some(struct tk_conn *c)
 		if (n > 0) {
 			c->bytes_in += (uint64_t)n;
 			if (c->ctr != NULL)
-				tk__ctr_add1(c->ctr, &c->ctr->bytes_in,
-					     (uint64_t)n);
+				tk__ctr_add(&c->ctr->bytes_in, (uint64_t)n);
 			c->last_active = tk_loop_now(c->loop);
 			if (c->flags & F_ENDING)
 				continue; /* draining towards the FIN */
@@ -938,7 +937,7 @@ write_checked(struct tk_conn *c, const void *data, size_t len)
 		len -= (size_t)n;
 		c->bytes_out += (uint64_t)n;
 		if (c->ctr != NULL)
-			tk__ctr_add1(c->ctr, &c->ctr->bytes_out, (uint64_t)n);
+			tk__ctr_add(&c->ctr->bytes_out, (uint64_t)n);
 		c->last_active = tk_loop_now(c->loop);
 	}
 	if (len == 0)

@@ -176,6 +176,36 @@ tk__backend_signal(struct tk__backend *b, int signo)
 	return 0;
 }
 
+/*
+ * The backend's own fds (rare): the wakeup counter is reset and reported
+ * once; pending signals are reported one by one while evs has room below
+ * max (what is not read now waits for the next round).  Returns the new
+ * count.
+ */
+static int
+own_events(struct tk__backend *b, uint64_t data, struct tk__event *evs, int out,
+	   int max)
+{
+	if (out >= max)
+		return out; /* level-triggered: it comes back next round */
+	if (data == TK__EV_WAKE) {
+		uint64_t count;
+
+		(void)!read(b->wakefd, &count, sizeof(count));
+		evs[out].data = TK__EV_WAKE;
+		evs[out].events = 0;
+		return out + 1;
+	}
+	for (struct signalfd_siginfo si;
+	     out < max &&
+	     read(b->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si);
+	     out++) {
+		evs[out].data = TK__EV_SIGNAL(si.ssi_signo);
+		evs[out].events = 0;
+	}
+	return out;
+}
+
 int
 tk__backend_wait(struct tk__backend *b, struct tk__event *evs, int max,
 		 int timeout_ms)
@@ -186,36 +216,24 @@ tk__backend_wait(struct tk__backend *b, struct tk__event *evs, int max,
 	n = epoll_wait(b->epfd, raw, max < RAW_MAX ? max : RAW_MAX, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
-	for (int i = 0; i < n && out < max; i++) {
+	for (int i = 0; i < n; i++) {
+		uint64_t data = raw[i].data.u64;
 		uint32_t e = raw[i].events;
-		unsigned ev = 0;
+		unsigned ev;
 
-		if (raw[i].data.u64 == TK__EV_WAKE) {
-			uint64_t count;
-
-			(void)!read(b->wakefd, &count, sizeof(count));
-			evs[out++] = (struct tk__event){ .data = TK__EV_WAKE };
+		if (TK__EV_IS_OWN(data)) {
+			/* Room is kept for the n - i - 1 still to come. */
+			out = own_events(b, data, evs, out, max - (n - i - 1));
 			continue;
 		}
-		if (raw[i].data.u64 == EV_SIGFD) {
-			struct signalfd_siginfo si;
-
-			/* What is not read now waits for the next round. */
-			while (out < max && read(b->sigfd, &si, sizeof(si)) ==
-						    (ssize_t)sizeof(si))
-				evs[out++] = (struct tk__event){
-					.data = TK__EV_SIGNAL(si.ssi_signo)
-				};
-			continue;
-		}
-		if (e & (EPOLLIN | EPOLLRDHUP))
-			ev |= TK_READABLE;
+		ev = (e & (EPOLLIN | EPOLLRDHUP)) ? TK_READABLE : 0;
 		if (e & EPOLLOUT)
 			ev |= TK_WRITABLE;
 		if (e & (EPOLLERR | EPOLLHUP))
 			ev |= TK_HANGUP;
-		evs[out++] = (struct tk__event){ .data = raw[i].data.u64,
-						 .events = ev };
+		evs[out].data = data;
+		evs[out].events = ev;
+		out++;
 	}
 	return out;
 }
