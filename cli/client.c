@@ -426,7 +426,7 @@ on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 		return;
 	}
 	if (!s->got_data && !tk_conn_is_tls(c) &&
-	    tlsopt_looks_like_tls(data, (size_t)n)) {
+	    tk_tls_looks_like_record(data, (size_t)n)) {
 		/* Binary noise on the terminal would not tell what happened. */
 		cli_error(s->o->cmd, s->where,
 			  "the peer answered with TLS: try --tls");

@@ -263,16 +263,3 @@ tlsopt_why(struct tk_conn *c, int err, char *buf, size_t len)
 			 fp);
 	return buf;
 }
-
-bool
-tlsopt_looks_like_tls(const void *data, size_t n)
-{
-	const unsigned char *p = data;
-	size_t len;
-
-	if (n < 5 || (p[0] != 0x15 && p[0] != 0x16) || p[1] != 3 || p[2] > 4)
-		return false;
-	len = (size_t)p[3] << 8 | p[4];
-	/* A plaintext alert is 2 bytes; a record at most 2^14 + 2048. */
-	return p[0] == 0x15 ? len == 2 : len > 0 && len <= 16384 + 2048;
-}

@@ -78,13 +78,6 @@ void tlsopt_print_info(struct tk_conn *c);
  * for TLS errors ("certificate name mismatch (hostname mismatch)").
  */
 const char *tlsopt_why(struct tk_conn *c, int err, char *buf, size_t len);
-/*
- * Do a plain connection's first bytes (n of them, at least 5 to say yes)
- * look like a TLS record header: an alert (type 0x15, length 2) or a
- * handshake (0x16), version 3.x?  A TLS server we sent plain bytes to
- * answers that way, when it answers at all (tcpkit serve --tls does).
- */
-bool tlsopt_looks_like_tls(const void *data, size_t n);
 
 /* The help text of the client TLS options (connect and send). */
 #define TLSOPT_CLIENT_HELP                                                            \

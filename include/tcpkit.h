@@ -1076,6 +1076,15 @@ int tk_conn_tls_peer_fingerprint(const struct tk_conn *c,
  * only data delimited by the close needs to ask.
  */
 bool tk_conn_tls_truncated(const struct tk_conn *c);
+/*
+ * Do the first bytes (n of them, at least 5 to say yes) a plain client got
+ * look like a TLS record header: an alert (type 0x15, length 2) or a
+ * handshake record (0x16, at most 2^14 + 2048 bytes), version 3.x?  A TLS
+ * server sent plain bytes answers that way, when it answers at all
+ * (tcpkit serve --tls does): the usual sign of a missing --tls or an
+ * http:// meant as https://.
+ */
+bool tk_tls_looks_like_record(const void *data, size_t n);
 
 /*
  * Servers: listeners on one or more addresses, running a service for every

@@ -594,20 +594,6 @@ head_done(struct tk_http_req *req, const struct tk_http_response *r,
 	tk_buf_free(&req->head);
 }
 
-/*
- * An answer that is a TLS record (a handshake, or the plaintext alert a
- * TLS server sends to a client that does not speak TLS) rather than HTTP:
- * worth saying, since it is the usual mistake of http:// for https://.
- */
-static bool
-tls_record(const char *data, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)data;
-
-	return n >= 5 && (p[0] == 0x15 || p[0] == 0x16) && p[1] == 3 &&
-	       p[2] <= 4;
-}
-
 static void
 head_data(struct tk_http_req *req, const char *p, size_t n)
 {
@@ -639,8 +625,9 @@ head_data(struct tk_http_req *req, const char *p, size_t n)
 			return;
 		}
 		if (hlen < 0) {
-			if (tls_record(tk_buf_peek(&req->head),
-				       tk_buf_len(&req->head)))
+			/* The usual mistake of http:// for https://. */
+			if (tk_tls_looks_like_record(tk_buf_peek(&req->head),
+						     tk_buf_len(&req->head)))
 				fail(req, TK_EHTTP,
 				     "the peer answered with TLS: try https://");
 			else

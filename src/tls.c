@@ -1170,3 +1170,16 @@ tk_conn_tls_info(const struct tk_conn *c, struct tk_tls_info *info)
 		hex(md, 32, info->sha256);
 	return 0;
 }
+
+bool
+tk_tls_looks_like_record(const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	size_t len;
+
+	if (n < 5 || (p[0] != 0x15 && p[0] != 0x16) || p[1] != 3 || p[2] > 4)
+		return false;
+	len = (size_t)p[3] << 8 | p[4];
+	/* A plaintext alert is 2 bytes; a record at most 2^14 + 2048. */
+	return p[0] == 0x15 ? len == 2 : len > 0 && len <= 16384 + 2048;
+}

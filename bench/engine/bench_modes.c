@@ -514,23 +514,6 @@ op_failed(struct bconn *bc, enum bench_err e, const char *why)
 	tk_conn_end(bc->conn);
 }
 
-/*
- * A TLS record header (an alert, or a handshake record of a sane length)
- * where a plain answer was due: the server speaks TLS.  (The program's
- * tlsopt_looks_like_tls() asks the same; the engine does not link it.)
- */
-static bool
-looks_like_tls(const void *data, size_t n)
-{
-	const unsigned char *p = data;
-	size_t len;
-
-	if (n < 5 || (p[0] != 0x15 && p[0] != 0x16) || p[1] != 3 || p[2] > 4)
-		return false;
-	len = (size_t)p[3] << 8 | p[4];
-	return p[0] == 0x15 ? len == 2 : len > 0 && len <= 16384 + 2048;
-}
-
 static void
 rate_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 {
@@ -553,7 +536,7 @@ rate_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 	 * answer, as when it closed without a word (a reset, as before).
 	 */
 	if (bc->got == 0 && !tk_conn_is_tls(c) &&
-	    looks_like_tls(data, (size_t)n)) {
+	    tk_tls_looks_like_record(data, (size_t)n)) {
 		op_failed(bc, BENCH_ERR_RESET,
 			  "the peer answered with TLS: try --tls");
 		return;

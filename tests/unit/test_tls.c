@@ -427,3 +427,19 @@ Test(tls, plain_connection_is_not_tls)
 	close(lfd);
 	tk_loop_free(loop);
 }
+
+/* What a plain client may get from a TLS server, and what it may not. */
+Test(tls, looks_like_record)
+{
+	static const unsigned char alert[] = { 0x15, 3, 3, 0, 2, 2, 10 };
+	static const unsigned char hello[] = { 0x16, 3, 1, 0x02, 0x00 };
+	static const unsigned char big[] = { 0x16, 3, 3, 0x48, 0x01 };
+	static const unsigned char alert3[] = { 0x15, 3, 3, 0, 3 };
+
+	cr_assert(tk_tls_looks_like_record(alert, sizeof(alert)));
+	cr_assert(tk_tls_looks_like_record(hello, sizeof(hello)));
+	cr_assert(!tk_tls_looks_like_record(alert, 4), "too short to say");
+	cr_assert(!tk_tls_looks_like_record(big, sizeof(big)), "over 18 KiB");
+	cr_assert(!tk_tls_looks_like_record(alert3, sizeof(alert3)));
+	cr_assert(!tk_tls_looks_like_record("HTTP/1.1 200 OK", 15));
+}
