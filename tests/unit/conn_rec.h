@@ -201,7 +201,6 @@ blackhole_close(struct blackhole *b)
 	close(b->lfd);
 }
 
-
 /*
  * A connection on the short transport (short_tp.h) and a raw peer on the
  * other end of its socketpair.  svc NULL: the recording service, on x->r.
@@ -242,7 +241,6 @@ spair_close(struct spair *x)
 	rec_free(&x->r);
 	tk_loop_free(x->loop);
 }
-
 
 /* A client and a raw peer accepted by hand from a raw listener. */
 struct pair {

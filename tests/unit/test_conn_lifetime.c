@@ -17,7 +17,6 @@
 #include "internal.h"
 #include "short_tp.h"
 
-
 /*
  * One timeout for every test: Criterion 2.4 leaks in its runner when tests
  * running in parallel have different timeouts.
@@ -157,4 +156,3 @@ Test(conn, loop_close_busy_until_the_walk_closed_everything)
 	rec_free(&r);
 	rec_free(&r2);
 }
-

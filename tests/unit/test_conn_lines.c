@@ -1,4 +1,5 @@
-/* test_conn_lines.c: the line framing of TK_SERVICE_LINE_FRAMING connections. */
+/* test_conn_lines.c: the line framing of TK_SERVICE_LINE_FRAMING connections.
+ */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -15,7 +16,6 @@
 #include "helpers.h"
 #include "internal.h"
 #include "short_tp.h"
-
 
 /*
  * One timeout for every test: Criterion 2.4 leaks in its runner when tests

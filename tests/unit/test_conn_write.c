@@ -17,13 +17,11 @@
 #include "internal.h"
 #include "short_tp.h"
 
-
 /*
  * One timeout for every test: Criterion 2.4 leaks in its runner when tests
  * running in parallel have different timeouts.
  */
 TestSuite(conn, .timeout = 30);
-
 
 /* Opts for the short transport's tests: a small kernel buffer fills soon. */
 static void
@@ -252,4 +250,3 @@ Test(conn, abort_sends_a_reset)
 	cr_assert_eq(x.p.err, -ECONNRESET, "a FIN, not a reset");
 	pair_close(&x);
 }
-

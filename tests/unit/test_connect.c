@@ -18,7 +18,6 @@
 #include "internal.h"
 #include "short_tp.h"
 
-
 /*
  * One timeout for every test: Criterion 2.4 leaks in its runner when tests
  * running in parallel have different timeouts.
