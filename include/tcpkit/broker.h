@@ -19,17 +19,26 @@ extern "C" {
  * (-EXDEV).  One thread lets a byte reach every client without a copy per
  * worker or a queue between threads.
  *
- * Output per client is bounded by its connection's max_pending: a write to
- * a client that still has output waiting and would go over it cuts that
- * client (reset, close with -ENOBUFS) instead of holding memory for it or
- * slowing the sender.  A single chunk is always taken by an empty queue,
- * so a client holds at most max(max_pending, one chunk) of output.
+ * Output per client is bounded.  A client with more than its
+ * connection's max_pending waiting is behind: each sender is held after
+ * its current chunk until nobody is behind, so a reader a little late
+ * loses nothing and holds at most max_pending and one chunk per sender.
+ * A client behind for slow_ms is cut (reset, closed with -ENOBUFS) and the
+ * senders go on: one that does not read holds the others for slow_ms at
+ * most, and never memory.
  */
 struct tk_broker;
 
-/* 0 with *out set, or -ENOMEM. */
-int tk_broker_new(struct tk_loop *loop, struct tk_broker **out);
-/* Free b once its server is stopped (no client left). */
+#define TK_BROKER_DEFAULT_SLOW_MS 2000u
+
+struct tk_broker_opts {
+	uint64_t slow_ms; /* 0: TK_BROKER_DEFAULT_SLOW_MS */
+};
+
+/* 0 with *out set (opts may be NULL: defaults), or -EINVAL, -ENOMEM. */
+int tk_broker_new(struct tk_loop *loop, const struct tk_broker_opts *opts,
+		  struct tk_broker **out);
+/* Free b once its server is stopped (no client left), before its loop. */
 void tk_broker_free(struct tk_broker *b);
 /* Clients in the set now. */
 size_t tk_broker_count(const struct tk_broker *b);
@@ -42,8 +51,9 @@ size_t tk_broker_count(const struct tk_broker *b);
  * client, never back to the sender, in the order it was read: a sender's
  * bytes arrive in order and no chunk is split by another's, but a message
  * the sender wrote may come in several reads, so only a line service
- * (chat) keeps other senders out of a message.  A client's FIN ends its
- * sending only: it still receives until it closes (or fails, or idles).
+ * (chat) keeps other senders out of a message.  A client's FIN is its
+ * leaving (as with ncat --broker): what was queued for it is written, then
+ * the FIN.
  *
  * chat: line based (TK_SERVICE_LINE_FRAMING, under max_line).  A client
  * is "user<N>" until "/nick NAME" (1 to TK_CHAT_NAMELEN printable bytes,

@@ -11,7 +11,10 @@
 struct client {
 	struct client *prev, *next;
 	struct tk_conn *c;
-	struct tk_broker *b;
+	struct tk_broker *b;   /* NULL once it has left */
+	bool behind;	       /* over its max_pending, not yet drained */
+	bool paused;	       /* a sender held while someone is behind */
+	uint64_t behind_since; /* loop time it went behind */
 	char name[TK_CHAT_NAMELEN + 1];
 };
 
@@ -19,15 +22,22 @@ struct tk_broker {
 	struct tk_loop *loop; /* every client's: one thread, no locks */
 	struct client *head;
 	size_t count;
+	size_t behind;	       /* clients behind */
+	uint64_t slow_ms;      /* longest a client may stay behind */
+	struct tk_timer *slow; /* cuts those behind too long */
 	unsigned long next_id; /* the N of the next "user<N>" */
 	char *scratch;	       /* a chat message being built */
 	size_t scratch_cap;
 };
 
+static void on_slow(struct tk_timer *t, void *arg);
+
 int
-tk_broker_new(struct tk_loop *loop, struct tk_broker **out)
+tk_broker_new(struct tk_loop *loop, const struct tk_broker_opts *opts,
+	      struct tk_broker **out)
 {
 	struct tk_broker *b;
+	int err;
 
 	*out = NULL;
 	if (loop == NULL)
@@ -37,6 +47,13 @@ tk_broker_new(struct tk_loop *loop, struct tk_broker **out)
 		return -ENOMEM;
 	b->loop = loop;
 	b->next_id = 1;
+	b->slow_ms = opts != NULL && opts->slow_ms != 0
+			     ? opts->slow_ms
+			     : TK_BROKER_DEFAULT_SLOW_MS;
+	if ((err = tk_timer_new(loop, on_slow, b, &b->slow)) < 0) {
+		free(b);
+		return err;
+	}
 	*out = b;
 	return 0;
 }
@@ -46,6 +63,7 @@ tk_broker_free(struct tk_broker *b)
 {
 	if (b == NULL)
 		return;
+	tk_timer_free(b->slow);
 	free(b->scratch);
 	free(b);
 }
@@ -93,14 +111,40 @@ join(struct tk_conn *c, struct tk_broker *b, bool named)
 	return 0;
 }
 
+/* Nobody is behind any more: the senders held go on. */
+static void
+resume_all(struct tk_broker *b)
+{
+	for (struct client *cl = b->head; cl != NULL; cl = cl->next)
+		if (cl->paused) {
+			cl->paused = false;
+			tk_conn_resume(cl->c);
+		}
+}
+
+static void
+caught_up(struct client *cl)
+{
+	struct tk_broker *b = cl->b;
+
+	if (b == NULL || !cl->behind)
+		return;
+	cl->behind = false;
+	if (--b->behind == 0) {
+		tk_timer_stop(b->slow);
+		resume_all(b);
+	}
+}
+
 /* Out of the set (once): nothing more is sent to it. */
 static bool
 leave(struct client *cl)
 {
 	struct tk_broker *b = cl->b;
 
-	if (cl->b == NULL)
+	if (b == NULL)
 		return false;
+	caught_up(cl);
 	if (cl->prev != NULL)
 		cl->prev->next = cl->next;
 	else
@@ -114,31 +158,60 @@ leave(struct client *cl)
 }
 
 /*
- * Queue msg for one client, or cut it: a client that has not taken what
- * it was given (output still waiting, and this would go over its
- * max_pending) is reset rather than allowed to hold memory or stall the
- * sender.  A failed write has closed the client with its reason; a client
- * already ending (its own FIN sent) takes nothing more, and loses nothing
- * it was promised.
+ * Cut every client behind for slow_ms or more, and come back for the
+ * others when their time is up.  Each cut one's close callback (after this
+ * returns) counts it out and lets the senders go on.
+ */
+static void
+on_slow(struct tk_timer *t, void *arg)
+{
+	struct tk_broker *b = arg;
+	uint64_t now = tk_loop_now(b->loop), next = 0;
+
+	(void)t;
+	for (struct client *cl = b->head; cl != NULL; cl = cl->next) {
+		if (!cl->behind || !tk_conn_is_open(cl->c))
+			continue;
+		if (now - cl->behind_since >= b->slow_ms)
+			tk_conn_abort(cl->c, -ENOBUFS);
+		else if (next == 0 || cl->behind_since + b->slow_ms < next)
+			next = cl->behind_since + b->slow_ms;
+	}
+	if (next != 0 && tk_timer_start(b->slow, next - now, 0) < 0)
+		resume_all(b); /* no clock to cut by: better fast than stuck */
+}
+
+/*
+ * Queue msg for one client.  Over its max_pending it is behind: senders
+ * are held (see fan_out) until it has written everything, which it must
+ * do within slow_ms or be cut.  A failed write has closed the client with
+ * its reason; a client already ending (its own FIN queued) takes nothing
+ * more, and loses nothing it was promised.
  */
 static void
 send_to(struct client *dst, const char *msg, size_t n)
 {
-	size_t pending = tk_conn_pending(dst->c);
+	struct tk_broker *b = dst->b;
 
 	if (!tk_conn_is_open(dst->c))
 		return;
-	if (pending > 0 && pending + n > tk_conn_max_pending(dst->c)) {
-		tk_conn_abort(dst->c, -ENOBUFS);
+	if (tk_conn_write(dst->c, msg, n) < 0 || dst->behind ||
+	    tk_conn_pending(dst->c) <= tk_conn_max_pending(dst->c))
 		return;
-	}
-	(void)tk_conn_write(dst->c, msg, n);
+	dst->behind = true;
+	dst->behind_since = tk_loop_now(b->loop);
+	if (b->behind++ == 0 && tk_timer_start(b->slow, b->slow_ms, 0) < 0)
+		tk_conn_abort(dst->c, -ENOMEM); /* no clock to cut it by */
 }
 
-/* To every client of b but from (NULL: to all). */
+/*
+ * To every client of b but from (NULL: to all).  While someone is behind,
+ * the sender is held after its chunk: a burst waits for a reader that is
+ * a little late (bounded by one chunk per sender over max_pending), and a
+ * reader that does not read holds everyone for slow_ms at most.
+ */
 static void
-fan_out(struct tk_broker *b, const struct client *from, const char *msg,
-	size_t n)
+fan_out(struct tk_broker *b, struct client *from, const char *msg, size_t n)
 {
 	/*
 	 * A cut client stays in the list until its close callback, which
@@ -147,6 +220,22 @@ fan_out(struct tk_broker *b, const struct client *from, const char *msg,
 	for (struct client *cl = b->head; cl != NULL; cl = cl->next)
 		if (cl != from)
 			send_to(cl, msg, n);
+	if (from != NULL && b->behind > 0 && !from->paused &&
+	    tk_conn_is_open(from->c)) {
+		from->paused = true;
+		tk_conn_pause(from->c);
+	}
+}
+
+/* All written to the kernel: a client behind has caught up. */
+static void
+client_drain(struct tk_conn *c, void *arg)
+{
+	struct client *cl = tk_conn_data(c);
+
+	(void)arg;
+	if (cl != NULL)
+		caught_up(cl);
 }
 
 static int
@@ -161,9 +250,14 @@ broker_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 	struct client *cl = tk_conn_data(c);
 
 	(void)arg;
-	/* Its FIN ends what it says, not what it hears. */
-	if (n == TK_EOF || cl == NULL || cl->b == NULL)
+	if (cl == NULL || cl->b == NULL)
 		return;
+	if (n == TK_EOF) {
+		/* Its FIN is its leaving, as with ncat --broker. */
+		leave(cl);
+		tk_conn_end(c);
+		return;
+	}
 	fan_out(cl->b, cl, data, (size_t)n);
 }
 
@@ -185,6 +279,7 @@ const struct tk_service tk_service_broker = {
 	.name = "broker",
 	.open = broker_open,
 	.data = broker_data,
+	.drain = client_drain,
 	.close = client_close,
 };
 
@@ -205,7 +300,7 @@ scratch(struct tk_broker *b, size_t n)
 
 /* A notice to every client but from (NULL: all). */
 static void __attribute__((format(printf, 3, 4)))
-announce(struct tk_broker *b, const struct client *from, const char *fmt,
+announce(struct tk_broker *b, struct client *from, const char *fmt,
 	 ...)
 {
 	char msg[2 * TK_CHAT_NAMELEN + 64];
@@ -378,5 +473,6 @@ const struct tk_service tk_service_chat = {
 	.flags = TK_SERVICE_TEXT | TK_SERVICE_LINE_FRAMING,
 	.open = chat_open,
 	.data = chat_data,
+	.drain = client_drain,
 	.close = chat_close,
 };
