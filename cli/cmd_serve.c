@@ -259,7 +259,9 @@ init_server_opts(const struct serve_opts *o, struct serve_state *st,
 	 * timeout still applies).
 	 */
 	sopts->line_timeout_ms =
-		strcmp(o->service, "welcome") == 0 && !o->line_timeout_set
+		(strcmp(o->service, "welcome") == 0 ||
+		 strcmp(o->service, "chat") == 0) &&
+				!o->line_timeout_set
 			? 0
 			: o->line_timeout_ms;
 	sopts->conn.idle_timeout_ms = o->idle_ms;
@@ -276,6 +278,8 @@ cmd_serve(int argc, char **argv)
 	struct serve_state st = { .opts = &o };
 	struct tk_server_opts sopts;
 	struct tk_basic_opts basic = { 0 };
+	struct tk_broker *broker = NULL;
+	void *svc_arg = &basic;
 	struct tk_server_stats stats;
 	struct tk_tls_ctx *tls = NULL;
 	const struct tk_service *svc;
@@ -305,7 +309,15 @@ cmd_serve(int argc, char **argv)
 	sopts.conn.tls = tls;
 	sopts.conn.handshake_timeout_ms = o.handshake_ms;
 	basic.allow_remote_shutdown = o.allow_remote_shutdown;
-	if ((rc = tk_server_new(st.loop, &sopts, svc, &basic, &st.server)) <
+	if (svc == &tk_service_broker || svc == &tk_service_chat) {
+		/* The clients' set; -w 1 keeps them all on this loop. */
+		if ((rc = tk_broker_new(st.loop, NULL, &broker)) < 0) {
+			rc = cli_fail("serve", "", rc);
+			goto out_free_loop;
+		}
+		svc_arg = broker;
+	}
+	if ((rc = tk_server_new(st.loop, &sopts, svc, svc_arg, &st.server)) <
 	    0) {
 		rc = cli_fail("serve", "", rc);
 		goto out_free_loop;
@@ -369,6 +381,7 @@ cmd_serve(int argc, char **argv)
 out_free_server:
 	tk_server_free(st.server);
 out_free_loop:
+	tk_broker_free(broker);
 	tk_timer_free(st.drain_timer);
 	tk_timer_free(st.stats_timer);
 	/*
