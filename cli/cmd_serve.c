@@ -255,15 +255,13 @@ init_server_opts(const struct serve_opts *o, struct serve_state *st,
 	sopts->max_line = (size_t)o->max_line;
 	/*
 	 * welcome, like tutorial 1's server, waits for a human at a telnet
-	 * prompt: no deadline for the first word unless asked for (the idle
-	 * timeout still applies).
+	 * prompt, and chat's users read more than they type: no deadline for
+	 * a line unless asked for (the idle timeout still applies).
 	 */
-	sopts->line_timeout_ms =
-		(strcmp(o->service, "welcome") == 0 ||
-		 strcmp(o->service, "chat") == 0) &&
-				!o->line_timeout_set
-			? 0
-			: o->line_timeout_ms;
+	sopts->line_timeout_ms = o->line_timeout_ms;
+	if (!o->line_timeout_set && (strcmp(o->service, "welcome") == 0 ||
+				     strcmp(o->service, "chat") == 0))
+		sopts->line_timeout_ms = 0;
 	sopts->conn.idle_timeout_ms = o->idle_ms;
 	/* It bounds the kernel's unsent bytes too (TCP_NOTSENT_LOWAT). */
 	sopts->conn.max_pending = (size_t)o->max_pending;

@@ -31,7 +31,7 @@ struct serve_opts {
 	uint16_t port;
 	int backlog;
 	unsigned workers;
-	bool workers_set; /* -w given */
+	bool workers_set;   /* -w given */
 	uint64_t max_conns; /* 0: from the open-file limit */
 	uint64_t idle_ms;
 	uint64_t line_timeout_ms;

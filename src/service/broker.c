@@ -300,8 +300,7 @@ scratch(struct tk_broker *b, size_t n)
 
 /* A notice to every client but from (NULL: all). */
 static void __attribute__((format(printf, 3, 4)))
-announce(struct tk_broker *b, struct client *from, const char *fmt,
-	 ...)
+announce(struct tk_broker *b, struct client *from, const char *fmt, ...)
 {
 	char msg[2 * TK_CHAT_NAMELEN + 64];
 	va_list ap;

@@ -79,8 +79,7 @@ enter_small(struct room *r, struct peer *p)
 	size_t before = tk_broker_count(r->b);
 
 	cr_assert(fd >= 0);
-	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)),
-		     0);
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
 	cr_assert_eq(connect(fd, &r->addr.u.sa, r->addr.len), 0);
 	peer_adopt(p, r->loop, fd);
 	RUN_UNTIL(r->loop, 5000, tk_broker_count(r->b) == before + 1);
@@ -289,8 +288,7 @@ Test(broker, client_on_another_loop_refused)
 	tk_server_opts_init(&o);
 	o.on_event = on_event;
 	o.event_arg = &r;
-	r.s = t_server(r.loop, "127.0.0.1", &o, &tk_service_broker, b,
-		       &r.addr);
+	r.s = t_server(r.loop, "127.0.0.1", &o, &tk_service_broker, b, &r.addr);
 	peer_connect(&p, r.loop, &r.addr);
 	RUN_UNTIL(r.loop, 5000, r.closes == 1);
 	cr_assert_eq(r.errs[0], -EXDEV);
