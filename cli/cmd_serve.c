@@ -277,6 +277,7 @@ cmd_serve(int argc, char **argv)
 	struct tk_server_opts sopts;
 	struct tk_basic_opts basic = { 0 };
 	struct tk_broker *broker = NULL;
+	struct tk_broker_opts bopts = { 0 };
 	void *svc_arg = &basic;
 	struct tk_server_stats stats;
 	struct tk_tls_ctx *tls = NULL;
@@ -309,7 +310,8 @@ cmd_serve(int argc, char **argv)
 	basic.allow_remote_shutdown = o.allow_remote_shutdown;
 	if (svc == &tk_service_broker || svc == &tk_service_chat) {
 		/* The clients' set; -w 1 keeps them all on this loop. */
-		if ((rc = tk_broker_new(st.loop, NULL, &broker)) < 0) {
+		bopts.slow_ms = o.slow_ms;
+		if ((rc = tk_broker_new(st.loop, &bopts, &broker)) < 0) {
 			rc = cli_fail("serve", "", rc);
 			goto out_free_loop;
 		}

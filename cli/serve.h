@@ -41,6 +41,7 @@ struct serve_opts {
 	uint64_t drain_ms;
 	uint64_t stats_ms;
 	uint64_t handshake_ms;
+	uint64_t slow_ms; /* broker, chat: --slow-timeout; 0: default */
 	bool allow_remote_shutdown;
 	struct serve_log log;
 	struct tlsopt tls;

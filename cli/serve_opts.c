@@ -108,9 +108,15 @@ const char cmd_serve_help[] =
 	"                      memory stays bounded in both (default 262144).\n"
 	"                      broker, chat: a client with more than this\n"
 	"                      waiting for it holds the senders until it has\n"
-	"                      caught up; one still behind after 2s is cut\n"
-	"                      (reset; logged as a slow reader), so it holds\n"
-	"                      neither memory nor the others for longer\n"
+	"                      caught up; one still behind for the\n"
+	"                      slow timeout is cut (reset; logged as a slow\n"
+	"                      reader), so it holds neither memory nor the\n"
+	"                      others for longer\n"
+	"      --slow-timeout D\n"
+	"                      broker, chat: how long a client may stay behind\n"
+	"                      before it is cut (default 2s); longer spares a\n"
+	"                      reader on a slow link, shorter holds the\n"
+	"                      senders less\n"
 	"      --drain-timeout D\n"
 	"                      on SIGINT/SIGTERM: stop listening, let exchanges\n"
 	"                      in flight finish and end idle sessions with FIN;\n"
@@ -175,6 +181,7 @@ enum {
 	OPT_LOG_FORMAT,
 	OPT_STATS,
 	OPT_HANDSHAKE,
+	OPT_SLOW_TIMEOUT,
 };
 
 int
@@ -194,6 +201,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "stats-interval", required_argument, NULL, OPT_STATS },
 		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
+		{ "slow-timeout", required_argument, NULL, OPT_SLOW_TIMEOUT },
 		{ "allow-remote-shutdown", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -315,6 +323,11 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			o->tls.used = true;
 			o->tls.used_name = "--handshake-timeout";
 			break;
+		case OPT_SLOW_TIMEOUT:
+			if (cli_parse_duration("serve", "--slow-timeout",
+					       optarg, false, &o->slow_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
 		case 'R':
 			o->allow_remote_shutdown = true;
 			break;
@@ -371,6 +384,11 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 					 "reaches every other): -w 1",
 					 o->service);
 		o->workers = 1;
+	} else if (o->slow_ms != 0) {
+		return cli_usage(
+			"serve",
+			"--slow-timeout applies to the broker and chat "
+			"services only");
 	}
 	if (!o->port_set)
 		o->port = find_service(o->service)->port;

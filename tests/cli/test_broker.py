@@ -123,6 +123,45 @@ def test_broker_client_that_never_reads_is_cut(serve):
     assert srv.stop() == 0
 
 
+def seconds(text):
+    """A duration as the server logs it ("350ms", "2s", "2.15s")."""
+    return float(text[:-2]) / 1000 if text.endswith("ms") else float(text[:-1])
+
+
+def cut_after(srv):
+    """Start a sender and a client that never reads; how long the
+    latter lived before it was cut as a slow reader."""
+    sender = connect(srv.port)
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", srv.port))
+    wait_count(srv, r"^connection from ", 2)
+    th = threading.Thread(target=sender.sendall, args=(b"x" * (8 << 20),),
+                          daemon=True)
+    th.start()
+    m = srv.err.wait_for(r"^closed 127\.0\.0\.1:%d .* after (\S+): .*\((.*)\)$"
+                         % stuck.getsockname()[1])
+    assert m.group(2) == "slow reader: output over its limit"
+    th.join(TIMEOUT)
+    sender.close()
+    stuck.close()
+    return seconds(m.group(1))
+
+
+def test_broker_slow_timeout_sets_how_long_a_client_may_lag(serve):
+    # The default holds the senders 2 s before the cut; 300 ms, less.
+    assert cut_after(serve("broker")) >= 2.0
+    assert cut_after(serve("broker", "--slow-timeout", "300ms")) < 2.0
+
+
+def test_slow_timeout_only_for_broker_and_chat():
+    assert_usage(["echo", "--slow-timeout", "1s"],
+                 "--slow-timeout applies to the broker and chat services "
+                 "only")
+    assert_usage(["chat", "--slow-timeout", "0"],
+                 "--slow-timeout must be more than zero")
+
+
 def test_broker_fin_is_leaving(serve):
     srv = serve("broker")
     a, b = join_all(srv, 2)
