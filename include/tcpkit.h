@@ -1249,6 +1249,8 @@ void tk_server_free(struct tk_server *s);
  * line:    a line server: every complete line back as it came (LF or
  *          CRLF), under the server's max_line and line_timeout; a line too
  *          long gets "error: line too long\n" and the connection ends.
+ * broker and chat (tcpkit/broker.h): every client to every other; their
+ *          argument is a struct tk_broker.
  */
 extern const struct tk_service tk_service_echo;
 extern const struct tk_service tk_service_discard;
@@ -1277,5 +1279,7 @@ const struct tk_service *tk_service_find(const char *name);
 #ifdef __cplusplus
 }
 #endif
+
+#include "tcpkit/broker.h"
 
 #endif /* TCPKIT_H */
