@@ -1273,13 +1273,12 @@ const struct tk_service *tk_service_find(const char *name);
 
 #pragma GCC visibility pop
 
-/* The API by topic; each header keeps its own symbols visible. */
-#include "tcpkit/endpoint.h"
-
 #ifdef __cplusplus
 }
 #endif
 
+/* The API by topic; each header keeps its own symbols visible. */
+#include "tcpkit/endpoint.h"
 #include "tcpkit/broker.h"
 
 #endif /* TCPKIT_H */
