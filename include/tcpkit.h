@@ -1278,7 +1278,7 @@ const struct tk_service *tk_service_find(const char *name);
 #endif
 
 /* The API by topic; each header keeps its own symbols visible. */
-#include "tcpkit/endpoint.h"
 #include "tcpkit/broker.h"
+#include "tcpkit/endpoint.h"
 
 #endif /* TCPKIT_H */
