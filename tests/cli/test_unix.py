@@ -301,3 +301,14 @@ def test_client_usage_errors(args, msg):
     p = run(args, input=b"")
     assert p.returncode == 64, p.stderr
     assert p.stderr.decode() == msg
+
+
+def test_bench_over_unix(serve, sock):
+    serve("-H", "unix:" + sock, "-w", "1", "-q")
+    p = run(["bench", "echo", "unix:" + sock, "-c", "4", "-n", "200"],
+            timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert "target:      unix:%s\n" % sock in out, out
+    assert "messages:    800 " in out, out
+    assert "errors:      0 " in out, out
