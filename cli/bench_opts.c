@@ -22,6 +22,7 @@
 const char cmd_bench_help[] =
 	"usage: tcpkit bench [MODE] HOST PORT [OPTIONS]\n"
 	"       tcpkit bench [MODE] HOST:PORT [OPTIONS]\n"
+	"       tcpkit bench [MODE] unix:/PATH | unix:@NAME [OPTIONS]\n"
 	"\n"
 	"Load a TCP server and measure it: throughput, latency percentiles and\n"
 	"errors, with every echoed byte checked.  The run stops by itself.\n"

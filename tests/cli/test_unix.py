@@ -312,3 +312,10 @@ def test_bench_over_unix(serve, sock):
     assert "target:      unix:%s\n" % sock in out, out
     assert "messages:    800 " in out, out
     assert "errors:      0 " in out, out
+
+
+def test_completion_of_owner_and_group():
+    from test_completion import bash_complete
+    assert "root" in bash_complete("serve", "--owner", "roo")
+    assert "root" in bash_complete("serve", "--group", "roo")
+    assert "--mode" in bash_complete("serve", "--mo")
