@@ -59,8 +59,8 @@ take_endpoint(const char *cmd, const char *text, struct client_opts *o)
 {
 	char why[256];
 
-	if (tk_endpoint_parse(text, TK_EP_ALLOW_UNIX | TK_EP_ALLOW_TLS,
-			      &o->ep, why, sizeof(why)) < 0)
+	if (tk_endpoint_parse(text, TK_EP_ALLOW_UNIX | TK_EP_ALLOW_TLS, &o->ep,
+			      why, sizeof(why)) < 0)
 		return cli_usage(cmd, "%s", why);
 	if (o->ep.kind == TK_EP_TLS) {
 		strcpy(o->host, o->ep.host);
@@ -69,8 +69,9 @@ take_endpoint(const char *cmd, const char *text, struct client_opts *o)
 		return 0;
 	}
 	if (o->family != AF_UNSPEC)
-		return cli_usage(cmd, "%s is a UNIX socket: -4, -6 and "
-				      "-s/--source are for TCP",
+		return cli_usage(cmd,
+				 "%s is a UNIX socket: -4, -6 and "
+				 "-s/--source are for TCP",
 				 text);
 	o->unix_ep = true;
 	return 0;
@@ -629,8 +630,8 @@ client_run(const struct client_opts *o)
 		err = tk_conn_connect_endpoint(s.loop, &o->ep, &copts,
 					       &client_service, &s, &s.conn);
 	else
-		err = tk_conn_connect(s.loop, list, &copts, &client_service,
-				      &s, &s.conn);
+		err = tk_conn_connect(s.loop, list, &copts, &client_service, &s,
+				      &s.conn);
 	if (err < 0)
 		goto out_free_loop;
 	tk_addrlist_free(list);

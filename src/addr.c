@@ -1,7 +1,7 @@
 /* addr.c: parse and format "host:port", "[v6]:port" and socket addresses. */
 #include <arpa/inet.h>
-#include <net/if.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,8 +428,7 @@ tk_addr_from_unix(const char *path, size_t len, bool abstract,
 	a.u.un.sun_family = AF_UNIX;
 	memcpy(a.u.un.sun_path + off, path, len);
 	/* An abstract name is exactly its bytes: no NUL counted after it. */
-	a.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
-			    1);
+	a.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
 	*out = a;
 	return 0;
 }

@@ -209,8 +209,8 @@ tk_server_listen_unix(struct tk_server *s, const struct tk_addr *addr,
 		s->workers[k].lfds[i] = dfd;
 	}
 	/* TCP's options are skipped: only the send buffer applies. */
-	err = tk__sock_conn_opts(fd, s->opts.conn.no_delay,
-				 s->opts.conn.sndbuf, s->opts.conn.max_pending);
+	err = tk__sock_conn_opts(fd, s->opts.conn.no_delay, s->opts.conn.sndbuf,
+				 s->opts.conn.max_pending);
 	if (err < 0)
 		goto out_close;
 	s->addrs[i] = *addr;

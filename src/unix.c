@@ -1,4 +1,4 @@
-/* unix.c: UNIX stream listening sockets: stale files, modes, owners, removal. */
+/* unix.c: UNIX listening sockets: stale files, modes, owners, removal. */
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -105,7 +105,7 @@ tk__unix_listen(const struct tk_addr *a, int backlog,
 {
 	bool attrs = uo != NULL && (uo->mode != -1 || uo->owner != (uid_t)-1 ||
 				    uo->group != (gid_t)-1);
-	mode_t old = 0;
+	mode_t old = 0, want;
 	struct stat st;
 	int fd, err;
 
@@ -137,10 +137,9 @@ tk__unix_listen(const struct tk_addr *a, int backlog,
 		f->ino = st.st_ino;
 		f->made = true;
 	}
-	if (attrs &&
-	    (err = set_attrs(f, uo,
-			     uo->mode != -1 ? (mode_t)uo->mode
-					    : 0777 & ~old)) < 0)
+	/* No mode asked for: the one bind() would have given. */
+	want = attrs && uo->mode != -1 ? (mode_t)uo->mode : 0777 & ~old;
+	if (attrs && (err = set_attrs(f, uo, want)) < 0)
 		goto out_remove;
 	if (listen(fd, backlog) < 0) {
 		err = -errno;
