@@ -304,7 +304,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
-	unsigned id;
+	unsigned id = 0;
 	int ch, rc;
 
 	memset(o, 0, sizeof(*o));
