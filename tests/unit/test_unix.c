@@ -468,3 +468,56 @@ Test(unix, two_workers_many_connections)
 	tk_loop_free(loop);
 	tdir_free(&d);
 }
+
+Test(unix, connect_endpoint)
+{
+	struct tdir d;
+	struct tk_loop *loop = t_loop_new();
+	struct tk_server *s = userver(loop, 1);
+	struct tk_endpoint ep;
+	struct tk_conn_opts o;
+	struct tk_conn *c = NULL;
+	struct cl cl = { 0 };
+	char text[160], why[128];
+
+	tdir_new(&d);
+	snprintf(text, sizeof(text), "unix:%s", d.path);
+	cr_assert_eq(tk_endpoint_parse(text, TK_EP_ALLOW_UNIX, &ep, why,
+				       sizeof(why)),
+		     0, "%s", why);
+	cr_assert_eq(tk_server_listen_unix(s, &(struct tk_addr){ 0 }, NULL),
+		     -EINVAL);
+	{
+		struct tk_addr a = uaddr(d.path);
+
+		cr_assert_eq(tk_server_listen(s, &a, false), 0);
+	}
+	cr_assert_eq(tk_server_start(s), 0);
+	cr_assert_eq(
+		tk_conn_connect_endpoint(loop, &ep, NULL, &client_svc, &cl, &c),
+		0);
+	RUN_UNTIL(loop, 5000, cl.closed);
+	cr_assert_eq(cl.err, 0, "%s", tk_strerror(cl.err));
+	cr_assert_eq(cl.n, 10);
+
+	/* tls:// without a context, and what is no connection: -EINVAL. */
+	tk_conn_opts_init(&o);
+	cr_assert_eq(tk_endpoint_parse("tls://127.0.0.1:1", TK_EP_ALLOW_TLS,
+				       &ep, why, sizeof(why)),
+		     0, "%s", why);
+	cr_assert_eq(
+		tk_conn_connect_endpoint(loop, &ep, &o, &client_svc, &cl, &c),
+		-EINVAL);
+	cr_assert_eq(
+		tk_conn_connect_endpoint(loop, &ep, NULL, &client_svc, &cl, &c),
+		-EINVAL);
+	cr_assert_eq(tk_endpoint_parse("-", TK_EP_ALLOW_STDIO, &ep, why,
+				       sizeof(why)),
+		     0, "%s", why);
+	cr_assert_eq(
+		tk_conn_connect_endpoint(loop, &ep, NULL, &client_svc, &cl, &c),
+		-EINVAL);
+	tk_server_free(s);
+	tk_loop_free(loop);
+	tdir_free(&d);
+}
