@@ -7,11 +7,12 @@ import re
 import socket
 import stat
 import subprocess
+import tempfile
 import threading
 
 import pytest
 
-from tkhelpers import TCPKIT, need, recv_all, run
+from tkhelpers import TCPKIT, check_sanitizer, need, recv_all, run
 from tlshelpers import FP_RE
 
 TIMEOUT = 15
@@ -121,14 +122,32 @@ def test_owner_and_group(serve, sock):
     assert stat.S_IMODE(st.st_mode) == 0o660
 
 
-def test_owner_refused_without_root(sock):
+def test_owner_refused_without_root(tmp_path):
+    """Giving the file away needs root: as root, the test runs tcpkit as
+    nobody (setpriv) in a directory nobody may write to."""
+    argv = [TCPKIT]
+    path = str(tmp_path / "s.sock")
     if os.geteuid() == 0:
-        pytest.skip("root may chown")
-    p = run(["serve", "-H", "unix:" + sock, "--owner", "0"], timeout=TIMEOUT)
-    assert p.returncode == 1
-    assert p.stderr.decode().startswith(
-        "tcpkit: listen unix:%s: --owner: Operation not permitted" % sock)
-    assert not os.path.exists(sock)
+        need("setpriv")
+        # tmp_path's parents are root's alone: a directory of our own.
+        d = tempfile.mkdtemp(prefix="tk-unix-")
+        os.chmod(d, 0o777)
+        path = os.path.join(d, "s.sock")
+        argv = ["setpriv", "--reuid=nobody", "--regid=nogroup",
+                "--clear-groups", TCPKIT]
+    try:
+        p = subprocess.run(argv + ["serve", "-H", "unix:" + path, "--owner",
+                                   "0"], capture_output=True,
+                           timeout=TIMEOUT)
+        check_sanitizer(p.stderr)
+        assert p.returncode == 1, p.stderr
+        assert p.stderr.decode() == (
+            "tcpkit: listen unix:%s: --owner: Operation not permitted (an "
+            "owner needs root; a group, one of yours)\n" % path)
+        assert not os.path.exists(path)
+    finally:
+        if os.geteuid() == 0:
+            os.rmdir(os.path.dirname(path))
 
 
 def test_file_removed_on_sigterm(serve, sock):
