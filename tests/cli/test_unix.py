@@ -338,3 +338,14 @@ def test_completion_of_owner_and_group():
     assert "root" in bash_complete("serve", "--owner", "roo")
     assert "root" in bash_complete("serve", "--group", "roo")
     assert "--mode" in bash_complete("serve", "--mo")
+
+
+@pytest.mark.parametrize("fmt", ["json", "logfmt"])
+def test_listening_record(serve, sock, fmt):
+    srv = serve("-H", "unix:" + sock, "-w", "1", "--log-format", fmt)
+    assert srv.addrs == [("unix:" + sock, None)]
+    line = srv.err.wait_for("listening on").string
+    if fmt == "json":
+        assert '"addr":"unix:%s"' % sock in line, line
+    else:
+        assert ' addr=unix:%s ' % sock in line, line
