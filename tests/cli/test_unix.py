@@ -349,3 +349,11 @@ def test_listening_record(serve, sock, fmt):
         assert '"addr":"unix:%s"' % sock in line, line
     else:
         assert ' addr=unix:%s ' % sock in line, line
+
+
+def test_serve_in_missing_directory(tmp_path):
+    path = str(tmp_path / "no-such-dir" / "s.sock")
+    p = run(["serve", "-H", "unix:" + path], timeout=TIMEOUT)
+    assert p.returncode == 1
+    assert p.stderr.decode() == (
+        "tcpkit: listen unix:%s: No such file or directory\n" % path)
