@@ -1,5 +1,6 @@
-/* fuzz_addr.c: libFuzzer harness for tk_hostport_split() and tk_addr_parse().
- */
+/* fuzz_addr.c: libFuzzer harness for tk_hostport_split(), tk_addr_parse()
+ * and UNIX names (tk_addr_from_unix(), tk_addr_format()). */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strlen(buf) >= sizeof(buf) - 1)
 			abort();
 		if (tk_addr_parse(buf, 1, &b) != 0 || !tk_addr_equal(&a, &b))
+			abort();
+	}
+
+	/*
+	 * The input as a UNIX name: up to 107 bytes fit, each formats to
+	 * at most four ("\xNN"), so the text always fits TK_ADDRSTRLEN.
+	 */
+	for (int abstract = 0; abstract <= 1; abstract++) {
+		err = tk_addr_from_unix((const char *)data, size, abstract, &a);
+		if (err != 0 && err != TK_EBADADDR && err != -ENAMETOOLONG)
+			abort();
+		/* Too long is told unless the bytes are refused first. */
+		if ((err == -ENAMETOOLONG && size <= 107) ||
+		    (err == 0 && size > 107))
+			abort();
+		if (err != 0)
+			continue;
+		tk_addr_format(&a, buf, sizeof(buf));
+		if (strlen(buf) > 6 + 4 * size ||
+		    strncmp(buf, abstract ? "unix:@" : "unix:", 5 + abstract))
+			abort();
+		if (!tk_addr_equal(&a, &a) || !tk_addr_is_loopback(&a))
 			abort();
 	}
 	free(text);
