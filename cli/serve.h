@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "aclopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 
@@ -43,6 +44,7 @@ struct serve_opts {
 	bool allow_remote_shutdown;
 	struct serve_log log;
 	struct tlsopt tls;
+	struct aclopt acl;
 };
 
 /*

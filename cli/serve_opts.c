@@ -74,7 +74,7 @@ const char cmd_serve_help[] =
 	"      --handshake-timeout D\n"
 	"                      a TLS handshake must finish within D (default\n"
 	"                      10s); failures are logged with their reason\n"
-	"\n"
+	"\n" ACLOPT_HELP "\n"
 	"Limits (durations: 30, 1.5s, 500ms, 5m; 0 turns a timeout off):\n"
 	"      --max-conns N   open connections at most (default: the open-file\n"
 	"                      limit less 64); beyond it a line service's client\n"
@@ -121,8 +121,9 @@ const char cmd_serve_help[] =
 	"\n"
 	"Exit codes: 0 stopped cleanly (by SIGINT or SIGTERM, however many\n"
 	"come), 1 cannot listen (port in use, permission, address not\n"
-	"available), 64 usage, 66 a --cert, --key or --client-ca file is\n"
-	"missing, 68 unknown host.\n"
+	"available), 64 usage (also a bad --allow/--deny rule, or line of a\n"
+	"rules file), 66 a --cert, --key, --client-ca, --allow-file or\n"
+	"--deny-file file is missing, 68 unknown host.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit serve                       echo on 127.0.0.1 and ::1, 7007\n"
@@ -183,6 +184,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_SERVER_LONGOPTS,
+		ACLOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -309,6 +311,14 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			cli_help("serve");
 			return -1;
 		default:
+			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
+				int rc = aclopt_take("serve", &o->acl, ch,
+						     optarg);
+
+				if (rc != 0)
+					return rc;
+				break;
+			}
 			if (ch >= TLSOPT_TLS && ch <= TLSOPT_CLIENT_AUTH) {
 				int rc = tlsopt_take("serve", &o->tls, ch,
 						     optarg);

@@ -241,6 +241,7 @@ struct tk__counters {
 	_Atomic uint64_t bytes_in, bytes_out;
 	_Atomic uint64_t accept_errors, conn_errors;
 	_Atomic uint64_t resets, timeouts, line_errors;
+	_Atomic uint64_t denied;
 };
 
 /* The counters' values, read together. */
@@ -249,6 +250,7 @@ struct tk__ctr_values {
 	uint64_t bytes_in, bytes_out;
 	uint64_t accept_errors, conn_errors;
 	uint64_t resets, timeouts, line_errors;
+	uint64_t denied;
 };
 
 static inline void
