@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "connopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 
@@ -29,6 +30,10 @@ struct client_opts {
 	bool annotate; /* send -v: narrate each step */
 	struct tlsopt tls;
 	struct tk_tls_ctx *tls_ctx; /* built by client_parse(), or NULL */
+	const char *hexdump;	    /* -x: FILE or "-", or NULL */
+	uint16_t source_port;	    /* -p; 0: any */
+	bool telnet;		    /* -t: refuse telnet options, strip them */
+	struct keepalive keepalive;
 };
 
 /*

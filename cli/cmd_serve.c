@@ -268,6 +268,7 @@ init_server_opts(const struct serve_opts *o, struct serve_state *st,
 	sopts->on_event = on_event;
 	sopts->event_arg = st;
 	sopts->acl = o->acl.acl;
+	connopt_apply(&o->keepalive, &sopts->conn);
 }
 
 int

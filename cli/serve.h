@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "aclopt.h"
+#include "connopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 
@@ -45,6 +46,7 @@ struct serve_opts {
 	struct serve_log log;
 	struct tlsopt tls;
 	struct aclopt acl;
+	struct keepalive keepalive;
 };
 
 /*

@@ -97,6 +97,11 @@ const char cmd_serve_help[] =
 	"                      and the kernel holds no more than this of its\n"
 	"                      unsent output either (TCP_NOTSENT_LOWAT), so\n"
 	"                      memory stays bounded in both (default 262144)\n"
+	"      --keepalive[=IDLE,INTVL,CNT]\n"
+	"                      TCP keepalive on every connection: probe\n"
+	"                      after IDLE seconds of silence, every INTVL,\n"
+	"                      close after CNT unanswered; an empty or\n"
+	"                      missing field keeps the system's value\n"
 	"      --drain-timeout D\n"
 	"                      on SIGINT/SIGTERM: stop listening, let exchanges\n"
 	"                      in flight finish and end idle sessions with FIN;\n"
@@ -185,6 +190,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_SERVER_LONGOPTS,
 		ACLOPT_LONGOPTS,
+		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -300,6 +306,11 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 				return CLI_EXIT_USAGE;
 			o->tls.used = true;
 			o->tls.used_name = "--handshake-timeout";
+			break;
+		case CONNOPT_KEEPALIVE:
+			if (connopt_keepalive("serve", optarg, &o->keepalive) !=
+			    0)
+				return CLI_EXIT_USAGE;
 			break;
 		case 'R':
 			o->allow_remote_shutdown = true;

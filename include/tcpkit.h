@@ -820,6 +820,21 @@ struct tk_conn_opts {
 	size_t drain_lowat;
 	const struct tk_addr *source; /* local address to bind, or NULL */
 	/*
+	 * With source NULL: the local port to bind (on the wildcard address
+	 * of each family tried); 0: any.  A port in use fails the attempt
+	 * with -EADDRINUSE.
+	 */
+	uint16_t source_port;
+	/*
+	 * TCP keepalive (SO_KEEPALIVE): after keepalive_idle seconds of
+	 * silence a probe every keepalive_intvl seconds; keepalive_cnt
+	 * unanswered close the connection (-ETIMEDOUT).  0: the system's
+	 * value for that one.  A server sets them on its listeners, which
+	 * pass them on to every accepted socket.
+	 */
+	bool keepalive;
+	unsigned keepalive_idle, keepalive_intvl, keepalive_cnt;
+	/*
 	 * Kernel send buffer (SO_SNDBUF), a hard cap.  0: the system's,
 	 * autotuned, with at most max_pending unsent bytes in it
 	 * (TCP_NOTSENT_LOWAT): a peer that stops reading costs the kernel
@@ -1286,5 +1301,6 @@ const struct tk_service *tk_service_find(const char *name);
 #endif
 
 #include "tcpkit/acl.h"
+#include "tcpkit/telnet.h"
 
 #endif /* TCPKIT_H */

@@ -156,6 +156,8 @@ tk_server_listen(struct tk_server *s, const struct tk_addr *addr, bool v6only)
 		err = tk__sock_conn_opts(fd, s->opts.conn.no_delay,
 					 s->opts.conn.sndbuf,
 					 s->opts.conn.max_pending);
+		if (err == 0)
+			err = tk__sock_keepalive(fd, &s->opts.conn);
 		if (err < 0)
 			goto out_close;
 		if (k == 0 && (err = tk__sock_local(fd, &bound)) < 0)
