@@ -38,8 +38,7 @@ static const struct cli_command commands[] = {
 	  cmd_send_help },
 	{ "get", cmd_get, "HTTP/1.1 GET a URL, body to stdout", cmd_get_help },
 	{ "serve", cmd_serve,
-	  "run a server: echo, discard, welcome, basic, line (default: "
-	  "echo)",
+	  "run a server: echo, discard, welcome, basic, line, broker, chat",
 	  cmd_serve_help },
 	{ "bench", cmd_bench,
 	  "load a server and measure throughput, latency and errors",

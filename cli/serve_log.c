@@ -1,5 +1,6 @@
 /* serve_log.c: one log record per connection and periodic totals, as text,
  * logfmt or JSON. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +23,9 @@ serve_log_parse_format(const char *text)
 static const char *
 reason(int err)
 {
+	/* A write over the client's output limit: it does not read. */
+	if (err == -ENOBUFS)
+		return "slow reader: output over its limit";
 	return err == 0 ? "done" : tk_strerror(err);
 }
 

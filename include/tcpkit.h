@@ -70,6 +70,7 @@ const char *tk_tls_runtime_version(void);
 	X(EBADADDR, -3203, USAGE, "malformed address")                         \
 	X(EBADPORT, -3204, USAGE, "malformed port")                            \
 	X(EBADURL, -3205, USAGE, "malformed URL")                              \
+	X(EBADENDPOINT, -3213, USAGE, "malformed endpoint")                    \
 	X(EHTTP, -3206, PROTOCOL, "malformed HTTP response")                   \
 	X(ETRUNCATED, -3207, PROTOCOL,                                         \
 	  "connection closed before the end of the data")                      \
@@ -1274,6 +1275,8 @@ void tk_server_free(struct tk_server *s);
  * line:    a line server: every complete line back as it came (LF or
  *          CRLF), under the server's max_line and line_timeout; a line too
  *          long gets "error: line too long\n" and the connection ends.
+ * broker and chat (tcpkit/broker.h): every client to every other; their
+ *          argument is a struct tk_broker.
  */
 extern const struct tk_service tk_service_echo;
 extern const struct tk_service tk_service_discard;
@@ -1296,11 +1299,15 @@ const struct tk_service *tk_service_find(const char *name);
 
 #pragma GCC visibility pop
 
+/* The API by topic; each header keeps its own symbols visible. */
+#include "tcpkit/endpoint.h"
+
 #ifdef __cplusplus
 }
 #endif
 
 #include "tcpkit/acl.h"
+#include "tcpkit/broker.h"
 #include "tcpkit/telnet.h"
 
 #endif /* TCPKIT_H */
