@@ -600,6 +600,11 @@ on_close(struct tk_conn *c, int err, void *arg)
 				  "connect timed out after %s",
 				  cli_format_duration(s->o->connect_timeout_ms,
 						      dur, sizeof(dur)));
+		else if (err == -EADDRINUSE)
+			cli_error(s->o->cmd, s->where, "source port %u: %s",
+				  s->o->has_source ? tk_addr_port(&s->o->source)
+						   : s->o->source_port,
+				  tk_strerror(err));
 		else
 			cli_error(s->o->cmd, s->where, "%s",
 				  tlsopt_why(c, err, why, sizeof(why)));

@@ -236,8 +236,8 @@ def test_source_port_in_use_is_a_clear_error(pyserver):
         p = run(["connect", "-p", str(port), "127.0.0.1", str(srv.port)],
                 input=b"hi")
     assert p.returncode == 1, p.stderr
-    assert p.stderr.decode() == "tcpkit: connect 127.0.0.1:%d: Address " \
-        "already in use\n" % srv.port
+    assert p.stderr.decode() == "tcpkit: connect 127.0.0.1:%d: source " \
+        "port %d: Address already in use\n" % (srv.port, port)
     assert srv.received == []
 
 
