@@ -1,6 +1,7 @@
 /* hexdump.c: -x/--hexdump: both directions of a session in hex and ASCII,
  * with direction, offset and time per chunk, written as the session goes. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,9 @@ struct hexdump {
 	FILE *f;
 	char *path; /* for the error: "-" is stderr */
 	const char *cmd;
-	uint64_t off[2]; /* bytes so far: [0] sent, [1] received */
-	int err;	 /* the first failed write, then every call */
+	struct hexdump_conn own; /* hexdump_write()'s one session */
+	pthread_mutex_t lock;	 /* one chunk at a time, whole */
+	int err;		 /* the first failed write, then every call */
 };
 
 int
@@ -27,6 +29,8 @@ hexdump_open(const char *cmd, const char *path, struct hexdump **out)
 		return cli_fail(cmd, "", -ENOMEM);
 	}
 	h->cmd = cmd;
+	hexdump_conn_init(&h->own, NULL);
+	pthread_mutex_init(&h->lock, NULL);
 	if (strcmp(path, "-") == 0) {
 		h->f = stderr;
 	} else if ((h->f = fopen(path, "we")) == NULL) {
@@ -34,6 +38,7 @@ hexdump_open(const char *cmd, const char *path, struct hexdump **out)
 
 		snprintf(where, sizeof(where), "--hexdump %.4096s", path);
 		cli_error(cmd, where, "%s", strerror(errno));
+		pthread_mutex_destroy(&h->lock);
 		free(h->path);
 		free(h);
 		return CLI_EXIT_CANTCREAT;
@@ -70,20 +75,34 @@ line(FILE *f, uint64_t off, const unsigned char *p, size_t n)
 	fprintf(f, "  %08llx  %s |%s|\n", (unsigned long long)off, hex, ascii);
 }
 
+void
+hexdump_conn_init(struct hexdump_conn *hc, const char *label)
+{
+	memset(hc, 0, sizeof(*hc));
+	if (label != NULL)
+		snprintf(hc->label, sizeof(hc->label), "%s", label);
+}
+
 int
-hexdump_write(struct hexdump *h, char dir, const void *data, size_t n)
+hexdump_write_conn(struct hexdump *h, struct hexdump_conn *hc, char dir,
+		   const void *data, size_t n)
 {
 	const unsigned char *p = data;
-	uint64_t *off = &h->off[dir == HEXDUMP_RECV];
+	uint64_t *off = &hc->off[dir == HEXDUMP_RECV];
 	char ts[48];
+	int err;
 
-	if (h->err != 0)
-		return h->err;
+	pthread_mutex_lock(&h->lock);
+	if (h->err != 0) {
+		err = h->err;
+		pthread_mutex_unlock(&h->lock);
+		return err;
+	}
 	errno = 0;
-	fprintf(h->f, "%c %s %s %zu byte%s at offset %llu\n", dir,
-		cli_timestamp(ts, sizeof(ts)),
-		dir == HEXDUMP_RECV ? "received" : "sent", n, CLI_PLURAL(n),
-		(unsigned long long)*off);
+	fprintf(h->f, "%c %s%s%s %s %zu byte%s at offset %llu\n", dir,
+		cli_timestamp(ts, sizeof(ts)), hc->label[0] != '\0' ? " " : "",
+		hc->label, dir == HEXDUMP_RECV ? "received" : "sent", n,
+		CLI_PLURAL(n), (unsigned long long)*off);
 	for (size_t i = 0; i < n; i += 16)
 		line(h->f, *off + i, p + i, n - i < 16 ? n - i : 16);
 	*off += n;
@@ -95,7 +114,15 @@ hexdump_write(struct hexdump *h, char dir, const void *data, size_t n)
 			 strcmp(h->path, "-") == 0 ? "stderr" : h->path);
 		cli_error(h->cmd, where, "%s", strerror(-h->err));
 	}
-	return h->err;
+	err = h->err;
+	pthread_mutex_unlock(&h->lock);
+	return err;
+}
+
+int
+hexdump_write(struct hexdump *h, char dir, const void *data, size_t n)
+{
+	return hexdump_write_conn(h, &h->own, dir, data, n);
 }
 
 int
@@ -112,6 +139,7 @@ hexdump_close(struct hexdump *h)
 		snprintf(where, sizeof(where), "--hexdump %.4096s", h->path);
 		cli_error(h->cmd, where, "%s", strerror(errno));
 	}
+	pthread_mutex_destroy(&h->lock);
 	free(h->path);
 	free(h);
 	return err;

@@ -22,6 +22,26 @@
 struct hexdump;
 
 /*
+ * One connection's place in a dump that several share (listen -k, relay):
+ * its offsets each way, and a label ("127.0.0.1:5000") put in every header
+ * so the chunks of concurrent connections can be told apart.  Zeroed by
+ * hexdump_conn_init(); owned by the caller, one per connection.
+ */
+struct hexdump_conn {
+	uint64_t off[2]; /* bytes so far: [0] sent, [1] received */
+	char label[96];	 /* "" for none (connect's one session) */
+};
+
+void hexdump_conn_init(struct hexdump_conn *hc, const char *label);
+/*
+ * hexdump_write() for one of several connections: its offsets, its label
+ * in the header.  Safe from several threads at once (one lock per dump;
+ * each chunk is written and flushed whole under it).
+ */
+int hexdump_write_conn(struct hexdump *h, struct hexdump_conn *hc, char dir,
+		       const void *data, size_t n);
+
+/*
  * Open the dump: path "-" is stderr, anything else is created (or
  * truncated).  0, or an exit code after printing the error: 73 when the
  * file cannot be created.
