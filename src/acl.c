@@ -10,10 +10,17 @@
 #include "internal.h"
 #include "tcpkit/acl.h"
 
+/*
+ * Each kind's rules are kept sorted by family, prefix, then network, and
+ * which prefix lengths occur is noted: a lookup is one binary search per
+ * prefix length in use (of the peer's family), so a list of thousands
+ * costs a few dozen comparisons, not thousands.
+ */
 struct tk_acl {
 	struct tk_acl_rule *rules[2]; /* by enum tk_acl_kind */
 	size_t n[2], cap[2];
-	bool allow_on; /* an allow rule or allow file was given */
+	bool used[2][2][129]; /* [kind][IPv6?][prefix]: some rule has it */
+	bool allow_on;	      /* an allow rule or allow file was given */
 };
 
 static int
@@ -150,7 +157,42 @@ tk_acl_free(struct tk_acl *acl)
 }
 
 static int
-add_rule(struct tk_acl *acl, enum tk_acl_kind kind, const struct tk_acl_rule *r)
+rule_cmp(const void *a, const void *b)
+{
+	const struct tk_acl_rule *x = a, *y = b;
+
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	if (x->prefix != y->prefix)
+		return x->prefix < y->prefix ? -1 : 1;
+	return memcmp(x->addr, y->addr, sizeof(x->addr));
+}
+
+/* Where r goes in the sorted rules[0..n): the first not below it. */
+static size_t
+lower_bound(const struct tk_acl_rule *rules, size_t n,
+	    const struct tk_acl_rule *r)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (rule_cmp(&rules[mid], r) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Add r: in its sorted place, or (a file's lines) at the end, the list
+ * then sorted once by the caller.
+ */
+static int
+add_rule(struct tk_acl *acl, enum tk_acl_kind kind, const struct tk_acl_rule *r,
+	 bool in_place)
 {
 	unsigned k = kind == TK_ACL_ALLOW;
 
@@ -166,24 +208,41 @@ add_rule(struct tk_acl *acl, enum tk_acl_kind kind, const struct tk_acl_rule *r)
 		acl->rules[k] = p;
 		acl->cap[k] = cap;
 	}
-	acl->rules[k][acl->n[k]++] = *r;
+	if (in_place) {
+		size_t at = lower_bound(acl->rules[k], acl->n[k], r);
+
+		memmove(&acl->rules[k][at + 1], &acl->rules[k][at],
+			(acl->n[k] - at) * sizeof(*r));
+		acl->rules[k][at] = *r;
+	} else {
+		acl->rules[k][acl->n[k]] = *r;
+	}
+	acl->n[k]++;
+	acl->used[k][r->family == AF_INET6][r->prefix] = true;
 	if (kind == TK_ACL_ALLOW)
 		acl->allow_on = true;
 	return 0;
 }
 
-int
-tk_acl_add(struct tk_acl *acl, enum tk_acl_kind kind, const char *text,
-	   char *why, size_t whylen)
+static int
+add_text(struct tk_acl *acl, enum tk_acl_kind kind, const char *text,
+	 bool in_place, char *why, size_t whylen)
 {
 	struct tk_acl_rule r;
 	int err;
 
 	if ((err = tk_acl_rule_parse(text, &r, why, whylen)) < 0)
 		return err;
-	if ((err = add_rule(acl, kind, &r)) == -ENOSPC && why != NULL)
+	if ((err = add_rule(acl, kind, &r, in_place)) == -ENOSPC && why != NULL)
 		snprintf(why, whylen, "more than %d rules", TK_ACL_MAX_RULES);
 	return err;
+}
+
+int
+tk_acl_add(struct tk_acl *acl, enum tk_acl_kind kind, const char *text,
+	   char *why, size_t whylen)
+{
+	return add_text(acl, kind, text, true, why, whylen);
 }
 
 /* One line of a rules file, trimmed and uncommented in place. */
@@ -203,7 +262,7 @@ add_line(struct tk_acl *acl, enum tk_acl_kind kind, char *s, char *why,
 		*--end = '\0';
 	if (*s == '\0')
 		return 0;
-	return tk_acl_add(acl, kind, s, why, whylen);
+	return add_text(acl, kind, s, false, why, whylen);
 }
 
 int
@@ -251,6 +310,11 @@ tk_acl_add_file(struct tk_acl *acl, enum tk_acl_kind kind, const char *path,
 	if (line != NULL)
 		*line = err < 0 ? n : 0;
 	fclose(f);
+	/* The lines before an error stay: sorted, as every list is. */
+	if (acl->n[kind == TK_ACL_ALLOW] > 1)
+		qsort(acl->rules[kind == TK_ACL_ALLOW],
+		      acl->n[kind == TK_ACL_ALLOW], sizeof(struct tk_acl_rule),
+		      rule_cmp);
 	return err;
 }
 
@@ -263,9 +327,38 @@ tk_acl_count(const struct tk_acl *acl, enum tk_acl_kind kind)
 static bool
 any_match(const struct tk_acl *acl, unsigned k, const struct tk_addr *peer)
 {
-	for (size_t i = 0; i < acl->n[k]; i++)
-		if (tk_acl_rule_match(&acl->rules[k][i], peer))
+	struct tk_acl_rule key;
+	const uint8_t *s6;
+	unsigned bytes, max;
+
+	memset(&key, 0, sizeof(key));
+	if (peer->u.sa.sa_family == AF_INET) {
+		memcpy(key.addr, &peer->u.in4.sin_addr, 4);
+		key.family = AF_INET;
+	} else {
+		s6 = peer->u.in6.sin6_addr.s6_addr;
+		if (memcmp(s6, v4mapped, 12) == 0) {
+			memcpy(key.addr, s6 + 12, 4);
+			key.family = AF_INET;
+		} else {
+			memcpy(key.addr, s6, 16);
+			key.family = AF_INET6;
+		}
+	}
+	bytes = key.family == AF_INET ? 4 : 16;
+	max = 8 * bytes;
+	for (unsigned p = 0; p <= max; p++) {
+		struct tk_acl_rule probe = key;
+		size_t at;
+
+		if (!acl->used[k][key.family == AF_INET6][p])
+			continue;
+		probe.prefix = p;
+		mask_bits(probe.addr, bytes, p);
+		at = lower_bound(acl->rules[k], acl->n[k], &probe);
+		if (at < acl->n[k] && rule_cmp(&acl->rules[k][at], &probe) == 0)
 			return true;
+	}
 	return false;
 }
 

@@ -32,15 +32,17 @@ extern "C" {
  * addresses only: no names are looked up.  A peer that is neither IPv4 nor
  * IPv6 (a UNIX socket) is not subject to the lists: it is accepted.
  *
- * Cost: a lookup is a linear scan of the rules (a mask and a compare
- * each), so a list holds at most TK_ACL_MAX_RULES rules in all; more is
- * -ENOSPC.  At that bound a refused peer costs a few microseconds.
+ * Cost: the rules are kept sorted, and a lookup is one binary search per
+ * prefix length in use (at most 33 for IPv4, 129 for IPv6), so a file of
+ * thousands of rules costs a few dozen comparisons per accept.  A list
+ * holds at most TK_ACL_MAX_RULES rules in all (about 1.5 MB); more is
+ * -ENOSPC.
  *
  * A list is built on one thread, then only read: a server's workers share
  * it without locks, so it must not change while a server uses it, and it
  * must outlive the server.
  */
-#define TK_ACL_MAX_RULES 4096
+#define TK_ACL_MAX_RULES 65536
 /* The longest line of a rules file, newline excluded. */
 #define TK_ACL_MAX_LINE 255
 /* The longest message the parsers write to why, with its NUL. */

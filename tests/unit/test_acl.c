@@ -207,7 +207,7 @@ Test(acl, bounded)
 	}
 	cr_assert_eq(tk_acl_add(acl, TK_ACL_DENY, "10.0.0.1", why, sizeof(why)),
 		     -ENOSPC);
-	cr_assert(strstr(why, "more than 4096 rules") != NULL, "%s", why);
+	cr_assert(strstr(why, "more than 65536 rules") != NULL, "%s", why);
 	tk_acl_free(acl);
 }
 
@@ -298,6 +298,78 @@ Test(aclfile, long_line_missing_file_empty_allow)
 				     sizeof(why)),
 		     0);
 	cr_assert_eq(tk_acl_check(acl, &a1), TK_EDENIED);
+	tk_acl_free(acl);
+	unlink(path);
+	free(path);
+}
+
+/* xorshift32: the same "random" rules and peers on every run. */
+static uint32_t
+next(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+/*
+ * A big file of mixed prefixes: every verdict of the sorted lookup is the
+ * one a plain scan of the same rules gives.
+ */
+Test(aclfile, big_file_agrees_with_a_scan)
+{
+	enum { NRULES = 5000, NPEERS = 20000 };
+	static struct tk_acl_rule rules[NRULES];
+	char *path = strdup("/tmp/tk_acl_big_XXXXXX");
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+	struct tk_acl *acl;
+	uint32_t x = 12345;
+	size_t line;
+
+	cr_assert(f != NULL);
+	for (int i = 0; i < NRULES; i++) {
+		uint32_t a = next(&x), p = next(&x);
+		char text[64];
+
+		/* Few networks, many prefixes: peers must hit some. */
+		a = (a & 0x00ffffff) | 0x0a000000;
+		if (i % 4 == 3)
+			snprintf(text, sizeof(text), "2001:db8:%x::%x/%u",
+				 a & 0xffff, a >> 16, 32 + p % 97);
+		else
+			snprintf(text, sizeof(text), "%u.%u.%u.%u/%u", a >> 24,
+				 (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff,
+				 8 + p % 25);
+		cr_assert_eq(tk_acl_rule_parse(text, &rules[i], NULL, 0), 0,
+			     "%s", text);
+		fprintf(f, "%s # rule %d\n", text, i);
+	}
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(tk_acl_new(&acl), 0);
+	cr_assert_eq(tk_acl_add_file(acl, TK_ACL_DENY, path, &line, NULL, 0),
+		     0);
+	cr_assert_eq(tk_acl_count(acl, TK_ACL_DENY), NRULES);
+	for (int i = 0; i < NPEERS; i++) {
+		uint32_t a = (next(&x) & 0x00ffffff) | 0x0a000000;
+		char text[64];
+		struct tk_addr peer;
+		bool hit = false;
+
+		if (i % 4 == 3)
+			snprintf(text, sizeof(text), "2001:db8:%x::%x",
+				 a & 0xffff, a >> 16);
+		else
+			snprintf(text, sizeof(text), "%u.%u.%u.%u", a >> 24,
+				 (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
+		cr_assert_eq(tk_addr_from_ip(text, 1, &peer), 0);
+		for (int r = 0; r < NRULES && !hit; r++)
+			hit = tk_acl_rule_match(&rules[r], &peer);
+		cr_assert_eq(tk_acl_check(acl, &peer), hit ? TK_EDENIED : 0,
+			     "peer %s: the scan says %s", text,
+			     hit ? "denied" : "allowed");
+	}
 	tk_acl_free(acl);
 	unlink(path);
 	free(path);
