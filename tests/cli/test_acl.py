@@ -179,3 +179,13 @@ def test_option_names_are_exact():
     p = run(["serve", "-p", "0", "--allo", "127.0.0.1"])
     assert p.returncode == 64
     assert p.stderr.decode() == usage("unknown option '--allo'")
+
+
+@pytest.mark.skipif(not have_ipv6(), reason="no IPv6 loopback")
+def test_ipv4_clients_of_a_dual_stack_listener_match_ipv4_rules(serve):
+    """On "::" an IPv4 client arrives as ::ffff:127.0.0.x: the IPv4 rules
+    still apply to it."""
+    srv = serve("-H", "::", "-w", "1", "--allow", "127.0.0.2")
+    assert echoed(srv.port, "127.0.0.2") == b"ping\n"
+    assert refused_silently(srv.port, "127.0.0.3")
+    srv.err.wait_for(r"^denied 127\.0\.0\.3:\d+ ", TIMEOUT)
