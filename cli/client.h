@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "connopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 
@@ -31,6 +32,10 @@ struct client_opts {
 	struct tk_tls_ctx *tls_ctx; /* built by client_parse(), or NULL */
 	bool unix_ep;		    /* a unix: target, in ep */
 	struct tk_endpoint ep;
+	const char *hexdump;  /* -x: FILE or "-", or NULL */
+	uint16_t source_port; /* -p; 0: any */
+	bool telnet;	      /* -t: refuse telnet options, strip them */
+	struct keepalive keepalive;
 };
 
 /*

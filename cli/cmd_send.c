@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "connopt.h"
 #include "tlsopt.h"
 
 /* A server that neither answers nor closes must not hold us forever. */
@@ -32,6 +33,9 @@ const char cmd_send_help[] =
 	"                           included) takes longer than D, however\n"
 	"                           busy (default: no limit)\n"
 	"  -s, --source ADDR        connect from this local address\n"
+	"  -p, --source-port PORT   connect from this local port (on -s's\n"
+	"                           address, if given); a port in use is an\n"
+	"                           error\n" CONNOPT_KEEPALIVE_HELP
 	"  -C, --crlf               send line ends as CRLF\n"
 	"      --newline            end MESSAGE with a newline (CRLF with -C)\n"
 	"  -v, --verbose            narrate each step on stderr\n"
@@ -40,7 +44,8 @@ const char cmd_send_help[] =
 	"Exit codes: 0 the server closed, 64 usage (also port 0, an empty or\n"
 	"over-long HOST), 66 a --cacert, --cert or --key file is missing, 68\n"
 	"unknown host, 69 refused or unreachable (or reset; unix: also no\n"
-	"socket at PATH), 75 timeout, 76 TLS failure, 1 other.\n"
+	"socket at PATH), 75 timeout, 76 TLS failure, 1 other (a source port\n"
+	"in use).\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit send 127.0.0.1 60000 'Hey!'      tutorial 2's exchange\n"

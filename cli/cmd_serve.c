@@ -310,6 +310,8 @@ init_server_opts(const struct serve_opts *o, struct serve_state *st,
 	sopts->conn.max_pending = (size_t)o->max_pending;
 	sopts->on_event = on_event;
 	sopts->event_arg = st;
+	sopts->acl = o->acl.acl;
+	connopt_apply(&o->keepalive, &sopts->conn);
 }
 
 int
@@ -328,17 +330,22 @@ cmd_serve(int argc, char **argv)
 	int rc;
 
 	rc = serve_parse_args(argc, argv, &o);
-	if (rc != 0)
+	if (rc != 0) {
+		aclopt_free(&o.acl);
 		return rc < 0 ? 0 : rc;
+	}
 	/* Certificates are read and checked before anything listens. */
 	rc = tlsopt_server_ctx("serve", &o.tls, &tls);
-	if (rc != 0)
+	if (rc != 0) {
+		aclopt_free(&o.acl);
 		return rc;
+	}
 	svc = tk_service_find(o.service);
 
 	if ((rc = tk_loop_new(&st.loop)) < 0) {
 		rc = cli_fail("serve", "", rc);
 		tk_tls_ctx_free(tls);
+		aclopt_free(&o.acl);
 		return rc;
 	}
 	/* Ctrl-C must stop a server however busy: the loop takes signals. */
@@ -437,5 +444,6 @@ out_free_loop:
 	signal(SIGTERM, SIG_IGN);
 	tk_loop_free(st.loop);
 	tk_tls_ctx_free(tls);
+	aclopt_free(&o.acl);
 	return rc;
 }

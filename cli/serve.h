@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 
+#include "aclopt.h"
+#include "connopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 
@@ -50,6 +52,8 @@ struct serve_opts {
 	const char *unix_opt_name;	      /* the first of them given */
 	struct serve_log log;
 	struct tlsopt tls;
+	struct aclopt acl;
+	struct keepalive keepalive;
 };
 
 /*

@@ -96,7 +96,7 @@ const char cmd_serve_help[] =
 	"      --handshake-timeout D\n"
 	"                      a TLS handshake must finish within D (default\n"
 	"                      10s); failures are logged with their reason\n"
-	"\n"
+	"\n" ACLOPT_HELP "\n"
 	"Limits (durations: 30, 1.5s, 500ms, 5m; 0 turns a timeout off):\n"
 	"      --max-conns N   open connections at most (default: the open-file\n"
 	"                      limit less 64); beyond it a line service's client\n"
@@ -131,6 +131,11 @@ const char cmd_serve_help[] =
 	"                      before it is cut (default 2s); longer spares a\n"
 	"                      reader on a slow link, shorter holds the\n"
 	"                      senders less\n"
+	"      --keepalive[=IDLE,INTVL,CNT]\n"
+	"                      TCP keepalive on every connection: probe\n"
+	"                      after IDLE seconds of silence, every INTVL,\n"
+	"                      close after CNT unanswered; an empty or\n"
+	"                      missing field keeps the system's value\n"
 	"      --drain-timeout D\n"
 	"                      on SIGINT/SIGTERM: stop listening, let exchanges\n"
 	"                      in flight finish and end idle sessions with FIN;\n"
@@ -157,8 +162,9 @@ const char cmd_serve_help[] =
 	"Exit codes: 0 stopped cleanly (by SIGINT or SIGTERM, however many\n"
 	"come), 1 cannot listen (port in use, permission, address not\n"
 	"available; a UNIX socket in use, a path that is no socket, a\n"
-	"--owner or --group refused), 64 usage, 66 a --cert, --key or\n"
-	"--client-ca file is missing, 68 unknown host.\n"
+	"--owner or --group refused), 64 usage (also a bad --allow/--deny\n"
+	"rule, or line of a rules file), 66 a --cert, --key, --client-ca,\n"
+	"--allow-file or --deny-file file is missing, 68 unknown host.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit serve                       echo on 127.0.0.1 and ::1, 7007\n"
@@ -324,6 +330,8 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_SERVER_LONGOPTS,
+		ACLOPT_LONGOPTS,
+		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -443,6 +451,11 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			o->tls.used = true;
 			o->tls.used_name = "--handshake-timeout";
 			break;
+		case CONNOPT_KEEPALIVE:
+			if (connopt_keepalive("serve", optarg, &o->keepalive) !=
+			    0)
+				return CLI_EXIT_USAGE;
+			break;
 		case OPT_SLOW_TIMEOUT:
 			if (cli_parse_duration("serve", "--slow-timeout",
 					       optarg, false, &o->slow_ms) < 0)
@@ -479,6 +492,12 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			cli_help("serve");
 			return -1;
 		default:
+			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
+				rc = aclopt_take("serve", &o->acl, ch, optarg);
+				if (rc != 0)
+					return rc;
+				break;
+			}
 			if (ch >= TLSOPT_TLS && ch <= TLSOPT_CLIENT_AUTH) {
 				rc = tlsopt_take("serve", &o->tls, ch, optarg);
 				if (rc != 0)

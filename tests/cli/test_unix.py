@@ -308,11 +308,14 @@ def test_serve_usage_errors(args, msg):
     (["connect", "unix:" + LONG],
      usage("connect", "unix: path longer than 107 bytes")),
     (["connect", "-4", "unix:/tmp/a.sock"],
-     usage("connect", "unix:/tmp/a.sock is a UNIX socket: -4, -6 and "
-           "-s/--source are for TCP")),
+     usage("connect", "unix:/tmp/a.sock is a UNIX socket: -4, -6, "
+           "-s/--source and -p/--source-port are for TCP")),
     (["send", "-s", "127.0.0.1", "unix:/tmp/a.sock", "m"],
-     usage("send", "unix:/tmp/a.sock is a UNIX socket: -4, -6 and "
-           "-s/--source are for TCP")),
+     usage("send", "unix:/tmp/a.sock is a UNIX socket: -4, -6, "
+           "-s/--source and -p/--source-port are for TCP")),
+    (["connect", "-p", "5555", "unix:/tmp/a.sock"],
+     usage("connect", "unix:/tmp/a.sock is a UNIX socket: -4, -6, "
+           "-s/--source and -p/--source-port are for TCP")),
     (["connect", "tls://nohostport"],
      usage("connect", "'nohostport': missing port (HOST:PORT)")),
 ])
