@@ -1270,6 +1270,8 @@ const struct tk_service *tk_service_find(const char *name);
 
 #pragma GCC visibility pop
 
+#include "tcpkit/relay.h"
+
 #ifdef __cplusplus
 }
 #endif
