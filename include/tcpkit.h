@@ -1273,7 +1273,7 @@ const struct tk_service *tk_service_find(const char *name);
 
 /* The API by topic; each header keeps its own symbols visible. */
 #include "tcpkit/endpoint.h"
-#include \"tcpkit/relay.h\"
+#include "tcpkit/relay.h"
 
 #ifdef __cplusplus
 }
