@@ -41,6 +41,9 @@ static const struct cli_command commands[] = {
 	  "run a server: echo, discard, welcome, basic, line (default: "
 	  "echo)",
 	  cmd_serve_help },
+	{ "relay", cmd_relay,
+	  "forward every client to a target (socat's TCP-LISTEN,fork)",
+	  cmd_relay_help },
 	{ "bench", cmd_bench,
 	  "load a server and measure throughput, latency and errors",
 	  cmd_bench_help },

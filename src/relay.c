@@ -15,13 +15,13 @@
 struct dir {
 	struct tk_pipe *p;
 	int from;
-	int pipe[2];	 /* splice: the kernel pipe, -1 when copying */
-	size_t in_pipe;	 /* bytes in it */
-	bool full;	 /* the last splice in found no room */
-	bool eof;	 /* the source's EOF was read */
-	bool done;	 /* ...and carried: FIN sent (or queued) */
-	bool paused;	 /* copy: the source paused for backpressure */
-	uint64_t bytes;	 /* written to the destination */
+	int pipe[2];	/* splice: the kernel pipe, -1 when copying */
+	size_t in_pipe; /* bytes in it */
+	bool full;	/* the last splice in found no room */
+	bool eof;	/* the source's EOF was read */
+	bool done;	/* ...and carried: FIN sent (or queued) */
+	bool paused;	/* copy: the source paused for backpressure */
+	uint64_t bytes; /* written to the destination */
 };
 
 struct tk_pipe {

@@ -84,8 +84,8 @@ struct tk_pipe_opts {
 	 * for bytes read from a), and the end of each direction (n == 0).
 	 * Given, bytes move through user space (no splice).
 	 */
-	void (*tap)(struct tk_pipe *p, enum tk_pipe_side from,
-		    const char *data, size_t n, void *arg);
+	void (*tap)(struct tk_pipe *p, enum tk_pipe_side from, const char *data,
+		    size_t n, void *arg);
 	/*
 	 * Optional: the relay is over, both connections closed (their close
 	 * having run): once, on the connections' loop.  The pipe is freed

@@ -117,8 +117,7 @@ both_ways(char mode)
 	setup(&f, mode, 0);
 	peer_send_str(&f.pa, "hello from a");
 	peer_send_str(&f.pb, "and from b");
-	RUN_UNTIL(f.loop, 5000,
-		  f.pb.in_len == 12 && f.pa.in_len == 10);
+	RUN_UNTIL(f.loop, 5000, f.pb.in_len == 12 && f.pa.in_len == 10);
 	cr_assert(peer_got(&f.pb, "hello from a"));
 	cr_assert(peer_got(&f.pa, "and from b"));
 	cr_assert(!f.done);
@@ -139,9 +138,18 @@ both_ways(char mode)
 	teardown(&f);
 }
 
-Test(relay, both_ways_splice) { both_ways('s'); }
-Test(relay, both_ways_copy) { both_ways('c'); }
-Test(relay, both_ways_tap) { both_ways('t'); }
+Test(relay, both_ways_splice)
+{
+	both_ways('s');
+}
+Test(relay, both_ways_copy)
+{
+	both_ways('c');
+}
+Test(relay, both_ways_tap)
+{
+	both_ways('t');
+}
 
 /*
  * One side half-closes: the other sees EOF after every byte, and can still
@@ -173,10 +181,22 @@ half_close(char mode, int first)
 	teardown(&f);
 }
 
-Test(relay, half_close_a_splice) { half_close('s', TK_PIPE_A); }
-Test(relay, half_close_b_splice) { half_close('s', TK_PIPE_B); }
-Test(relay, half_close_a_copy) { half_close('c', TK_PIPE_A); }
-Test(relay, half_close_b_copy) { half_close('t', TK_PIPE_B); }
+Test(relay, half_close_a_splice)
+{
+	half_close('s', TK_PIPE_A);
+}
+Test(relay, half_close_b_splice)
+{
+	half_close('s', TK_PIPE_B);
+}
+Test(relay, half_close_a_copy)
+{
+	half_close('c', TK_PIPE_A);
+}
+Test(relay, half_close_b_copy)
+{
+	half_close('t', TK_PIPE_B);
+}
 
 /*
  * b's peer does not read: once the kernel's buffers are full, the relay
@@ -220,8 +240,14 @@ backpressure(char mode)
 	teardown(&f);
 }
 
-Test(relay, backpressure_splice) { backpressure('s'); }
-Test(relay, backpressure_copy) { backpressure('c'); }
+Test(relay, backpressure_splice)
+{
+	backpressure('s');
+}
+Test(relay, backpressure_copy)
+{
+	backpressure('c');
+}
 
 /* A reset from a mid-stream ends b with a reset too, and is told. */
 static void
@@ -244,8 +270,14 @@ reset(char mode)
 	teardown(&f);
 }
 
-Test(relay, reset_splice) { reset('s'); }
-Test(relay, reset_copy) { reset('c'); }
+Test(relay, reset_splice)
+{
+	reset('s');
+}
+Test(relay, reset_copy)
+{
+	reset('c');
+}
 
 /* The idle timeout of one side ends the relay (a reset to the other). */
 Test(relay, idle_timeout_ends_both)
