@@ -281,11 +281,19 @@ static void
 client_close(struct tk_conn *c, int err, void *arg)
 {
 	struct rconn *rc = tk_conn_data(c);
+	struct relay_state *st = arg;
+	char peer[TK_ADDRSTRLEN], why[256];
 
-	(void)err;
-	(void)arg;
-	if (rc == NULL)
+	if (rc == NULL) {
+		/* Never opened (a failed TLS handshake), unless open logged. */
+		if (err != 0 && err != -ECONNABORTED && !st->opts->log.quiet)
+			cli_log("relay_failed", NULL, NULL,
+				"relay %s: closed before relaying (%s)",
+				tk_addr_format(tk_conn_peer(c), peer,
+					       sizeof(peer)),
+				tlsopt_why(c, err, why, sizeof(why)));
 		return;
+	}
 	if (rc->client_gone) {
 		/* Closed by target_close(), which logged: no target left. */
 		if (rc->target == NULL)

@@ -1,0 +1,213 @@
+"""tcpkit relay with TLS on either side, with nc and socat as client and
+target, and 1 GiB through a chain of two relays checked by SHA-256."""
+import hashlib
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+from relayhelpers import (FAILED_RE, TIMEOUT, closed_or_reset, echo_handler,
+                          relay, target)  # noqa: F401
+from tkhelpers import LineReader, LISTEN_RE, need, recv_all, recv_until
+
+
+def tls_client(port, ca):
+    ctx = ssl.create_default_context(cafile=ca)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_tls_termination(relay, pyserver, certs):
+    got = []
+
+    def handler(conn, srv):
+        got.append(recv_until(conn, lambda d: len(d) >= 14))
+        conn.sendall(b"plain answer")
+
+    srv = pyserver(handler)
+    r = relay("--cert", certs["srv"], "--key", certs["srv_key"],
+              "tls://127.0.0.1:0", target(srv.port))
+    with tls_client(r.port, certs["ca"]) as c:
+        assert c.version() in ("TLSv1.2", "TLSv1.3")
+        c.sendall(b"secret request")
+        # The target's close becomes the relay's close_notify: a clean EOF.
+        assert recv_all(c) == b"plain answer"
+    srv.wait_handlers()
+    assert got == [b"secret request"]
+    m = r.log()
+    assert (m.group(3), m.group(4), m.group(5)) == ("14", "12", "target")
+
+
+def test_tls_termination_negative_twin(relay, pyserver, certs):
+    """A plain client of a tls:// LISTEN relays nothing: the handshake
+    fails, is logged, and the target is never connected."""
+    conns = []
+
+    def handler(conn, srv):
+        conns.append(conn)
+
+    srv = pyserver(handler)
+    r = relay("--cert", certs["srv"], "--key", certs["srv_key"],
+              "tls://127.0.0.1:0", target(srv.port))
+    with socket.create_connection(("127.0.0.1", r.port), timeout=TIMEOUT) as c:
+        c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        data, _ = closed_or_reset(c)
+    assert b"GET" not in data
+    r.log(r"^relay 127.0.0.1:\d+: closed before relaying \(.*\)$")
+    assert conns == [], "the target was connected"
+
+
+def tls_echo(serve, certs, cert="srv"):
+    return serve("--tls", "--cert", certs[cert], "--key", certs[cert + "_key"],
+                 "-w", "1", "-H", "127.0.0.1")
+
+
+def test_tls_origination_verified(relay, serve, certs):
+    srv = tls_echo(serve, certs)
+    r = relay("--cacert", certs["ca"], "127.0.0.1:0",
+              "tls://127.0.0.1:%d" % srv.port)
+    with r.connect() as c:
+        c.sendall(b"over TLS to the target")
+        assert recv_until(c, lambda d: len(d) == 22) == \
+            b"over TLS to the target"
+        c.shutdown(socket.SHUT_WR)
+        assert recv_all(c) == b""
+    m = r.log()
+    assert m.group(2) == "tls://127.0.0.1:%d" % srv.port
+    assert m.group(6) == "done"
+
+
+def test_tls_origination_wrong_ca_closes_the_client(relay, serve, certs):
+    """The negative twin: a target whose certificate the CA given does not
+    vouch for is never relayed to; the client is closed, the reason
+    logged."""
+    srv = tls_echo(serve, certs)
+    r = relay("--cacert", certs["ca2"], "127.0.0.1:0",
+              "tls://127.0.0.1:%d" % srv.port)
+    with r.connect() as c:
+        c.sendall(b"must not arrive")
+        data, _ = closed_or_reset(c)
+    assert data == b""
+    why = r.log(FAILED_RE).group(2)
+    assert "untrusted issuer" in why, why
+
+
+def test_tls_both_sides(relay, serve, certs):
+    srv = tls_echo(serve, certs)
+    r = relay("--cert", certs["srv"], "--key", certs["srv_key"],
+              "--cacert", certs["ca"], "tls://127.0.0.1:0",
+              "tls://127.0.0.1:%d" % srv.port)
+    with tls_client(r.port, certs["ca"]) as c:
+        c.sendall(b"x" * 100000)
+        assert recv_until(c, lambda d: len(d) == 100000) == b"x" * 100000
+    assert r.log().group(3) == "100000"
+
+
+def test_socat_client_and_nc_target(relay, proc):
+    need("socat")
+    need("nc")
+    # nc -l names its port 0's real port only with -v.
+    nc = proc(["nc", "-l", "-v", "-N", "127.0.0.1", "0"])
+    port = int(nc.err.wait_for(r"^Listening on \S+ (\d+)$").group(1))
+    r = relay("127.0.0.1:0", target(port))
+    nc.send(b"from nc\n")
+    nc.close_stdin()
+    p = subprocess.run(["socat", "-t", "5", "-", "TCP:127.0.0.1:%d" % r.port],
+                       input=b"from socat\n", capture_output=True,
+                       timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == b"from nc\n"
+    assert nc.wait(TIMEOUT) == 0
+    assert nc.out.text() == "from socat"
+    assert r.log().group(6) == "done"
+
+
+def test_nc_client_and_socat_target(relay):
+    need("socat")
+    need("nc")
+    sc = subprocess.Popen(["socat", "-d", "-d", "TCP-LISTEN:0,bind=127.0.0.1",
+                           "EXEC:tr a-z A-Z"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    try:
+        err = LineReader(sc.stderr)
+        m = err.wait_for(r"listening on .*:(\d+)$", timeout=TIMEOUT)
+        r = relay("127.0.0.1:0", target(int(m.group(1))))
+        p = subprocess.run(["nc", "-N", "127.0.0.1", str(r.port)],
+                           input=b"shout this\n", capture_output=True,
+                           timeout=TIMEOUT)
+        assert p.stdout == b"SHOUT THIS\n"
+        assert r.log().group(6) == "done"
+    finally:
+        sc.kill()
+        sc.wait()
+
+
+GIB = 1 << 30
+BLOCK = 1 << 20
+
+
+def test_one_gib_through_two_relays_checked_by_sha256(relay, pyserver):
+    """Client -> relay -> relay -> sink: the sink hashes what it gets until
+    EOF and answers with the digest (half-close both ways on the way)."""
+    def sink(conn, srv):
+        h = hashlib.sha256()
+        buf = bytearray(1 << 20)
+        while True:
+            n = conn.recv_into(buf)
+            if n == 0:
+                break
+            h.update(memoryview(buf)[:n])
+        conn.sendall(h.hexdigest().encode())
+
+    srv = pyserver(sink)
+    far = relay("127.0.0.1:0", target(srv.port))
+    near = relay("127.0.0.1:0", target(far.port))
+    base = bytearray(os.urandom(BLOCK))
+    sent = hashlib.sha256()
+    start = time.monotonic()
+    with near.connect() as c:
+        c.settimeout(60)
+        for i in range(GIB // BLOCK):
+            base[:8] = i.to_bytes(8, "little")
+            sent.update(base)
+            c.sendall(base)
+            assert time.monotonic() - start < 120, "1 GiB took over 120 s"
+        c.shutdown(socket.SHUT_WR)
+        digest = recv_all(c, timeout=60)
+    assert digest == sent.hexdigest().encode()
+    for r in (near, far):
+        m = r.log()
+        assert int(m.group(3)) == GIB and int(m.group(4)) == 64
+
+
+def test_relay_listening_on_every_address(relay, pyserver):
+    """":PORT" listens on every address (dual-stack where IPv6 is)."""
+    srv = pyserver(echo_handler)
+    r = relay(":0", target(srv.port))
+    assert r.host in ("::", "0.0.0.0")
+    with r.connect() as c:
+        c.sendall(b"any")
+        assert recv_until(c, lambda d: d == b"any") == b"any"
+
+
+def test_two_workers(relay, pyserver):
+    srv = pyserver(echo_handler)
+    r = relay("-w", "2", "127.0.0.1:0", target(srv.port), workers=False)
+    socks = [r.connect() for _ in range(8)]
+    done = []
+
+    def talk(s, i):
+        s.sendall(b"w%d" % i)
+        done.append(recv_until(s, lambda d: d == b"w%d" % i) == b"w%d" % i)
+        s.close()
+
+    ts = [threading.Thread(target=talk, args=(s, i))
+          for i, s in enumerate(socks)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(TIMEOUT)
+    assert done == [True] * 8
+    assert LISTEN_RE.search("listening on 127.0.0.1:%d" % r.port)
