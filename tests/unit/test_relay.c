@@ -306,3 +306,23 @@ Test(relay, refuses_what_is_not_open)
 	RUN_UNTIL(f.loop, 5000, f.done);
 	teardown(&f);
 }
+
+/* tk_pipe_abort(): both peers see a reset, done reports the error. */
+static void
+abort_both(char mode)
+{
+	struct fix f;
+
+	setup(&f, mode, 0);
+	peer_send_str(&f.pa, "x");
+	RUN_UNTIL(f.loop, 5000, f.pb.in_len == 1);
+	tk_pipe_abort(f.p, -ECANCELED);
+	RUN_UNTIL(f.loop, 5000, f.done && f.pa.err != 0 && f.pb.err != 0);
+	cr_assert_eq(f.pa.err, -ECONNRESET);
+	cr_assert_eq(f.pb.err, -ECONNRESET);
+	cr_assert_eq(f.r.err, -ECANCELED);
+	teardown(&f);
+}
+
+Test(relay, abort_splice) { abort_both('s'); }
+Test(relay, abort_copy) { abort_both('c'); }
