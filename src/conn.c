@@ -1129,8 +1129,8 @@ tk_conn_resume(struct tk_conn *c)
 }
 
 void
-tk__conn_set_service(struct tk_conn *c, const struct tk_service *svc,
-		     void *arg, size_t drain_lowat)
+tk__conn_set_service(struct tk_conn *c, const struct tk_service *svc, void *arg,
+		     size_t drain_lowat)
 {
 	c->svc = svc;
 	c->arg = arg;

@@ -324,5 +324,11 @@ abort_both(char mode)
 	teardown(&f);
 }
 
-Test(relay, abort_splice) { abort_both('s'); }
-Test(relay, abort_copy) { abort_both('c'); }
+Test(relay, abort_splice)
+{
+	abort_both('s');
+}
+Test(relay, abort_copy)
+{
+	abort_both('c');
+}
