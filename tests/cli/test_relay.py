@@ -325,3 +325,19 @@ def test_help():
     p = run(["relay", "--help"])
     assert p.returncode == 0
     assert p.stdout.startswith(b"usage: tcpkit relay [OPTIONS] LISTEN TARGET")
+
+
+def test_drain_deadline_resets_a_relay_still_open(relay, pyserver):
+    """The negative twin of the SIGTERM test: a relay still open at the
+    --drain-timeout deadline is ended, and the process exits 0."""
+    srv = pyserver(echo_handler)
+    r = relay("--drain-timeout", "300ms", "127.0.0.1:0", target(srv.port))
+    with r.connect() as c:
+        c.sendall(b"x")
+        recv_until(c, lambda d: d == b"x")
+        r.proc.terminate()
+        data, how = closed_or_reset(c)
+        assert data == b""
+    assert r.proc.wait(TIMEOUT) == 0
+    assert r.stop() == 0
+    assert "drain deadline: resetting 1 relay still open" in r.err.text()
