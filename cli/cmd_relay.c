@@ -240,6 +240,9 @@ target_close(struct tk_conn *c, int err, void *arg)
 		snprintf(rc->why, sizeof(rc->why), "%s: %s",
 			 rc->st->targets[rc->cur].name,
 			 tlsopt_why(c, err, why, sizeof(why)));
+	/* Cancelled (the loop goes away): no next target, the client ends. */
+	if (err == -ECANCELED)
+		rc->tries = rc->st->ntargets;
 	if (rc->tries < rc->st->ntargets && !rc->st->opts->log.quiet)
 		cli_log("relay_retry", NULL, NULL,
 			"relay %s: %s; trying the next target", rc->peer,

@@ -222,6 +222,8 @@ pump(struct tk_pipe *p, struct dir *d)
 	int src = d->from, dst = !d->from;
 	size_t cap = p->opts.high_water;
 
+	bool drained = false; /* the socket had less than was asked */
+
 	for (int i = 0; i < PUMP_ROUNDS; i++) {
 		bool moved = false;
 		ssize_t n;
@@ -242,9 +244,11 @@ pump(struct tk_pipe *p, struct dir *d)
 				moved = true;
 			}
 		}
-		if (!d->eof && !d->full && d->in_pipe < cap) {
+		if (!d->eof && !d->full && !drained && d->in_pipe < cap) {
+			size_t want = cap - d->in_pipe;
+
 			n = splice(tk_conn_fd(p->c[src]), NULL, d->pipe[1],
-				   NULL, cap - d->in_pipe,
+				   NULL, want,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n < 0 && errno != EAGAIN && errno != EINTR) {
 				raw_fail(p, src, -errno);
@@ -263,6 +267,8 @@ pump(struct tk_pipe *p, struct dir *d)
 				note_end(p, src);
 			}
 			if (n > 0) {
+				/* Less than asked: spare an EAGAIN read. */
+				drained = (size_t)n < want;
 				d->in_pipe += (size_t)n;
 				tk__conn_raw_moved(p->c[src], (uint64_t)n, 0);
 				moved = true;
