@@ -22,6 +22,7 @@
 const char cmd_bench_help[] =
 	"usage: tcpkit bench [MODE] HOST PORT [OPTIONS]\n"
 	"       tcpkit bench [MODE] HOST:PORT [OPTIONS]\n"
+	"       tcpkit bench [MODE] unix:/PATH | unix:@NAME [OPTIONS]\n"
 	"\n"
 	"Load a TCP server and measure it: throughput, latency percentiles and\n"
 	"errors, with every echoed byte checked.  The run stops by itself.\n"
@@ -366,6 +367,19 @@ parse_target(int nargs, char **args, struct bench_opts *o)
 {
 	if (nargs == 0)
 		return cli_usage("bench", "missing HOST and PORT");
+	if (nargs == 1 && strncmp(args[0], "unix:", 5) == 0) {
+		struct tk_endpoint ep;
+		char why[256];
+
+		if (tk_endpoint_parse(args[0], TK_EP_ALLOW_UNIX, &ep, why,
+				      sizeof(why)) < 0 ||
+		    tk_addr_from_unix(ep.path, ep.path_len, ep.abstract,
+				      &o->unix_addr) < 0)
+			return cli_usage("bench", "%s", why);
+		o->is_unix = true;
+		tk_endpoint_format(&ep, o->where, sizeof(o->where));
+		return 0;
+	}
 	if (nargs == 1) {
 		int err = cli_split_target("bench", args[0], o->host, o->port);
 

@@ -50,6 +50,33 @@ is_hostport(const char *arg)
 	return colon != NULL && strchr(colon + 1, ':') == NULL;
 }
 
+/*
+ * A target in the endpoint syntax: unix:/path, unix:@name, or tls://H:P
+ * (the same as --tls with H:P).  0 or a usage exit code.
+ */
+static int
+take_endpoint(const char *cmd, const char *text, struct client_opts *o)
+{
+	char why[256];
+
+	if (tk_endpoint_parse(text, TK_EP_ALLOW_UNIX | TK_EP_ALLOW_TLS, &o->ep,
+			      why, sizeof(why)) < 0)
+		return cli_usage(cmd, "%s", why);
+	if (o->ep.kind == TK_EP_TLS) {
+		strcpy(o->host, o->ep.host);
+		strcpy(o->port, o->ep.port);
+		o->tls.tls = true;
+		return 0;
+	}
+	if (o->family != AF_UNSPEC)
+		return cli_usage(cmd,
+				 "%s is a UNIX socket: -4, -6 and "
+				 "-s/--source are for TCP",
+				 text);
+	o->unix_ep = true;
+	return 0;
+}
+
 int
 client_parse(int argc, char **argv, struct client_opts *o)
 {
@@ -181,7 +208,13 @@ client_parse(int argc, char **argv, struct client_opts *o)
 	argv += optind;
 	if (nargs == 0)
 		return cli_usage(cmd, "missing HOST and PORT");
-	if (nargs == 1 || is_hostport(argv[0])) {
+	if (strncmp(argv[0], "unix:", 5) == 0 ||
+	    strncmp(argv[0], "tls://", 6) == 0) {
+		if ((err = take_endpoint(cmd, argv[0], o)) != 0)
+			return err;
+		argv++;
+		nargs--;
+	} else if (nargs == 1 || is_hostport(argv[0])) {
 		/* HOST:PORT or [V6]:PORT in one argument. */
 		err = cli_split_target(cmd, argv[0], o->host, o->port);
 		if (err != 0)
@@ -228,6 +261,10 @@ format_where(struct session *s)
 {
 	const char *h = s->o->host;
 
+	if (s->o->unix_ep) {
+		tk_endpoint_format(&s->o->ep, s->where, sizeof(s->where));
+		return;
+	}
 	snprintf(s->where, sizeof(s->where),
 		 strchr(h, ':') != NULL ? "[%s]:%s" : "%s:%s", h, s->o->port);
 }
@@ -504,7 +541,9 @@ on_close(struct tk_conn *c, int err, void *arg)
 		cli_error(s->o->cmd, s->where, "%s",
 			  tlsopt_why(c, err, why, sizeof(why)));
 	}
-	finish(s, cli_exit_code(err));
+	/* No socket at a UNIX path: nobody serves there, as if refused. */
+	finish(s, s->o->unix_ep && err == -ENOENT ? CLI_EXIT_UNAVAILABLE
+						  : cli_exit_code(err));
 }
 
 /*
@@ -548,18 +587,19 @@ client_run(const struct client_opts *o)
 {
 	struct session s = { .o = o };
 	struct tk_conn_opts copts;
-	struct tk_addrlist *list;
-	int err;
+	struct tk_addrlist *list = NULL;
+	int err = 0;
 
 	format_where(&s);
-	err = tk_resolve(o->host, o->port, o->family, 0, &list);
+	if (!o->unix_ep)
+		err = tk_resolve(o->host, o->port, o->family, 0, &list);
 	if (err < 0)
 		tk_tls_ctx_free(o->tls_ctx);
 	if (err == TK_EBADPORT)
 		return cli_usage(o->cmd, "unknown port '%s'", o->port);
 	if (err < 0)
 		return cli_fail(o->cmd, s.where, err);
-	if (o->annotate)
+	if (o->annotate && list != NULL)
 		fprintf(stderr, "resolved %s to %zu address%s\n", o->host,
 			list->count, list->count == 1 ? "" : "es");
 	if ((err = tk_loop_new(&s.loop)) < 0)
@@ -569,8 +609,10 @@ client_run(const struct client_opts *o)
 	copts.idle_timeout_ms = o->idle_timeout_ms;
 	copts.source = o->has_source ? &o->source : NULL;
 	copts.tls = o->tls_ctx;
-	copts.servername =
-		o->tls.servername != NULL ? o->tls.servername : o->host;
+	/* A UNIX peer has no name: TLS over it checks --servername. */
+	copts.servername = o->tls.servername != NULL ? o->tls.servername
+			   : o->unix_ep		     ? NULL
+						     : o->host;
 	/*
 	 * The two directions are independent here: what we send comes from
 	 * stdin, not from what we read, so output must never stop reading
@@ -584,8 +626,12 @@ client_run(const struct client_opts *o)
 		    (err = tk_timer_start(s.deadline, o->max_time_ms, 0)) < 0)
 			goto out_free_loop;
 	}
-	err = tk_conn_connect(s.loop, list, &copts, &client_service, &s,
-			      &s.conn);
+	if (o->unix_ep)
+		err = tk_conn_connect_endpoint(s.loop, &o->ep, &copts,
+					       &client_service, &s, &s.conn);
+	else
+		err = tk_conn_connect(s.loop, list, &copts, &client_service, &s,
+				      &s.conn);
 	if (err < 0)
 		goto out_free_loop;
 	tk_addrlist_free(list);

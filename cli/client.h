@@ -29,6 +29,8 @@ struct client_opts {
 	bool annotate; /* send -v: narrate each step */
 	struct tlsopt tls;
 	struct tk_tls_ctx *tls_ctx; /* built by client_parse(), or NULL */
+	bool unix_ep;		    /* a unix: target, in ep */
+	struct tk_endpoint ep;
 };
 
 /*

@@ -165,6 +165,22 @@ on_progress(const struct bench_progress *p, void *arg)
 		CLI_PLURAL(p->errors));
 }
 
+/* A list of one UNIX address (tk_addrlist_free() frees it). */
+static int
+unix_list(const struct tk_addr *a, struct tk_addrlist **out)
+{
+	struct tk_addrlist *l = calloc(1, sizeof(*l));
+
+	if (l == NULL || (l->addrs = malloc(sizeof(*a))) == NULL) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->addrs[0] = *a;
+	l->count = 1;
+	*out = l;
+	return 0;
+}
+
 int
 cmd_bench(int argc, char **argv)
 {
@@ -180,7 +196,10 @@ cmd_bench(int argc, char **argv)
 		free(o.message);
 		return rc < 0 ? 0 : rc;
 	}
-	err = tk_resolve(o.host, o.port, AF_UNSPEC, 0, &list);
+	if (o.is_unix)
+		err = unix_list(&o.unix_addr, &list);
+	else
+		err = tk_resolve(o.host, o.port, AF_UNSPEC, 0, &list);
 	if (err == TK_EBADPORT) {
 		rc = cli_usage("bench", "unknown port '%s'", o.port);
 		json_error(&o, "unknown port", rc);

@@ -8,12 +8,18 @@
 const char cmd_connect_help[] =
 	"usage: tcpkit connect [OPTIONS] HOST PORT\n"
 	"       tcpkit connect [OPTIONS] HOST:PORT\n"
+	"       tcpkit connect [OPTIONS] unix:/PATH | unix:@NAME | tls://HOST:PORT\n"
 	"\n"
 	"Connect to HOST on PORT and copy stdin to the connection and the\n"
 	"connection to stdout, byte for byte: a telnet for the terminal and a\n"
 	"netcat for pipes.  Every address of HOST is tried (IPv6 and IPv4\n"
 	"raced) under one connect deadline.  PORT is a number or a service\n"
 	"name; IPv6 literals may be bracketed: [::1]:7007.\n"
+	"\n"
+	"unix:/PATH is a UNIX stream socket (unix:@NAME: an abstract one,\n"
+	"Linux's, no file); -4, -6 and -s are for TCP.  tls://HOST:PORT is\n"
+	"--tls with HOST:PORT.  TLS over a UNIX socket needs --servername or\n"
+	"--pin: its peer has no address to check.\n"
 	"\n"
 	"End of input, in both directions: when stdin ends, tcpkit sends FIN\n"
 	"(a half-close) and keeps printing until the peer closes.  When the\n"
@@ -43,14 +49,16 @@ const char cmd_connect_help[] =
 	"\n"
 	"Exit codes: 0 the peer closed, 64 usage (also port 0, an empty or\n"
 	"over-long HOST), 66 a --cacert, --cert or --key file is missing, 68\n"
-	"unknown host, 69 refused or unreachable (or reset), 75 connect, idle,\n"
+	"unknown host, 69 refused or unreachable (or reset; unix: also no\n"
+	"socket at PATH), 75 connect, idle,\n"
 	"--max-time or TLS handshake timeout, 76 TLS failure, 1 other.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit connect localhost 9999            talk to a line server\n"
 	"  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpkit connect example.org 80\n"
 	"  tcpkit connect -v -w 2 [::1]:7007 < file > copy\n"
-	"  tcpkit connect --tls example.org 443\n";
+	"  tcpkit connect --tls example.org 443\n"
+	"  tcpkit connect unix:/run/app.sock        a local server's socket\n";
 
 int
 cmd_connect(int argc, char **argv)

@@ -11,11 +11,16 @@
 
 const char cmd_send_help[] =
 	"usage: tcpkit send [OPTIONS] HOST PORT [MESSAGE]\n"
-	"       tcpkit send [OPTIONS] HOST:PORT\n"
+	"       tcpkit send [OPTIONS] HOST:PORT [MESSAGE]\n"
+	"       tcpkit send [OPTIONS] unix:/PATH | unix:@NAME | tls://HOST:PORT\n"
+	"                   [MESSAGE]\n"
 	"\n"
 	"One exchange: connect, send MESSAGE (or all of stdin when there is\n"
 	"none), half-close (FIN), print everything the server sends until it\n"
 	"closes, exit.  This is tutorial 2's client for any server.\n"
+	"unix:/PATH and unix:@NAME are UNIX stream sockets (-4, -6 and -s\n"
+	"are for TCP); tls://HOST:PORT is --tls with HOST:PORT.  TLS over a\n"
+	"UNIX socket needs --servername or --pin.\n"
 	"\n"
 	"Options:\n"
 	"  -4, --ipv4               IPv4 addresses only\n"
@@ -34,14 +39,15 @@ const char cmd_send_help[] =
 	"\n" TLSOPT_CLIENT_HELP "\n"
 	"Exit codes: 0 the server closed, 64 usage (also port 0, an empty or\n"
 	"over-long HOST), 66 a --cacert, --cert or --key file is missing, 68\n"
-	"unknown host, 69 refused or unreachable (or reset), 75 timeout, 76\n"
-	"TLS failure, 1 other.\n"
+	"unknown host, 69 refused or unreachable (or reset; unix: also no\n"
+	"socket at PATH), 75 timeout, 76 TLS failure, 1 other.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit send 127.0.0.1 60000 'Hey!'      tutorial 2's exchange\n"
 	"  printf 'GET / HTTP/1.1\\r\\n\\r\\n' | tcpkit send www.google.com 80\n"
 	"  tcpkit send -v localhost 7007 hello\n"
-	"  tcpkit send --tls --pin sha256:HEX localhost 7007 hello\n";
+	"  tcpkit send --tls --pin sha256:HEX localhost 7007 hello\n"
+	"  tcpkit send unix:/tmp/echo.sock hello\n";
 
 int
 cmd_send(int argc, char **argv)

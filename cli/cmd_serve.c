@@ -86,13 +86,51 @@ bind_error(const struct tk_addr *a, int err)
  * Listen on every -H address (loopback by default), one port for all; a
  * missing default ::1 is only a warning.
  */
+/* Why a UNIX socket cannot be listened on; exit 1 as for a TCP port. */
+static int
+unix_error(const struct serve_opts *o, const struct tk_addr *a, int err)
+{
+	char where[TK_ADDRSTRLEN];
+
+	tk_addr_format(a, where, sizeof(where));
+	switch (err) {
+	case -EADDRINUSE:
+		cli_error("listen", where,
+			  "in use: a server is listening on this socket");
+		break;
+	case -EEXIST:
+		cli_error("listen", where,
+			  "not a socket: the file is left alone; choose "
+			  "another path");
+		break;
+	case -EPERM:
+		cli_error("listen", where,
+			  "%s: %s (an owner needs root; a group, one of "
+			  "yours)",
+			  o->unix_opt_name, tk_strerror(err));
+		break;
+	default:
+		cli_fail("listen", where, err);
+	}
+	return CLI_EXIT_OTHER;
+}
+
 static int
 listen_all(struct tk_server *srv, const struct serve_opts *o)
 {
 	struct tk_listen_why why;
 	char where[TK_ADDRSTRLEN];
-	int err = tk_server_listen_hosts(srv, o->hosts, o->nhosts, o->port, 0,
-					 &why);
+	int err;
+
+	for (size_t i = 0; i < o->nunix; i++)
+		if ((err = tk_server_listen_unix(srv, &o->unix_addrs[i],
+						 &o->unix_opts)) < 0)
+			return unix_error(o, &o->unix_addrs[i], err);
+	/* Only UNIX sockets asked for: no default TCP listener. */
+	if (o->nunix > 0 && o->nhosts == 0)
+		return 0;
+	err = tk_server_listen_hosts(srv, o->hosts, o->nhosts, o->port, 0,
+				     &why);
 
 	if (err == 0 && why.skipped_err != 0)
 		cli_error("warning", "",
@@ -222,6 +260,11 @@ print_hints(const struct serve_opts *o, struct tk_server *srv)
 	}
 	if (o->log.quiet)
 		return;
+	if (tk_addr_family(first) == AF_UNIX) {
+		cli_log("hint", NULL, NULL, "try: %s connect %s", cli_prog(),
+			tk_addr_format(first, where, sizeof(where)));
+		return;
+	}
 	if (all_loopback)
 		cli_log("hint", NULL, NULL,
 			"hint: loopback only, other machines cannot connect; "

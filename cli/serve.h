@@ -41,6 +41,11 @@ struct serve_opts {
 	uint64_t stats_ms;
 	uint64_t handshake_ms;
 	bool allow_remote_shutdown;
+	/* -H unix:PATH and unix:@NAME, taken out of hosts. */
+	struct tk_addr unix_addrs[MAX_HOSTS];
+	size_t nunix;
+	struct tk_unix_listen_opts unix_opts; /* --mode, --owner, --group */
+	const char *unix_opt_name;	      /* the first of them given */
 	struct serve_log log;
 	struct tlsopt tls;
 };

@@ -1,6 +1,8 @@
 /* serve_opts.c: `tcpkit serve`'s help, its services and their ports, and
  * its command line. */
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@ online_cpus(void)
 
 const char cmd_serve_help[] =
 	"usage: tcpkit serve [SERVICE] [-H HOST]... [-p PORT] [OPTIONS]\n"
+	"       tcpkit serve [SERVICE] -H unix:/PATH [--mode OCTAL] [OPTIONS]\n"
 	"\n"
 	"Run a TCP server: shared-nothing workers, one event loop each, serve\n"
 	"every client at once, none waiting on another.\n"
@@ -42,7 +45,18 @@ const char cmd_serve_help[] =
 	"                      Default: loopback only, 127.0.0.1 and ::1.\n"
 	"                      Use 0.0.0.0 (IPv4) or :: (IPv4 and IPv6, where\n"
 	"                      the system allows) for every interface.\n"
+	"                      -H unix:/PATH listens on a UNIX stream socket\n"
+	"                      (unix:@NAME: an abstract one, no file), alone\n"
+	"                      or with TCP addresses; a stale socket file (its\n"
+	"                      server gone) is replaced, a live one or a path\n"
+	"                      that is no socket is refused and left alone;\n"
+	"                      the file is removed at exit if still ours.\n"
+	"                      Workers share the one socket.\n"
 	"  -p, --port PORT     port (default: the service's); 0 = any free port\n"
+	"      --mode OCTAL    the socket file's permissions (0660, 600): set\n"
+	"                      before anyone can connect (default: the umask's)\n"
+	"      --owner USER    the socket file's owner (name or uid; root only)\n"
+	"      --group GROUP   its group (name or gid; one of yours, or root)\n"
 	"      --backlog N     listen queue length, 1-65535 (default 511)\n"
 	"  -w, --workers N     worker threads, each with its own loop and\n"
 	"                      SO_REUSEPORT socket (default: online CPUs)\n"
@@ -115,14 +129,16 @@ const char cmd_serve_help[] =
 	"                      print totals (accepted, rejected, active, bytes,\n"
 	"                      errors by kind) every D, and always at exit\n"
 	"\n"
-	"On start, 'listening on ADDR:PORT' is printed on stderr for every\n"
-	"address, with the real port.  The process never dies of SIGPIPE; a\n"
-	"reset, half-close or partial write affects only its own connection.\n"
+	"On start, 'listening on ADDR:PORT' (or 'listening on unix:/PATH')\n"
+	"is printed on stderr for every address, with the real port.  The\n"
+	"process never dies of SIGPIPE; a reset, half-close or partial write\n"
+	"affects only its own connection.\n"
 	"\n"
 	"Exit codes: 0 stopped cleanly (by SIGINT or SIGTERM, however many\n"
 	"come), 1 cannot listen (port in use, permission, address not\n"
-	"available), 64 usage, 66 a --cert, --key or --client-ca file is\n"
-	"missing, 68 unknown host.\n"
+	"available; a UNIX socket in use, a path that is no socket, a\n"
+	"--owner or --group refused), 64 usage, 66 a --cert, --key or\n"
+	"--client-ca file is missing, 68 unknown host.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit serve                       echo on 127.0.0.1 and ::1, 7007\n"
@@ -130,6 +146,7 @@ const char cmd_serve_help[] =
 	"  tcpkit serve basic -p 0            tutorial 2's server, any port\n"
 	"  tcpkit serve line --max-line 1024 --log-format json\n"
 	"  tcpkit serve --tls -p 0            echo over TLS, self-signed\n"
+	"  tcpkit serve -H unix:/tmp/echo.sock --mode 0660\n"
 	"  tcpkit serve --tls --cert srv.pem --key srv.key --client-ca ca.pem\n";
 
 struct service_info {
@@ -160,7 +177,105 @@ enum {
 	OPT_LOG_FORMAT,
 	OPT_STATS,
 	OPT_HANDSHAKE,
+	OPT_MODE,
+	OPT_OWNER,
+	OPT_GROUP,
 };
+
+/* --mode: octal permission bits, as chmod takes them ("0660", "600"). */
+static int
+parse_mode(const char *text, int *mode)
+{
+	size_t n = strlen(text);
+	int v = 0;
+
+	if (n == 0 || n > 5)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (text[i] < '0' || text[i] > '7')
+			return -1;
+		v = v * 8 + (text[i] - '0');
+	}
+	if (v > 07777)
+		return -1;
+	*mode = v;
+	return 0;
+}
+
+/* --owner USER / --group GROUP: a name, or a number. */
+static int
+parse_id(const char *text, bool group, unsigned *id)
+{
+	uint64_t v;
+	struct passwd *pw;
+	struct group *gr;
+
+	if (text[0] >= '0' && text[0] <= '9') {
+		if (cli_parse_uint("serve", group ? "--group" : "--owner", text,
+				   0, 0xfffffffe, &v) < 0)
+			return CLI_EXIT_USAGE;
+		*id = (unsigned)v;
+		return 0;
+	}
+	if (group && (gr = getgrnam(text)) != NULL) {
+		*id = gr->gr_gid;
+		return 0;
+	}
+	if (!group && (pw = getpwnam(text)) != NULL) {
+		*id = pw->pw_uid;
+		return 0;
+	}
+	return cli_usage("serve", "%s '%s': no such %s",
+			 group ? "--group" : "--owner", text,
+			 group ? "group" : "user");
+}
+
+/*
+ * Take the -H unix:PATH and unix:@NAME out of hosts into unix_addrs, and
+ * check --mode, --owner and --group against them.  0 or a usage code.
+ */
+static int
+take_unix_hosts(struct serve_opts *o)
+{
+	struct tk_endpoint ep;
+	char why[256];
+	size_t n = 0;
+	bool abstract = false;
+
+	for (size_t i = 0; i < o->nhosts; i++) {
+		if (strncmp(o->hosts[i], "unix:", 5) != 0) {
+			o->hosts[n++] = o->hosts[i];
+			continue;
+		}
+		if (tk_endpoint_parse(o->hosts[i],
+				      TK_EP_PASSIVE | TK_EP_ALLOW_UNIX, &ep,
+				      why, sizeof(why)) < 0)
+			return cli_usage("serve", "-H %s: %s", o->hosts[i],
+					 why);
+		if (tk_addr_from_unix(ep.path, ep.path_len, ep.abstract,
+				      &o->unix_addrs[o->nunix]) < 0)
+			return cli_usage("serve", "-H %s: not a UNIX address",
+					 o->hosts[i]);
+		o->nunix++;
+		abstract |= ep.abstract;
+	}
+	o->nhosts = n;
+	if (o->unix_opt_name != NULL && o->nunix == 0)
+		return cli_usage("serve",
+				 "%s is for a UNIX socket's file: give -H "
+				 "unix:/PATH",
+				 o->unix_opt_name);
+	if (o->unix_opt_name != NULL && abstract)
+		return cli_usage("serve",
+				 "%s: an abstract unix:@NAME has no file, no "
+				 "mode and no owner",
+				 o->unix_opt_name);
+	if (o->port_set && o->nunix > 0 && o->nhosts == 0)
+		return cli_usage("serve",
+				 "-p/--port is for TCP: a UNIX socket has no "
+				 "port");
+	return 0;
+}
 
 int
 serve_parse_args(int argc, char **argv, struct serve_opts *o)
@@ -179,6 +294,9 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "stats-interval", required_argument, NULL, OPT_STATS },
 		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
+		{ "mode", required_argument, NULL, OPT_MODE },
+		{ "owner", required_argument, NULL, OPT_OWNER },
+		{ "group", required_argument, NULL, OPT_GROUP },
 		{ "allow-remote-shutdown", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -186,9 +304,11 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
-	int ch;
+	unsigned id = 0;
+	int ch, rc;
 
 	memset(o, 0, sizeof(*o));
+	tk_unix_listen_opts_init(&o->unix_opts);
 	o->service = "echo";
 	o->backlog = TK_DEFAULT_BACKLOG;
 	o->workers = online_cpus();
@@ -299,6 +419,27 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			o->tls.used = true;
 			o->tls.used_name = "--handshake-timeout";
 			break;
+		case OPT_MODE:
+			if (parse_mode(optarg, &o->unix_opts.mode) < 0)
+				return cli_usage("serve",
+						 "--mode is octal permission "
+						 "bits (0660, 600), not '%s'",
+						 optarg);
+			if (o->unix_opt_name == NULL)
+				o->unix_opt_name = "--mode";
+			break;
+		case OPT_OWNER:
+		case OPT_GROUP:
+			if ((rc = parse_id(optarg, ch == OPT_GROUP, &id)) != 0)
+				return rc;
+			if (ch == OPT_GROUP)
+				o->unix_opts.group = (gid_t)id;
+			else
+				o->unix_opts.owner = (uid_t)id;
+			if (o->unix_opt_name == NULL)
+				o->unix_opt_name =
+					ch == OPT_GROUP ? "--group" : "--owner";
+			break;
 		case 'R':
 			o->allow_remote_shutdown = true;
 			break;
@@ -310,9 +451,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			return -1;
 		default:
 			if (ch >= TLSOPT_TLS && ch <= TLSOPT_CLIENT_AUTH) {
-				int rc = tlsopt_take("serve", &o->tls, ch,
-						     optarg);
-
+				rc = tlsopt_take("serve", &o->tls, ch, optarg);
 				if (rc != 0)
 					return rc;
 				break;
@@ -320,6 +459,8 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			return cli_bad_option("serve", argv, ch);
 		}
 	}
+	if ((rc = take_unix_hosts(o)) != 0)
+		return rc;
 	for (size_t i = 0; i < o->nhosts; i++) {
 		char host[TK_HOSTLEN], port[TK_PORTLEN];
 

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -120,20 +121,25 @@ const char *tk_strerror(int err);
 const char *tk_err_name(int err);
 
 /*
- * Addresses.  struct tk_addr is a value type: an IPv4 or IPv6 socket
- * address with its length.
+ * Addresses.  struct tk_addr is a value type: an IPv4, IPv6 or UNIX stream
+ * socket address with its length (for AF_UNIX the length counts: it is
+ * what tells an abstract name's bytes; tk_addr_from_unix() sets it).
  */
 struct tk_addr {
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in in4;
 		struct sockaddr_in6 in6;
+		struct sockaddr_un un;
 	} u;
 	socklen_t len;
 };
 
-/* Enough for "[ffff:...:ffff%ifname]:65535" and a NUL. */
-#define TK_ADDRSTRLEN 96
+/*
+ * Enough for "[ffff:...:ffff%ifname]:65535", and for "unix:@" and a
+ * 107-byte name with every byte escaped ("\xNN"), and a NUL.
+ */
+#define TK_ADDRSTRLEN 440
 /* Longest host name accepted (RFC 1035 limit plus a dot), and a NUL. */
 #define TK_HOSTLEN 256
 /* Longest port/service text accepted, and a NUL. */
@@ -162,8 +168,11 @@ int tk_addr_parse(const char *text, uint16_t default_port, struct tk_addr *out);
 int tk_addr_from_ip(const char *ip, uint16_t port, struct tk_addr *out);
 
 /*
- * Format as "1.2.3.4:80" or "[::1]:80" into buf (TK_ADDRSTRLEN is always
- * enough).  Returns buf; on an unknown family writes "?".
+ * Format as "1.2.3.4:80", "[::1]:80", "unix:/path" or "unix:@name" (an
+ * abstract name: its leading NUL shown as '@'; "unix:" alone for an
+ * unnamed socket) into buf (TK_ADDRSTRLEN is always enough).  In a UNIX
+ * name, bytes outside printable ASCII and '\' are written "\xNN".
+ * Returns buf; on an unknown family writes "?".
  */
 char *tk_addr_format(const struct tk_addr *a, char *buf, size_t len);
 /* Format the address part only: "1.2.3.4" or "::1".  Returns buf. */
@@ -171,7 +180,7 @@ char *tk_addr_format_ip(const struct tk_addr *a, char *buf, size_t len);
 uint16_t tk_addr_port(const struct tk_addr *a);
 void tk_addr_set_port(struct tk_addr *a, uint16_t port);
 int tk_addr_family(const struct tk_addr *a);
-/* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+/* True for 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 and UNIX (local). */
 bool tk_addr_is_loopback(const struct tk_addr *a);
 /* True for 0.0.0.0 and ::. */
 bool tk_addr_is_any(const struct tk_addr *a);
@@ -1278,5 +1287,7 @@ const struct tk_service *tk_service_find(const char *name);
 #ifdef __cplusplus
 }
 #endif
+
+#include "tcpkit/unix.h"
 
 #endif /* TCPKIT_H */

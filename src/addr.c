@@ -1,6 +1,8 @@
 /* addr.c: parse and format "host:port", "[v6]:port" and socket addresses. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <net/if.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,10 +321,67 @@ tk_addr_format_ip(const struct tk_addr *a, char *buf, size_t len)
 			/* The interface is gone: the number still says it. */
 			snprintf(buf, len, "%s%%%u", ip, (unsigned)scope);
 		break;
+	case AF_UNIX:
+		/* A UNIX address has no IP part: the whole name stands. */
+		tk_addr_format(a, buf, len);
+		break;
 	default:
 		snprintf(buf, len, "?");
 	}
 	return buf;
+}
+
+/*
+ * The name of a UNIX address: the bytes of sun_path the length covers, the
+ * abstract ones without their leading NUL, a path's up to its first NUL.
+ */
+static size_t
+unix_name(const struct tk_addr *a, const char **name, bool *abstract)
+{
+	const char *p = a->u.un.sun_path;
+	size_t n = 0;
+
+	if (a->len > offsetof(struct sockaddr_un, sun_path))
+		n = a->len - offsetof(struct sockaddr_un, sun_path);
+	if (n > sizeof(a->u.un.sun_path))
+		n = sizeof(a->u.un.sun_path);
+	*abstract = n > 0 && p[0] == '\0';
+	if (*abstract) {
+		*name = p + 1;
+		return n - 1;
+	}
+	*name = p;
+	return strnlen(p, n);
+}
+
+/* "unix:/path" or "unix:@name", every byte that is not plain text escaped. */
+static void
+format_unix(const struct tk_addr *a, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *name;
+	bool abstract;
+	size_t n = unix_name(a, &name, &abstract), o;
+
+	o = (size_t)snprintf(buf, len, "unix:%s", abstract ? "@" : "");
+	for (size_t i = 0; i < n && o < len; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+			if (o + 1 >= len)
+				break;
+			buf[o++] = (char)ch;
+			continue;
+		}
+		if (o + 4 >= len)
+			break;
+		buf[o++] = '\\';
+		buf[o++] = 'x';
+		buf[o++] = hex[ch >> 4];
+		buf[o++] = hex[ch & 15];
+	}
+	if (o < len)
+		buf[o] = '\0';
 }
 
 char *
@@ -341,10 +400,37 @@ tk_addr_format(const struct tk_addr *a, char *buf, size_t len)
 		snprintf(buf, len, "[%s]:%u",
 			 tk_addr_format_ip(a, ip, sizeof(ip)), tk_addr_port(a));
 		break;
+	case AF_UNIX:
+		format_unix(a, buf, len);
+		break;
 	default:
 		snprintf(buf, len, "?");
 	}
 	return buf;
+}
+
+int
+tk_addr_from_unix(const char *path, size_t len, bool abstract,
+		  struct tk_addr *out)
+{
+	struct tk_addr a;
+	size_t off = abstract ? 1 : 0;
+
+	if (path == NULL || len == 0)
+		return TK_EBADADDR;
+	/* A path is a C string to the kernel: a NUL would cut it short. */
+	if (!abstract && memchr(path, '\0', len) != NULL)
+		return TK_EBADADDR;
+	/* A path needs its NUL, an abstract name its leading one: 107. */
+	if (len + 1 > sizeof(a.u.un.sun_path))
+		return -ENAMETOOLONG;
+	memset(&a, 0, sizeof(a));
+	a.u.un.sun_family = AF_UNIX;
+	memcpy(a.u.un.sun_path + off, path, len);
+	/* An abstract name is exactly its bytes: no NUL counted after it. */
+	a.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+	*out = a;
+	return 0;
 }
 
 uint16_t
@@ -391,6 +477,8 @@ tk_addr_is_loopback(const struct tk_addr *a)
 		/* A v4-mapped 127/8 reaches the IPv4 loopback too. */
 		return IN6_IS_ADDR_LOOPBACK(v6) ||
 		       (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
+	case AF_UNIX:
+		return true; /* a peer on this machine, whatever its name */
 	default:
 		return false;
 	}
@@ -425,6 +513,14 @@ tk_addr_equal(const struct tk_addr *a, const struct tk_addr *b)
 			      sizeof(struct in6_addr)) == 0 &&
 		       a->u.in6.sin6_port == b->u.in6.sin6_port &&
 		       a->u.in6.sin6_scope_id == b->u.in6.sin6_scope_id;
+	case AF_UNIX: {
+		const char *na, *nb;
+		bool aa, ab;
+		size_t la = unix_name(a, &na, &aa), lb = unix_name(b, &nb, &ab);
+
+		/* Bytes after a path's NUL do not count; an abstract's do. */
+		return aa == ab && la == lb && memcmp(na, nb, la) == 0;
+	}
 	default:
 		return a->len == b->len && a->len <= sizeof(a->u) &&
 		       memcmp(&a->u, &b->u, a->len) == 0;

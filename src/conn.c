@@ -281,6 +281,7 @@ finish_close(struct tk__defer *d)
 		free(c->lines);
 	}
 	free(c->errmsg);
+	free(c->local);
 	free(c);
 }
 
@@ -1242,11 +1243,14 @@ tk_conn_local(const struct tk_conn *c)
 	 * Asked for rarely: looked up on first use rather than with a system
 	 * call on every accept.  The cache is not part of c's visible state.
 	 */
+	static const struct tk_addr unknown; /* family 0: formats as "?" */
 	struct tk_conn *mc = (struct tk_conn *)c;
 
-	if (mc->local.len == 0 && mc->fd >= 0)
-		(void)tk__sock_local(mc->fd, &mc->local);
-	return &c->local;
+	if (mc->local == NULL && mc->fd >= 0 &&
+	    (mc->local = calloc(1, sizeof(*mc->local))) != NULL &&
+	    tk__sock_local(mc->fd, mc->local) < 0)
+		mc->local->len = 0;
+	return mc->local != NULL ? mc->local : &unknown;
 }
 
 int

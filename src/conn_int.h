@@ -65,7 +65,11 @@ struct tk_conn {
 	unsigned worker;
 	struct tk__counters *ctr; /* the worker's, for a server's connection */
 	struct tk_addr peer;
-	struct tk_addr local;
+	/*
+	 * Looked up and allocated on first use (tk_conn_local()): rarely
+	 * asked for, and a tk_addr is big since it holds UNIX names.
+	 */
+	struct tk_addr *local;
 	struct connecting *cx;
 	struct resolving *rs; /* tk_conn_connect_host()'s name, if resolving */
 	struct tk_conn *next, *prev; /* the server's list */

@@ -231,6 +231,7 @@ discard(struct tk_conn *c)
 	if (c->tp->close != NULL)
 		c->tp->close(c);
 	free(c->errmsg);
+	free(c->local);
 	free(c);
 }
 

@@ -164,6 +164,24 @@ int tk__sock_peer(int fd, struct tk_addr *out);
 /* close() that keeps errno. */
 void tk__close(int fd);
 
+/* A listening UNIX socket's file (unix.c), to remove when done. */
+struct tk__unix_file {
+	bool made; /* a file to remove */
+	dev_t dev;
+	ino_t ino;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/*
+ * A listening UNIX socket at a, as tk_server_listen_unix() describes (uo
+ * may be NULL); f tells of the file made.  The fd, or a negative code.
+ */
+int tk__unix_listen(const struct tk_addr *a, int backlog,
+		    const struct tk_unix_listen_opts *uo,
+		    struct tk__unix_file *f);
+/* Remove f's file if it is still the one made; then forget it. */
+void tk__unix_remove(struct tk__unix_file *f);
+
 /*
  * A connection's transport: how bytes move.  Plain TCP in conn.c; TLS
  * swaps in its own table.  handshake (optional) sets up the transport's

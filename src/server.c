@@ -1,6 +1,7 @@
 /* server.c: listeners and shared-nothing workers, limits, accept back-off,
  * draining. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -43,6 +44,7 @@ struct tk_server {
 	const struct tk_service *svc;
 	void *svc_arg;
 	struct tk_addr addrs[SERVER_MAX_LISTENERS];
+	struct tk__unix_file ufiles[SERVER_MAX_LISTENERS]; /* to remove */
 	size_t naddrs;
 	struct worker *workers;
 	unsigned nworkers;
@@ -136,6 +138,8 @@ tk_server_listen(struct tk_server *s, const struct tk_addr *addr, bool v6only)
 	size_t i = s->naddrs;
 	int err;
 
+	if (addr->u.sa.sa_family == AF_UNIX)
+		return tk_server_listen_unix(s, addr, NULL);
 	if (i == SERVER_MAX_LISTENERS)
 		return -ENOSPC;
 	if (s->started)
@@ -170,6 +174,55 @@ out_close:
 		tk__close(s->workers[k].lfds[i]);
 		s->workers[k].lfds[i] = -1;
 	}
+	return err;
+}
+
+int
+tk_server_listen_unix(struct tk_server *s, const struct tk_addr *addr,
+		      const struct tk_unix_listen_opts *uo)
+{
+	size_t i = s->naddrs;
+	int fd, err;
+
+	if (addr->u.sa.sa_family != AF_UNIX)
+		return -EINVAL;
+	if (i == SERVER_MAX_LISTENERS)
+		return -ENOSPC;
+	if (s->started)
+		return -EBUSY;
+	fd = tk__unix_listen(addr, s->opts.backlog, uo, &s->ufiles[i]);
+	if (fd < 0)
+		return fd;
+	/*
+	 * No SO_REUSEPORT balancing for UNIX sockets: every worker watches
+	 * the one socket (a copy of the fd each, closed on its own) and
+	 * accepts what it can; the others find EAGAIN, which is normal.
+	 */
+	s->workers[0].lfds[i] = fd;
+	for (unsigned k = 1; k < s->nworkers; k++) {
+		int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+		if (dfd < 0) {
+			err = -errno;
+			goto out_close;
+		}
+		s->workers[k].lfds[i] = dfd;
+	}
+	/* TCP's options are skipped: only the send buffer applies. */
+	err = tk__sock_conn_opts(fd, s->opts.conn.no_delay, s->opts.conn.sndbuf,
+				 s->opts.conn.max_pending);
+	if (err < 0)
+		goto out_close;
+	s->addrs[i] = *addr;
+	s->naddrs++;
+	return 0;
+
+out_close:
+	for (unsigned k = 0; k < s->nworkers; k++) {
+		tk__close(s->workers[k].lfds[i]);
+		s->workers[k].lfds[i] = -1;
+	}
+	tk__unix_remove(&s->ufiles[i]);
 	return err;
 }
 
@@ -867,6 +920,8 @@ tk_server_free(struct tk_server *s)
 		if (w->own_loop)
 			tk_loop_free(w->loop);
 	}
+	for (size_t i = 0; i < s->naddrs; i++)
+		tk__unix_remove(&s->ufiles[i]);
 	free(s->workers);
 	free(s);
 }

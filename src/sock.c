@@ -40,12 +40,21 @@ tk__sock_conn_opts(int fd, bool no_delay, size_t sndbuf, size_t max_pending)
 {
 	int err;
 
-	if (no_delay && (err = tk__sock_set_nodelay(fd, true)) < 0)
-		return err;
+	/*
+	 * A UNIX stream socket refuses TCP's options (EOPNOTSUPP): it gets
+	 * the send buffer bound only.  Found by trying, not by asking every
+	 * TCP socket its family: no system call more on the common path.
+	 */
+	if (no_delay && (err = tk__sock_set_nodelay(fd, true)) < 0) {
+		if (err != -EOPNOTSUPP && err != -ENOPROTOOPT)
+			return err;
+		return sndbuf != 0 ? tk__sock_set_sndbuf(fd, sndbuf) : 0;
+	}
 	if (sndbuf != 0)
 		return tk__sock_set_sndbuf(fd, sndbuf);
-	return set_int(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT,
-		       max_pending > INT32_MAX ? INT32_MAX : (int)max_pending);
+	err = set_int(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT,
+		      max_pending > INT32_MAX ? INT32_MAX : (int)max_pending);
+	return err == -EOPNOTSUPP || err == -ENOPROTOOPT ? 0 : err;
 }
 
 int
@@ -98,7 +107,8 @@ tk__sock_connect(const struct tk_addr *addr, const struct tk_addr *source)
 	if (source != NULL && source->u.sa.sa_family != addr->u.sa.sa_family)
 		return -EAFNOSUPPORT;
 	fd = socket(addr->u.sa.sa_family,
-		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    addr->u.sa.sa_family == AF_UNIX ? 0 : IPPROTO_TCP);
 	if (fd < 0)
 		return -errno;
 	if (source != NULL) {

@@ -777,6 +777,19 @@ bind_fd(struct tk_conn *c, struct tls_conn *tc)
 			*have = X509_VERIFY_PARAM_get1_ip_asc(vp);
 
 		OPENSSL_free(have);
+		/*
+		 * A UNIX socket's peer has no address to match: only a name
+		 * or a pin can say who it must be; a CA alone would take
+		 * any certificate it ever signed.
+		 */
+		if (tk_addr_family(tk_conn_peer(c)) == AF_UNIX) {
+			if (tc->ctx->has_pin || tc->ctx->insecure)
+				return 0;
+			tk__conn_set_detail(c, "a UNIX socket's peer has no "
+					       "address to check: give a "
+					       "server name or a pin");
+			return TK_ETLSCONFIG;
+		}
 		tk_addr_format_ip(tk_conn_peer(c), ip, sizeof(ip));
 		if (have == NULL && !X509_VERIFY_PARAM_set1_ip_asc(vp, ip))
 			return -ENOMEM;

@@ -49,6 +49,8 @@ struct bench_opts {
 	char host[TK_HOSTLEN];
 	char port[TK_PORTLEN];
 	char where[TK_HOSTLEN + TK_PORTLEN + 4]; /* "HOST:PORT" for messages */
+	bool is_unix; /* a unix: target: unix_addr, no host */
+	struct tk_addr unix_addr;
 	uint32_t connections;
 	uint32_t depth;
 	size_t size;

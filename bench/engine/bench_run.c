@@ -617,7 +617,10 @@ setup_bench(struct bench *b, const struct bench_opts *o,
 	b->copts.linger_ms = LINGER_MS;
 	/* One context for all threads: built once, before the run. */
 	b->copts.tls = o->tls;
-	b->copts.servername = o->servername != NULL ? o->servername : o->host;
+	/* A UNIX target has no host: TLS over it checks the name or pin. */
+	b->copts.servername = o->servername != NULL ? o->servername
+			      : o->is_unix	    ? NULL
+						    : o->host;
 	/*
 	 * Never stop reading because our own output waits: the server may
 	 * be blocked writing to us, and the two would wait for each other.

@@ -33,6 +33,14 @@ _tcpkit()
 		COMPREPLY=($(compgen -d -- "$cur"))
 		return
 		;;
+	--owner)
+		COMPREPLY=($(compgen -u -- "$cur"))
+		return
+		;;
+	--group)
+		COMPREPLY=($(compgen -g -- "$cur"))
+		return
+		;;
 	--log-format) words="text logfmt json" ;;
 	--client-auth) words="optional required" ;;
 	--tls-min) words="1.2 1.3" ;;

@@ -91,6 +91,24 @@ int tk_exec_split(const char *command, char *buf, size_t buflen, char **argv,
  */
 char *tk_endpoint_format(const struct tk_endpoint *ep, char *buf, size_t len);
 
+/*
+ * Connect to ep, as tk_conn_connect_host() does: TCP (host and port;
+ * opts->tls, if set, applies as it would there), TLS (the same, with
+ * opts->tls required: the caller builds the context; -EINVAL without),
+ * UNIX (its address; no name to resolve; TLS over it when opts->tls is
+ * set, with opts->servername to check, since a UNIX peer has no IP).
+ * -EINVAL for stdio, exec and sh endpoints, which are no connections.
+ * Otherwise returns and calls back as tk_conn_connect() does.
+ */
+struct tk_loop;
+struct tk_conn;
+struct tk_conn_opts;
+struct tk_service;
+int tk_conn_connect_endpoint(struct tk_loop *loop, const struct tk_endpoint *ep,
+			     const struct tk_conn_opts *opts,
+			     const struct tk_service *svc, void *arg,
+			     struct tk_conn **out);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

@@ -23,6 +23,20 @@ SANITIZER = re.compile(rb"(ERROR: (Address|Leak)Sanitizer|runtime error:|Undefin
 
 # The end of a --log-format json or logfmt record ("...PORT"} or "...PORT") too.
 LISTEN_RE = re.compile(r"listening on (\S+):(\d+)(?:\"\}?)?$")
+# A UNIX socket's: "listening on unix:/path" or "unix:@name", no port.
+UNIX_LISTEN_RE = re.compile(r"listening on (unix:[^\s\"]+)(?:\"\}?)?$")
+# Either; group 1 is "unix:..." or "HOST:PORT".
+ANY_LISTEN_RE = re.compile(
+    r"listening on (unix:[^\s\"]+|\S+:\d+)(?:\"\}?)?$")
+
+
+def listen_addr(text):
+    """(host, port) of a "listening on" address; ("unix:...", None) for
+    a UNIX socket."""
+    if text.startswith("unix:"):
+        return (text, None)
+    host, port = text.rsplit(":", 1)
+    return (host.strip("[]"), int(port))
 SHIM_SRC = os.path.join(ROOT, "tests", "shim", "short_writes.c")
 
 
@@ -121,8 +135,9 @@ class Server:
 
     def __init__(self, *args, listeners=1, env=None):
         argv = [TCPKIT, "serve"] + list(args)
-        if not any(a in ("-p", "--port") or a.startswith("--port=")
-                   for a in args):
+        # A UNIX socket has no port: -p 0 only for TCP (or give it).
+        if not any(a in ("-p", "--port") or a.startswith("--port=") or
+                   a.startswith("unix:") for a in args):
             argv += ["-p", "0"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
@@ -132,11 +147,10 @@ class Server:
         # Wait for as many "listening on" lines as there are listeners.
         found = []
         for _ in range(listeners):
-            m = self.err.wait_for(LISTEN_RE.pattern,
+            m = self.err.wait_for(ANY_LISTEN_RE.pattern,
                                   start=self._line_after(found))
             found.append(m)
-        self.addrs = [(m.group(1).strip("[]"), int(m.group(2)))
-                      for m in found]
+        self.addrs = [listen_addr(m.group(1)) for m in found]
         self.host, self.port = self.addrs[0]
 
     def _line_after(self, found):
