@@ -16,7 +16,7 @@
 /* A TARGET, ready to connect to. */
 struct target {
 	const struct tk_endpoint *ep;
-	char name[TK_HOSTLEN + TK_PORTLEN + 16]; /* as the logs show it */
+	char name[TK_ADDRSTRLEN + 16]; /* as the logs show it */
 	/* An IP literal and numeric port: connected without a resolver
 	 * thread.  count == 0: resolved per client. */
 	struct tk_addr addr;
@@ -50,7 +50,7 @@ struct rconn {
 	size_t cur;		/* the one being tried */
 	bool client_gone;
 	char peer[TK_ADDRSTRLEN];
-	char why[320]; /* the last target failure, for the log */
+	char why[768]; /* the last target failure, for the log */
 };
 
 static uint64_t
@@ -89,7 +89,7 @@ log_relay(const struct rconn *rc, const struct tk_pipe_result *r)
 {
 	const struct relay_opts *o = rc->st->opts;
 	const char *target = rc->st->targets[rc->cur].name;
-	char reason[320], ts[48], dur[32], line[1024];
+	char reason[320], ts[48], dur[32], line[2048];
 
 	if (o->log.quiet)
 		return;
@@ -131,7 +131,7 @@ static void
 log_failed(const struct rconn *rc)
 {
 	const struct relay_opts *o = rc->st->opts;
-	char ts[48], line[1024], why[320];
+	char ts[48], line[2048], why[768];
 
 	if (o->log.quiet)
 		return;
@@ -190,10 +190,10 @@ try_target(struct rconn *rc)
 		if (t->list.count > 0)
 			err = tk_conn_connect(loop, &t->list, &co,
 					      &target_service, rc, &rc->target);
-		else
-			err = tk_conn_connect_host(
-				loop, t->ep->host, t->ep->port, &co,
-				&target_service, rc, &rc->target);
+		else /* a name to resolve, or a UNIX socket */
+			err = tk_conn_connect_endpoint(loop, t->ep, &co,
+						       &target_service, rc,
+						       &rc->target);
 		if (err == 0)
 			return 0;
 		snprintf(rc->why, sizeof(rc->why), "%s: %s", t->name,
@@ -398,7 +398,8 @@ prepare_targets(struct relay_state *st, const struct relay_opts *o)
 
 		t->ep = &o->targets[i];
 		tk_endpoint_format(t->ep, t->name, sizeof(t->name));
-		if (*end == '\0' && port > 0 && port <= 65535 &&
+		if (t->ep->kind != TK_EP_UNIX && *end == '\0' && port > 0 &&
+		    port <= 65535 &&
 		    tk_addr_from_ip(t->ep->host, (uint16_t)port, &t->addr) ==
 			    0) {
 			t->list.count = 1;
@@ -417,6 +418,23 @@ listen_on(struct relay_state *st, const struct relay_opts *o)
 	char where[TK_ADDRSTRLEN];
 	int err;
 
+	if (o->listen.kind == TK_EP_UNIX) {
+		struct tk_addr ua;
+
+		err = tk_addr_from_unix(o->listen.path, o->listen.path_len,
+					o->listen.abstract, &ua);
+		if (err == 0)
+			err = tk_server_listen_unix(st->server, &ua, NULL);
+		if (err == 0)
+			return 0;
+		cli_error("listen", o->listen_text, "%s",
+			  err == -EADDRINUSE ? "in use: a server is listening "
+					       "on this socket"
+			  : err == -EEXIST   ? "not a socket: the file is left "
+					       "alone; choose another path"
+					     : tk_strerror(err));
+		return CLI_EXIT_OTHER;
+	}
 	if (host[0] != '\0') {
 		err = tk_server_listen_hosts(st->server, &host, 1,
 					     o->listen_port, 0, &why);

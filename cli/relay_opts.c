@@ -18,15 +18,21 @@ const char cmd_relay_help[] =
 	"Forward every client of LISTEN to a TARGET and back (socat's\n"
 	"TCP-LISTEN,fork TCP:...), many at once on the server's workers.  Each\n"
 	"side's half-close is carried to the other; a reset on one side resets\n"
-	"the other.  Plain TCP pairs move bytes with splice(2), never through\n"
-	"user space; a TLS side copies through bounded buffers.\n"
+	"the other.  Plain socket pairs (TCP, UNIX) move bytes with splice(2),\n"
+	"never through user space; a TLS side copies through bounded buffers.\n"
 	"\n"
 	"LISTEN:  [HOST]:PORT      TCP; no HOST: every address; port 0: any\n"
 	"                          free port\n"
 	"         tls://[HOST]:PORT  TLS termination (the TLS options below)\n"
+	"         unix:/PATH, unix:@NAME\n"
+	"                          a UNIX stream socket (a stale file from a\n"
+	"                          dead server is replaced, a live one is\n"
+	"                          refused; removed on exit)\n"
 	"TARGET:  HOST:PORT        TCP\n"
 	"         tls://HOST:PORT  TLS origination, the certificate verified\n"
 	"                          (system trust store, or --cacert)\n"
+	"         unix:/PATH, unix:@NAME\n"
+	"                          a UNIX stream socket\n"
 	"Several TARGETs are tried in order, the next on a refused, timed-out\n"
 	"or failed connect; with --balance each client starts at the next one\n"
 	"(round-robin).  A client none could take is closed and the reason\n"
@@ -98,6 +104,7 @@ const char cmd_relay_help[] =
 	"  tcpkit relay 127.0.0.1:0 127.0.0.1:7007    any free port, loopback\n"
 	"  tcpkit relay tls://:8443 127.0.0.1:8080    TLS termination\n"
 	"  tcpkit relay :8443 tls://example.org:443   TLS origination\n"
+	"  tcpkit relay :5432 unix:/run/app.sock      TCP to a UNIX socket\n"
 	"  tcpkit relay --balance :80 10.0.0.1:80 10.0.0.2:80\n";
 
 enum {
@@ -148,9 +155,12 @@ parse_listen(struct relay_opts *o, const char *text)
 	char *end;
 
 	o->listen_text = text;
-	if (tk_endpoint_parse(text, TK_EP_PASSIVE | TK_EP_ALLOW_TLS, &o->listen,
-			      why, sizeof(why)) != 0)
+	if (tk_endpoint_parse(
+		    text, TK_EP_PASSIVE | TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX,
+		    &o->listen, why, sizeof(why)) != 0)
 		return cli_usage("relay", "LISTEN '%s': %s", text, why);
+	if (o->listen.kind == TK_EP_UNIX)
+		return 0;
 	port = strtoull(o->listen.port, &end, 10);
 	if (o->listen.port[0] == '\0' || *end != '\0' || port > 65535)
 		return cli_usage("relay",
@@ -171,7 +181,8 @@ parse_target(struct relay_opts *o, const char *text)
 	if (o->ntargets == RELAY_MAX_TARGETS)
 		return cli_usage("relay", "at most %d TARGETs",
 				 RELAY_MAX_TARGETS);
-	if (tk_endpoint_parse(text, TK_EP_ALLOW_TLS, ep, why, sizeof(why)) != 0)
+	if (tk_endpoint_parse(text, TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX, ep, why,
+			      sizeof(why)) != 0)
 		return cli_usage("relay", "TARGET '%s': %s", text, why);
 	if (ep->kind == TK_EP_TLS)
 		o->cli_tls.tls = true;

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tkhelpers import LISTEN_RE, TCPKIT, LineReader, check_sanitizer
+from tkhelpers import ANY_LISTEN_RE, TCPKIT, LineReader, check_sanitizer
 
 TIMEOUT = 15
 # "relay PEER -> TARGET after DUR: N bytes up, M bytes down, WHO closed
@@ -28,8 +28,13 @@ class Relay:
                                      stderr=subprocess.PIPE)
         self.out = LineReader(self.proc.stdout)
         self.err = LineReader(self.proc.stderr)
-        m = self.err.wait_for(LISTEN_RE.pattern, timeout=TIMEOUT)
-        self.host, self.port = m.group(1).strip("[]"), int(m.group(2))
+        m = self.err.wait_for(ANY_LISTEN_RE.pattern, timeout=TIMEOUT)
+        self.unix = None
+        if m.group(1).startswith("unix:"):
+            self.unix, self.host, self.port = m.group(1)[5:], None, None
+        else:
+            host, port = m.group(1).rsplit(":", 1)
+            self.host, self.port = host.strip("[]"), int(port)
 
     def log(self, pattern=RELAY_RE, start=0):
         """The match of the next log line matching pattern."""
@@ -40,8 +45,14 @@ class Relay:
             return len(self.err.lines)
 
     def connect(self):
-        return socket.create_connection(("127.0.0.1", self.port),
-                                        timeout=TIMEOUT)
+        if self.unix is None:
+            return socket.create_connection(("127.0.0.1", self.port),
+                                            timeout=TIMEOUT)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(TIMEOUT)
+        s.connect("\0" + self.unix[1:] if self.unix.startswith("@")
+                  else self.unix)
+        return s
 
     def stop(self, timeout=TIMEOUT):
         if self.proc.poll() is None:

@@ -1,6 +1,7 @@
 """tcpkit relay with TLS on either side, with nc and socat as client and
 target, and 1 GiB through a chain of two relays checked by SHA-256."""
 import hashlib
+import json
 import os
 import socket
 import ssl
@@ -10,7 +11,7 @@ import time
 
 from relayhelpers import (FAILED_RE, TIMEOUT, closed_or_reset, echo_handler,
                           relay, target)  # noqa: F401
-from tkhelpers import LineReader, LISTEN_RE, need, recv_all, recv_until
+from tkhelpers import LineReader, LISTEN_RE, need, recv_all, recv_until, run
 
 
 def tls_client(port, ca):
@@ -211,3 +212,50 @@ def test_two_workers(relay, pyserver):
         t.join(TIMEOUT)
     assert done == [True] * 8
     assert LISTEN_RE.search("listening on 127.0.0.1:%d" % r.port)
+
+
+def test_tcp_to_a_unix_target(relay, serve, tmp_path):
+    """tcpkit relay :PORT unix:/path, to serve echo on a UNIX socket; the
+    pair is spliced (plain sockets both)."""
+    sock = str(tmp_path / "app.sock")
+    serve("-H", "unix:" + sock, "-w", "1")
+    r = relay("--log-format", "json", "127.0.0.1:0", "unix:" + sock)
+    with r.connect() as c:
+        c.sendall(b"to a UNIX socket")
+        assert recv_until(c, lambda d: len(d) == 16) == b"to a UNIX socket"
+    rec = json.loads(r.log(r'^\{.*"event":"relay"').string)
+    assert rec["target"] == "unix:" + sock
+    assert rec["spliced"] is True and rec["bytes_down"] == 16
+
+
+def test_unix_listen_to_tcp(relay, pyserver, tmp_path):
+    srv = pyserver(echo_handler)
+    sock = str(tmp_path / "relay.sock")
+    r = relay("unix:" + sock, target(srv.port))
+    assert r.unix == sock
+    with r.connect() as c:
+        c.sendall(b"from UNIX to TCP")
+        assert recv_until(c, lambda d: len(d) == 16) == b"from UNIX to TCP"
+    assert r.stop() == 0
+    assert not os.path.exists(sock), "the socket file outlived the relay"
+
+
+def test_unix_target_missing_closes_the_client(relay, tmp_path):
+    """The negative twin: no socket at the path, the client is closed and
+    the reason logged."""
+    sock = str(tmp_path / "nobody.sock")
+    r = relay("127.0.0.1:0", "unix:" + sock)
+    with r.connect() as c:
+        assert closed_or_reset(c)[0] == b""
+    why = r.log(FAILED_RE).group(2)
+    assert sock in why and "no such file" in why.lower(), why
+
+
+def test_unix_listen_in_use_is_refused(relay, pyserver, tmp_path):
+    srv = pyserver(echo_handler)
+    sock = str(tmp_path / "busy.sock")
+    relay("unix:" + sock, target(srv.port))
+    p = run(["relay", "unix:" + sock, target(srv.port)], timeout=TIMEOUT)
+    assert p.returncode == 1
+    assert p.stderr.decode() == "tcpkit: listen unix:%s: in use: a server " \
+        "is listening on this socket\n" % sock
