@@ -6,7 +6,7 @@ import json
 import socket
 import threading
 
-from relayhelpers import (FAILED_RE, RELAY_RE, TIMEOUT, closed_or_reset,
+from relayhelpers import (FAILED_RE, TIMEOUT, closed_or_reset,
                           echo_handler, refusing_port, relay, reset,  # noqa: F401
                           target)
 from tkhelpers import recv_all, recv_until, run

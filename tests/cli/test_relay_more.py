@@ -3,15 +3,19 @@ target, and 1 GiB through a chain of two relays checked by SHA-256."""
 import hashlib
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 
 from relayhelpers import (FAILED_RE, TIMEOUT, closed_or_reset, echo_handler,
                           relay, target)  # noqa: F401
-from tkhelpers import LineReader, LISTEN_RE, need, recv_all, recv_until, run
+from tlshelpers import cert_fp
+from tkhelpers import (ROOT, TCPKIT, LineReader, LISTEN_RE, need, recv_all,
+                       recv_until, run)
 
 
 def tls_client(port, ca):
@@ -259,3 +263,60 @@ def test_unix_listen_in_use_is_refused(relay, pyserver, tmp_path):
     assert p.returncode == 1
     assert p.stderr.decode() == "tcpkit: listen unix:%s: in use: a server " \
         "is listening on this socket\n" % sock
+
+
+def test_relay_bench_smoke():
+    """bench/relay.py runs end to end (one short repetition, tcpkit only):
+    the three tables, a number in each."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench",
+                                                     "relay.py"),
+                        "--tcpkit", TCPKIT, "--reps", "1", "-t", "0.2",
+                        "--relays", "tcpkit"],
+                       capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr[-2000:]
+    for scn in ("R1", "R10", "RL"):
+        assert "\n%s: " % scn in p.stdout
+    assert re.search(r"^\| tcpkit \| \d+ \[\d+-\d+\] \| \d+ \[", p.stdout,
+                     re.M), p.stdout
+    assert re.search(r"^\| tcpkit \| [\d.]+ \[[\d.]+-[\d.]+\] \| [\d.-]+ \|$",
+                     p.stdout, re.M), p.stdout
+
+
+def test_tls_origination_pin_and_servername(relay, serve, certs):
+    """--pin accepts exactly the target's certificate; --servername checks
+    the name given, and a wrong one is refused; --insecure checks nothing
+    (and warns)."""
+    srv = tls_echo(serve, certs, cert="other")  # from ca2, untrusted
+    tgt = "tls://127.0.0.1:%d" % srv.port
+    fp = cert_fp(certs["other"])
+    for args, ok in ((["--pin", "sha256:" + fp], True),
+                     (["--pin", "sha256:" + "00" * 32], False),
+                     (["--insecure"], True),
+                     (["--cacert", certs["ca2"], "--servername", "localhost"],
+                      True),
+                     (["--cacert", certs["ca2"], "--servername",
+                       "wrong.example"], False)):
+        r = relay(*args, "127.0.0.1:0", tgt)
+        with r.connect() as c:
+            c.sendall(b"ping")
+            data, _ = closed_or_reset(c) if not ok else (
+                recv_until(c, lambda d: d == b"ping"), None)
+        assert (data == b"ping") == ok, args
+        if not ok:
+            r.log(FAILED_RE)
+        if "--insecure" in args:
+            assert "tcpkit: warning --insecure:" in r.err.text()
+        r.stop()
+
+
+def test_handshake_timeout_closes_a_silent_tls_client(relay, pyserver,
+                                                      certs):
+    srv = pyserver(echo_handler)
+    r = relay("--handshake-timeout", "300ms", "--cert", certs["srv"],
+              "--key", certs["srv_key"], "tls://127.0.0.1:0",
+              target(srv.port))
+    with socket.create_connection(("127.0.0.1", r.port),
+                                  timeout=TIMEOUT) as c:
+        assert closed_or_reset(c)[0] == b""
+    m = r.log(r"^relay 127.0.0.1:\d+: closed before relaying \((.*)\)$")
+    assert "handshake timed out" in m.group(1)
