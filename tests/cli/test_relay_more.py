@@ -100,14 +100,29 @@ def test_tls_origination_wrong_ca_closes_the_client(relay, serve, certs):
 
 
 def test_tls_both_sides(relay, serve, certs):
+    """TLS both ways: the bytes are copied through the connections'
+    buffers (a TLS side cannot be spliced), and the log says so."""
     srv = tls_echo(serve, certs)
-    r = relay("--cert", certs["srv"], "--key", certs["srv_key"],
-              "--cacert", certs["ca"], "tls://127.0.0.1:0",
+    r = relay("--log-format", "json", "--cert", certs["srv"], "--key",
+              certs["srv_key"], "--cacert", certs["ca"], "tls://127.0.0.1:0",
               "tls://127.0.0.1:%d" % srv.port)
     with tls_client(r.port, certs["ca"]) as c:
         c.sendall(b"x" * 100000)
         assert recv_until(c, lambda d: len(d) == 100000) == b"x" * 100000
-    assert r.log().group(3) == "100000"
+    rec = json.loads(r.log(r'^\{.*"event":"relay"').string)
+    assert rec["bytes_up"] == 100000 and rec["spliced"] is False
+
+
+def test_target_by_name(relay, pyserver):
+    """A TARGET named, not numeric: resolved for each client (localhost's
+    ::1 refused, 127.0.0.1 taken, Happy Eyeballs)."""
+    srv = pyserver(echo_handler)
+    r = relay("127.0.0.1:0", "localhost:%d" % srv.port)
+    for _ in range(2):
+        with r.connect() as c:
+            c.sendall(b"by name")
+            assert recv_until(c, lambda d: d == b"by name") == b"by name"
+    assert r.log().group(2) == "localhost:%d" % srv.port
 
 
 def test_socat_client_and_nc_target(relay, proc):
