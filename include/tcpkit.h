@@ -1280,14 +1280,13 @@ const struct tk_service *tk_service_find(const char *name);
 
 #pragma GCC visibility pop
 
-/* The API by topic; each header keeps its own symbols visible. */
-#include "tcpkit/endpoint.h"
-#include "tcpkit/relay.h"
-
 #ifdef __cplusplus
 }
 #endif
 
+/* The API by topic; each header keeps its own symbols visible. */
+#include "tcpkit/endpoint.h"
+#include "tcpkit/relay.h"
 #include "tcpkit/unix.h"
 
 #endif /* TCPKIT_H */
