@@ -500,7 +500,7 @@ run(struct relay_state *st)
 		return cli_fail("relay", "event loop", rc);
 	tk_server_get_stats(st->server, &stats);
 	if (stats.active > 0)
-		cli_error("relay", "", "%s: resetting %llu relay%s still open",
+		cli_error("relay", "", "%s: closing %llu relay%s still open",
 			  st->forced ? "second signal" : "drain deadline",
 			  (unsigned long long)stats.active,
 			  CLI_PLURAL(stats.active));

@@ -329,7 +329,7 @@ def test_help():
 
 def test_drain_deadline_resets_a_relay_still_open(relay, pyserver):
     """The negative twin of the SIGTERM test: a relay still open at the
-    --drain-timeout deadline is ended, and the process exits 0."""
+    --drain-timeout deadline is closed, and the process exits 0."""
     srv = pyserver(echo_handler)
     r = relay("--drain-timeout", "300ms", "127.0.0.1:0", target(srv.port))
     with r.connect() as c:
@@ -340,4 +340,4 @@ def test_drain_deadline_resets_a_relay_still_open(relay, pyserver):
         assert data == b""
     assert r.proc.wait(TIMEOUT) == 0
     assert r.stop() == 0
-    assert "drain deadline: resetting 1 relay still open" in r.err.text()
+    assert "drain deadline: closing 1 relay still open" in r.err.text()
