@@ -304,6 +304,12 @@ client_close(struct tk_conn *c, int err, void *arg)
 		return;
 	}
 	rc->client_gone = true;
+	if (!st->opts->log.quiet)
+		cli_log("relay_failed", NULL, NULL,
+			"relay %s: closed before relaying (%s, while "
+			"connecting to %s)",
+			rc->peer, err != 0 ? tk_strerror(err) : "client gone",
+			st->targets[rc->cur].name);
 	if (rc->target != NULL)
 		tk_conn_close(rc->target, -ECANCELED); /* its close frees rc */
 	else

@@ -341,3 +341,16 @@ def test_drain_deadline_resets_a_relay_still_open(relay, pyserver):
     assert r.proc.wait(TIMEOUT) == 0
     assert r.stop() == 0
     assert "drain deadline: closing 1 relay still open" in r.err.text()
+
+
+def test_client_gone_while_the_target_connects(relay, blackhole):
+    """A client that resets while its target's connect is in progress is
+    logged, and the connect is given up (no late relay to nobody)."""
+    r = relay("-c", "5s", "127.0.0.1:0", target(blackhole))
+    c = r.connect()
+    c.sendall(b"early bytes")
+    reset(c)
+    m = r.log(r"^relay 127.0.0.1:\d+: closed before relaying \((.*)\)$")
+    assert "reset" in m.group(1) and target(blackhole) in m.group(1)
+    # The relay is still serving.
+    assert r.proc.poll() is None
