@@ -154,7 +154,7 @@ update_interest(struct tk_conn *c)
 	unsigned ev = 0;
 	int err;
 
-	if (c->state != ST_OPEN)
+	if (c->state != ST_OPEN || (c->flags & F_RAW))
 		return;
 	if (wants_read(c))
 		ev |= TK_READABLE;
@@ -673,8 +673,11 @@ on_io(struct tk_loop *loop, int fd, unsigned events, void *arg)
 {
 	struct tk_conn *c = arg;
 
-	(void)loop;
-	(void)fd;
+	if (c->flags & F_RAW) {
+		if (c->state == ST_OPEN)
+			c->raw_io(loop, fd, events, c->raw_arg);
+		return;
+	}
 	if (c->state == ST_HANDSHAKE) {
 		handshake_step(c);
 		return;
@@ -907,6 +910,8 @@ check_write(struct tk_conn *c, size_t len)
 {
 	if (c->state != ST_OPEN)
 		return c->state == ST_CLOSED ? -EPIPE : -ENOTCONN;
+	if (c->flags & F_RAW)
+		return -EBUSY; /* a relay's: its bytes go one way only */
 	if (c->flags & (F_SHUT_WANT | F_ENDING))
 		return -EPIPE;
 	if (len > c->opts.max_output - tk_buf_len(&c->out)) {
@@ -994,7 +999,8 @@ tk_conn_writev(struct tk_conn *c, const struct iovec *iov, int n)
 size_t
 tk_conn_room(const struct tk_conn *c)
 {
-	if (c->state != ST_OPEN || (c->flags & (F_SHUT_WANT | F_ENDING)))
+	if (c->state != ST_OPEN ||
+	    (c->flags & (F_SHUT_WANT | F_ENDING | F_RAW)))
 		return 0;
 	return c->opts.max_output - tk_buf_len(&c->out);
 }
@@ -1033,7 +1039,7 @@ tk_conn_pending(const struct tk_conn *c)
 void
 tk_conn_shutdown(struct tk_conn *c)
 {
-	if (c->state != ST_OPEN || (c->flags & F_SHUT_WANT))
+	if (c->state != ST_OPEN || (c->flags & (F_SHUT_WANT | F_RAW)))
 		return;
 	c->flags |= F_SHUT_WANT;
 	if (tk_buf_len(&c->out) == 0)
@@ -1051,6 +1057,11 @@ tk_conn_end(struct tk_conn *c)
 	}
 	if (c->state != ST_OPEN || (c->flags & F_ENDING))
 		return;
+	/* A relay's socket has no graceful end of conn.c's: close. */
+	if (c->flags & F_RAW) {
+		tk_conn_close(c, c->end_err);
+		return;
+	}
 	fin_sent = c->flags & F_SHUT_DONE;
 	c->flags |= F_ENDING;
 	c->flags &= ~(F_PAUSED | F_BACKPRESSURE);
@@ -1118,6 +1129,75 @@ tk_conn_resume(struct tk_conn *c)
 	if (c->state == ST_OPEN && framing(c) &&
 	    (held(c) > 0 || (c->flags & (F_EOF | F_EOF_TOLD)) == F_EOF))
 		tk__loop_defer(c->loop, &c->read_defer);
+}
+
+void
+tk__conn_set_service(struct tk_conn *c, const struct tk_service *svc, void *arg,
+		     size_t drain_lowat)
+{
+	c->svc = svc;
+	c->arg = arg;
+	c->opts.drain_lowat = drain_lowat;
+}
+
+bool
+tk__conn_raw_ok(const struct tk_conn *c)
+{
+	return c->state == ST_OPEN && c->tp == &tk__plain_tcp &&
+	       tk_buf_len(&c->out) == 0 && held(c) == 0 &&
+	       !(c->flags & (F_EOF | F_SHUT_WANT | F_ENDING | F_RAW));
+}
+
+void
+tk__conn_raw_begin(struct tk_conn *c, tk_io_cb io, void *arg)
+{
+	c->flags |= F_RAW;
+	c->flags &= ~(F_PAUSED | F_BACKPRESSURE | F_DRAIN_WANT);
+	c->raw_io = io;
+	c->raw_arg = arg;
+}
+
+int
+tk__conn_raw_interest(struct tk_conn *c, unsigned ev)
+{
+	int err;
+
+	if (c->state != ST_OPEN)
+		return -EPIPE;
+	err = tk_loop_modify(c->loop, c->fd, ev);
+	/* Parked after a hang-up (the relay's unwatch): watched again. */
+	if (err == -ENOENT)
+		err = ev != 0 ? tk__loop_watch_own(c->loop, c->fd, ev, on_io, c)
+			      : 0;
+	if (err < 0)
+		tk_conn_close(c, err);
+	return err;
+}
+
+void
+tk__conn_raw_moved(struct tk_conn *c, uint64_t in, uint64_t out)
+{
+	c->bytes_in += in;
+	c->bytes_out += out;
+	if (c->ctr != NULL) {
+		if (in != 0)
+			tk__ctr_add(&c->ctr->bytes_in, in);
+		if (out != 0)
+			tk__ctr_add(&c->ctr->bytes_out, out);
+	}
+	c->last_active = tk_loop_now(c->loop);
+}
+
+int
+tk__conn_raw_shutdown(struct tk_conn *c)
+{
+	int err;
+
+	if (c->state != ST_OPEN || (c->flags & F_SHUT_DONE))
+		return 0;
+	err = c->tp->shutdown(c);
+	c->flags |= F_SHUT_WANT | F_SHUT_DONE;
+	return err == -ENOTCONN ? 0 : err;
 }
 
 void

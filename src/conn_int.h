@@ -22,6 +22,7 @@ enum {
 	F_SOCKOPTS = 1u << 6,	/* socket options set (a server's: inherited) */
 	F_DRAIN_WANT = 1u << 7, /* output went above drain_lowat: tell drain */
 	F_EOF_TOLD = 1u << 8,	/* the service had its TK_EOF (line framing) */
+	F_RAW = 1u << 9,	/* the socket's I/O is raw_io's (relay.c) */
 };
 
 struct connecting; /* connect.c */
@@ -76,6 +77,9 @@ struct tk_conn {
 	struct tk__defer defer;
 	struct tk__defer read_defer; /* reads the transport's buffered bytes */
 	char *errmsg; /* detail of the last error, NULL if none */
+	/* F_RAW: who moves the bytes, told of the socket's events. */
+	tk_io_cb raw_io;
+	void *raw_arg;
 };
 
 /* conn.c */
@@ -89,6 +93,25 @@ struct tk_conn *tk__conn_new(struct tk_loop *loop,
 int tk__conn_attach_layer(struct tk_conn *c, const char *servername);
 /* Keep "ADDR: why" ("why" when a is NULL) as the last error's detail. */
 void tk__conn_set_error(struct tk_conn *c, const struct tk_addr *a, int err);
+
+/*
+ * relay.c takes connections over.  The service (and its arg) is swapped,
+ * with the drain mark the new one wants.  A raw connection's socket is
+ * the relay's to read and write (splice): conn.c keeps the fd, its watch,
+ * timer and close, and hands every event to io(arg); nothing of its own
+ * is read or written until the close.  tk__conn_raw_ok(): may c go raw
+ * (open, plain TCP, nothing pending or held, neither FIN yet)?
+ */
+void tk__conn_set_service(struct tk_conn *c, const struct tk_service *svc,
+			  void *arg, size_t drain_lowat);
+bool tk__conn_raw_ok(const struct tk_conn *c);
+void tk__conn_raw_begin(struct tk_conn *c, tk_io_cb io, void *arg);
+/* Watch the raw socket for ev (0: nothing): 0, or closes c and errs. */
+int tk__conn_raw_interest(struct tk_conn *c, unsigned ev);
+/* Bytes the relay moved in and out of c: counts and idle clock. */
+void tk__conn_raw_moved(struct tk_conn *c, uint64_t in, uint64_t out);
+/* Send FIN on a raw socket: 0 or -errno. */
+int tk__conn_raw_shutdown(struct tk_conn *c);
 
 /* connect.c */
 /* The connect phase is over (won or lost): its attempts and state go. */

@@ -104,7 +104,7 @@ def test_bash_commands():
 
 
 @pytest.mark.parametrize("cmd", ["resolve", "interfaces", "connect", "send",
-                                 "get", "serve", "bench"])
+                                 "get", "serve", "relay", "bench"])
 def test_bash_every_long_option(cmd):
     got = bash_complete(cmd, "--")
     assert got == long_options(cmd)
@@ -118,6 +118,8 @@ def test_bash_services_modes_and_values():
     assert bash_complete("serve", "--log-format", "") == \
         ["json", "logfmt", "text"]
     assert bash_complete("connect", "--tls-min", "") == ["1.2", "1.3"]
+    assert bash_complete("relay", "--client-auth", "") == \
+        ["optional", "required"]
     assert bash_complete("help", "in") == ["interfaces"]
 
 
@@ -136,7 +138,8 @@ def test_zsh_commands_and_services():
 
 
 @needs_zsh
-@pytest.mark.parametrize("cmd", ["resolve", "connect", "serve", "bench"])
+@pytest.mark.parametrize("cmd", ["resolve", "connect", "serve", "relay",
+                                 "bench"])
 def test_zsh_every_long_option(cmd):
     got = zsh_complete(cmd, "--")
     assert starting(got, "--") == long_options(cmd)

@@ -1,0 +1,41 @@
+/* relay.h: `tcpkit relay`'s options (relay_opts.c) and the run
+ * (cmd_relay.c). */
+#ifndef TK_CLI_RELAY_H
+#define TK_CLI_RELAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "serve.h"
+#include "tcpkit.h"
+#include "tlsopt.h"
+
+#define RELAY_MAX_TARGETS 16
+
+struct relay_opts {
+	const char *listen_text;
+	struct tk_endpoint listen;
+	uint16_t listen_port;
+	const char *target_text[RELAY_MAX_TARGETS];
+	struct tk_endpoint targets[RELAY_MAX_TARGETS];
+	size_t ntargets;
+	bool balance;
+	int backlog;
+	unsigned workers;
+	uint64_t max_conns; /* 0: from the open-file limit */
+	uint64_t connect_ms;
+	uint64_t idle_ms;
+	uint64_t drain_ms;
+	uint64_t handshake_ms; /* 0: the library's default */
+	struct serve_log log;
+	struct tlsopt srv_tls; /* a tls:// LISTEN: termination */
+	struct tlsopt cli_tls; /* tls:// TARGETs: origination */
+};
+
+/*
+ * 0 to go on, -1 after printing the help (exit 0), or an exit code after a
+ * usage error.
+ */
+int relay_parse_args(int argc, char **argv, struct relay_opts *o);
+
+#endif /* TK_CLI_RELAY_H */

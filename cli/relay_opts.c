@@ -1,0 +1,357 @@
+/* relay_opts.c: `tcpkit relay`'s help and command line. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "relay.h"
+
+#define DEFAULT_IDLE_MS	   (5 * 60 * 1000u)
+#define DEFAULT_CONNECT_MS 10000u
+#define DEFAULT_DRAIN_MS   10000u
+
+const char cmd_relay_help[] =
+	"usage: tcpkit relay [OPTIONS] LISTEN TARGET...\n"
+	"\n"
+	"Forward every client of LISTEN to a TARGET and back (socat's\n"
+	"TCP-LISTEN,fork TCP:...), many at once on the server's workers.  Each\n"
+	"side's half-close is carried to the other; a reset on one side resets\n"
+	"the other.  Plain socket pairs (TCP, UNIX) move bytes with splice(2),\n"
+	"never through user space; a TLS side copies through bounded buffers.\n"
+	"\n"
+	"LISTEN:  [HOST]:PORT      TCP; no HOST: every address; port 0: any\n"
+	"                          free port\n"
+	"         tls://[HOST]:PORT  TLS termination (the TLS options below)\n"
+	"         unix:/PATH, unix:@NAME\n"
+	"                          a UNIX stream socket (a stale file from a\n"
+	"                          dead server is replaced, a live one is\n"
+	"                          refused; removed on exit)\n"
+	"TARGET:  HOST:PORT        TCP\n"
+	"         tls://HOST:PORT  TLS origination, the certificate verified\n"
+	"                          (system trust store, or --cacert)\n"
+	"         unix:/PATH, unix:@NAME\n"
+	"                          a UNIX stream socket\n"
+	"Several TARGETs are tried in order, the next on a refused, timed-out\n"
+	"or failed connect; with --balance each client starts at the next one\n"
+	"(round-robin).  A client none could take is closed and the reason\n"
+	"logged.\n"
+	"\n"
+	"Options:\n"
+	"      --balance       round-robin over the TARGETs\n"
+	"  -w, --workers N     worker threads, each with its own loop and\n"
+	"                      SO_REUSEPORT socket (default: online CPUs)\n"
+	"      --max-conns N   clients relayed at once at most (default: the\n"
+	"                      open-file limit less 64, over 6: each takes\n"
+	"                      two sockets and two pipes)\n"
+	"      --backlog N     listen queue length, 1-65535 (default 511)\n"
+	"  -c, --connect-timeout D\n"
+	"                      give up on a TARGET after D (default 10s)\n"
+	"  -i, --idle-timeout D\n"
+	"                      end a relay silent both ways this long (default\n"
+	"                      5m; 0: never)\n"
+	"      --drain-timeout D\n"
+	"                      on SIGINT/SIGTERM: stop listening, let relays\n"
+	"                      finish; after D close the rest (the target\n"
+	"                      gets a reset; default 10s)\n"
+	"  -q, --quiet         do not log each relay\n"
+	"      --log-format F  text (default), logfmt or json: one record per\n"
+	"                      relay at its end (peer, target, bytes each way,\n"
+	"                      duration, who closed first, reason); logfmt and\n"
+	"                      json turn every line on stderr into a record\n"
+	"  -h, --help          show this help\n"
+	"\n"
+	"TLS termination (a tls:// LISTEN; see docs/tls.md):\n"
+	"      --cert FILE     certificate chain (PEM, leaf first); without it\n"
+	"                      an ephemeral self-signed one, its fingerprint\n"
+	"                      printed\n"
+	"      --key FILE      its private key (default: in --cert)\n"
+	"      --client-ca FILE\n"
+	"                      ask clients for a certificate from these CAs\n"
+	"      --client-auth optional|required\n"
+	"                      with --client-ca (default required)\n"
+	"      --alpn LIST     protocols accepted, preferred first\n"
+	"      --handshake-timeout D\n"
+	"                      a client's handshake must finish within D\n"
+	"TLS origination (tls:// TARGETs):\n"
+	"      --cacert FILE   trust these CAs (PEM) instead of the system's\n"
+	"      --capath DIR    trust the CAs in DIR (c_rehash layout)\n"
+	"      --servername NAME\n"
+	"                      check the certificate for NAME, send it as SNI\n"
+	"                      (default: the TARGET's HOST)\n"
+	"      --pin sha256:HEX\n"
+	"                      accept exactly this certificate or public key\n"
+	"      --insecure      check nothing (warns)\n"
+	"Both:\n"
+	"      --tls-min 1.2|1.3\n"
+	"                      oldest version accepted, on both sides\n"
+	"                      (default 1.2)\n"
+	"\n"
+	"On start, 'listening on ADDR:PORT' is printed on stderr for every\n"
+	"address.  Each relay's end is logged: 'relay PEER -> TARGET after\n"
+	"DURATION: N bytes up, M bytes down, client|target closed first\n"
+	"(REASON)', or why no TARGET could be reached.\n"
+	"\n"
+	"Memory: per relay, two connections and, spliced, two kernel pipes of\n"
+	"64 KiB; with TLS, at most 128 KiB of buffered output per direction.\n"
+	"\n"
+	"Exit codes: 0 stopped cleanly (SIGINT or SIGTERM), 1 cannot listen,\n"
+	"64 usage, 66 a certificate or CA file is missing, 68 unknown LISTEN\n"
+	"host.\n"
+	"\n"
+	"Examples:\n"
+	"  tcpkit relay :8080 backend:80              forward a port\n"
+	"  tcpkit relay 127.0.0.1:0 127.0.0.1:7007    any free port, loopback\n"
+	"  tcpkit relay tls://:8443 127.0.0.1:8080    TLS termination\n"
+	"  tcpkit relay :8443 tls://example.org:443   TLS origination\n"
+	"  tcpkit relay :5432 unix:/run/app.sock      TCP to a UNIX socket\n"
+	"  tcpkit relay --balance :80 10.0.0.1:80 10.0.0.2:80\n";
+
+enum {
+	OPT_MAX_CONNS = 256,
+	OPT_BACKLOG,
+	OPT_DRAIN,
+	OPT_LOG_FORMAT,
+	OPT_BALANCE,
+	OPT_HANDSHAKE,
+};
+
+/* Which of the two TLS sides an option belongs to (--tls-min: both). */
+static int
+take_tls(struct relay_opts *o, int ch, const char *arg)
+{
+	int rc = 0;
+
+	switch (ch) {
+	case TLSOPT_CACERT:
+	case TLSOPT_CAPATH:
+	case TLSOPT_SERVERNAME:
+	case TLSOPT_PIN:
+	case TLSOPT_INSECURE:
+		return tlsopt_take("relay", &o->cli_tls, ch, arg);
+	case TLSOPT_MIN: {
+		/* Either side may use it: neither needs it. */
+		struct tlsopt c = o->cli_tls, s = o->srv_tls;
+
+		rc = tlsopt_take("relay", &o->cli_tls, ch, arg);
+		if (rc == 0)
+			rc = tlsopt_take("relay", &o->srv_tls, ch, arg);
+		o->cli_tls.used = c.used;
+		o->cli_tls.used_name = c.used_name;
+		o->srv_tls.used = s.used;
+		o->srv_tls.used_name = s.used_name;
+		return rc;
+	}
+	default:
+		return tlsopt_take("relay", &o->srv_tls, ch, arg);
+	}
+}
+
+static int
+parse_listen(struct relay_opts *o, const char *text)
+{
+	char why[160];
+	uint64_t port;
+	char *end;
+
+	o->listen_text = text;
+	if (tk_endpoint_parse(
+		    text, TK_EP_PASSIVE | TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX,
+		    &o->listen, why, sizeof(why)) != 0)
+		return cli_usage("relay", "LISTEN '%s': %s", text, why);
+	if (o->listen.kind == TK_EP_UNIX)
+		return 0;
+	port = strtoull(o->listen.port, &end, 10);
+	if (o->listen.port[0] == '\0' || *end != '\0' || port > 65535)
+		return cli_usage("relay",
+				 "LISTEN '%s': the port must be a number "
+				 "(0-65535)",
+				 text);
+	o->listen_port = (uint16_t)port;
+	o->srv_tls.tls = o->listen.kind == TK_EP_TLS;
+	return 0;
+}
+
+static int
+parse_target(struct relay_opts *o, const char *text)
+{
+	struct tk_endpoint *ep = &o->targets[o->ntargets];
+	char why[160];
+
+	if (o->ntargets == RELAY_MAX_TARGETS)
+		return cli_usage("relay", "at most %d TARGETs",
+				 RELAY_MAX_TARGETS);
+	if (tk_endpoint_parse(text, TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX, ep, why,
+			      sizeof(why)) != 0)
+		return cli_usage("relay", "TARGET '%s': %s", text, why);
+	if (ep->kind == TK_EP_TLS)
+		o->cli_tls.tls = true;
+	o->target_text[o->ntargets++] = text;
+	return 0;
+}
+
+static unsigned
+online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+}
+
+static int
+parse_options(int argc, char **argv, struct relay_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "balance", no_argument, NULL, OPT_BALANCE },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+		{ "backlog", required_argument, NULL, OPT_BACKLOG },
+		{ "connect-timeout", required_argument, NULL, 'c' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "cacert", required_argument, NULL, TLSOPT_CACERT },
+		{ "capath", required_argument, NULL, TLSOPT_CAPATH },
+		{ "servername", required_argument, NULL, TLSOPT_SERVERNAME },
+		{ "pin", required_argument, NULL, TLSOPT_PIN },
+		{ "insecure", no_argument, NULL, TLSOPT_INSECURE },
+		{ "cert", required_argument, NULL, TLSOPT_CERT },
+		{ "key", required_argument, NULL, TLSOPT_KEY },
+		{ "tls-min", required_argument, NULL, TLSOPT_MIN },
+		{ "alpn", required_argument, NULL, TLSOPT_ALPN },
+		{ "client-ca", required_argument, NULL, TLSOPT_CLIENT_CA },
+		{ "client-auth", required_argument, NULL, TLSOPT_CLIENT_AUTH },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int ch, f, rc;
+
+	opterr = 0;
+	while ((ch = cli_getopt(argc, argv, ":w:c:i:qh", longopts)) != -1) {
+		switch (ch) {
+		case OPT_BALANCE:
+			o->balance = true;
+			break;
+		case 'w':
+			if (cli_parse_uint("relay", "-w/--workers", optarg, 1,
+					   256, &v) < 0)
+				return CLI_EXIT_USAGE;
+			o->workers = (unsigned)v;
+			break;
+		case OPT_MAX_CONNS:
+			if (cli_parse_uint("relay", "--max-conns", optarg, 1,
+					   10000000, &o->max_conns) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_BACKLOG:
+			if (cli_parse_uint("relay", "--backlog", optarg, 1,
+					   65535, &v) < 0)
+				return CLI_EXIT_USAGE;
+			o->backlog = (int)v;
+			break;
+		case 'c':
+			if (cli_parse_duration("relay", "-c/--connect-timeout",
+					       optarg, false,
+					       &o->connect_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 'i':
+			if (cli_parse_duration("relay", "-i/--idle-timeout",
+					       optarg, true, &o->idle_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_DRAIN:
+			if (cli_parse_duration("relay", "--drain-timeout",
+					       optarg, true, &o->drain_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_HANDSHAKE:
+			if (cli_parse_duration("relay", "--handshake-timeout",
+					       optarg, false, &v) < 0)
+				return CLI_EXIT_USAGE;
+			o->srv_tls.used = true;
+			o->srv_tls.used_name = "--handshake-timeout";
+			o->handshake_ms = v;
+			break;
+		case OPT_LOG_FORMAT:
+			f = serve_log_parse_format(optarg);
+			if (f < 0)
+				return cli_usage("relay",
+						 "--log-format is text, logfmt "
+						 "or json, not '%s'",
+						 optarg);
+			o->log.format = (enum log_format)f;
+			cli_set_log_format((enum cli_log_format)f);
+			break;
+		case 'q':
+			o->log.quiet = true;
+			break;
+		case 'h':
+			cli_help("relay");
+			return -1;
+		default:
+			if (ch >= TLSOPT_TLS && ch <= TLSOPT_CLIENT_AUTH &&
+			    ch != TLSOPT_TLS) {
+				if ((rc = take_tls(o, ch, optarg)) != 0)
+					return rc;
+				break;
+			}
+			return cli_bad_option("relay", argv, ch);
+		}
+	}
+	return 0;
+}
+
+int
+relay_parse_args(int argc, char **argv, struct relay_opts *o)
+{
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	o->backlog = TK_DEFAULT_BACKLOG;
+	o->workers = online_cpus();
+	o->connect_ms = DEFAULT_CONNECT_MS;
+	o->idle_ms = DEFAULT_IDLE_MS;
+	o->drain_ms = DEFAULT_DRAIN_MS;
+	o->log.format = LOG_TEXT;
+	o->log.service = "relay";
+	/* The format first: a usage error is then a record too. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		const char *fmt = NULL;
+		int f;
+
+		if (strncmp(argv[i], "--log-format=", 13) == 0)
+			fmt = argv[i] + 13;
+		else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc)
+			fmt = argv[i + 1];
+		f = fmt != NULL ? serve_log_parse_format(fmt) : -1;
+		if (f >= 0)
+			cli_set_log_format((enum cli_log_format)f);
+	}
+	if ((rc = parse_options(argc, argv, o)) != 0)
+		return rc;
+	if (optind >= argc)
+		return cli_usage("relay", "LISTEN and TARGET are missing");
+	if ((rc = parse_listen(o, argv[optind++])) != 0)
+		return rc;
+	if (optind >= argc)
+		return cli_usage("relay", "TARGET is missing");
+	while (optind < argc)
+		if ((rc = parse_target(o, argv[optind++])) != 0)
+			return rc;
+	/* Options of a side that is not TLS are a mistake: say which. */
+	if (!o->srv_tls.tls && o->srv_tls.used)
+		return cli_usage("relay", "%s needs a tls:// LISTEN",
+				 o->srv_tls.used_name);
+	if (!o->cli_tls.tls && o->cli_tls.used)
+		return cli_usage("relay", "%s needs a tls:// TARGET",
+				 o->cli_tls.used_name);
+	if (o->balance && o->ntargets < 2)
+		return cli_usage("relay",
+				 "--balance needs two TARGETs or more");
+	return 0;
+}
