@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "hexdump.h"
 #include "relay.h"
 
 #define FD_RESERVE 64 /* descriptors kept for all but relays */
@@ -36,6 +37,9 @@ struct relay_state {
 	int signo;
 	bool draining, forced, timed_out;
 	uint64_t open_at_stop;
+	struct hexdump *dump;	  /* -x, or NULL; shared by the workers */
+	_Atomic bool dump_failed; /* a relay could not be recorded: exit 74 */
+	_Atomic unsigned nunix;	  /* UNIX clients, numbered for the dump */
 };
 
 /*
@@ -50,7 +54,8 @@ struct rconn {
 	size_t cur;		/* the one being tried */
 	bool client_gone;
 	char peer[TK_ADDRSTRLEN];
-	char why[768]; /* the last target failure, for the log */
+	char why[768];		/* the last target failure, for the log */
+	struct hexdump_conn hc; /* -x: this relay's offsets and label */
 };
 
 static uint64_t
@@ -163,6 +168,29 @@ on_pipe_done(struct tk_pipe *p, const struct tk_pipe_result *r, void *arg)
 	free(rc);
 }
 
+/*
+ * -x: every chunk, before it is relayed.  A relay that cannot be recorded
+ * is reset (a trace with a hole is not a trace); the dump told the error
+ * once, and the exit status will say it.
+ */
+static void
+on_tap(struct tk_pipe *p, enum tk_pipe_side from, const char *data, size_t n,
+       void *arg)
+{
+	struct rconn *rc = arg;
+	int err;
+
+	if (n == 0)
+		return; /* the end of a direction: the log tells it */
+	err = hexdump_write_conn(
+		rc->st->dump, &rc->hc,
+		from == TK_PIPE_A ? HEXDUMP_SENT : HEXDUMP_RECV, data, n);
+	if (err < 0) {
+		atomic_store(&rc->st->dump_failed, true);
+		tk_pipe_abort(p, err);
+	}
+}
+
 static void target_close(struct tk_conn *c, int err, void *arg);
 static int target_open(struct tk_conn *c, void *arg);
 
@@ -213,6 +241,8 @@ target_open(struct tk_conn *c, void *arg)
 	tk_pipe_opts_init(&po);
 	po.done = on_pipe_done;
 	po.arg = rc;
+	if (rc->st->dump != NULL)
+		po.tap = on_tap; /* bytes through user space: no splice */
 	/* From here the pipe owns both, and its done frees rc. */
 	err = tk_conn_pipe(rc->client, c, &po, NULL);
 	if (err < 0) {
@@ -265,6 +295,18 @@ client_open(struct tk_conn *c, void *arg)
 	rc->st = st;
 	rc->client = c;
 	tk_addr_format(tk_conn_peer(c), rc->peer, sizeof(rc->peer));
+	if (st->dump != NULL) {
+		char label[sizeof(rc->hc.label)];
+
+		/* UNIX clients have no name of their own: a number each. */
+		if (st->opts->listen.kind == TK_EP_UNIX)
+			snprintf(label, sizeof(label), "%s client %u",
+				 st->opts->listen_text,
+				 atomic_fetch_add(&st->nunix, 1) + 1);
+		hexdump_conn_init(&rc->hc, st->opts->listen.kind == TK_EP_UNIX
+						   ? label
+						   : rc->peer);
+	}
 	if (st->opts->balance)
 		rc->first = atomic_fetch_add(&st->next, 1) % st->ntargets;
 	tk_conn_set_data(c, rc);
@@ -480,7 +522,10 @@ init_server_opts(const struct relay_opts *o, struct relay_state *st,
 	so->conn.handshake_timeout_ms = o->handshake_ms;
 	so->on_event = on_event;
 	so->event_arg = st;
+	so->acl = o->acl.acl;
+	connopt_apply(&o->keepalive, &so->conn);
 	tk_conn_opts_init(&st->target_opts);
+	connopt_apply(&o->keepalive, &st->target_opts);
 	st->target_opts.connect_timeout_ms = o->connect_ms;
 	st->target_opts.idle_timeout_ms = o->idle_ms;
 	st->target_opts.servername = o->cli_tls.servername;
@@ -529,12 +574,19 @@ cmd_relay(int argc, char **argv)
 	struct tk_tls_ctx *srv_tls = NULL;
 	int rc;
 
-	if ((rc = relay_parse_args(argc, argv, &o)) != 0)
+	if ((rc = relay_parse_args(argc, argv, &o)) != 0) {
+		aclopt_free(&o.acl);
 		return rc < 0 ? 0 : rc;
+	}
 	/* Certificates are read and checked before anything listens. */
-	if ((rc = tlsopt_server_ctx("relay", &o.srv_tls, &srv_tls)) != 0)
+	if ((rc = tlsopt_server_ctx("relay", &o.srv_tls, &srv_tls)) != 0) {
+		aclopt_free(&o.acl);
 		return rc;
+	}
 	if ((rc = tlsopt_client_ctx("relay", &o.cli_tls, &st.cli_tls)) != 0)
+		goto out_tls;
+	if (o.hexdump != NULL &&
+	    (rc = hexdump_open("relay", o.hexdump, &st.dump)) != 0)
 		goto out_tls;
 	prepare_targets(&st, &o);
 	if ((rc = tk_loop_new(&st.loop)) < 0) {
@@ -559,6 +611,9 @@ cmd_relay(int argc, char **argv)
 		goto out_server;
 	}
 	rc = run(&st);
+	/* Every relay is over: the dump is complete, or it failed. */
+	if (rc == 0 && atomic_load(&st.dump_failed))
+		rc = hexdump_exit_code();
 out_server:
 	tk_server_free(st.server);
 out_loop:
@@ -568,7 +623,10 @@ out_loop:
 	signal(SIGTERM, SIG_IGN);
 	tk_loop_free(st.loop);
 out_tls:
+	if (hexdump_close(st.dump) < 0 && rc == 0)
+		rc = hexdump_exit_code();
 	tk_tls_ctx_free(st.cli_tls);
 	tk_tls_ctx_free(srv_tls);
+	aclopt_free(&o.acl);
 	return rc;
 }

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "aclopt.h"
+#include "connopt.h"
 #include "serve.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
@@ -30,11 +32,15 @@ struct relay_opts {
 	struct serve_log log;
 	struct tlsopt srv_tls; /* a tls:// LISTEN: termination */
 	struct tlsopt cli_tls; /* tls:// TARGETs: origination */
+	const char *hexdump;   /* -x FILE, or NULL */
+	struct aclopt acl;     /* freed by the caller, on every path */
+	const char *acl_name;  /* the first access option given */
+	struct keepalive keepalive;
 };
 
 /*
  * 0 to go on, -1 after printing the help (exit 0), or an exit code after a
- * usage error.
+ * usage error.  Either way o->acl is the caller's to free.
  */
 int relay_parse_args(int argc, char **argv, struct relay_opts *o);
 

@@ -55,12 +55,26 @@ const char cmd_relay_help[] =
 	"                      on SIGINT/SIGTERM: stop listening, let relays\n"
 	"                      finish; after D close the rest (the target\n"
 	"                      gets a reset; default 10s)\n"
+	"  -x, --hexdump FILE  write both directions of every relay to FILE\n"
+	"                      in hex and ASCII as they pass ('>' the\n"
+	"                      client's bytes to the target, '<' the\n"
+	"                      target's back; the client, offset and time\n"
+	"                      per chunk); - is stderr.  The bytes then go\n"
+	"                      through user space: no splice(2)\n"
+	"      --keepalive[=IDLE,INTVL,CNT]\n"
+	"                      TCP keepalive on both sides (clients and\n"
+	"                      targets; not UNIX sockets): probe after IDLE\n"
+	"                      seconds of silence, every INTVL, end the relay\n"
+	"                      after CNT unanswered; an empty or missing\n"
+	"                      field keeps the system's value\n"
 	"  -q, --quiet         do not log each relay\n"
 	"      --log-format F  text (default), logfmt or json: one record per\n"
 	"                      relay at its end (peer, target, bytes each way,\n"
 	"                      duration, who closed first, reason); logfmt and\n"
 	"                      json turn every line on stderr into a record\n"
 	"  -h, --help          show this help\n"
+	"\n" ACLOPT_HELP
+	"(not with a unix: LISTEN: UNIX peers have no address)\n"
 	"\n"
 	"TLS termination (a tls:// LISTEN; see docs/tls.md):\n"
 	"      --cert FILE     certificate chain (PEM, leaf first); without it\n"
@@ -94,11 +108,14 @@ const char cmd_relay_help[] =
 	"(REASON)', or why no TARGET could be reached.\n"
 	"\n"
 	"Memory: per relay, two connections and, spliced, two kernel pipes of\n"
-	"64 KiB; with TLS, at most 128 KiB of buffered output per direction.\n"
+	"64 KiB; with TLS or -x, at most 128 KiB of buffered output per\n"
+	"direction.\n"
 	"\n"
 	"Exit codes: 0 stopped cleanly (SIGINT or SIGTERM), 1 cannot listen,\n"
-	"64 usage, 66 a certificate or CA file is missing, 68 unknown LISTEN\n"
-	"host.\n"
+	"64 usage, 66 a certificate, CA or access-list file is missing, 68\n"
+	"unknown LISTEN host, 73 the -x dump cannot be created, 74 it could\n"
+	"not be written (reported once; every relay that could not be\n"
+	"recorded was reset, the others went on).\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit relay :8080 backend:80              forward a port\n"
@@ -106,7 +123,8 @@ const char cmd_relay_help[] =
 	"  tcpkit relay tls://:8443 127.0.0.1:8080    TLS termination\n"
 	"  tcpkit relay :8443 tls://example.org:443   TLS origination\n"
 	"  tcpkit relay :5432 unix:/run/app.sock      TCP to a UNIX socket\n"
-	"  tcpkit relay --balance :80 10.0.0.1:80 10.0.0.2:80\n";
+	"  tcpkit relay --balance :80 10.0.0.1:80 10.0.0.2:80\n"
+	"  tcpkit relay -x - --allow 10.0.0.0/8 :8080 127.0.0.1:80\n";
 
 enum {
 	OPT_MAX_CONNS = 256,
@@ -191,6 +209,15 @@ parse_target(struct relay_opts *o, const char *text)
 	return 0;
 }
 
+static const char *
+acl_name(int ch)
+{
+	return ch == ACLOPT_ALLOW	 ? "--allow"
+	       : ch == ACLOPT_DENY	 ? "--deny"
+	       : ch == ACLOPT_ALLOW_FILE ? "--allow-file"
+					 : "--deny-file";
+}
+
 static unsigned
 online_cpus(void)
 {
@@ -225,13 +252,16 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 		{ "alpn", required_argument, NULL, TLSOPT_ALPN },
 		{ "client-ca", required_argument, NULL, TLSOPT_CLIENT_CA },
 		{ "client-auth", required_argument, NULL, TLSOPT_CLIENT_AUTH },
+		{ "hexdump", required_argument, NULL, 'x' },
+		ACLOPT_LONGOPTS,
+		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
 	int ch, f, rc;
 
 	opterr = 0;
-	while ((ch = cli_getopt(argc, argv, ":w:c:i:qh", longopts)) != -1) {
+	while ((ch = cli_getopt(argc, argv, ":w:c:i:x:qh", longopts)) != -1) {
 		switch (ch) {
 		case OPT_BALANCE:
 			o->balance = true;
@@ -287,6 +317,14 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 			o->log.format = (enum log_format)f;
 			cli_set_log_format((enum cli_log_format)f);
 			break;
+		case 'x':
+			o->hexdump = optarg;
+			break;
+		case CONNOPT_KEEPALIVE:
+			if (connopt_keepalive("relay", optarg, &o->keepalive) !=
+			    0)
+				return CLI_EXIT_USAGE;
+			break;
 		case 'q':
 			o->log.quiet = true;
 			break;
@@ -294,6 +332,14 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 			cli_help("relay");
 			return -1;
 		default:
+			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
+				if ((rc = aclopt_take("relay", &o->acl, ch,
+						      optarg)) != 0)
+					return rc;
+				if (o->acl_name == NULL)
+					o->acl_name = acl_name(ch);
+				break;
+			}
 			if (ch >= TLSOPT_TLS && ch <= TLSOPT_CLIENT_AUTH &&
 			    ch != TLSOPT_TLS) {
 				if ((rc = take_tls(o, ch, optarg)) != 0)
@@ -350,6 +396,12 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 	if (!o->cli_tls.tls && o->cli_tls.used)
 		return cli_usage("relay", "%s needs a tls:// TARGET",
 				 o->cli_tls.used_name);
+	/* A UNIX peer has no address for a rule to match. */
+	if (o->listen.kind == TK_EP_UNIX && o->acl_name != NULL)
+		return cli_usage("relay",
+				 "%s needs a TCP LISTEN: UNIX peers have no "
+				 "address to check",
+				 o->acl_name);
 	if (o->balance && o->ntargets < 2)
 		return cli_usage("relay",
 				 "--balance needs two TARGETs or more");
