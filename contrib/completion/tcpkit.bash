@@ -23,7 +23,8 @@ _tcpkit()
 		return
 	fi
 	case $prev in
-	--cert | --key | --cacert | --client-ca | --message-file | --csv | --plot)
+	--cert | --key | --cacert | --client-ca | --message-file | --csv | --plot | \
+		--allow-file | --deny-file | --hexdump | -x)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return

@@ -143,3 +143,18 @@ def test_zsh_commands_and_services():
 def test_zsh_every_long_option(cmd):
     got = zsh_complete(cmd, "--")
     assert starting(got, "--") == long_options(cmd)
+
+
+@pytest.mark.parametrize("opt", ["--allow-file", "--deny-file", "--hexdump",
+                                 "-x"])
+def test_bash_file_options_complete_files(opt, tmp_path):
+    (tmp_path / "rules.txt").write_text("127.0.0.1\n")
+    assert bash_complete("relay", opt, str(tmp_path / "ru")) == \
+        [str(tmp_path / "rules.txt")]
+
+
+@needs_zsh
+@pytest.mark.parametrize("opt", ["--allow-file", "--deny-file", "--hexdump",
+                                 "-x"])
+def test_zsh_file_options_complete_files(opt):
+    assert zsh_complete("relay", opt, "") == ["<files>"]
