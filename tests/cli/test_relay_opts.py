@@ -4,6 +4,7 @@
 import json
 import re
 import socket
+import ssl
 import subprocess
 import time
 
@@ -165,6 +166,23 @@ def test_hexdump_from_a_unix_listen_numbers_the_clients(relay, pyserver,
     assert r.stop() == 0
     assert parse_dump(r.err.text(), strict=False) == \
         {"unix:%s client 1" % sock: {">": b"abc", "<": b"abc"}}
+
+
+def test_hexdump_of_a_tls_listen_shows_the_plain_bytes(relay, pyserver,
+                                                       certs, tmp_path):
+    """TLS termination: the dump has what the client meant, not records."""
+    srv = pyserver(echo_handler)
+    dump = tmp_path / "dump.txt"
+    r = relay("-x", dump, "--cert", certs["srv"], "--key", certs["srv_key"],
+              "tls://127.0.0.1:0", target(srv.port))
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    raw = socket.create_connection(("127.0.0.1", r.port), timeout=TIMEOUT)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as c:
+        me = addr(c)
+        exchange(c, b"secret request")
+    assert r.stop() == 0
+    assert parse_dump(dump.read_text()) == \
+        {me: {">": b"secret request", "<": b"secret request"}}
 
 
 def test_hexdump_in_a_missing_directory_is_exit_73(tmp_path):
