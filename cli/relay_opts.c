@@ -59,8 +59,9 @@ const char cmd_relay_help[] =
 	"                      in hex and ASCII as they pass ('>' the\n"
 	"                      client's bytes to the target, '<' the\n"
 	"                      target's back; the client, offset and time\n"
-	"                      per chunk); - is stderr.  The bytes then go\n"
-	"                      through user space: no splice(2)\n"
+	"                      per chunk); - is stderr (text logs only).\n"
+	"                      The bytes then go through user space: no\n"
+	"                      splice(2)\n"
 	"      --keepalive[=IDLE,INTVL,CNT]\n"
 	"                      TCP keepalive on both sides (clients and\n"
 	"                      targets; not UNIX sockets): probe after IDLE\n"
@@ -74,7 +75,7 @@ const char cmd_relay_help[] =
 	"                      json turn every line on stderr into a record\n"
 	"  -h, --help          show this help\n"
 	"\n" ACLOPT_HELP
-	"(not with a unix: LISTEN: UNIX peers have no address)\n"
+	"They need a TCP LISTEN: UNIX peers have no address to check.\n"
 	"\n"
 	"TLS termination (a tls:// LISTEN; see docs/tls.md):\n"
 	"      --cert FILE     certificate chain (PEM, leaf first); without it\n"
@@ -396,6 +397,13 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 	if (!o->cli_tls.tls && o->cli_tls.used)
 		return cli_usage("relay", "%s needs a tls:// TARGET",
 				 o->cli_tls.used_name);
+	/* Every line on stderr is a record then: a dump there is not. */
+	if (o->hexdump != NULL && strcmp(o->hexdump, "-") == 0 &&
+	    o->log.format != LOG_TEXT)
+		return cli_usage("relay",
+				 "-x - would mix the dump into the %s records "
+				 "on stderr: give -x a FILE",
+				 o->log.format == LOG_JSON ? "json" : "logfmt");
 	/* A UNIX peer has no address for a rule to match. */
 	if (o->listen.kind == TK_EP_UNIX && o->acl_name != NULL)
 		return cli_usage("relay",

@@ -155,6 +155,18 @@ def test_hexdump_dash_is_stderr(relay, pyserver):
         {me: {">": b"abc", "<": b"abc"}}
 
 
+@pytest.mark.parametrize("fmt", ["json", "logfmt"])
+def test_hexdump_to_stderr_with_records_is_a_usage_error(fmt):
+    """stderr is all records with --log-format json or logfmt: a dump
+    there would break them."""
+    p = run(["relay", "--log-format", fmt, "-x", "-", "127.0.0.1:0",
+             "127.0.0.1:9"])
+    assert p.returncode == 64, p.stderr
+    want = ("-x - would mix the dump into the %s records on stderr: give "
+            "-x a FILE" % fmt)
+    assert want in p.stderr.decode(), p.stderr
+
+
 def test_hexdump_from_a_unix_listen_numbers_the_clients(relay, pyserver,
                                                          tmp_path):
     srv = pyserver(echo_handler)
