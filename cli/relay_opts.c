@@ -46,7 +46,7 @@ const char cmd_relay_help[] =
 	"                      open-file limit less 64, over 6: each takes\n"
 	"                      two sockets and two pipes)\n"
 	"      --backlog N     listen queue length, 1-65535 (default 511)\n"
-	"  -c, --connect-timeout D\n"
+	"      --connect-timeout D\n"
 	"                      give up on a TARGET after D (default 10s)\n"
 	"  -i, --idle-timeout D\n"
 	"                      end a relay silent both ways this long (default\n"
@@ -133,6 +133,7 @@ enum {
 	OPT_DRAIN,
 	OPT_LOG_FORMAT,
 	OPT_BALANCE,
+	OPT_CONNECT_TIMEOUT,
 	OPT_HANDSHAKE,
 };
 
@@ -235,7 +236,8 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 		{ "backlog", required_argument, NULL, OPT_BACKLOG },
-		{ "connect-timeout", required_argument, NULL, 'c' },
+		{ "connect-timeout", required_argument, NULL,
+		  OPT_CONNECT_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "drain-timeout", required_argument, NULL, OPT_DRAIN },
 		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
@@ -262,7 +264,7 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 	int ch, f, rc;
 
 	opterr = 0;
-	while ((ch = cli_getopt(argc, argv, ":w:c:i:x:qh", longopts)) != -1) {
+	while ((ch = cli_getopt(argc, argv, ":w:i:x:qh", longopts)) != -1) {
 		switch (ch) {
 		case OPT_BALANCE:
 			o->balance = true;
@@ -284,8 +286,8 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 				return CLI_EXIT_USAGE;
 			o->backlog = (int)v;
 			break;
-		case 'c':
-			if (cli_parse_duration("relay", "-c/--connect-timeout",
+		case OPT_CONNECT_TIMEOUT:
+			if (cli_parse_duration("relay", "--connect-timeout",
 					       optarg, false,
 					       &o->connect_ms) < 0)
 				return CLI_EXIT_USAGE;

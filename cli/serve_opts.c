@@ -298,6 +298,11 @@ take_unix_hosts(struct serve_opts *o)
 				 "%s: an abstract unix:@NAME has no file, no "
 				 "mode and no owner",
 				 o->unix_opt_name);
+	/* A UNIX peer has no address for a rule to match. */
+	if (o->acl.acl != NULL && o->nunix > 0 && o->nhosts == 0)
+		return cli_usage("serve",
+				 "--allow/--deny need a TCP address: UNIX "
+				 "peers have no address to check");
 	if (o->port_set && o->nunix > 0 && o->nhosts == 0)
 		return cli_usage("serve",
 				 "-p/--port is for TCP: a UNIX socket has no "

@@ -108,7 +108,7 @@ def test_refused_target_closes_the_client(relay):
 
 
 def test_target_that_times_out_closes_the_client(relay, blackhole):
-    r = relay("-c", "300ms", "127.0.0.1:0", target(blackhole))
+    r = relay("--connect-timeout", "300ms", "127.0.0.1:0", target(blackhole))
     with r.connect() as c:
         c.settimeout(TIMEOUT)
         data, how = closed_or_reset(c)
@@ -119,7 +119,7 @@ def test_target_that_times_out_closes_the_client(relay, blackhole):
 def test_connect_timeout_negative_twin(relay, pyserver):
     """With a target that answers, -c changes nothing."""
     srv = pyserver(echo_handler)
-    r = relay("-c", "300ms", "127.0.0.1:0", target(srv.port))
+    r = relay("--connect-timeout", "300ms", "127.0.0.1:0", target(srv.port))
     with r.connect() as c:
         c.sendall(b"x")
         assert recv_until(c, lambda d: d == b"x") == b"x"
@@ -312,7 +312,7 @@ def test_usage_errors():
           "--cacert needs a tls:// TARGET")
     usage(["--cert", "x", "127.0.0.1:0", "127.0.0.1:1"],
           "--cert needs a tls:// LISTEN")
-    usage(["-c", "0", "127.0.0.1:0", "127.0.0.1:1"], "-c/--connect-timeout")
+    usage(["--connect-timeout", "0", "127.0.0.1:0", "127.0.0.1:1"], "--connect-timeout")
     usage(["-i", "soon", "127.0.0.1:0", "127.0.0.1:1"], "-i/--idle-timeout")
     usage(["-w", "0", "127.0.0.1:0", "127.0.0.1:1"], "-w/--workers")
     usage(["--max-conns", "0", "127.0.0.1:0", "127.0.0.1:1"], "--max-conns")
@@ -346,7 +346,7 @@ def test_drain_deadline_resets_a_relay_still_open(relay, pyserver):
 def test_client_gone_while_the_target_connects(relay, blackhole):
     """A client that resets while its target's connect is in progress is
     logged, and the connect is given up (no late relay to nobody)."""
-    r = relay("-c", "5s", "127.0.0.1:0", target(blackhole))
+    r = relay("--connect-timeout", "5s", "127.0.0.1:0", target(blackhole))
     c = r.connect()
     c.sendall(b"early bytes")
     reset(c)

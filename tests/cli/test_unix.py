@@ -294,6 +294,9 @@ LONG = "/tmp/" + "x" * 103  # 108 bytes: one too many
     (["-H", "unix:/tmp/a.sock", "-p", "7000"],
      "-p/--port is for TCP: a UNIX socket has no port"),
     (["-H", "unix:"], "-H unix:: unix: missing path"),
+    (["-H", "unix:/tmp/a.sock", "--allow", "127.0.0.1"],
+     "--allow/--deny need a TCP address: UNIX peers have no address to "
+     "check"),
 ])
 def test_serve_usage_errors(args, msg):
     p = run(["serve"] + args)
