@@ -119,8 +119,7 @@ Test(endpoint, tls)
 
 Test(endpoint, udp)
 {
-	struct tk_endpoint ep =
-		parse_ok("udp://127.0.0.1:53", TK_EP_ALLOW_UDP);
+	struct tk_endpoint ep = parse_ok("udp://127.0.0.1:53", TK_EP_ALLOW_UDP);
 
 	cr_assert_eq(ep.kind, TK_EP_UDP);
 	cr_assert_str_eq(ep.host, "127.0.0.1");
@@ -211,12 +210,8 @@ Test(endpoint, unknown_scheme_and_garbage)
 Test(endpoint, every_prefix)
 {
 	static const char *const texts[] = {
-		"tls://[2001:db8::1]:443",
-		"unix:@abstract",
-		"exec:a 'b c'",
-		"tcp://host.example:http",
-		"udp://[::1]:domain",
-		":0",
+		"tls://[2001:db8::1]:443", "unix:@abstract",	 "exec:a 'b c'",
+		"tcp://host.example:http", "udp://[::1]:domain", ":0",
 	};
 
 	for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
@@ -231,11 +226,9 @@ Test(endpoint, every_prefix)
 
 			memcpy(buf, texts[t], i);
 			buf[i] = '\0';
-			err = tk_endpoint_parse(buf,
-						ALL | TK_EP_ALLOW_UDP |
-							TK_EP_PASSIVE,
-						&ep,
-						why, sizeof(why));
+			err = tk_endpoint_parse(
+				buf, ALL | TK_EP_ALLOW_UDP | TK_EP_PASSIVE, &ep,
+				why, sizeof(why));
 			cr_assert(err == 0 || err == TK_EBADENDPOINT,
 				  "\"%s\": %d", buf, err);
 			cr_assert(err == 0 || why[0] != '\0',
