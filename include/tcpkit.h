@@ -1289,6 +1289,7 @@ const struct tk_service *tk_service_find(const char *name);
 /* The API by topic; each header keeps its own symbols visible. */
 #include "tcpkit/broker.h"
 #include "tcpkit/endpoint.h"
+#include "tcpkit/udp.h"
 #include "tcpkit/unix.h"
 
 #endif /* TCPKIT_H */

@@ -102,7 +102,7 @@ char *tk_endpoint_format(const struct tk_endpoint *ep, char *buf, size_t len);
  * UNIX (its address; no name to resolve; TLS over it when opts->tls is
  * set, with opts->servername to check, since a UNIX peer has no IP).
  * -EINVAL for stdio, exec, sh and udp endpoints, which are no
- * connections (udp://: tk_udp_open_endpoint() in tcpkit/udp.h).
+ * connections (udp://: resolve it, then tk_udp_open() in tcpkit/udp.h).
  * Otherwise returns and calls back as tk_conn_connect() does.
  */
 struct tk_loop;
