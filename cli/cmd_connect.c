@@ -9,6 +9,7 @@ const char cmd_connect_help[] =
 	"usage: tcpkit connect [OPTIONS] HOST PORT\n"
 	"       tcpkit connect [OPTIONS] HOST:PORT\n"
 	"       tcpkit connect [OPTIONS] unix:/PATH | unix:@NAME | tls://HOST:PORT\n"
+	"       tcpkit connect -u [OPTIONS] HOST PORT | udp://HOST:PORT\n"
 	"\n"
 	"Connect to HOST on PORT and copy stdin to the connection and the\n"
 	"connection to stdout, byte for byte: a telnet for the terminal and a\n"
@@ -27,6 +28,16 @@ const char cmd_connect_help[] =
 	"its end, then FIN; on a terminal, tcpkit stops at once (as telnet\n"
 	"does).  tcpkit exits 0 when both directions are done.\n"
 	"\n"
+	"UDP (-u, or udp://HOST:PORT): each line of stdin, its newline\n"
+	"included, is one datagram (a line over 65,507 bytes goes in\n"
+	"65,507-byte pieces; --datagram-size N cuts stdin into N-byte\n"
+	"datagrams instead), and each datagram that comes back is written to\n"
+	"stdout as it came.  At the end of stdin tcpkit waits for the\n"
+	"replies: it exits 0 once every datagram has had one, or after 1s\n"
+	"(-i D: after D) without another.  An ICMP port unreachable\n"
+	"(nothing listens on that UDP port) exits 69.  A datagram longer\n"
+	"than the receive buffer would be reported, never cut silently.\n"
+	"\n"
 	"Options:\n"
 	"  -4, --ipv4               IPv4 addresses only\n"
 	"  -6, --ipv6               IPv6 addresses only\n"
@@ -39,6 +50,9 @@ const char cmd_connect_help[] =
 	"  -s, --source ADDR        connect from this local address\n"
 	"                           (ADDR or ADDR:PORT)\n"
 	"  -C, --crlf               send stdin's line ends as CRLF\n"
+	"  -u, --udp                UDP datagrams instead of a TCP stream\n"
+	"      --datagram-size N    UDP: stdin in datagrams of N bytes\n"
+	"                           (1-65507), not one per line\n"
 	"      --no-shutdown        do not send FIN at the end of stdin\n"
 	"      --send-only          do not print what the peer sends\n"
 	"      --recv-only          do not read stdin (and send nothing)\n"
@@ -50,7 +64,7 @@ const char cmd_connect_help[] =
 	"Exit codes: 0 the peer closed, 64 usage (also port 0, an empty or\n"
 	"over-long HOST), 66 a --cacert, --cert or --key file is missing, 68\n"
 	"unknown host, 69 refused or unreachable (or reset; unix: also no\n"
-	"socket at PATH), 75 connect, idle,\n"
+	"socket at PATH; UDP: ICMP port unreachable), 75 connect, idle,\n"
 	"--max-time or TLS handshake timeout, 76 TLS failure, 1 other.\n"
 	"\n"
 	"Examples:\n"
@@ -58,7 +72,8 @@ const char cmd_connect_help[] =
 	"  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpkit connect example.org 80\n"
 	"  tcpkit connect -v -w 2 [::1]:7007 < file > copy\n"
 	"  tcpkit connect --tls example.org 443\n"
-	"  tcpkit connect unix:/run/app.sock        a local server's socket\n";
+	"  tcpkit connect unix:/run/app.sock        a local server's socket\n"
+	"  echo hello | tcpkit connect -u 127.0.0.1 7007   one UDP datagram\n";
 
 int
 cmd_connect(int argc, char **argv)
