@@ -298,6 +298,7 @@ tk_udp_close(struct tk_udp *u)
 #define SRV_MAX_WORKERS 256
 #define SRV_MAX_BATCH	256
 #define SRV_BATCH	32
+#define SRV_RCVBUF	(4 * 1024 * 1024)
 
 struct uworker {
 	struct tk_udp_server *srv;
@@ -463,6 +464,12 @@ bind_one(const struct tk_addr *a, bool v6only, enum tk__reuseport rp)
 	if (rp == TK__REUSEPORT_FIRST &&
 	    (err = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
 		goto out_close;
+	/*
+	 * A burst the worker has not yet read waits here; the default
+	 * (about 200 KiB, a few hundred small datagrams) drops the rest.
+	 * The kernel caps it at net.core.rmem_max: best effort.
+	 */
+	(void)set_int(fd, SOL_SOCKET, SO_RCVBUF, SRV_RCVBUF);
 	return fd;
 
 out_close:
