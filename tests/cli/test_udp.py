@@ -1,6 +1,7 @@
 """UDP: `serve echo|discard -u` and `connect -u` / udp://HOST:PORT against
 Python UDP peers, socat and nc: datagram boundaries kept, sizes up to
 65,507 bytes, workers, ICMP port unreachable, and the usage errors."""
+import json
 import re
 import socket
 import subprocess
@@ -39,13 +40,18 @@ class PyUdpEcho:
     """A Python UDP echo server on a free port; records what came.  With
     drop_every=N it answers no datagram whose number is a multiple of N."""
 
-    def __init__(self, drop_every=0):
+    def __init__(self, drop_every=0, dup=False, swap_pairs=False,
+                 corrupt_every=0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.got = []
         self.drop_every = drop_every
+        self.dup = dup
+        self.swap_pairs = swap_pairs
+        self.corrupt_every = corrupt_every
+        self.held = None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -57,9 +63,21 @@ class PyUdpEcho:
             except socket.timeout:
                 continue
             self.got.append(data)
-            if self.drop_every and len(self.got) % self.drop_every == 0:
+            n = len(self.got)
+            if self.drop_every and n % self.drop_every == 0:
                 continue
+            if self.corrupt_every and n % self.corrupt_every == 0:
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            if self.swap_pairs:
+                # The first of each pair goes back after the second.
+                if self.held is None:
+                    self.held = data
+                    continue
+                data, held, self.held = self.held, data, None
+                self.sock.sendto(held, peer)
             self.sock.sendto(data, peer)
+            if self.dup:
+                self.sock.sendto(data, peer)
 
     def close(self):
         self.stop.set()
@@ -316,3 +334,107 @@ def test_send_takes_no_udp():
     p = run(["send", "udp://127.0.0.1:7", "x"])
     assert p.returncode == 64
     assert "udp:// is not taken here" in p.stderr.decode()
+
+
+# --- bench echo -u -----------------------------------------------------------
+
+def bench_json(port, *args):
+    p = run(["bench", "echo", "-u", "127.0.0.1", str(port), "--json"] +
+            list(args), timeout=60)
+    return p, (json.loads(p.stdout) if p.stdout else None)
+
+
+COUNTS = ("sent", "received", "lost", "duplicated", "reordered", "late",
+          "corrupt")
+
+
+def counts(r):
+    return {k: r[k] for k in COUNTS}
+
+
+def test_bench_udp_clean_against_serve(serve):
+    srv = udp_serve(serve, "echo", "-u", "-w", "2")
+    p, r = bench_json(srv.port, "-c", "4", "-d", "4", "-n", "200",
+                      "-s", "1400")
+    assert p.returncode == 0, p.stderr
+    assert counts(r) == dict(sent=800, received=800, lost=0, duplicated=0,
+                             reordered=0, late=0, corrupt=0)
+    assert r["transport"] == "udp" and r["size"] == 1400
+    lat = r["latency_ns"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
+
+
+def test_bench_udp_counts_loss(pyecho):
+    """Every 10th datagram dropped by the server: exactly 10 of 100 lost,
+    and no other kind of fault reported for them."""
+    srv = pyecho(drop_every=10)
+    p, r = bench_json(srv.port, "-c", "1", "-n", "100",
+                      "--loss-timeout", "300ms")
+    assert p.returncode == 0, p.stderr
+    assert counts(r) == dict(sent=100, received=90, lost=10, duplicated=0,
+                             reordered=0, late=0, corrupt=0)
+    assert len(srv.got) == 100
+
+
+def test_bench_udp_loss_in_text_report(pyecho):
+    srv = pyecho(drop_every=10)
+    p = run(["bench", "-u", "127.0.0.1", str(srv.port), "-c", "1", "-n",
+             "50", "--loss-timeout", "300ms"], timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert "datagrams: 50 sent, 45 received" in out
+    assert ("lost 5 (10.00%), duplicated 0, reordered 0, late 0, "
+            "corrupt 0") in out
+
+
+def test_bench_udp_counts_duplicates(pyecho):
+    srv = pyecho(dup=True)
+    p, r = bench_json(srv.port, "-c", "1", "-n", "50")
+    assert p.returncode == 0, p.stderr
+    assert counts(r) == dict(sent=50, received=50, lost=0, duplicated=50,
+                             reordered=0, late=0, corrupt=0)
+
+
+def test_bench_udp_counts_reordering(pyecho):
+    """Replies come back in swapped pairs: one of each pair is reordered,
+    none lost."""
+    srv = pyecho(swap_pairs=True)
+    p, r = bench_json(srv.port, "-c", "1", "-d", "2", "-n", "100")
+    assert p.returncode == 0, p.stderr
+    assert counts(r) == dict(sent=100, received=100, lost=0, duplicated=0,
+                             reordered=50, late=0, corrupt=0)
+
+
+def test_bench_udp_corrupt_fails(pyecho):
+    srv = pyecho(corrupt_every=5)
+    p, r = bench_json(srv.port, "-c", "1", "-n", "20", "-s", "100")
+    assert p.returncode == 1
+    assert r["corrupt"] == 4 and r["received"] == 16
+    assert p.stderr.decode() == (
+        "tcpkit: bench udp://127.0.0.1:%d: 4 corrupt datagrams: the echo "
+        "differs from what was sent\n" % srv.port)
+
+
+def test_bench_udp_refused():
+    port = free_udp_port()
+    p = run(["bench", "-u", "127.0.0.1", str(port), "-n", "5"])
+    assert p.returncode == 69
+    assert p.stderr.decode() == (
+        "tcpkit: bench udp://127.0.0.1:%d: Connection refused: nothing "
+        "listens on this UDP port (ICMP port unreachable)\n" % port)
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["bulk", "-u", "127.0.0.1", "7"], "-u/--udp: echo only, not bulk"),
+    (["-u", "-s", "8", "127.0.0.1", "7"],
+     "-u/--udp: -s/--size is 16 to 65507 bytes (a sequence number and a "
+     "check go in each datagram)"),
+    (["-u", "--tls", "127.0.0.1", "7"], "-u/--udp: no TLS over UDP"),
+    (["--loss-timeout", "1s", "127.0.0.1", "7"],
+     "--loss-timeout is for UDP: add -u"),
+])
+def test_bench_udp_usage(args, msg):
+    p = run(["bench"] + args)
+    assert p.returncode == 64
+    assert p.stderr.decode() == (
+        "tcpkit: bench: %s (see 'tcpkit help bench')\n" % msg)
