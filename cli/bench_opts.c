@@ -93,7 +93,7 @@ const char cmd_bench_help[] =
 	"  -u, --udp             echo over UDP: -c sockets, each with -d\n"
 	"                        datagrams of -s bytes (16-65507) in flight\n"
 	"                        (see UDP below)\n"
-	"      --loss-timeout D  -u: a datagram not answered within D is lost\n"
+	"      --loss-timeout D  UDP: a datagram not answered within D is lost\n"
 	"                        (default 250ms)\n"
 	"      --tls             every connection runs TLS, verified as by\n"
 	"                        'tcpkit connect --tls'; rate then measures full\n"
