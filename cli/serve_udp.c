@@ -25,23 +25,43 @@ on_signal(struct tk_loop *loop, int signo, void *arg)
 	tk_loop_stop(loop);
 }
 
+#define USTATS_JSON                                                            \
+	"{\"ts\":\"%s\",\"event\":\"stats\",\"when\":\"%s\","                  \
+	"\"datagrams_in\":%llu,\"datagrams_out\":%llu,\"bytes_in\":%llu,"      \
+	"\"bytes_out\":%llu,\"truncated\":%llu,"                               \
+	"\"errors\":{\"send\":%llu,\"receive\":%llu}}\n"
+#define USTATS_LOGFMT                                                          \
+	"ts=%s event=stats when=%s datagrams_in=%llu datagrams_out=%llu "      \
+	"bytes_in=%llu bytes_out=%llu truncated=%llu errors_send=%llu "        \
+	"errors_receive=%llu\n"
+#define USTATS_TEXT                                                            \
+	"stats %s (%s): datagrams in %llu, out %llu, %llu bytes in, %llu "     \
+	"bytes out, %llu truncated; errors: %llu send, %llu receive\n"
+
+/* The totals, as serve_log_stats() writes TCP's, with UDP's counts. */
 static void
 log_stats(const struct serve_opts *o, const char *what,
 	  const struct tk_udp_server_stats *s)
 {
-	char line[512];
+	enum log_format f = o->log.format;
+	char ts[40];
 
-	snprintf(line, sizeof(line),
-		 "%s: %llu datagrams in, %llu out, %llu bytes in, %llu bytes "
-		 "out, %llu truncated, %llu send errors",
-		 what, (unsigned long long)s->datagrams_in,
-		 (unsigned long long)s->datagrams_out,
-		 (unsigned long long)s->bytes_in,
-		 (unsigned long long)s->bytes_out,
-		 (unsigned long long)s->truncated,
-		 (unsigned long long)s->send_errors);
-	(void)o;
-	cli_log("stats", "when", what, "%s", line);
+	if (f == LOG_TEXT)
+		cli_timestamp(ts, sizeof(ts));
+	else
+		cli_iso_time(ts, sizeof(ts));
+	fprintf(stderr,
+		f == LOG_JSON	  ? USTATS_JSON
+		: f == LOG_LOGFMT ? USTATS_LOGFMT
+				  : USTATS_TEXT,
+		f == LOG_TEXT ? what : ts, f == LOG_TEXT ? ts : what,
+		(unsigned long long)s->datagrams_in,
+		(unsigned long long)s->datagrams_out,
+		(unsigned long long)s->bytes_in,
+		(unsigned long long)s->bytes_out,
+		(unsigned long long)s->truncated,
+		(unsigned long long)s->send_errors,
+		(unsigned long long)s->recv_errors);
 }
 
 static void
@@ -172,14 +192,14 @@ bind_all(struct tk_udp_server *srv, const struct serve_opts *o)
 static void
 print_listening(const struct serve_opts *o, struct tk_udp_server *srv)
 {
-	char where[TK_ADDRSTRLEN], ip[TK_ADDRSTRLEN];
+	char where[TK_ADDRSTRLEN + 8], ip[TK_ADDRSTRLEN];
 	const struct tk_addr *first = tk_udp_server_addr(srv, 0);
 
 	for (size_t i = 0; i < tk_udp_server_count(srv); i++) {
-		tk_addr_format(tk_udp_server_addr(srv, i), where,
-			       sizeof(where));
-		cli_log("listening", "addr", where, "listening on udp://%s",
-			where);
+		strcpy(where, "udp://");
+		tk_addr_format(tk_udp_server_addr(srv, i), where + 6,
+			       sizeof(where) - 6);
+		cli_log("listening", "addr", where, "listening on %s", where);
 	}
 	if (o->log.quiet)
 		return;

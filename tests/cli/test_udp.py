@@ -171,6 +171,29 @@ def test_serve_discard_udp_answers_nothing(serve):
         "0 bytes out")
 
 
+def test_serve_udp_json_log_and_stats(serve):
+    """--log-format json: the listening record names udp://, and the
+    totals are UDP's (datagrams, not connections), at exit too."""
+    srv = serve("echo", "-u", "-H", "127.0.0.1", "--log-format", "json",
+                "--stats-interval", "100ms")
+    first = json.loads(srv.err.lines[0])
+    assert first["event"] == "listening"
+    assert first["addr"] == "udp://127.0.0.1:%d" % srv.port
+    c = udp_client()
+    c.sendto(b"12345", ("127.0.0.1", srv.port))
+    assert c.recvfrom(100)[0] == b"12345"
+    c.close()
+    srv.err.wait_for(r'"when":"interval","datagrams_in":1,')
+    srv.stop()
+    recs = [json.loads(l) for l in srv.err.lines]
+    exit_rec = [r for r in recs if r.get("when") == "exit"][0]
+    assert {k: exit_rec[k] for k in ("datagrams_in", "datagrams_out",
+                                     "bytes_in", "bytes_out", "truncated",
+                                     "errors")} == dict(
+        datagrams_in=1, datagrams_out=1, bytes_in=5, bytes_out=5,
+        truncated=0, errors=dict(send=0, receive=0))
+
+
 def test_serve_udp_port_in_use():
     holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     holder.bind(("127.0.0.1", 0))
