@@ -152,6 +152,7 @@ print_overview(FILE *f)
 		"      --size             bench\n"
 		"  -t  --timeout          get (the idle timeout; --idle-timeout too)\n"
 		"      --duration         bench\n"
+		"  -u  --udp              connect serve bench\n"
 		"  -v  --verbose          connect send get\n"
 		"  -w  --connect-timeout  connect send get (as in nc)\n"
 		"      --warmup           bench\n"
