@@ -411,6 +411,7 @@ tk_udp_server_new(struct tk_loop *loop, const struct tk_udp_server_opts *opts,
 		free(s);
 		return -ENOMEM;
 	}
+	/* Every worker holds no socket before any can fail: free() closes. */
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct uworker *w = &s->workers[i];
 
@@ -419,6 +420,10 @@ tk_udp_server_new(struct tk_loop *loop, const struct tk_udp_server_opts *opts,
 		w->txfd = -1;
 		for (size_t j = 0; j < SRV_MAX_ADDRS; j++)
 			w->fds[j] = -1;
+	}
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct uworker *w = &s->workers[i];
+
 		if ((err = worker_alloc(w, s->opts.batch)) < 0) {
 			tk_udp_server_free(s);
 			return err;
@@ -427,11 +432,12 @@ tk_udp_server_new(struct tk_loop *loop, const struct tk_udp_server_opts *opts,
 			w->loop = loop;
 			continue;
 		}
-		w->own_loop = true;
+		/* Set once it exists: the stop skips a worker without one. */
 		if ((err = tk_loop_new(&w->loop)) < 0) {
 			tk_udp_server_free(s);
 			return err;
 		}
+		w->own_loop = true;
 	}
 	*out = s;
 	return 0;

@@ -1,10 +1,12 @@
 /* test_udp.c: UDP sockets on the loop and datagram servers (echo, discard). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -308,5 +310,36 @@ Test(udp, errors)
 	tk_udp_close(u);
 	tk_udp_server_free(s2);
 	tk_udp_server_free(s);
+	tk_loop_free(loop);
+}
+
+/*
+ * A worker's loop that cannot be made (out of descriptors): the error
+ * comes back, nothing is left, and no descriptor that is not the
+ * server's is closed on the way out (stdin here).
+ */
+Test(udp, new_fails_cleanly)
+{
+	struct tk_loop *loop = t_loop_new();
+	struct tk_udp_server_opts o;
+	struct tk_udp_server *s = (void *)1;
+	struct rlimit old, rl;
+	int probe, err;
+
+	tk_udp_server_opts_init(&o);
+	o.workers = 8;
+	cr_assert_neq(fcntl(0, F_GETFD), -1, "stdin open to begin with");
+	probe = dup(0);
+	cr_assert_geq(probe, 0);
+	close(probe);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	rl = old;
+	rl.rlim_cur = (rlim_t)probe + 5; /* room for two loops, not eight */
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	err = tk_udp_server_new(loop, &o, &tk_udp_service_echo, NULL, &s);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	cr_assert_eq(err, -EMFILE, "%s", tk_err_name(err));
+	cr_assert_null(s);
+	cr_assert_neq(fcntl(0, F_GETFD), -1, "stdin closed by the failure");
 	tk_loop_free(loop);
 }
