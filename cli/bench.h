@@ -22,6 +22,9 @@ void bench_report_json(FILE *f, const struct bench_opts *o,
 void bench_report_csv(FILE *f, const struct bench_result *r);
 void bench_report_svg(FILE *f, const struct bench_opts *o,
 		      const struct bench_result *r);
+/* bench echo -u (bench_udp.c): run and report; returns the exit code. */
+int bench_udp_run(const struct bench_opts *o, const struct tk_addrlist *addrs);
+
 /* "12.3us", "1.52ms", "2.00s" for a latency in ns. */
 char *bench_format_ns(uint64_t ns, char *buf, size_t len);
 

@@ -23,6 +23,7 @@ const char cmd_bench_help[] =
 	"usage: tcpkit bench [MODE] HOST PORT [OPTIONS]\n"
 	"       tcpkit bench [MODE] HOST:PORT [OPTIONS]\n"
 	"       tcpkit bench [MODE] unix:/PATH | unix:@NAME [OPTIONS]\n"
+	"       tcpkit bench echo -u HOST PORT [OPTIONS]\n"
 	"\n"
 	"Load a TCP server and measure it: throughput, latency percentiles and\n"
 	"errors, with every echoed byte checked.  The run stops by itself.\n"
@@ -89,6 +90,11 @@ const char cmd_bench_help[] =
 	"                        by percentile\n"
 	"  -q, --quiet           no summary and no live line (exit code, --json,\n"
 	"                        --csv and --plot only)\n"
+	"  -u, --udp             echo over UDP: -c sockets, each with -d\n"
+	"                        datagrams of -s bytes (16-65507) in flight\n"
+	"                        (see UDP below)\n"
+	"      --loss-timeout D  UDP: a datagram not answered within D is lost\n"
+	"                        (default 250ms)\n"
 	"      --tls             every connection runs TLS, verified as by\n"
 	"                        'tcpkit connect --tls'; rate then measures full\n"
 	"                        handshakes per second (no session resumption)\n"
@@ -133,6 +139,15 @@ const char cmd_bench_help[] =
 	"client's own CPU use (user + system over the window, as % of one core\n"
 	"and per message: near 100% means the client, not the server, may be\n"
 	"the limit).  On a terminal, a line per second on stderr.\n"
+	"\n"
+	"UDP (-u, echo only): each datagram carries its socket's sequence\n"
+	"number and a payload that depends on it, checked on return.  The\n"
+	"report counts separately: lost (no reply within --loss-timeout),\n"
+	"duplicated (a second reply for one datagram), reordered (a reply\n"
+	"after a later datagram's), late (a reply after it was counted lost)\n"
+	"and corrupt (size or bytes differ; exit 1); latency percentiles are\n"
+	"over the replies that came.  Loss alone is UDP's way, exit 0; every\n"
+	"datagram refused (ICMP port unreachable) is exit 69.\n"
 	"\n"
 	"Exit codes: 0 the run completed without a mismatch or protocol error;\n"
 	"1 a mismatch or protocol error (what came back is wrong), or an output\n"
@@ -413,6 +428,39 @@ parse_target(int nargs, char **args, struct bench_opts *o)
 	return 0;
 }
 
+/* -u: echo's closed loop over datagrams; what it has no use for is refused. */
+static int
+check_udp(struct bench_opts *o, const struct given *g, const struct tlsopt *t)
+{
+	if (!o->udp) {
+		if (o->loss_timeout_ms != 0)
+			return cli_usage("bench",
+					 "--loss-timeout is for UDP: add -u");
+		return 0;
+	}
+	if (o->mode != BENCH_ECHO)
+		return cli_usage("bench", "-u/--udp: echo only, not %s",
+				 bench_mode_name(o->mode));
+	if (o->is_unix)
+		return cli_usage("bench", "-u/--udp takes HOST PORT, not a "
+					  "UNIX socket");
+	if (t->tls || t->used)
+		return cli_usage("bench", "-u/--udp: no TLS over UDP");
+	if (g->rate != NULL || g->message != NULL || g->message_file != NULL ||
+	    o->threads > 1 || o->csv_path != NULL || o->plot_path != NULL)
+		return cli_usage("bench",
+				 "-u/--udp takes none of --rate, --message, "
+				 "--message-file, --threads, --csv, --plot");
+	if (o->size != 0 && (o->size < 16 || o->size > TK_UDP_MAX_PAYLOAD))
+		return cli_usage("bench",
+				 "-u/--udp: -s/--size is 16 to 65507 bytes "
+				 "(a sequence number and a check go in each "
+				 "datagram)");
+	if (o->loss_timeout_ms == 0)
+		o->loss_timeout_ms = 250;
+	return 0;
+}
+
 /*
  * Parse argv into o.  Returns 0, -1 after printing help, or an exit code
  * (usage) after printing the error.
@@ -430,6 +478,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		OPT_JSON,
 		OPT_CSV,
 		OPT_PLOT,
+		OPT_LOSS_TIMEOUT,
 	};
 	static const struct option longopts[] = {
 		{ "connections", required_argument, NULL, 'c' },
@@ -449,6 +498,8 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "csv", required_argument, NULL, OPT_CSV },
 		{ "plot", required_argument, NULL, OPT_PLOT },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "udp", no_argument, NULL, 'u' },
+		{ "loss-timeout", required_argument, NULL, OPT_LOSS_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -467,7 +518,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	o->threads = 1;
 	o->connect_timeout_ms = TK_DEFAULT_CONNECT_TIMEOUT_MS;
 	opterr = 0;
-	while ((ch = cli_getopt(argc, argv, ":c:d:s:t:w:n:qh", longopts)) !=
+	while ((ch = cli_getopt(argc, argv, ":c:d:s:t:w:n:quh", longopts)) !=
 	       -1) {
 		switch (ch) {
 		case 'c':
@@ -558,6 +609,15 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		case 'q':
 			o->quiet = true;
 			break;
+		case 'u':
+			o->udp = true;
+			break;
+		case OPT_LOSS_TIMEOUT:
+			if (cli_parse_duration("bench", "--loss-timeout",
+					       optarg, false,
+					       &o->loss_timeout_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
 		case 'h':
 			cli_help("bench");
 			return -1;
@@ -598,6 +658,8 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	if ((rc = parse_target(nargs, args, o)) != 0)
 		return rc;
 	if ((rc = check_mode(o, &g)) != 0)
+		return rc;
+	if ((rc = check_udp(o, &g, &tls)) != 0)
 		return rc;
 	if (o->count != 0 && g.warmup != NULL)
 		return cli_usage("bench", "-n/--count and -w/--warmup exclude "

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -62,9 +63,18 @@ take_endpoint(const char *cmd, const char *text, struct client_opts *o)
 {
 	char why[256];
 
-	if (tk_endpoint_parse(text, TK_EP_ALLOW_UNIX | TK_EP_ALLOW_TLS, &o->ep,
-			      why, sizeof(why)) < 0)
+	if (tk_endpoint_parse(
+		    text,
+		    TK_EP_ALLOW_UNIX | TK_EP_ALLOW_TLS |
+			    (strcmp(cmd, "connect") == 0 ? TK_EP_ALLOW_UDP : 0),
+		    &o->ep, why, sizeof(why)) < 0)
 		return cli_usage(cmd, "%s", why);
+	if (o->ep.kind == TK_EP_UDP) {
+		strcpy(o->host, o->ep.host);
+		strcpy(o->port, o->ep.port);
+		o->udp = true;
+		return 0;
+	}
 	if (o->ep.kind == TK_EP_TLS) {
 		strcpy(o->host, o->ep.host);
 		strcpy(o->port, o->ep.port);
@@ -80,6 +90,27 @@ take_endpoint(const char *cmd, const char *text, struct client_opts *o)
 	return 0;
 }
 
+/* -u: what has no meaning for datagrams is refused, not ignored. */
+static int
+check_udp(const struct client_opts *o)
+{
+	if (o->unix_ep)
+		return cli_usage(o->cmd, "-u/--udp takes HOST PORT, not a UNIX "
+					 "socket");
+	if (o->tls.tls || o->tls.used)
+		return cli_usage(o->cmd, "-u/--udp: no TLS over UDP");
+	if (o->no_shutdown || o->send_only || o->recv_only || o->crlf)
+		return cli_usage(o->cmd,
+				 "-u/--udp takes none of --no-shutdown, "
+				 "--send-only, --recv-only, -C");
+	if (o->hexdump != NULL || o->telnet || o->keepalive.on ||
+	    o->source_port != 0)
+		return cli_usage(o->cmd,
+				 "-u/--udp takes none of -x/--hexdump, "
+				 "-t/--telnet, --keepalive, -p/--source-port");
+	return 0;
+}
+
 int
 client_parse(int argc, char **argv, struct client_opts *o)
 {
@@ -88,6 +119,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		OPT_SEND_ONLY,
 		OPT_RECV_ONLY,
 		OPT_NEWLINE,
+		OPT_DATAGRAM_SIZE,
 	};
 	static const struct option longopts[] = {
 		{ "ipv4", no_argument, NULL, '4' },
@@ -106,6 +138,8 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		{ "send-only", no_argument, NULL, OPT_SEND_ONLY },
 		{ "recv-only", no_argument, NULL, OPT_RECV_ONLY },
 		{ "newline", no_argument, NULL, OPT_NEWLINE },
+		{ "udp", no_argument, NULL, 'u' },
+		{ "datagram-size", required_argument, NULL, OPT_DATAGRAM_SIZE },
 		TLSOPT_CLIENT_LONGOPTS,
 		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -116,8 +150,8 @@ client_parse(int argc, char **argv, struct client_opts *o)
 	int ch, err, nargs;
 
 	opterr = 0;
-	while ((ch = cli_getopt(argc, argv, ":46w:i:m:s:x:p:tCvh", longopts)) !=
-	       -1) {
+	while ((ch = cli_getopt(argc, argv, ":46w:i:m:s:x:p:tCuvh",
+				longopts)) != -1) {
 		switch (ch) {
 		case '4':
 			v4 = true;
@@ -177,6 +211,20 @@ client_parse(int argc, char **argv, struct client_opts *o)
 			break;
 		case 'v':
 			o->verbose = true;
+			break;
+		case 'u':
+		case OPT_DATAGRAM_SIZE:
+			if (is_send)
+				return cli_usage(cmd,
+						 "option '%s' is for 'tcpkit "
+						 "connect'",
+						 argv[optind - 1]);
+			if (ch == 'u')
+				o->udp = true;
+			else if (cli_parse_uint(cmd, "--datagram-size", optarg,
+						1, TK_UDP_MAX_PAYLOAD,
+						&o->datagram_size) < 0)
+				return CLI_EXIT_USAGE;
 			break;
 		case 'h':
 			cli_help(cmd);
@@ -247,7 +295,8 @@ client_parse(int argc, char **argv, struct client_opts *o)
 	if (nargs == 0)
 		return cli_usage(cmd, "missing HOST and PORT");
 	if (strncmp(argv[0], "unix:", 5) == 0 ||
-	    strncmp(argv[0], "tls://", 6) == 0) {
+	    strncmp(argv[0], "tls://", 6) == 0 ||
+	    strncasecmp(argv[0], "udp://", 6) == 0) {
 		if ((err = take_endpoint(cmd, argv[0], o)) != 0)
 			return err;
 		argv++;
@@ -291,6 +340,10 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		return cli_usage(cmd, "--newline needs a MESSAGE argument");
 	if (nargs > 0)
 		return cli_usage(cmd, "unexpected argument '%s'", argv[0]);
+	if (o->udp && (err = check_udp(o)) != 0)
+		return err;
+	if (o->datagram_size != 0 && !o->udp)
+		return cli_usage(cmd, "--datagram-size is for UDP: add -u");
 	return tlsopt_client_ctx(cmd, &o->tls, &o->tls_ctx);
 }
 
@@ -705,6 +758,8 @@ client_run(const struct client_opts *o)
 	struct tk_addrlist *list = NULL;
 	int err = 0;
 
+	if (o->udp)
+		return client_udp_run(o);
 	format_where(&s);
 	tk_telnet_init(&s.telnet);
 	if (o->hexdump != NULL &&

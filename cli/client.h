@@ -30,6 +30,8 @@ struct client_opts {
 	bool annotate; /* send -v: narrate each step */
 	struct tlsopt tls;
 	struct tk_tls_ctx *tls_ctx; /* built by client_parse(), or NULL */
+	bool udp;		    /* -u or udp://: client_udp.c */
+	uint64_t datagram_size;	    /* --datagram-size; 0: one per line */
 	bool unix_ep;		    /* a unix: target, in ep */
 	struct tk_endpoint ep;
 	const char *hexdump;  /* -x: FILE or "-", or NULL */
@@ -46,5 +48,7 @@ struct client_opts {
 int client_parse(int argc, char **argv, struct client_opts *o);
 /* Run the session (and free the TLS context); returns the exit code. */
 int client_run(const struct client_opts *o);
+/* connect -u: stdin as datagrams, replies to stdout; the exit code. */
+int client_udp_run(const struct client_opts *o);
 
 #endif /* TK_CLI_CLIENT_H */

@@ -210,6 +210,10 @@ cmd_bench(int argc, char **argv)
 			  tk_strerror(err));
 		goto out_free;
 	}
+	if (o.udp) {
+		rc = bench_udp_run(&o, list);
+		goto out_free;
+	}
 	/* Files first: a run is not wasted on a path that cannot be written. */
 	if (o.csv_path != NULL && (csv = open_output(&o, o.csv_path)) == NULL) {
 		rc = CLI_EXIT_OTHER;

@@ -11,6 +11,7 @@ const char cmd_connect_help[] =
 	"usage: tcpkit connect [OPTIONS] HOST PORT\n"
 	"       tcpkit connect [OPTIONS] HOST:PORT\n"
 	"       tcpkit connect [OPTIONS] unix:/PATH | unix:@NAME | tls://HOST:PORT\n"
+	"       tcpkit connect -u [OPTIONS] HOST PORT | udp://HOST:PORT\n"
 	"\n"
 	"Connect to HOST on PORT and copy stdin to the connection and the\n"
 	"connection to stdout, byte for byte: a telnet for the terminal and a\n"
@@ -28,6 +29,16 @@ const char cmd_connect_help[] =
 	"peer half-closes first, piped or redirected stdin is still sent to\n"
 	"its end, then FIN; on a terminal, tcpkit stops at once (as telnet\n"
 	"does).  tcpkit exits 0 when both directions are done.\n"
+	"\n"
+	"UDP (-u, or udp://HOST:PORT): each line of stdin, its newline\n"
+	"included, is one datagram (a line over 65,507 bytes goes in\n"
+	"65,507-byte pieces; --datagram-size N cuts stdin into N-byte\n"
+	"datagrams instead), and each datagram that comes back is written to\n"
+	"stdout as it came.  At the end of stdin tcpkit waits for the\n"
+	"replies: it exits 0 once every datagram has had one, or after 1s\n"
+	"(-i D: after D) without another.  An ICMP port unreachable\n"
+	"(nothing listens on that UDP port) exits 69.  A datagram longer\n"
+	"than the receive buffer would be reported, never cut silently.\n"
 	"\n"
 	"Options:\n"
 	"  -4, --ipv4               IPv4 addresses only\n"
@@ -47,6 +58,9 @@ const char cmd_connect_help[] =
 	"                           asks for or offers, and strip telnet\n"
 	"                           commands from what is printed (nc -t)\n" HEXDUMP_HELP
 	"  -C, --crlf               send stdin's line ends as CRLF\n"
+	"  -u, --udp                UDP datagrams instead of a TCP stream\n"
+	"      --datagram-size N    UDP: stdin in datagrams of N bytes\n"
+	"                           (1-65507), not one per line\n"
 	"      --no-shutdown        do not send FIN at the end of stdin\n"
 	"      --send-only          do not print what the peer sends\n"
 	"      --recv-only          do not read stdin (and send nothing)\n"
@@ -58,9 +72,10 @@ const char cmd_connect_help[] =
 	"Exit codes: 0 the peer closed, 64 usage (also port 0, an empty or\n"
 	"over-long HOST), 66 a --cacert, --cert or --key file is missing, 68\n"
 	"unknown host, 69 refused or unreachable (or reset; unix: also no\n"
-	"socket at PATH), 73 the -x file cannot be created, 74 it cannot be\n"
-	"written, 75 connect, idle, --max-time, keepalive or TLS handshake\n"
-	"timeout, 76 TLS failure, 1 other (a source port in use).\n"
+	"socket at PATH; UDP: ICMP port unreachable), 73 the -x file cannot\n"
+	"be created, 74 it cannot be written, 75 connect, idle, --max-time,\n"
+	"keepalive or TLS handshake timeout, 76 TLS failure, 1 other (a source\n"
+	"port in use).\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit connect localhost 9999            talk to a line server\n"
@@ -68,7 +83,8 @@ const char cmd_connect_help[] =
 	"  tcpkit connect -v -w 2 [::1]:7007 < file > copy\n"
 	"  tcpkit connect --tls example.org 443\n"
 	"  tcpkit connect unix:/run/app.sock        a local server's socket\n"
-	"  tcpkit connect -t -x dump.txt localhost 23\n";
+	"  tcpkit connect -t -x dump.txt localhost 23\n"
+	"  echo hello | tcpkit connect -u 127.0.0.1 7007   one UDP datagram\n";
 
 int
 cmd_connect(int argc, char **argv)

@@ -334,6 +334,8 @@ cmd_serve(int argc, char **argv)
 		aclopt_free(&o.acl);
 		return rc < 0 ? 0 : rc;
 	}
+	if (o.udp)
+		return serve_udp(&o);
 	/* Certificates are read and checked before anything listens. */
 	rc = tlsopt_server_ctx("serve", &o.tls, &tls);
 	if (rc != 0) {

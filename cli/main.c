@@ -157,6 +157,7 @@ print_overview(FILE *f)
 		"  -t  --timeout          get (the idle timeout; --idle-timeout too)\n"
 		"      --duration         bench\n"
 		"      --telnet           connect (as in nc)\n"
+		"  -u  --udp              connect serve bench\n"
 		"  -v  --verbose          connect send get\n"
 		"  -w  --connect-timeout  connect send get (as in nc)\n"
 		"      --warmup           bench\n"

@@ -45,6 +45,7 @@ struct serve_opts {
 	uint64_t handshake_ms;
 	uint64_t slow_ms; /* broker, chat: --slow-timeout; 0: default */
 	bool allow_remote_shutdown;
+	bool udp; /* -u: datagrams (echo and discard only; serve_udp.c) */
 	/* -H unix:PATH and unix:@NAME, taken out of hosts. */
 	struct tk_addr unix_addrs[MAX_HOSTS];
 	size_t nunix;
@@ -61,6 +62,9 @@ struct serve_opts {
  * usage error.
  */
 int serve_parse_args(int argc, char **argv, struct serve_opts *o);
+
+/* `serve -u`: the UDP echo or discard service; returns the exit code. */
+int serve_udp(const struct serve_opts *o);
 
 /* Parse "text", "logfmt" or "json"; -1 if none of them. */
 int serve_log_parse_format(const char *text);

@@ -26,6 +26,7 @@ online_cpus(void)
 const char cmd_serve_help[] =
 	"usage: tcpkit serve [SERVICE] [-H HOST]... [-p PORT] [OPTIONS]\n"
 	"       tcpkit serve [SERVICE] -H unix:/PATH [--mode OCTAL] [OPTIONS]\n"
+	"       tcpkit serve echo|discard -u [-H HOST]... [-p PORT] [-w N]\n"
 	"\n"
 	"Run a TCP server: shared-nothing workers, one event loop each, serve\n"
 	"every client at once, none waiting on another.\n"
@@ -47,6 +48,15 @@ const char cmd_serve_help[] =
 	"\n"
 	"broker and chat run on one worker (-w 1): every client must reach\n"
 	"every other, so they share one loop.\n"
+	"\n"
+	"-u, --udp serves echo (RFC 862: every datagram back to its sender,\n"
+	"byte for byte) or discard (RFC 863) over UDP instead: each worker\n"
+	"has its own SO_REUSEPORT socket and receives and answers in\n"
+	"batches (recvmmsg, sendmmsg).  Datagrams of any size up to 65,507\n"
+	"bytes (IPv6: 65,527) come back whole.  -H, -p, -w, -q,\n"
+	"--log-format and --stats-interval apply; the connection, line and\n"
+	"TLS options do not.  It prints 'listening on udp://ADDR:PORT' and,\n"
+	"at exit, the datagrams and bytes each way.\n"
 	"\n"
 	"Options:\n"
 	"  -H, --host HOST     address or name to listen on; repeatable.\n"
@@ -73,6 +83,7 @@ const char cmd_serve_help[] =
 	"      --allow-remote-shutdown\n"
 	"                      basic: honour \"shutdown\" from any client, not\n"
 	"                      only from this machine's loopback\n"
+	"  -u, --udp           serve echo or discard over UDP (see above)\n"
 	"  -q, --quiet         do not log each connection\n"
 	"  -h, --help          show this help\n"
 	"\n"
@@ -172,6 +183,7 @@ const char cmd_serve_help[] =
 	"  tcpkit serve basic -p 0            tutorial 2's server, any port\n"
 	"  tcpkit serve line --max-line 1024 --log-format json\n"
 	"  tcpkit serve --tls -p 0            echo over TLS, self-signed\n"
+	"  tcpkit serve echo -u -p 0          UDP echo, any port\n"
 	"  tcpkit serve -H unix:/tmp/echo.sock --mode 0660\n"
 	"  tcpkit serve --tls --cert srv.pem --key srv.key --client-ca ca.pem\n";
 
@@ -310,6 +322,33 @@ take_unix_hosts(struct serve_opts *o)
 	return 0;
 }
 
+/* -u: the services and options that have a meaning for datagrams. */
+static int
+check_udp(const struct serve_opts *o)
+{
+	if (strcmp(o->service, "echo") != 0 &&
+	    strcmp(o->service, "discard") != 0)
+		return cli_usage("serve",
+				 "-u/--udp serves echo or discard, not '%s'",
+				 o->service);
+	if (o->tls.used || o->tls.tls)
+		return cli_usage("serve", "-u/--udp: no TLS over UDP (%s)",
+				 o->tls.used_name != NULL ? o->tls.used_name
+							  : "--tls");
+	if (o->nunix > 0)
+		return cli_usage("serve",
+				 "-u/--udp: -H unix: is a stream socket; UDP "
+				 "takes IP addresses");
+	if (o->acl.acl != NULL)
+		return cli_usage("serve", "-u/--udp: --allow/--deny are for "
+					  "TCP clients, checked at accept");
+	if (o->keepalive.on)
+		return cli_usage(
+			"serve",
+			"-u/--udp: --keepalive is for TCP connections");
+	return 0;
+}
+
 int
 serve_parse_args(int argc, char **argv, struct serve_opts *o)
 {
@@ -333,6 +372,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "group", required_argument, NULL, OPT_GROUP },
 		{ "allow-remote-shutdown", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "udp", no_argument, NULL, 'u' },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_SERVER_LONGOPTS,
 		ACLOPT_LONGOPTS,
@@ -371,7 +411,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			cli_set_log_format((enum cli_log_format)f);
 	}
 	opterr = 0;
-	while ((ch = cli_getopt(argc, argv, ":H:p:i:w:qh", longopts)) != -1) {
+	while ((ch = cli_getopt(argc, argv, ":H:p:i:w:quh", longopts)) != -1) {
 		int f;
 
 		switch (ch) {
@@ -493,6 +533,9 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		case 'q':
 			o->log.quiet = true;
 			break;
+		case 'u':
+			o->udp = true;
+			break;
 		case 'h':
 			cli_help("serve");
 			return -1;
@@ -555,6 +598,8 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			"--slow-timeout applies to the broker and chat "
 			"services only");
 	}
+	if (o->udp && (rc = check_udp(o)) != 0)
+		return rc;
 	if (!o->port_set)
 		o->port = find_service(o->service)->port;
 	o->log.service = o->service;

@@ -21,7 +21,7 @@ check(int ok, const char *what)
 
 #define ALL                                                                    \
 	(TK_EP_ALLOW_STDIO | TK_EP_ALLOW_EXEC | TK_EP_ALLOW_UNIX |             \
-	 TK_EP_ALLOW_TLS)
+	 TK_EP_ALLOW_TLS | TK_EP_ALLOW_UDP)
 
 /*
  * Besides not crashing: only the documented code; a reason on every
@@ -58,14 +58,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (ep.kind) {
 	case TK_EP_TCP:
 	case TK_EP_TLS:
+	case TK_EP_UDP:
 		check(strlen(ep.host) < TK_HOSTLEN &&
 			      strlen(ep.port) < TK_PORTLEN &&
 			      ep.port[0] != '\0',
 		      "host and port fit");
 		check(ep.host[0] != '\0' || (flags & TK_EP_PASSIVE),
 		      "active has a host");
-		check(ep.kind == TK_EP_TCP || (flags & TK_EP_ALLOW_TLS),
+		check(ep.kind != TK_EP_TLS || (flags & TK_EP_ALLOW_TLS),
 		      "tls allowed");
+		check(ep.kind != TK_EP_UDP || (flags & TK_EP_ALLOW_UDP),
+		      "udp allowed");
 		break;
 	case TK_EP_UNIX:
 		check((flags & TK_EP_ALLOW_UNIX) && ep.path_len > 0 &&

@@ -1318,6 +1318,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/endpoint.h"
 #include "tcpkit/relay.h"
 #include "tcpkit/telnet.h"
+#include "tcpkit/udp.h"
 #include "tcpkit/unix.h"
 
 #endif /* TCPKIT_H */

@@ -1,5 +1,5 @@
-/* endpoint.c: the endpoint syntax (tcp, tls://, unix:, -, exec:, sh:), a
- * pure parser and formatter. */
+/* endpoint.c: the endpoint syntax (tcp, tls://, udp://, unix:, -, exec:,
+ * sh:), a pure parser and formatter. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -206,6 +206,12 @@ tk_endpoint_parse(const char *text, unsigned flags, struct tk_endpoint *ep,
 		return parse_inet(TK_EP_TLS, text, text + 6, flags, ep, why,
 				  whylen);
 	}
+	if (has_prefix(text, "udp://")) {
+		if (!(flags & TK_EP_ALLOW_UDP))
+			return bad(why, whylen, "udp:// is not taken here");
+		return parse_inet(TK_EP_UDP, text, text + 6, flags, ep, why,
+				  whylen);
+	}
 	if (has_prefix(text, "tcp://"))
 		return parse_inet(TK_EP_TCP, text, text + 6, flags, ep, why,
 				  whylen);
@@ -214,8 +220,8 @@ tk_endpoint_parse(const char *text, unsigned flags, struct tk_endpoint *ep,
 			 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") ==
 		    (size_t)(sep - text))
 		return bad(why, whylen,
-			   "unknown scheme '%s://' (tcp://, tls://, unix:, "
-			   "exec:, sh:)",
+			   "unknown scheme '%s://' (tcp://, tls://, udp://, "
+			   "unix:, exec:, sh:)",
 			   shown(text, (size_t)(sep - text), s, sizeof(s)));
 	return parse_inet(TK_EP_TCP, text, text, flags, ep, why, whylen);
 }
@@ -282,7 +288,9 @@ tk_exec_split(const char *command, char *buf, size_t buflen, char **argv,
 char *
 tk_endpoint_format(const struct tk_endpoint *ep, char *buf, size_t len)
 {
-	const char *scheme = ep->kind == TK_EP_TLS ? "tls://" : "";
+	const char *scheme = ep->kind == TK_EP_TLS   ? "tls://"
+			     : ep->kind == TK_EP_UDP ? "udp://"
+						     : "";
 
 	/* A host named like a prefix ("unix:80" is a socket path) needs its
 	 * scheme said, so that the text parses back to the same endpoint. */
@@ -295,6 +303,7 @@ tk_endpoint_format(const struct tk_endpoint *ep, char *buf, size_t len)
 	switch (ep->kind) {
 	case TK_EP_TCP:
 	case TK_EP_TLS:
+	case TK_EP_UDP:
 		if (strchr(ep->host, ':') != NULL)
 			snprintf(buf, len, "%s[%s]:%s", scheme, ep->host,
 				 ep->port);

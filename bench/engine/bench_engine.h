@@ -77,6 +77,8 @@ struct bench_opts {
 	void (*progress)(const struct bench_progress *p, void *arg);
 	void *progress_arg;
 	/* The program's, for its reports: the engine reads none of these. */
+	bool udp;		  /* -u: cli/bench_udp.c, not this engine */
+	uint64_t loss_timeout_ms; /* -u: a reply later than this is lost */
 	bool json;
 	bool quiet;
 	const char *csv_path;

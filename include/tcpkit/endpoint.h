@@ -18,6 +18,7 @@ extern "C" {
  *   HOST:PORT, [V6]:PORT    TCP (HOST a name or an IP literal)
  *   tcp://HOST:PORT         the same, said explicitly
  *   tls://HOST:PORT         TCP with TLS
+ *   udp://HOST:PORT         UDP datagrams (tcpkit/udp.h)
  *   unix:/PATH, unix:PATH   a UNIX stream socket (a relative path is kept
  *                           as given)
  *   unix:@NAME              a UNIX socket in the abstract namespace
@@ -27,7 +28,8 @@ extern "C" {
  *   sh:COMMAND              a shell command (/bin/sh -c COMMAND)
  *
  * The prefixes are matched first and without case: a host named unix,
- * exec or sh is written tcp://unix:PORT.  A passive (listening) endpoint may
+ * exec or sh is written tcp://unix:PORT.  udp:// takes the forms TCP does,
+ * passive ones included ("udp://:5353").  A passive (listening) endpoint may
  * leave HOST out (":8080", "8080", "tls://:8443": every address) and may use
  * port 0 (any free port); an active one needs both, and a port from 1 to 65535
  * or a service name.
@@ -39,6 +41,7 @@ enum tk_endpoint_kind {
 	TK_EP_STDIO,
 	TK_EP_EXEC,
 	TK_EP_SH,
+	TK_EP_UDP,
 };
 
 /* Flags of tk_endpoint_parse(): what the caller can take. */
@@ -47,14 +50,15 @@ enum tk_endpoint_kind {
 #define TK_EP_ALLOW_EXEC  0x04u /* exec: and sh: */
 #define TK_EP_ALLOW_UNIX  0x08u /* unix: */
 #define TK_EP_ALLOW_TLS	  0x10u /* tls:// */
+#define TK_EP_ALLOW_UDP	  0x20u /* udp:// */
 
 /* sun_path's size, less the NUL a filesystem path needs. */
 #define TK_UNIX_PATHLEN 107
 
 struct tk_endpoint {
 	enum tk_endpoint_kind kind;
-	char host[TK_HOSTLEN]; /* TCP, TLS: no brackets; "" = any (passive) */
-	char port[TK_PORTLEN]; /* TCP, TLS: a number or a service name */
+	char host[TK_HOSTLEN]; /* TCP, TLS, UDP: no brackets; "" = any */
+	char port[TK_PORTLEN]; /* TCP, TLS, UDP: a number or a service name */
 	char path[TK_UNIX_PATHLEN + 1]; /* UNIX: NUL-terminated */
 	size_t path_len;		/* UNIX: bytes of path */
 	bool abstract;			/* UNIX: unix:@NAME (path is NAME) */
@@ -97,7 +101,8 @@ char *tk_endpoint_format(const struct tk_endpoint *ep, char *buf, size_t len);
  * opts->tls required: the caller builds the context; -EINVAL without),
  * UNIX (its address; no name to resolve; TLS over it when opts->tls is
  * set, with opts->servername to check, since a UNIX peer has no IP).
- * -EINVAL for stdio, exec and sh endpoints, which are no connections.
+ * -EINVAL for stdio, exec, sh and udp endpoints, which are no
+ * connections (udp://: resolve it, then tk_udp_open() in tcpkit/udp.h).
  * Otherwise returns and calls back as tk_conn_connect() does.
  */
 struct tk_loop;

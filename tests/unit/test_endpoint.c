@@ -117,6 +117,29 @@ Test(endpoint, tls)
 	parse_err("tls://example.org", TK_EP_ALLOW_TLS, "missing port");
 }
 
+Test(endpoint, udp)
+{
+	struct tk_endpoint ep = parse_ok("udp://127.0.0.1:53", TK_EP_ALLOW_UDP);
+
+	cr_assert_eq(ep.kind, TK_EP_UDP);
+	cr_assert_str_eq(ep.host, "127.0.0.1");
+	cr_assert_str_eq(ep.port, "53");
+	ep = parse_ok("UDP://:5353", TK_EP_ALLOW_UDP | TK_EP_PASSIVE);
+	cr_assert_eq(ep.kind, TK_EP_UDP);
+	cr_assert_str_eq(ep.host, "");
+	cr_assert_str_eq(ep.port, "5353");
+	ep = parse_ok("udp://0", TK_EP_ALLOW_UDP | TK_EP_PASSIVE);
+	cr_assert_str_eq(ep.port, "0");
+	round_trip("udp://[::1]:7", TK_EP_ALLOW_UDP, "udp://[::1]:7");
+	round_trip("udp://h:domain", TK_EP_ALLOW_UDP, "udp://h:domain");
+	parse_err("udp://h:53", ALL, "udp:// is not taken here");
+	parse_err("udp://:53", TK_EP_ALLOW_UDP, "missing host");
+	parse_err("udp://h:0", TK_EP_ALLOW_UDP, "port 0 cannot be connected");
+	parse_err("udp://h", TK_EP_ALLOW_UDP, "missing port");
+	parse_err("udp://", TK_EP_ALLOW_UDP, "missing HOST:PORT");
+	parse_err("udp:///tmp/s", TK_EP_ALLOW_UDP, "a path is not an address");
+}
+
 Test(endpoint, unix)
 {
 	char longpath[TK_UNIX_PATHLEN + 8];
@@ -172,7 +195,7 @@ Test(endpoint, stdio_and_programs)
 
 Test(endpoint, unknown_scheme_and_garbage)
 {
-	parse_err("udp://h:53", ALL, "unknown scheme 'udp://'");
+	parse_err("sctp://h:53", ALL, "unknown scheme 'sctp://'");
 	parse_err("", ALL, "empty endpoint");
 	parse_err("h\x1b[2J:80", 0, "host 'h?[2J'");
 	cr_assert_eq(tk_endpoint_parse(NULL, 0, NULL, NULL, 0),
@@ -187,11 +210,8 @@ Test(endpoint, unknown_scheme_and_garbage)
 Test(endpoint, every_prefix)
 {
 	static const char *const texts[] = {
-		"tls://[2001:db8::1]:443",
-		"unix:@abstract",
-		"exec:a 'b c'",
-		"tcp://host.example:http",
-		":0",
+		"tls://[2001:db8::1]:443", "unix:@abstract",	 "exec:a 'b c'",
+		"tcp://host.example:http", "udp://[::1]:domain", ":0",
 	};
 
 	for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
@@ -206,8 +226,9 @@ Test(endpoint, every_prefix)
 
 			memcpy(buf, texts[t], i);
 			buf[i] = '\0';
-			err = tk_endpoint_parse(buf, ALL | TK_EP_PASSIVE, &ep,
-						why, sizeof(why));
+			err = tk_endpoint_parse(
+				buf, ALL | TK_EP_ALLOW_UDP | TK_EP_PASSIVE, &ep,
+				why, sizeof(why));
 			cr_assert(err == 0 || err == TK_EBADENDPOINT,
 				  "\"%s\": %d", buf, err);
 			cr_assert(err == 0 || why[0] != '\0',
