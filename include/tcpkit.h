@@ -1274,4 +1274,6 @@ const struct tk_service *tk_service_find(const char *name);
 }
 #endif
 
+#include "tcpkit/exec.h" /* child processes for connections */
+
 #endif /* TCPKIT_H */
