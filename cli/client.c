@@ -14,27 +14,6 @@
 #define STDIN_CHUNK	  (64u * 1024)
 #define STDIN_MAX_PENDING (1024u * 1024)
 
-struct session {
-	const struct client_opts *o;
-	struct tk_loop *loop;
-	struct tk_conn *conn;
-	struct tk_timer *deadline;		 /* --max-time */
-	char where[TK_HOSTLEN + TK_PORTLEN + 4]; /* "HOST:PORT" as given */
-	bool stdin_watched;			 /* registered with the loop */
-	bool stdin_polls; /* a regular file or /dev/null: always ready */
-	bool stdin_eof;
-	bool stdin_paused;
-	bool prev_cr; /* --crlf: the last byte sent was '\r' */
-	bool opened;
-	bool stdout_gone;
-	bool peer_eof;
-	bool got_data;	   /* some bytes came: the TLS check is behind us */
-	bool reported;	   /* the error is told already: on_close just ends */
-	bool deadline_hit; /* --max-time ended the session */
-	int exit_code;
-	uint64_t sent;
-	uint64_t received;
-};
 
 /*
  * "host:port" or "[v6]:port", not a bare IPv6 literal ("::1", which has
@@ -224,7 +203,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 }
 
 static void
-format_where(struct session *s)
+format_where(struct client_session *s)
 {
 	const char *h = s->o->host;
 
@@ -233,17 +212,20 @@ format_where(struct session *s)
 }
 
 static void
-finish(struct session *s, int code)
+finish(struct client_session *s, int code)
 {
 	s->exit_code = code;
-	tk_loop_stop(s->loop);
+	if (s->done != NULL)
+		s->done(s, code);
+	else
+		tk_loop_stop(s->loop);
 }
 
 static void stdin_ready(struct tk_loop *loop, int fd, unsigned events,
 			void *arg);
 
-static void
-stdin_stop(struct session *s)
+void
+client_stdin_stop(struct client_session *s)
 {
 	if (s->stdin_watched) {
 		tk_loop_unwatch(s->loop, STDIN_FILENO);
@@ -259,7 +241,7 @@ post_stdin(struct tk_loop *loop, void *arg)
 
 /* Ask for more input: poll a pipe or terminal, or just read a file. */
 static void
-stdin_want(struct session *s)
+stdin_want(struct client_session *s)
 {
 	if (s->stdin_eof || s->stdin_paused || s->conn == NULL)
 		return;
@@ -287,10 +269,10 @@ stdin_want(struct session *s)
 }
 
 static void
-end_of_input(struct session *s)
+end_of_input(struct client_session *s)
 {
 	s->stdin_eof = true;
-	stdin_stop(s);
+	client_stdin_stop(s);
 	if (s->o->annotate)
 		fprintf(stderr, "sent %llu bytes\n",
 			(unsigned long long)s->sent);
@@ -308,7 +290,7 @@ end_of_input(struct session *s)
 
 /* Send p[0..n), turning bare LF into CRLF with --crlf. */
 static int
-send_bytes(struct session *s, const char *p, size_t n)
+send_bytes(struct client_session *s, const char *p, size_t n)
 {
 	char out[2 * STDIN_CHUNK];
 	size_t m = 0;
@@ -339,7 +321,7 @@ send_bytes(struct session *s, const char *p, size_t n)
 static void
 stdin_ready(struct tk_loop *loop, int fd, unsigned events, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 	char buf[STDIN_CHUNK];
 	ssize_t n;
 
@@ -351,7 +333,7 @@ stdin_ready(struct tk_loop *loop, int fd, unsigned events, void *arg)
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN)
 			goto again;
-		stdin_stop(s);
+		client_stdin_stop(s);
 		finish(s, cli_fail("read", "stdin", -errno));
 		tk_conn_close(s->conn, 0);
 		return;
@@ -365,7 +347,7 @@ stdin_ready(struct tk_loop *loop, int fd, unsigned events, void *arg)
 	if (tk_conn_pending(s->conn) > STDIN_MAX_PENDING) {
 		/* The peer is slower than stdin: wait for the drain. */
 		s->stdin_paused = true;
-		stdin_stop(s);
+		client_stdin_stop(s);
 		return;
 	}
 again:
@@ -376,9 +358,10 @@ again:
 static int
 on_open(struct tk_conn *c, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 	char addr[TK_ADDRSTRLEN];
 
+	s->conn = c; /* a server's connection is known from here */
 	s->opened = true;
 	if (s->o->verbose) {
 		fprintf(stderr, "connected to %s\n",
@@ -404,7 +387,7 @@ on_open(struct tk_conn *c, void *arg)
 static void
 on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 	int err;
 
 	if (n == TK_EOF) {
@@ -419,13 +402,13 @@ on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 		 * terminal is done, as with telnet.
 		 */
 		if (s->stdin_eof || s->o->recv_only || isatty(STDIN_FILENO)) {
-			stdin_stop(s);
+			client_stdin_stop(s);
 			s->stdin_eof = true;
 			tk_conn_end(c);
 		}
 		return;
 	}
-	if (!s->got_data && !tk_conn_is_tls(c) &&
+	if (!s->got_data && !s->o->no_tls_hint && !tk_conn_is_tls(c) &&
 	    tk_tls_looks_like_record(data, (size_t)n)) {
 		/* Binary noise on the terminal would not tell what happened. */
 		cli_error(s->o->cmd, s->where,
@@ -439,13 +422,15 @@ on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 	s->received += (uint64_t)n;
 	if (s->o->send_only || s->stdout_gone)
 		return;
-	err = cli_write_all(STDOUT_FILENO, data, (size_t)n);
+	err = cli_write_all(s->out_fd, data, (size_t)n);
 	if (err < 0) {
 		/* Whoever read our output went away (a pipe into head). */
 		s->stdout_gone = true;
 		if (err != -EPIPE)
-			cli_fail("write", "stdout", err);
-		s->exit_code = err == -EPIPE ? 0 : CLI_EXIT_OTHER;
+			cli_fail("write", s->out_name, err);
+		s->exit_code = err == -EPIPE	       ? 0
+			       : s->out_fd != STDOUT_FILENO ? CLI_EXIT_IOERR
+							      : CLI_EXIT_OTHER;
 		tk_conn_close(c, 0);
 	}
 }
@@ -453,7 +438,7 @@ on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 static void
 on_drain(struct tk_conn *c, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 
 	(void)c;
 	if (s->stdin_paused) {
@@ -465,11 +450,11 @@ on_drain(struct tk_conn *c, void *arg)
 static void
 on_close(struct tk_conn *c, int err, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 	char dur[32], why[512];
 
 	s->conn = NULL;
-	stdin_stop(s);
+	client_stdin_stop(s);
 	if (s->deadline != NULL)
 		tk_timer_stop(s->deadline);
 	if (s->deadline_hit) {
@@ -515,7 +500,7 @@ on_close(struct tk_conn *c, int err, void *arg)
 static void
 on_deadline(struct tk_timer *t, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 	char dur[32];
 
 	(void)t;
@@ -535,7 +520,7 @@ on_deadline(struct tk_timer *t, void *arg)
 	tk_conn_close(s->conn, 0);
 }
 
-static const struct tk_service client_service = {
+const struct tk_service client_service = {
 	.name = "client",
 	.open = on_open,
 	.data = on_data,
@@ -546,7 +531,9 @@ static const struct tk_service client_service = {
 int
 client_run(const struct client_opts *o)
 {
-	struct session s = { .o = o };
+	struct client_session s = { .o = o,
+				    .out_fd = STDOUT_FILENO,
+				    .out_name = "stdout" };
 	struct tk_conn_opts copts;
 	struct tk_addrlist *list;
 	int err;
@@ -596,7 +583,7 @@ client_run(const struct client_opts *o)
 		if (s.conn != NULL)
 			tk_conn_close(s.conn, 0);
 	}
-	stdin_stop(&s);
+	client_stdin_stop(&s);
 	/* Before the loop: a close it still runs must not see the timer. */
 	tk_timer_free(s.deadline);
 	s.deadline = NULL;

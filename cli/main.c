@@ -41,6 +41,9 @@ static const struct cli_command commands[] = {
 	  "run a server: echo, discard, welcome, basic, line (default: "
 	  "echo)",
 	  cmd_serve_help },
+	{ "listen", cmd_listen,
+	  "wait for a client: pipe it to stdio or a file, or run a program",
+	  cmd_listen_help },
 	{ "bench", cmd_bench,
 	  "load a server and measure throughput, latency and errors",
 	  cmd_bench_help },
