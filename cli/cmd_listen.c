@@ -251,10 +251,11 @@ parse_args(int argc, char **argv, struct listen_opts *o)
 						 "--exec and --sh-exec are "
 						 "given once, together never");
 			if (optarg[0] == '\0')
-				return cli_usage("listen", "%s needs a %s",
-						 argv[optind - 1],
-						 ch == OPT_EXEC ? "PROG"
-								: "CMD");
+				return cli_usage("listen", "%s",
+						 ch == OPT_EXEC
+							 ? "--exec needs a PROG"
+							 : "--sh-exec needs a "
+							   "CMD");
 			o->exec = optarg;
 			o->sh = ch == OPT_SH_EXEC;
 			break;
