@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -37,6 +38,8 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		OPT_SEND_ONLY,
 		OPT_RECV_ONLY,
 		OPT_NEWLINE,
+		OPT_EXEC,
+		OPT_SH_EXEC,
 	};
 	static const struct option longopts[] = {
 		{ "ipv4", no_argument, NULL, '4' },
@@ -52,6 +55,8 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		{ "send-only", no_argument, NULL, OPT_SEND_ONLY },
 		{ "recv-only", no_argument, NULL, OPT_RECV_ONLY },
 		{ "newline", no_argument, NULL, OPT_NEWLINE },
+		{ "exec", required_argument, NULL, OPT_EXEC },
+		{ "sh-exec", required_argument, NULL, OPT_SH_EXEC },
 		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -119,6 +124,32 @@ client_parse(int argc, char **argv, struct client_opts *o)
 				o->send_only = true;
 			else
 				o->recv_only = true;
+			break;
+		case OPT_EXEC:
+		case OPT_SH_EXEC:
+			if (is_send)
+				return cli_usage(cmd,
+						 "option '%s' is for 'tcpkit "
+						 "connect'",
+						 argv[optind - 2]);
+			if (o->exec != NULL)
+				return cli_usage(cmd,
+						 "--exec and --sh-exec are "
+						 "given once, together never");
+			if (optarg[0] == '\0')
+				return cli_usage(cmd, "%s",
+						 ch == OPT_EXEC
+							 ? "--exec needs a PROG"
+							 : "--sh-exec needs a "
+							   "CMD");
+			if (ch == OPT_EXEC && strpbrk(optarg, " \t\n'\"\\"))
+				return cli_usage(cmd,
+						 "--exec takes one program "
+						 "name, without arguments: "
+						 "use --sh-exec '%s'",
+						 optarg);
+			o->exec = optarg;
+			o->sh = ch == OPT_SH_EXEC;
 			break;
 		case OPT_NEWLINE:
 			if (!is_send)
@@ -195,6 +226,14 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		argv++;
 		nargs--;
 	}
+	if (o->exec != NULL &&
+	    (o->crlf || o->no_shutdown || o->send_only || o->recv_only))
+		return cli_usage(cmd,
+				 "--exec and --sh-exec take none of -C, "
+				 "--no-shutdown, --send-only, --recv-only (the "
+				 "program has the connection)");
+	if (o->exec != NULL && (o->tls.tls || o->tls.used))
+		return cli_usage(cmd, "--tls with --exec is not supported yet");
 	if (o->newline && o->message == NULL)
 		return cli_usage(cmd, "--newline needs a MESSAGE argument");
 	if (nargs > 0)
@@ -363,6 +402,22 @@ on_open(struct tk_conn *c, void *arg)
 
 	s->conn = c; /* a server's connection is known from here */
 	s->opened = true;
+	if (s->x != NULL) {
+		int err = tk_exec_spawn(s->x, c);
+
+		if (err < 0) {
+			cli_error(s->o->cmd, s->o->exec, "cannot run: %s",
+				  tk_strerror(err));
+			s->reported = true;
+			s->exit_code = CLI_EXIT_UNAVAILABLE;
+			return err;
+		}
+		s->spawned = true;
+		if (s->o->verbose)
+			fprintf(stderr, "connected to %s, running %s\n",
+				s->where, s->o->exec);
+		return 0;
+	}
 	if (s->o->verbose) {
 		fprintf(stderr, "connected to %s\n",
 			tk_addr_format(tk_conn_peer(c), addr, sizeof(addr)));
@@ -455,6 +510,8 @@ on_close(struct tk_conn *c, int err, void *arg)
 
 	s->conn = NULL;
 	client_stdin_stop(s);
+	if (s->spawned)
+		return; /* handed to the program: its exit ends the session */
 	if (s->deadline != NULL)
 		tk_timer_stop(s->deadline);
 	if (s->deadline_hit) {
@@ -528,6 +585,37 @@ const struct tk_service client_service = {
 	.close = on_close,
 };
 
+/* connect --exec: the program's exit status is ours (128 + a signal). */
+static void
+on_program_exit(struct tk_exec *x, const struct tk_exec_exit *e, void *arg)
+{
+	struct client_session *s = arg;
+	int code = CLI_EXIT_OTHER;
+
+	(void)x;
+	if (WIFEXITED(e->status))
+		code = WEXITSTATUS(e->status);
+	else if (WIFSIGNALED(e->status))
+		code = 128 + WTERMSIG(e->status);
+	if (s->o->verbose)
+		fprintf(stderr, "%s: pid %d ended, status %d\n", s->o->exec,
+			(int)e->pid, code);
+	finish(s, code);
+}
+
+static int
+exec_setup(struct client_session *s)
+{
+	const char *argv[] = { s->o->sh ? "/bin/sh" : s->o->exec,
+			       s->o->sh ? "-c" : NULL, s->o->exec, NULL };
+	struct tk_exec_opts xo = { .on_exit = on_program_exit, .arg = s };
+
+	if (!s->o->sh)
+		argv[1] = NULL;
+	xo.argv = argv;
+	return tk_exec_new(s->loop, &xo, &s->x);
+}
+
 int
 client_run(const struct client_opts *o)
 {
@@ -551,6 +639,8 @@ client_run(const struct client_opts *o)
 			list->count, list->count == 1 ? "" : "es");
 	if ((err = tk_loop_new(&s.loop)) < 0)
 		goto out_free_list;
+	if (o->exec != NULL && (err = exec_setup(&s)) < 0)
+		goto out_free_loop;
 	tk_conn_opts_init(&copts);
 	copts.connect_timeout_ms = o->connect_timeout_ms;
 	copts.idle_timeout_ms = o->idle_timeout_ms;
@@ -587,12 +677,14 @@ client_run(const struct client_opts *o)
 	/* Before the loop: a close it still runs must not see the timer. */
 	tk_timer_free(s.deadline);
 	s.deadline = NULL;
+	tk_exec_free(s.x); /* its pidfds are watched by the loop */
 	tk_loop_free(s.loop); /* runs what is left of the close */
 	tk_tls_ctx_free(o->tls_ctx);
 	return s.exit_code;
 
 out_free_loop:
 	tk_timer_free(s.deadline);
+	tk_exec_free(s.x);
 	tk_loop_free(s.loop);
 out_free_list:
 	tk_addrlist_free(list);

@@ -26,6 +26,9 @@ struct client_opts {
 	/* send: the message to send instead of stdin (may be NULL). */
 	const char *message;
 	bool newline;  /* send: end the message with a newline */
+	/* connect --exec PROG / --sh-exec CMD: the program has the socket. */
+	const char *exec;
+	bool sh;
 	/* listen: a file that starts like TLS is still just bytes. */
 	bool no_tls_hint;
 	bool annotate; /* send -v: narrate each step */
@@ -52,6 +55,8 @@ struct client_session {
 	 */
 	void (*done)(struct client_session *s, int code);
 	void *owner;
+	struct tk_exec *x; /* connect --exec */
+	bool spawned;	   /* the program runs: its exit ends the session */
 	bool stdin_watched; /* registered with the loop */
 	bool stdin_polls;   /* a regular file or /dev/null: always ready */
 	bool stdin_eof;

@@ -36,6 +36,12 @@ const char cmd_connect_help[] =
 	"      --no-shutdown        do not send FIN at the end of stdin\n"
 	"      --send-only          do not print what the peer sends\n"
 	"      --recv-only          do not read stdin (and send nothing)\n"
+	"      --exec PROG          once connected, run PROG (one word, found\n"
+	"                           in PATH) with the socket as its stdin and\n"
+	"                           stdout (ncat's client mode); PROG's exit\n"
+	"                           status is tcpkit's (128 + N if killed by\n"
+	"                           signal N); not with --tls yet\n"
+	"      --sh-exec CMD        the same with /bin/sh -c CMD\n"
 	"  -v, --verbose            report 'connected to ADDR:PORT' on stderr\n"
 	"  -h, --help               show this help\n"
 	"\n" TLSOPT_CLIENT_HELP "\n"
@@ -44,13 +50,15 @@ const char cmd_connect_help[] =
 	"Exit codes: 0 the peer closed, 64 usage (also port 0, an empty or\n"
 	"over-long HOST), 66 a --cacert, --cert or --key file is missing, 68\n"
 	"unknown host, 69 refused or unreachable (or reset), 75 connect, idle,\n"
-	"--max-time or TLS handshake timeout, 76 TLS failure, 1 other.\n"
+	"--max-time or TLS handshake timeout, 76 TLS failure, 1 other; with\n"
+	"--exec, the program's status once it ran (69 if it could not).\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit connect localhost 9999            talk to a line server\n"
 	"  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpkit connect example.org 80\n"
 	"  tcpkit connect -v -w 2 [::1]:7007 < file > copy\n"
-	"  tcpkit connect --tls example.org 443\n";
+	"  tcpkit connect --tls example.org 443\n"
+	"  tcpkit connect --sh-exec 'echo hello; cat' localhost 9000\n";
 
 int
 cmd_connect(int argc, char **argv)

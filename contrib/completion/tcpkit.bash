@@ -23,7 +23,8 @@ _tcpkit()
 		return
 	fi
 	case $prev in
-	--cert | --key | --cacert | --client-ca | --message-file | --csv | --plot)
+	--cert | --key | --cacert | --client-ca | --message-file | --csv | --plot | \
+		-o | --output)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
@@ -31,6 +32,10 @@ _tcpkit()
 	--capath)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -d -- "$cur"))
+		return
+		;;
+	--exec)
+		COMPREPLY=($(compgen -c -- "$cur"))
 		return
 		;;
 	--log-format) words="text logfmt json" ;;

@@ -236,3 +236,69 @@ def test_ncat_and_socat_as_clients_of_listen_exec(listen):
         assert c.returncode == 0, c.stderr
         assert c.stdout == b"echo through %s\n" % prog.encode()
         assert lp.wait() == 0
+
+
+def nc_listening():
+    """`nc -l` on a free port of 127.0.0.1 chosen by the kernel (port 0),
+    found with ss by its pid."""
+    need("nc")
+    need("ss")
+    nc = subprocess.Popen(["nc", "-N", "-l", "127.0.0.1", "0"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        ss = subprocess.run(["ss", "-ltnpH"], capture_output=True,
+                            text=True, timeout=10).stdout
+        m = re.search(r"127\.0\.0\.1:(\d+) .*pid=%d," % nc.pid, ss)
+        if m:
+            return nc, int(m.group(1))
+        assert time.monotonic() < deadline, "nc -l did not listen"
+        select.select([], [], [], 0.05)
+
+
+def test_connect_exec_with_nc_listening():
+    nc, port = nc_listening()
+    try:
+        nc.stdin.write(b"ping\n")
+        nc.stdin.close()
+        nc.stdin = None  # (for communicate())
+        p = run(["connect", "--sh-exec", 'read l; echo "got $l"; exit 5',
+                 "127.0.0.1", str(port)])
+        # The program's exit status is connect's.
+        assert p.returncode == 5, p.stderr
+        assert p.stdout == b""  # the program had the connection
+        out, _ = nc.communicate(timeout=20)
+        assert out == b"got ping\n"
+    finally:
+        nc.kill()
+        nc.wait()
+
+
+def test_connect_exec_program_killed_is_128_plus_signal(listen):
+    lp = listen("--exec", "cat")
+    p = run(["connect", "--sh-exec", "kill -9 $$", "127.0.0.1",
+             str(lp.port)])
+    assert p.returncode == 128 + 9
+    assert lp.wait() == 0
+
+
+def test_connect_exec_cannot_run_exits_69(listen):
+    lp = listen("--exec", "cat")
+    p = run(["connect", "--exec", "tcpkit-no-such-program", "127.0.0.1",
+             str(lp.port)])
+    assert p.returncode == 69
+    assert p.stderr.decode() == ("tcpkit: connect tcpkit-no-such-program: "
+                                 "cannot run: No such file or directory\n")
+    assert lp.wait() == 0
+
+
+@pytest.mark.parametrize("args,why", [
+    (["--exec", "cat -n"], "--exec takes one program name"),
+    (["--exec", "cat", "--recv-only"], "--exec and --sh-exec take none"),
+    (["--sh-exec", "cat", "--tls"], "--tls with --exec is not supported"),
+])
+def test_connect_exec_usage_errors(args, why):
+    p = run(["connect"] + args + ["127.0.0.1", "9"])
+    assert p.returncode == 64, p.stderr
+    assert why in p.stderr.decode()
