@@ -1,9 +1,42 @@
-/* get.h: what cmd_get.c and get_out.c share. */
+/* get.h: what cmd_get.c, get_args.c and get_out.c share. */
 #ifndef TK_CLI_GET_H
 #define TK_CLI_GET_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "tcpkit.h"
+#include "tlsopt.h"
+
+/* RFC 3986 section 3.1, after the first letter. */
+#define SCHEME_CHARS                                                           \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
+
+/* -H fields at most: more is not a user typing. */
+#define MAX_HEADERS 64
+
+struct get_opts {
+	const char *url;
+	bool include;
+	bool tty_out; /* the output is a terminal: -i heads are escaped */
+	bool fail;
+	bool verbose;
+	const char *output; /* -o FILE, or NULL: stdout */
+	const char *headers[MAX_HEADERS + 1];
+	size_t nheaders;
+	struct tk_http_opts http;
+	struct tlsopt tls;
+	struct tk_tls_ctx *ctx;
+};
+
+/*
+ * get_args.c: parse the command line into o (the TLS options read, not
+ * yet built into o->ctx).  0, -1 after printing the help, or the usage
+ * error's exit code, printed.
+ */
+int get_parse(int argc, char **argv, struct get_opts *o);
+/* Check o->url before any I/O: 0, or the exit code, printed. */
+int get_check_url(const char *url);
 
 /*
  * Bytes from the network made safe for a terminal; keep_eol keeps CR and

@@ -70,6 +70,7 @@ const char *tk_tls_runtime_version(void);
 	X(EBADADDR, -3203, USAGE, "malformed address")                         \
 	X(EBADPORT, -3204, USAGE, "malformed port")                            \
 	X(EBADURL, -3205, USAGE, "malformed URL")                              \
+	X(EBADENDPOINT, -3213, USAGE, "malformed endpoint")                    \
 	X(EHTTP, -3206, PROTOCOL, "malformed HTTP response")                   \
 	X(ETRUNCATED, -3207, PROTOCOL,                                         \
 	  "connection closed before the end of the data")                      \
@@ -1270,10 +1271,12 @@ const struct tk_service *tk_service_find(const char *name);
 
 #pragma GCC visibility pop
 
+/* The API by topic; each header keeps its own symbols visible. */
+#include "tcpkit/endpoint.h"
+#include "tcpkit/exec.h"
+
 #ifdef __cplusplus
 }
 #endif
-
-#include "tcpkit/exec.h" /* child processes for connections */
 
 #endif /* TCPKIT_H */

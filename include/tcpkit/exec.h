@@ -1,9 +1,12 @@
 /* tcpkit/exec.h: a program per connection, the socket as its stdin and
- * stdout (inetd, UCSPI, ncat --exec), its children reaped on the loop. */
+ * stdout (inetd, UCSPI, ncat --exec), reaped on the loop (part of tcpkit.h;
+ * include that). */
 #ifndef TCPKIT_EXEC_H
 #define TCPKIT_EXEC_H
 
-#include "../tcpkit.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {

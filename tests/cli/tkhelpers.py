@@ -31,7 +31,7 @@ PEER_PACKAGES = {"nc": "netcat-openbsd", "telnet": "telnet",
                  "sslscan": "sslscan", "ncat": "ncat", "socat": "socat",
                  "ss": "iproute2", "ip": "iproute2", "openssl": "openssl",
                  "curl": "curl", "go": "golang-go", "node": "nodejs",
-                 "nginx": "nginx"}
+                 "nginx": "nginx", "haproxy": "haproxy"}
 
 
 def need(prog):

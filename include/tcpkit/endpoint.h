@@ -1,0 +1,100 @@
+/* tcpkit/endpoint.h: the one address syntax every command takes (part of
+ * tcpkit.h; include that). */
+#ifndef TCPKIT_ENDPOINT_H
+#define TCPKIT_ENDPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+/*
+ * An endpoint names where bytes come from or go to:
+ *
+ *   HOST:PORT, [V6]:PORT    TCP (HOST a name or an IP literal)
+ *   tcp://HOST:PORT         the same, said explicitly
+ *   tls://HOST:PORT         TCP with TLS
+ *   unix:/PATH, unix:PATH   a UNIX stream socket (a relative path is kept
+ *                           as given)
+ *   unix:@NAME              a UNIX socket in the abstract namespace
+ *   -                       standard input and output
+ *   exec:PROG ARGS          a program, its arguments split by
+ *                           tk_exec_split() (no shell)
+ *   sh:COMMAND              a shell command (/bin/sh -c COMMAND)
+ *
+ * The prefixes are matched first and without case: a host named unix,
+ * exec or sh is written tcp://unix:PORT.  A passive (listening) endpoint may
+ * leave HOST out (":8080", "8080", "tls://:8443": every address) and may use
+ * port 0 (any free port); an active one needs both, and a port from 1 to 65535
+ * or a service name.
+ */
+enum tk_endpoint_kind {
+	TK_EP_TCP,
+	TK_EP_TLS,
+	TK_EP_UNIX,
+	TK_EP_STDIO,
+	TK_EP_EXEC,
+	TK_EP_SH,
+};
+
+/* Flags of tk_endpoint_parse(): what the caller can take. */
+#define TK_EP_PASSIVE	  0x01u /* a listening side */
+#define TK_EP_ALLOW_STDIO 0x02u /* "-" */
+#define TK_EP_ALLOW_EXEC  0x04u /* exec: and sh: */
+#define TK_EP_ALLOW_UNIX  0x08u /* unix: */
+#define TK_EP_ALLOW_TLS	  0x10u /* tls:// */
+
+/* sun_path's size, less the NUL a filesystem path needs. */
+#define TK_UNIX_PATHLEN 107
+
+struct tk_endpoint {
+	enum tk_endpoint_kind kind;
+	char host[TK_HOSTLEN]; /* TCP, TLS: no brackets; "" = any (passive) */
+	char port[TK_PORTLEN]; /* TCP, TLS: a number or a service name */
+	char path[TK_UNIX_PATHLEN + 1]; /* UNIX: NUL-terminated */
+	size_t path_len;		/* UNIX: bytes of path */
+	bool abstract;			/* UNIX: unix:@NAME (path is NAME) */
+	const char *command; /* EXEC, SH: borrowed from the text parsed */
+};
+
+/*
+ * Parse text into *ep.  Pure: reads only text, allocates nothing.
+ * Returns 0, or TK_EBADENDPOINT with a one-line reason in why (when why
+ * is not NULL) that names the part that is wrong: "unix: path longer than
+ * 107 bytes", "port '99999' out of range (1-65535)", "exec: not allowed
+ * here".  ep is filled only on success.
+ */
+int tk_endpoint_parse(const char *text, unsigned flags, struct tk_endpoint *ep,
+		      char *why, size_t whylen);
+
+/*
+ * Split an exec: command into arguments, as a shell would without
+ * expanding anything: words are separated by blanks; '...' keeps
+ * everything inside as it is, "..." keeps everything but \" and \\, and \
+ * outside quotes takes the next character as it is.  The words are
+ * written into buf (buflen bytes), argv[0..n-1] point at them and argv[n]
+ * is NULL, n < max_args.  Pure.  Returns the number of words (at least
+ * 1), or TK_EBADENDPOINT (empty command, an unclosed quote, a trailing \;
+ * why says which) or -E2BIG (buf or argv too small).
+ */
+int tk_exec_split(const char *command, char *buf, size_t buflen, char **argv,
+		  size_t max_args, char *why, size_t whylen);
+
+/*
+ * Write ep in the syntax above ("unix:@NAME" for an abstract name; an IPv6
+ * host in brackets) into buf; returns buf, truncated to len - 1 bytes if
+ * it has to be.
+ */
+char *tk_endpoint_format(const struct tk_endpoint *ep, char *buf, size_t len);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TCPKIT_ENDPOINT_H */
