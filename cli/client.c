@@ -142,12 +142,23 @@ client_parse(int argc, char **argv, struct client_opts *o)
 							 ? "--exec needs a PROG"
 							 : "--sh-exec needs a "
 							   "CMD");
-			if (ch == OPT_EXEC && strpbrk(optarg, " \t\n'\"\\"))
-				return cli_usage(cmd,
-						 "--exec takes one program "
-						 "name, without arguments: "
-						 "use --sh-exec '%s'",
-						 optarg);
+			if (ch == OPT_EXEC) {
+				char why[128];
+
+				err = tk_exec_split(optarg, o->exec_buf,
+						    sizeof(o->exec_buf),
+						    o->exec_argv, 64, why,
+						    sizeof(why));
+				if (err == -E2BIG)
+					return cli_usage(cmd,
+							 "--exec: too long");
+				if (err < 0)
+					return cli_usage(
+						cmd, "--exec: %s",
+						strncmp(why, "exec: ", 6) == 0
+							? why + 6
+							: why);
+			}
 			o->exec = optarg;
 			o->sh = ch == OPT_SH_EXEC;
 			break;
@@ -606,13 +617,10 @@ on_program_exit(struct tk_exec *x, const struct tk_exec_exit *e, void *arg)
 static int
 exec_setup(struct client_session *s)
 {
-	const char *argv[] = { s->o->sh ? "/bin/sh" : s->o->exec,
-			       s->o->sh ? "-c" : NULL, s->o->exec, NULL };
+	const char *argv[] = { "/bin/sh", "-c", s->o->exec, NULL };
 	struct tk_exec_opts xo = { .on_exit = on_program_exit, .arg = s };
 
-	if (!s->o->sh)
-		argv[1] = NULL;
-	xo.argv = argv;
+	xo.argv = s->o->sh ? argv : (const char *const *)s->o->exec_argv;
 	return tk_exec_new(s->loop, &xo, &s->x);
 }
 

@@ -29,6 +29,8 @@ struct client_opts {
 	/* connect --exec PROG / --sh-exec CMD: the program has the socket. */
 	const char *exec;
 	bool sh;
+	char *exec_argv[64]; /* --exec split (tk_exec_split()) */
+	char exec_buf[4096];
 	/* listen: a file that starts like TLS is still just bytes. */
 	bool no_tls_hint;
 	bool annotate; /* send -v: narrate each step */

@@ -17,10 +17,11 @@
 #include "tlsopt.h"
 
 #define LISTEN_PROGRESS_MS 250u
+#define LISTEN_MAX_ARGS	   64
 
 const char cmd_listen_help[] =
 	"usage: tcpkit listen [OPTIONS] [HOST] PORT\n"
-	"       tcpkit listen [OPTIONS] HOST:PORT\n"
+	"       tcpkit listen [OPTIONS] [HOST]:PORT | tls://[HOST]:PORT\n"
 	"\n"
 	"Wait for a TCP connection on PORT (0: any free port) and copy it to\n"
 	"stdout and stdin to it, byte for byte, with the half-close rules of\n"
@@ -29,6 +30,7 @@ const char cmd_listen_help[] =
 	"or :: to take connections from other machines.  'listening on\n"
 	"ADDR:PORT' is printed on stderr, with the real port.  A second client\n"
 	"is not accepted: the listening socket closes with the first.\n"
+	"tls://[HOST]:PORT is the same as --tls.\n"
 	"\n"
 	"Options:\n"
 	"  -4, --ipv4               IPv4 only (default HOST 127.0.0.1)\n"
@@ -47,9 +49,12 @@ const char cmd_listen_help[] =
 	"                           cut transfer leaves the bytes that came,\n"
 	"                           and exits non-zero); with -k, one client\n"
 	"                           after another\n"
-	"      --exec PROG          run PROG for every connection, the socket as\n"
-	"                           its stdin and stdout (stderr stays ours);\n"
-	"                           PROG is one word, found in PATH\n"
+	"      --exec CMD           run CMD, a program and its arguments, for\n"
+	"                           every connection, the socket as its stdin\n"
+	"                           and stdout (stderr stays ours); CMD is one\n"
+	"                           argument, split as ncat does: words, '...'\n"
+	"                           and \"...\" quoting, \\ escapes, no shell;\n"
+	"                           the program is found in PATH\n"
 	"      --sh-exec CMD        the same with /bin/sh -c CMD\n"
 	"      --stderr-to-peer     the program's stderr goes to the client too\n"
 	"      --max-conns N        with --exec, N programs at once at most: the\n"
@@ -86,15 +91,16 @@ const char cmd_listen_help[] =
 	"Durations: 10 or 1.5 (seconds), 250ms, 2s, 1m.\n"
 	"\n"
 	"Exit codes: 0 done (or stopped by a signal with no transfer under\n"
-	"way), 64 usage, 66 --exec PROG not found or a TLS file missing, 69\n"
-	"the client reset, or a program could not be started, 73 -o FILE\n"
-	"cannot be created, 74 -o FILE cannot be written, 75 idle timeout, 76\n"
-	"TLS failure, 1 cut by a signal, or any other error.\n"
+	"way), 64 usage, 66 the --exec program not found or a TLS file\n"
+	"missing, 69 the client reset, or a program could not be started, 73\n"
+	"-o FILE cannot be created, 74 -o FILE cannot be written, 75 idle\n"
+	"timeout, 76 TLS failure, 1 cut by a signal, or any other error.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit listen 9000 > file              receive one file (nc -l)\n"
 	"  tcpkit listen -o file 9000             the same, whole or not at all\n"
 	"  tcpkit listen -k --exec cat 0.0.0.0 7  an echo service (ncat -lk -e)\n"
+	"  tcpkit listen -k --exec 'cat -n' 9000  numbered lines back\n"
 	"  tcpkit listen -k --sh-exec 'echo $TCPKIT_PEER_ADDR' 9000\n";
 
 struct listen_opts {
@@ -104,8 +110,10 @@ struct listen_opts {
 	bool keep;
 	const char *output;
 	bool append;
-	const char *exec; /* --exec PROG or --sh-exec CMD */
+	const char *exec; /* --exec "PROG ARGS" or --sh-exec CMD */
 	bool sh;
+	char *argv[LISTEN_MAX_ARGS]; /* --exec split (tk_exec_split()) */
+	char argbuf[4096];
 	bool stderr_to_peer;
 	uint64_t max_conns;
 	uint64_t idle_ms;
@@ -149,14 +157,17 @@ parse_target(struct listen_opts *o, int nargs, char **args)
 	if (nargs > 2)
 		return cli_usage("listen", "unexpected argument '%s'", args[2]);
 	if (nargs == 1) {
-		if (tk_hostport_split(args[0], host, port) < 0 ||
-		    port[0] == '\0') {
-			/* "9000" is a port, "::1" or "host" want one. */
-			if (strspn(args[0], "0123456789") != strlen(args[0]))
-				return cli_usage("listen", "missing PORT");
-			snprintf(port, sizeof(port), "%s", args[0]);
-			host[0] = '\0';
-		}
+		/* The one endpoint syntax: PORT, :PORT, HOST:PORT, tls://. */
+		struct tk_endpoint ep;
+		char why[160];
+
+		if (tk_endpoint_parse(args[0], TK_EP_PASSIVE | TK_EP_ALLOW_TLS,
+				      &ep, why, sizeof(why)) < 0)
+			return cli_usage("listen", "%s", why);
+		if (ep.kind == TK_EP_TLS)
+			o->tls.tls = true;
+		snprintf(host, sizeof(host), "%s", ep.host);
+		snprintf(port, sizeof(port), "%s", ep.port);
 	} else {
 		if (strlen(args[0]) >= TK_HOSTLEN || args[0][0] == '\0')
 			return cli_usage("listen", "malformed host '%s'",
@@ -317,17 +328,24 @@ parse_args(int argc, char **argv, struct listen_opts *o)
 	if (o->exec != NULL && (o->tls.tls || o->tls.used))
 		return cli_usage("listen",
 				 "--tls with --exec is not supported yet");
-	if (o->exec != NULL && !o->sh && strpbrk(o->exec, " \t\n'\"\\"))
-		return cli_usage("listen",
-				 "--exec takes one program name, without "
-				 "arguments: use --sh-exec '%s'",
-				 o->exec);
+	if (o->exec != NULL && !o->sh) {
+		char why[128];
+
+		rc = tk_exec_split(o->exec, o->argbuf, sizeof(o->argbuf),
+				   o->argv, LISTEN_MAX_ARGS, why, sizeof(why));
+		if (rc == -E2BIG)
+			return cli_usage("listen", "--exec: too long");
+		if (rc < 0)
+			return cli_usage("listen", "--exec: %s",
+					 strncmp(why, "exec: ", 6) == 0 ? why + 6
+									: why);
+	}
 	rc = parse_target(o, argc - optind, argv + optind);
 	if (rc != 0)
 		return rc;
-	if (o->exec != NULL && !o->sh && !in_path(o->exec)) {
+	if (o->exec != NULL && !o->sh && !in_path(o->argv[0])) {
 		cli_error("listen", "--exec", "%s: program not found in PATH",
-			  o->exec);
+			  o->argv[0]);
 		return CLI_EXIT_NOINPUT;
 	}
 	return 0;
@@ -707,7 +725,6 @@ cmd_listen(int argc, char **argv)
 	struct tk_server_opts sopts;
 	struct tk_tls_ctx *tls = NULL;
 	const char *sh_argv[] = { "/bin/sh", "-c", NULL, NULL };
-	const char *one_argv[] = { NULL, NULL };
 	int rc;
 
 	memset(&o, 0, sizeof(o));
@@ -786,8 +803,7 @@ cmd_listen(int argc, char **argv)
 			sh_argv[2] = o.exec;
 			xo.argv = sh_argv;
 		} else {
-			one_argv[0] = o.exec;
-			xo.argv = one_argv;
+			xo.argv = (const char *const *)o.argv;
 		}
 		if ((rc = tk_exec_new(st.loop, &xo, &st.x)) < 0) {
 			rc = cli_fail("listen", "", rc);

@@ -64,6 +64,14 @@ def test_exec_cat_echoes_and_the_exit_is_logged(listen):
     assert int(m.group(1)) == port
 
 
+def test_exec_arguments_split_as_ncat_does(listen):
+    lp = listen("--exec", "printf '%s|%s|%s' \"two words\" it\\'s ''")
+    s = connect(lp.port)
+    assert recv_all(s) == b"two words|it's|"
+    s.close()
+    assert lp.wait() == 0
+
+
 def test_sh_exec_environment(listen):
     lp = listen("--sh-exec", 'echo "$TCPKIT_PEER_ADDR $TCPKIT_PEER_PORT '
                 '$TCPKIT_LOCAL_ADDR $TCPKIT_LOCAL_PORT"')
@@ -191,7 +199,7 @@ def test_program_that_cannot_run_exits_69(listen, tmp_path):
 
 
 @pytest.mark.parametrize("args,why", [
-    (["--exec", "cat -n", "0"], "--exec takes one program name"),
+    (["--exec", "cat 'unclosed", "0"], "--exec: "),
     (["--exec", "cat", "--sh-exec", "cat", "0"], "--exec and --sh-exec"),
     (["--exec", "cat", "--recv-only", "0"], "--recv-only and --exec"),
     (["--exec", "cat", "--tls", "0"], "--tls with --exec is not supported"),
@@ -294,7 +302,7 @@ def test_connect_exec_cannot_run_exits_69(listen):
 
 
 @pytest.mark.parametrize("args,why", [
-    (["--exec", "cat -n"], "--exec takes one program name"),
+    (["--exec", "cat 'unclosed"], "--exec: "),
     (["--exec", "cat", "--recv-only"], "--exec and --sh-exec take none"),
     (["--sh-exec", "cat", "--tls"], "--tls with --exec is not supported"),
 ])

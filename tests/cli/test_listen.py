@@ -167,6 +167,26 @@ def listing(d):
     return sorted(p.name for p in d.iterdir())
 
 
+def test_tls_endpoint_speaks_tls(listen):
+    """tls://HOST:PORT is --tls (an ephemeral certificate): openssl's
+    client gets our stdin and we get its."""
+    need("openssl")
+    lp = listen(stdin=subprocess.PIPE, hostport=("tls://127.0.0.1:0",))
+    c = subprocess.Popen(["openssl", "s_client", "-quiet", "-connect",
+                          "127.0.0.1:%d" % lp.port],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    c.stdin.write(b"over tls\n")
+    c.stdin.flush()
+    lp.out.wait_for("^over tls$")
+    lp.proc.stdin.write(b"back over tls\n")
+    lp.proc.stdin.close()
+    assert c.stdout.readline() == b"back over tls\n"
+    c.stdin.close()
+    c.wait(20)
+    assert lp.wait() == 0
+
+
 def test_output_file_whole_on_fin(listen, tmp_path):
     data = blob(3 << 20)
     lp = listen("-o", str(tmp_path / "file"))
@@ -301,8 +321,10 @@ def test_no_progress_line_when_piped(listen, tmp_path):
     (["--stderr-to-peer", "0"], "--stderr-to-peer needs --exec"),
     (["-4", "-6", "0"], "-4 and -6 exclude each other"),
     ([], "missing PORT"),
-    (["localhost"], "missing PORT"),
-    (["70000"], "PORT 70000 is out of range"),
+    (["localhost"], "'localhost': missing port"),
+    (["70000"], "port '70000' out of range"),
+    (["127.0.0.1", "70000"], "PORT 70000 is out of range"),
+    (["unix:/tmp/x"], "unix: sockets are not taken here"),
     (["--max-conns", "0", "0"], "--max-conns"),
     (["--keep", "0"], "--keep"),
 ])
