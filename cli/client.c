@@ -15,7 +15,6 @@
 #define STDIN_CHUNK	  (64u * 1024)
 #define STDIN_MAX_PENDING (1024u * 1024)
 
-
 /*
  * "host:port" or "[v6]:port", not a bare IPv6 literal ("::1", which has
  * more than one colon and no brackets).
@@ -494,9 +493,9 @@ on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 		s->stdout_gone = true;
 		if (err != -EPIPE)
 			cli_fail("write", s->out_name, err);
-		s->exit_code = err == -EPIPE	       ? 0
+		s->exit_code = err == -EPIPE		    ? 0
 			       : s->out_fd != STDOUT_FILENO ? CLI_EXIT_IOERR
-							      : CLI_EXIT_OTHER;
+							    : CLI_EXIT_OTHER;
 		tk_conn_close(c, 0);
 	}
 }
@@ -685,7 +684,7 @@ client_run(const struct client_opts *o)
 	/* Before the loop: a close it still runs must not see the timer. */
 	tk_timer_free(s.deadline);
 	s.deadline = NULL;
-	tk_exec_free(s.x); /* its pidfds are watched by the loop */
+	tk_exec_free(s.x);    /* its pidfds are watched by the loop */
 	tk_loop_free(s.loop); /* runs what is left of the close */
 	tk_tls_ctx_free(o->tls_ctx);
 	return s.exit_code;

@@ -25,7 +25,7 @@ struct client_opts {
 	bool recv_only;	  /* stdin is not read */
 	/* send: the message to send instead of stdin (may be NULL). */
 	const char *message;
-	bool newline;  /* send: end the message with a newline */
+	bool newline; /* send: end the message with a newline */
 	/* connect --exec PROG / --sh-exec CMD: the program has the socket. */
 	const char *exec;
 	bool sh;
@@ -49,16 +49,16 @@ struct client_session {
 	struct tk_conn *conn;
 	struct tk_timer *deadline;		 /* --max-time */
 	char where[TK_HOSTLEN + TK_PORTLEN + 4]; /* "HOST:PORT" as given */
-	int out_fd;				 /* what is received goes here */
-	const char *out_name;			 /* for its errors */
+	int out_fd;	      /* what is received goes here */
+	const char *out_name; /* for its errors */
 	/*
 	 * The session is over with an exit code: stop the loop (NULL), or
 	 * the owner's call (listen's next connection).
 	 */
 	void (*done)(struct client_session *s, int code);
 	void *owner;
-	struct tk_exec *x; /* connect --exec */
-	bool spawned;	   /* the program runs: its exit ends the session */
+	struct tk_exec *x;  /* connect --exec */
+	bool spawned;	    /* the program runs: its exit ends the session */
 	bool stdin_watched; /* registered with the loop */
 	bool stdin_polls;   /* a regular file or /dev/null: always ready */
 	bool stdin_eof;

@@ -67,7 +67,9 @@ const char cmd_listen_help[] =
 	"  -v, --verbose            report 'connection from ADDR:PORT'\n"
 	"  -h, --help               show this help\n"
 	"\n"
-	"TLS (as serve's, see docs/tls.md; not with --exec yet):\n"
+	"TLS (as serve's, see docs/tls.md); with --exec, the program talks\n"
+	"plain text through a socketpair, the verified client certificate's\n"
+	"subject in TCPKIT_TLS_CLIENT_SUBJECT:\n"
 	"      --tls                speak TLS 1.2 or 1.3 (without --cert, an\n"
 	"                           ephemeral self-signed certificate)\n"
 	"      --cert FILE          certificate chain (PEM, leaf first)\n"
@@ -77,7 +79,8 @@ const char cmd_listen_help[] =
 	"                           with --client-ca (default required)\n"
 	"      --tls-min 1.2|1.3    oldest version accepted (default 1.2)\n"
 	"      --alpn LIST          protocols accepted, preferred first\n"
-	"\n"	"Programs: the environment is ours plus TCPKIT_PEER_ADDR,\n"
+	"\n"
+	"Programs: the environment is ours plus TCPKIT_PEER_ADDR,\n"
 	"TCPKIT_PEER_PORT, TCPKIT_LOCAL_ADDR and TCPKIT_LOCAL_PORT (as inetd\n"
 	"and UCSPI servers give).  Each exit is one line on stderr: client,\n"
 	"pid, exit status or signal, duration.  Children are reaped as they\n"
@@ -142,6 +145,8 @@ struct listen_state {
 	uint64_t started; /* of the session, loop time */
 	bool busy;	  /* a client is being served */
 	bool drained;	  /* without -k: the listener is closed */
+	bool all_gone;	  /* ...and every connection too (TLS: the pump) */
+	bool child_done;  /* --exec without -k: the one program ended */
 	struct held *head, *tail;
 	int signo;
 	int exit_code;
@@ -325,9 +330,6 @@ parse_args(int argc, char **argv, struct listen_opts *o)
 		return cli_usage("listen",
 				 "-k with -o needs --append (each client "
 				 "would replace the file)");
-	if (o->exec != NULL && (o->tls.tls || o->tls.used))
-		return cli_usage("listen",
-				 "--tls with --exec is not supported yet");
 	if (o->exec != NULL && !o->sh) {
 		char why[128];
 
@@ -336,9 +338,9 @@ parse_args(int argc, char **argv, struct listen_opts *o)
 		if (rc == -E2BIG)
 			return cli_usage("listen", "--exec: too long");
 		if (rc < 0)
-			return cli_usage("listen", "--exec: %s",
-					 strncmp(why, "exec: ", 6) == 0 ? why + 6
-									: why);
+			return cli_usage(
+				"listen", "--exec: %s",
+				strncmp(why, "exec: ", 6) == 0 ? why + 6 : why);
 	}
 	rc = parse_target(o, argc - optind, argv + optind);
 	if (rc != 0)
@@ -616,6 +618,17 @@ static const struct tk_service exec_service = {
 	.stop = exec_stop,
 };
 
+/*
+ * --exec without -k: done when the program has ended and its connection
+ * too (with TLS the pump still carries the program's last bytes).
+ */
+static void
+one_done(struct listen_state *st)
+{
+	if (st->child_done && st->all_gone)
+		tk_loop_stop(st->loop);
+}
+
 static void
 on_exit_logged(struct tk_exec *x, const struct tk_exec_exit *e, void *arg)
 {
@@ -629,7 +642,8 @@ on_exit_logged(struct tk_exec *x, const struct tk_exec_exit *e, void *arg)
 			  tk_strerror(e->spawn_err));
 		if (!st->o->keep) {
 			st->exit_code = CLI_EXIT_UNAVAILABLE;
-			tk_loop_stop(st->loop);
+			st->child_done = true;
+			one_done(st);
 		}
 		return;
 	}
@@ -640,11 +654,12 @@ on_exit_logged(struct tk_exec *x, const struct tk_exec_exit *e, void *arg)
 			 WTERMSIG(e->status), strsignal(WTERMSIG(e->status)));
 	else
 		snprintf(how, sizeof(how), "status %d", e->status);
-	cli_log("exit", "peer", who, "%s: pid %d %s after %s", who,
-		(int)e->pid, how,
-		cli_format_duration(e->duration_ms, dur, sizeof(dur)));
-	if (!st->o->keep)
-		tk_loop_stop(st->loop);
+	cli_log("exit", "peer", who, "%s: pid %d %s after %s", who, (int)e->pid,
+		how, cli_format_duration(e->duration_ms, dur, sizeof(dur)));
+	if (!st->o->keep) {
+		st->child_done = true;
+		one_done(st);
+	}
 }
 
 static void
@@ -671,6 +686,10 @@ on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 			  (unsigned long long)st->o->max_conns);
 	} else if (ev == TK_SERVER_ERROR) {
 		cli_fail("listen", "accept", err);
+	} else if (ev == TK_SERVER_DRAINED) {
+		st->all_gone = true;
+		if (st->o->exec != NULL)
+			one_done(st);
 	}
 }
 
@@ -697,10 +716,9 @@ listen_on(struct listen_state *st)
 
 			if (o->family != AF_UNSPEC &&
 			    tk_addr_family(a) != o->family) {
-				cli_error("listen", o->host,
-					  "not an %s address",
-					  o->family == AF_INET ? "IPv4"
-							       : "IPv6");
+				cli_error(
+					"listen", o->host, "not an %s address",
+					o->family == AF_INET ? "IPv4" : "IPv6");
 				return CLI_EXIT_USAGE;
 			}
 		}
@@ -713,8 +731,8 @@ listen_on(struct listen_state *st)
 	}
 	if (why.host != NULL)
 		return cli_fail("listen", why.host, err);
-	return cli_fail("listen", tk_addr_format(&why.addr, where, sizeof(where)),
-			err);
+	return cli_fail("listen",
+			tk_addr_format(&why.addr, where, sizeof(where)), err);
 }
 
 int
@@ -738,9 +756,9 @@ cmd_listen(int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	if (o.append) {
-		st.append_fd = open(o.output,
-				    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-				    0666);
+		st.append_fd =
+			open(o.output,
+			     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
 		if (st.append_fd < 0) {
 			rc = CLI_EXIT_CANTCREAT;
 			cli_error("listen", o.output, "cannot open: %s",
@@ -837,8 +855,7 @@ cmd_listen(int argc, char **argv)
 		end_progress(&st);
 		if (o.output != NULL && !o.append)
 			get_out_discard(&st.out);
-		cli_error("listen", st.s.where,
-			  "%s: transfer cut after %s%s%s",
+		cli_error("listen", st.s.where, "%s: transfer cut after %s%s%s",
 			  strsignal(st.signo),
 			  human_bytes(st.s.received, b, sizeof(b)),
 			  o.output != NULL && !o.append ? "; not written: "

@@ -7,12 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "conn_int.h"
 #include "tcpkit/exec.h"
 
 extern char **environ;
@@ -20,8 +21,8 @@ extern char **environ;
 /* Without pidfds (Linux < 5.3), children are looked for this often. */
 #define EXEC_POLL_MS	   100u
 #define EXEC_KILL_AFTER_MS 2000u
-#define EXEC_ENV_VARS	   4
-#define EXEC_ENV_LEN	   (32 + TK_ADDRSTRLEN)
+#define EXEC_ENV_VARS	   5 /* the last only with a client certificate */
+#define EXEC_ENV_LEN	   (32 + 256) /* a name, an address or a subject */
 
 struct child {
 	struct tk_exec *x;
@@ -122,13 +123,13 @@ tk_exec_running(const struct tk_exec *x)
  * setenv() in the parent would race other threads and leak.
  */
 static char **
-build_env(const struct tk_addr *peer, const struct tk_addr *local, char *vars)
+build_env(const struct tk_addr *peer, const struct tk_addr *local,
+	  const char *subject, char *vars)
 {
 	static const char *const names[EXEC_ENV_VARS] = {
-		"TCPKIT_PEER_ADDR=",
-		"TCPKIT_PEER_PORT=",
-		"TCPKIT_LOCAL_ADDR=",
-		"TCPKIT_LOCAL_PORT=",
+		"TCPKIT_PEER_ADDR=",	      "TCPKIT_PEER_PORT=",
+		"TCPKIT_LOCAL_ADDR=",	      "TCPKIT_LOCAL_PORT=",
+		"TCPKIT_TLS_CLIENT_SUBJECT=",
 	};
 	size_t n = 0, k = 0;
 	char ip[TK_ADDRSTRLEN];
@@ -153,7 +154,11 @@ build_env(const struct tk_addr *peer, const struct tk_addr *local, char *vars)
 		const struct tk_addr *a = j < 2 ? peer : local;
 		char *v = vars + j * EXEC_ENV_LEN;
 
-		if (j % 2 == 0)
+		if (j == 4) {
+			if (subject == NULL)
+				break;
+			snprintf(v, EXEC_ENV_LEN, "%s%s", names[j], subject);
+		} else if (j % 2 == 0)
 			snprintf(v, EXEC_ENV_LEN, "%s%s", names[j],
 				 tk_addr_format_ip(a, ip, sizeof(ip)));
 		else
@@ -173,13 +178,13 @@ build_env(const struct tk_addr *peer, const struct tk_addr *local, char *vars)
  */
 static int
 spawn(struct tk_exec *x, int fd, const struct tk_addr *peer,
-      const struct tk_addr *local, pid_t *pid)
+      const struct tk_addr *local, const char *subject, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
 	char vars[EXEC_ENV_VARS * EXEC_ENV_LEN];
-	char **env = build_env(peer, local, vars);
+	char **env = build_env(peer, local, subject, vars);
 	int err;
 
 	if (env == NULL)
@@ -314,6 +319,227 @@ at_bound(const struct tk_exec *x)
 	return x->max_children != 0 && x->running >= x->max_children;
 }
 
+/*
+ * TLS: the child cannot have the session, so it gets one end of a
+ * socketpair and the loop copies between the other end and the TLS
+ * connection.  Each direction stops reading when the other side has
+ * PUMP_HIGH bytes waiting and resumes when that has drained; a FIN is
+ * carried across as a half-close (close_notify, then FIN, on the TLS side).
+ */
+#define PUMP_HIGH (256u * 1024)
+
+struct pump {
+	struct tk_conn *net;  /* the TLS connection (tk_service_exec's) */
+	struct tk_conn *pipe; /* our end of the child's socketpair */
+};
+
+static struct tk_conn *
+pump_other(struct pump *p, struct tk_conn *c)
+{
+	return c == p->net ? p->pipe : p->net;
+}
+
+static void
+pump_data(struct pump *p, struct tk_conn *c, const char *data, ssize_t n)
+{
+	struct tk_conn *to = pump_other(p, c);
+
+	if (to == NULL) {
+		tk_conn_close(c, 0);
+		return;
+	}
+	if (n == TK_EOF) {
+		tk_conn_shutdown(to);
+		return;
+	}
+	if (tk_conn_write(to, data, (size_t)n) < 0) {
+		tk_conn_close(c, -EPIPE);
+		return;
+	}
+	if (tk_conn_pending(to) > PUMP_HIGH)
+		tk_conn_pause(c); /* until to drains */
+}
+
+static void
+pump_drain(struct pump *p, struct tk_conn *c)
+{
+	struct tk_conn *from = pump_other(p, c);
+
+	if (from != NULL)
+		tk_conn_resume(from);
+}
+
+/* One side is gone: the other ends too (what it has queued is written). */
+static void
+pump_close(struct pump *p, struct tk_conn *c, int err)
+{
+	struct tk_conn *other = pump_other(p, c);
+
+	if (c == p->net)
+		p->net = NULL;
+	else
+		p->pipe = NULL;
+	if (other != NULL) {
+		if (err != 0)
+			tk_conn_close(other, err);
+		else
+			tk_conn_end(other);
+	}
+	if (p->net == NULL && p->pipe == NULL)
+		free(p);
+}
+
+static int
+pipe_open(struct tk_conn *c, void *arg)
+{
+	((struct pump *)arg)->pipe = c;
+	return 0;
+}
+
+static void
+pipe_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+{
+	pump_data(arg, c, data, n);
+}
+
+static void
+pipe_drain(struct tk_conn *c, void *arg)
+{
+	pump_drain(arg, c);
+}
+
+static void
+pipe_close(struct tk_conn *c, int err, void *arg)
+{
+	pump_close(arg, c, err);
+}
+
+static const struct tk_service pipe_service = {
+	.name = "exec-pipe",
+	.open = pipe_open,
+	.data = pipe_data,
+	.drain = pipe_drain,
+	.close = pipe_close,
+};
+
+static void
+net_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+{
+	pump_data(arg, c, data, n);
+}
+
+static void
+net_drain(struct tk_conn *c, void *arg)
+{
+	pump_drain(arg, c);
+}
+
+static void
+net_close(struct tk_conn *c, int err, void *arg)
+{
+	pump_close(arg, c, err);
+}
+
+/* A server's drain lets the program finish: the pump ends with it. */
+static void
+net_stop(struct tk_conn *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+}
+
+static const struct tk_service net_service = {
+	.name = "exec-tls",
+	.data = net_data,
+	.drain = net_drain,
+	.close = net_close,
+	.stop = net_stop,
+};
+
+/* The child's end of a socketpair for a TLS connection; ours is pumped. */
+static int
+pump_start(struct tk_exec *x, struct tk_conn *c, struct pump **out, int *fd)
+{
+	struct tk_conn_opts o;
+	struct pump *p;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		close(sv[0]);
+		close(sv[1]);
+		return -ENOMEM;
+	}
+	p->net = c;
+	tk_conn_opts_init(&o);
+	/*
+	 * The pump bounds each direction (PUMP_HIGH); the connection's own
+	 * backpressure, made for echoing services, would stop reading the
+	 * program's output while the program waits for us to read it before
+	 * it reads more input: a deadlock.
+	 */
+	o.max_pending = TK_DEFAULT_MAX_OUTPUT;
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    tk__conn_adopt(x->loop, sv[0], NULL, NULL, &o, &pipe_service, p) ==
+		    NULL) {
+		int err = -errno;
+
+		close(sv[0]);
+		close(sv[1]);
+		free(p);
+		return err;
+	}
+	*out = p;
+	*fd = sv[1];
+	return 0;
+}
+
+static void
+child_add(struct tk_exec *x, struct child *ch)
+{
+	ch->started = tk_loop_now(x->loop);
+	ch->next = &x->children;
+	ch->prev = x->children.prev;
+	ch->prev->next = ch;
+	x->children.prev = ch;
+	x->running++;
+	if (watch_child(x, ch) < 0) {
+		/* It must not outlive our knowing of it: wait for it now. */
+		kill(ch->pid, SIGTERM);
+		(void)waitpid(ch->pid, NULL, 0);
+		child_free(ch);
+	}
+}
+
+static int
+spawn_tls(struct tk_exec *x, struct tk_conn *c, struct child *ch)
+{
+	struct tk_tls_info info;
+	const char *subject = NULL;
+	struct pump *p;
+	int fd, err;
+
+	if (tk_conn_tls_info(c, &info) == 0 && info.peer_cert)
+		subject = info.subject;
+	if ((err = pump_start(x, c, &p, &fd)) < 0)
+		return err;
+	err = spawn(x, fd, tk_conn_peer(c), tk_conn_local(c), subject,
+		    &ch->pid);
+	close(fd);
+	if (err < 0) {
+		/* Our end closes; the pump frees itself with it. */
+		tk_conn_close(p->pipe, 0);
+		return err;
+	}
+	/* c is the pump's from now on, whoever's service it ran. */
+	c->svc = &net_service;
+	c->arg = p;
+	child_add(x, ch);
+	return 0;
+}
+
 int
 tk_exec_spawn(struct tk_exec *x, struct tk_conn *c)
 {
@@ -322,8 +548,6 @@ tk_exec_spawn(struct tk_exec *x, struct tk_conn *c)
 
 	if (!tk_conn_is_open(c) || fd < 0)
 		return -ENOTCONN;
-	if (tk_conn_is_tls(c))
-		return -EINVAL;
 	if (tk_conn_pending(c) != 0)
 		return -EBUSY;
 	if (at_bound(x))
@@ -334,13 +558,19 @@ tk_exec_spawn(struct tk_exec *x, struct tk_conn *c)
 	ch->x = x;
 	ch->pidfd = -1;
 	ch->peer = *tk_conn_peer(c);
+	if (tk_conn_is_tls(c)) {
+		err = spawn_tls(x, c, ch);
+		if (err < 0)
+			free(ch);
+		return err;
+	}
 	/* The child reads and writes as programs do: blocking. */
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
 		free(ch);
 		return -errno;
 	}
-	err = spawn(x, fd, tk_conn_peer(c), tk_conn_local(c), &ch->pid);
+	err = spawn(x, fd, tk_conn_peer(c), tk_conn_local(c), NULL, &ch->pid);
 	if (err == 0)
 		err = tk_conn_detach(c, &fd);
 	if (err < 0) {
@@ -355,18 +585,7 @@ tk_exec_spawn(struct tk_exec *x, struct tk_conn *c)
 		return err;
 	}
 	close(fd); /* the child's copy is the stream now */
-	ch->started = tk_loop_now(x->loop);
-	ch->next = &x->children;
-	ch->prev = x->children.prev;
-	ch->prev->next = ch;
-	x->children.prev = ch;
-	x->running++;
-	if (watch_child(x, ch) < 0) {
-		/* It must not outlive our knowing of it: wait for it now. */
-		kill(ch->pid, SIGTERM);
-		(void)waitpid(ch->pid, NULL, 0);
-		child_free(ch);
-	}
+	child_add(x, ch);
 	return 0;
 }
 

@@ -64,15 +64,20 @@ struct tk_exec_opts {
 int tk_exec_new(struct tk_loop *loop, const struct tk_exec_opts *opts,
 		struct tk_exec **out);
 /*
- * Run the program for c, a plain open connection on x's loop: c is
+ * Run the program for c, an open connection on x's loop.  Plain: c is
  * detached (tk_conn_detach()) and its socket becomes the child's stdin and
- * stdout, blocking again; every other fd is closed in the child, its
- * signal mask is empty and every signal has its default action.  The
- * environment is the parent's plus TCPKIT_PEER_ADDR, TCPKIT_PEER_PORT,
- * TCPKIT_LOCAL_ADDR and TCPKIT_LOCAL_PORT (the parent's environ is not
- * touched).  0; or a negative code and c is left as it was: -EINVAL
- * (TLS), -EBUSY (see tk_conn_detach()), -EAGAIN (max_children running),
- * the spawn's -errno (-ENOENT: no such program).
+ * stdout, blocking again.  TLS: the child gets one end of a socketpair and
+ * the loop copies between the other end and c (at most 256 KiB waiting
+ * each way, a half-close carried across as FIN or close_notify); c's
+ * service is replaced by that copy (none of its callbacks runs again, close
+ * included; a server's drain leaves it to finish), and the environment
+ * gets TCPKIT_TLS_CLIENT_SUBJECT when the client sent a verified
+ * certificate.  In the child every other fd is closed, the signal mask is
+ * empty and every signal has its default action.  The environment is the
+ * parent's plus TCPKIT_PEER_ADDR, TCPKIT_PEER_PORT, TCPKIT_LOCAL_ADDR and
+ * TCPKIT_LOCAL_PORT (the parent's environ is not touched).  0; or a
+ * negative code and c is left as it was: -EBUSY (output pending), -EAGAIN
+ * (max_children running), the spawn's -errno (-ENOENT: no such program).
  */
 int tk_exec_spawn(struct tk_exec *x, struct tk_conn *c);
 /* Children running now. */

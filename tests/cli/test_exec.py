@@ -13,6 +13,8 @@ import time
 import pytest
 
 from listenhelpers import Listen, children
+import hashlib
+
 from tkhelpers import TCPKIT, check_sanitizer, need, run
 
 
@@ -198,11 +200,46 @@ def test_program_that_cannot_run_exits_69(listen, tmp_path):
                      lp.err.text(), re.M), lp.err.text()
 
 
+def test_tls_exec_subject_and_bulk_through_the_pump(listen, certs,
+                                                   tmp_path):
+    """With TLS the program talks plain text through a socketpair: the
+    client's verified subject is in its environment, and 20 MB go there
+    and back byte-exact with the half-close carried both ways."""
+    lp = listen("--tls", "--cert", certs["srv"], "--key", certs["srv_key"],
+                "--client-ca", certs["ca"], "--sh-exec",
+                'echo "subject=$TCPKIT_TLS_CLIENT_SUBJECT"; exec cat')
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(1 << 20) * 20)
+    with open(src, "rb") as f:
+        p = subprocess.run([TCPKIT, "connect", "--tls", "--cacert",
+                            certs["ca"], "--cert", certs["client"], "--key",
+                            certs["client_key"], "127.0.0.1", str(lp.port)],
+                           stdin=f, capture_output=True, timeout=120)
+    check_sanitizer(p.stderr)
+    assert p.returncode == 0, p.stderr
+    head = b"subject=CN=tcpkit client\n"
+    assert p.stdout[:len(head)] == head
+    assert hashlib.sha256(p.stdout[len(head):]).digest() == \
+        hashlib.sha256(src.read_bytes()).digest()
+    assert lp.wait() == 0
+    lp.err.wait_for(EXIT_RE % "exit 0")
+
+
+def test_tls_exec_without_client_certificate_has_no_subject(listen):
+    need("openssl")
+    lp = listen("--tls", "--sh-exec",
+                'echo "[${TCPKIT_TLS_CLIENT_SUBJECT-unset}]"')
+    c = subprocess.run(["openssl", "s_client", "-quiet", "-connect",
+                        "127.0.0.1:%d" % lp.port], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=20)
+    assert c.stdout == b"[unset]\n"
+    assert lp.wait() == 0
+
+
 @pytest.mark.parametrize("args,why", [
     (["--exec", "cat 'unclosed", "0"], "--exec: "),
     (["--exec", "cat", "--sh-exec", "cat", "0"], "--exec and --sh-exec"),
     (["--exec", "cat", "--recv-only", "0"], "--recv-only and --exec"),
-    (["--exec", "cat", "--tls", "0"], "--tls with --exec is not supported"),
     (["--exec", "", "0"], "--exec needs a PROG"),
 ])
 def test_exec_usage_errors(args, why):
