@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "hexdump.h"
 
 /* Stop reading stdin while this much is waiting for the peer. */
 #define STDIN_CHUNK	  (64u * 1024)
@@ -47,6 +48,9 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "max-time", required_argument, NULL, 'm' },
 		{ "source", required_argument, NULL, 's' },
+		{ "hexdump", required_argument, NULL, 'x' },
+		{ "source-port", required_argument, NULL, 'p' },
+		{ "telnet", no_argument, NULL, 't' },
 		{ "crlf", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -57,6 +61,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		{ "exec", required_argument, NULL, OPT_EXEC },
 		{ "sh-exec", required_argument, NULL, OPT_SH_EXEC },
 		TLSOPT_CLIENT_LONGOPTS,
+		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = o->cmd;
@@ -65,7 +70,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 	int ch, err, nargs;
 
 	opterr = 0;
-	while ((ch = cli_getopt(argc, argv, ":46w:i:m:s:Cvh", longopts)) !=
+	while ((ch = cli_getopt(argc, argv, ":46w:i:m:s:x:p:tCvh", longopts)) !=
 	       -1) {
 		switch (ch) {
 		case '4':
@@ -99,6 +104,27 @@ client_parse(int argc, char **argv, struct client_opts *o)
 						 ":PORT), not '%s'",
 						 optarg);
 			o->has_source = true;
+			break;
+		case 'x':
+		case 't':
+			if (is_send)
+				return cli_usage(cmd,
+						 "option '%s' is for 'tcpkit "
+						 "connect'",
+						 argv[optind - 1]);
+			if (ch == 'x')
+				o->hexdump = optarg;
+			else
+				o->telnet = true;
+			break;
+		case 'p':
+			if (cli_parse_port(cmd, "-p/--source-port", optarg,
+					   &o->source_port) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case CONNOPT_KEEPALIVE:
+			if (connopt_keepalive(cmd, optarg, &o->keepalive) != 0)
+				return CLI_EXIT_USAGE;
 			break;
 		case 'C':
 			o->crlf = true;
@@ -195,6 +221,16 @@ client_parse(int argc, char **argv, struct client_opts *o)
 					 sf == AF_INET ? "IPv4" : "IPv6",
 					 v4 ? "-4" : "-6");
 		o->family = sf;
+		if (o->source_port != 0) {
+			uint16_t sp = tk_addr_port(&o->source);
+
+			if (sp != 0 && sp != o->source_port)
+				return cli_usage(cmd,
+						 "-s/--source gives port %u, "
+						 "-p/--source-port %u",
+						 sp, o->source_port);
+			tk_addr_set_port(&o->source, o->source_port);
+		}
 	}
 
 	nargs = argc - optind;
@@ -337,6 +373,30 @@ end_of_input(struct client_session *s)
 	tk_conn_shutdown(s->conn);
 }
 
+/*
+ * -x: record a chunk.  A dump that cannot be written ends the session
+ * (its error is told already): a trace with a hole is not a trace.
+ */
+static int
+dump(struct client_session *s, char dir, const void *p, size_t n)
+{
+	if (s->hd == NULL || hexdump_write(s->hd, dir, p, n) == 0)
+		return 0;
+	s->exit_code = hexdump_exit_code();
+	s->reported = true;
+	tk_conn_close(s->conn, 0);
+	return -EIO;
+}
+
+/* Write to the peer, then to the dump. */
+static int
+write_dumped(struct client_session *s, const char *p, size_t n)
+{
+	int err = tk_conn_write(s->conn, p, n);
+
+	return err < 0 ? err : dump(s, HEXDUMP_SENT, p, n);
+}
+
 /* Send p[0..n), turning bare LF into CRLF with --crlf. */
 static int
 send_bytes(struct client_session *s, const char *p, size_t n)
@@ -346,7 +406,7 @@ send_bytes(struct client_session *s, const char *p, size_t n)
 
 	if (!s->o->crlf) {
 		s->sent += n;
-		return tk_conn_write(s->conn, p, n);
+		return write_dumped(s, p, n);
 	}
 	while (n > 0) {
 		size_t take = n < STDIN_CHUNK ? n : STDIN_CHUNK;
@@ -359,7 +419,7 @@ send_bytes(struct client_session *s, const char *p, size_t n)
 			s->prev_cr = p[i] == '\r';
 		}
 		s->sent += m;
-		if (tk_conn_write(s->conn, out, m) < 0)
+		if (write_dumped(s, out, m) < 0)
 			return -EPIPE;
 		p += take;
 		n -= take;
@@ -403,6 +463,9 @@ again:
 	if (s->stdin_polls)
 		stdin_want(s);
 }
+
+static void print(struct client_session *s, const char *data, size_t n);
+static void telnet_data(struct client_session *s, const char *data, size_t n);
 
 static int
 on_open(struct tk_conn *c, void *arg)
@@ -453,7 +516,6 @@ static void
 on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 {
 	struct client_session *s = arg;
-	int err;
 
 	if (n == TK_EOF) {
 		if (s->o->annotate)
@@ -485,9 +547,23 @@ on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 	}
 	s->got_data = true;
 	s->received += (uint64_t)n;
+	if (dump(s, HEXDUMP_RECV, data, (size_t)n) < 0)
+		return;
+	if (s->o->telnet) {
+		telnet_data(s, data, (size_t)n);
+		return;
+	}
 	if (s->o->send_only || s->stdout_gone)
 		return;
-	err = cli_write_all(s->out_fd, data, (size_t)n);
+	print(s, data, (size_t)n);
+}
+
+/* Received bytes to stdout. */
+static void
+print(struct client_session *s, const char *data, size_t n)
+{
+	int err = cli_write_all(s->out_fd, data, n);
+
 	if (err < 0) {
 		/* Whoever read our output went away (a pipe into head). */
 		s->stdout_gone = true;
@@ -496,7 +572,39 @@ on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 		s->exit_code = err == -EPIPE		    ? 0
 			       : s->out_fd != STDOUT_FILENO ? CLI_EXIT_IOERR
 							    : CLI_EXIT_OTHER;
-		tk_conn_close(c, 0);
+		tk_conn_close(s->conn, 0);
+	}
+}
+
+/*
+ * -t: the server's options refused, its data printed without them.  The
+ * refusals are sent at once, ahead of stdin's next bytes, as a telnet
+ * client does.
+ */
+static void
+telnet_data(struct client_session *s, const char *data, size_t n)
+{
+	while (n > 0 && s->conn != NULL) {
+		char out[4096], reply[4096 + 2];
+		size_t take = n < sizeof(out) ? n : sizeof(out), no, nr;
+
+		tk_telnet_filter(&s->telnet, data, take, out, &no, reply, &nr);
+		if (nr > 0) {
+			int err = tk_conn_write(s->conn, reply, nr);
+
+			/*
+			 * -EPIPE: our FIN is sent (stdin ended), an answer
+			 * can no longer go; silence refuses as well.
+			 */
+			if (err == 0 && dump(s, HEXDUMP_SENT, reply, nr) < 0)
+				return;
+			if (err < 0 && err != -EPIPE)
+				return;
+		}
+		if (no > 0 && !s->o->send_only && !s->stdout_gone)
+			print(s, out, no);
+		data += take;
+		n -= take;
 	}
 }
 
@@ -542,6 +650,11 @@ on_close(struct tk_conn *c, int err, void *arg)
 				  "connect timed out after %s",
 				  cli_format_duration(s->o->connect_timeout_ms,
 						      dur, sizeof(dur)));
+		else if (err == -EADDRINUSE)
+			cli_error(s->o->cmd, s->where, "source port %u: %s",
+				  s->o->has_source ? tk_addr_port(&s->o->source)
+						   : s->o->source_port,
+				  tk_strerror(err));
 		else
 			cli_error(s->o->cmd, s->where, "%s",
 				  tlsopt_why(c, err, why, sizeof(why)));
@@ -634,9 +747,17 @@ client_run(const struct client_opts *o)
 	int err;
 
 	format_where(&s);
-	err = tk_resolve(o->host, o->port, o->family, 0, &list);
-	if (err < 0)
+	tk_telnet_init(&s.telnet);
+	if (o->hexdump != NULL &&
+	    (err = hexdump_open(o->cmd, o->hexdump, &s.hd)) != 0) {
 		tk_tls_ctx_free(o->tls_ctx);
+		return err;
+	}
+	err = tk_resolve(o->host, o->port, o->family, 0, &list);
+	if (err < 0) {
+		tk_tls_ctx_free(o->tls_ctx);
+		hexdump_close(s.hd);
+	}
 	if (err == TK_EBADPORT)
 		return cli_usage(o->cmd, "unknown port '%s'", o->port);
 	if (err < 0)
@@ -652,6 +773,8 @@ client_run(const struct client_opts *o)
 	copts.connect_timeout_ms = o->connect_timeout_ms;
 	copts.idle_timeout_ms = o->idle_timeout_ms;
 	copts.source = o->has_source ? &o->source : NULL;
+	copts.source_port = o->source_port;
+	connopt_apply(&o->keepalive, &copts);
 	copts.tls = o->tls_ctx;
 	copts.servername =
 		o->tls.servername != NULL ? o->tls.servername : o->host;
@@ -687,6 +810,8 @@ client_run(const struct client_opts *o)
 	tk_exec_free(s.x);    /* its pidfds are watched by the loop */
 	tk_loop_free(s.loop); /* runs what is left of the close */
 	tk_tls_ctx_free(o->tls_ctx);
+	if (hexdump_close(s.hd) < 0 && s.exit_code == 0)
+		s.exit_code = hexdump_exit_code();
 	return s.exit_code;
 
 out_free_loop:
@@ -696,5 +821,6 @@ out_free_loop:
 out_free_list:
 	tk_addrlist_free(list);
 	tk_tls_ctx_free(o->tls_ctx);
+	hexdump_close(s.hd);
 	return cli_fail(o->cmd, s.where, err);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "connopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 
@@ -36,7 +37,13 @@ struct client_opts {
 	bool annotate; /* send -v: narrate each step */
 	struct tlsopt tls;
 	struct tk_tls_ctx *tls_ctx; /* built by client_parse(), or NULL */
+	const char *hexdump;	    /* -x: FILE or "-", or NULL */
+	uint16_t source_port;	    /* -p; 0: any */
+	bool telnet;		    /* -t: refuse telnet options, strip them */
+	struct keepalive keepalive;
 };
+
+struct hexdump;
 
 /*
  * One session: stdin to the connection, the connection to out_fd, with
@@ -48,6 +55,8 @@ struct client_session {
 	struct tk_loop *loop;
 	struct tk_conn *conn;
 	struct tk_timer *deadline;		 /* --max-time */
+	struct hexdump *hd;			 /* -x, or NULL */
+	struct tk_telnet telnet;		 /* -t */
 	char where[TK_HOSTLEN + TK_PORTLEN + 4]; /* "HOST:PORT" as given */
 	int out_fd;	      /* what is received goes here */
 	const char *out_name; /* for its errors */

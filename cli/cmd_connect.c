@@ -3,6 +3,8 @@
 
 #include "cli.h"
 #include "client.h"
+#include "connopt.h"
+#include "hexdump.h"
 #include "tlsopt.h"
 
 const char cmd_connect_help[] =
@@ -32,6 +34,12 @@ const char cmd_connect_help[] =
 	"                           busy (default: no limit)\n"
 	"  -s, --source ADDR        connect from this local address\n"
 	"                           (ADDR or ADDR:PORT)\n"
+	"  -p, --source-port PORT   connect from this local port (on -s's\n"
+	"                           address, if given); a port in use is an\n"
+	"                           error\n" CONNOPT_KEEPALIVE_HELP
+	"  -t, --telnet             refuse every telnet option the server\n"
+	"                           asks for or offers, and strip telnet\n"
+	"                           commands from what is printed (nc -t)\n" HEXDUMP_HELP
 	"  -C, --crlf               send stdin's line ends as CRLF\n"
 	"      --no-shutdown        do not send FIN at the end of stdin\n"
 	"      --send-only          do not print what the peer sends\n"
@@ -50,15 +58,18 @@ const char cmd_connect_help[] =
 	"\n"
 	"Exit codes: 0 the peer closed, 64 usage (also port 0, an empty or\n"
 	"over-long HOST), 66 a --cacert, --cert or --key file is missing, 68\n"
-	"unknown host, 69 refused or unreachable (or reset), 75 connect, idle,\n"
-	"--max-time or TLS handshake timeout, 76 TLS failure, 1 other; with\n"
-	"--exec, the program's status once it ran (69 if it could not).\n"
+	"unknown host, 69 refused or unreachable (or reset), 73 the -x file\n"
+	"cannot be created, 74 it cannot be written, 75 connect, idle,\n"
+	"--max-time, keepalive or TLS handshake timeout, 76 TLS failure, 1\n"
+	"other (a source port in use); with --exec, the program's status\n"
+	"once it ran (69 if it could not).\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit connect localhost 9999            talk to a line server\n"
 	"  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpkit connect example.org 80\n"
 	"  tcpkit connect -v -w 2 [::1]:7007 < file > copy\n"
 	"  tcpkit connect --tls example.org 443\n"
+	"  tcpkit connect -t -x dump.txt localhost 23\n"
 	"  tcpkit connect --sh-exec 'echo hello; cat' localhost 9000\n";
 
 int

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "connopt.h"
 #include "tlsopt.h"
 
 /* A server that neither answers nor closes must not hold us forever. */
@@ -27,6 +28,9 @@ const char cmd_send_help[] =
 	"                           included) takes longer than D, however\n"
 	"                           busy (default: no limit)\n"
 	"  -s, --source ADDR        connect from this local address\n"
+	"  -p, --source-port PORT   connect from this local port (on -s's\n"
+	"                           address, if given); a port in use is an\n"
+	"                           error\n" CONNOPT_KEEPALIVE_HELP
 	"  -C, --crlf               send line ends as CRLF\n"
 	"      --newline            end MESSAGE with a newline (CRLF with -C)\n"
 	"  -v, --verbose            narrate each step on stderr\n"
@@ -35,7 +39,7 @@ const char cmd_send_help[] =
 	"Exit codes: 0 the server closed, 64 usage (also port 0, an empty or\n"
 	"over-long HOST), 66 a --cacert, --cert or --key file is missing, 68\n"
 	"unknown host, 69 refused or unreachable (or reset), 75 timeout, 76\n"
-	"TLS failure, 1 other.\n"
+	"TLS failure, 1 other (a source port in use).\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit send 127.0.0.1 60000 'Hey!'      tutorial 2's exchange\n"

@@ -255,18 +255,20 @@ init_server_opts(const struct serve_opts *o, struct serve_state *st,
 	sopts->max_line = (size_t)o->max_line;
 	/*
 	 * welcome, like tutorial 1's server, waits for a human at a telnet
-	 * prompt: no deadline for the first word unless asked for (the idle
-	 * timeout still applies).
+	 * prompt, and chat's users read more than they type: no deadline for
+	 * a line unless asked for (the idle timeout still applies).
 	 */
-	sopts->line_timeout_ms =
-		strcmp(o->service, "welcome") == 0 && !o->line_timeout_set
-			? 0
-			: o->line_timeout_ms;
+	sopts->line_timeout_ms = o->line_timeout_ms;
+	if (!o->line_timeout_set && (strcmp(o->service, "welcome") == 0 ||
+				     strcmp(o->service, "chat") == 0))
+		sopts->line_timeout_ms = 0;
 	sopts->conn.idle_timeout_ms = o->idle_ms;
 	/* It bounds the kernel's unsent bytes too (TCP_NOTSENT_LOWAT). */
 	sopts->conn.max_pending = (size_t)o->max_pending;
 	sopts->on_event = on_event;
 	sopts->event_arg = st;
+	sopts->acl = o->acl.acl;
+	connopt_apply(&o->keepalive, &sopts->conn);
 }
 
 int
@@ -276,23 +278,31 @@ cmd_serve(int argc, char **argv)
 	struct serve_state st = { .opts = &o };
 	struct tk_server_opts sopts;
 	struct tk_basic_opts basic = { 0 };
+	struct tk_broker *broker = NULL;
+	struct tk_broker_opts bopts = { 0 };
+	void *svc_arg = &basic;
 	struct tk_server_stats stats;
 	struct tk_tls_ctx *tls = NULL;
 	const struct tk_service *svc;
 	int rc;
 
 	rc = serve_parse_args(argc, argv, &o);
-	if (rc != 0)
+	if (rc != 0) {
+		aclopt_free(&o.acl);
 		return rc < 0 ? 0 : rc;
+	}
 	/* Certificates are read and checked before anything listens. */
 	rc = tlsopt_server_ctx("serve", &o.tls, &tls);
-	if (rc != 0)
+	if (rc != 0) {
+		aclopt_free(&o.acl);
 		return rc;
+	}
 	svc = tk_service_find(o.service);
 
 	if ((rc = tk_loop_new(&st.loop)) < 0) {
 		rc = cli_fail("serve", "", rc);
 		tk_tls_ctx_free(tls);
+		aclopt_free(&o.acl);
 		return rc;
 	}
 	/* Ctrl-C must stop a server however busy: the loop takes signals. */
@@ -305,7 +315,16 @@ cmd_serve(int argc, char **argv)
 	sopts.conn.tls = tls;
 	sopts.conn.handshake_timeout_ms = o.handshake_ms;
 	basic.allow_remote_shutdown = o.allow_remote_shutdown;
-	if ((rc = tk_server_new(st.loop, &sopts, svc, &basic, &st.server)) <
+	if (svc == &tk_service_broker || svc == &tk_service_chat) {
+		/* The clients' set; -w 1 keeps them all on this loop. */
+		bopts.slow_ms = o.slow_ms;
+		if ((rc = tk_broker_new(st.loop, &bopts, &broker)) < 0) {
+			rc = cli_fail("serve", "", rc);
+			goto out_free_loop;
+		}
+		svc_arg = broker;
+	}
+	if ((rc = tk_server_new(st.loop, &sopts, svc, svc_arg, &st.server)) <
 	    0) {
 		rc = cli_fail("serve", "", rc);
 		goto out_free_loop;
@@ -369,6 +388,7 @@ cmd_serve(int argc, char **argv)
 out_free_server:
 	tk_server_free(st.server);
 out_free_loop:
+	tk_broker_free(broker);
 	tk_timer_free(st.drain_timer);
 	tk_timer_free(st.stats_timer);
 	/*
@@ -381,5 +401,6 @@ out_free_loop:
 	signal(SIGTERM, SIG_IGN);
 	tk_loop_free(st.loop);
 	tk_tls_ctx_free(tls);
+	aclopt_free(&o.acl);
 	return rc;
 }

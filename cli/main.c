@@ -38,8 +38,7 @@ static const struct cli_command commands[] = {
 	  cmd_send_help },
 	{ "get", cmd_get, "HTTP/1.1 GET a URL, body to stdout", cmd_get_help },
 	{ "serve", cmd_serve,
-	  "run a server: echo, discard, welcome, basic, line (default: "
-	  "echo)",
+	  "run a server: echo, discard, welcome, basic, line, broker, chat",
 	  cmd_serve_help },
 	{ "listen", cmd_listen,
 	  "wait for a client: pipe it to stdio or a file, or run a program",
@@ -152,15 +151,18 @@ print_overview(FILE *f)
 		"  -n  --count            bench\n"
 		"  -o  --output           get listen (as in curl)\n"
 		"  -p  --port             serve\n"
+		"      --source-port      connect send (as in nc)\n"
 		"  -q  --quiet            serve bench\n"
 		"  -s  --source           connect send\n"
 		"      --size             bench\n"
 		"  -t  --timeout          get (the idle timeout; --idle-timeout too)\n"
 		"      --duration         bench\n"
+		"      --telnet           connect (as in nc)\n"
 		"  -v  --verbose          connect send get listen\n"
 		"  -w  --connect-timeout  connect send get (as in nc)\n"
 		"      --warmup           bench\n"
 		"      --workers          serve\n"
+		"  -x  --hexdump          connect (as in ncat)\n"
 		"\n"
 		"Exit codes:\n"
 		"  0   success\n"
@@ -170,7 +172,9 @@ print_overview(FILE *f)
 		"  68  unknown host\n"
 		"  69  connection refused, host or network unreachable\n"
 		"  73  get -o, listen -o: the output file cannot be created\n"
+		"      (connect -x: the dump)\n"
 		"  74  get -o, listen -o: the output file cannot be written\n"
+		"      (connect -x: the dump)\n"
 		"  75  timed out (connect, idle)\n"
 		"  76  protocol or TLS error (malformed reply, handshake)\n"
 		"\n"

@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 
+#include "aclopt.h"
+#include "connopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 
@@ -31,6 +33,7 @@ struct serve_opts {
 	uint16_t port;
 	int backlog;
 	unsigned workers;
+	bool workers_set;   /* -w given */
 	uint64_t max_conns; /* 0: from the open-file limit */
 	uint64_t idle_ms;
 	uint64_t line_timeout_ms;
@@ -40,9 +43,12 @@ struct serve_opts {
 	uint64_t drain_ms;
 	uint64_t stats_ms;
 	uint64_t handshake_ms;
+	uint64_t slow_ms; /* broker, chat: --slow-timeout; 0: default */
 	bool allow_remote_shutdown;
 	struct serve_log log;
 	struct tlsopt tls;
+	struct aclopt acl;
+	struct keepalive keepalive;
 };
 
 /*

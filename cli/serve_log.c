@@ -1,5 +1,6 @@
 /* serve_log.c: one log record per connection and periodic totals, as text,
  * logfmt or JSON. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +23,9 @@ serve_log_parse_format(const char *text)
 static const char *
 reason(int err)
 {
+	/* A write over the client's output limit: it does not read. */
+	if (err == -ENOBUFS)
+		return "slow reader: output over its limit";
 	return err == 0 ? "done" : tk_strerror(err);
 }
 
@@ -34,6 +38,12 @@ log_text(const struct serve_log *log, enum tk_server_event ev,
 	cli_timestamp(ts, sizeof(ts));
 	if (ev == TK_SERVER_ERROR) {
 		cli_error("accept", "", "%s", tk_strerror(err));
+		return;
+	}
+	if (ev == TK_SERVER_REJECT && err == TK_EDENIED) {
+		tk_addr_format(where, peer, sizeof(peer));
+		cli_log("deny", NULL, NULL, "denied %s at [%s]: %s", peer, ts,
+			tk_strerror(err));
 		return;
 	}
 	if (ev == TK_SERVER_REJECT) {
@@ -70,14 +80,16 @@ log_machine(const struct serve_log *log, enum tk_server_event ev,
 	    struct tk_conn *c, const struct tk_addr *where, int err)
 {
 	char peer[TK_ADDRSTRLEN], ts[40], line[512];
+	bool denied = ev == TK_SERVER_REJECT && err == TK_EDENIED;
 	const char *event = ev == TK_SERVER_CLOSE    ? "close"
+			    : denied		     ? "deny"
 			    : ev == TK_SERVER_REJECT ? "reject"
 						     : "accept_error";
 	bool json = log->format == LOG_JSON;
 
 	cli_iso_time(ts, sizeof(ts));
 	if (ev != TK_SERVER_CLOSE) {
-		const char *why = ev == TK_SERVER_REJECT
+		const char *why = ev == TK_SERVER_REJECT && !denied
 					  ? "too many connections"
 					  : tk_strerror(err);
 
@@ -132,17 +144,17 @@ serve_log_event(const struct serve_log *log, enum tk_server_event ev,
 	"\"accepted\":%llu,\"rejected\":%llu,\"active\":%llu,"                 \
 	"\"closed\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"                \
 	"\"errors\":{\"reset\":%llu,\"timeout\":%llu,"                         \
-	"\"line\":%llu,\"other\":%llu,\"accept\":%llu}}\n"
+	"\"line\":%llu,\"other\":%llu,\"accept\":%llu},\"denied\":%llu}\n"
 #define STATS_LOGFMT                                                           \
 	"ts=%s event=stats when=%s accepted=%llu rejected=%llu "               \
 	"active=%llu closed=%llu bytes_in=%llu bytes_out=%llu "                \
 	"errors_reset=%llu errors_timeout=%llu errors_line=%llu "              \
-	"errors_other=%llu errors_accept=%llu\n"
+	"errors_other=%llu errors_accept=%llu denied=%llu\n"
 #define STATS_TEXT                                                             \
 	"stats %s (%s): accepted %llu, rejected %llu, active "                 \
 	"%llu, closed %llu, %llu bytes in, %llu bytes out; "                   \
 	"errors: %llu reset, %llu timeout, %llu line, %llu "                   \
-	"other, %llu accept\n"
+	"other, %llu accept; denied %llu\n"
 
 void
 serve_log_stats(const struct serve_log *log, const char *what,
@@ -169,5 +181,6 @@ serve_log_stats(const struct serve_log *log, const char *what,
 		(unsigned long long)st->line_errors,
 		(unsigned long long)(st->conn_errors - st->resets -
 				     st->timeouts - st->line_errors),
-		(unsigned long long)st->accept_errors);
+		(unsigned long long)st->accept_errors,
+		(unsigned long long)st->denied);
 }

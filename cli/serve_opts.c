@@ -36,6 +36,14 @@ const char cmd_serve_help[] =
 	"            \"You sent: [MESSAGE]\", close; the message \"shutdown\"\n"
 	"            stops the server when it comes from loopback (port 60000)\n"
 	"  line      a line server: every complete line back (port 7008)\n"
+	"  broker    every client's bytes to every other client, not back to\n"
+	"            the sender (like ncat --broker; port 7010)\n"
+	"  chat      lines from each client to the others as \"<user1> ...\",\n"
+	"            with join and leave lines and /nick NAME (like ncat\n"
+	"            --chat; port 7011)\n"
+	"\n"
+	"broker and chat run on one worker (-w 1): every client must reach\n"
+	"every other, so they share one loop.\n"
 	"\n"
 	"Options:\n"
 	"  -H, --host HOST     address or name to listen on; repeatable.\n"
@@ -74,7 +82,7 @@ const char cmd_serve_help[] =
 	"      --handshake-timeout D\n"
 	"                      a TLS handshake must finish within D (default\n"
 	"                      10s); failures are logged with their reason\n"
-	"\n"
+	"\n" ACLOPT_HELP "\n"
 	"Limits (durations: 30, 1.5s, 500ms, 5m; 0 turns a timeout off):\n"
 	"      --max-conns N   open connections at most (default: the open-file\n"
 	"                      limit less 64); beyond it a line service's client\n"
@@ -87,16 +95,33 @@ const char cmd_serve_help[] =
 	"                      line services: a line must be complete within D\n"
 	"                      of its first byte, the first within D of the\n"
 	"                      connection (slowloris); default 30s, none for\n"
-	"                      welcome's first word (a human at a prompt)\n"
+	"                      welcome's first word and for chat (humans at a\n"
+	"                      prompt)\n"
 	"      --max-line BYTES\n"
-	"                      line service: a longer line gets \"error: line\n"
+	"                      line, chat: a longer line gets \"error: line\n"
 	"                      too long\" and a close (default 8192)\n"
 	"      --max-pending BYTES\n"
 	"                      output waiting for a slow reader, per connection;\n"
 	"                      above it the server stops reading that client,\n"
 	"                      and the kernel holds no more than this of its\n"
 	"                      unsent output either (TCP_NOTSENT_LOWAT), so\n"
-	"                      memory stays bounded in both (default 262144)\n"
+	"                      memory stays bounded in both (default 262144).\n"
+	"                      broker, chat: a client with more than this\n"
+	"                      waiting for it holds the senders until it has\n"
+	"                      caught up; one still behind for the\n"
+	"                      slow timeout is cut (reset; logged as a slow\n"
+	"                      reader), so it holds neither memory nor the\n"
+	"                      others for longer\n"
+	"      --slow-timeout D\n"
+	"                      broker, chat: how long a client may stay behind\n"
+	"                      before it is cut (default 2s); longer spares a\n"
+	"                      reader on a slow link, shorter holds the\n"
+	"                      senders less\n"
+	"      --keepalive[=IDLE,INTVL,CNT]\n"
+	"                      TCP keepalive on every connection: probe\n"
+	"                      after IDLE seconds of silence, every INTVL,\n"
+	"                      close after CNT unanswered; an empty or\n"
+	"                      missing field keeps the system's value\n"
 	"      --drain-timeout D\n"
 	"                      on SIGINT/SIGTERM: stop listening, let exchanges\n"
 	"                      in flight finish and end idle sessions with FIN;\n"
@@ -121,8 +146,9 @@ const char cmd_serve_help[] =
 	"\n"
 	"Exit codes: 0 stopped cleanly (by SIGINT or SIGTERM, however many\n"
 	"come), 1 cannot listen (port in use, permission, address not\n"
-	"available), 64 usage, 66 a --cert, --key or --client-ca file is\n"
-	"missing, 68 unknown host.\n"
+	"available), 64 usage (also a bad --allow/--deny rule, or line of a\n"
+	"rules file), 66 a --cert, --key, --client-ca, --allow-file or\n"
+	"--deny-file file is missing, 68 unknown host.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit serve                       echo on 127.0.0.1 and ::1, 7007\n"
@@ -139,7 +165,8 @@ struct service_info {
 
 static const struct service_info services[] = {
 	{ "echo", 7007 },   { "discard", 7009 }, { "welcome", 9999 },
-	{ "basic", 60000 }, { "line", 7008 },
+	{ "basic", 60000 }, { "line", 7008 },	 { "broker", 7010 },
+	{ "chat", 7011 },
 };
 
 static const struct service_info *
@@ -160,6 +187,7 @@ enum {
 	OPT_LOG_FORMAT,
 	OPT_STATS,
 	OPT_HANDSHAKE,
+	OPT_SLOW_TIMEOUT,
 };
 
 int
@@ -179,10 +207,13 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "stats-interval", required_argument, NULL, OPT_STATS },
 		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
+		{ "slow-timeout", required_argument, NULL, OPT_SLOW_TIMEOUT },
 		{ "allow-remote-shutdown", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_SERVER_LONGOPTS,
+		ACLOPT_LONGOPTS,
+		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -248,6 +279,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 					   256, &v) < 0)
 				return CLI_EXIT_USAGE;
 			o->workers = (unsigned)v;
+			o->workers_set = true;
 			break;
 		case OPT_MAX_CONNS:
 			if (cli_parse_uint("serve", "--max-conns", optarg, 1,
@@ -299,6 +331,16 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			o->tls.used = true;
 			o->tls.used_name = "--handshake-timeout";
 			break;
+		case CONNOPT_KEEPALIVE:
+			if (connopt_keepalive("serve", optarg, &o->keepalive) !=
+			    0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_SLOW_TIMEOUT:
+			if (cli_parse_duration("serve", "--slow-timeout",
+					       optarg, false, &o->slow_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
 		case 'R':
 			o->allow_remote_shutdown = true;
 			break;
@@ -309,6 +351,14 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			cli_help("serve");
 			return -1;
 		default:
+			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
+				int rc = aclopt_take("serve", &o->acl, ch,
+						     optarg);
+
+				if (rc != 0)
+					return rc;
+				break;
+			}
 			if (ch >= TLSOPT_TLS && ch <= TLSOPT_CLIENT_AUTH) {
 				int rc = tlsopt_take("serve", &o->tls, ch,
 						     optarg);
@@ -341,12 +391,26 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	if (find_service(o->service) == NULL)
 		return cli_usage("serve",
 				 "unknown service '%s' (echo, discard, "
-				 "welcome, basic, line)",
+				 "welcome, basic, line, broker, chat)",
 				 o->service);
 	if (o->allow_remote_shutdown && strcmp(o->service, "basic") != 0)
 		return cli_usage("serve",
 				 "--allow-remote-shutdown applies to the basic "
 				 "service only");
+	if (strcmp(o->service, "broker") == 0 ||
+	    strcmp(o->service, "chat") == 0) {
+		if (o->workers_set && o->workers > 1)
+			return cli_usage("serve",
+					 "%s runs on one worker (every client "
+					 "reaches every other): -w 1",
+					 o->service);
+		o->workers = 1;
+	} else if (o->slow_ms != 0) {
+		return cli_usage(
+			"serve",
+			"--slow-timeout applies to the broker and chat "
+			"services only");
+	}
 	if (!o->port_set)
 		o->port = find_service(o->service)->port;
 	o->log.service = o->service;

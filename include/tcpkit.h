@@ -46,7 +46,7 @@ const char *tk_tls_runtime_version(void);
  * Errors.  Every call returns 0 (or a count) on success and a negative code
  * on failure: -errno for system errors, or one of the TK_E* codes below,
  * grouped in bands: 3000s resolver, 3100s timeouts, 3200s protocol and
- * parsing, 3300s TLS.  One list generates the enum,
+ * parsing, 3300s TLS, 3400s access control.  One list generates the enum,
  * tk_strerror() and tk_err_name(), so they cannot drift apart.
  */
 /*
@@ -89,7 +89,8 @@ const char *tk_tls_runtime_version(void);
 	X(ETLSCERTREQUIRED, -3308, TLS, "client certificate required")         \
 	X(ETLSPEERREJECT, -3309, TLS, "the peer rejected our certificate")     \
 	X(ETLSCONFIG, -3310, USAGE, "bad TLS configuration")                   \
-	X(ETLSPLAIN, -3311, TLS, "the peer does not speak TLS")
+	X(ETLSPLAIN, -3311, TLS, "the peer does not speak TLS")                \
+	X(EDENIED, -3401, REFUSED, "address not allowed")
 
 enum tk_errno {
 #define TK__ERR_ENUM(name, value, class, text) TK_##name = (value),
@@ -820,6 +821,21 @@ struct tk_conn_opts {
 	size_t drain_lowat;
 	const struct tk_addr *source; /* local address to bind, or NULL */
 	/*
+	 * With source NULL: the local port to bind (on the wildcard address
+	 * of each family tried); 0: any.  A port in use fails the attempt
+	 * with -EADDRINUSE.
+	 */
+	uint16_t source_port;
+	/*
+	 * TCP keepalive (SO_KEEPALIVE): after keepalive_idle seconds of
+	 * silence a probe every keepalive_intvl seconds; keepalive_cnt
+	 * unanswered close the connection (-ETIMEDOUT).  0: the system's
+	 * value for that one.  A server sets them on its listeners, which
+	 * pass them on to every accepted socket.
+	 */
+	bool keepalive;
+	unsigned keepalive_idle, keepalive_intvl, keepalive_cnt;
+	/*
 	 * Kernel send buffer (SO_SNDBUF), a hard cap.  0: the system's,
 	 * autotuned, with at most max_pending unsent bytes in it
 	 * (TCP_NOTSENT_LOWAT): a peer that stops reading costs the kernel
@@ -1100,10 +1116,14 @@ bool tk_tls_looks_like_record(const void *data, size_t n);
 #define TK_SERVER_BUSY_LINE "busy: too many connections, try again later\n"
 
 enum tk_server_event {
-	TK_SERVER_OPEN,	  /* a connection was accepted */
-	TK_SERVER_CLOSE,  /* a connection ended; err says why */
-	TK_SERVER_ERROR,  /* accept failed (err); the server goes on */
-	TK_SERVER_REJECT, /* over max_conns: refused (c is NULL) */
+	TK_SERVER_OPEN,	 /* a connection was accepted */
+	TK_SERVER_CLOSE, /* a connection ended; err says why */
+	TK_SERVER_ERROR, /* accept failed (err); the server goes on */
+	/*
+	 * Refused (c is NULL): over max_conns (err -EUSERS), or by the
+	 * access list (err TK_EDENIED).
+	 */
+	TK_SERVER_REJECT,
 	/*
 	 * A TLS handshake finished, just before the service's open:
 	 * tk_conn_tls_info(c) tells who the client is (mutual TLS).
@@ -1140,6 +1160,11 @@ struct tk_server_opts {
 	/* Optional; runs on the worker's thread (DRAINED: the owner's). */
 	tk_server_event_cb on_event;
 	void *event_arg;
+	/*
+	 * Peers refused right after accept, before a byte is read or sent
+	 * (tcpkit/acl.h); NULL: everyone.  Not owned; outlives the server.
+	 */
+	const struct tk_acl *acl;
 };
 
 void tk_server_opts_init(struct tk_server_opts *opts);
@@ -1148,6 +1173,7 @@ void tk_server_opts_init(struct tk_server_opts *opts);
 struct tk_server_stats {
 	uint64_t accepted;
 	uint64_t rejected; /* over max_conns */
+	uint64_t denied;   /* by the access list */
 	uint64_t active;
 	uint64_t closed;
 	uint64_t bytes_in; /* open connections included */
@@ -1249,6 +1275,8 @@ void tk_server_free(struct tk_server *s);
  * line:    a line server: every complete line back as it came (LF or
  *          CRLF), under the server's max_line and line_timeout; a line too
  *          long gets "error: line too long\n" and the connection ends.
+ * broker and chat (tcpkit/broker.h): every client to every other; their
+ *          argument is a struct tk_broker.
  */
 extern const struct tk_service tk_service_echo;
 extern const struct tk_service tk_service_discard;
@@ -1278,5 +1306,9 @@ const struct tk_service *tk_service_find(const char *name);
 #ifdef __cplusplus
 }
 #endif
+
+#include "tcpkit/acl.h"
+#include "tcpkit/broker.h"
+#include "tcpkit/telnet.h"
 
 #endif /* TCPKIT_H */

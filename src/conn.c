@@ -858,9 +858,11 @@ tk__conn_start(struct tk_conn *c)
 	/* The server's open event may have turned the client away. */
 	if (c->state == ST_CLOSED)
 		return;
-	if (!(c->flags & F_SOCKOPTS))
+	if (!(c->flags & F_SOCKOPTS)) {
 		(void)tk__sock_conn_opts(c->fd, c->opts.no_delay,
 					 c->opts.sndbuf, c->opts.max_pending);
+		(void)tk__sock_keepalive(c->fd, &c->opts);
+	}
 	c->flags |= F_SOCKOPTS;
 	/* A client's session was made at connect (it holds the name). */
 	if ((err = tk__conn_attach_layer(c, NULL)) < 0) {

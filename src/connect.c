@@ -120,6 +120,21 @@ on_eyeballs(struct tk_timer *t, void *arg)
 	start_next(arg);
 }
 
+/* What to bind before connecting to the address to; NULL: nothing. */
+static const struct tk_addr *
+source_for(const struct tk_conn *c, const struct tk_addr *to,
+	   struct tk_addr *any)
+{
+	if (c->opts.source != NULL || c->opts.source_port == 0)
+		return c->opts.source;
+	memset(any, 0, sizeof(*any));
+	any->u.sa.sa_family = to->u.sa.sa_family;
+	any->len = to->u.sa.sa_family == AF_INET6 ? sizeof(any->u.in6)
+						  : sizeof(any->u.in4);
+	tk_addr_set_port(any, c->opts.source_port);
+	return any;
+}
+
 static void
 start_next(struct tk_conn *c)
 {
@@ -127,10 +142,11 @@ start_next(struct tk_conn *c)
 
 	while (cx->next_addr < cx->naddrs) {
 		struct attempt *a = &cx->attempts[cx->next_addr];
+		struct tk_addr any;
 		int fd, err;
 
 		a->addr = cx->addrs[cx->next_addr++];
-		fd = tk__sock_connect(&a->addr, c->opts.source);
+		fd = tk__sock_connect(&a->addr, source_for(c, &a->addr, &any));
 		if (fd < 0) {
 			cx->last_err = fd;
 			tk__conn_set_error(c, &a->addr, fd);

@@ -145,6 +145,8 @@ int tk__sock_listen(const struct tk_addr *addr, int backlog, bool v6only,
  * writable and check tk__sock_error()) or -errno.
  */
 int tk__sock_connect(const struct tk_addr *addr, const struct tk_addr *source);
+/* opts' TCP keepalive settings on fd (nothing unless opts->keepalive). */
+int tk__sock_keepalive(int fd, const struct tk_conn_opts *opts);
 /* Pending error of a socket (SO_ERROR) as -errno, or 0. */
 int tk__sock_error(int fd);
 int tk__sock_set_nodelay(int fd, bool on);
@@ -241,6 +243,7 @@ struct tk__counters {
 	_Atomic uint64_t bytes_in, bytes_out;
 	_Atomic uint64_t accept_errors, conn_errors;
 	_Atomic uint64_t resets, timeouts, line_errors;
+	_Atomic uint64_t denied;
 };
 
 /* The counters' values, read together. */
@@ -249,6 +252,7 @@ struct tk__ctr_values {
 	uint64_t bytes_in, bytes_out;
 	uint64_t accept_errors, conn_errors;
 	uint64_t resets, timeouts, line_errors;
+	uint64_t denied;
 };
 
 static inline void

@@ -156,6 +156,8 @@ tk_server_listen(struct tk_server *s, const struct tk_addr *addr, bool v6only)
 		err = tk__sock_conn_opts(fd, s->opts.conn.no_delay,
 					 s->opts.conn.sndbuf,
 					 s->opts.conn.max_pending);
+		if (err == 0)
+			err = tk__sock_keepalive(fd, &s->opts.conn);
 		if (err < 0)
 			goto out_close;
 		if (k == 0 && (err = tk__sock_local(fd, &bound)) < 0)
@@ -480,6 +482,19 @@ reject(struct worker *w, int fd, const struct tk_addr *peer)
 	emit(w->srv, TK_SERVER_REJECT, NULL, peer, -EUSERS);
 }
 
+/*
+ * Refused by the access list: closed before a byte is read or sent (a TLS
+ * client gets no handshake either), and told nothing, which is what a
+ * refused peer should learn.
+ */
+static void
+deny(struct worker *w, int fd, const struct tk_addr *peer)
+{
+	tk__close(fd);
+	tk__ctr_add1(&w->ctr, &w->ctr.denied, 1);
+	emit(w->srv, TK_SERVER_REJECT, NULL, peer, TK_EDENIED);
+}
+
 static void
 on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 {
@@ -511,14 +526,18 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 			}
 			continue; /* ECONNABORTED and kin: the next one */
 		}
+		unmap_v4(&peer);
+		if (s->opts.acl != NULL &&
+		    tk_acl_check(s->opts.acl, &peer) != 0) {
+			deny(w, fd, &peer);
+			continue;
+		}
 		open = atomic_fetch_add(&s->open_conns, 1) + 1;
 		if (s->opts.max_conns != 0 && open > s->opts.max_conns) {
 			atomic_fetch_sub(&s->open_conns, 1);
-			unmap_v4(&peer);
 			reject(w, fd, &peer);
 			continue;
 		}
-		unmap_v4(&peer);
 		c = tk__conn_accepted(w->loop, s, &server_owner, w->id, &w->ctr,
 				      fd, &peer, &s->opts.conn, s->svc,
 				      s->svc_arg);
@@ -801,6 +820,7 @@ tk__ctr_snapshot(struct tk__counters *c, struct tk__ctr_values *v)
 		v->resets = tk__ctr_get(&c->resets);
 		v->timeouts = tk__ctr_get(&c->timeouts);
 		v->line_errors = tk__ctr_get(&c->line_errors);
+		v->denied = tk__ctr_get(&c->denied);
 		/* The reads above happen before the check below. */
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&c->seq, memory_order_relaxed) == seq)
@@ -829,6 +849,7 @@ tk_server_get_stats(const struct tk_server *s, struct tk_server_stats *out)
 		out->resets += v.resets;
 		out->timeouts += v.timeouts;
 		out->line_errors += v.line_errors;
+		out->denied += v.denied;
 	}
 }
 

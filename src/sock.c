@@ -49,6 +49,29 @@ tk__sock_conn_opts(int fd, bool no_delay, size_t sndbuf, size_t max_pending)
 }
 
 int
+tk__sock_keepalive(int fd, const struct tk_conn_opts *opts)
+{
+	int err;
+
+	if (!opts->keepalive)
+		return 0;
+	if ((err = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1)) < 0)
+		return err;
+	if (opts->keepalive_idle != 0 &&
+	    (err = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE,
+			   (int)opts->keepalive_idle)) < 0)
+		return err;
+	if (opts->keepalive_intvl != 0 &&
+	    (err = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL,
+			   (int)opts->keepalive_intvl)) < 0)
+		return err;
+	if (opts->keepalive_cnt != 0)
+		return set_int(fd, IPPROTO_TCP, TCP_KEEPCNT,
+			       (int)opts->keepalive_cnt);
+	return 0;
+}
+
+int
 tk__sock_listen(const struct tk_addr *addr, int backlog, bool v6only,
 		enum tk__reuseport reuseport)
 {
@@ -109,6 +132,12 @@ tk__sock_connect(const struct tk_addr *addr, const struct tk_addr *source)
 		if (tk_addr_port(source) == 0)
 			(void)set_int(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT,
 				      1);
+		/*
+		 * A chosen port: reusable while an earlier run's connection
+		 * sits in TIME_WAIT; a socket using it now still refuses.
+		 */
+		else
+			(void)set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
 		if (bind(fd, &source->u.sa, source->len) < 0) {
 			err = -errno;
 			goto out_close;

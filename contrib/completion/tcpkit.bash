@@ -47,7 +47,7 @@ _tcpkit()
 		*)
 			[ "$COMP_CWORD" -eq 2 ] || return
 			case $cmd in
-			serve) words="echo discard welcome basic line" ;;
+			serve) words="echo discard welcome basic line broker chat" ;;
 			bench) words="echo bulk rate greet idle" ;;
 			help)
 				words=$("$tk" help 2>/dev/null |

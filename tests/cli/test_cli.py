@@ -19,7 +19,7 @@ from tkhelpers import (LISTEN_RE, TCPKIT, LineReader, check_sanitizer, free_port
 # An unambiguous prefix of a real long option, per command: getopt_long()
 # would take each one for the full option.
 ABBREVIATIONS = [
-    (["serve", "basic", "--allow", "-p", "0"], "--allow",
+    (["serve", "basic", "--allow-rem", "-p", "0"], "--allow-rem",
      "--allow-remote-shutdown"),
     (["serve", "--work", "2", "-p", "0"], "--work", "--workers"),
     (["serve", "--log-form=json", "-p", "0"], "--log-form", "--log-format"),
@@ -253,7 +253,7 @@ def test_line_service_is_listed():
     assert p.returncode == 64
     assert p.stderr.decode() == usage(
         "serve", "unknown service 'nope' (echo, discard, welcome, basic, "
-        "line)")
+        "line, broker, chat)")
 
 
 @pytest.mark.parametrize("opt", ["--help", "-h"])

@@ -14,7 +14,8 @@ from conftest import ROOT, TCPKIT, run
 BASH = os.path.join(ROOT, "contrib", "completion", "tcpkit.bash")
 ZSH = os.path.join(ROOT, "contrib", "completion", "_tcpkit")
 
-SERVICES = ["echo", "discard", "welcome", "basic", "line"]
+SERVICES = ["echo", "discard", "welcome", "basic", "line", "broker",
+            "chat"]
 MODES = ["echo", "bulk", "rate", "greet", "idle"]
 
 

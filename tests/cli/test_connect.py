@@ -458,7 +458,7 @@ USAGE_ERRORS = [
     (["-4", "-6", "127.0.0.1", "1"], "-4 and -6 exclude each other"),
     (["--send-only", "--recv-only", "127.0.0.1", "1"],
      "--send-only and --recv-only exclude each other"),
-    (["-x", "127.0.0.1", "1"], "unknown option '-x'"),
+    (["-Q", "127.0.0.1", "1"], "unknown option '-Q'"),
     (["--bogus", "127.0.0.1", "1"], "unknown option '--bogus'"),
     (["--bogus=1", "127.0.0.1", "1"], "unknown option '--bogus'"),
     (["--newline", "127.0.0.1", "1"],

@@ -28,6 +28,7 @@ target_link_libraries(resolve_static PRIVATE tcpkit::tcpkit_static)
 INSTALLED = [
     "bin/tcpkit",
     "include/tcpkit.h",
+    "include/tcpkit/acl.h",
     "lib/libtcpkit.so.0",
     "lib/libtcpkit.a",
     "lib/pkgconfig/tcpkit.pc",

@@ -18,7 +18,8 @@ MAN_SRC = os.path.join(ROOT, "docs", "man")
 # "-4, -6"; the argument is upper case or a literal like sha256:HEX, 1.2|1.3
 # or 'NAME: VALUE'.
 ARG = r"(?:[A-Z][A-Z0-9_]*|sha256:HEX|[\w.]+\|[\w.|]+|'[A-Z]+: [A-Z]+')"
-OPT = r"--?\w[\w-]*(?: " + ARG + ")?"
+# An optional value is bracketed: "--keepalive[=IDLE,INTVL,CNT]".
+OPT = r"--?\w[\w-]*(?:\[=[A-Z,]+\])?(?: " + ARG + ")?"
 SPEC = re.compile(r"^\s+(" + OPT + r"(?:, " + OPT + r")*,?)(?:\s{2,}.*)?$")
 BOLD_OPT = re.compile(r"\*(--?\w[\w-]*)\*")
 
@@ -50,7 +51,8 @@ def help_specs(cmd):
         if not m:
             cont = None
             continue
-        opts = [o.split(" ")[0] for o in m.group(1).rstrip(",").split(", ")]
+        opts = [re.split(r"[ \[]", o)[0]
+                for o in m.group(1).rstrip(",").split(", ")]
         if cont is not None:
             cont.extend(opts)
         else:

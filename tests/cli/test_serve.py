@@ -257,8 +257,8 @@ def test_basic_allow_remote_shutdown_still_honours_loopback(serve):
 @pytest.mark.parametrize("service", ["ftp", "Echo", "echo ", ""])
 def test_unknown_service(service):
     assert_usage([service, "-p", "0"],
-                 "unknown service '%s' (echo, discard, welcome, basic, line)"
-                 % service)
+                 "unknown service '%s' (echo, discard, welcome, basic, line, "
+                 "broker, chat)" % service)
 
 
 def test_extra_argument():
