@@ -380,7 +380,9 @@ end_of_input(struct client_session *s)
 static int
 dump(struct client_session *s, char dir, const void *p, size_t n)
 {
-	if (s->hd == NULL || hexdump_write(s->hd, dir, p, n) == 0)
+	if (s->hd == NULL ||
+	    (s->hc != NULL ? hexdump_write_conn(s->hd, s->hc, dir, p, n)
+			   : hexdump_write(s->hd, dir, p, n)) == 0)
 		return 0;
 	s->exit_code = hexdump_exit_code();
 	s->reported = true;

@@ -44,6 +44,7 @@ struct client_opts {
 };
 
 struct hexdump;
+struct hexdump_conn;
 
 /*
  * One session: stdin to the connection, the connection to out_fd, with
@@ -54,9 +55,10 @@ struct client_session {
 	const struct client_opts *o;
 	struct tk_loop *loop;
 	struct tk_conn *conn;
-	struct tk_timer *deadline;		 /* --max-time */
-	struct hexdump *hd;			 /* -x, or NULL */
-	struct tk_telnet telnet;		 /* -t */
+	struct tk_timer *deadline; /* --max-time */
+	struct hexdump *hd;	   /* -x, or NULL */
+	struct hexdump_conn *hc;   /* listen: this client's place in it */
+	struct tk_telnet telnet;   /* -t */
 	char where[TK_HOSTLEN + TK_PORTLEN + 4]; /* "HOST:PORT" as given */
 	int out_fd;	      /* what is received goes here */
 	const char *out_name; /* for its errors */

@@ -11,9 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "aclopt.h"
 #include "cli.h"
 #include "client.h"
 #include "get.h"
+#include "hexdump.h"
 #include "tlsopt.h"
 
 #define LISTEN_PROGRESS_MS 250u
@@ -65,7 +67,26 @@ const char cmd_listen_help[] =
 	"                           either way (default: never)\n"
 	"      --recv-only          do not read stdin (and send nothing)\n"
 	"  -v, --verbose            report 'connection from ADDR:PORT'\n"
+	"  -x, --hexdump FILE       write both directions to FILE in hex and\n"
+	"                           ASCII as they pass ('>' sent, '<'\n"
+	"                           received; client, offset and time per\n"
+	"                           chunk); - is stderr; not with --exec\n"
+	"      --broker             every client's bytes go to every other\n"
+	"                           client (ncat --broker; implies -k); a client\n"
+	"                           that stays behind is cut, not buffered for\n"
+	"                           (see tcpkit serve broker)\n"
+	"      --chat               the same with names (user<N>, /nick) and\n"
+	"                           join and leave lines (ncat --chat)\n"
 	"  -h, --help               show this help\n"
+	"\n"
+	"Access (checked right after accept, before any byte is read or sent;\n"
+	"a refused client is closed at once and logged 'denied ADDR'):\n"
+	"      --allow CIDR         accept only clients in CIDR (10.0.0.0/8,\n"
+	"                           ::1/128); repeatable\n"
+	"      --deny CIDR          refuse clients in CIDR; repeatable; a deny\n"
+	"                           wins over an allow\n"
+	"      --allow-file FILE    the same, one rule per line ('#' comments)\n"
+	"      --deny-file FILE\n"
 	"\n"
 	"TLS (as serve's, see docs/tls.md); with --exec, the program talks\n"
 	"plain text through a socketpair, the verified client certificate's\n"
@@ -94,17 +115,19 @@ const char cmd_listen_help[] =
 	"Durations: 10 or 1.5 (seconds), 250ms, 2s, 1m.\n"
 	"\n"
 	"Exit codes: 0 done (or stopped by a signal with no transfer under\n"
-	"way), 64 usage, 66 the --exec program not found or a TLS file\n"
-	"missing, 69 the client reset, or a program could not be started, 73\n"
-	"-o FILE cannot be created, 74 -o FILE cannot be written, 75 idle\n"
-	"timeout, 76 TLS failure, 1 cut by a signal, or any other error.\n"
+	"way), 64 usage, 66 the --exec program not found or a TLS or rules\n"
+	"file missing, 69 the client reset, or a program could not be\n"
+	"started, 73 -o FILE (or -x FILE) cannot be created, 74 it cannot be\n"
+	"written, 75 idle timeout, 76 TLS failure, 1 cut by a signal, or any\n"
+	"other error.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit listen 9000 > file              receive one file (nc -l)\n"
 	"  tcpkit listen -o file 9000             the same, whole or not at all\n"
 	"  tcpkit listen -k --exec cat 0.0.0.0 7  an echo service (ncat -lk -e)\n"
 	"  tcpkit listen -k --exec 'cat -n' 9000  numbered lines back\n"
-	"  tcpkit listen -k --sh-exec 'echo $TCPKIT_PEER_ADDR' 9000\n";
+	"  tcpkit listen -k --sh-exec 'echo $TCPKIT_PEER_ADDR' 9000\n"
+	"  tcpkit listen --chat --allow 127.0.0.0/8 9000\n";
 
 struct listen_opts {
 	char host[TK_HOSTLEN]; /* "": loopback */
@@ -122,6 +145,9 @@ struct listen_opts {
 	uint64_t idle_ms;
 	bool recv_only;
 	bool verbose;
+	const char *hexdump; /* -x FILE or - */
+	bool broker, chat;
+	struct aclopt acl;
 	struct tlsopt tls;
 };
 
@@ -138,7 +164,9 @@ struct listen_state {
 	struct tk_loop *loop;
 	struct tk_server *srv;
 	struct tk_exec *x;
+	struct tk_broker *broker; /* --broker, --chat */
 	struct get_out out;
+	struct hexdump_conn hc; /* -x: the client's offsets and label */
 	int append_fd;
 	struct tk_timer *progress;
 	bool progress_shown;
@@ -222,6 +250,8 @@ parse_args(int argc, char **argv, struct listen_opts *o)
 		OPT_STDERR_TO_PEER,
 		OPT_MAX_CONNS,
 		OPT_RECV_ONLY,
+		OPT_BROKER,
+		OPT_CHAT,
 	};
 	static const struct option longopts[] = {
 		{ "ipv4", no_argument, NULL, '4' },
@@ -237,14 +267,18 @@ parse_args(int argc, char **argv, struct listen_opts *o)
 		{ "recv-only", no_argument, NULL, OPT_RECV_ONLY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "hexdump", required_argument, NULL, 'x' },
+		{ "broker", no_argument, NULL, OPT_BROKER },
+		{ "chat", no_argument, NULL, OPT_CHAT },
 		TLSOPT_SERVER_LONGOPTS,
+		ACLOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	bool v4 = false, v6 = false;
 	int ch, rc;
 
 	opterr = 0;
-	while ((ch = cli_getopt(argc, argv, ":46ko:i:vh", longopts)) != -1) {
+	while ((ch = cli_getopt(argc, argv, ":46ko:i:vx:h", longopts)) != -1) {
 		switch (ch) {
 		case '4':
 			v4 = true;
@@ -298,10 +332,25 @@ parse_args(int argc, char **argv, struct listen_opts *o)
 		case 'v':
 			o->verbose = true;
 			break;
+		case 'x':
+			o->hexdump = optarg;
+			break;
+		case OPT_BROKER:
+			o->broker = true;
+			break;
+		case OPT_CHAT:
+			o->chat = true;
+			break;
 		case 'h':
 			cli_help("listen");
 			return -1;
 		default:
+			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
+				rc = aclopt_take("listen", &o->acl, ch, optarg);
+				if (rc != 0)
+					return rc;
+				break;
+			}
 			if (ch >= TLSOPT_TLS && ch <= TLSOPT_CLIENT_AUTH) {
 				rc = tlsopt_take("listen", &o->tls, ch, optarg);
 				if (rc != 0)
@@ -313,6 +362,22 @@ parse_args(int argc, char **argv, struct listen_opts *o)
 	}
 	if (v4 && v6)
 		return cli_usage("listen", "-4 and -6 exclude each other");
+	if (o->broker && o->chat)
+		return cli_usage("listen", "--broker and --chat exclude each "
+					   "other");
+	if ((o->broker || o->chat) && (o->exec != NULL || o->output != NULL ||
+				       o->recv_only || o->hexdump != NULL))
+		return cli_usage("listen",
+				 "--%s takes none of --exec, --sh-exec, -o, "
+				 "--recv-only, -x (the clients talk to each "
+				 "other, not to us)",
+				 o->broker ? "broker" : "chat");
+	if (o->broker || o->chat)
+		o->keep = true; /* as ncat --broker: client after client */
+	if (o->hexdump != NULL && o->exec != NULL)
+		return cli_usage("listen",
+				 "-x and --exec exclude each other (the "
+				 "program has the socket)");
 	o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
 	if (o->append && o->output == NULL)
 		return cli_usage("listen", "--append needs -o FILE");
@@ -470,6 +535,10 @@ start_session(struct listen_state *st, struct tk_conn *c)
 	snprintf(s->where, sizeof(s->where), "%s", who);
 	if (st->o->verbose)
 		fprintf(stderr, "connection from %s\n", who);
+	if (s->hd != NULL) {
+		hexdump_conn_init(&st->hc, who);
+		s->hc = &st->hc;
+	}
 	if (st->o->output != NULL && !st->o->append) {
 		if ((err = get_out_open_cmd(&st->out, st->o->output,
 					    "listen")) != 0) {
@@ -680,7 +749,10 @@ on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 
 	(void)s;
 	(void)c;
-	if (ev == TK_SERVER_REJECT) {
+	if (ev == TK_SERVER_REJECT && err == TK_EDENIED) {
+		tk_addr_format(peer, who, sizeof(who));
+		cli_log("deny", "peer", who, "denied %s", who);
+	} else if (ev == TK_SERVER_REJECT) {
 		cli_error("listen", tk_addr_format(peer, who, sizeof(who)),
 			  "turned away: --max-conns %llu reached",
 			  (unsigned long long)st->o->max_conns);
@@ -750,11 +822,15 @@ cmd_listen(int argc, char **argv)
 	st.o = &o;
 	st.append_fd = -1;
 	rc = parse_args(argc, argv, &o);
-	if (rc != 0)
+	if (rc != 0) {
+		aclopt_free(&o.acl);
 		return rc < 0 ? 0 : rc;
+	}
 	rc = tlsopt_server_ctx("listen", &o.tls, &tls);
-	if (rc != 0)
+	if (rc != 0) {
+		aclopt_free(&o.acl);
 		return rc;
+	}
 	if (o.append) {
 		st.append_fd =
 			open(o.output,
@@ -764,6 +840,7 @@ cmd_listen(int argc, char **argv)
 			cli_error("listen", o.output, "cannot open: %s",
 				  tk_strerror(-errno));
 			tk_tls_ctx_free(tls);
+			aclopt_free(&o.acl);
 			return rc;
 		}
 	} else if (o.output != NULL) {
@@ -771,6 +848,7 @@ cmd_listen(int argc, char **argv)
 		rc = get_out_open_cmd(&st.out, o.output, "listen");
 		if (rc != 0) {
 			tk_tls_ctx_free(tls);
+			aclopt_free(&o.acl);
 			return rc;
 		}
 		get_out_discard(&st.out);
@@ -801,15 +879,28 @@ cmd_listen(int argc, char **argv)
 	    tk_timer_new(st.loop, on_progress, &st, &st.progress) < 0)
 		st.progress = NULL; /* no progress line: not worth failing */
 
+	if (o.hexdump != NULL &&
+	    (rc = hexdump_open("listen", o.hexdump, &st.s.hd)) != 0)
+		goto out_loop;
 	tk_server_opts_init(&sopts);
 	sopts.max_conns = o.max_conns;
+	sopts.acl = o.acl.acl;
 	sopts.conn.idle_timeout_ms = o.idle_ms;
 	sopts.conn.tls = tls;
 	sopts.on_event = on_event;
 	sopts.event_arg = &st;
 	/* As for connect: the two directions are independent. */
 	sopts.conn.max_pending = sopts.conn.max_output;
-	if (o.exec != NULL) {
+	if (o.broker || o.chat) {
+		if ((rc = tk_broker_new(st.loop, NULL, &st.broker)) < 0) {
+			rc = cli_fail("listen", "", rc);
+			goto out_loop;
+		}
+		rc = tk_server_new(st.loop, &sopts,
+				   o.chat ? &tk_service_chat
+					  : &tk_service_broker,
+				   st.broker, &st.srv);
+	} else if (o.exec != NULL) {
 		struct tk_exec_opts xo = {
 			.stderr_to_peer = o.stderr_to_peer,
 			.max_children = (unsigned)o.max_conns,
@@ -869,6 +960,7 @@ out_server:
 	tk_server_free(st.srv);
 out_exec:
 	tk_exec_free(st.x);
+	tk_broker_free(st.broker);
 out_loop:
 	tk_timer_free(st.progress);
 	signal(SIGINT, SIG_IGN);
@@ -876,9 +968,12 @@ out_loop:
 	tk_loop_free(st.loop);
 	if (st.busy && o.output != NULL && !o.append)
 		get_out_discard(&st.out);
+	if (hexdump_close(st.s.hd) < 0 && rc == 0)
+		rc = hexdump_exit_code();
 out_tls:
 	if (st.append_fd >= 0 && close(st.append_fd) < 0 && rc == 0)
 		rc = cli_fail("listen", o.output, -errno);
 	tk_tls_ctx_free(tls);
+	aclopt_free(&o.acl);
 	return rc;
 }

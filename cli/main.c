@@ -162,7 +162,7 @@ print_overview(FILE *f)
 		"  -w  --connect-timeout  connect send get (as in nc)\n"
 		"      --warmup           bench\n"
 		"      --workers          serve\n"
-		"  -x  --hexdump          connect (as in ncat)\n"
+		"  -x  --hexdump          connect listen (as in ncat)\n"
 		"\n"
 		"Exit codes:\n"
 		"  0   success\n"

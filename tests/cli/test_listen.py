@@ -1,6 +1,7 @@
 """tcpkit listen: one client piped to stdio or a file (nc -l), -k, -o with
 its atomic rename, --append, the progress line, half-close both ways."""
 import hashlib
+import re
 import os
 import select
 import signal
@@ -333,3 +334,117 @@ def test_usage_errors(args, why):
     assert p.returncode == 64, p.stderr
     assert why in p.stderr.decode()
     assert p.stderr.decode().startswith("tcpkit: listen: ")
+
+
+# --- access lists, -x, --broker and --chat -----------------------------------
+
+def connect_from(src, port, timeout=20):
+    """A client bound to src (loopback has the whole of 127/8)."""
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                    source_address=(src, 0))
+
+
+def test_allow_serves_only_the_listed_client(listen):
+    lp = listen("-k", "--allow", "127.0.0.2")
+    bad = connect_from("127.0.0.3", lp.port)
+    # Closed before any byte either way: EOF (or a reset), nothing read.
+    try:
+        assert recv_all(bad) == b""
+    except ConnectionResetError:
+        pass
+    lp.err.wait_for(r"^denied 127\.0\.0\.3:%d$" % bad.getsockname()[1])
+    bad.close()
+    good = connect_from("127.0.0.2", lp.port)
+    good.sendall(b"from .2\n")
+    good.shutdown(socket.SHUT_WR)
+    recv_all(good)
+    good.close()
+    lp.out.wait_for("^from .2$")
+    assert lp.stop() == 0
+    assert lp.out.lines == ["from .2"]
+
+
+def test_deny_refuses_the_listed_client(listen):
+    lp = listen("-k", "--deny", "127.0.0.3/32")
+    bad = connect_from("127.0.0.3", lp.port)
+    bad.sendall(b"never printed\n")
+    lp.err.wait_for(r"^denied 127\.0\.0\.3:\d+$")
+    bad.close()
+    good = connect_from("127.0.0.2", lp.port)
+    good.sendall(b"printed\n")
+    good.shutdown(socket.SHUT_WR)
+    recv_all(good)
+    good.close()
+    lp.out.wait_for("^printed$")
+    assert lp.stop() == 0
+    assert "never printed" not in lp.out.text()
+
+
+def test_hexdump_both_directions_with_the_client(listen, tmp_path):
+    dump = tmp_path / "dump"
+    lp = listen("-x", str(dump), stdin=subprocess.PIPE)
+    s = connect(lp.port)
+    s.sendall(b"hello")
+    lp.proc.stdin.write(b"world")
+    lp.proc.stdin.close()
+    assert recv_all(s) == b"world"
+    s.shutdown(socket.SHUT_WR)
+    s.close()
+    assert lp.wait() == 0
+    who = r"127\.0\.0\.1:\d+"
+    text = dump.read_text()
+    assert re.search(r"^< \S+ \S+ %s received 5 bytes at offset 0\n"
+                     r"  00000000  68 65 6c 6c 6f .*\|hello\|$" % who,
+                     text, re.M), text
+    assert re.search(r"^> \S+ \S+ %s sent 5 bytes at offset 0\n"
+                     r"  00000000  77 6f 72 6c 64 .*\|world\|$" % who,
+                     text, re.M), text
+
+
+def test_broker_fans_out_to_the_others(listen):
+    lp = listen("--broker")
+    socks = [connect(lp.port) for _ in range(3)]
+    # Everyone is in the set once the server has seen three clients.
+    deadline = time.monotonic() + 10
+    while True:
+        socks[0].sendall(b"ping\n")
+        if all(select.select([s], [], [], 0.2)[0] for s in socks[1:]):
+            break
+        assert time.monotonic() < deadline, "no fan-out"
+    for s in socks[1:]:
+        s.settimeout(5)
+        assert s.recv(100).startswith(b"ping\n")
+    # The sender does not get its own bytes back.
+    assert not select.select([socks[0]], [], [], 0.3)[0]
+    for s in socks:
+        s.close()
+    assert lp.stop() == 0
+
+
+def test_chat_names_and_lines(listen):
+    lp = listen("--chat")
+    a = connect(lp.port)
+    a.settimeout(10)
+    assert a.recv(100) == b"* you are user1\n"
+    b = connect(lp.port)
+    b.settimeout(10)
+    assert b.recv(100) == b"* you are user2\n"
+    assert a.recv(100) == b"* user2 joined\n"
+    a.sendall(b"hi\n")
+    assert b.recv(100) == b"<user1> hi\n"
+    a.close()
+    b.close()
+    assert lp.stop() == 0
+
+
+@pytest.mark.parametrize("args,why", [
+    (["--broker", "--exec", "cat", "0"], "--broker takes none of --exec"),
+    (["--chat", "-o", "f", "0"], "--chat takes none of"),
+    (["--broker", "--chat", "0"], "--broker and --chat exclude each other"),
+    (["-x", "-", "--exec", "cat", "0"], "-x and --exec exclude each other"),
+    (["--allow", "300.0.0.1", "0"], "--allow"),
+])
+def test_usage_errors_of_the_extras(args, why):
+    p = run(["listen"] + args)
+    assert p.returncode == 64, p.stderr
+    assert why in p.stderr.decode()
