@@ -484,7 +484,7 @@ pump_start(struct tk_exec *x, struct tk_conn *c, struct pump **out, int *fd)
 	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0 ||
 	    tk__conn_adopt(x->loop, sv[0], NULL, NULL, &o, &pipe_service, p) ==
 		    NULL) {
-		int err = -errno;
+		int err = errno != 0 ? -errno : -ENOMEM;
 
 		close(sv[0]);
 		close(sv[1]);
@@ -518,8 +518,8 @@ spawn_tls(struct tk_exec *x, struct tk_conn *c, struct child *ch)
 {
 	struct tk_tls_info info;
 	const char *subject = NULL;
-	struct pump *p;
-	int fd, err;
+	struct pump *p = NULL;
+	int fd = -1, err;
 
 	if (tk_conn_tls_info(c, &info) == 0 && info.peer_cert)
 		subject = info.subject;
