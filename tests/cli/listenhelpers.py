@@ -20,7 +20,7 @@ class Listen:
     def __init__(self, *args, stdin=subprocess.DEVNULL,
                  stdout=subprocess.PIPE, tty=False, hostport=("127.0.0.1",
                                                                "0"),
-                 cwd=None, env=None):
+                 cwd=None, env=None, pass_fds=()):
         argv = [TCPKIT, "listen"] + list(args) + list(hostport)
         self.master = None
         stderr = subprocess.PIPE
@@ -29,7 +29,8 @@ class Listen:
             ttymod.setraw(stderr)  # no \r added to our \n
             self.raw = b""
         self.proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout,
-                                     stderr=stderr, cwd=cwd, env=env)
+                                     stderr=stderr, cwd=cwd, env=env,
+                                     pass_fds=pass_fds)
         self.err = None
         if tty:
             os.close(stderr)

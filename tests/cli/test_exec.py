@@ -122,6 +122,39 @@ def test_twenty_concurrent_and_no_zombie(listen):
     assert lp.stop() == 0
 
 
+def test_program_gets_default_signals_and_no_other_fds(listen):
+    """A program starts with no signal blocked or ignored, whatever
+    tcpkit's loop does with them, and without the fds tcpkit inherited
+    (not close-on-exec)."""
+    r, w = os.pipe()
+    try:
+        lp = listen("-k", "--sh-exec",
+                    "case $1 in '') ls /proc/$$/fd; exit;; esac",
+                    pass_fds=(w,))
+    finally:
+        os.close(r)
+        os.close(w)
+    s = connect(lp.port)
+    # The shell's own fds: 0, 1 and 2 (a dash has no others).
+    assert recv_all(s).split() == [b"0", b"1", b"2"]
+    s.close()
+    lp.err.wait_for(EXIT_RE % "exit 0")
+    lp.stop()
+
+    # Nothing blocked (the loop blocks SIGINT and SIGTERM for its
+    # signalfd), nothing ignored (SIGPIPE is, in tcpkit).
+    lp = listen("--exec", "grep -E '^Sig(Blk|Ign)' /proc/self/status")
+    s = connect(lp.port)
+    f = recv_all(s).split()
+    assert f[0::2] == [b"SigBlk:", b"SigIgn:"]
+    assert int(f[1], 16) == 0
+    # glibc's posix_spawn leaves its own two signals (32 and 33, which
+    # it reserves) ignored; every other one is at its default.
+    assert int(f[3], 16) & ~0x180000000 == 0, f[3]
+    s.close()
+    assert lp.wait() == 0
+
+
 def test_max_conns_makes_the_next_wait(listen):
     lp = listen("-k", "--max-conns", "2", "--sh-exec",
                 "echo start; cat > /dev/null")

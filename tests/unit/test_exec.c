@@ -137,6 +137,30 @@ Test(exec, socket_is_stdio_and_exit_status_reported)
 	assert_no_zombie();
 }
 
+Test(exec, stdio_blocks_as_programs_expect)
+{
+	/* cat reads before the client has written: a read that must wait. */
+	static const char *const argv[] = { "sh", "-c", "echo ready; cat",
+					    NULL };
+	struct run r;
+	char buf[64];
+	int fd;
+
+	run_start(&r, argv, false, 0);
+	fd = client(&r);
+	RUN_UNTIL(r.loop, 5000, tk_exec_running(r.x) == 1);
+	cr_assert_eq(read(fd, buf, 6), 6);
+	cr_assert_eq(write(fd, "later\n", 6), 6);
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	read_all(&r, fd, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "later\n");
+	RUN_UNTIL(r.loop, 5000, r.nexits == 1);
+	cr_assert_eq(WEXITSTATUS(r.exits[0].status), 0);
+	close(fd);
+	run_free(&r);
+	assert_no_zombie();
+}
+
 Test(exec, environment_names_both_ends)
 {
 	static const char *const argv[] = {
