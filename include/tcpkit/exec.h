@@ -73,10 +73,11 @@ int tk_exec_new(struct tk_loop *loop, const struct tk_exec_opts *opts,
  * included; a server's drain leaves it to finish), and the environment
  * gets TCPKIT_TLS_CLIENT_SUBJECT when the client sent a verified
  * certificate.  In the child every other fd is closed, the signal mask is
- * empty and every signal has its default action (but glibc's two reserved
- * ones, 32 and 33, which its posix_spawn() leaves ignored).  The environment is the
- * parent's plus TCPKIT_PEER_ADDR, TCPKIT_PEER_PORT, TCPKIT_LOCAL_ADDR and
- * TCPKIT_LOCAL_PORT (the parent's environ is not touched).  0; or a
+ * empty and every signal has its default action (but glibc's two
+ * reserved ones, 32 and 33, which its posix_spawn() leaves ignored).  The
+ * environment is the parent's plus TCPKIT_PEER_ADDR, TCPKIT_PEER_PORT,
+ * TCPKIT_LOCAL_ADDR and TCPKIT_LOCAL_PORT (the parent's environ is not
+ * touched).  0; or a
  * negative code and c is left as it was: -EBUSY (output pending), -EAGAIN
  * (max_children running), the spawn's -errno (-ENOENT: no such program).
  */
