@@ -13,7 +13,7 @@ import time
 import pytest
 
 from listenhelpers import Listen
-from tkhelpers import need, run
+from tkhelpers import TCPKIT, need, run
 
 
 @pytest.fixture
@@ -237,6 +237,35 @@ def test_output_cut_by_sigint_leaves_no_file(listen, tmp_path):
     assert listing(tmp_path) == []
     assert "Interrupt: transfer cut after 10 B; not written" in lp.err.text()
     s.close()
+
+
+def test_idle_timeout_cuts_and_leaves_no_file(listen, tmp_path):
+    lp = listen("-i", "300ms", "-o", str(tmp_path / "file"),
+                stdin=subprocess.PIPE)
+    s = connect(lp.port)
+    s.sendall(b"then silence")
+    assert lp.wait() == 75
+    assert re.search(r"^tcpkit: listen 127\.0\.0\.1:\d+: idle timeout "
+                     r"\(no data for 300ms\)$", lp.err.text(), re.M), \
+        lp.err.text()
+    assert listing(tmp_path) == []
+    s.close()
+
+
+def test_ipv4_and_ipv6_default_hosts():
+    for flag, want in (("-4", "127.0.0.1"), ("-6", "[::1]")):
+        p = subprocess.Popen([TCPKIT, "listen", flag, "0"],
+                             stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        try:
+            line = p.stderr.readline().decode()
+            assert re.match(r"listening on %s:\d+$" % re.escape(want),
+                            line), line
+        finally:
+            p.send_signal(signal.SIGTERM)
+            assert p.wait(20) == 0
+            p.stderr.close()
 
 
 def test_append(listen, tmp_path):
