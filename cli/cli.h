@@ -144,6 +144,7 @@ int cmd_get(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
+int cmd_listen(int argc, char **argv);
 
 extern const char cmd_resolve_help[];
 extern const char cmd_interfaces_help[];
@@ -153,5 +154,6 @@ extern const char cmd_get_help[];
 extern const char cmd_serve_help[];
 extern const char cmd_bench_help[];
 extern const char cmd_relay_help[];
+extern const char cmd_listen_help[];
 
 #endif /* TK_CLI_H */

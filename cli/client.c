@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -15,30 +16,6 @@
 /* Stop reading stdin while this much is waiting for the peer. */
 #define STDIN_CHUNK	  (64u * 1024)
 #define STDIN_MAX_PENDING (1024u * 1024)
-
-struct session {
-	const struct client_opts *o;
-	struct tk_loop *loop;
-	struct tk_conn *conn;
-	struct tk_timer *deadline;		 /* --max-time */
-	struct hexdump *hd;			 /* -x, or NULL */
-	struct tk_telnet telnet;		 /* -t */
-	char where[TK_HOSTLEN + TK_PORTLEN + 4]; /* "HOST:PORT" as given */
-	bool stdin_watched;			 /* registered with the loop */
-	bool stdin_polls; /* a regular file or /dev/null: always ready */
-	bool stdin_eof;
-	bool stdin_paused;
-	bool prev_cr; /* --crlf: the last byte sent was '\r' */
-	bool opened;
-	bool stdout_gone;
-	bool peer_eof;
-	bool got_data;	   /* some bytes came: the TLS check is behind us */
-	bool reported;	   /* the error is told already: on_close just ends */
-	bool deadline_hit; /* --max-time ended the session */
-	int exit_code;
-	uint64_t sent;
-	uint64_t received;
-};
 
 /*
  * "host:port" or "[v6]:port", not a bare IPv6 literal ("::1", which has
@@ -120,6 +97,8 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		OPT_RECV_ONLY,
 		OPT_NEWLINE,
 		OPT_DATAGRAM_SIZE,
+		OPT_EXEC,
+		OPT_SH_EXEC,
 	};
 	static const struct option longopts[] = {
 		{ "ipv4", no_argument, NULL, '4' },
@@ -140,6 +119,8 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		{ "newline", no_argument, NULL, OPT_NEWLINE },
 		{ "udp", no_argument, NULL, 'u' },
 		{ "datagram-size", required_argument, NULL, OPT_DATAGRAM_SIZE },
+		{ "exec", required_argument, NULL, OPT_EXEC },
+		{ "sh-exec", required_argument, NULL, OPT_SH_EXEC },
 		TLSOPT_CLIENT_LONGOPTS,
 		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -244,6 +225,43 @@ client_parse(int argc, char **argv, struct client_opts *o)
 			else
 				o->recv_only = true;
 			break;
+		case OPT_EXEC:
+		case OPT_SH_EXEC:
+			if (is_send)
+				return cli_usage(cmd,
+						 "option '%s' is for 'tcpkit "
+						 "connect'",
+						 argv[optind - 2]);
+			if (o->exec != NULL)
+				return cli_usage(cmd,
+						 "--exec and --sh-exec are "
+						 "given once, together never");
+			if (optarg[0] == '\0')
+				return cli_usage(cmd, "%s",
+						 ch == OPT_EXEC
+							 ? "--exec needs a PROG"
+							 : "--sh-exec needs a "
+							   "CMD");
+			if (ch == OPT_EXEC) {
+				char why[128];
+
+				err = tk_exec_split(optarg, o->exec_buf,
+						    sizeof(o->exec_buf),
+						    o->exec_argv, 64, why,
+						    sizeof(why));
+				if (err == -E2BIG)
+					return cli_usage(cmd,
+							 "--exec: too long");
+				if (err < 0)
+					return cli_usage(
+						cmd, "--exec: %s",
+						strncmp(why, "exec: ", 6) == 0
+							? why + 6
+							: why);
+			}
+			o->exec = optarg;
+			o->sh = ch == OPT_SH_EXEC;
+			break;
 		case OPT_NEWLINE:
 			if (!is_send)
 				return cli_usage(cmd,
@@ -336,6 +354,14 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		argv++;
 		nargs--;
 	}
+	if (o->exec != NULL &&
+	    (o->crlf || o->no_shutdown || o->send_only || o->recv_only))
+		return cli_usage(cmd,
+				 "--exec and --sh-exec take none of -C, "
+				 "--no-shutdown, --send-only, --recv-only (the "
+				 "program has the connection)");
+	if (o->exec != NULL && (o->tls.tls || o->tls.used))
+		return cli_usage(cmd, "--tls with --exec is not supported yet");
 	if (o->newline && o->message == NULL)
 		return cli_usage(cmd, "--newline needs a MESSAGE argument");
 	if (nargs > 0)
@@ -348,7 +374,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 }
 
 static void
-format_where(struct session *s)
+format_where(struct client_session *s)
 {
 	const char *h = s->o->host;
 
@@ -361,17 +387,20 @@ format_where(struct session *s)
 }
 
 static void
-finish(struct session *s, int code)
+finish(struct client_session *s, int code)
 {
 	s->exit_code = code;
-	tk_loop_stop(s->loop);
+	if (s->done != NULL)
+		s->done(s, code);
+	else
+		tk_loop_stop(s->loop);
 }
 
 static void stdin_ready(struct tk_loop *loop, int fd, unsigned events,
 			void *arg);
 
-static void
-stdin_stop(struct session *s)
+void
+client_stdin_stop(struct client_session *s)
 {
 	if (s->stdin_watched) {
 		tk_loop_unwatch(s->loop, STDIN_FILENO);
@@ -387,7 +416,7 @@ post_stdin(struct tk_loop *loop, void *arg)
 
 /* Ask for more input: poll a pipe or terminal, or just read a file. */
 static void
-stdin_want(struct session *s)
+stdin_want(struct client_session *s)
 {
 	if (s->stdin_eof || s->stdin_paused || s->conn == NULL)
 		return;
@@ -415,10 +444,10 @@ stdin_want(struct session *s)
 }
 
 static void
-end_of_input(struct session *s)
+end_of_input(struct client_session *s)
 {
 	s->stdin_eof = true;
-	stdin_stop(s);
+	client_stdin_stop(s);
 	if (s->o->annotate)
 		fprintf(stderr, "sent %llu bytes\n",
 			(unsigned long long)s->sent);
@@ -439,9 +468,11 @@ end_of_input(struct session *s)
  * (its error is told already): a trace with a hole is not a trace.
  */
 static int
-dump(struct session *s, char dir, const void *p, size_t n)
+dump(struct client_session *s, char dir, const void *p, size_t n)
 {
-	if (s->hd == NULL || hexdump_write(s->hd, dir, p, n) == 0)
+	if (s->hd == NULL ||
+	    (s->hc != NULL ? hexdump_write_conn(s->hd, s->hc, dir, p, n)
+			   : hexdump_write(s->hd, dir, p, n)) == 0)
 		return 0;
 	s->exit_code = hexdump_exit_code();
 	s->reported = true;
@@ -451,7 +482,7 @@ dump(struct session *s, char dir, const void *p, size_t n)
 
 /* Write to the peer, then to the dump. */
 static int
-write_dumped(struct session *s, const char *p, size_t n)
+write_dumped(struct client_session *s, const char *p, size_t n)
 {
 	int err = tk_conn_write(s->conn, p, n);
 
@@ -460,7 +491,7 @@ write_dumped(struct session *s, const char *p, size_t n)
 
 /* Send p[0..n), turning bare LF into CRLF with --crlf. */
 static int
-send_bytes(struct session *s, const char *p, size_t n)
+send_bytes(struct client_session *s, const char *p, size_t n)
 {
 	char out[2 * STDIN_CHUNK];
 	size_t m = 0;
@@ -491,7 +522,7 @@ send_bytes(struct session *s, const char *p, size_t n)
 static void
 stdin_ready(struct tk_loop *loop, int fd, unsigned events, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 	char buf[STDIN_CHUNK];
 	ssize_t n;
 
@@ -503,7 +534,7 @@ stdin_ready(struct tk_loop *loop, int fd, unsigned events, void *arg)
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN)
 			goto again;
-		stdin_stop(s);
+		client_stdin_stop(s);
 		finish(s, cli_fail("read", "stdin", -errno));
 		tk_conn_close(s->conn, 0);
 		return;
@@ -517,7 +548,7 @@ stdin_ready(struct tk_loop *loop, int fd, unsigned events, void *arg)
 	if (tk_conn_pending(s->conn) > STDIN_MAX_PENDING) {
 		/* The peer is slower than stdin: wait for the drain. */
 		s->stdin_paused = true;
-		stdin_stop(s);
+		client_stdin_stop(s);
 		return;
 	}
 again:
@@ -525,16 +556,33 @@ again:
 		stdin_want(s);
 }
 
-static void print(struct session *s, const char *data, size_t n);
-static void telnet_data(struct session *s, const char *data, size_t n);
+static void print(struct client_session *s, const char *data, size_t n);
+static void telnet_data(struct client_session *s, const char *data, size_t n);
 
 static int
 on_open(struct tk_conn *c, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 	char addr[TK_ADDRSTRLEN];
 
+	s->conn = c; /* a server's connection is known from here */
 	s->opened = true;
+	if (s->x != NULL) {
+		int err = tk_exec_spawn(s->x, c);
+
+		if (err < 0) {
+			cli_error(s->o->cmd, s->o->exec, "cannot run: %s",
+				  tk_strerror(err));
+			s->reported = true;
+			s->exit_code = CLI_EXIT_UNAVAILABLE;
+			return err;
+		}
+		s->spawned = true;
+		if (s->o->verbose)
+			fprintf(stderr, "connected to %s, running %s\n",
+				s->where, s->o->exec);
+		return 0;
+	}
 	if (s->o->verbose) {
 		fprintf(stderr, "connected to %s\n",
 			tk_addr_format(tk_conn_peer(c), addr, sizeof(addr)));
@@ -559,7 +607,7 @@ on_open(struct tk_conn *c, void *arg)
 static void
 on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 
 	if (n == TK_EOF) {
 		if (s->o->annotate)
@@ -573,13 +621,13 @@ on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 		 * terminal is done, as with telnet.
 		 */
 		if (s->stdin_eof || s->o->recv_only || isatty(STDIN_FILENO)) {
-			stdin_stop(s);
+			client_stdin_stop(s);
 			s->stdin_eof = true;
 			tk_conn_end(c);
 		}
 		return;
 	}
-	if (!s->got_data && !tk_conn_is_tls(c) &&
+	if (!s->got_data && !s->o->no_tls_hint && !tk_conn_is_tls(c) &&
 	    tk_tls_looks_like_record(data, (size_t)n)) {
 		/* Binary noise on the terminal would not tell what happened. */
 		cli_error(s->o->cmd, s->where,
@@ -604,16 +652,18 @@ on_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 
 /* Received bytes to stdout. */
 static void
-print(struct session *s, const char *data, size_t n)
+print(struct client_session *s, const char *data, size_t n)
 {
-	int err = cli_write_all(STDOUT_FILENO, data, n);
+	int err = cli_write_all(s->out_fd, data, n);
 
 	if (err < 0) {
 		/* Whoever read our output went away (a pipe into head). */
 		s->stdout_gone = true;
 		if (err != -EPIPE)
-			cli_fail("write", "stdout", err);
-		s->exit_code = err == -EPIPE ? 0 : CLI_EXIT_OTHER;
+			cli_fail("write", s->out_name, err);
+		s->exit_code = err == -EPIPE		    ? 0
+			       : s->out_fd != STDOUT_FILENO ? CLI_EXIT_IOERR
+							    : CLI_EXIT_OTHER;
 		tk_conn_close(s->conn, 0);
 	}
 }
@@ -624,7 +674,7 @@ print(struct session *s, const char *data, size_t n)
  * client does.
  */
 static void
-telnet_data(struct session *s, const char *data, size_t n)
+telnet_data(struct client_session *s, const char *data, size_t n)
 {
 	while (n > 0 && s->conn != NULL) {
 		char out[4096], reply[4096 + 2];
@@ -653,7 +703,7 @@ telnet_data(struct session *s, const char *data, size_t n)
 static void
 on_drain(struct tk_conn *c, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 
 	(void)c;
 	if (s->stdin_paused) {
@@ -665,11 +715,13 @@ on_drain(struct tk_conn *c, void *arg)
 static void
 on_close(struct tk_conn *c, int err, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 	char dur[32], why[512];
 
 	s->conn = NULL;
-	stdin_stop(s);
+	client_stdin_stop(s);
+	if (s->spawned)
+		return; /* handed to the program: its exit ends the session */
 	if (s->deadline != NULL)
 		tk_timer_stop(s->deadline);
 	if (s->deadline_hit) {
@@ -722,7 +774,7 @@ on_close(struct tk_conn *c, int err, void *arg)
 static void
 on_deadline(struct tk_timer *t, void *arg)
 {
-	struct session *s = arg;
+	struct client_session *s = arg;
 	char dur[32];
 
 	(void)t;
@@ -742,7 +794,7 @@ on_deadline(struct tk_timer *t, void *arg)
 	tk_conn_close(s->conn, 0);
 }
 
-static const struct tk_service client_service = {
+const struct tk_service client_service = {
 	.name = "client",
 	.open = on_open,
 	.data = on_data,
@@ -750,10 +802,40 @@ static const struct tk_service client_service = {
 	.close = on_close,
 };
 
+/* connect --exec: the program's exit status is ours (128 + a signal). */
+static void
+on_program_exit(struct tk_exec *x, const struct tk_exec_exit *e, void *arg)
+{
+	struct client_session *s = arg;
+	int code = CLI_EXIT_OTHER;
+
+	(void)x;
+	if (WIFEXITED(e->status))
+		code = WEXITSTATUS(e->status);
+	else if (WIFSIGNALED(e->status))
+		code = 128 + WTERMSIG(e->status);
+	if (s->o->verbose)
+		fprintf(stderr, "%s: pid %d ended, status %d\n", s->o->exec,
+			(int)e->pid, code);
+	finish(s, code);
+}
+
+static int
+exec_setup(struct client_session *s)
+{
+	const char *argv[] = { "/bin/sh", "-c", s->o->exec, NULL };
+	struct tk_exec_opts xo = { .on_exit = on_program_exit, .arg = s };
+
+	xo.argv = s->o->sh ? argv : (const char *const *)s->o->exec_argv;
+	return tk_exec_new(s->loop, &xo, &s->x);
+}
+
 int
 client_run(const struct client_opts *o)
 {
-	struct session s = { .o = o };
+	struct client_session s = { .o = o,
+				    .out_fd = STDOUT_FILENO,
+				    .out_name = "stdout" };
 	struct tk_conn_opts copts;
 	struct tk_addrlist *list = NULL;
 	int err = 0;
@@ -782,6 +864,8 @@ client_run(const struct client_opts *o)
 			list->count, list->count == 1 ? "" : "es");
 	if ((err = tk_loop_new(&s.loop)) < 0)
 		goto out_free_list;
+	if (o->exec != NULL && (err = exec_setup(&s)) < 0)
+		goto out_free_loop;
 	tk_conn_opts_init(&copts);
 	copts.connect_timeout_ms = o->connect_timeout_ms;
 	copts.idle_timeout_ms = o->idle_timeout_ms;
@@ -822,10 +906,11 @@ client_run(const struct client_opts *o)
 		if (s.conn != NULL)
 			tk_conn_close(s.conn, 0);
 	}
-	stdin_stop(&s);
+	client_stdin_stop(&s);
 	/* Before the loop: a close it still runs must not see the timer. */
 	tk_timer_free(s.deadline);
 	s.deadline = NULL;
+	tk_exec_free(s.x);    /* its pidfds are watched by the loop */
 	tk_loop_free(s.loop); /* runs what is left of the close */
 	tk_tls_ctx_free(o->tls_ctx);
 	if (hexdump_close(s.hd) < 0 && s.exit_code == 0)
@@ -834,6 +919,7 @@ client_run(const struct client_opts *o)
 
 out_free_loop:
 	tk_timer_free(s.deadline);
+	tk_exec_free(s.x);
 	tk_loop_free(s.loop);
 out_free_list:
 	tk_addrlist_free(list);

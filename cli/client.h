@@ -26,7 +26,14 @@ struct client_opts {
 	bool recv_only;	  /* stdin is not read */
 	/* send: the message to send instead of stdin (may be NULL). */
 	const char *message;
-	bool newline;  /* send: end the message with a newline */
+	bool newline; /* send: end the message with a newline */
+	/* connect --exec PROG / --sh-exec CMD: the program has the socket. */
+	const char *exec;
+	bool sh;
+	char *exec_argv[64]; /* --exec split (tk_exec_split()) */
+	char exec_buf[4096];
+	/* listen: a file that starts like TLS is still just bytes. */
+	bool no_tls_hint;
 	bool annotate; /* send -v: narrate each step */
 	struct tlsopt tls;
 	struct tk_tls_ctx *tls_ctx; /* built by client_parse(), or NULL */
@@ -39,6 +46,54 @@ struct client_opts {
 	bool telnet;	      /* -t: refuse telnet options, strip them */
 	struct keepalive keepalive;
 };
+
+struct hexdump;
+struct hexdump_conn;
+
+/*
+ * One session: stdin to the connection, the connection to out_fd, with
+ * connect's half-close rules.  client_service runs it on a connection it
+ * is the argument of: a client's (client_run()) or a server's (listen).
+ */
+struct client_session {
+	const struct client_opts *o;
+	struct tk_loop *loop;
+	struct tk_conn *conn;
+	struct tk_timer *deadline; /* --max-time */
+	struct hexdump *hd;	   /* -x, or NULL */
+	struct hexdump_conn *hc;   /* listen: this client's place in it */
+	struct tk_telnet telnet;   /* -t */
+	char where[TK_ADDRSTRLEN +
+		   TK_PORTLEN]; /* "HOST:PORT" as given, or an address */
+	int out_fd;		/* what is received goes here */
+	const char *out_name;	/* for its errors */
+	/*
+	 * The session is over with an exit code: stop the loop (NULL), or
+	 * the owner's call (listen's next connection).
+	 */
+	void (*done)(struct client_session *s, int code);
+	void *owner;
+	struct tk_exec *x;  /* connect --exec */
+	bool spawned;	    /* the program runs: its exit ends the session */
+	bool stdin_watched; /* registered with the loop */
+	bool stdin_polls;   /* a regular file or /dev/null: always ready */
+	bool stdin_eof;
+	bool stdin_paused;
+	bool prev_cr; /* --crlf: the last byte sent was '\r' */
+	bool opened;
+	bool stdout_gone;
+	bool peer_eof;
+	bool got_data;	   /* some bytes came: the TLS check is behind us */
+	bool reported;	   /* the error is told already: on_close just ends */
+	bool deadline_hit; /* --max-time ended the session */
+	int exit_code;
+	uint64_t sent;
+	uint64_t received;
+};
+
+extern const struct tk_service client_service;
+/* Stop reading stdin (the session's connection is gone). */
+void client_stdin_stop(struct client_session *s);
 
 /*
  * Parse `tcpkit connect` or `tcpkit send` arguments (o->cmd says which)

@@ -64,6 +64,13 @@ const char cmd_connect_help[] =
 	"      --no-shutdown        do not send FIN at the end of stdin\n"
 	"      --send-only          do not print what the peer sends\n"
 	"      --recv-only          do not read stdin (and send nothing)\n"
+	"      --exec CMD           once connected, run CMD, a program and its\n"
+	"                           arguments (split as ncat does, no shell),\n"
+	"                           with the socket as its stdin and stdout\n"
+	"                           (ncat's client mode); its exit status is\n"
+	"                           tcpkit's (128 + N if killed by signal N);\n"
+	"                           not with --tls yet\n"
+	"      --sh-exec CMD        the same with /bin/sh -c CMD\n"
 	"  -v, --verbose            report 'connected to ADDR:PORT' on stderr\n"
 	"  -h, --help               show this help\n"
 	"\n" TLSOPT_CLIENT_HELP "\n"
@@ -75,7 +82,8 @@ const char cmd_connect_help[] =
 	"socket at PATH; UDP: ICMP port unreachable), 73 the -x file cannot\n"
 	"be created, 74 it cannot be written, 75 connect, idle, --max-time,\n"
 	"keepalive or TLS handshake timeout, 76 TLS failure, 1 other (a source\n"
-	"port in use).\n"
+	"port in use); with --exec, the program's status once it ran (69 if\n"
+	"it could not).\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit connect localhost 9999            talk to a line server\n"
@@ -84,7 +92,8 @@ const char cmd_connect_help[] =
 	"  tcpkit connect --tls example.org 443\n"
 	"  tcpkit connect unix:/run/app.sock        a local server's socket\n"
 	"  tcpkit connect -t -x dump.txt localhost 23\n"
-	"  echo hello | tcpkit connect -u 127.0.0.1 7007   one UDP datagram\n";
+	"  echo hello | tcpkit connect -u 127.0.0.1 7007   one UDP datagram\n"
+	"  tcpkit connect --sh-exec 'echo hello; cat' localhost 9000\n";
 
 int
 cmd_connect(int argc, char **argv)

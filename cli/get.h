@@ -46,6 +46,7 @@ char *get_escape(const char *s, size_t n, bool keep_eol, size_t *outlen);
 
 /* -o FILE: a temporary file renamed over FILE once complete. */
 struct get_out {
+	const char *cmd; /* names the errors: "get", "listen" */
 	int fd;
 	const char *path;
 	char *tmp;
@@ -53,6 +54,8 @@ struct get_out {
 
 /* 0, or the error is printed and its exit code (73) returned. */
 int get_out_open(struct get_out *out, const char *path);
+/* get_out_open() for command cmd (its name in the errors). */
+int get_out_open_cmd(struct get_out *out, const char *path, const char *cmd);
 /* fsync, close, rename.  0, or printed and 74; the temp file is gone. */
 int get_out_commit(struct get_out *out);
 /* Remove the temporary file; FILE is untouched. */

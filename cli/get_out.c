@@ -96,12 +96,19 @@ get_escape(const char *s, size_t n, bool keep_eol, size_t *outlen)
 int
 get_out_open(struct get_out *out, const char *path)
 {
+	return get_out_open_cmd(out, path, "get");
+}
+
+int
+get_out_open_cmd(struct get_out *out, const char *path, const char *cmd)
+{
 	char *d = strdup(path), *b = strdup(path);
 	const char *dir, *base;
 	mode_t mask;
 	size_t len;
 
 	memset(out, 0, sizeof(*out));
+	out->cmd = cmd;
 	out->fd = -1;
 	out->path = path;
 	if (d == NULL || b == NULL)
@@ -117,7 +124,7 @@ get_out_open(struct get_out *out, const char *path)
 	free(b);
 	out->fd = mkstemp(out->tmp);
 	if (out->fd < 0) {
-		cli_error("get", path, "cannot create: %s",
+		cli_error(out->cmd, path, "cannot create: %s",
 			  tk_strerror(-errno));
 		free(out->tmp);
 		out->tmp = NULL;
@@ -127,7 +134,7 @@ get_out_open(struct get_out *out, const char *path)
 	mask = umask(0);
 	umask(mask);
 	if (fchmod(out->fd, 0666 & ~mask) < 0) {
-		cli_error("get", path, "cannot create: %s",
+		cli_error(out->cmd, path, "cannot create: %s",
 			  tk_strerror(-errno));
 		get_out_discard(out);
 		return CLI_EXIT_CANTCREAT;
@@ -136,7 +143,7 @@ get_out_open(struct get_out *out, const char *path)
 nomem:
 	free(d);
 	free(b);
-	return cli_fail("get", path, -ENOMEM);
+	return cli_fail(out->cmd, path, -ENOMEM);
 }
 
 int
@@ -152,7 +159,7 @@ get_out_commit(struct get_out *out)
 	if (err == 0 && rename(out->tmp, out->path) < 0)
 		err = -errno;
 	if (err < 0) {
-		cli_error("get", out->path, "cannot write: %s",
+		cli_error(out->cmd, out->path, "cannot write: %s",
 			  tk_strerror(err));
 		get_out_discard(out);
 		return CLI_EXIT_IOERR;

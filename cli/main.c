@@ -40,6 +40,9 @@ static const struct cli_command commands[] = {
 	{ "serve", cmd_serve,
 	  "run a server: echo, discard, welcome, basic, line, broker, chat",
 	  cmd_serve_help },
+	{ "listen", cmd_listen,
+	  "wait for a client: pipe it to stdio or a file, or run a program",
+	  cmd_listen_help },
 	{ "relay", cmd_relay,
 	  "forward every client to a target (socat's TCP-LISTEN,fork)",
 	  cmd_relay_help },
@@ -133,8 +136,8 @@ print_overview(FILE *f)
 		"where a letter means two things, the long names tell them\n"
 		"apart (scripts should use the long names).  Long names are\n"
 		"never abbreviated.\n"
-		"  -4  --ipv4             resolve interfaces connect send get\n"
-		"  -6  --ipv6             resolve interfaces connect send get\n"
+		"  -4  --ipv4             resolve interfaces connect send get listen\n"
+		"  -6  --ipv6             resolve interfaces connect send get listen\n"
 		"  -C  --crlf             connect send\n"
 		"  -c  --connections      bench\n"
 		"  -d  --depth            bench\n"
@@ -143,12 +146,13 @@ print_overview(FILE *f)
 		"      --header           get (as in curl)\n"
 		"  -h  --help             every command\n"
 		"  -I  --head             get (as in curl)\n"
-		"  -i  --idle-timeout     connect send serve relay\n"
+		"  -i  --idle-timeout     connect send serve relay listen\n"
 		"      --include          get (as in curl)\n"
+		"  -k  --keep-open        listen (as in nc)\n"
 		"  -L  --location         get (as in curl)\n"
 		"  -m  --max-time         connect send get (as in curl)\n"
 		"  -n  --count            bench\n"
-		"  -o  --output           get (as in curl)\n"
+		"  -o  --output           get listen (as in curl)\n"
 		"  -p  --port             serve\n"
 		"      --source-port      connect send (as in nc)\n"
 		"  -q  --quiet            serve relay bench\n"
@@ -158,11 +162,11 @@ print_overview(FILE *f)
 		"      --duration         bench\n"
 		"      --telnet           connect (as in nc)\n"
 		"  -u  --udp              connect serve bench\n"
-		"  -v  --verbose          connect send get\n"
+		"  -v  --verbose          connect send get listen\n"
 		"  -w  --connect-timeout  connect send get (as in nc)\n"
 		"      --warmup           bench\n"
 		"      --workers          serve relay\n"
-		"  -x  --hexdump          connect relay (as in ncat)\n"
+		"  -x  --hexdump          connect relay listen (as in ncat)\n"
 		"\n"
 		"Exit codes:\n"
 		"  0   success\n"
@@ -171,10 +175,10 @@ print_overview(FILE *f)
 		"  66  an input file is missing or unreadable\n"
 		"  68  unknown host\n"
 		"  69  connection refused, host or network unreachable\n"
-		"  73  get -o: the output file cannot be created (connect and\n"
-		"      relay -x: the dump)\n"
-		"  74  get -o: the output file cannot be written (connect and\n"
-		"      relay -x: the dump)\n"
+		"  73  get -o, listen -o: the output file cannot be created\n"
+		"      (connect, relay and listen -x: the dump)\n"
+		"  74  get -o, listen -o: the output file cannot be written\n"
+		"      (connect, relay and listen -x: the dump)\n"
 		"  75  timed out (connect, idle)\n"
 		"  76  protocol or TLS error (malformed reply, handshake)\n"
 		"\n"

@@ -1316,6 +1316,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/acl.h"
 #include "tcpkit/broker.h"
 #include "tcpkit/endpoint.h"
+#include "tcpkit/exec.h"
 #include "tcpkit/relay.h"
 #include "tcpkit/telnet.h"
 #include "tcpkit/udp.h"

@@ -264,6 +264,32 @@ tk_conn_abort(struct tk_conn *c, int err)
 	tk_conn_close(c, err);
 }
 
+int
+tk_conn_detach(struct tk_conn *c, int *fd)
+{
+	/*
+	 * Only a plain socket with nothing in flight can change hands: a TLS
+	 * session's state, unsent output or held lines would be lost with
+	 * the connection.
+	 */
+	if (c->state != ST_OPEN || c->fd < 0)
+		return -ENOTCONN;
+	if (c->tp != &tk__plain_tcp)
+		return -EINVAL;
+	if (tk_buf_len(&c->out) != 0 ||
+	    (c->lines != NULL && tk_buf_len(c->lines) != 0))
+		return -EBUSY;
+	/*
+	 * A real unwatch, not tk__loop_forget(): the open file outlives our
+	 * close in the new owner's hands, and epoll would keep reporting it.
+	 */
+	tk_loop_unwatch(c->loop, c->fd);
+	*fd = c->fd;
+	c->fd = -1;
+	tk_conn_close(c, 0);
+	return 0;
+}
+
 static void
 finish_close(struct tk__defer *d)
 {

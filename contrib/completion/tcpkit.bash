@@ -24,7 +24,7 @@ _tcpkit()
 	fi
 	case $prev in
 	--cert | --key | --cacert | --client-ca | --message-file | --csv | --plot | \
-		--allow-file | --deny-file | --hexdump | -x)
+		--allow-file | --deny-file | --hexdump | -x | -o | --output)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
@@ -40,6 +40,10 @@ _tcpkit()
 		;;
 	--group)
 		COMPREPLY=($(compgen -g -- "$cur"))
+		return
+		;;
+	--exec)
+		COMPREPLY=($(compgen -c -- "$cur"))
 		return
 		;;
 	--log-format) words="text logfmt json" ;;

@@ -1,0 +1,979 @@
+/* cmd_listen.c: `tcpkit listen`: wait for a connection and pipe it to stdio
+ * or a file (nc -l), or run a program for each (ncat -l --exec). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "aclopt.h"
+#include "cli.h"
+#include "client.h"
+#include "get.h"
+#include "hexdump.h"
+#include "tlsopt.h"
+
+#define LISTEN_PROGRESS_MS 250u
+#define LISTEN_MAX_ARGS	   64
+
+const char cmd_listen_help[] =
+	"usage: tcpkit listen [OPTIONS] [HOST] PORT\n"
+	"       tcpkit listen [OPTIONS] [HOST]:PORT | tls://[HOST]:PORT\n"
+	"\n"
+	"Wait for a TCP connection on PORT (0: any free port) and copy it to\n"
+	"stdout and stdin to it, byte for byte, with the half-close rules of\n"
+	"`tcpkit connect`; exit when both directions are done (nc -l).  HOST\n"
+	"defaults to loopback (127.0.0.1 and ::1), as for serve: give 0.0.0.0\n"
+	"or :: to take connections from other machines.  'listening on\n"
+	"ADDR:PORT' is printed on stderr, with the real port.  A second client\n"
+	"is not accepted: the listening socket closes with the first.\n"
+	"tls://[HOST]:PORT is the same as --tls.\n"
+	"\n"
+	"Options:\n"
+	"  -4, --ipv4               IPv4 only (default HOST 127.0.0.1)\n"
+	"  -6, --ipv6               IPv6 only (default HOST ::1)\n"
+	"  -k, --keep-open          take connection after connection until\n"
+	"                           SIGINT or SIGTERM; with stdio one at a time,\n"
+	"                           in order (the next is accepted and held,\n"
+	"                           unread, until the one before has ended);\n"
+	"                           with --exec, all at once\n"
+	"  -o, --output FILE        write what is received to FILE instead of\n"
+	"                           stdout: to a temporary file next to it,\n"
+	"                           renamed over FILE only when the client ended\n"
+	"                           cleanly (FIN); a transfer cut by a reset, a\n"
+	"                           timeout or a signal leaves FILE as it was\n"
+	"      --append             with -o: append to FILE as bytes arrive (a\n"
+	"                           cut transfer leaves the bytes that came,\n"
+	"                           and exits non-zero); with -k, one client\n"
+	"                           after another\n"
+	"      --exec CMD           run CMD, a program and its arguments, for\n"
+	"                           every connection, the socket as its stdin\n"
+	"                           and stdout (stderr stays ours); CMD is one\n"
+	"                           argument, split as ncat does: words, '...'\n"
+	"                           and \"...\" quoting, \\ escapes, no shell;\n"
+	"                           the program is found in PATH\n"
+	"      --sh-exec CMD        the same with /bin/sh -c CMD\n"
+	"      --stderr-to-peer     the program's stderr goes to the client too\n"
+	"      --max-conns N        with --exec, N programs at once at most: the\n"
+	"                           next clients wait, accepted and unread, and\n"
+	"                           past N waiting are turned away; with -k\n"
+	"                           (stdio), N clients held at most\n"
+	"  -i, --idle-timeout D     end a connection after D without data\n"
+	"                           either way (default: never)\n"
+	"      --recv-only          do not read stdin (and send nothing)\n"
+	"  -v, --verbose            report 'connection from ADDR:PORT'\n"
+	"  -x, --hexdump FILE       write both directions to FILE in hex and\n"
+	"                           ASCII as they pass ('>' sent, '<'\n"
+	"                           received; client, offset and time per\n"
+	"                           chunk); - is stderr; not with --exec\n"
+	"      --broker             every client's bytes go to every other\n"
+	"                           client (ncat --broker; implies -k); a client\n"
+	"                           that stays behind is cut, not buffered for\n"
+	"                           (see tcpkit serve broker)\n"
+	"      --chat               the same with names (user<N>, /nick) and\n"
+	"                           join and leave lines (ncat --chat)\n"
+	"  -h, --help               show this help\n"
+	"\n"
+	"Access (checked right after accept, before any byte is read or sent;\n"
+	"a refused client is closed at once and logged 'denied ADDR'):\n"
+	"      --allow CIDR         accept only clients in CIDR (10.0.0.0/8,\n"
+	"                           ::1/128); repeatable\n"
+	"      --deny CIDR          refuse clients in CIDR; repeatable; a deny\n"
+	"                           wins over an allow\n"
+	"      --allow-file FILE    the same, one rule per line ('#' comments)\n"
+	"      --deny-file FILE\n"
+	"\n"
+	"TLS (as serve's, see docs/tls.md); with --exec, the program talks\n"
+	"plain text through a socketpair, the verified client certificate's\n"
+	"subject in TCPKIT_TLS_CLIENT_SUBJECT:\n"
+	"      --tls                speak TLS 1.2 or 1.3 (without --cert, an\n"
+	"                           ephemeral self-signed certificate)\n"
+	"      --cert FILE          certificate chain (PEM, leaf first)\n"
+	"      --key FILE           its private key (default: in --cert)\n"
+	"      --client-ca FILE     ask clients for a certificate from these CAs\n"
+	"      --client-auth optional|required\n"
+	"                           with --client-ca (default required)\n"
+	"      --tls-min 1.2|1.3    oldest version accepted (default 1.2)\n"
+	"      --alpn LIST          protocols accepted, preferred first\n"
+	"\n"
+	"Programs: the environment is ours plus TCPKIT_PEER_ADDR,\n"
+	"TCPKIT_PEER_PORT, TCPKIT_LOCAL_ADDR and TCPKIT_LOCAL_PORT (as inetd\n"
+	"and UCSPI servers give).  Each exit is one line on stderr: client,\n"
+	"pid, exit status or signal, duration.  Children are reaped as they\n"
+	"end; at exit, those still running get SIGTERM (SIGKILL 2s later).\n"
+	"Without -k, tcpkit exits 0 once the program has ended, whatever its\n"
+	"status.\n"
+	"\n"
+	"Progress: with -o and stderr a terminal, one line (bytes, rate,\n"
+	"elapsed) updated four times a second; none when stderr is not one.\n"
+	"\n"
+	"Durations: 10 or 1.5 (seconds), 250ms, 2s, 1m.\n"
+	"\n"
+	"Exit codes: 0 done (or stopped by a signal with no transfer under\n"
+	"way), 64 usage, 66 the --exec program not found or a TLS or rules\n"
+	"file missing, 69 the client reset, or a program could not be\n"
+	"started, 73 -o FILE (or -x FILE) cannot be created, 74 it cannot be\n"
+	"written, 75 idle timeout, 76 TLS failure, 1 cut by a signal, or any\n"
+	"other error.\n"
+	"\n"
+	"Examples:\n"
+	"  tcpkit listen 9000 > file              receive one file (nc -l)\n"
+	"  tcpkit listen -o file 9000             the same, whole or not at all\n"
+	"  tcpkit listen -k --exec cat 0.0.0.0 7  an echo service (ncat -lk -e)\n"
+	"  tcpkit listen -k --exec 'cat -n' 9000  numbered lines back\n"
+	"  tcpkit listen -k --sh-exec 'echo $TCPKIT_PEER_ADDR' 9000\n"
+	"  tcpkit listen --chat --allow 127.0.0.0/8 9000\n";
+
+struct listen_opts {
+	char host[TK_HOSTLEN]; /* "": loopback */
+	uint16_t port;
+	int family;
+	bool keep;
+	const char *output;
+	bool append;
+	const char *exec; /* --exec "PROG ARGS" or --sh-exec CMD */
+	bool sh;
+	char *argv[LISTEN_MAX_ARGS]; /* --exec split (tk_exec_split()) */
+	char argbuf[4096];
+	bool stderr_to_peer;
+	uint64_t max_conns;
+	uint64_t idle_ms;
+	bool recv_only;
+	bool verbose;
+	const char *hexdump; /* -x FILE or - */
+	bool broker, chat;
+	struct aclopt acl;
+	struct tlsopt tls;
+};
+
+/* A -k client held while the one before it is served. */
+struct held {
+	struct tk_conn *c;
+	struct held *next;
+};
+
+struct listen_state {
+	const struct listen_opts *o;
+	struct client_opts co;
+	struct client_session s;
+	struct tk_loop *loop;
+	struct tk_server *srv;
+	struct tk_exec *x;
+	struct tk_broker *broker; /* --broker, --chat */
+	struct get_out out;
+	struct hexdump_conn hc; /* -x: the client's offsets and label */
+	int append_fd;
+	struct tk_timer *progress;
+	bool progress_shown;
+	uint64_t started; /* of the session, loop time */
+	bool busy;	  /* a client is being served */
+	bool drained;	  /* without -k: the listener is closed */
+	bool all_gone;	  /* ...and every connection too (TLS: the pump) */
+	bool child_done;  /* --exec without -k: the one program ended */
+	struct held *head, *tail;
+	int signo;
+	int exit_code;
+};
+
+static int
+parse_target(struct listen_opts *o, int nargs, char **args)
+{
+	char host[TK_HOSTLEN] = "", port[TK_PORTLEN] = "";
+
+	if (nargs == 0)
+		return cli_usage("listen", "missing PORT");
+	if (nargs > 2)
+		return cli_usage("listen", "unexpected argument '%s'", args[2]);
+	if (nargs == 1) {
+		/* The one endpoint syntax: PORT, :PORT, HOST:PORT, tls://. */
+		struct tk_endpoint ep;
+		char why[160];
+
+		if (tk_endpoint_parse(args[0], TK_EP_PASSIVE | TK_EP_ALLOW_TLS,
+				      &ep, why, sizeof(why)) < 0)
+			return cli_usage("listen", "%s", why);
+		if (ep.kind == TK_EP_TLS)
+			o->tls.tls = true;
+		snprintf(host, sizeof(host), "%s", ep.host);
+		snprintf(port, sizeof(port), "%s", ep.port);
+	} else {
+		if (strlen(args[0]) >= TK_HOSTLEN || args[0][0] == '\0')
+			return cli_usage("listen", "malformed host '%s'",
+					 args[0]);
+		if (tk_hostport_split(args[0], host, port) < 0 ||
+		    port[0] != '\0')
+			snprintf(host, sizeof(host), "%s", args[0]);
+		snprintf(port, sizeof(port), "%s", args[1]);
+	}
+	if (cli_parse_port("listen", "PORT", port, &o->port) < 0)
+		return CLI_EXIT_USAGE;
+	snprintf(o->host, sizeof(o->host), "%s", host);
+	return 0;
+}
+
+/* Is prog (no '/') somewhere in PATH, executable? */
+static bool
+in_path(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char buf[4096];
+
+	if (strchr(prog, '/') != NULL)
+		return access(prog, X_OK) == 0;
+	if (path == NULL)
+		path = "/usr/bin:/bin";
+	while (*path != '\0') {
+		size_t len = strcspn(path, ":");
+
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, path, prog);
+		if (len != 0 && access(buf, X_OK) == 0)
+			return true;
+		path += len;
+		if (*path == ':')
+			path++;
+	}
+	return false;
+}
+
+static int
+parse_args(int argc, char **argv, struct listen_opts *o)
+{
+	enum {
+		OPT_APPEND = 256,
+		OPT_EXEC,
+		OPT_SH_EXEC,
+		OPT_STDERR_TO_PEER,
+		OPT_MAX_CONNS,
+		OPT_RECV_ONLY,
+		OPT_BROKER,
+		OPT_CHAT,
+	};
+	static const struct option longopts[] = {
+		{ "ipv4", no_argument, NULL, '4' },
+		{ "ipv6", no_argument, NULL, '6' },
+		{ "keep-open", no_argument, NULL, 'k' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "append", no_argument, NULL, OPT_APPEND },
+		{ "exec", required_argument, NULL, OPT_EXEC },
+		{ "sh-exec", required_argument, NULL, OPT_SH_EXEC },
+		{ "stderr-to-peer", no_argument, NULL, OPT_STDERR_TO_PEER },
+		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "recv-only", no_argument, NULL, OPT_RECV_ONLY },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "hexdump", required_argument, NULL, 'x' },
+		{ "broker", no_argument, NULL, OPT_BROKER },
+		{ "chat", no_argument, NULL, OPT_CHAT },
+		TLSOPT_SERVER_LONGOPTS,
+		ACLOPT_LONGOPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	bool v4 = false, v6 = false;
+	int ch, rc;
+
+	opterr = 0;
+	while ((ch = cli_getopt(argc, argv, ":46ko:i:vx:h", longopts)) != -1) {
+		switch (ch) {
+		case '4':
+			v4 = true;
+			break;
+		case '6':
+			v6 = true;
+			break;
+		case 'k':
+			o->keep = true;
+			break;
+		case 'o':
+			if (optarg[0] == '\0')
+				return cli_usage("listen",
+						 "-o/--output needs a FILE");
+			o->output = optarg;
+			break;
+		case OPT_APPEND:
+			o->append = true;
+			break;
+		case OPT_EXEC:
+		case OPT_SH_EXEC:
+			if (o->exec != NULL)
+				return cli_usage("listen",
+						 "--exec and --sh-exec are "
+						 "given once, together never");
+			if (optarg[0] == '\0')
+				return cli_usage("listen", "%s",
+						 ch == OPT_EXEC
+							 ? "--exec needs a PROG"
+							 : "--sh-exec needs a "
+							   "CMD");
+			o->exec = optarg;
+			o->sh = ch == OPT_SH_EXEC;
+			break;
+		case OPT_STDERR_TO_PEER:
+			o->stderr_to_peer = true;
+			break;
+		case OPT_MAX_CONNS:
+			if (cli_parse_uint("listen", "--max-conns", optarg, 1,
+					   1000000, &o->max_conns) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 'i':
+			if (cli_parse_duration("listen", "-i/--idle-timeout",
+					       optarg, true, &o->idle_ms) < 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case OPT_RECV_ONLY:
+			o->recv_only = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'x':
+			o->hexdump = optarg;
+			break;
+		case OPT_BROKER:
+			o->broker = true;
+			break;
+		case OPT_CHAT:
+			o->chat = true;
+			break;
+		case 'h':
+			cli_help("listen");
+			return -1;
+		default:
+			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
+				rc = aclopt_take("listen", &o->acl, ch, optarg);
+				if (rc != 0)
+					return rc;
+				break;
+			}
+			if (ch >= TLSOPT_TLS && ch <= TLSOPT_CLIENT_AUTH) {
+				rc = tlsopt_take("listen", &o->tls, ch, optarg);
+				if (rc != 0)
+					return rc;
+				break;
+			}
+			return cli_bad_option("listen", argv, ch);
+		}
+	}
+	if (v4 && v6)
+		return cli_usage("listen", "-4 and -6 exclude each other");
+	if (o->broker && o->chat)
+		return cli_usage("listen", "--broker and --chat exclude each "
+					   "other");
+	if ((o->broker || o->chat) && (o->exec != NULL || o->output != NULL ||
+				       o->recv_only || o->hexdump != NULL))
+		return cli_usage("listen",
+				 "--%s takes none of --exec, --sh-exec, -o, "
+				 "--recv-only, -x (the clients talk to each "
+				 "other, not to us)",
+				 o->broker ? "broker" : "chat");
+	if (o->broker || o->chat)
+		o->keep = true; /* as ncat --broker: client after client */
+	if (o->hexdump != NULL && o->exec != NULL)
+		return cli_usage("listen",
+				 "-x and --exec exclude each other (the "
+				 "program has the socket)");
+	o->family = v4 ? AF_INET : v6 ? AF_INET6 : AF_UNSPEC;
+	if (o->append && o->output == NULL)
+		return cli_usage("listen", "--append needs -o FILE");
+	if (o->exec != NULL && o->output != NULL)
+		return cli_usage("listen",
+				 "-o and --exec exclude each other (the "
+				 "program has the connection)");
+	if (o->exec != NULL && o->recv_only)
+		return cli_usage("listen",
+				 "--recv-only and --exec exclude each other");
+	if (o->stderr_to_peer && o->exec == NULL)
+		return cli_usage("listen",
+				 "--stderr-to-peer needs --exec or --sh-exec");
+	if (o->keep && o->output != NULL && !o->append)
+		return cli_usage("listen",
+				 "-k with -o needs --append (each client "
+				 "would replace the file)");
+	if (o->exec != NULL && !o->sh) {
+		char why[128];
+
+		rc = tk_exec_split(o->exec, o->argbuf, sizeof(o->argbuf),
+				   o->argv, LISTEN_MAX_ARGS, why, sizeof(why));
+		if (rc == -E2BIG)
+			return cli_usage("listen", "--exec: too long");
+		if (rc < 0)
+			return cli_usage(
+				"listen", "--exec: %s",
+				strncmp(why, "exec: ", 6) == 0 ? why + 6 : why);
+	}
+	rc = parse_target(o, argc - optind, argv + optind);
+	if (rc != 0)
+		return rc;
+	if (o->exec != NULL && !o->sh && !in_path(o->argv[0])) {
+		cli_error("listen", "--exec", "%s: program not found in PATH",
+			  o->argv[0]);
+		return CLI_EXIT_NOINPUT;
+	}
+	return 0;
+}
+
+static char *
+human_bytes(uint64_t n, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	size_t u = 0;
+
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+static void
+show_progress(struct listen_state *st, bool last)
+{
+	uint64_t ms = tk_loop_now(st->loop) - st->started;
+	uint64_t got = st->s.received;
+	char b[32], r[32];
+
+	human_bytes(got, b, sizeof(b));
+	human_bytes(ms ? got * 1000 / ms : 0, r, sizeof(r));
+	/* \r and a clear to the end: the line is rewritten in place. */
+	fprintf(stderr, "\r%s received, %s/s, %.1fs\033[K%s", b, r,
+		(double)ms / 1000, last ? "\n" : "");
+	fflush(stderr);
+	st->progress_shown = !last;
+}
+
+static void
+on_progress(struct tk_timer *t, void *arg)
+{
+	(void)t;
+	show_progress(arg, false);
+}
+
+static void
+end_progress(struct listen_state *st)
+{
+	if (st->progress == NULL || !tk_timer_is_active(st->progress))
+		return;
+	tk_timer_stop(st->progress);
+	show_progress(st, true);
+}
+
+static void start_session(struct listen_state *st, struct tk_conn *c);
+
+/* The session's end: keep or drop the file, then the next client or exit. */
+static void
+session_done(struct client_session *s, int code)
+{
+	struct listen_state *st = s->owner;
+	char b[32];
+
+	end_progress(st);
+	st->busy = false;
+	if (st->o->output != NULL && !st->o->append) {
+		if (code == 0 && s->peer_eof) {
+			code = get_out_commit(&st->out);
+		} else {
+			get_out_discard(&st->out);
+			cli_error("listen", st->o->output,
+				  "transfer cut after %s: not written",
+				  human_bytes(s->received, b, sizeof(b)));
+			if (code == 0)
+				code = CLI_EXIT_OTHER;
+		}
+	} else if (st->o->append && (code != 0 || !s->peer_eof)) {
+		cli_error("listen", st->o->output,
+			  "transfer cut: %llu bytes appended",
+			  (unsigned long long)s->received);
+		if (code == 0)
+			code = CLI_EXIT_OTHER;
+	}
+	if (!st->o->keep) {
+		st->exit_code = code;
+		tk_loop_stop(st->loop);
+		return;
+	}
+	if (st->head != NULL) {
+		struct held *h = st->head;
+		struct tk_conn *c = h->c;
+
+		st->head = h->next;
+		if (st->head == NULL)
+			st->tail = NULL;
+		free(h);
+		tk_conn_set_data(c, NULL);
+		tk_conn_resume(c);
+		start_session(st, c);
+	}
+}
+
+static void
+start_session(struct listen_state *st, struct tk_conn *c)
+{
+	struct client_session *s = &st->s;
+	char who[TK_ADDRSTRLEN];
+	int err;
+
+	/* Stdin's state carries over; the connection's starts afresh. */
+	s->conn = c;
+	s->opened = s->peer_eof = s->got_data = s->reported = false;
+	s->stdout_gone = s->prev_cr = false;
+	s->sent = s->received = 0;
+	s->exit_code = 0;
+	st->busy = true;
+	st->started = tk_loop_now(st->loop);
+	tk_addr_format(tk_conn_peer(c), who, sizeof(who));
+	snprintf(s->where, sizeof(s->where), "%s", who);
+	if (st->o->verbose)
+		fprintf(stderr, "connection from %s\n", who);
+	if (s->hd != NULL) {
+		hexdump_conn_init(&st->hc, who);
+		s->hc = &st->hc;
+	}
+	if (st->o->output != NULL && !st->o->append) {
+		if ((err = get_out_open_cmd(&st->out, st->o->output,
+					    "listen")) != 0) {
+			st->exit_code = err;
+			s->reported = true;
+			tk_conn_close(c, 0);
+			return;
+		}
+		s->out_fd = st->out.fd;
+	}
+	if (st->progress != NULL)
+		(void)tk_timer_start(st->progress, LISTEN_PROGRESS_MS,
+				     LISTEN_PROGRESS_MS);
+	err = client_service.open(c, s);
+	if (err < 0) {
+		tk_conn_close(c, err);
+		return;
+	}
+	/* Stdin ended with an earlier client: this one gets FIN at once. */
+	if (s->stdin_eof)
+		tk_conn_shutdown(c);
+}
+
+static int
+listen_open(struct tk_conn *c, void *arg)
+{
+	struct listen_state *st = arg;
+	struct held *h;
+
+	if (!st->o->keep && !st->drained) {
+		/* One client, as nc -l: the listener goes now. */
+		st->drained = true;
+		tk_server_drain(st->srv);
+	}
+	if (!st->busy) {
+		start_session(st, c);
+		return 0;
+	}
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return -ENOMEM;
+	h->c = c;
+	if (st->tail != NULL)
+		st->tail->next = h;
+	else
+		st->head = h;
+	st->tail = h;
+	tk_conn_set_data(c, h);
+	tk_conn_pause(c);
+	return 0;
+}
+
+static void
+listen_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+{
+	struct listen_state *st = arg;
+
+	if (c == st->s.conn)
+		client_service.data(c, data, n, &st->s);
+}
+
+static void
+listen_drain(struct tk_conn *c, void *arg)
+{
+	struct listen_state *st = arg;
+
+	if (c == st->s.conn)
+		client_service.drain(c, &st->s);
+}
+
+static void
+listen_close(struct tk_conn *c, int err, void *arg)
+{
+	struct listen_state *st = arg;
+	struct held *h = tk_conn_data(c), **pp;
+
+	if (c == st->s.conn) {
+		client_service.close(c, err, &st->s);
+		return;
+	}
+	if (h == NULL)
+		return;
+	/* A held client left before its turn. */
+	for (pp = &st->head; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	st->tail = NULL;
+	for (struct held *p = st->head; p != NULL; p = p->next)
+		st->tail = p;
+	free(h);
+}
+
+/* The listener closing (no -k) must not end the session it accepted. */
+static void
+listen_stop(struct tk_conn *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+}
+
+static const struct tk_service listen_service = {
+	.name = "listen",
+	.open = listen_open,
+	.data = listen_data,
+	.drain = listen_drain,
+	.close = listen_close,
+	.stop = listen_stop,
+};
+
+/* --exec: the library's service; without -k, for one client only. */
+static int
+exec_open(struct tk_conn *c, void *arg)
+{
+	struct listen_state *st = arg;
+	int err = tk_service_exec.open(c, st->x);
+
+	if (!st->o->keep && !st->drained) {
+		st->drained = true;
+		tk_server_drain(st->srv);
+	}
+	return err;
+}
+
+static void
+exec_close(struct tk_conn *c, int err, void *arg)
+{
+	struct listen_state *st = arg;
+
+	tk_service_exec.close(c, err, st->x);
+}
+
+static void
+exec_stop(struct tk_conn *c, void *arg)
+{
+	struct listen_state *st = arg;
+
+	tk_service_exec.stop(c, st->x);
+}
+
+static const struct tk_service exec_service = {
+	.name = "exec",
+	.open = exec_open,
+	.close = exec_close,
+	.stop = exec_stop,
+};
+
+/*
+ * --exec without -k: done when the program has ended and its connection
+ * too (with TLS the pump still carries the program's last bytes).
+ */
+static void
+one_done(struct listen_state *st)
+{
+	if (st->child_done && st->all_gone)
+		tk_loop_stop(st->loop);
+}
+
+static void
+on_exit_logged(struct tk_exec *x, const struct tk_exec_exit *e, void *arg)
+{
+	struct listen_state *st = arg;
+	char who[TK_ADDRSTRLEN], dur[32], how[64];
+
+	(void)x;
+	tk_addr_format(&e->peer, who, sizeof(who));
+	if (e->pid == 0) {
+		cli_error("listen", st->o->exec, "cannot run for %s: %s", who,
+			  tk_strerror(e->spawn_err));
+		if (!st->o->keep) {
+			st->exit_code = CLI_EXIT_UNAVAILABLE;
+			st->child_done = true;
+			one_done(st);
+		}
+		return;
+	}
+	if (WIFEXITED(e->status))
+		snprintf(how, sizeof(how), "exit %d", WEXITSTATUS(e->status));
+	else if (WIFSIGNALED(e->status))
+		snprintf(how, sizeof(how), "killed by signal %d (%s)",
+			 WTERMSIG(e->status), strsignal(WTERMSIG(e->status)));
+	else
+		snprintf(how, sizeof(how), "status %d", e->status);
+	cli_log("exit", "peer", who, "%s: pid %d %s after %s", who, (int)e->pid,
+		how, cli_format_duration(e->duration_ms, dur, sizeof(dur)));
+	if (!st->o->keep) {
+		st->child_done = true;
+		one_done(st);
+	}
+}
+
+static void
+on_signal(struct tk_loop *loop, int signo, void *arg)
+{
+	struct listen_state *st = arg;
+
+	st->signo = signo;
+	tk_loop_stop(loop);
+}
+
+static void
+on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
+	 const struct tk_addr *peer, int err, void *arg)
+{
+	struct listen_state *st = arg;
+	char who[TK_ADDRSTRLEN];
+
+	(void)s;
+	(void)c;
+	if (ev == TK_SERVER_REJECT && err == TK_EDENIED) {
+		tk_addr_format(peer, who, sizeof(who));
+		cli_log("deny", "peer", who, "denied %s", who);
+	} else if (ev == TK_SERVER_REJECT) {
+		cli_error("listen", tk_addr_format(peer, who, sizeof(who)),
+			  "turned away: --max-conns %llu reached",
+			  (unsigned long long)st->o->max_conns);
+	} else if (ev == TK_SERVER_ERROR) {
+		cli_fail("listen", "accept", err);
+	} else if (ev == TK_SERVER_DRAINED) {
+		st->all_gone = true;
+		if (st->o->exec != NULL)
+			one_done(st);
+	}
+}
+
+static int
+listen_on(struct listen_state *st)
+{
+	const struct listen_opts *o = st->o;
+	struct tk_listen_why why;
+	const char *hosts[1];
+	size_t n = 0;
+	char where[TK_ADDRSTRLEN];
+	int err;
+
+	if (o->host[0] != '\0')
+		hosts[n++] = o->host;
+	else if (o->family == AF_INET)
+		hosts[n++] = "127.0.0.1";
+	else if (o->family == AF_INET6)
+		hosts[n++] = "::1";
+	err = tk_server_listen_hosts(st->srv, hosts, n, o->port, 0, &why);
+	if (err == 0) {
+		for (size_t i = 0; i < tk_server_listener_count(st->srv); i++) {
+			const struct tk_addr *a = tk_server_addr(st->srv, i);
+
+			if (o->family != AF_UNSPEC &&
+			    tk_addr_family(a) != o->family) {
+				cli_error(
+					"listen", o->host, "not an %s address",
+					o->family == AF_INET ? "IPv4" : "IPv6");
+				return CLI_EXIT_USAGE;
+			}
+		}
+		for (size_t i = 0; i < tk_server_listener_count(st->srv); i++)
+			cli_log("listening", "addr",
+				tk_addr_format(tk_server_addr(st->srv, i),
+					       where, sizeof(where)),
+				"listening on %s", where);
+		return 0;
+	}
+	if (why.host != NULL)
+		return cli_fail("listen", why.host, err);
+	return cli_fail("listen",
+			tk_addr_format(&why.addr, where, sizeof(where)), err);
+}
+
+int
+cmd_listen(int argc, char **argv)
+{
+	struct listen_opts o;
+	struct listen_state st;
+	struct tk_server_opts sopts;
+	struct tk_tls_ctx *tls = NULL;
+	const char *sh_argv[] = { "/bin/sh", "-c", NULL, NULL };
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	memset(&st, 0, sizeof(st));
+	st.o = &o;
+	st.append_fd = -1;
+	rc = parse_args(argc, argv, &o);
+	if (rc != 0) {
+		aclopt_free(&o.acl);
+		return rc < 0 ? 0 : rc;
+	}
+	rc = tlsopt_server_ctx("listen", &o.tls, &tls);
+	if (rc != 0) {
+		aclopt_free(&o.acl);
+		return rc;
+	}
+	if (o.append) {
+		st.append_fd =
+			open(o.output,
+			     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+		if (st.append_fd < 0) {
+			rc = CLI_EXIT_CANTCREAT;
+			cli_error("listen", o.output, "cannot open: %s",
+				  tk_strerror(-errno));
+			tk_tls_ctx_free(tls);
+			aclopt_free(&o.acl);
+			return rc;
+		}
+	} else if (o.output != NULL) {
+		/* Fail now, not at the first client: the same checks. */
+		rc = get_out_open_cmd(&st.out, o.output, "listen");
+		if (rc != 0) {
+			tk_tls_ctx_free(tls);
+			aclopt_free(&o.acl);
+			return rc;
+		}
+		get_out_discard(&st.out);
+	}
+
+	st.co.cmd = "listen";
+	st.co.idle_timeout_ms = o.idle_ms;
+	st.co.verbose = false;
+	st.co.recv_only = o.recv_only;
+	st.co.no_tls_hint = true;
+	st.s.o = &st.co;
+	st.s.out_fd = st.append_fd >= 0 ? st.append_fd : STDOUT_FILENO;
+	st.s.out_name = o.output != NULL ? o.output : "stdout";
+	st.s.done = session_done;
+	st.s.owner = &st;
+
+	if ((rc = tk_loop_new(&st.loop)) < 0) {
+		rc = cli_fail("listen", "", rc);
+		goto out_tls;
+	}
+	st.s.loop = st.loop;
+	if ((rc = tk_loop_signal(st.loop, SIGINT, on_signal, &st)) < 0 ||
+	    (rc = tk_loop_signal(st.loop, SIGTERM, on_signal, &st)) < 0) {
+		rc = cli_fail("listen", "signals", rc);
+		goto out_loop;
+	}
+	if (o.output != NULL && isatty(STDERR_FILENO) &&
+	    tk_timer_new(st.loop, on_progress, &st, &st.progress) < 0)
+		st.progress = NULL; /* no progress line: not worth failing */
+
+	if (o.hexdump != NULL &&
+	    (rc = hexdump_open("listen", o.hexdump, &st.s.hd)) != 0)
+		goto out_loop;
+	tk_server_opts_init(&sopts);
+	sopts.max_conns = o.max_conns;
+	sopts.acl = o.acl.acl;
+	sopts.conn.idle_timeout_ms = o.idle_ms;
+	sopts.conn.tls = tls;
+	sopts.on_event = on_event;
+	sopts.event_arg = &st;
+	/* As for connect: the two directions are independent. */
+	sopts.conn.max_pending = sopts.conn.max_output;
+	if (o.broker || o.chat) {
+		if ((rc = tk_broker_new(st.loop, NULL, &st.broker)) < 0) {
+			rc = cli_fail("listen", "", rc);
+			goto out_loop;
+		}
+		rc = tk_server_new(st.loop, &sopts,
+				   o.chat ? &tk_service_chat
+					  : &tk_service_broker,
+				   st.broker, &st.srv);
+	} else if (o.exec != NULL) {
+		struct tk_exec_opts xo = {
+			.stderr_to_peer = o.stderr_to_peer,
+			.max_children = (unsigned)o.max_conns,
+			.on_exit = on_exit_logged,
+			.arg = &st,
+		};
+
+		if (o.sh) {
+			sh_argv[2] = o.exec;
+			xo.argv = sh_argv;
+		} else {
+			xo.argv = (const char *const *)o.argv;
+		}
+		if ((rc = tk_exec_new(st.loop, &xo, &st.x)) < 0) {
+			rc = cli_fail("listen", "", rc);
+			goto out_loop;
+		}
+		rc = tk_server_new(st.loop, &sopts, &exec_service, &st,
+				   &st.srv);
+	} else {
+		rc = tk_server_new(st.loop, &sopts, &listen_service, &st,
+				   &st.srv);
+	}
+	if (rc < 0) {
+		rc = cli_fail("listen", "", rc);
+		goto out_exec;
+	}
+	if ((rc = listen_on(&st)) != 0)
+		goto out_server;
+	if ((rc = tk_server_start(st.srv)) < 0) {
+		rc = cli_fail("listen", "", rc);
+		goto out_server;
+	}
+	rc = tk_loop_run(st.loop);
+	if (rc < 0) {
+		rc = cli_fail("listen", "event loop", rc);
+		goto out_server;
+	}
+	rc = st.exit_code;
+	if (st.signo != 0 && st.busy) {
+		char b[32];
+
+		end_progress(&st);
+		if (o.output != NULL && !o.append)
+			get_out_discard(&st.out);
+		cli_error("listen", st.s.where, "%s: transfer cut after %s%s%s",
+			  strsignal(st.signo),
+			  human_bytes(st.s.received, b, sizeof(b)),
+			  o.output != NULL && !o.append ? "; not written: "
+							: "",
+			  o.output != NULL && !o.append ? o.output : "");
+		st.busy = false;
+		rc = CLI_EXIT_OTHER;
+	}
+out_server:
+	client_stdin_stop(&st.s);
+	tk_server_free(st.srv);
+out_exec:
+	tk_exec_free(st.x);
+	tk_broker_free(st.broker);
+out_loop:
+	tk_timer_free(st.progress);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	tk_loop_free(st.loop);
+	if (st.busy && o.output != NULL && !o.append)
+		get_out_discard(&st.out);
+	if (hexdump_close(st.s.hd) < 0 && rc == 0)
+		rc = hexdump_exit_code();
+out_tls:
+	if (st.append_fd >= 0 && close(st.append_fd) < 0 && rc == 0)
+		rc = cli_fail("listen", o.output, -errno);
+	tk_tls_ctx_free(tls);
+	aclopt_free(&o.acl);
+	return rc;
+}
