@@ -28,8 +28,9 @@ const char cmd_listen_help[] =
 	"Wait for a TCP connection on PORT (0: any free port) and copy it to\n"
 	"stdout and stdin to it, byte for byte, with the half-close rules of\n"
 	"`tcpkit connect`; exit when both directions are done (nc -l).  HOST\n"
-	"defaults to loopback (127.0.0.1 and ::1), as for serve: give 0.0.0.0\n"
-	"or :: to take connections from other machines.  'listening on\n"
+	"defaults to loopback (127.0.0.1 and ::1), as for serve: give :PORT\n"
+	"(every address), 0.0.0.0 or :: to take connections from other\n"
+	"machines.  'listening on\n"
 	"ADDR:PORT' is printed on stderr, with the real port.  A second client\n"
 	"is not accepted: the listening socket closes with the first.\n"
 	"tls://[HOST]:PORT is the same as --tls.\n"
@@ -130,7 +131,8 @@ const char cmd_listen_help[] =
 	"  tcpkit listen --chat --allow 127.0.0.0/8 9000\n";
 
 struct listen_opts {
-	char host[TK_HOSTLEN]; /* "": loopback */
+	char host[TK_HOSTLEN]; /* "": loopback, or every address (wildcard) */
+	bool wildcard;	       /* ":PORT": every address, asked for */
 	uint16_t port;
 	int family;
 	bool keep;
@@ -199,6 +201,7 @@ parse_target(struct listen_opts *o, int nargs, char **args)
 			return cli_usage("listen", "%s", why);
 		if (ep.kind == TK_EP_TLS)
 			o->tls.tls = true;
+		o->wildcard = ep.wildcard;
 		snprintf(host, sizeof(host), "%s", ep.host);
 		snprintf(port, sizeof(port), "%s", ep.port);
 	} else {
@@ -777,11 +780,20 @@ listen_on(struct listen_state *st)
 
 	if (o->host[0] != '\0')
 		hosts[n++] = o->host;
+	else if (o->wildcard)
+		hosts[n++] = o->family == AF_INET ? "0.0.0.0" : "::";
 	else if (o->family == AF_INET)
 		hosts[n++] = "127.0.0.1";
 	else if (o->family == AF_INET6)
 		hosts[n++] = "::1";
 	err = tk_server_listen_hosts(st->srv, hosts, n, o->port, 0, &why);
+	if (o->wildcard && o->family == AF_UNSPEC &&
+	    (err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL)) {
+		/* No IPv6 here: every IPv4 address, then. */
+		hosts[0] = "0.0.0.0";
+		err = tk_server_listen_hosts(st->srv, hosts, n, o->port, 0,
+					     &why);
+	}
 	if (err == 0) {
 		for (size_t i = 0; i < tk_server_listener_count(st->srv); i++) {
 			const struct tk_addr *a = tk_server_addr(st->srv, i);

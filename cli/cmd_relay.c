@@ -486,6 +486,10 @@ listen_on(struct relay_state *st, const struct relay_opts *o)
 	if (host[0] != '\0') {
 		err = tk_server_listen_hosts(st->server, &host, 1,
 					     o->listen_port, 0, &why);
+	} else if (!o->listen.wildcard) {
+		/* A bare PORT: loopback, as for serve and listen. */
+		err = tk_server_listen_hosts(st->server, NULL, 0,
+					     o->listen_port, 0, &why);
 	} else {
 		/* Every address: dual-stack, IPv4 alone where no IPv6. */
 		err = tk_server_listen_hosts(st->server, any, 1, o->listen_port,

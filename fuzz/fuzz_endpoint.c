@@ -111,7 +111,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			      strcmp(again.port, ep.port) == 0 &&
 			      again.path_len == ep.path_len &&
 			      memcmp(again.path, ep.path, ep.path_len) == 0 &&
-			      again.abstract == ep.abstract,
+			      again.abstract == ep.abstract &&
+			      again.wildcard == ep.wildcard,
 		      "round trip");
 	}
 out:

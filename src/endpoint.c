@@ -166,6 +166,8 @@ parse_inet(enum tk_endpoint_kind kind, const char *text, const char *rest,
 	ep->kind = kind;
 	memcpy(ep->host, host, sizeof(host));
 	memcpy(ep->port, port, sizeof(port));
+	/* ":PORT" says "every address"; a bare "PORT" leaves it open. */
+	ep->wildcard = host[0] == '\0' && rest[0] == ':';
 	return 0;
 }
 
@@ -304,7 +306,9 @@ tk_endpoint_format(const struct tk_endpoint *ep, char *buf, size_t len)
 	case TK_EP_TCP:
 	case TK_EP_TLS:
 	case TK_EP_UDP:
-		if (strchr(ep->host, ':') != NULL)
+		if (ep->host[0] == '\0' && !ep->wildcard)
+			snprintf(buf, len, "%s%s", scheme, ep->port);
+		else if (strchr(ep->host, ':') != NULL)
 			snprintf(buf, len, "%s[%s]:%s", scheme, ep->host,
 				 ep->port);
 		else

@@ -30,9 +30,9 @@ extern "C" {
  * The prefixes are matched first and without case: a host named unix,
  * exec or sh is written tcp://unix:PORT.  udp:// takes the forms TCP does,
  * passive ones included ("udp://:5353").  A passive (listening) endpoint may
- * leave HOST out (":8080", "8080", "tls://:8443": every address) and may use
- * port 0 (any free port); an active one needs both, and a port from 1 to 65535
- * or a service name.
+ * leave HOST out: ":8080" and "tls://:8443" mean every address (wildcard), a
+ * bare "8080" the caller's default; and it may use port 0 (any free port).
+ * An active one needs both, and a port from 1 to 65535 or a service name.
  */
 enum tk_endpoint_kind {
 	TK_EP_TCP,
@@ -57,12 +57,18 @@ enum tk_endpoint_kind {
 
 struct tk_endpoint {
 	enum tk_endpoint_kind kind;
-	char host[TK_HOSTLEN]; /* TCP, TLS, UDP: no brackets; "" = any */
+	char host[TK_HOSTLEN]; /* TCP, TLS, UDP: no brackets; "": none given */
 	char port[TK_PORTLEN]; /* TCP, TLS, UDP: a number or a service name */
 	char path[TK_UNIX_PATHLEN + 1]; /* UNIX: NUL-terminated */
 	size_t path_len;		/* UNIX: bytes of path */
 	bool abstract;			/* UNIX: unix:@NAME (path is NAME) */
 	const char *command; /* EXEC, SH: borrowed from the text parsed */
+	/*
+	 * Passive TCP, TLS, UDP without a host: ":PORT" asked for every
+	 * address (true); a bare "PORT" (false) leaves the address to the
+	 * caller's default (tcpkit's commands: loopback).
+	 */
+	bool wildcard;
 };
 
 /*

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from listenhelpers import Listen
-from tkhelpers import TCPKIT, need, run
+from tkhelpers import LISTEN_RE, TCPKIT, need, run
 
 
 @pytest.fixture
@@ -478,3 +478,20 @@ def test_usage_errors_of_the_extras(args, why):
     p = run(["listen"] + args)
     assert p.returncode == 64, p.stderr
     assert why in p.stderr.decode()
+
+
+@pytest.mark.parametrize("where,hosts", [
+    (("0",), ("127.0.0.1", "::1")),           # a bare PORT: loopback
+    ((":0",), ("::", "0.0.0.0")),              # ":PORT": every address
+    (("-4", ":0"), ("0.0.0.0",)),
+])
+def test_address_bare_port_is_loopback_colon_port_every_address(
+        listen, where, hosts):
+    lp = listen(hostport=where)
+    m = LISTEN_RE.search(lp.err.text())
+    assert m.group(1).strip("[]") in hosts, lp.err.text()
+    with connect(lp.port) as s:
+        s.sendall(b"x")
+        s.shutdown(socket.SHUT_WR)
+        recv_all(s)
+    assert lp.wait(20) == 0

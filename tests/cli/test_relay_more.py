@@ -212,6 +212,17 @@ def test_relay_listening_on_every_address(relay, pyserver):
         assert recv_until(c, lambda d: d == b"any") == b"any"
 
 
+def test_relay_bare_port_listens_on_loopback(relay, pyserver):
+    """A bare PORT is loopback, as for serve and listen: every address
+    only when asked for (":PORT")."""
+    srv = pyserver(echo_handler)
+    r = relay("0", target(srv.port))
+    assert r.host in ("127.0.0.1", "::1")
+    with r.connect() as c:
+        c.sendall(b"lo")
+        assert recv_until(c, lambda d: d == b"lo") == b"lo"
+
+
 def test_two_workers(relay, pyserver):
     srv = pyserver(echo_handler)
     r = relay("-w", "2", "127.0.0.1:0", target(srv.port), workers=False)

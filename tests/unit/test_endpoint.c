@@ -79,11 +79,18 @@ Test(endpoint, passive_forms)
 
 	cr_assert_str_eq(ep.host, "");
 	cr_assert_str_eq(ep.port, "8080");
+	cr_assert(ep.wildcard, "\":8080\" asks for every address");
 	ep = parse_ok("0", TK_EP_PASSIVE);
 	cr_assert_str_eq(ep.port, "0");
+	cr_assert_not(ep.wildcard, "a bare port leaves the address open");
+	round_trip("8080", TK_EP_PASSIVE, "8080");
+	round_trip(":8080", TK_EP_PASSIVE, ":8080");
+	ep = parse_ok("127.0.0.1:0", TK_EP_PASSIVE);
+	cr_assert_not(ep.wildcard);
 	ep = parse_ok("tls://:8443", TK_EP_PASSIVE | TK_EP_ALLOW_TLS);
 	cr_assert_eq(ep.kind, TK_EP_TLS);
 	cr_assert_str_eq(ep.host, "");
+	cr_assert(ep.wildcard);
 	ep = parse_ok("[::]:0", TK_EP_PASSIVE);
 	cr_assert_str_eq(ep.host, "::");
 }
