@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "proxyopt.h"
 
 /* Stop reading stdin while this much is waiting for the peer. */
 #define STDIN_CHUNK	  (64u * 1024)
@@ -19,7 +20,8 @@ struct session {
 	struct tk_loop *loop;
 	struct tk_conn *conn;
 	struct tk_timer *deadline;		 /* --max-time */
-	char where[TK_HOSTLEN + TK_PORTLEN + 4]; /* "HOST:PORT" as given */
+	/* "HOST:PORT" as given, and " via PROXY" */
+	char where[2 * TK_HOSTLEN + TK_PROXY_CREDLEN + 64];
 	bool stdin_watched;			 /* registered with the loop */
 	bool stdin_polls; /* a regular file or /dev/null: always ready */
 	bool stdin_eof;
@@ -85,6 +87,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		OPT_SEND_ONLY,
 		OPT_RECV_ONLY,
 		OPT_NEWLINE,
+		OPT_PROXY,
 	};
 	static const struct option longopts[] = {
 		{ "ipv4", no_argument, NULL, '4' },
@@ -100,6 +103,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		{ "send-only", no_argument, NULL, OPT_SEND_ONLY },
 		{ "recv-only", no_argument, NULL, OPT_RECV_ONLY },
 		{ "newline", no_argument, NULL, OPT_NEWLINE },
+		{ "proxy", required_argument, NULL, OPT_PROXY },
 		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -174,6 +178,13 @@ client_parse(int argc, char **argv, struct client_opts *o)
 						 "option '--newline' is for "
 						 "'tcpkit send'");
 			o->newline = true;
+			break;
+		case OPT_PROXY:
+			tk_proxy_clear(&o->proxy);
+			if ((err = proxyopt_parse(cmd, "--proxy", optarg,
+						  &o->proxy)) != 0)
+				return err;
+			o->has_proxy = true;
 			break;
 		default:
 			if (ch >= TLSOPT_TLS && ch <= TLSOPT_ALPN) {
@@ -253,6 +264,13 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		return cli_usage(cmd, "--newline needs a MESSAGE argument");
 	if (nargs > 0)
 		return cli_usage(cmd, "unexpected argument '%s'", argv[0]);
+	if (o->has_proxy && o->unix_ep)
+		return cli_usage(cmd, "--proxy is for TCP targets, not UNIX "
+				      "sockets");
+	/* The proxy chooses the target's address, not us. */
+	if (o->has_proxy && (v4 || v6))
+		return cli_usage(cmd, "-4 and -6 do not apply through "
+				      "--proxy");
 	return tlsopt_client_ctx(cmd, &o->tls, &o->tls_ctx);
 }
 
@@ -267,6 +285,13 @@ format_where(struct session *s)
 	}
 	snprintf(s->where, sizeof(s->where),
 		 strchr(h, ':') != NULL ? "[%s]:%s" : "%s:%s", h, s->o->port);
+	if (s->o->has_proxy) {
+		char target[sizeof(s->where)];
+
+		snprintf(target, sizeof(target), "%s", s->where);
+		proxyopt_where(target, &s->o->proxy, s->where,
+			       sizeof(s->where));
+	}
 }
 
 static void
@@ -583,7 +608,7 @@ static const struct tk_service client_service = {
 };
 
 int
-client_run(const struct client_opts *o)
+client_run(struct client_opts *o)
 {
 	struct session s = { .o = o };
 	struct tk_conn_opts copts;
@@ -591,7 +616,8 @@ client_run(const struct client_opts *o)
 	int err = 0;
 
 	format_where(&s);
-	if (!o->unix_ep)
+	/* Through a proxy the name is the proxy's to resolve, or ours later. */
+	if (!o->unix_ep && !o->has_proxy)
 		err = tk_resolve(o->host, o->port, o->family, 0, &list);
 	if (err < 0)
 		tk_tls_ctx_free(o->tls_ctx);
@@ -626,9 +652,13 @@ client_run(const struct client_opts *o)
 		    (err = tk_timer_start(s.deadline, o->max_time_ms, 0)) < 0)
 			goto out_free_loop;
 	}
+	copts.proxy = o->has_proxy ? &o->proxy : NULL;
 	if (o->unix_ep)
 		err = tk_conn_connect_endpoint(s.loop, &o->ep, &copts,
 					       &client_service, &s, &s.conn);
+	else if (o->has_proxy)
+		err = tk_conn_connect_host(s.loop, o->host, o->port, &copts,
+					   &client_service, &s, &s.conn);
 	else
 		err = tk_conn_connect(s.loop, list, &copts, &client_service, &s,
 				      &s.conn);
@@ -636,6 +666,7 @@ client_run(const struct client_opts *o)
 		goto out_free_loop;
 	tk_addrlist_free(list);
 	list = NULL;
+	tk_proxy_clear(&o->proxy); /* the connection has its copy */
 	err = tk_loop_run(s.loop);
 	if (err < 0) {
 		s.exit_code = cli_fail(o->cmd, "event loop", err);
@@ -656,5 +687,6 @@ out_free_loop:
 out_free_list:
 	tk_addrlist_free(list);
 	tk_tls_ctx_free(o->tls_ctx);
+	tk_proxy_clear(&o->proxy);
 	return cli_fail(o->cmd, s.where, err);
 }

@@ -31,6 +31,8 @@ struct client_opts {
 	struct tk_tls_ctx *tls_ctx; /* built by client_parse(), or NULL */
 	bool unix_ep;		    /* a unix: target, in ep */
 	struct tk_endpoint ep;
+	bool has_proxy; /* --proxy: the target through proxy */
+	struct tk_proxy proxy;
 };
 
 /*
@@ -39,7 +41,10 @@ struct client_opts {
  * Returns 0, -1 after printing help, or an exit code.
  */
 int client_parse(int argc, char **argv, struct client_opts *o);
-/* Run the session (and free the TLS context); returns the exit code. */
-int client_run(const struct client_opts *o);
+/*
+ * Run the session (and free the TLS context, wipe the proxy's
+ * credentials); returns the exit code.
+ */
+int client_run(struct client_opts *o);
 
 #endif /* TK_CLI_CLIENT_H */

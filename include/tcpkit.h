@@ -47,7 +47,7 @@ const char *tk_tls_runtime_version(void);
  * Errors.  Every call returns 0 (or a count) on success and a negative code
  * on failure: -errno for system errors, or one of the TK_E* codes below,
  * grouped in bands: 3000s resolver, 3100s timeouts, 3200s protocol and
- * parsing, 3300s TLS.  One list generates the enum,
+ * parsing, 3300s TLS, 3400s proxies.  One list generates the enum,
  * tk_strerror() and tk_err_name(), so they cannot drift apart.
  */
 /*
@@ -90,7 +90,12 @@ const char *tk_tls_runtime_version(void);
 	X(ETLSCERTREQUIRED, -3308, TLS, "client certificate required")         \
 	X(ETLSPEERREJECT, -3309, TLS, "the peer rejected our certificate")     \
 	X(ETLSCONFIG, -3310, USAGE, "bad TLS configuration")                   \
-	X(ETLSPLAIN, -3311, TLS, "the peer does not speak TLS")
+	X(ETLSPLAIN, -3311, TLS, "the peer does not speak TLS")               \
+	X(EPROXYDENIED, -3401, REFUSED, "the proxy refused the request")       \
+	X(EPROXYAUTH, -3402, AUTH, "proxy authentication failed")              \
+	X(EPROXYTARGET, -3403, REFUSED,                                        \
+	  "the proxy could not reach the target")                              \
+	X(EPROXYPROTO, -3404, PROTOCOL, "proxy protocol error")
 
 enum tk_errno {
 #define TK__ERR_ENUM(name, value, class, text) TK_##name = (value),
@@ -112,6 +117,7 @@ enum tk_err_class {
 	TK_CLASS_TLS,	   /* TLS: handshake, verification, version */
 	TK_CLASS_PROTOCOL, /* the peer broke the protocol, or cut it short */
 	TK_CLASS_IO,	   /* anything else the system reports */
+	TK_CLASS_AUTH,	   /* credentials refused (a proxy's) */
 };
 
 enum tk_err_class tk_err_class(int err);
@@ -741,6 +747,7 @@ int tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg);
 struct tk_conn;
 struct tk_server;
 struct tk_tls_ctx;
+struct tk_proxy;
 
 /*
  * The service interface: what a server runs for every accepted connection
@@ -858,6 +865,18 @@ struct tk_conn_opts {
 	 */
 	size_t max_line;
 	uint64_t line_timeout_ms;
+	/*
+	 * Client: go through this proxy (tcpkit/proxy.h; copied at connect,
+	 * NULL: none).  Only tk_conn_connect_host() and
+	 * tk_conn_connect_endpoint() (TCP and TLS) take one: the target is a
+	 * name for the proxy; tk_conn_connect() returns -EINVAL with one.  The
+	 * proxy's name is resolved, and its handshake runs, under
+	 * connect_timeout_ms; then TLS, if any, to the target through the
+	 * tunnel.  tk_conn_peer() is the proxy's address.  Failures:
+	 * TK_EPROXYDENIED, TK_EPROXYAUTH, TK_EPROXYTARGET, TK_EPROXYPROTO,
+	 * with the proxy's reply in tk_conn_last_error().
+	 */
+	const struct tk_proxy *proxy;
 };
 
 /* Fill opts with the defaults. */
@@ -1289,6 +1308,7 @@ const struct tk_service *tk_service_find(const char *name);
 /* The API by topic; each header keeps its own symbols visible. */
 #include "tcpkit/broker.h"
 #include "tcpkit/endpoint.h"
+#include "tcpkit/proxy.h"
 #include "tcpkit/unix.h"
 
 #endif /* TCPKIT_H */
