@@ -160,6 +160,8 @@ enum {
 	OPT_MAX_REDIRS = TLSOPT_ALPN + 1,
 	OPT_DOWNGRADE,
 	OPT_COMPRESSED,
+	OPT_PROXY,
+	OPT_NOPROXY,
 };
 
 /* -H: one "Name: value" field; 0 or the usage error's exit code. */
@@ -207,6 +209,8 @@ get_parse(int argc, char **argv, struct get_opts *o)
 		{ "location", no_argument, NULL, 'L' },
 		{ "max-redirs", required_argument, NULL, OPT_MAX_REDIRS },
 		{ "allow-https-downgrade", no_argument, NULL, OPT_DOWNGRADE },
+		{ "proxy", required_argument, NULL, OPT_PROXY },
+		{ "noproxy", required_argument, NULL, OPT_NOPROXY },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -243,6 +247,12 @@ get_parse(int argc, char **argv, struct get_opts *o)
 		case 'I':
 			h->head = true;
 			o->include = true;
+			break;
+		case OPT_PROXY:
+			o->proxy_flag = optarg;
+			break;
+		case OPT_NOPROXY:
+			o->noproxy = optarg;
 			break;
 		case OPT_COMPRESSED:
 			h->compressed = true;

@@ -419,6 +419,7 @@ struct tk_http_req;
 struct tk_loop;
 struct tk_conn;
 struct tk_tls_ctx;
+struct tk_proxy;
 
 struct tk_http_opts {
 	bool head; /* HEAD instead of GET: a head and no body */
@@ -450,6 +451,14 @@ struct tk_http_opts {
 	 * either coding (zlib); a corrupt or cut stream is TK_ECODING.
 	 */
 	bool compressed;
+	/*
+	 * Every hop through this proxy (tcpkit/proxy.h; copied; NULL:
+	 * none), an https:// one's TLS to the target through the tunnel.
+	 * An http:// hop is tunnelled with CONNECT too, not sent to an HTTP
+	 * proxy as an absolute URL.  The library reads no environment: a
+	 * program that honours ALL_PROXY and NO_PROXY decides and passes it.
+	 */
+	const struct tk_proxy *proxy;
 };
 
 /* Fill opts with the defaults: GET, no redirects followed (max 10). */

@@ -258,3 +258,85 @@ def test_proxy_and_unix_exclude(tmp_path):
             input=b"")
     assert p.returncode == 64
     assert p.stderr == usage("--proxy is for TCP targets, not UNIX sockets")
+
+
+# --- get: --proxy, --noproxy and the environment, as curl reads them --------
+
+def http_target(conn):
+    """An HTTP server for one request: answers with the request line."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    line = head.split(b"\r\n")[0]
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+                 b"Connection: close\r\n\r\n%s" % (len(line), line))
+    return line
+
+
+def get_env(**kw):
+    """The environment with no proxy variable but those given."""
+    import os
+    env = {k: v for k, v in os.environ.items()
+           if k.lower() not in ("all_proxy", "http_proxy", "https_proxy",
+                                "no_proxy")}
+    env.update(kw)
+    return env
+
+
+def test_get_all_proxy(tmp_path, proxies, pyserver):
+    d = proxies(start_dante(tmp_path))
+    t = peer(pyserver, http_target)
+    p = run(["get", "http://localhost:%d/x" % t.port],
+            env=get_env(ALL_PROXY=via(d, "socks5h")))
+    assert p.stderr == b""
+    assert p.returncode == 0
+    assert p.stdout == b"GET /x HTTP/1.1"
+
+
+def test_get_env_proxy_down_names_it(pyserver):
+    port = free_port()
+    t = pyserver(lambda c, s: None)
+    url = "http://127.0.0.1:%d/" % t.port
+    p = run(["get", url], env=get_env(all_proxy="socks5://127.0.0.1:%d"
+                                      % port))
+    assert p.returncode == UNAVAILABLE
+    assert p.stderr == err_line("%s via socks5://127.0.0.1:%d" % (url, port),
+                                "Connection refused", cmd="get")
+
+
+@pytest.mark.parametrize("no_proxy", ["localhost", "*", ".localhost",
+                                      "example.com, localhost"])
+def test_get_no_proxy(pyserver, no_proxy):
+    t = peer(pyserver, http_target)
+    dead = "socks5://127.0.0.1:%d" % free_port()
+    p = run(["get", "http://localhost:%d/direct" % t.port],
+            env=get_env(ALL_PROXY=dead, NO_PROXY=no_proxy))
+    assert p.stderr == b""
+    assert p.stdout == b"GET /direct HTTP/1.1"
+
+
+def test_get_noproxy_flag_and_empty_proxy(pyserver):
+    dead = "socks5://127.0.0.1:%d" % free_port()
+    for args in (["--noproxy", "*"], ["--proxy", ""]):
+        t = peer(pyserver, http_target)
+        p = run(["get"] + args + ["http://localhost:%d/" % t.port],
+                env=get_env(ALL_PROXY=dead))
+        assert p.stderr == b"", args
+        assert p.returncode == 0
+
+
+def test_get_scheme_variables(pyserver):
+    """https_proxy is not for http://; http_proxy is, in lower case only
+    (a CGI program's HTTP_PROXY comes from a request's Proxy header)."""
+    dead = "socks5://127.0.0.1:%d" % free_port()
+    for env in ({"https_proxy": dead}, {"HTTPS_PROXY": dead},
+                {"HTTP_PROXY": dead}):
+        t = peer(pyserver, http_target)
+        p = run(["get", "http://localhost:%d/" % t.port], env=get_env(**env))
+        assert p.stderr == b"", env
+    p = run(["get", "http://localhost:9/"], env=get_env(http_proxy=dead))
+    assert p.returncode == UNAVAILABLE
+    assert b" via socks5://" in p.stderr
