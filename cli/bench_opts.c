@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "cli.h"
+#include "proxyopt.h"
 #include "tlsopt.h"
 
 #define DEFAULT_SIZE	  64u
@@ -430,6 +431,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		OPT_JSON,
 		OPT_CSV,
 		OPT_PLOT,
+		OPT_PROXY,
 	};
 	static const struct option longopts[] = {
 		{ "connections", required_argument, NULL, 'c' },
@@ -448,6 +450,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "csv", required_argument, NULL, OPT_CSV },
 		{ "plot", required_argument, NULL, OPT_PLOT },
+		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_CLIENT_LONGOPTS,
@@ -555,6 +558,13 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		case OPT_PLOT:
 			o->plot_path = optarg;
 			break;
+		case OPT_PROXY:
+			tk_proxy_clear(&o->proxy);
+			if ((rc = proxyopt_parse("bench", "--proxy", optarg,
+						 &o->proxy)) != 0)
+				return rc;
+			o->has_proxy = true;
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -597,6 +607,15 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	}
 	if ((rc = parse_target(nargs, args, o)) != 0)
 		return rc;
+	if (o->has_proxy && o->is_unix)
+		return cli_usage("bench", "--proxy is for TCP targets, not "
+					  "UNIX sockets");
+	if (o->has_proxy) {
+		char target[sizeof(o->where)];
+
+		snprintf(target, sizeof(target), "%s", o->where);
+		proxyopt_where(target, &o->proxy, o->where, sizeof(o->where));
+	}
 	if ((rc = check_mode(o, &g)) != 0)
 		return rc;
 	if (o->count != 0 && g.warmup != NULL)

@@ -340,3 +340,28 @@ def test_get_scheme_variables(pyserver):
     p = run(["get", "http://localhost:9/"], env=get_env(http_proxy=dead))
     assert p.returncode == UNAVAILABLE
     assert b" via socks5://" in p.stderr
+
+
+# --- bench ------------------------------------------------------------------
+
+def test_bench_through_dante(tmp_path, proxies, serve):
+    d = proxies(start_dante(tmp_path))
+    srv = serve("-H", "127.0.0.1", "echo")
+    p = run(["bench", "echo", "--proxy", via(d), "-c", "2", "-n", "20",
+             "--json", "127.0.0.1", str(srv.port)], timeout=60)
+    assert p.returncode == 0, p.stderr
+    import json
+    r = json.loads(p.stdout)
+    assert r["messages"] == 40
+    assert r["errors"]["total"] == 0
+
+
+def test_bench_proxy_down():
+    port = free_port()
+    p = run(["bench", "echo", "--proxy", "socks5://127.0.0.1:%d" % port,
+             "-c", "1", "-n", "1", "127.0.0.1", "9"], timeout=60)
+    assert p.returncode == UNAVAILABLE
+    assert p.stderr == err_line(
+        "127.0.0.1:9 via socks5://127.0.0.1:%d" % port,
+        "Connection refused (no connection could be established)",
+        cmd="bench")
