@@ -146,11 +146,6 @@ tk_proxy_parse(const char *url, struct tk_proxy *out, char *why,
 					       : "no proxy host in the URL");
 	}
 	if (p.port[0] == '\0') {
-		/* "host:" is a port forgotten, not the default asked for. */
-		if (hostport[strlen(hostport) - 1] == ':') {
-			tk_proxy_clear(&p);
-			return fail(why, whylen, "empty port in the proxy URL");
-		}
 		strcpy(p.port, DEFAULT_PORT);
 	} else {
 		uint16_t port;
@@ -158,7 +153,7 @@ tk_proxy_parse(const char *url, struct tk_proxy *out, char *why,
 		if (tk_port_parse(p.port, &port) < 0 || port == 0) {
 			tk_proxy_clear(&p);
 			return fail(why, whylen,
-				    "the proxy's port must be 1 to 65535");
+				    "the proxy's port must be a number from 1 to 65535");
 		}
 	}
 	*out = p;
