@@ -38,6 +38,10 @@ const char cmd_connect_help[] =
 	"                           busy (default: no limit)\n"
 	"  -s, --source ADDR        connect from this local address\n"
 	"                           (ADDR or ADDR:PORT)\n"
+	"      --proxy URL          go through a proxy: socks5://, socks5h://\n"
+	"                           (the proxy resolves HOST), socks4a:// or\n"
+	"                           http:// (CONNECT), [USER:PASSWORD@]HOST[:PORT]\n"
+	"                           (port 1080 by default)\n"
 	"  -C, --crlf               send stdin's line ends as CRLF\n"
 	"      --no-shutdown        do not send FIN at the end of stdin\n"
 	"      --send-only          do not print what the peer sends\n"
@@ -50,15 +54,18 @@ const char cmd_connect_help[] =
 	"Exit codes: 0 the peer closed, 64 usage (also port 0, an empty or\n"
 	"over-long HOST), 66 a --cacert, --cert or --key file is missing, 68\n"
 	"unknown host, 69 refused or unreachable (or reset; unix: also no\n"
-	"socket at PATH), 75 connect, idle,\n"
-	"--max-time or TLS handshake timeout, 76 TLS failure, 1 other.\n"
+	"socket at PATH; --proxy: the proxy refused the request or could not\n"
+	"reach the target), 75 connect, idle, --max-time or TLS handshake\n"
+	"timeout, 76 TLS failure (or the proxy's protocol broken), 77 the\n"
+	"proxy refused the credentials, 1 other.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit connect localhost 9999            talk to a line server\n"
 	"  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | tcpkit connect example.org 80\n"
 	"  tcpkit connect -v -w 2 [::1]:7007 < file > copy\n"
 	"  tcpkit connect --tls example.org 443\n"
-	"  tcpkit connect unix:/run/app.sock        a local server's socket\n";
+	"  tcpkit connect unix:/run/app.sock        a local server's socket\n"
+	"  tcpkit connect --proxy socks5h://127.0.0.1:9050 example.org 80\n";
 
 int
 cmd_connect(int argc, char **argv)
