@@ -168,6 +168,7 @@ print_overview(FILE *f)
 		"  74  get -o: the output file cannot be written\n"
 		"  75  timed out (connect, idle)\n"
 		"  76  protocol or TLS error (malformed reply, handshake)\n"
+		"  77  the proxy refused the credentials (--proxy)\n"
 		"\n"
 		"Errors are one line on stderr: 'tcpkit: WHAT WHERE: WHY'.\n");
 }
