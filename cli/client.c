@@ -19,11 +19,11 @@ struct session {
 	const struct client_opts *o;
 	struct tk_loop *loop;
 	struct tk_conn *conn;
-	struct tk_timer *deadline;		 /* --max-time */
+	struct tk_timer *deadline; /* --max-time */
 	/* "HOST:PORT" as given, and " via PROXY" */
 	char where[2 * TK_HOSTLEN + TK_PROXY_CREDLEN + 64];
-	bool stdin_watched;			 /* registered with the loop */
-	bool stdin_polls; /* a regular file or /dev/null: always ready */
+	bool stdin_watched; /* registered with the loop */
+	bool stdin_polls;   /* a regular file or /dev/null: always ready */
 	bool stdin_eof;
 	bool stdin_paused;
 	bool prev_cr; /* --crlf: the last byte sent was '\r' */

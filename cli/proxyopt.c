@@ -15,8 +15,7 @@ proxyopt_parse(const char *cmd, const char *opt, const char *url,
 	char why[256], *full = NULL;
 	int err;
 
-	if (strstr(url, "://") == NULL &&
-	    asprintf(&full, "http://%s", url) < 0)
+	if (strstr(url, "://") == NULL && asprintf(&full, "http://%s", url) < 0)
 		return cli_usage(cmd, "%s: out of memory", opt);
 	err = tk_proxy_parse(full != NULL ? full : url, out, why, sizeof(why));
 	if (full != NULL) {
@@ -50,7 +49,8 @@ entry_matches(const char *entry, size_t n, const char *host)
 	if (tk_addr_from_ip(ip, 0, &a) == 0) {
 		struct tk_addr b;
 
-		return tk_addr_from_ip(host, 0, &b) == 0 && tk_addr_equal(&a, &b);
+		return tk_addr_from_ip(host, 0, &b) == 0 &&
+		       tk_addr_equal(&a, &b);
 	}
 	if (hl == n)
 		return strncasecmp(host, ip, n) == 0;
@@ -103,7 +103,7 @@ proxyopt_for_url(const char *cmd, const char *scheme, const char *host,
 		if (strcasecmp(scheme, "https") == 0) {
 			url = env2("https_proxy", "HTTPS_PROXY");
 			from = getenv("https_proxy") != NULL ? "https_proxy"
-							      : "HTTPS_PROXY";
+							     : "HTTPS_PROXY";
 		} else {
 			url = env2("http_proxy", NULL);
 			from = "http_proxy";
@@ -111,7 +111,7 @@ proxyopt_for_url(const char *cmd, const char *scheme, const char *host,
 		if (url == NULL) {
 			url = env2("all_proxy", "ALL_PROXY");
 			from = getenv("all_proxy") != NULL ? "all_proxy"
-							    : "ALL_PROXY";
+							   : "ALL_PROXY";
 		}
 	}
 	if (url == NULL || *url == '\0')

@@ -32,8 +32,8 @@ bool proxyopt_no_proxy(const char *list, const char *host);
  * or the usage error's exit code, printed.
  */
 int proxyopt_for_url(const char *cmd, const char *scheme, const char *host,
-		     const char *flag, const char *noproxy, struct tk_proxy *out,
-		     bool *use);
+		     const char *flag, const char *noproxy,
+		     struct tk_proxy *out, bool *use);
 /* "HOST:PORT via socks5://USER@PROXY:PORT" (no password) into buf. */
 char *proxyopt_where(const char *target, const struct tk_proxy *p, char *buf,
 		     size_t len);

@@ -151,22 +151,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			return 0;
 		}
 		n = tk_socks5_connect_request(text, 443, buf, room);
-		check(n == -EINVAL || n == -E2BIG || (n > 0 && (size_t)n <= room),
+		check(n == -EINVAL || n == -E2BIG ||
+			      (n > 0 && (size_t)n <= room),
 		      "socks5 request: within its buffer");
 		n = tk_socks4a_request(text, 443, "u", buf, room);
-		check(n == -EINVAL || n == -E2BIG || (n > 0 && (size_t)n <= room),
+		check(n == -EINVAL || n == -E2BIG ||
+			      (n > 0 && (size_t)n <= room),
 		      "socks4a request: within its buffer");
 		n = tk_http_connect_request(text, 443, "u", "p", (char *)buf,
 					    room);
-		check(n == -EINVAL || n == -E2BIG || (n > 0 && (size_t)n < room),
+		check(n == -EINVAL || n == -E2BIG ||
+			      (n > 0 && (size_t)n < room),
 		      "http request: within its buffer");
 		if (n > 0) {
 			/* One request line: the host cannot add a line. */
 			const char *eol = strstr((char *)buf, "\r\n");
 
-			check(eol != NULL && memchr(buf, '\n', (size_t)(eol -
-							   (char *)buf)) ==
-						     NULL,
+			check(eol != NULL &&
+				      memchr(buf, '\n',
+					     (size_t)(eol - (char *)buf)) ==
+					      NULL,
 			      "http request: one request line");
 		}
 		free(buf);

@@ -90,7 +90,7 @@ const char *tk_tls_runtime_version(void);
 	X(ETLSCERTREQUIRED, -3308, TLS, "client certificate required")         \
 	X(ETLSPEERREJECT, -3309, TLS, "the peer rejected our certificate")     \
 	X(ETLSCONFIG, -3310, USAGE, "bad TLS configuration")                   \
-	X(ETLSPLAIN, -3311, TLS, "the peer does not speak TLS")               \
+	X(ETLSPLAIN, -3311, TLS, "the peer does not speak TLS")                \
 	X(EPROXYDENIED, -3401, REFUSED, "the proxy refused the request")       \
 	X(EPROXYAUTH, -3402, AUTH, "proxy authentication failed")              \
 	X(EPROXYTARGET, -3403, REFUSED,                                        \

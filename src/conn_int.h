@@ -25,8 +25,8 @@ enum {
 	F_EOF_TOLD = 1u << 8,	/* the service had its TK_EOF (line framing) */
 };
 
-struct connecting; /* connect.c */
-struct resolving;  /* connect.c */
+struct connecting;   /* connect.c */
+struct resolving;    /* connect.c */
 struct tk__proxying; /* proxy_conn.c */
 
 /*

@@ -81,8 +81,7 @@ decode_cred(const char *in, size_t n, char *out)
 }
 
 int
-tk_proxy_parse(const char *url, struct tk_proxy *out, char *why,
-	       size_t whylen)
+tk_proxy_parse(const char *url, struct tk_proxy *out, char *why, size_t whylen)
 {
 	struct tk_proxy p;
 	const char *sep, *auth, *at, *hp, *end;
@@ -119,8 +118,7 @@ tk_proxy_parse(const char *url, struct tk_proxy *out, char *why,
 		size_t ulen = colon != NULL ? (size_t)(colon - auth)
 					    : (size_t)(at - auth);
 
-		if (ulen == 0 ||
-		    decode_cred(auth, ulen, p.user) < 0 ||
+		if (ulen == 0 || decode_cred(auth, ulen, p.user) < 0 ||
 		    (colon != NULL &&
 		     decode_cred(colon + 1, (size_t)(at - colon - 1), p.pass) <
 			     0)) {
@@ -152,8 +150,9 @@ tk_proxy_parse(const char *url, struct tk_proxy *out, char *why,
 
 		if (tk_port_parse(p.port, &port) < 0 || port == 0) {
 			tk_proxy_clear(&p);
-			return fail(why, whylen,
-				    "the proxy's port must be a number from 1 to 65535");
+			return fail(
+				why, whylen,
+				"the proxy's port must be a number from 1 to 65535");
 		}
 	}
 	*out = p;

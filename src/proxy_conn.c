@@ -97,8 +97,7 @@ tk__proxy_set_target(struct tk__proxying *px, const char *host, uint16_t port)
 	px->portnum = port;
 }
 
-static int
-failf(struct tk_conn *c, int err, const char *fmt, ...)
+static int failf(struct tk_conn *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Fail with err, the detail in words. */
@@ -148,8 +147,7 @@ encode(struct tk_conn *c, struct tk__proxying *px)
 			n = tk_socks5_connect_request(px->host, px->portnum,
 						      px->out, sizeof(px->out));
 		if (n < 0)
-			return failf(c, -EINVAL,
-				     "%s cannot ask for %s port %u",
+			return failf(c, -EINVAL, "%s cannot ask for %s port %u",
 				     tk_proxy_scheme(p->kind), px->host,
 				     px->portnum);
 		break;
@@ -184,7 +182,8 @@ answer(struct tk_conn *c, struct tk__proxying *px, ssize_t len,
 			px->step = S_AUTH;
 			return 0;
 		}
-		if (v == TK_SOCKS5_AUTH_NOMETHOD || v == TK_SOCKS5_AUTH_USERPASS)
+		if (v == TK_SOCKS5_AUTH_NOMETHOD ||
+		    v == TK_SOCKS5_AUTH_USERPASS)
 			return failf(c, TK_EPROXYAUTH,
 				     p->has_auth
 					     ? "the SOCKS5 proxy accepts none "
@@ -228,9 +227,9 @@ answer(struct tk_conn *c, struct tk__proxying *px, ssize_t len,
 		}
 		/* 401 too: some proxies (tinyproxy) answer CONNECT so. */
 		if (st == 407 || st == 401)
-			return failf(c, TK_EPROXYAUTH, "HTTP %d %s%s", st,
-				     reason,
-				     p->has_auth ? "" : " (no credentials given)");
+			return failf(
+				c, TK_EPROXYAUTH, "HTTP %d %s%s", st, reason,
+				p->has_auth ? "" : " (no credentials given)");
 		/*
 		 * A proxy's 5xx to CONNECT is the target it could not reach
 		 * (502, 503, 504; tinyproxy's 500 "Unable to connect").
@@ -272,11 +271,11 @@ answer(struct tk_conn *c, struct tk__proxying *px, ssize_t len,
 	case 4:
 	case 5:
 	case 6:
-		return failf(c, TK_EPROXYTARGET, "SOCKS5 reply %u: %s",
-			     r->code, tk_socks5_reply_text(r->code));
+		return failf(c, TK_EPROXYTARGET, "SOCKS5 reply %u: %s", r->code,
+			     tk_socks5_reply_text(r->code));
 	default:
-		return failf(c, TK_EPROXYDENIED, "SOCKS5 reply %u: %s",
-			     r->code, tk_socks5_reply_text(r->code));
+		return failf(c, TK_EPROXYDENIED, "SOCKS5 reply %u: %s", r->code,
+			     tk_socks5_reply_text(r->code));
 	}
 }
 

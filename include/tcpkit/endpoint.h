@@ -97,7 +97,8 @@ char *tk_endpoint_format(const struct tk_endpoint *ep, char *buf, size_t len);
  * opts->tls required: the caller builds the context; -EINVAL without),
  * UNIX (its address; no name to resolve; TLS over it when opts->tls is
  * set, with opts->servername to check, since a UNIX peer has no IP).
- * -EINVAL for stdio, exec and sh endpoints, which are no connections.
+ * -EINVAL for stdio, exec and sh endpoints, which are no connections, and
+ * for UNIX with opts->proxy (a proxy takes TCP and TLS targets).
  * Otherwise returns and calls back as tk_conn_connect() does.
  */
 struct tk_loop;

@@ -86,19 +86,18 @@ const char *tk_proxy_scheme(enum tk_proxy_kind kind);
 /* RFC 1928 3: the methods offered: none, and username/password too. */
 ssize_t tk_socks5_greeting(bool userpass, uint8_t *out, size_t len);
 /* The method the server chose, in *method. */
-ssize_t tk_socks5_parse_method(const uint8_t *in, size_t len,
-			       uint8_t *method);
+ssize_t tk_socks5_parse_method(const uint8_t *in, size_t len, uint8_t *method);
 /* RFC 1929 2: user and password, each 1 to 255 bytes. */
-ssize_t tk_socks5_auth_request(const char *user, const char *pass,
-			       uint8_t *out, size_t len);
+ssize_t tk_socks5_auth_request(const char *user, const char *pass, uint8_t *out,
+			       size_t len);
 /* Its answer: *status 0 is success. */
 ssize_t tk_socks5_parse_auth(const uint8_t *in, size_t len, uint8_t *status);
 /*
  * RFC 1928 4: CONNECT to host (an IPv4 or IPv6 literal is sent as an
  * address, anything else as a name of at most 255 bytes) and port.
  */
-ssize_t tk_socks5_connect_request(const char *host, uint16_t port,
-				  uint8_t *out, size_t len);
+ssize_t tk_socks5_connect_request(const char *host, uint16_t port, uint8_t *out,
+				  size_t len);
 
 /* A SOCKS reply: its code and the address the proxy bound. */
 struct tk_socks_reply {

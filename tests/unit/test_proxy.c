@@ -133,17 +133,17 @@ Test(socks, connect_request_address_types)
 {
 	uint8_t out[300];
 
-	cr_assert_eq(tk_socks5_connect_request("10.1.2.3", 80, out,
-					       sizeof(out)),
-		     10);
+	cr_assert_eq(
+		tk_socks5_connect_request("10.1.2.3", 80, out, sizeof(out)),
+		10);
 	cr_assert_arr_eq(out, "\5\1\0\1\12\1\2\3\0\120", 10);
 	cr_assert_eq(tk_socks5_connect_request("::1", 443, out, sizeof(out)),
 		     22);
 	cr_assert_arr_eq(out, "\5\1\0\4\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1\1\273",
 			 22);
-	cr_assert_eq(tk_socks5_connect_request("a.example", 1, out,
-					       sizeof(out)),
-		     16);
+	cr_assert_eq(
+		tk_socks5_connect_request("a.example", 1, out, sizeof(out)),
+		16);
 	cr_assert_arr_eq(out, "\5\1\0\3\11a.example\0\1", 16);
 	cr_assert_eq(tk_socks5_connect_request("", 1, out, sizeof(out)),
 		     -EINVAL);
@@ -181,8 +181,7 @@ Test(socks, socks4a)
 	uint8_t out[300];
 	struct tk_socks_reply r;
 
-	cr_assert_eq(tk_socks4a_request("10.0.0.1", 80, "me", out,
-					sizeof(out)),
+	cr_assert_eq(tk_socks4a_request("10.0.0.1", 80, "me", out, sizeof(out)),
 		     11);
 	cr_assert_arr_eq(out, "\4\1\0\120\12\0\0\1me\0", 11);
 	cr_assert_eq(tk_socks4a_request("host", 80, NULL, out, sizeof(out)),
@@ -210,15 +209,16 @@ Test(http_connect, request)
 					    "open sesame", out, sizeof(out));
 
 	cr_assert_gt(n, 0);
-	cr_assert_str_eq(out, "CONNECT example.test:443 HTTP/1.1\r\n"
-			      "Host: example.test:443\r\n"
-			      "Proxy-Authorization: Basic "
-			      "QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"
-			      "User-Agent: tcpkit/" TK_VERSION_STRING
-			      "\r\n\r\n");
+	cr_assert_str_eq(out,
+			 "CONNECT example.test:443 HTTP/1.1\r\n"
+			 "Host: example.test:443\r\n"
+			 "Proxy-Authorization: Basic "
+			 "QWxhZGRpbjpvcGVuIHNlc2FtZQ==\r\n"
+			 "User-Agent: tcpkit/" TK_VERSION_STRING "\r\n\r\n");
 	n = tk_http_connect_request("::1", 22, NULL, NULL, out, sizeof(out));
 	cr_assert_gt(n, 0);
-	cr_assert(strncmp(out, "CONNECT [::1]:22 HTTP/1.1\r\nHost: [::1]:22\r\n",
+	cr_assert(strncmp(out,
+			  "CONNECT [::1]:22 HTTP/1.1\r\nHost: [::1]:22\r\n",
 			  43) == 0);
 	cr_assert(strstr(out, "Proxy-Authorization") == NULL);
 }
@@ -231,16 +231,16 @@ Test(http_connect, refused)
 	cr_assert_eq(tk_http_connect_request("a\r\nX: y", 1, NULL, NULL, out,
 					     sizeof(out)),
 		     -EINVAL);
-	cr_assert_eq(tk_http_connect_request("a b", 1, NULL, NULL, out,
-					     sizeof(out)),
-		     -EINVAL);
+	cr_assert_eq(
+		tk_http_connect_request("a b", 1, NULL, NULL, out, sizeof(out)),
+		-EINVAL);
 	cr_assert_eq(tk_http_connect_request("::zz", 1, NULL, NULL, out,
 					     sizeof(out)),
 		     -EINVAL);
 	/* Basic cannot carry a colon in the user id (RFC 7617). */
-	cr_assert_eq(tk_http_connect_request("h", 1, "a:b", "c", out,
-					     sizeof(out)),
-		     -EINVAL);
+	cr_assert_eq(
+		tk_http_connect_request("h", 1, "a:b", "c", out, sizeof(out)),
+		-EINVAL);
 	cr_assert_eq(tk_http_connect_request("h", 1, NULL, NULL, out, 20),
 		     -E2BIG);
 }
