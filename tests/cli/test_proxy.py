@@ -365,3 +365,74 @@ def test_bench_proxy_down():
         "127.0.0.1:9 via socks5://127.0.0.1:%d" % port,
         "Connection refused (no connection could be established)",
         cmd="bench")
+
+
+def test_silent_proxy_times_out(proxies):
+    """A proxy that accepts and says nothing: the handshake is part of the
+    connect, under its deadline."""
+    def silent(c, fp):
+        c.settimeout(10)
+        try:
+            c.recv(100)
+            c.recv(100)
+        except OSError:
+            pass
+    fp = proxies(FakeProxy(silent))
+    p = run(["connect", "-w", "500ms", "--proxy", via(fp), "127.0.0.1",
+             "9"], input=b"")
+    assert p.returncode == 75
+    assert p.stderr == err_line(
+        "127.0.0.1:9 via socks5://127.0.0.1:%d" % fp.port,
+        "connect timed out after 500ms")
+
+
+def test_proxy_closes_before_answering(proxies):
+    def rude(c, fp):
+        recv_exact(c, 3)
+    fp = proxies(FakeProxy(rude))
+    p = run(["connect", "--proxy", via(fp), "127.0.0.1", "9"], input=b"")
+    assert p.returncode == PROTOCOL
+    assert p.stderr == err_line(
+        "127.0.0.1:9 via socks5://127.0.0.1:%d" % fp.port,
+        "proxy protocol error (the proxy closed the connection before its "
+        "answer)")
+
+
+def https_target(certs):
+    """An HTTPS server for one request, on loopback port 0."""
+    import ssl
+    import threading
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certs["srv"], certs["srv_key"])
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+
+    def serve_one():
+        lst.settimeout(15)
+        try:
+            c, _ = lst.accept()
+        except OSError:
+            return
+        with ctx.wrap_socket(c, server_side=True) as s:
+            s.settimeout(15)
+            http_target(s)
+    t = threading.Thread(target=serve_one, daemon=True)
+    t.start()
+    return lst, t
+
+
+def test_get_https_through_the_tunnel(tmp_path, proxies, certs):
+    d = proxies(start_dante(tmp_path))
+    lst, t = https_target(certs)
+    try:
+        port = lst.getsockname()[1]
+        p = run(["get", "--proxy", via(d, "socks5h"), "--cacert",
+                 certs["ca"], "https://localhost:%d/sealed" % port],
+                env=get_env())
+        assert p.stderr == b""
+        assert p.returncode == 0
+        assert p.stdout == b"GET /sealed HTTP/1.1"
+    finally:
+        t.join(15)
+        lst.close()
