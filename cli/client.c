@@ -443,8 +443,13 @@ on_open(struct tk_conn *c, void *arg)
 
 	s->opened = true;
 	if (s->o->verbose) {
-		fprintf(stderr, "connected to %s\n",
-			tk_addr_format(tk_conn_peer(c), addr, sizeof(addr)));
+		tk_addr_format(tk_conn_peer(c), addr, sizeof(addr));
+		/* Through a proxy the peer is the proxy: say both. */
+		if (s->o->has_proxy)
+			fprintf(stderr, "connected to %s (proxy at %s)\n",
+				s->where, addr);
+		else
+			fprintf(stderr, "connected to %s\n", addr);
 		if (tk_conn_is_tls(c))
 			tlsopt_print_info(c);
 	}

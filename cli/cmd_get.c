@@ -118,8 +118,14 @@ on_open(struct tk_http_req *req, struct tk_conn *c, void *arg)
 
 	st->url = tk_http_req_info(req)->url;
 	if (st->o->verbose) {
-		fprintf(stderr, "connected to %s\n",
-			tk_addr_format(tk_conn_peer(c), where, sizeof(where)));
+		tk_addr_format(tk_conn_peer(c), where, sizeof(where));
+		/* Through a proxy the peer is the proxy: say so. */
+		if (st->o->has_proxy)
+			fprintf(stderr,
+				"connected to %s through the proxy at %s\n",
+				st->url, where);
+		else
+			fprintf(stderr, "connected to %s\n", where);
 		if (tk_conn_is_tls(c))
 			tlsopt_print_info(c);
 		fprintf(stderr, "> %.*s\n", (int)strcspn(r, "\r"), r);

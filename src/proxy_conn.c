@@ -146,10 +146,16 @@ encode(struct tk_conn *c, struct tk__proxying *px)
 		else
 			n = tk_socks5_connect_request(px->host, px->portnum,
 						      px->out, sizeof(px->out));
+		/* SOCKS4a has no IPv6; a name past 255 bytes fits none. */
 		if (n < 0)
-			return failf(c, -EINVAL, "%s cannot ask for %s port %u",
+			return failf(c, TK_EPROXYPROTO,
+				     "%s cannot ask for %s port %u%s",
 				     tk_proxy_scheme(p->kind), px->host,
-				     px->portnum);
+				     px->portnum,
+				     p->kind == TK_PROXY_SOCKS4A
+					     ? " (no IPv6 in SOCKS4a: use "
+					       "socks5)"
+					     : "");
 		break;
 	default:
 		return -EINVAL;
