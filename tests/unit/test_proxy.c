@@ -244,3 +244,39 @@ Test(http_connect, refused)
 	cr_assert_eq(tk_http_connect_request("h", 1, NULL, NULL, out, 20),
 		     -E2BIG);
 }
+
+TestSuite(proxy_conn, .timeout = 30);
+
+static const struct tk_service nothing = { .name = "nothing" };
+
+/* A proxy needs the target's name: an address list or a UNIX socket has
+ * none to give it, and no callback follows the refusal. */
+Test(proxy_conn, needs_a_name)
+{
+	struct tk_loop *loop;
+	struct tk_conn_opts o;
+	struct tk_proxy p;
+	struct tk_addr a;
+	struct tk_addrlist list = { 1, &a };
+	struct tk_endpoint ep;
+	struct tk_conn *c = NULL;
+
+	cr_assert_eq(tk_loop_new(&loop), 0);
+	cr_assert_eq(tk_proxy_parse("socks5://127.0.0.1:9", &p, NULL, 0), 0);
+	tk_conn_opts_init(&o);
+	o.proxy = &p;
+	cr_assert_eq(tk_addr_parse("127.0.0.1:9", 0, &a), 0);
+	cr_assert_eq(tk_conn_connect(loop, &list, &o, &nothing, NULL, &c),
+		     -EINVAL);
+	cr_assert_eq(
+		tk_endpoint_parse("unix:/nope", TK_EP_ALLOW_UNIX, &ep, NULL, 0),
+		0);
+	cr_assert_eq(
+		tk_conn_connect_endpoint(loop, &ep, &o, &nothing, NULL, &c),
+		-EINVAL);
+	cr_assert_eq(
+		tk_conn_connect_host(loop, "h", NULL, &o, &nothing, NULL, &c),
+		-EINVAL);
+	cr_assert_null(c);
+	cr_assert_eq(tk_loop_close(loop), 0);
+}
