@@ -148,6 +148,11 @@ class FakeProxy:
             self.errors.append(e)
 
     def close(self):
+        # shutdown() wakes the accept() a close() alone would not.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
         self.thread.join(5)
 
@@ -208,4 +213,27 @@ def socks4a_handler(c, fp):
         return
     with t:
         c.sendall(b"\0\x5a" + b"\0" * 6)
+        pipe(c, t)
+
+
+def socks5_handler(c, fp):
+    """A SOCKS5 server without authentication: records the request's
+    address type and address, connects, relays."""
+    head = recv_exact(c, 2)
+    assert head[0] == 5, head
+    recv_exact(c, head[1])
+    c.sendall(b"\5\0")
+    req = recv_exact(c, 4)
+    atyp = req[3]
+    if atyp == 1:
+        host = socket.inet_ntop(socket.AF_INET, recv_exact(c, 4))
+    elif atyp == 4:
+        host = socket.inet_ntop(socket.AF_INET6, recv_exact(c, 16))
+    else:
+        host = recv_exact(c, recv_exact(c, 1)[0]).decode()
+    port = int.from_bytes(recv_exact(c, 2), "big")
+    fp.seen.append((atyp, host, port))
+    t = socket.create_connection((host, port), timeout=TIMEOUT)
+    with t:
+        c.sendall(b"\5\0\0\1\0\0\0\0\0\0")
         pipe(c, t)

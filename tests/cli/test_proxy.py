@@ -8,8 +8,8 @@ import pytest
 
 from clienthelpers import err_line, peer, usage
 from proxyhelpers import (DANTE_PASS, DANTE_USER, TINY_PASS, TINY_USER,
-                          FakeProxy, recv_exact, socks4a_handler, start_dante,
-                          start_tinyproxy)
+                          FakeProxy, recv_exact, socks4a_handler,
+                          socks5_handler, start_dante, start_tinyproxy)
 from tkhelpers import free_port, run
 
 UNAVAILABLE, PROTOCOL, NOPERM = 69, 76, 77
@@ -63,6 +63,36 @@ def test_socks5h_sends_the_name_dante_resolves(tmp_path, proxies, pyserver):
     d = proxies(start_dante(tmp_path))
     t = peer(pyserver, greeter)
     check_through([via(d, "socks5h"), "localhost:%d" % t.port], t)
+
+
+@pytest.mark.parametrize("scheme,atyp,host", [("socks5", 1, "127.0.0.1"),
+                                              ("socks5h", 3, "localhost")])
+def test_socks5_who_resolves(proxies, pyserver, scheme, atyp, host):
+    """socks5:// sends the address tcpkit resolved; socks5h:// the name."""
+    fp = proxies(FakeProxy(socks5_handler))
+    t = peer(pyserver, greeter)
+    check_through([via(fp, scheme), "localhost" if atyp == 3 else
+                   "127.0.0.1", str(t.port)], t)
+    assert fp.seen == [(atyp, host, t.port)]
+
+
+def test_socks5_resolves_the_name_here(proxies):
+    """socks5:// to a name: the proxy is sent an address, IPv4 or IPv6
+    (whichever the resolver gives first), never the name."""
+    def answer(c, fp):
+        socks5_request = recv_exact(c, 3)
+        assert socks5_request == b"\5\1\0"
+        c.sendall(b"\5\0")
+        req = recv_exact(c, 4)
+        n = {1: 4, 4: 16}.get(req[3], 0)
+        fp.seen.append((req[3], recv_exact(c, n + 2)[n:]))
+        c.sendall(b"\5\0\0\1\0\0\0\0\0\0" + b"answered\n")
+    fp = proxies(FakeProxy(answer))
+    p = run(["connect", "--proxy", via(fp), "localhost", "4321"], input=b"")
+    assert p.stdout == b"answered\n"
+    assert p.returncode == 0, p.stderr
+    assert fp.seen[0][0] in (1, 4)
+    assert fp.seen[0][1] == (4321).to_bytes(2, "big")
 
 
 def test_socks5_auth_dante(tmp_path, proxies, pyserver):
