@@ -287,9 +287,8 @@ tk_socks5_parse_reply(const uint8_t *in, size_t len, struct tk_socks_reply *r)
 	size_t n;
 	struct tk_addr a;
 
+	/* RSV (in[2]) is not checked: curl does not either. */
 	if (len > 0 && in[0] != 5)
-		return TK_EPROXYPROTO;
-	if (len > 2 && in[2] != 0)
 		return TK_EPROXYPROTO;
 	if (len < 5)
 		return 0;
