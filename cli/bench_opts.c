@@ -567,6 +567,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			if ((rc = proxyopt_parse("bench", "--proxy", optarg,
 						 &o->proxy)) != 0)
 				return rc;
+			proxyopt_hide(optarg);
 			o->has_proxy = true;
 			break;
 		case 'q':

@@ -184,6 +184,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 			if ((err = proxyopt_parse(cmd, "--proxy", optarg,
 						  &o->proxy)) != 0)
 				return err;
+			proxyopt_hide(optarg);
 			o->has_proxy = true;
 			break;
 		default:

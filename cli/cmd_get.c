@@ -374,6 +374,8 @@ pick_proxy(struct get_opts *o, bool https)
 	rc = proxyopt_for_url("get", https ? "https" : "http", host,
 			      o->proxy_flag, o->noproxy, &o->proxy,
 			      &o->has_proxy);
+	if (o->proxy_flag != NULL)
+		proxyopt_hide(o->proxy_flag);
 	if (rc != 0)
 		return rc;
 	o->http.proxy = o->has_proxy ? &o->proxy : NULL;

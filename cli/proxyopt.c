@@ -125,6 +125,23 @@ proxyopt_for_url(const char *cmd, const char *scheme, const char *host,
 	return 0;
 }
 
+void
+proxyopt_hide(char *url)
+{
+	char *s = strstr(url, "://"), *at = NULL, *colon, *end;
+
+	s = s != NULL ? s + 3 : url;
+	end = s + strcspn(s, "/?#");
+	for (char *p = s; p < end; p++)
+		if (*p == '@')
+			at = p;
+	if (at == NULL)
+		return;
+	colon = memchr(s, ':', (size_t)(at - s));
+	if (colon != NULL)
+		memset(colon + 1, '*', (size_t)(at - colon - 1));
+}
+
 char *
 proxyopt_where(const char *target, const struct tk_proxy *p, char *buf,
 	       size_t len)

@@ -34,6 +34,11 @@ bool proxyopt_no_proxy(const char *list, const char *host);
 int proxyopt_for_url(const char *cmd, const char *scheme, const char *host,
 		     const char *flag, const char *noproxy,
 		     struct tk_proxy *out, bool *use);
+/*
+ * Overwrite the password in url (a command-line argument) with '*', once
+ * parsed: other users can read a process's arguments (ps).
+ */
+void proxyopt_hide(char *url);
 /* "HOST:PORT via socks5://USER@PROXY:PORT" (no password) into buf. */
 char *proxyopt_where(const char *target, const struct tk_proxy *p, char *buf,
 		     size_t len);

@@ -466,3 +466,37 @@ def test_get_https_through_the_tunnel(tmp_path, proxies, certs):
     finally:
         t.join(15)
         lst.close()
+
+
+@pytest.mark.parametrize("cmd", [["connect"], ["get"], ["bench", "echo"]])
+def test_password_hidden_from_ps(proxies, cmd):
+    """Once parsed, the password in --proxy is overwritten: other users
+    can read a process's arguments."""
+    import subprocess
+    import threading
+    from tkhelpers import TCPKIT
+    reached = threading.Event()
+
+    def hold(c, fp):
+        reached.set()
+        c.settimeout(10)
+        try:
+            c.recv(100)
+        except OSError:
+            pass
+    fp = proxies(FakeProxy(hold))
+    target = ["http://127.0.0.1:9/"] if cmd == ["get"] else ["127.0.0.1",
+                                                             "9"]
+    p = subprocess.Popen([TCPKIT] + cmd + ["--proxy",
+                                           via(fp, cred="u:sekrit@")] +
+                         target, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert reached.wait(15), "tcpkit never reached the proxy"
+        with open("/proc/%d/cmdline" % p.pid, "rb") as f:
+            args = f.read()
+        assert b"sekrit" not in args
+        assert b"u:******@127.0.0.1" in args
+    finally:
+        p.kill()
+        p.wait()
