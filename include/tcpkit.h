@@ -455,7 +455,9 @@ struct tk_http_opts {
 	 * Every hop through this proxy (tcpkit/proxy.h; copied; NULL:
 	 * none), an https:// one's TLS to the target through the tunnel.
 	 * An http:// hop is tunnelled with CONNECT too, not sent to an HTTP
-	 * proxy as an absolute URL.  The library reads no environment: a
+	 * proxy as an absolute URL; family does not apply (the proxy's name
+	 * and the target's are resolved as tk_conn_connect_host() does).
+	 * The library reads no environment: a
 	 * program that honours ALL_PROXY and NO_PROXY decides and passes it.
 	 */
 	const struct tk_proxy *proxy;
