@@ -439,6 +439,23 @@ resolve_cancel(struct tk_conn *c)
 		rs_free(rs);
 }
 
+/*
+ * Whether px's proxy is an IP literal with a numeric port (into *a) and
+ * the target needs no lookup here either: then nothing is resolved.
+ */
+static bool
+proxy_direct(const struct tk__proxying *px, struct tk_addr *a)
+{
+	const struct tk_proxy *p = tk__proxy_of(px);
+	uint16_t port;
+
+	if (tk__proxy_resolves_here(px) || !tk__proxy_has_port(px) ||
+	    tk_port_parse(p->port, &port) < 0 ||
+	    tk_addr_from_ip(p->host, port, a) < 0)
+		return false;
+	return true;
+}
+
 int
 tk_conn_connect_host(struct tk_loop *loop, const char *host, const char *port,
 		     const struct tk_conn_opts *opts,
@@ -447,6 +464,7 @@ tk_conn_connect_host(struct tk_loop *loop, const char *host, const char *port,
 {
 	struct resolving *rs;
 	struct tk_conn *c;
+	struct tk_addr direct;
 	pthread_attr_t attr;
 	pthread_t thread;
 	sigset_t all, old;
@@ -470,6 +488,21 @@ tk_conn_connect_host(struct tk_loop *loop, const char *host, const char *port,
 			discard(c);
 			return -ENOMEM;
 		}
+	}
+	/* A proxy at an address, nothing to resolve: no thread. */
+	if (c->px != NULL && proxy_direct(c->px, &direct)) {
+		struct tk_addrlist l = { 1, &direct };
+
+		if (connect_list(c, &l, opts->source) < 0 ||
+		    tk__conn_attach_layer(c, name) < 0 ||
+		    tk_timer_start(&c->timer, c->opts.connect_timeout_ms, 0) <
+			    0) {
+			discard(c);
+			return -ENOMEM;
+		}
+		*out = c;
+		start_next(c);
+		return 0;
 	}
 	rs = calloc(1, sizeof(*rs));
 	if (rs == NULL) {
