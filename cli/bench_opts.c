@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "cli.h"
+#include "proxyopt.h"
 #include "tlsopt.h"
 
 #define DEFAULT_SIZE	  64u
@@ -95,6 +96,8 @@ const char cmd_bench_help[] =
 	"                        (see UDP below)\n"
 	"      --loss-timeout D  UDP: a datagram not answered within D is lost\n"
 	"                        (default 250ms)\n"
+	"      --proxy URL       every connection through this proxy, as in\n"
+	"                        'tcpkit connect --proxy' (measures the proxy)\n"
 	"      --tls             every connection runs TLS, verified as by\n"
 	"                        'tcpkit connect --tls'; rate then measures full\n"
 	"                        handshakes per second (no session resumption)\n"
@@ -156,7 +159,9 @@ const char cmd_bench_help[] =
 	"unknown host; 69 no connection\n"
 	"could be established (refused, unreachable); 75 none could, because\n"
 	"every connect timed out; 76 a TLS handshake failed (75 if the first\n"
-	"failure was a handshake timeout), the report is printed all the same.\n"
+	"failure was a handshake timeout), the report is printed all the same;\n"
+	"with --proxy, 69 also when the proxy refused or could not reach the\n"
+	"target, 77 when it refused the credentials.\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit bench 127.0.0.1 7007                 10 connections, 10s\n"
@@ -446,6 +451,8 @@ check_udp(struct bench_opts *o, const struct given *g, const struct tlsopt *t)
 					  "UNIX socket");
 	if (t->tls || t->used)
 		return cli_usage("bench", "-u/--udp: no TLS over UDP");
+	if (o->has_proxy)
+		return cli_usage("bench", "-u/--udp: --proxy tunnels TCP only");
 	if (g->rate != NULL || g->message != NULL || g->message_file != NULL ||
 	    o->threads > 1 || o->csv_path != NULL || o->plot_path != NULL)
 		return cli_usage("bench",
@@ -479,6 +486,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		OPT_CSV,
 		OPT_PLOT,
 		OPT_LOSS_TIMEOUT,
+		OPT_PROXY,
 	};
 	static const struct option longopts[] = {
 		{ "connections", required_argument, NULL, 'c' },
@@ -497,6 +505,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "csv", required_argument, NULL, OPT_CSV },
 		{ "plot", required_argument, NULL, OPT_PLOT },
+		{ "proxy", required_argument, NULL, OPT_PROXY },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "udp", no_argument, NULL, 'u' },
 		{ "loss-timeout", required_argument, NULL, OPT_LOSS_TIMEOUT },
@@ -606,6 +615,14 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		case OPT_PLOT:
 			o->plot_path = optarg;
 			break;
+		case OPT_PROXY:
+			tk_proxy_clear(&o->proxy);
+			if ((rc = proxyopt_parse("bench", "--proxy", optarg,
+						 &o->proxy)) != 0)
+				return rc;
+			proxyopt_hide(optarg);
+			o->has_proxy = true;
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -657,6 +674,15 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	}
 	if ((rc = parse_target(nargs, args, o)) != 0)
 		return rc;
+	if (o->has_proxy && o->is_unix)
+		return cli_usage("bench", "--proxy is for TCP targets, not "
+					  "UNIX sockets");
+	if (o->has_proxy) {
+		char target[sizeof(o->where)];
+
+		snprintf(target, sizeof(target), "%s", o->where);
+		proxyopt_where(target, &o->proxy, o->where, sizeof(o->where));
+	}
 	if ((rc = check_mode(o, &g)) != 0)
 		return rc;
 	if ((rc = check_udp(o, &g, &tls)) != 0)

@@ -381,7 +381,7 @@ int
 bench_udp_run(const struct bench_opts *o, const struct tk_addrlist *addrs)
 {
 	struct ubench *b = calloc(1, sizeof(*b));
-	char where[TK_HOSTLEN + TK_PORTLEN + 16];
+	char where[sizeof(o->where) + 8];
 	int rc = 0, err;
 
 	snprintf(where, sizeof(where), "udp://%s", o->where);

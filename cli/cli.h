@@ -22,6 +22,7 @@ enum cli_exit {
 	CLI_EXIT_IOERR = 74,	   /* EX_IOERR: get -o cannot write */
 	CLI_EXIT_TIMEOUT = 75,	   /* EX_TEMPFAIL: timed out */
 	CLI_EXIT_PROTOCOL = 76,	   /* EX_PROTOCOL: protocol or TLS error */
+	CLI_EXIT_NOPERM = 77,	   /* EX_NOPERM: credentials refused */
 };
 
 /* One subcommand: `tcpkit NAME ...`. */

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "client.h"
 #include "hexdump.h"
+#include "proxyopt.h"
 
 /* Stop reading stdin while this much is waiting for the peer. */
 #define STDIN_CHUNK	  (64u * 1024)
@@ -80,6 +81,8 @@ check_udp(const struct client_opts *o)
 		return cli_usage(o->cmd,
 				 "-u/--udp takes none of --no-shutdown, "
 				 "--send-only, --recv-only, -C");
+	if (o->has_proxy)
+		return cli_usage(o->cmd, "-u/--udp: --proxy tunnels TCP only");
 	if (o->hexdump != NULL || o->telnet || o->keepalive.on ||
 	    o->source_port != 0)
 		return cli_usage(o->cmd,
@@ -99,6 +102,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		OPT_DATAGRAM_SIZE,
 		OPT_EXEC,
 		OPT_SH_EXEC,
+		OPT_PROXY,
 	};
 	static const struct option longopts[] = {
 		{ "ipv4", no_argument, NULL, '4' },
@@ -121,6 +125,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		{ "datagram-size", required_argument, NULL, OPT_DATAGRAM_SIZE },
 		{ "exec", required_argument, NULL, OPT_EXEC },
 		{ "sh-exec", required_argument, NULL, OPT_SH_EXEC },
+		{ "proxy", required_argument, NULL, OPT_PROXY },
 		TLSOPT_CLIENT_LONGOPTS,
 		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -269,6 +274,14 @@ client_parse(int argc, char **argv, struct client_opts *o)
 						 "'tcpkit send'");
 			o->newline = true;
 			break;
+		case OPT_PROXY:
+			tk_proxy_clear(&o->proxy);
+			if ((err = proxyopt_parse(cmd, "--proxy", optarg,
+						  &o->proxy)) != 0)
+				return err;
+			proxyopt_hide(optarg);
+			o->has_proxy = true;
+			break;
 		default:
 			if (ch >= TLSOPT_TLS && ch <= TLSOPT_ALPN) {
 				err = tlsopt_take(cmd, &o->tls, ch, optarg);
@@ -366,6 +379,13 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		return cli_usage(cmd, "--newline needs a MESSAGE argument");
 	if (nargs > 0)
 		return cli_usage(cmd, "unexpected argument '%s'", argv[0]);
+	if (o->has_proxy && o->unix_ep)
+		return cli_usage(cmd, "--proxy is for TCP targets, not UNIX "
+				      "sockets");
+	/* The proxy chooses the target's address, not us. */
+	if (o->has_proxy && (v4 || v6))
+		return cli_usage(cmd, "-4 and -6 do not apply through "
+				      "--proxy");
 	if (o->udp && (err = check_udp(o)) != 0)
 		return err;
 	if (o->datagram_size != 0 && !o->udp)
@@ -384,6 +404,13 @@ format_where(struct client_session *s)
 	}
 	snprintf(s->where, sizeof(s->where),
 		 strchr(h, ':') != NULL ? "[%s]:%s" : "%s:%s", h, s->o->port);
+	if (s->o->has_proxy) {
+		char target[sizeof(s->where)];
+
+		snprintf(target, sizeof(target), "%s", s->where);
+		proxyopt_where(target, &s->o->proxy, s->where,
+			       sizeof(s->where));
+	}
 }
 
 static void
@@ -584,8 +611,13 @@ on_open(struct tk_conn *c, void *arg)
 		return 0;
 	}
 	if (s->o->verbose) {
-		fprintf(stderr, "connected to %s\n",
-			tk_addr_format(tk_conn_peer(c), addr, sizeof(addr)));
+		tk_addr_format(tk_conn_peer(c), addr, sizeof(addr));
+		/* Through a proxy the peer is the proxy: say both. */
+		if (s->o->has_proxy)
+			fprintf(stderr, "connected to %s (proxy at %s)\n",
+				s->where, addr);
+		else
+			fprintf(stderr, "connected to %s\n", addr);
 		if (tk_conn_is_tls(c))
 			tlsopt_print_info(c);
 	}
@@ -831,7 +863,7 @@ exec_setup(struct client_session *s)
 }
 
 int
-client_run(const struct client_opts *o)
+client_run(struct client_opts *o)
 {
 	struct client_session s = { .o = o,
 				    .out_fd = STDOUT_FILENO,
@@ -849,7 +881,8 @@ client_run(const struct client_opts *o)
 		tk_tls_ctx_free(o->tls_ctx);
 		return err;
 	}
-	if (!o->unix_ep)
+	/* Through a proxy the name is the proxy's to resolve, or ours later. */
+	if (!o->unix_ep && !o->has_proxy)
 		err = tk_resolve(o->host, o->port, o->family, 0, &list);
 	if (err < 0) {
 		tk_tls_ctx_free(o->tls_ctx);
@@ -890,9 +923,13 @@ client_run(const struct client_opts *o)
 		    (err = tk_timer_start(s.deadline, o->max_time_ms, 0)) < 0)
 			goto out_free_loop;
 	}
+	copts.proxy = o->has_proxy ? &o->proxy : NULL;
 	if (o->unix_ep)
 		err = tk_conn_connect_endpoint(s.loop, &o->ep, &copts,
 					       &client_service, &s, &s.conn);
+	else if (o->has_proxy)
+		err = tk_conn_connect_host(s.loop, o->host, o->port, &copts,
+					   &client_service, &s, &s.conn);
 	else
 		err = tk_conn_connect(s.loop, list, &copts, &client_service, &s,
 				      &s.conn);
@@ -900,6 +937,7 @@ client_run(const struct client_opts *o)
 		goto out_free_loop;
 	tk_addrlist_free(list);
 	list = NULL;
+	tk_proxy_clear(&o->proxy); /* the connection has its copy */
 	err = tk_loop_run(s.loop);
 	if (err < 0) {
 		s.exit_code = cli_fail(o->cmd, "event loop", err);
@@ -925,5 +963,6 @@ out_free_list:
 	tk_addrlist_free(list);
 	tk_tls_ctx_free(o->tls_ctx);
 	hexdump_close(s.hd);
+	tk_proxy_clear(&o->proxy);
 	return cli_fail(o->cmd, s.where, err);
 }

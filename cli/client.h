@@ -45,6 +45,8 @@ struct client_opts {
 	uint16_t source_port; /* -p; 0: any */
 	bool telnet;	      /* -t: refuse telnet options, strip them */
 	struct keepalive keepalive;
+	bool has_proxy; /* --proxy: the target through proxy */
+	struct tk_proxy proxy;
 };
 
 struct hexdump;
@@ -63,10 +65,10 @@ struct client_session {
 	struct hexdump *hd;	   /* -x, or NULL */
 	struct hexdump_conn *hc;   /* listen: this client's place in it */
 	struct tk_telnet telnet;   /* -t */
-	char where[TK_ADDRSTRLEN +
-		   TK_PORTLEN]; /* "HOST:PORT" as given, or an address */
-	int out_fd;		/* what is received goes here */
-	const char *out_name;	/* for its errors */
+	/* "HOST:PORT" as given, or an address; and " via PROXY" */
+	char where[TK_ADDRSTRLEN + TK_HOSTLEN + TK_PROXY_CREDLEN + 64];
+	int out_fd;	      /* what is received goes here */
+	const char *out_name; /* for its errors */
 	/*
 	 * The session is over with an exit code: stop the loop (NULL), or
 	 * the owner's call (listen's next connection).
@@ -101,8 +103,11 @@ void client_stdin_stop(struct client_session *s);
  * Returns 0, -1 after printing help, or an exit code.
  */
 int client_parse(int argc, char **argv, struct client_opts *o);
-/* Run the session (and free the TLS context); returns the exit code. */
-int client_run(const struct client_opts *o);
+/*
+ * Run the session (and free the TLS context, wipe the proxy's
+ * credentials); returns the exit code.
+ */
+int client_run(struct client_opts *o);
 /* connect -u: stdin as datagrams, replies to stdout; the exit code. */
 int client_udp_run(const struct client_opts *o);
 

@@ -198,6 +198,9 @@ cmd_bench(int argc, char **argv)
 	}
 	if (o.is_unix)
 		err = unix_list(&o.unix_addr, &list);
+	else if (o.has_proxy) /* the proxy's name: the target's is its own */
+		err = tk_resolve(o.proxy.host, o.proxy.port, AF_UNSPEC, 0,
+				 &list);
 	else
 		err = tk_resolve(o.host, o.port, AF_UNSPEC, 0, &list);
 	if (err == TK_EBADPORT) {
@@ -257,6 +260,7 @@ out_close:
 		fclose(plot);
 out_free:
 	tk_addrlist_free(list);
+	tk_proxy_clear(&o.proxy);
 	tk_tls_ctx_free(o.tls);
 	free(o.message);
 	return rc;

@@ -57,6 +57,10 @@ const char cmd_connect_help[] =
 	"  -t, --telnet             refuse every telnet option the server\n"
 	"                           asks for or offers, and strip telnet\n"
 	"                           commands from what is printed (nc -t)\n" HEXDUMP_HELP
+	"      --proxy URL          go through a proxy: socks5://, socks5h://\n"
+	"                           (the proxy resolves HOST), socks4a:// or\n"
+	"                           http:// (CONNECT), [USER:PASSWORD@]HOST[:PORT]\n"
+	"                           (port 1080 by default)\n"
 	"  -C, --crlf               send stdin's line ends as CRLF\n"
 	"  -u, --udp                UDP datagrams instead of a TCP stream\n"
 	"      --datagram-size N    UDP: stdin in datagrams of N bytes\n"
@@ -79,11 +83,13 @@ const char cmd_connect_help[] =
 	"Exit codes: 0 the peer closed, 64 usage (also port 0, an empty or\n"
 	"over-long HOST), 66 a --cacert, --cert or --key file is missing, 68\n"
 	"unknown host, 69 refused or unreachable (or reset; unix: also no\n"
-	"socket at PATH; UDP: ICMP port unreachable), 73 the -x file cannot\n"
-	"be created, 74 it cannot be written, 75 connect, idle, --max-time,\n"
-	"keepalive or TLS handshake timeout, 76 TLS failure, 1 other (a source\n"
-	"port in use); with --exec, the program's status once it ran (69 if\n"
-	"it could not).\n"
+	"socket at PATH; UDP: ICMP port unreachable; --proxy: the proxy\n"
+	"refused the request or could not reach the target), 73 the -x file\n"
+	"cannot be created, 74 it cannot be written, 75 connect, idle,\n"
+	"--max-time, keepalive or TLS handshake timeout, 76 TLS failure (or\n"
+	"the proxy's protocol broken), 77 the proxy refused the credentials,\n"
+	"1 other (a source port in use); with --exec, the program's status\n"
+	"once it ran (69 if it could not).\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit connect localhost 9999            talk to a line server\n"
@@ -93,7 +99,8 @@ const char cmd_connect_help[] =
 	"  tcpkit connect unix:/run/app.sock        a local server's socket\n"
 	"  tcpkit connect -t -x dump.txt localhost 23\n"
 	"  echo hello | tcpkit connect -u 127.0.0.1 7007   one UDP datagram\n"
-	"  tcpkit connect --sh-exec 'echo hello; cat' localhost 9000\n";
+	"  tcpkit connect --sh-exec 'echo hello; cat' localhost 9000\n"
+	"  tcpkit connect --proxy socks5h://127.0.0.1:9050 example.org 80\n";
 
 int
 cmd_connect(int argc, char **argv)

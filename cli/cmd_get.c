@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "get.h"
+#include "proxyopt.h"
 #include "tlsopt.h"
 
 /* One run of the command: where the output goes and how it ended. */
@@ -34,7 +35,8 @@ static void
 fail(struct get_state *st, int rc, const char *fmt, ...)
 {
 	const char *url = st->url != NULL ? st->url : st->o->url;
-	char why[1024];
+	char why[1024], *where = NULL;
+	size_t len;
 	va_list ap;
 
 	if (st->reported)
@@ -42,7 +44,12 @@ fail(struct get_state *st, int rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	cli_error("get", url, "%s", why);
+	/* Through a proxy, the error names it too (never its password). */
+	len = strlen(url) + 2 * TK_HOSTLEN + TK_PROXY_CREDLEN + 64;
+	if (st->o->has_proxy && (where = malloc(len)) != NULL)
+		proxyopt_where(url, &st->o->proxy, where, len);
+	cli_error("get", where != NULL ? where : url, "%s", why);
+	free(where);
 	st->reported = true;
 	st->rc = rc;
 }
@@ -111,8 +118,14 @@ on_open(struct tk_http_req *req, struct tk_conn *c, void *arg)
 
 	st->url = tk_http_req_info(req)->url;
 	if (st->o->verbose) {
-		fprintf(stderr, "connected to %s\n",
-			tk_addr_format(tk_conn_peer(c), where, sizeof(where)));
+		tk_addr_format(tk_conn_peer(c), where, sizeof(where));
+		/* Through a proxy the peer is the proxy: say so. */
+		if (st->o->has_proxy)
+			fprintf(stderr,
+				"connected to %s through the proxy at %s\n",
+				st->url, where);
+		else
+			fprintf(stderr, "connected to %s\n", where);
 		if (tk_conn_is_tls(c))
 			tlsopt_print_info(c);
 		fprintf(stderr, "> %.*s\n", (int)strcspn(r, "\r"), r);
@@ -340,6 +353,35 @@ out:
 	return st.rc;
 }
 
+/*
+ * The proxy for o->url, from --proxy or the environment (curl's rules),
+ * unless --noproxy or NO_PROXY names its host.  0 or the usage error's
+ * exit code.
+ */
+static int
+pick_proxy(struct get_opts *o, bool https)
+{
+	struct tk_url u;
+	char host[TK_HOSTLEN];
+	int rc;
+
+	if (tk_url_parse(o->url, strlen(o->url), &u) < 0 ||
+	    u.host.len >= sizeof(host))
+		return 0; /* get_check_url() has let it through: tk_http_get
+			     says what is wrong */
+	memcpy(host, o->url + u.host.off, u.host.len);
+	host[u.host.len] = '\0';
+	rc = proxyopt_for_url("get", https ? "https" : "http", host,
+			      o->proxy_flag, o->noproxy, &o->proxy,
+			      &o->has_proxy);
+	if (o->proxy_flag != NULL)
+		proxyopt_hide(o->proxy_flag);
+	if (rc != 0)
+		return rc;
+	o->http.proxy = o->has_proxy ? &o->proxy : NULL;
+	return 0;
+}
+
 int
 cmd_get(int argc, char **argv)
 {
@@ -364,7 +406,10 @@ cmd_get(int argc, char **argv)
 		return rc;
 	o.http.tls = o.ctx;
 	o.http.servername = o.tls.servername;
-	rc = fetch(&o);
+	rc = pick_proxy(&o, https);
+	if (rc == 0)
+		rc = fetch(&o);
+	tk_proxy_clear(&o.proxy);
 	tk_tls_ctx_free(o.ctx);
 	return rc;
 }

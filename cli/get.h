@@ -27,6 +27,10 @@ struct get_opts {
 	struct tk_http_opts http;
 	struct tlsopt tls;
 	struct tk_tls_ctx *ctx;
+	char *proxy_flag;    /* --proxy, or NULL: the environment's */
+	const char *noproxy; /* --noproxy, or NULL: NO_PROXY's */
+	bool has_proxy;	     /* the proxy below applies */
+	struct tk_proxy proxy;
 };
 
 /*

@@ -90,6 +90,16 @@ const char cmd_get_help[] =
 	"                      (default: no limit): a server that trickles,\n"
 	"                      or sends 1xx heads or trailers without end,\n"
 	"                      is cut off\n"
+	"      --proxy URL     go through a proxy: socks5://, socks5h://,\n"
+	"                      socks4a:// or http:// (CONNECT, for http://\n"
+	"                      URLs too), [USER:PASSWORD@]HOST[:PORT]; \"\" for\n"
+	"                      none.  Without it, as curl: https_proxy or\n"
+	"                      HTTPS_PROXY for https://, http_proxy (lower\n"
+	"                      case only) for http://, else ALL_PROXY;\n"
+	"                      -4 and -6 do not apply through it\n"
+	"      --noproxy LIST  hosts reached directly (commas; * for all;\n"
+	"                      a name covers its subdomains); default\n"
+	"                      NO_PROXY\n"
 	"  -4, --ipv4          IPv4 addresses only\n"
 	"  -6, --ipv6          IPv6 addresses only\n"
 	"  -h, --help          show this help\n"
@@ -130,7 +140,8 @@ const char cmd_get_help[] =
 	"      that is not 'NAME: VALUE'\n"
 	"  66  a --cacert, --cert or --key file is missing\n"
 	"  68  host not found\n"
-	"  69  connection refused, host or network unreachable, reset\n"
+	"  69  connection refused, host or network unreachable, reset;\n"
+	"      the proxy refused the request or could not reach the host\n"
 	"  73  -o: FILE cannot be created (no such directory, no\n"
 	"      permission)\n"
 	"  74  -o: FILE cannot be written, synced or renamed\n"
@@ -142,7 +153,9 @@ const char cmd_get_help[] =
 	"      body delimited by the close ended without TLS close_notify;\n"
 	"      -L: too many redirects, a redirect to a malformed URL, to\n"
 	"      another scheme, or from https to http; --compressed: a\n"
-	"      corrupt or cut gzip or deflate body, another coding\n"
+	"      corrupt or cut gzip or deflate body, another coding; the\n"
+	"      proxy does not speak its protocol\n"
+	"  77  the proxy refused the credentials\n"
 	"\n"
 	"Examples:\n"
 	"  tcpkit get http://example.com/               the home page\n"
@@ -160,6 +173,8 @@ enum {
 	OPT_MAX_REDIRS = TLSOPT_ALPN + 1,
 	OPT_DOWNGRADE,
 	OPT_COMPRESSED,
+	OPT_PROXY,
+	OPT_NOPROXY,
 };
 
 /* -H: one "Name: value" field; 0 or the usage error's exit code. */
@@ -207,6 +222,8 @@ get_parse(int argc, char **argv, struct get_opts *o)
 		{ "location", no_argument, NULL, 'L' },
 		{ "max-redirs", required_argument, NULL, OPT_MAX_REDIRS },
 		{ "allow-https-downgrade", no_argument, NULL, OPT_DOWNGRADE },
+		{ "proxy", required_argument, NULL, OPT_PROXY },
+		{ "noproxy", required_argument, NULL, OPT_NOPROXY },
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_CLIENT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -243,6 +260,12 @@ get_parse(int argc, char **argv, struct get_opts *o)
 		case 'I':
 			h->head = true;
 			o->include = true;
+			break;
+		case OPT_PROXY:
+			o->proxy_flag = optarg;
+			break;
+		case OPT_NOPROXY:
+			o->noproxy = optarg;
 			break;
 		case OPT_COMPRESSED:
 			h->compressed = true;

@@ -181,6 +181,7 @@ print_overview(FILE *f)
 		"      (connect, relay and listen -x: the dump)\n"
 		"  75  timed out (connect, idle)\n"
 		"  76  protocol or TLS error (malformed reply, handshake)\n"
+		"  77  the proxy refused the credentials (--proxy)\n"
 		"\n"
 		"Errors are one line on stderr: 'tcpkit: WHAT WHERE: WHY'.\n");
 }

@@ -252,7 +252,8 @@ tlsopt_why(struct tk_conn *c, int err, char *buf, size_t len)
 	char fp[TK_TLS_FPLEN];
 	size_t n;
 
-	if (err <= -3300 && err > -3400 && d[0] != '\0')
+	/* TLS's and the proxies' codes (3300s, 3500s) have details. */
+	if (err <= -3300 && err > -3600 && d[0] != '\0')
 		snprintf(buf, len, "%s (%s)", tk_strerror(err), d);
 	else
 		snprintf(buf, len, "%s", tk_strerror(err));

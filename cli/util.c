@@ -30,6 +30,8 @@ cli_exit_code(int err)
 	case TK_CLASS_TLS:
 	case TK_CLASS_PROTOCOL:
 		return CLI_EXIT_PROTOCOL;
+	case TK_CLASS_AUTH:
+		return CLI_EXIT_NOPERM;
 	case TK_CLASS_IO:
 		break;
 	}

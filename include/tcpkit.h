@@ -47,7 +47,8 @@ const char *tk_tls_runtime_version(void);
  * Errors.  Every call returns 0 (or a count) on success and a negative code
  * on failure: -errno for system errors, or one of the TK_E* codes below,
  * grouped in bands: 3000s resolver, 3100s timeouts, 3200s protocol and
- * parsing, 3300s TLS, 3400s access control.  One list generates the enum,
+ * parsing, 3300s TLS, 3400s access control, 3500s proxies.  One list
+ * generates the enum,
  * tk_strerror() and tk_err_name(), so they cannot drift apart.
  */
 /*
@@ -91,7 +92,12 @@ const char *tk_tls_runtime_version(void);
 	X(ETLSPEERREJECT, -3309, TLS, "the peer rejected our certificate")     \
 	X(ETLSCONFIG, -3310, USAGE, "bad TLS configuration")                   \
 	X(ETLSPLAIN, -3311, TLS, "the peer does not speak TLS")                \
-	X(EDENIED, -3401, REFUSED, "address not allowed")
+	X(EDENIED, -3401, REFUSED, "address not allowed")                      \
+	X(EPROXYDENIED, -3501, REFUSED, "the proxy refused the request")       \
+	X(EPROXYAUTH, -3502, AUTH, "proxy authentication failed")              \
+	X(EPROXYTARGET, -3503, REFUSED,                                        \
+	  "the proxy could not reach the target")                              \
+	X(EPROXYPROTO, -3504, PROTOCOL, "proxy protocol error")
 
 enum tk_errno {
 #define TK__ERR_ENUM(name, value, class, text) TK_##name = (value),
@@ -113,6 +119,7 @@ enum tk_err_class {
 	TK_CLASS_TLS,	   /* TLS: handshake, verification, version */
 	TK_CLASS_PROTOCOL, /* the peer broke the protocol, or cut it short */
 	TK_CLASS_IO,	   /* anything else the system reports */
+	TK_CLASS_AUTH,	   /* credentials refused (a proxy's) */
 };
 
 enum tk_err_class tk_err_class(int err);
@@ -414,6 +421,7 @@ struct tk_http_req;
 struct tk_loop;
 struct tk_conn;
 struct tk_tls_ctx;
+struct tk_proxy;
 
 struct tk_http_opts {
 	bool head; /* HEAD instead of GET: a head and no body */
@@ -445,6 +453,16 @@ struct tk_http_opts {
 	 * either coding (zlib); a corrupt or cut stream is TK_ECODING.
 	 */
 	bool compressed;
+	/*
+	 * Every hop through this proxy (tcpkit/proxy.h; copied; NULL:
+	 * none), an https:// one's TLS to the target through the tunnel.
+	 * An http:// hop is tunnelled with CONNECT too, not sent to an HTTP
+	 * proxy as an absolute URL; family does not apply (the proxy's name
+	 * and the target's are resolved as tk_conn_connect_host() does).
+	 * The library reads no environment: a
+	 * program that honours ALL_PROXY and NO_PROXY decides and passes it.
+	 */
+	const struct tk_proxy *proxy;
 };
 
 /* Fill opts with the defaults: GET, no redirects followed (max 10). */
@@ -742,6 +760,7 @@ int tk_loop_post(struct tk_loop *loop, tk_work_cb cb, void *arg);
 struct tk_conn;
 struct tk_server;
 struct tk_tls_ctx;
+struct tk_proxy;
 
 /*
  * The service interface: what a server runs for every accepted connection
@@ -874,6 +893,18 @@ struct tk_conn_opts {
 	 */
 	size_t max_line;
 	uint64_t line_timeout_ms;
+	/*
+	 * Client: go through this proxy (tcpkit/proxy.h; copied at connect,
+	 * NULL: none).  Only tk_conn_connect_host() and
+	 * tk_conn_connect_endpoint() (TCP and TLS) take one: the target is a
+	 * name for the proxy; tk_conn_connect() returns -EINVAL with one.  The
+	 * proxy's name is resolved, and its handshake runs, under
+	 * connect_timeout_ms; then TLS, if any, to the target through the
+	 * tunnel.  tk_conn_peer() is the proxy's address.  Failures:
+	 * TK_EPROXYDENIED, TK_EPROXYAUTH, TK_EPROXYTARGET, TK_EPROXYPROTO,
+	 * with the proxy's reply in tk_conn_last_error().
+	 */
+	const struct tk_proxy *proxy;
 };
 
 /* Fill opts with the defaults. */
@@ -1317,6 +1348,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/broker.h"
 #include "tcpkit/endpoint.h"
 #include "tcpkit/exec.h"
+#include "tcpkit/proxy.h"
 #include "tcpkit/relay.h"
 #include "tcpkit/telnet.h"
 #include "tcpkit/udp.h"

@@ -86,6 +86,7 @@ tk_conn_opts_init(struct tk_conn_opts *opts)
 
 static void on_io(struct tk_loop *loop, int fd, unsigned events, void *arg);
 static void handshake_step(struct tk_conn *c);
+static void proxy_step(struct tk_conn *c);
 static void on_timer(struct tk_timer *t, void *arg);
 static void finish_close(struct tk__defer *d);
 static void read_buffered(struct tk__defer *d);
@@ -110,6 +111,7 @@ tk__conn_new(struct tk_loop *loop, const struct tk_conn_opts *opts,
 		tk_conn_opts_init(&c->opts);
 	c->opts.source = NULL;	   /* a client keeps its own copy in cx */
 	c->opts.servername = NULL; /* the TLS session has its copy */
+	c->opts.proxy = NULL;	   /* a client's copy is c->px */
 	if (c->opts.handshake_timeout_ms == 0)
 		c->opts.handshake_timeout_ms = TK_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	if (c->opts.max_pending == 0)
@@ -239,6 +241,8 @@ tk_conn_close(struct tk_conn *c, int err)
 	if (err != 0 && c->errmsg == NULL)
 		tk__conn_set_error(c, c->opened_at != 0 ? &c->peer : NULL, err);
 	tk__connect_done(c);
+	tk__proxy_free(c->px);
+	c->px = NULL;
 	tk_timer_stop(&c->timer);
 	if (c->owner != NULL)
 		c->owner->gone(c, err);
@@ -704,6 +708,10 @@ on_io(struct tk_loop *loop, int fd, unsigned events, void *arg)
 			c->raw_io(loop, fd, events, c->raw_arg);
 		return;
 	}
+	if (c->state == ST_PROXY) {
+		proxy_step(c);
+		return;
+	}
 	if (c->state == ST_HANDSHAKE) {
 		handshake_step(c);
 		return;
@@ -749,6 +757,15 @@ on_timer(struct tk_timer *t, void *arg)
 	(void)t;
 	if (c->state == ST_CONNECTING) {
 		tk__conn_set_error(c, tk__connect_trying(c), TK_ECONNTIMEDOUT);
+		tk_conn_close(c, TK_ECONNTIMEDOUT);
+		return;
+	}
+	if (c->state == ST_PROXY) {
+		char where[TK_ADDRSTRLEN], msg[TK_ADDRSTRLEN + 64];
+
+		snprintf(msg, sizeof(msg), "%s: no answer from the proxy",
+			 tk_addr_format(&c->peer, where, sizeof(where)));
+		tk__conn_set_detail(c, msg);
 		tk_conn_close(c, TK_ECONNTIMEDOUT);
 		return;
 	}
@@ -854,6 +871,34 @@ tk__conn_attach_layer(struct tk_conn *c, const char *servername)
 	return layer->attach(c, c->opts.tls, servername);
 }
 
+static void start_own(struct tk_conn *c);
+
+/*
+ * One step of the proxy's handshake, under the connect deadline (still
+ * running): the tunnel is part of getting connected.
+ */
+static void
+proxy_step(struct tk_conn *c)
+{
+	unsigned want = 0;
+	int err = tk__proxy_step(c, &want);
+
+	if (err == -EAGAIN) {
+		err = tk_loop_modify(c->loop, c->fd, want);
+		if (err == 0)
+			return;
+	}
+	if (err < 0) {
+		tk_conn_close(c, err);
+		return;
+	}
+	tk_loop_unwatch(c->loop, c->fd);
+	tk__proxy_free(c->px);
+	c->px = NULL;
+	tk_timer_stop(&c->timer);
+	start_own(c);
+}
+
 void
 tk__conn_start(struct tk_conn *c)
 {
@@ -868,6 +913,25 @@ tk__conn_start(struct tk_conn *c)
 		(void)tk__sock_keepalive(c->fd, &c->opts);
 	}
 	c->flags |= F_SOCKOPTS;
+	if (c->px != NULL) {
+		c->state = ST_PROXY;
+		err = tk__loop_watch_own(c->loop, c->fd, 0, on_io, c);
+		if (err < 0) {
+			tk_conn_close(c, err);
+			return;
+		}
+		proxy_step(c);
+		return;
+	}
+	start_own(c);
+}
+
+/* The connection's own start: its transport's handshake, or the open. */
+static void
+start_own(struct tk_conn *c)
+{
+	int err;
+
 	/* A client's session was made at connect (it holds the name). */
 	if ((err = tk__conn_attach_layer(c, NULL)) < 0) {
 		tk_conn_close(c, err);

@@ -7,6 +7,7 @@
 
 enum conn_state {
 	ST_CONNECTING,
+	ST_PROXY,     /* connected to a proxy, asking it for the tunnel */
 	ST_HANDSHAKE, /* connected, the transport's handshake under way */
 	ST_OPEN,
 	ST_CLOSED,
@@ -25,8 +26,9 @@ enum {
 	F_RAW = 1u << 9,	/* the socket's I/O is raw_io's (relay.c) */
 };
 
-struct connecting; /* connect.c */
-struct resolving;  /* connect.c */
+struct connecting;   /* connect.c */
+struct resolving;    /* connect.c */
+struct tk__proxying; /* proxy_conn.c */
 
 /*
  * Kept small: an idle connection costs this struct and nothing else (no
@@ -72,6 +74,7 @@ struct tk_conn {
 	struct tk_addr *local;
 	struct connecting *cx;
 	struct resolving *rs; /* tk_conn_connect_host()'s name, if resolving */
+	struct tk__proxying *px; /* the proxy to go through, until through */
 	struct tk_conn *next, *prev; /* the server's list */
 	struct tk__lnode node;	     /* the loop's, until closed */
 	struct tk__defer defer;
@@ -118,5 +121,28 @@ int tk__conn_raw_shutdown(struct tk_conn *c);
 void tk__connect_done(struct tk_conn *c);
 /* An address still being tried, for a timeout's message; NULL if none. */
 const struct tk_addr *tk__connect_trying(const struct tk_conn *c);
+
+/* proxy_conn.c */
+/*
+ * A copy of p (NULL: out of memory, or host or port too long) for a
+ * tunnel to host and port.
+ */
+struct tk__proxying *tk__proxy_new(const struct tk_proxy *p, const char *host,
+				   const char *port);
+/* Free px, its secrets wiped; NULL does nothing. */
+void tk__proxy_free(struct tk__proxying *px);
+const struct tk_proxy *tk__proxy_of(const struct tk__proxying *px);
+/* SOCKS5 (not 5h) to a name: the name is resolved here, not by the proxy. */
+bool tk__proxy_resolves_here(const struct tk__proxying *px);
+/* Whether the target's port is a number already (not a service name). */
+bool tk__proxy_has_port(const struct tk__proxying *px);
+/* The target as resolved: host (NULL: keep the name) and port. */
+void tk__proxy_set_target(struct tk__proxying *px, const char *host,
+			  uint16_t port);
+/*
+ * One step of c->px's handshake on c->fd: 0 once the tunnel is open,
+ * -EAGAIN with *want set, or an error code with the detail set.
+ */
+int tk__proxy_step(struct tk_conn *c, unsigned *want);
 
 #endif

@@ -244,6 +244,7 @@ discard(struct tk_conn *c)
 	tk_timer_stop(&c->timer);
 	tk__lnode_del(&c->node);
 	tk__connect_done(c);
+	tk__proxy_free(c->px);
 	if (c->tp->close != NULL)
 		c->tp->close(c);
 	free(c->errmsg);
@@ -259,6 +260,9 @@ tk_conn_connect(struct tk_loop *loop, const struct tk_addrlist *list,
 	struct tk_conn *c;
 
 	if (loop == NULL || list == NULL || list->count == 0 || svc == NULL)
+		return -EINVAL;
+	/* A proxy is asked for a name, which an address list has lost. */
+	if (opts != NULL && opts->proxy != NULL)
 		return -EINVAL;
 	c = tk__conn_new(loop, opts, svc, arg);
 	if (c == NULL)
@@ -303,6 +307,16 @@ struct resolving {
 	bool has_source;
 	int err;
 	struct tk_addrlist *list;
+	/*
+	 * Through a proxy, host and port are the proxy's; the target's name
+	 * is resolved too when the proxy is to be given an address (SOCKS5),
+	 * and its port when it is a service name.
+	 */
+	char *thost, *tport;
+	bool resolve_thost, resolve_tport;
+	char tip[TK_ADDRSTRLEN];
+	uint16_t tportnum;
+	const char *failed; /* the name that did not resolve */
 };
 
 static void
@@ -312,6 +326,8 @@ rs_free(struct resolving *rs)
 	tk_addrlist_free(rs->list);
 	free(rs->host);
 	free(rs->port);
+	free(rs->thost);
+	free(rs->tport);
 	free(rs);
 }
 
@@ -347,11 +363,17 @@ on_resolved(struct tk_loop *loop, void *arg)
 	if (err < 0) {
 		char *msg = NULL;
 
-		if (asprintf(&msg, "%s: %s", rs->host, tk_strerror(err)) >= 0) {
+		if (asprintf(&msg, "%s: %s",
+			     rs->failed != NULL ? rs->failed : rs->host,
+			     tk_strerror(err)) >= 0) {
 			tk__conn_set_detail(c, msg);
 			free(msg);
 		}
 	} else {
+		if (c->px != NULL && (rs->resolve_thost || rs->resolve_tport))
+			tk__proxy_set_target(c->px,
+					     rs->resolve_thost ? rs->tip : NULL,
+					     rs->tportnum);
 		err = connect_list(c, rs->list,
 				   rs->has_source ? &rs->source : NULL);
 	}
@@ -362,6 +384,31 @@ on_resolved(struct tk_loop *loop, void *arg)
 	rs_free(rs);
 }
 
+/*
+ * The target's name (its first address, as a client without a proxy would
+ * try first) or only its service name's port.  0 or a resolver error.
+ */
+static int
+resolve_target(struct resolving *rs)
+{
+	struct tk_addrlist *tl = NULL;
+	int err;
+
+	if (rs->resolve_thost)
+		err = tk_resolve(rs->thost, rs->tport, AF_UNSPEC, 0, &tl);
+	else
+		err = tk_resolve("127.0.0.1", rs->tport, AF_INET,
+				 TK_RESOLVE_NUMERIC, &tl);
+	if (err < 0) {
+		rs->failed = rs->resolve_thost ? rs->thost : rs->tport;
+		return err;
+	}
+	tk_addr_format_ip(&tl->addrs[0], rs->tip, sizeof(rs->tip));
+	rs->tportnum = tk_addr_port(&tl->addrs[0]);
+	tk_addrlist_free(tl);
+	return 0;
+}
+
 static void *
 resolve_main(void *arg)
 {
@@ -369,6 +416,10 @@ resolve_main(void *arg)
 	struct tk_addrlist *list = NULL;
 	int err = tk_resolve(rs->host, rs->port, AF_UNSPEC, 0, &list);
 
+	if (err < 0)
+		rs->failed = rs->host;
+	if (err == 0 && (rs->resolve_thost || rs->resolve_tport))
+		err = resolve_target(rs);
 	pthread_mutex_lock(&rs->lock);
 	if (rs->cancelled) {
 		pthread_mutex_unlock(&rs->lock);
@@ -404,6 +455,23 @@ resolve_cancel(struct tk_conn *c)
 		rs_free(rs);
 }
 
+/*
+ * Whether px's proxy is an IP literal with a numeric port (into *a) and
+ * the target needs no lookup here either: then nothing is resolved.
+ */
+static bool
+proxy_direct(const struct tk__proxying *px, struct tk_addr *a)
+{
+	const struct tk_proxy *p = tk__proxy_of(px);
+	uint16_t port;
+
+	if (tk__proxy_resolves_here(px) || !tk__proxy_has_port(px) ||
+	    tk_port_parse(p->port, &port) < 0 ||
+	    tk_addr_from_ip(p->host, port, a) < 0)
+		return false;
+	return true;
+}
+
 int
 tk_conn_connect_host(struct tk_loop *loop, const char *host, const char *port,
 		     const struct tk_conn_opts *opts,
@@ -412,6 +480,7 @@ tk_conn_connect_host(struct tk_loop *loop, const char *host, const char *port,
 {
 	struct resolving *rs;
 	struct tk_conn *c;
+	struct tk_addr direct;
 	pthread_attr_t attr;
 	pthread_t thread;
 	sigset_t all, old;
@@ -422,10 +491,35 @@ tk_conn_connect_host(struct tk_loop *loop, const char *host, const char *port,
 
 	if (loop == NULL || host == NULL || svc == NULL || out == NULL)
 		return -EINVAL;
+	if (opts != NULL && opts->proxy != NULL &&
+	    (port == NULL || opts->proxy->kind == TK_PROXY_NONE))
+		return -EINVAL;
 	c = tk__conn_new(loop, opts, svc, arg);
 	if (c == NULL)
 		return -ENOMEM;
 	c->state = ST_CONNECTING;
+	if (opts != NULL && opts->proxy != NULL) {
+		c->px = tk__proxy_new(opts->proxy, host, port);
+		if (c->px == NULL) {
+			discard(c);
+			return -ENOMEM;
+		}
+	}
+	/* A proxy at an address, nothing to resolve: no thread. */
+	if (c->px != NULL && proxy_direct(c->px, &direct)) {
+		struct tk_addrlist l = { 1, &direct };
+
+		if (connect_list(c, &l, opts->source) < 0 ||
+		    tk__conn_attach_layer(c, name) < 0 ||
+		    tk_timer_start(&c->timer, c->opts.connect_timeout_ms, 0) <
+			    0) {
+			discard(c);
+			return -ENOMEM;
+		}
+		*out = c;
+		start_next(c);
+		return 0;
+	}
 	rs = calloc(1, sizeof(*rs));
 	if (rs == NULL) {
 		discard(c);
@@ -434,8 +528,23 @@ tk_conn_connect_host(struct tk_loop *loop, const char *host, const char *port,
 	pthread_mutex_init(&rs->lock, NULL);
 	rs->loop = loop;
 	rs->c = c;
-	rs->host = strdup(host);
-	rs->port = port != NULL ? strdup(port) : NULL;
+	if (c->px != NULL) {
+		const struct tk_proxy *p = tk__proxy_of(c->px);
+
+		rs->host = strdup(p->host);
+		rs->port = strdup(p->port);
+		rs->thost = strdup(host);
+		rs->tport = strdup(port);
+		rs->resolve_thost = tk__proxy_resolves_here(c->px);
+		rs->resolve_tport = !tk__proxy_has_port(c->px);
+		if (rs->thost == NULL || rs->tport == NULL) {
+			free(rs->host); /* out of memory, below */
+			rs->host = NULL;
+		}
+	} else {
+		rs->host = strdup(host);
+		rs->port = port != NULL ? strdup(port) : NULL;
+	}
 	if (opts != NULL && opts->source != NULL) {
 		rs->source = *opts->source;
 		rs->has_source = true;

@@ -32,6 +32,7 @@ struct tk_http_req {
 	struct tk_http_opts o;
 	char **headers; /* the caller's fields, copied */
 	char *servername;
+	struct tk_proxy *proxy; /* the caller's, copied; NULL: none */
 	char first_host[TK_HOSTLEN];
 
 	/* The current hop. */
@@ -852,10 +853,6 @@ start_hop(struct tk_http_req *req)
 		inflateEnd(&req->z);
 	req->zmode = ZM_OFF;
 	req->gzip = false;
-	err = tk_resolve(req->host, req->port, req->o.family,
-			 req->ipv6 ? TK_RESOLVE_NUMERIC : 0, &list);
-	if (err < 0)
-		return err;
 	tk_conn_opts_init(&copts);
 	copts.connect_timeout_ms = req->o.connect_timeout_ms;
 	/* The idle timeout is ours: it must not count the callbacks' time. */
@@ -866,6 +863,20 @@ start_hop(struct tk_http_req *req)
 				strcmp(req->host, req->first_host) == 0
 			? req->servername
 			: req->host;
+	if (req->proxy != NULL) {
+		/* The proxy resolves, or the connection does, off the loop. */
+		copts.proxy = req->proxy;
+		err = tk_conn_connect_host(req->loop, req->host, req->port,
+					   &copts, &http_service, req, &c);
+		if (err < 0)
+			return err;
+		req->conn = c;
+		return 0;
+	}
+	err = tk_resolve(req->host, req->port, req->o.family,
+			 req->ipv6 ? TK_RESOLVE_NUMERIC : 0, &list);
+	if (err < 0)
+		return err;
 	err = tk_conn_connect(req->loop, list, &copts, &http_service, req, &c);
 	tk_addrlist_free(list);
 	if (err < 0)
@@ -888,6 +899,10 @@ req_free(struct tk_http_req *req)
 		free(*h);
 	free(req->headers);
 	free(req->servername);
+	if (req->proxy != NULL) {
+		tk_proxy_clear(req->proxy);
+		free(req->proxy);
+	}
 	free(req->url);
 	free(req->request);
 	free(req->next);
@@ -908,6 +923,13 @@ copy_opts(struct tk_http_req *req, const struct tk_http_opts *opts)
 	    (req->servername = strdup(req->o.servername)) == NULL)
 		return -ENOMEM;
 	req->o.servername = NULL;
+	if (req->o.proxy != NULL) {
+		req->proxy = malloc(sizeof(*req->proxy));
+		if (req->proxy == NULL)
+			return -ENOMEM;
+		*req->proxy = *req->o.proxy;
+		req->o.proxy = NULL;
+	}
 	while (req->o.headers != NULL && req->o.headers[n] != NULL)
 		if (tk_http_field_check(req->o.headers[n++]) < 0)
 			return -EINVAL;

@@ -105,12 +105,23 @@ bench_persist_closed(struct tk_conn *c, int err, void *arg)
 	bench_check_done(w);
 }
 
+/* Connect bc: to the addresses, or through the proxy to the name. */
+static int
+dial(struct worker *w, struct bconn *bc)
+{
+	const struct bench *b = w->b;
+
+	if (b->copts.proxy != NULL)
+		return tk_conn_connect_host(w->loop, b->o->host, b->o->port,
+					    &b->copts, b->svc, bc, &bc->conn);
+	return tk_conn_connect(w->loop, b->addrs, &b->copts, b->svc, bc,
+			       &bc->conn);
+}
+
 /* Open the next connections, at most connect_max at a time. */
 void
 bench_connect_more(struct worker *w)
 {
-	const struct bench *b = w->b;
-
 	while (w->phase == PH_CONNECT && w->next_connect < w->nconns &&
 	       w->connecting < w->connect_max) {
 		struct bconn *bc = &w->conns[w->next_connect++];
@@ -120,8 +131,7 @@ bench_connect_more(struct worker *w)
 		bc->t_begin = now_ns();
 		w->connecting++;
 		w->live++;
-		err = tk_conn_connect(w->loop, b->addrs, &b->copts, b->svc, bc,
-				      &bc->conn);
+		err = dial(w, bc);
 		if (err < 0) {
 			bc->conn = NULL;
 			bc->state = CS_DONE;
@@ -189,8 +199,7 @@ bench_start_op(struct bconn *bc)
 	bc->state = CS_CONNECTING;
 	bc->t_begin = now_ns();
 	w->live++;
-	err = tk_conn_connect(w->loop, b->addrs, &b->copts, b->svc, bc,
-			      &bc->conn);
+	err = dial(w, bc);
 	if (err < 0) {
 		bc->conn = NULL;
 		bc->state = CS_IDLE;

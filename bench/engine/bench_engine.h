@@ -48,7 +48,8 @@ struct bench_opts {
 	enum bench_mode mode;
 	char host[TK_HOSTLEN];
 	char port[TK_PORTLEN];
-	char where[TK_HOSTLEN + TK_PORTLEN + 4]; /* "HOST:PORT" for messages */
+	/* "HOST:PORT" (and " via PROXY") for messages */
+	char where[2 * TK_HOSTLEN + TK_PROXY_CREDLEN + 64];
 	bool is_unix; /* a unix: target: unix_addr, no host */
 	struct tk_addr unix_addr;
 	uint32_t connections;
@@ -67,6 +68,12 @@ struct bench_opts {
 	/* --tls: one client context for every thread; NULL: plain TCP. */
 	struct tk_tls_ctx *tls;
 	const char *servername; /* --servername, or NULL: the host */
+	/*
+	 * --proxy: every connection to host and port through it (the
+	 * addresses given to bench_run() are the proxy's then).
+	 */
+	bool has_proxy;
+	struct tk_proxy proxy;
 	/*
 	 * Optional: the words for a failed TLS handshake on c (the engine's
 	 * own: tk_strerror() and the connection's last error).

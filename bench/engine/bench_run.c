@@ -621,6 +621,7 @@ setup_bench(struct bench *b, const struct bench_opts *o,
 	b->copts.servername = o->servername != NULL ? o->servername
 			      : o->is_unix	    ? NULL
 						    : o->host;
+	b->copts.proxy = o->has_proxy ? &o->proxy : NULL;
 	/*
 	 * Never stop reading because our own output waits: the server may
 	 * be blocked writing to us, and the two would wait for each other.

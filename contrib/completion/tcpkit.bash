@@ -49,6 +49,7 @@ _tcpkit()
 	--log-format) words="text logfmt json" ;;
 	--client-auth) words="optional required" ;;
 	--tls-min) words="1.2 1.3" ;;
+	--proxy) words="socks5:// socks5h:// socks4a:// http://" ;;
 	*)
 		case $cur in
 		-*) words=$(_tcpkit_options "$tk" "$cmd") ;;

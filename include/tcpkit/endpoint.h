@@ -108,7 +108,8 @@ char *tk_endpoint_format(const struct tk_endpoint *ep, char *buf, size_t len);
  * UNIX (its address; no name to resolve; TLS over it when opts->tls is
  * set, with opts->servername to check, since a UNIX peer has no IP).
  * -EINVAL for stdio, exec, sh and udp endpoints, which are no
- * connections (udp://: resolve it, then tk_udp_open() in tcpkit/udp.h).
+ * connections (udp://: resolve it, then tk_udp_open() in tcpkit/udp.h),
+ * and for UNIX with opts->proxy (a proxy takes TCP and TLS targets).
  * Otherwise returns and calls back as tk_conn_connect() does.
  */
 struct tk_loop;

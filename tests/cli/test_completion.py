@@ -120,6 +120,8 @@ def test_bash_services_modes_and_values():
     assert bash_complete("connect", "--tls-min", "") == ["1.2", "1.3"]
     assert bash_complete("relay", "--client-auth", "") == \
         ["optional", "required"]
+    assert bash_complete("get", "--proxy", "so") == \
+        ["socks4a://", "socks5://", "socks5h://"]
     assert bash_complete("help", "in") == ["interfaces"]
 
 

@@ -342,6 +342,8 @@ def test_connect_udp_against_nc():
     (["-u", "--datagram-size", "0", "127.0.0.1", "7"], None),
     (["-u", "--datagram-size", "65508", "127.0.0.1", "7"], None),
     (["-u", "--tls", "127.0.0.1", "7"], "-u/--udp: no TLS over UDP"),
+    (["-u", "--proxy", "socks5://127.0.0.1:1", "127.0.0.1", "7"],
+     "-u/--udp: --proxy tunnels TCP only"),
     (["-u", "unix:/tmp/x.sock"],
      "-u/--udp takes HOST PORT, not a UNIX socket"),
     (["udp://127.0.0.1:0"], "port 0 cannot be connected to (1-65535)"),
@@ -462,6 +464,8 @@ def test_bench_udp_refused():
      "-u/--udp: -s/--size is 16 to 65507 bytes (a sequence number and a "
      "check go in each datagram)"),
     (["-u", "--tls", "127.0.0.1", "7"], "-u/--udp: no TLS over UDP"),
+    (["-u", "--proxy", "socks5://127.0.0.1:1", "127.0.0.1", "7"],
+     "-u/--udp: --proxy tunnels TCP only"),
     (["--loss-timeout", "1s", "127.0.0.1", "7"],
      "--loss-timeout is for UDP: add -u"),
 ])

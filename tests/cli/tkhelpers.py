@@ -46,7 +46,8 @@ PEER_PACKAGES = {"nc": "netcat-openbsd", "telnet": "telnet",
                  "ss": "iproute2", "ip": "iproute2", "openssl": "openssl",
                  "curl": "curl", "go": "golang-go", "node": "nodejs",
                  "nginx": "nginx", "haproxy": "haproxy",
-                 "setpriv": "util-linux"}
+                 "setpriv": "util-linux", "danted": "dante-server",
+                 "tinyproxy": "tinyproxy"}
 
 
 def need(prog):
