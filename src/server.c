@@ -110,6 +110,8 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 		free(s);
 		return -ENOMEM;
 	}
+	/* Every worker is whole before any can fail: the free below reads
+	 * them all (a zeroed lfd would be fd 0). */
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct worker *w = &s->workers[i];
 
@@ -117,15 +119,19 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 		w->id = i;
 		for (size_t j = 0; j < SERVER_MAX_LISTENERS; j++)
 			w->lfds[j] = -1;
+	}
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+
 		if (s->nworkers == 1) {
 			w->loop = loop;
 			continue;
 		}
-		w->own_loop = true;
 		if ((err = tk_loop_new(&w->loop)) < 0) {
 			tk_server_free(s);
 			return err;
 		}
+		w->own_loop = true;
 	}
 	*out = s;
 	return 0;

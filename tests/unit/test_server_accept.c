@@ -163,6 +163,34 @@ Test(server, emfile_pauses_accepting_then_recovers)
 }
 
 /*
+ * Out of descriptors while the workers' loops are made: tk_server_new()
+ * fails with the error, frees what it made, and closes nothing it did
+ * not open (a worker not reached yet has no listener: fd 0 stays open).
+ */
+Test(server, new_fails_cleanly_out_of_descriptors)
+{
+	struct tk_loop *loop = t_loop_new();
+	struct tk_server_opts o;
+	struct tk_server *s = (struct tk_server *)&o;
+	struct rlimit old, low;
+	int err;
+
+	tk_server_opts_init(&o);
+	o.workers = 8;
+	cr_assert(getrlimit(RLIMIT_NOFILE, &old) == 0);
+	low = old;
+	/* Room for a loop or two, not eight. */
+	low.rlim_cur = (rlim_t)max_open_fd() + 6;
+	cr_assert(setrlimit(RLIMIT_NOFILE, &low) == 0);
+	err = tk_server_new(loop, &o, &tk_service_echo, NULL, &s);
+	cr_assert(setrlimit(RLIMIT_NOFILE, &old) == 0);
+	cr_assert_eq(err, -EMFILE, "tk_server_new: %s", tk_err_name(err));
+	cr_assert_null(s);
+	cr_assert_neq(fcntl(0, F_GETFD), -1, "fd 0 was closed");
+	tk_loop_free(loop);
+}
+
+/*
  * A server's OPEN event may turn the client away by closing it: the
  * connection is released once (the counters stay right, so max_conns and
  * the drain still work) and its close says 0, not an error of its own.
