@@ -4,10 +4,8 @@
 import os
 import re
 import select
-import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -15,7 +13,7 @@ import pytest
 from listenhelpers import Listen, children
 import hashlib
 
-from tkhelpers import TCPKIT, check_sanitizer, need, run
+from tkhelpers import TCPKIT, check_sanitizer, nc_listening, need, run
 
 
 @pytest.fixture
@@ -314,25 +312,6 @@ def test_ncat_and_socat_as_clients_of_listen_exec(listen):
         assert c.returncode == 0, c.stderr
         assert c.stdout == b"echo through %s\n" % prog.encode()
         assert lp.wait() == 0
-
-
-def nc_listening():
-    """`nc -l` on a free port of 127.0.0.1 chosen by the kernel (port 0),
-    found with ss by its pid."""
-    need("nc")
-    need("ss")
-    nc = subprocess.Popen(["nc", "-N", "-l", "127.0.0.1", "0"],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while True:
-        ss = subprocess.run(["ss", "-ltnpH"], capture_output=True,
-                            text=True, timeout=10).stdout
-        m = re.search(r"127\.0\.0\.1:(\d+) .*pid=%d," % nc.pid, ss)
-        if m:
-            return nc, int(m.group(1))
-        assert time.monotonic() < deadline, "nc -l did not listen"
-        select.select([], [], [], 0.05)
 
 
 def test_connect_exec_with_nc_listening():

@@ -4,6 +4,7 @@ peers.  Servers listen on port 0; tests wait on lines and events with
 bounded timeouts, never on sleeps."""
 import os
 import pty
+import select
 import re
 import shutil
 import signal
@@ -325,3 +326,22 @@ def shim_env(so, max_bytes):
     env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
                            ":verify_asan_link_order=0").lstrip(":")
     return env
+
+
+def nc_listening():
+    """`nc -l` on a free port of 127.0.0.1 chosen by the kernel (port 0),
+    found with ss by its pid."""
+    need("nc")
+    need("ss")
+    nc = subprocess.Popen(["nc", "-N", "-l", "127.0.0.1", "0"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        ss = subprocess.run(["ss", "-ltnpH"], capture_output=True,
+                            text=True, timeout=10).stdout
+        m = re.search(r"127\.0\.0\.1:(\d+) .*pid=%d," % nc.pid, ss)
+        if m:
+            return nc, int(m.group(1))
+        assert time.monotonic() < deadline, "nc -l did not listen"
+        select.select([], [], [], 0.05)
