@@ -1280,5 +1280,6 @@ const struct tk_service *tk_service_find(const char *name);
 /* The API by topic; each header keeps its own symbols visible. */
 #include "tcpkit/broker.h"
 #include "tcpkit/endpoint.h"
+#include "tcpkit/scan.h"
 
 #endif /* TCPKIT_H */
