@@ -143,6 +143,7 @@ int cmd_send(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
 
 extern const char cmd_resolve_help[];
 extern const char cmd_interfaces_help[];
@@ -151,5 +152,6 @@ extern const char cmd_send_help[];
 extern const char cmd_get_help[];
 extern const char cmd_serve_help[];
 extern const char cmd_bench_help[];
+extern const char cmd_scan_help[];
 
 #endif /* TK_CLI_H */

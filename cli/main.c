@@ -43,6 +43,8 @@ static const struct cli_command commands[] = {
 	{ "bench", cmd_bench,
 	  "load a server and measure throughput, latency and errors",
 	  cmd_bench_help },
+	{ "scan", cmd_scan, "TCP connect scan: which ports of hosts are open",
+	  cmd_scan_help },
 	{ "help", cmd_help, "show help for tcpkit or a command", help_help },
 	{ "version", cmd_version,
 	  "print the version, the OpenSSL in use and the event backend",
@@ -133,7 +135,7 @@ print_overview(FILE *f)
 		"  -4  --ipv4             resolve interfaces connect send get\n"
 		"  -6  --ipv6             resolve interfaces connect send get\n"
 		"  -C  --crlf             connect send\n"
-		"  -c  --connections      bench\n"
+		"  -c  --connections      bench scan\n"
 		"  -d  --depth            bench\n"
 		"  -f  --fail             get\n"
 		"  -H  --host             serve\n"
@@ -147,13 +149,14 @@ print_overview(FILE *f)
 		"  -n  --count            bench\n"
 		"  -o  --output           get (as in curl)\n"
 		"  -p  --port             serve\n"
+		"      --ports            scan\n"
 		"  -q  --quiet            serve bench\n"
 		"  -s  --source           connect send\n"
 		"      --size             bench\n"
 		"  -t  --timeout          get (the idle timeout; --idle-timeout too)\n"
 		"      --duration         bench\n"
 		"  -v  --verbose          connect send get\n"
-		"  -w  --connect-timeout  connect send get (as in nc)\n"
+		"  -w  --connect-timeout  connect send get scan (as in nc)\n"
 		"      --warmup           bench\n"
 		"      --workers          serve\n"
 		"\n"

@@ -493,6 +493,20 @@ banner_read(struct tk_scan *s, struct probe *p)
 	probe_finish(s, p, TK_SCAN_OPEN, 0);
 }
 
+/*
+ * A connect to a local port nobody listens on can meet itself: when the
+ * kernel picks the same port as the source, the SYN is its own answer
+ * (TCP simultaneous open) and the connect succeeds.  Nothing listens.
+ */
+static bool
+self_connected(int fd)
+{
+	struct tk_addr local, peer;
+
+	return tk__sock_local(fd, &local) == 0 &&
+	       tk__sock_peer(fd, &peer) == 0 && tk_addr_equal(&local, &peer);
+}
+
 static void
 on_io(struct tk_loop *loop, int fd, unsigned events, void *arg)
 {
@@ -508,6 +522,8 @@ on_io(struct tk_loop *loop, int fd, unsigned events, void *arg)
 		return;
 	}
 	err = tk__sock_error(p->fd);
+	if (err == 0 && self_connected(p->fd))
+		err = -ECONNREFUSED;
 	if (err == 0 && s->o.banner_max > 0) {
 		p->reading = true;
 		p->ms = tk_loop_now(s->loop) - p->t0;
@@ -656,6 +672,16 @@ probe_start(struct tk_scan *s, const struct work *w)
 	p->addr = s->addrs[w->target];
 	tk_addr_set_port(&p->addr, w->port);
 	fd = tk__sock_connect(&p->addr, NULL);
+	/*
+	 * On loopback the peer's answer to the SYN is handled before
+	 * connect() returns: a refusal is known now, and asking costs less
+	 * than watching the socket for it.
+	 */
+	if (fd >= 0 && tk_addr_is_loopback(&p->addr) &&
+	    (err = tk__sock_error(fd)) < 0) {
+		tk__close(fd);
+		fd = err;
+	}
 	if (fd >= 0) {
 		err = tk__loop_watch_own(s->loop, fd, TK_WRITABLE, on_io, p);
 		if (err < 0) {

@@ -405,7 +405,7 @@ def test_log_format_covers_errors(fmt):
 # --- one meaning per option letter -----------------------------------------------
 
 COMMANDS = ["resolve", "interfaces", "connect", "send", "get", "serve",
-            "bench"]
+            "bench", "scan"]
 
 
 def letter_table():

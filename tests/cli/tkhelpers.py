@@ -31,7 +31,8 @@ PEER_PACKAGES = {"nc": "netcat-openbsd", "telnet": "telnet",
                  "sslscan": "sslscan", "ncat": "ncat", "socat": "socat",
                  "ss": "iproute2", "ip": "iproute2", "openssl": "openssl",
                  "curl": "curl", "go": "golang-go", "node": "nodejs",
-                 "nginx": "nginx", "haproxy": "haproxy"}
+                 "nginx": "nginx", "haproxy": "haproxy",
+                 "nmap": "nmap"}
 
 
 def need(prog):
