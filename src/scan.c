@@ -27,6 +27,27 @@ fail(int code, char *why, size_t whylen, const char *fmt, ...)
 	return code;
 }
 
+/*
+ * The user's text, for a one-line reason: bytes that are not printable
+ * ASCII as '?', and at most 64 of them ("..." after).
+ */
+static const char *
+shown(const char *s, size_t n, char *buf, size_t len)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && k + 4 < len; i++) {
+		if (i == 64) {
+			memcpy(buf + k, "...", 3);
+			k += 3;
+			break;
+		}
+		buf[k++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	}
+	buf[k] = '\0';
+	return buf;
+}
+
 /* --- port lists ---------------------------------------------------------- */
 
 /*
@@ -72,14 +93,15 @@ port_item(const char *item, size_t n, struct tk_portset *ps, char *why,
 {
 	const char *dash = memchr(item, '-', n);
 	uint16_t lo = 1, hi = 65535;
+	char show[80];
 	int r;
 
 	if (dash == NULL) {
 		r = port_number(item, n, &lo);
 		if (r == 0)
 			return fail(TK_EBADPORT, why, whylen,
-				    "'%.*s' is not a port or a range", (int)n,
-				    item);
+				    "'%s' is not a port or a range",
+				    shown(item, n, show, sizeof(show)));
 		if (r < 0)
 			return fail(TK_EBADPORT, why, whylen,
 				    "port '%.*s' out of range (1-65535)",
@@ -92,8 +114,8 @@ port_item(const char *item, size_t n, struct tk_portset *ps, char *why,
 		r = port_number(item, (size_t)(dash - item), &lo);
 		if (r == 0)
 			return fail(TK_EBADPORT, why, whylen,
-				    "'%.*s' is not a port or a range", (int)n,
-				    item);
+				    "'%s' is not a port or a range",
+				    shown(item, n, show, sizeof(show)));
 		if (r < 0)
 			return fail(TK_EBADPORT, why, whylen,
 				    "port '%.*s' out of range (1-65535)",
@@ -105,8 +127,8 @@ port_item(const char *item, size_t n, struct tk_portset *ps, char *why,
 		r = port_number(dash + 1, hn, &hi);
 		if (r == 0)
 			return fail(TK_EBADPORT, why, whylen,
-				    "'%.*s' is not a port or a range", (int)n,
-				    item);
+				    "'%s' is not a port or a range",
+				    shown(item, n, show, sizeof(show)));
 		if (r < 0)
 			return fail(TK_EBADPORT, why, whylen,
 				    "port '%.*s' out of range (1-65535)",
@@ -125,6 +147,7 @@ tk_portset_parse(const char *text, struct tk_portset *out, char *why,
 {
 	struct tk_portset *ps;
 	const char *p = text;
+	char show[80];
 	int err = 0;
 
 	if (*text == '\0')
@@ -138,8 +161,10 @@ tk_portset_parse(const char *text, struct tk_portset *out, char *why,
 		size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
 
 		if (n == 0) {
-			err = fail(TK_EBADPORT, why, whylen,
-				   "empty item in port list '%s'", text);
+			err = fail(
+				TK_EBADPORT, why, whylen,
+				"empty item in port list '%s'",
+				shown(text, strlen(text), show, sizeof(show)));
 			break;
 		}
 		if ((err = port_item(p, n, ps, why, whylen)) < 0)
@@ -193,12 +218,13 @@ target_block(const char *text, const char *slash, uint64_t max_addrs,
 	unsigned char raw[16];
 	unsigned bits, prefix = 0, host;
 	const char *q = slash + 1;
+	char show[80];
 	int family;
 
 	if (iplen >= sizeof(ip))
 		return fail(TK_EBADADDR, why, whylen,
-			    "'%.*s': a CIDR block needs an IP address",
-			    (int)iplen, text);
+			    "'%s': a CIDR block needs an IP address",
+			    shown(text, iplen, show, sizeof(show)));
 	memcpy(ip, text, iplen);
 	ip[iplen] = '\0';
 	if (inet_pton(AF_INET, ip, raw) == 1) {
@@ -209,7 +235,8 @@ target_block(const char *text, const char *slash, uint64_t max_addrs,
 		bits = 128;
 	} else {
 		return fail(TK_EBADADDR, why, whylen,
-			    "'%s': a CIDR block needs an IP address", ip);
+			    "'%s': a CIDR block needs an IP address",
+			    shown(ip, iplen, show, sizeof(show)));
 	}
 	if (*q == '\0' || strlen(q) > 3)
 		goto bad_prefix;
@@ -255,7 +282,9 @@ target_block(const char *text, const char *slash, uint64_t max_addrs,
 
 bad_prefix:
 	return fail(TK_EBADADDR, why, whylen,
-		    "prefix '/%.8s' out of range (0-%u)", q, bits);
+		    "prefix '/%s' out of range (0-%u)",
+		    shown(q, strlen(q) > 8 ? 8 : strlen(q), show, sizeof(show)),
+		    bits);
 }
 
 int
@@ -266,13 +295,14 @@ tk_scan_target_parse(const char *text, uint64_t max_addrs,
 	size_t n = strlen(text);
 	const char *slash;
 	struct tk_addr a;
+	char show[80];
 
 	if (n == 0)
 		return fail(TK_EBADADDR, why, whylen, "empty target");
 	if (n >= TK_HOSTLEN)
 		return fail(TK_EBADADDR, why, whylen,
-			    "target '%.40s...' longer than %d bytes", text,
-			    TK_HOSTLEN - 1);
+			    "target '%s' longer than %d bytes",
+			    shown(text, n, show, sizeof(show)), TK_HOSTLEN - 1);
 	/* "[::1]" is "::1", as in HOST:PORT. */
 	if (text[0] == '[' && text[n - 1] == ']' && n > 2) {
 		memcpy(host, text + 1, n - 2);
@@ -294,10 +324,11 @@ tk_scan_target_parse(const char *text, uint64_t max_addrs,
 		if (!name_char(*c))
 			return fail(TK_EBADADDR, why, whylen,
 				    "'%s' is not an address or a host name",
-				    text);
+				    shown(text, n, show, sizeof(show)));
 	if (host[0] == '-' || host[0] == '.')
 		return fail(TK_EBADADDR, why, whylen,
-			    "'%s' is not an address or a host name", text);
+			    "'%s' is not an address or a host name",
+			    shown(text, n, show, sizeof(show)));
 	memset(out, 0, sizeof(*out));
 	out->is_name = true;
 	memcpy(out->name, host, strlen(host) + 1);

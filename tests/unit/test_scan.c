@@ -104,6 +104,15 @@ Test(portset, errors_name_the_bad_item)
 	ports_err("+22", "is not a port");
 }
 
+/* The reason is one line, whatever the text holds (found by fuzz_scan). */
+Test(portset, reason_is_one_line)
+{
+	ports_err("2\n2", "'2?2' is not a port or a range");
+	ports_err("1,\n,", "'?' is not a port");
+	ports_err("1,,\n", "empty item in port list '1,,?'");
+	cr_assert_eq(tk_portset_parse("1,,\n", &ps, NULL, 0), TK_EBADPORT);
+}
+
 static struct tk_scan_target tg;
 
 static void
@@ -195,6 +204,10 @@ Test(target, errors_name_the_bad_part)
 	target_err("-oops", 1, "is not an address or a host name");
 	target_err("x;y", 1, "is not an address or a host name");
 	target_err("1.2.3.4:80", 1, "is not an address or a host name");
+	/* One line, whatever the text holds (found by fuzz_scan). */
+	target_err("local\nost", 1, "'local?ost' is not an address");
+	target_err("a\nb/24", 1, "'a?b': a CIDR block needs an IP address");
+	target_err("127.0.0.0/3\n", 1, "prefix '/3?' out of range");
 }
 
 /* --- the scan against loopback ------------------------------------------ */
