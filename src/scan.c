@@ -406,6 +406,8 @@ struct tk_scan {
 	uint64_t tokens;      /* thousandths of a connect */
 	uint64_t refilled_at; /* loop time */
 	struct tk_scan_stats st;
+	int spare; /* a refused socket, ready to connect again, or -1 */
+	int spare_family;
 	bool started, finished, pumping;
 };
 
@@ -687,8 +689,49 @@ static void
 finish_scan(struct tk_scan *s, int err)
 {
 	s->finished = true;
+	tk__close(s->spare);
+	s->spare = -1;
 	tk_timer_stop(&s->pump_timer);
 	s->on_done(s, err, s->arg);
+}
+
+/*
+ * Open a socket and start its connect: fd, or -errno (a refusal known at
+ * once among them).  On loopback the peer's answer to the SYN is handled
+ * before connect() returns, so a second connect() tells at once what the
+ * first came to: -ECONNREFUSED (and the socket is free to connect again),
+ * -EALREADY (still in progress: watch it), 0 or -EISCONN (connected).  A
+ * refused socket is kept for the next probe: a closed port then costs two
+ * connect() calls, not a socket(), a connect(), a wait and a close().
+ */
+static int
+probe_connect(struct tk_scan *s, const struct tk_addr *a)
+{
+	int fd = -1, err;
+
+	if (s->spare >= 0 && s->spare_family == tk_addr_family(a)) {
+		fd = s->spare;
+		s->spare = -1;
+		if (connect(fd, &a->u.sa, a->len) < 0 && errno != EINPROGRESS) {
+			/* Not in the state we took it for. */
+			tk__close(fd);
+			fd = -1;
+		}
+	}
+	if (fd < 0 && (fd = tk__sock_connect(a, NULL)) < 0)
+		return fd;
+	if (!tk_addr_is_loopback(a) || connect(fd, &a->u.sa, a->len) == 0)
+		return fd;
+	err = -errno;
+	if (err == -EALREADY || err == -EISCONN || err == -EINPROGRESS)
+		return fd;
+	if (err == -ECONNREFUSED && s->spare < 0) {
+		s->spare = fd;
+		s->spare_family = tk_addr_family(a);
+	} else {
+		tk__close(fd);
+	}
+	return err;
 }
 
 /* Start one probe for w in a free slot: 1 started, 0 answered at once
@@ -702,17 +745,7 @@ probe_start(struct tk_scan *s, const struct work *w)
 
 	p->addr = s->addrs[w->target];
 	tk_addr_set_port(&p->addr, w->port);
-	fd = tk__sock_connect(&p->addr, NULL);
-	/*
-	 * On loopback the peer's answer to the SYN is handled before
-	 * connect() returns: a refusal is known now, and asking costs less
-	 * than watching the socket for it.
-	 */
-	if (fd >= 0 && tk_addr_is_loopback(&p->addr) &&
-	    (err = tk__sock_error(fd)) < 0) {
-		tk__close(fd);
-		fd = err;
-	}
+	fd = probe_connect(s, &p->addr);
 	if (fd >= 0) {
 		err = tk__loop_watch_own(s->loop, fd, TK_WRITABLE, on_io, p);
 		if (err < 0) {
@@ -855,6 +888,7 @@ tk_scan_new(struct tk_loop *loop, const struct tk_scan_opts *opts,
 		s->free = p;
 	}
 	tk__timer_init(&s->pump_timer, loop, on_pump_timer, s);
+	s->spare = -1;
 	s->st.total = (uint64_t)ports->count * naddrs;
 	/* A full bucket at the start: the first connects go at once. */
 	s->tokens = o.rate >= 10 ? o.rate * 100 : 1000;
@@ -895,6 +929,7 @@ tk_scan_free(struct tk_scan *s)
 			probe_release(s, p, p->reading);
 	}
 	tk_timer_stop(&s->pump_timer);
+	tk__close(s->spare);
 	free(s->addrs);
 	free(s->probes);
 	free(s->retry);

@@ -543,3 +543,43 @@ Test(scan, bad_arguments)
 		     -EINVAL);
 	tk_loop_free(loop);
 }
+
+/*
+ * On loopback a refused probe's socket connects again for the next port:
+ * refused and open ports mixed, one at a time, each still told right.
+ */
+Test(scan, refused_socket_reused_across_ports)
+{
+	struct tk_addr a = t_addr("127.0.0.1", 0), ref[3], lst[2];
+	int rfd[3], lfd[2], n = 0;
+	struct tk_scan_opts o;
+	struct scan_rec x;
+	struct tk_scan *s;
+	char ports[128];
+
+	for (int k = 0; k < 3; k++)
+		rfd[k] = t_refusing_port("127.0.0.1", &ref[k]);
+	for (int k = 0; k < 2; k++)
+		lfd[k] = t_raw_listen("127.0.0.1", 16, &lst[k]);
+	n = snprintf(ports, sizeof(ports), "%u,%u,%u,%u,%u",
+		     tk_addr_port(&ref[0]), tk_addr_port(&lst[0]),
+		     tk_addr_port(&ref[1]), tk_addr_port(&lst[1]),
+		     tk_addr_port(&ref[2]));
+	cr_assert_lt(n, (int)sizeof(ports));
+	tk_scan_opts_init(&o);
+	o.inflight = 1;
+	s = scan_run(&x, &o, &a, ports, 5000);
+	cr_assert_eq(x.n, 5);
+	for (int k = 0; k < 3; k++)
+		cr_assert_eq(x.state[find(&x, tk_addr_port(&ref[k]))],
+			     TK_SCAN_CLOSED, "refused port %d", k);
+	for (int k = 0; k < 2; k++)
+		cr_assert_eq(x.state[find(&x, tk_addr_port(&lst[k]))],
+			     TK_SCAN_OPEN, "listener %d", k);
+	tk_scan_free(s);
+	cr_assert_eq(tk_loop_close(x.loop), 0);
+	for (int k = 0; k < 3; k++)
+		close(rfd[k]);
+	for (int k = 0; k < 2; k++)
+		close(lfd[k]);
+}
