@@ -368,7 +368,7 @@ run_scan(struct scan_run *r, const struct tk_scan_opts *so,
 	}
 	if (r->err < 0) {
 		rc = cli_fail("scan", NULL, r->err);
-	} else if (!r->json) {
+	} else if (!r->json && rc == 0) {
 		fprintf(stderr,
 			"scanned %zu host%s, %llu port%s in %.1fs: %llu open, "
 			"%llu closed, %llu filtered\n",

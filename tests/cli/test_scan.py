@@ -395,3 +395,20 @@ def test_full_scan_same_open_set_as_nmap():
     s = doc["summary"]
     assert s["ports"] == 65535 and s["open"] == 30
     assert s["closed"] == 65535 - 30 and s["filtered"] == 0
+
+
+def test_stdout_write_failure_is_reported():
+    # Nothing is lost in silence: a full disk is an error, exit 1.
+    ref = refusing()
+    try:
+        with open("/dev/full", "wb") as full:
+            p = subprocess.run([TCPKIT, "scan", "127.0.0.1",
+                                str(ref.getsockname()[1])],
+                               stdout=full, stderr=subprocess.PIPE,
+                               timeout=20)
+    finally:
+        ref.close()
+    check_sanitizer(p.stderr)
+    assert p.returncode == 1
+    assert p.stderr.decode() == \
+        "tcpkit: scan stdout: No space left on device\n"
