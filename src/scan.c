@@ -362,6 +362,9 @@ tk_scan_target_addr(const struct tk_scan_target *t, uint64_t i,
 
 /* --- the scan ------------------------------------------------------------ */
 
+/* Connects started in one go before the loop gets a turn. */
+#define TK__SCAN_BATCH 1024u
+
 struct probe {
 	struct tk_scan *s;
 	struct tk_timer timer; /* connect, then banner deadline */
@@ -784,25 +787,52 @@ probe_start(struct tk_scan *s, const struct work *w)
  * slot is freed, so queued retries never outnumber free slots: the queue
  * (one entry per slot) cannot overflow.
  */
+#define PUMP_LATER 2
+
+/*
+ * Go on from the pump timer in ms: PUMP_LATER, or -ENOMEM when it cannot
+ * be armed (then, with nothing in flight, the scan ends with it).
+ */
+static int
+pump_later(struct tk_scan *s, uint64_t ms)
+{
+	if (tk_timer_is_active(&s->pump_timer) ||
+	    tk_timer_start(&s->pump_timer, ms, 0) == 0)
+		return PUMP_LATER;
+	return -ENOMEM;
+}
+
 static void
 pump(struct tk_scan *s)
 {
 	struct work w;
 	uint64_t wait;
+	unsigned starts = 0;
+	bool took;
 	int r;
 
 	if (s->pumping || s->finished)
 		return;
 	s->pumping = true;
 	while (s->free != NULL && peek_work(s, &w)) {
-		if (!take_token(s, &wait)) {
-			if (!tk_timer_is_active(&s->pump_timer))
-				(void)tk_timer_start(&s->pump_timer, wait, 0);
-			break;
+		/*
+		 * On loopback most answers come within connect(), and the
+		 * loop could run here for a whole scan: give the loop back
+		 * now and then (timers, a progress line, other work).
+		 */
+		took = false;
+		if (++starts > TK__SCAN_BATCH) {
+			r = pump_later(s, 0);
+		} else if (!take_token(s, &wait)) {
+			r = pump_later(s, wait);
+		} else {
+			took = true;
+			r = probe_start(s, &w);
 		}
-		r = probe_start(s, &w);
+		if (r == PUMP_LATER)
+			break;
 		if (r < 0) {
-			if (s->o.rate != 0)
+			if (took && s->o.rate != 0)
 				s->tokens += 1000;
 			if (s->st.inflight == 0) {
 				s->pumping = false;
