@@ -252,6 +252,15 @@ rec_result(struct tk_scan *s, const struct tk_scan_result *r, void *arg)
 	x->n++;
 }
 
+/* Counts only: for scans with more results than a scan_rec holds. */
+static void
+count_result(struct tk_scan *s, const struct tk_scan_result *r, void *arg)
+{
+	(void)s;
+	(void)r;
+	((struct scan_rec *)arg)->n++;
+}
+
 static void
 rec_done(struct tk_scan *s, int err, void *arg)
 {
@@ -582,4 +591,50 @@ Test(scan, refused_socket_reused_across_ports)
 		close(rfd[k]);
 	for (int k = 0; k < 2; k++)
 		close(lfd[k]);
+}
+
+struct tick {
+	struct scan_rec *x;
+	size_t seen; /* results when the timer first ran; SIZE_MAX: never */
+};
+
+static void
+on_tick(struct tk_timer *t, void *arg)
+{
+	struct tick *k = arg;
+
+	(void)t;
+	if (k->seen == SIZE_MAX)
+		k->seen = k->x->n;
+}
+
+/*
+ * On loopback the answers come within connect(): a scan of thousands of
+ * closed ports must still give the loop back (a progress timer runs
+ * before the end), not run whole inside one callback.
+ */
+Test(scan, loop_gets_turns_during_a_loopback_scan)
+{
+	static struct scan_rec x;
+	struct tk_addr a = t_addr("127.0.0.2", 0);
+	struct tick k = { &x, SIZE_MAX };
+	struct tk_timer *t;
+	struct tk_scan *s;
+
+	memset(&x, 0, sizeof(x));
+	x.loop = t_loop_new();
+	cr_assert_eq(tk_portset_parse("40000-45999", &ps, NULL, 0), 0);
+	cr_assert_eq(tk_scan_new(x.loop, NULL, &a, 1, &ps, count_result,
+				 rec_done, &x, &s),
+		     0);
+	t = t_timer_new(x.loop, on_tick, &k);
+	cr_assert_eq(tk_scan_start(s), 0);
+	cr_assert_eq(tk_timer_start(t, 0, 1), 0);
+	RUN_UNTIL(x.loop, 30000, x.done);
+	cr_assert_eq(x.n, 6000);
+	cr_assert_lt(k.seen, 6000, "the timer first ran after all %zu results",
+		     k.seen);
+	tk_timer_free(t);
+	tk_scan_free(s);
+	tk_loop_free(x.loop);
 }
