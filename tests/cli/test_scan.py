@@ -35,6 +35,27 @@ def refusing(host="127.0.0.1", port=0):
     return s
 
 
+def hold_range(n, host="127.0.0.1"):
+    """n consecutive ports of host, each held by a socket bound but not
+    listening (refused, and no other program can listen there): a range a
+    scan may probe without touching anyone else's listener.  Below the
+    ephemeral range."""
+    base = 20000 + (os.getpid() % 97) * 97
+    while base + n < 32000:
+        held = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                held.append(s)
+                s.bind((host, port))
+            return held
+        except OSError:
+            for s in held:
+                s.close()
+            base += n
+    pytest.fail("no %d free consecutive ports on %s" % (n, host))
+
+
 def parse_lines(stdout):
     """{port: (address, state, service, banner or None)} from text output."""
     out = {}
@@ -168,17 +189,18 @@ def test_banner_bounded_in_bytes():
 
 
 def test_open_shows_only_open_ports_over_a_range():
-    lst = listener()
-    po = lst.getsockname()[1]
-    lo = po - 5 if po > 10 else po
+    held = hold_range(10)
+    held[5].listen(16)
+    lo, po = held[0].getsockname()[1], held[5].getsockname()[1]
     try:
         p = run(["scan", "--open", "127.0.0.1", "%d-%d" % (lo, lo + 9)])
         pall = run(["scan", "127.0.0.1", "%d-%d" % (lo, lo + 9)])
     finally:
-        lst.close()
+        for s in held:
+            s.close()
     res = parse_lines(p.stdout)
-    assert ("127.0.0.1", po) in res
-    assert all(v[0] == "open" for v in res.values())
+    assert list(res) == [("127.0.0.1", po)]
+    assert res[("127.0.0.1", po)][0] == "open"
     # Without --open: every port of the range, once.
     assert sorted(port for _, port in parse_lines(pall.stdout)) == \
         list(range(lo, lo + 10))
@@ -303,14 +325,15 @@ def test_unknown_host_scans_nothing():
 
 
 def test_progress_line_on_a_terminal_only():
-    lst = listener()
-    port = lst.getsockname()[1]
+    held = hold_range(30)
+    held[0].listen(16)
+    port = held[0].getsockname()[1]
     master, slave = pty.openpty()
     try:
         # Enough ports for a few ticks (every 250 ms) at -c 1 and --rate.
         proc = subprocess.Popen(
             [TCPKIT, "scan", "-c", "1", "--rate", "40", "127.0.0.1",
-             "%d-%d" % (port, port + 29 if port < 65500 else port)],
+             "%d-%d" % (port, port + 29)],
             stdout=subprocess.PIPE, stderr=slave)
         os.close(slave)
         err = b""
@@ -328,7 +351,8 @@ def test_progress_line_on_a_terminal_only():
         assert proc.wait(20) == 0
     finally:
         os.close(master)
-        lst.close()
+        for s in held:
+            s.close()
     check_sanitizer(err)
     text = err.decode()
     assert "ports, " in text and "/s" in text, text

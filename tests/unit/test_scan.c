@@ -299,6 +299,43 @@ find(const struct scan_rec *x, uint16_t port)
 	return -1;
 }
 
+/*
+ * n consecutive ports of ip, each held by a socket bound but not listening
+ * (refused, and no other program can listen there meanwhile): a range a
+ * scan may probe without touching anyone else's listener.  Below the
+ * ephemeral range; returns the first port.
+ */
+static uint16_t
+hold_range(const char *ip, int *fds, int n)
+{
+	for (int base = 20000 + (getpid() % 97) * 97; base + n < 32000;
+	     base += n) {
+		int k;
+
+		for (k = 0; k < n; k++) {
+			struct tk_addr a = t_addr(ip, (uint16_t)(base + k));
+
+			fds[k] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			cr_assert(fds[k] >= 0, "socket: %s", strerror(errno));
+			if (bind(fds[k], &a.u.sa, a.len) < 0)
+				break;
+		}
+		if (k == n)
+			return (uint16_t)base;
+		for (int j = 0; j <= k; j++)
+			close(fds[j]);
+	}
+	cr_assert_fail("no %d free consecutive ports on %s", n, ip);
+	return 0;
+}
+
+static void
+release_range(int *fds, int n)
+{
+	for (int k = 0; k < n; k++)
+		close(fds[k]);
+}
+
 Test(scan, open_closed_and_filtered)
 {
 	struct tk_addr lst, ref, bh, a = t_addr("127.0.0.1", 0);
@@ -442,19 +479,16 @@ Test(scan, banner_silent_port_times_out_open)
 /* --rate: 20 connects at 50/s take 0.2 s past the first burst of 5. */
 Test(scan, rate_limit_spaces_connects)
 {
-	struct tk_addr ref, a = t_addr("127.0.0.1", 0);
-	int rfd = t_refusing_port("127.0.0.1", &ref);
+	struct tk_addr a = t_addr("127.0.0.1", 0);
+	int fds[20];
+	uint16_t p0 = hold_range("127.0.0.1", fds, 20);
 	struct tk_scan_opts o;
 	struct scan_rec x;
 	struct tk_scan *s;
 	char ports[32];
 	uint64_t t0 = t_now_ms(), took;
 
-	snprintf(ports, sizeof(ports), "%u-%u", tk_addr_port(&ref),
-		 tk_addr_port(&ref) + 19);
-	if (tk_addr_port(&ref) > 65500)
-		snprintf(ports, sizeof(ports), "%u-%u", tk_addr_port(&ref) - 19,
-			 tk_addr_port(&ref));
+	snprintf(ports, sizeof(ports), "%u-%u", p0, p0 + 19);
 	tk_scan_opts_init(&o);
 	o.rate = 50;
 	s = scan_run(&x, &o, &a, ports, 5000);
@@ -465,7 +499,7 @@ Test(scan, rate_limit_spaces_connects)
 	cr_assert_lt(took, 2000);
 	tk_scan_free(s);
 	tk_loop_free(x.loop);
-	close(rfd);
+	release_range(fds, 20);
 }
 
 /* In flight never above the bound, and every port reported once. */
@@ -477,13 +511,16 @@ Test(scan, inflight_bounded_every_port_once)
 	struct scan_rec x;
 	struct tk_scan *s;
 	char ports[32];
-	uint16_t p0 = tk_addr_port(&bh) > 65000 ? 60000 : tk_addr_port(&bh);
+	int fds[39];
+	uint16_t p0 = hold_range("127.0.0.1", fds, 39);
 
 	for (int k = 0; k < 3; k++) {
 		fills[k] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 		(void)connect(fills[k], &bh.u.sa, bh.len);
 	}
-	snprintf(ports, sizeof(ports), "%u-%u", p0, p0 + 39);
+	/* 39 refused ports and one that times out. */
+	snprintf(ports, sizeof(ports), "%u-%u,%u", p0, p0 + 38,
+		 tk_addr_port(&bh));
 	tk_scan_opts_init(&o);
 	o.inflight = 3;
 	o.timeout_ms = 100;
@@ -493,8 +530,10 @@ Test(scan, inflight_bounded_every_port_once)
 	for (size_t i = 0; i < x.n; i++)
 		for (size_t j = i + 1; j < x.n; j++)
 			cr_assert_neq(x.port[i], x.port[j]);
+	cr_assert_eq(x.state[find(&x, tk_addr_port(&bh))], TK_SCAN_FILTERED);
 	tk_scan_free(s);
 	tk_loop_free(x.loop);
+	release_range(fds, 39);
 	for (int k = 0; k < 3; k++)
 		close(fills[k]);
 	close(bfd);
@@ -616,14 +655,18 @@ on_tick(struct tk_timer *t, void *arg)
 Test(scan, loop_gets_turns_during_a_loopback_scan)
 {
 	static struct scan_rec x;
+	static int fds[6000];
 	struct tk_addr a = t_addr("127.0.0.2", 0);
 	struct tick k = { &x, SIZE_MAX };
+	uint16_t p0 = hold_range("127.0.0.2", fds, 6000);
 	struct tk_timer *t;
 	struct tk_scan *s;
+	char ports[32];
 
 	memset(&x, 0, sizeof(x));
 	x.loop = t_loop_new();
-	cr_assert_eq(tk_portset_parse("40000-45999", &ps, NULL, 0), 0);
+	snprintf(ports, sizeof(ports), "%u-%u", p0, p0 + 5999);
+	cr_assert_eq(tk_portset_parse(ports, &ps, NULL, 0), 0);
 	cr_assert_eq(tk_scan_new(x.loop, NULL, &a, 1, &ps, count_result,
 				 rec_done, &x, &s),
 		     0);
@@ -637,4 +680,5 @@ Test(scan, loop_gets_turns_during_a_loopback_scan)
 	tk_timer_free(t);
 	tk_scan_free(s);
 	tk_loop_free(x.loop);
+	release_range(fds, 6000);
 }
