@@ -530,17 +530,22 @@ banner_read(struct tk_scan *s, struct probe *p)
 }
 
 /*
- * A connect to a local port nobody listens on can meet itself: when the
- * kernel picks the same port as the source, the SYN is its own answer
- * (TCP simultaneous open) and the connect succeeds.  Nothing listens.
+ * Whether a socket that reports no error is connected to someone else: 0,
+ * or -ECONNREFUSED when it met itself (a connect to a local port nobody
+ * listens on can pick that port as its source, and the SYN is then its
+ * own answer: TCP simultaneous open; nothing listens), or the error that
+ * says it is not connected at all.
  */
-static bool
-self_connected(int fd)
+static int
+connected_elsewhere(int fd)
 {
 	struct tk_addr local, peer;
+	int err;
 
-	return tk__sock_local(fd, &local) == 0 &&
-	       tk__sock_peer(fd, &peer) == 0 && tk_addr_equal(&local, &peer);
+	if ((err = tk__sock_peer(fd, &peer)) < 0 ||
+	    (err = tk__sock_local(fd, &local)) < 0)
+		return err;
+	return tk_addr_equal(&local, &peer) ? -ECONNREFUSED : 0;
 }
 
 static void
@@ -558,8 +563,8 @@ on_io(struct tk_loop *loop, int fd, unsigned events, void *arg)
 		return;
 	}
 	err = tk__sock_error(p->fd);
-	if (err == 0 && self_connected(p->fd))
-		err = -ECONNREFUSED;
+	if (err == 0)
+		err = connected_elsewhere(p->fd);
 	if (err == 0 && s->o.banner_max > 0) {
 		p->reading = true;
 		p->ms = tk_loop_now(s->loop) - p->t0;
