@@ -146,6 +146,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
 int cmd_listen(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
 
 extern const char cmd_resolve_help[];
 extern const char cmd_interfaces_help[];
@@ -156,5 +157,6 @@ extern const char cmd_serve_help[];
 extern const char cmd_bench_help[];
 extern const char cmd_relay_help[];
 extern const char cmd_listen_help[];
+extern const char cmd_scan_help[];
 
 #endif /* TK_CLI_H */

@@ -49,6 +49,8 @@ static const struct cli_command commands[] = {
 	{ "bench", cmd_bench,
 	  "load a server and measure throughput, latency and errors",
 	  cmd_bench_help },
+	{ "scan", cmd_scan, "TCP connect scan: which ports of hosts are open",
+	  cmd_scan_help },
 	{ "help", cmd_help, "show help for tcpkit or a command", help_help },
 	{ "version", cmd_version,
 	  "print the version, the OpenSSL in use and the event backend",
@@ -139,7 +141,7 @@ print_overview(FILE *f)
 		"  -4  --ipv4             resolve interfaces connect send get listen\n"
 		"  -6  --ipv6             resolve interfaces connect send get listen\n"
 		"  -C  --crlf             connect send\n"
-		"  -c  --connections      bench\n"
+		"  -c  --connections      bench scan\n"
 		"  -d  --depth            bench\n"
 		"  -f  --fail             get\n"
 		"  -H  --host             serve\n"
@@ -155,6 +157,7 @@ print_overview(FILE *f)
 		"  -o  --output           get listen (as in curl)\n"
 		"  -p  --port             serve\n"
 		"      --source-port      connect send (as in nc)\n"
+		"      --ports            scan\n"
 		"  -q  --quiet            serve relay bench\n"
 		"  -s  --source           connect send\n"
 		"      --size             bench\n"
@@ -163,7 +166,7 @@ print_overview(FILE *f)
 		"      --telnet           connect (as in nc)\n"
 		"  -u  --udp              connect serve bench\n"
 		"  -v  --verbose          connect send get listen\n"
-		"  -w  --connect-timeout  connect send get (as in nc)\n"
+		"  -w  --connect-timeout  connect send get scan (as in nc)\n"
 		"      --warmup           bench\n"
 		"      --workers          serve relay\n"
 		"  -x  --hexdump          connect relay listen (as in ncat)\n"

@@ -1350,6 +1350,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/exec.h"
 #include "tcpkit/proxy.h"
 #include "tcpkit/relay.h"
+#include "tcpkit/scan.h"
 #include "tcpkit/telnet.h"
 #include "tcpkit/udp.h"
 #include "tcpkit/unix.h"

@@ -47,6 +47,7 @@ _tcpkit()
 		return
 		;;
 	--log-format) words="text logfmt json" ;;
+	-p | --ports) [ "$cmd" = scan ] && words="- 1-1024 22,80,443" ;;
 	--client-auth) words="optional required" ;;
 	--tls-min) words="1.2 1.3" ;;
 	--proxy) words="socks5:// socks5h:// socks4a:// http://" ;;

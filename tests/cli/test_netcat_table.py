@@ -329,6 +329,33 @@ def connect_udp(tmp):
     assert out == b"its answer\n"
 
 
+@row("tcpkit scan host 20-30")
+def scan_ports(tmp):
+    need("nc")
+    # Two listening ports and one bound but not listening (closed).
+    socks = [socket.socket() for _ in range(3)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    socks[0].listen(8)
+    socks[1].listen(8)
+    ports = [s.getsockname()[1] for s in socks]
+    try:
+        plist = ",".join(str(p) for p in ports)
+        p = run(["scan", "--open", "127.0.0.1", plist])
+        assert p.returncode == 0, p.stderr
+        found = set(int(m) for m in re.findall(rb"\s(\d+)/tcp\s+open",
+                                                p.stdout))
+        nc = subprocess.run(["nc", "-zv", "127.0.0.1"] +
+                            [str(p) for p in ports], capture_output=True,
+                            timeout=TIMEOUT)
+        by_nc = set(int(m) for m in re.findall(
+            rb"127\.0\.0\.1 (\d+) port \[tcp/[^]]*\] succeeded", nc.stderr))
+        assert found == set(ports[:2]) == by_nc, (p.stdout, nc.stderr)
+    finally:
+        for s in socks:
+            s.close()
+
+
 @row("tcpkit connect -x dump.txt host 9000")
 def connect_hexdump(tmp):
     dump = tmp / "dump.txt"

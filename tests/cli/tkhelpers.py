@@ -48,7 +48,7 @@ PEER_PACKAGES = {"nc": "netcat-openbsd", "telnet": "telnet",
                  "curl": "curl", "go": "golang-go", "node": "nodejs",
                  "nginx": "nginx", "haproxy": "haproxy",
                  "setpriv": "util-linux", "danted": "dante-server",
-                 "tinyproxy": "tinyproxy"}
+                 "tinyproxy": "tinyproxy", "nmap": "nmap"}
 
 
 def need(prog):
