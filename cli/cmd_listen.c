@@ -406,6 +406,15 @@ listen_on(struct listen_state *st)
 	char where[TK_ADDRSTRLEN];
 	int err;
 
+	if (o->is_unix) {
+		tk_addr_format(&o->unix_addr, where, sizeof(where));
+		err = tk_server_listen_unix(st->srv, &o->unix_addr,
+					    &o->unix.uo);
+		if (err < 0)
+			return unixopt_listen_error(&o->unix, where, err);
+		cli_log("listening", "addr", where, "listening on %s", where);
+		return 0;
+	}
 	if (o->host[0] != '\0')
 		hosts[n++] = o->host;
 	else if (o->wildcard)

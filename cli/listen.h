@@ -9,6 +9,7 @@
 #include "aclopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
+#include "unixopt.h"
 
 #define LISTEN_MAX_ARGS 64
 
@@ -16,6 +17,10 @@ struct listen_opts {
 	char host[TK_HOSTLEN]; /* "": loopback, or every address (wildcard) */
 	bool wildcard;	       /* ":PORT": every address, asked for */
 	uint16_t port;
+	bool is_unix;  /* unix:/PATH or unix:@NAME */
+	bool abstract; /* ...the second */
+	struct tk_addr unix_addr;
+	struct unixopt unix; /* --mode, --owner, --group */
 	int family;
 	bool keep;
 	const char *output;

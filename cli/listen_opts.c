@@ -12,6 +12,7 @@
 const char cmd_listen_help[] =
 	"usage: tcpkit listen [OPTIONS] [HOST] PORT\n"
 	"       tcpkit listen [OPTIONS] [HOST]:PORT | tls://[HOST]:PORT\n"
+	"       tcpkit listen [OPTIONS] unix:/PATH | unix:@NAME\n"
 	"\n"
 	"Wait for a TCP connection on PORT (0: any free port) and copy it to\n"
 	"stdout and stdin to it, byte for byte, with the half-close rules of\n"
@@ -22,6 +23,14 @@ const char cmd_listen_help[] =
 	"ADDR:PORT' is printed on stderr, with the real port.  A second client\n"
 	"is not accepted: the listening socket closes with the first.\n"
 	"tls://[HOST]:PORT is the same as --tls.\n"
+	"\n"
+	"unix:/PATH listens on a UNIX stream socket instead (nc -lU PATH),\n"
+	"unix:@NAME on an abstract one (no file); 'listening on unix:/PATH'.\n"
+	"A socket file left by a dead server is replaced; a live server's is\n"
+	"refused ('in use'), and a path that is no socket is never touched\n"
+	"('not a socket'); exit 1 for both.  The file is removed on exit.\n"
+	"-4, -6, --allow and --deny are for TCP only (a UNIX peer has no\n"
+	"address).\n"
 	"\n"
 	"Options:\n"
 	"  -4, --ipv4               IPv4 only (default HOST 127.0.0.1)\n"
@@ -66,6 +75,12 @@ const char cmd_listen_help[] =
 	"                           (see tcpkit serve broker)\n"
 	"      --chat               the same with names (user<N>, /nick) and\n"
 	"                           join and leave lines (ncat --chat)\n"
+	"      --mode OCTAL         unix:/PATH: the socket file's permission\n"
+	"                           bits (0660); set before any client can\n"
+	"                           connect (default: as the umask says)\n"
+	"      --owner USER         its owner (name or uid; root only)\n"
+	"      --group GROUP        its group (name or gid; one of yours, or\n"
+	"                           root)\n"
 	"  -h, --help               show this help\n"
 	"\n"
 	"Access (checked right after accept, before any byte is read or sent;\n"
@@ -92,9 +107,12 @@ const char cmd_listen_help[] =
 	"\n"
 	"Programs: the environment is ours plus TCPKIT_PEER_ADDR,\n"
 	"TCPKIT_PEER_PORT, TCPKIT_LOCAL_ADDR and TCPKIT_LOCAL_PORT (as inetd\n"
-	"and UCSPI servers give).  Each exit is one line on stderr: client,\n"
-	"pid, exit status or signal, duration.  Children are reaped as they\n"
-	"end; at exit, those still running get SIGTERM (SIGKILL 2s later).\n"
+	"and UCSPI servers give).  Over unix:, TCPKIT_PEER_ADDR is \"unix:\"\n"
+	"(a client's socket has no name unless it bound one), the PORTs are\n"
+	"0 and TCPKIT_LOCAL_ADDR is unix:/PATH.  Each exit is one line on\n"
+	"stderr: client, pid, exit status or signal, duration.  Children are\n"
+	"reaped as they end; at exit, those still running get SIGTERM\n"
+	"(SIGKILL 2s later).\n"
 	"Without -k, tcpkit exits 0 once the program has ended, whatever its\n"
 	"status.\n"
 	"\n"
@@ -116,7 +134,8 @@ const char cmd_listen_help[] =
 	"  tcpkit listen -k --exec cat 0.0.0.0 7  an echo service (ncat -lk -e)\n"
 	"  tcpkit listen -k --exec 'cat -n' 9000  numbered lines back\n"
 	"  tcpkit listen -k --sh-exec 'echo $TCPKIT_PEER_ADDR' 9000\n"
-	"  tcpkit listen --chat --allow 127.0.0.0/8 9000\n";
+	"  tcpkit listen --chat --allow 127.0.0.0/8 9000\n"
+	"  tcpkit listen -k --exec cat --mode 0660 unix:/tmp/echo.sock\n";
 
 static int
 parse_target(struct listen_opts *o, int nargs, char **args)
@@ -132,15 +151,31 @@ parse_target(struct listen_opts *o, int nargs, char **args)
 		struct tk_endpoint ep;
 		char why[160];
 
-		if (tk_endpoint_parse(args[0], TK_EP_PASSIVE | TK_EP_ALLOW_TLS,
+		if (tk_endpoint_parse(args[0],
+				      TK_EP_PASSIVE | TK_EP_ALLOW_TLS |
+					      TK_EP_ALLOW_UNIX,
 				      &ep, why, sizeof(why)) < 0)
 			return cli_usage("listen", "%s", why);
+		if (ep.kind == TK_EP_UNIX) {
+			o->is_unix = true;
+			o->abstract = ep.abstract;
+			if (tk_addr_from_unix(ep.path, ep.path_len, ep.abstract,
+					      &o->unix_addr) < 0)
+				return cli_usage("listen",
+						 "%s: not a UNIX address",
+						 args[0]);
+			return 0;
+		}
 		if (ep.kind == TK_EP_TLS)
 			o->tls.tls = true;
 		o->wildcard = ep.wildcard;
 		snprintf(host, sizeof(host), "%s", ep.host);
 		snprintf(port, sizeof(port), "%s", ep.port);
 	} else {
+		if (strncmp(args[0], "unix:", 5) == 0)
+			return cli_usage("listen",
+					 "%s: a UNIX socket has no PORT ('%s')",
+					 args[0], args[1]);
 		if (strlen(args[0]) >= TK_HOSTLEN || args[0][0] == '\0')
 			return cli_usage("listen", "malformed host '%s'",
 					 args[0]);
@@ -211,11 +246,13 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 		{ "chat", no_argument, NULL, OPT_CHAT },
 		TLSOPT_SERVER_LONGOPTS,
 		ACLOPT_LONGOPTS,
+		UNIXOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	bool v4 = false, v6 = false;
 	int ch, rc;
 
+	unixopt_init(&o->unix);
 	opterr = 0;
 	while ((ch = cli_getopt(argc, argv, ":46ko:i:vx:h", longopts)) != -1) {
 		switch (ch) {
@@ -290,6 +327,13 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 					return rc;
 				break;
 			}
+			if (ch >= UNIXOPT_MODE && ch <= UNIXOPT_GROUP) {
+				rc = unixopt_take("listen", &o->unix, ch,
+						  optarg);
+				if (rc != 0)
+					return rc;
+				break;
+			}
 			if (ch >= TLSOPT_TLS && ch <= TLSOPT_CLIENT_AUTH) {
 				rc = tlsopt_take("listen", &o->tls, ch, optarg);
 				if (rc != 0)
@@ -349,6 +393,19 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 	rc = parse_target(o, argc - optind, argv + optind);
 	if (rc != 0)
 		return rc;
+	if ((rc = unixopt_check("listen", &o->unix, o->is_unix ? 1 : 0,
+				o->abstract, "listen on unix:/PATH")) != 0)
+		return rc;
+	/* A UNIX peer has no address for a rule to match. */
+	if (o->is_unix && o->acl.acl != NULL)
+		return cli_usage("listen",
+				 "--allow/--deny need a TCP address: UNIX "
+				 "peers have no address to check");
+	if (o->is_unix && o->family != AF_UNSPEC)
+		return cli_usage("listen",
+				 "-%c is for TCP: a UNIX socket has no IP "
+				 "version",
+				 o->family == AF_INET ? '4' : '6');
 	if (o->exec != NULL && !o->sh && !in_path(o->argv[0])) {
 		cli_error("listen", "--exec", "%s: program not found in PATH",
 			  o->argv[0]);
