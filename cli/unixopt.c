@@ -67,7 +67,7 @@ parse_id(const char *cmd, const char *text, bool group, unsigned *id)
 int
 unixopt_take(const char *cmd, struct unixopt *u, int ch, const char *arg)
 {
-	unsigned id;
+	unsigned id = 0;
 	int rc;
 
 	if (ch == UNIXOPT_MODE) {
