@@ -249,11 +249,24 @@ def test_chat_over_unix(ulisten, sock):
 
 def test_tls_over_unix(ulisten, sock):
     need("openssl")
-    lp = ulisten("--tls", "unix:" + sock, input=b"over tls\n")
-    p = subprocess.run(["openssl", "s_client", "-quiet", "-unix", sock],
-                       input=b"to tcpkit\n", capture_output=True,
-                       timeout=TIMEOUT)
-    assert p.stdout == b"over tls\n", p.stderr
+    lp = ulisten("--tls", "unix:" + sock, stdin=subprocess.PIPE)
+    cl = subprocess.Popen(["openssl", "s_client", "-quiet", "-unix", sock],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+    try:
+        cl.stdin.write(b"to tcpkit\n")
+        cl.stdin.close()
+        cl.stdin = None  # closed: communicate() has nothing to send
+        lp.out.wait_for("^to tcpkit$")
+        # Only now our end: s_client leaves at the first close_notify.
+        lp.proc.stdin.write(b"over tls\n")
+        lp.proc.stdin.close()
+        out, err = cl.communicate(timeout=TIMEOUT)
+    finally:
+        if cl.poll() is None:
+            cl.kill()
+            cl.wait()
+    assert out == b"over tls\n", err
     assert lp.wait() == 0
     assert lp.out.text() == "to tcpkit"
     assert not os.path.lexists(sock)
