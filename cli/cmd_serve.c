@@ -86,35 +86,6 @@ bind_error(const struct tk_addr *a, int err)
  * Listen on every -H address (loopback by default), one port for all; a
  * missing default ::1 is only a warning.
  */
-/* Why a UNIX socket cannot be listened on; exit 1 as for a TCP port. */
-static int
-unix_error(const struct serve_opts *o, const struct tk_addr *a, int err)
-{
-	char where[TK_ADDRSTRLEN];
-
-	tk_addr_format(a, where, sizeof(where));
-	switch (err) {
-	case -EADDRINUSE:
-		cli_error("listen", where,
-			  "in use: a server is listening on this socket");
-		break;
-	case -EEXIST:
-		cli_error("listen", where,
-			  "not a socket: the file is left alone; choose "
-			  "another path");
-		break;
-	case -EPERM:
-		cli_error("listen", where,
-			  "%s: %s (an owner needs root; a group, one of "
-			  "yours)",
-			  o->unix_opt_name, tk_strerror(err));
-		break;
-	default:
-		cli_fail("listen", where, err);
-	}
-	return CLI_EXIT_OTHER;
-}
-
 static int
 listen_all(struct tk_server *srv, const struct serve_opts *o)
 {
@@ -124,8 +95,12 @@ listen_all(struct tk_server *srv, const struct serve_opts *o)
 
 	for (size_t i = 0; i < o->nunix; i++)
 		if ((err = tk_server_listen_unix(srv, &o->unix_addrs[i],
-						 &o->unix_opts)) < 0)
-			return unix_error(o, &o->unix_addrs[i], err);
+						 &o->unix.uo)) < 0)
+			return unixopt_listen_error(
+				&o->unix,
+				tk_addr_format(&o->unix_addrs[i], where,
+					       sizeof(where)),
+				err);
 	/* Only UNIX sockets asked for: no default TCP listener. */
 	if (o->nunix > 0 && o->nhosts == 0)
 		return 0;

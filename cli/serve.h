@@ -9,6 +9,7 @@
 #include "connopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
+#include "unixopt.h"
 
 #define MAX_HOSTS 16 /* -H options */
 
@@ -49,8 +50,7 @@ struct serve_opts {
 	/* -H unix:PATH and unix:@NAME, taken out of hosts. */
 	struct tk_addr unix_addrs[MAX_HOSTS];
 	size_t nunix;
-	struct tk_unix_listen_opts unix_opts; /* --mode, --owner, --group */
-	const char *unix_opt_name;	      /* the first of them given */
+	struct unixopt unix; /* --mode, --owner, --group */
 	struct serve_log log;
 	struct tlsopt tls;
 	struct aclopt acl;

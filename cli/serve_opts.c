@@ -1,8 +1,6 @@
 /* serve_opts.c: `tcpkit serve`'s help, its services and their ports, and
  * its command line. */
 #include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,58 +215,7 @@ enum {
 	OPT_STATS,
 	OPT_HANDSHAKE,
 	OPT_SLOW_TIMEOUT,
-	OPT_MODE,
-	OPT_OWNER,
-	OPT_GROUP,
 };
-
-/* --mode: octal permission bits, as chmod takes them ("0660", "600"). */
-static int
-parse_mode(const char *text, int *mode)
-{
-	size_t n = strlen(text);
-	int v = 0;
-
-	if (n == 0 || n > 5)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (text[i] < '0' || text[i] > '7')
-			return -1;
-		v = v * 8 + (text[i] - '0');
-	}
-	if (v > 07777)
-		return -1;
-	*mode = v;
-	return 0;
-}
-
-/* --owner USER / --group GROUP: a name, or a number. */
-static int
-parse_id(const char *text, bool group, unsigned *id)
-{
-	uint64_t v;
-	struct passwd *pw;
-	struct group *gr;
-
-	if (text[0] >= '0' && text[0] <= '9') {
-		if (cli_parse_uint("serve", group ? "--group" : "--owner", text,
-				   0, 0xfffffffe, &v) < 0)
-			return CLI_EXIT_USAGE;
-		*id = (unsigned)v;
-		return 0;
-	}
-	if (group && (gr = getgrnam(text)) != NULL) {
-		*id = gr->gr_gid;
-		return 0;
-	}
-	if (!group && (pw = getpwnam(text)) != NULL) {
-		*id = pw->pw_uid;
-		return 0;
-	}
-	return cli_usage("serve", "%s '%s': no such %s",
-			 group ? "--group" : "--owner", text,
-			 group ? "group" : "user");
-}
 
 /*
  * Take the -H unix:PATH and unix:@NAME out of hosts into unix_addrs, and
@@ -281,6 +228,7 @@ take_unix_hosts(struct serve_opts *o)
 	char why[256];
 	size_t n = 0;
 	bool abstract = false;
+	int rc;
 
 	for (size_t i = 0; i < o->nhosts; i++) {
 		if (strncmp(o->hosts[i], "unix:", 5) != 0) {
@@ -300,16 +248,9 @@ take_unix_hosts(struct serve_opts *o)
 		abstract |= ep.abstract;
 	}
 	o->nhosts = n;
-	if (o->unix_opt_name != NULL && o->nunix == 0)
-		return cli_usage("serve",
-				 "%s is for a UNIX socket's file: give -H "
-				 "unix:/PATH",
-				 o->unix_opt_name);
-	if (o->unix_opt_name != NULL && abstract)
-		return cli_usage("serve",
-				 "%s: an abstract unix:@NAME has no file, no "
-				 "mode and no owner",
-				 o->unix_opt_name);
+	if ((rc = unixopt_check("serve", &o->unix, o->nunix, abstract,
+				"give -H unix:/PATH")) != 0)
+		return rc;
 	/* A UNIX peer has no address for a rule to match. */
 	if (o->acl.acl != NULL && o->nunix > 0 && o->nhosts == 0)
 		return cli_usage("serve",
@@ -367,9 +308,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "stats-interval", required_argument, NULL, OPT_STATS },
 		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
 		{ "slow-timeout", required_argument, NULL, OPT_SLOW_TIMEOUT },
-		{ "mode", required_argument, NULL, OPT_MODE },
-		{ "owner", required_argument, NULL, OPT_OWNER },
-		{ "group", required_argument, NULL, OPT_GROUP },
+		UNIXOPT_LONGOPTS,
 		{ "allow-remote-shutdown", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "udp", no_argument, NULL, 'u' },
@@ -380,11 +319,10 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
-	unsigned id = 0;
 	int ch, rc;
 
 	memset(o, 0, sizeof(*o));
-	tk_unix_listen_opts_init(&o->unix_opts);
+	unixopt_init(&o->unix);
 	o->service = "echo";
 	o->backlog = TK_DEFAULT_BACKLOG;
 	o->workers = online_cpus();
@@ -506,26 +444,12 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 					       optarg, false, &o->slow_ms) < 0)
 				return CLI_EXIT_USAGE;
 			break;
-		case OPT_MODE:
-			if (parse_mode(optarg, &o->unix_opts.mode) < 0)
-				return cli_usage("serve",
-						 "--mode is octal permission "
-						 "bits (0660, 600), not '%s'",
-						 optarg);
-			if (o->unix_opt_name == NULL)
-				o->unix_opt_name = "--mode";
-			break;
-		case OPT_OWNER:
-		case OPT_GROUP:
-			if ((rc = parse_id(optarg, ch == OPT_GROUP, &id)) != 0)
+		case UNIXOPT_MODE:
+		case UNIXOPT_OWNER:
+		case UNIXOPT_GROUP:
+			if ((rc = unixopt_take("serve", &o->unix, ch,
+					       optarg)) != 0)
 				return rc;
-			if (ch == OPT_GROUP)
-				o->unix_opts.group = (gid_t)id;
-			else
-				o->unix_opts.owner = (uid_t)id;
-			if (o->unix_opt_name == NULL)
-				o->unix_opt_name =
-					ch == OPT_GROUP ? "--group" : "--owner";
 			break;
 		case 'R':
 			o->allow_remote_shutdown = true;

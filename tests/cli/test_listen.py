@@ -355,7 +355,6 @@ def test_no_progress_line_when_piped(listen, tmp_path):
     (["localhost"], "'localhost': missing port"),
     (["70000"], "port '70000' out of range"),
     (["127.0.0.1", "70000"], "PORT 70000 is out of range"),
-    (["unix:/tmp/x"], "unix: sockets are not taken here"),
     (["--max-conns", "0", "0"], "--max-conns"),
     (["--keep", "0"], "--keep"),
 ])
