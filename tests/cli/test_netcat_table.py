@@ -14,7 +14,8 @@ import pytest
 from listenhelpers import Listen
 from proxyhelpers import FakeProxy, socks5_handler
 from relayhelpers import Relay, echo_handler
-from tkhelpers import (ROOT, TCPKIT, PyServer, check_sanitizer, connect,
+from tkhelpers import (ROOT, TCPKIT, LineReader, PyServer, check_sanitizer,
+                       connect,
                        nc_listening, need, recv_all, recv_until, run)
 
 TIMEOUT = 20
@@ -105,6 +106,32 @@ def listen_keep_open(tmp):
                 time.sleep(0.02)
         finally:
             lp.kill()
+
+
+@row("tcpkit listen unix:/tmp/x.sock")
+def listen_unix(tmp):
+    need("nc")
+    path = str(tmp / "x.sock")
+    out = tmp / "out"
+    with open(out, "wb") as f:
+        lp = subprocess.Popen([TCPKIT, "listen", "unix:" + path],
+                              stdin=subprocess.DEVNULL, stdout=f,
+                              stderr=subprocess.PIPE)
+        err = LineReader(lp.stderr)
+        try:
+            err.wait_for("^listening on unix:")
+            p = subprocess.run(["nc", "-N", "-U", path], input=b"local\n",
+                               capture_output=True, timeout=TIMEOUT)
+            assert p.returncode == 0, p.stderr
+            assert lp.wait(TIMEOUT) == 0
+        finally:
+            if lp.poll() is None:
+                lp.kill()
+                lp.wait()
+    err.join()
+    check_sanitizer(err.text())
+    assert out.read_bytes() == b"local\n"
+    assert not os.path.exists(path), "the socket file is left behind"
 
 
 @row("tcpkit listen -k --sh-exec 'CMD' 9000")
