@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "aclopt.h"
 #include "cli.h"
 #include "client.h"
+#include "execlog.h"
 #include "get.h"
 #include "hexdump.h"
 #include "tlsopt.h"
@@ -219,30 +219,6 @@ parse_target(struct listen_opts *o, int nargs, char **args)
 	return 0;
 }
 
-/* Is prog (no '/') somewhere in PATH, executable? */
-static bool
-in_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	char buf[4096];
-
-	if (strchr(prog, '/') != NULL)
-		return access(prog, X_OK) == 0;
-	if (path == NULL)
-		path = "/usr/bin:/bin";
-	while (*path != '\0') {
-		size_t len = strcspn(path, ":");
-
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, path, prog);
-		if (len != 0 && access(buf, X_OK) == 0)
-			return true;
-		path += len;
-		if (*path == ':')
-			path++;
-	}
-	return false;
-}
-
 static int
 parse_args(int argc, char **argv, struct listen_opts *o)
 {
@@ -413,7 +389,7 @@ parse_args(int argc, char **argv, struct listen_opts *o)
 	rc = parse_target(o, argc - optind, argv + optind);
 	if (rc != 0)
 		return rc;
-	if (o->exec != NULL && !o->sh && !in_path(o->argv[0])) {
+	if (o->exec != NULL && !o->sh && !execlog_in_path(o->argv[0])) {
 		cli_error("listen", "--exec", "%s: program not found in PATH",
 			  o->argv[0]);
 		return CLI_EXIT_NOINPUT;
@@ -705,29 +681,11 @@ static void
 on_exit_logged(struct tk_exec *x, const struct tk_exec_exit *e, void *arg)
 {
 	struct listen_state *st = arg;
-	char who[TK_ADDRSTRLEN], dur[32], how[64];
 
 	(void)x;
-	tk_addr_format(&e->peer, who, sizeof(who));
-	if (e->pid == 0) {
-		cli_error("listen", st->o->exec, "cannot run for %s: %s", who,
-			  tk_strerror(e->spawn_err));
-		if (!st->o->keep) {
-			st->exit_code = CLI_EXIT_UNAVAILABLE;
-			st->child_done = true;
-			one_done(st);
-		}
-		return;
-	}
-	if (WIFEXITED(e->status))
-		snprintf(how, sizeof(how), "exit %d", WEXITSTATUS(e->status));
-	else if (WIFSIGNALED(e->status))
-		snprintf(how, sizeof(how), "killed by signal %d (%s)",
-			 WTERMSIG(e->status), strsignal(WTERMSIG(e->status)));
-	else
-		snprintf(how, sizeof(how), "status %d", e->status);
-	cli_log("exit", "peer", who, "%s: pid %d %s after %s", who, (int)e->pid,
-		how, cli_format_duration(e->duration_ms, dur, sizeof(dur)));
+	execlog_exit("listen", st->o->exec, e);
+	if (e->pid == 0 && !st->o->keep)
+		st->exit_code = CLI_EXIT_UNAVAILABLE;
 	if (!st->o->keep) {
 		st->child_done = true;
 		one_done(st);

@@ -1,4 +1,5 @@
 /* relay_opts.c: `tcpkit relay`'s help and command line. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "execlog.h"
+#include "proxyopt.h"
 #include "relay.h"
 
 #define DEFAULT_IDLE_MS	   (5 * 60 * 1000u)
@@ -135,6 +138,7 @@ enum {
 	OPT_BALANCE,
 	OPT_CONNECT_TIMEOUT,
 	OPT_HANDSHAKE,
+	OPT_PROXY,
 };
 
 /* Which of the two TLS sides an option belongs to (--tls-min: both). */
@@ -202,9 +206,13 @@ parse_target(struct relay_opts *o, const char *text)
 	if (o->ntargets == RELAY_MAX_TARGETS)
 		return cli_usage("relay", "at most %d TARGETs",
 				 RELAY_MAX_TARGETS);
-	if (tk_endpoint_parse(text, TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX, ep, why,
-			      sizeof(why)) != 0)
+	if (tk_endpoint_parse(text,
+			      TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX |
+				      TK_EP_ALLOW_EXEC,
+			      ep, why, sizeof(why)) != 0)
 		return cli_usage("relay", "TARGET '%s': %s", text, why);
+	if (ep->kind == TK_EP_EXEC || ep->kind == TK_EP_SH)
+		o->exec = true;
 	if (ep->kind == TK_EP_TLS)
 		o->cli_tls.tls = true;
 	o->target_text[o->ntargets++] = text;
@@ -256,6 +264,7 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 		{ "client-ca", required_argument, NULL, TLSOPT_CLIENT_CA },
 		{ "client-auth", required_argument, NULL, TLSOPT_CLIENT_AUTH },
 		{ "hexdump", required_argument, NULL, 'x' },
+		{ "proxy", required_argument, NULL, OPT_PROXY },
 		ACLOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -274,6 +283,7 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 					   256, &v) < 0)
 				return CLI_EXIT_USAGE;
 			o->workers = (unsigned)v;
+			o->workers_set = true;
 			break;
 		case OPT_MAX_CONNS:
 			if (cli_parse_uint("relay", "--max-conns", optarg, 1,
@@ -323,6 +333,14 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 		case 'x':
 			o->hexdump = optarg;
 			break;
+		case OPT_PROXY:
+			tk_proxy_clear(&o->proxy);
+			if ((rc = proxyopt_parse("relay", "--proxy", optarg,
+						 &o->proxy)) != 0)
+				return rc;
+			proxyopt_hide(optarg); /* ps shows no password */
+			o->has_proxy = true;
+			break;
 		case CONNOPT_KEEPALIVE:
 			if (connopt_keepalive("relay", optarg, &o->keepalive) !=
 			    0)
@@ -351,6 +369,80 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 			}
 			return cli_bad_option("relay", argv, ch);
 		}
+	}
+	return 0;
+}
+
+/* A proxy tunnels TCP: a TLS TARGET rides it too, a UNIX one cannot. */
+static int
+check_proxy(const struct relay_opts *o)
+{
+	if (!o->has_proxy)
+		return 0;
+	for (size_t i = 0; i < o->ntargets; i++)
+		if (o->targets[i].kind == TK_EP_UNIX)
+			return cli_usage("relay",
+					 "--proxy is for TCP and TLS TARGETs, "
+					 "not UNIX sockets ('%s')",
+					 o->target_text[i]);
+	return 0;
+}
+
+/*
+ * A program TARGET: alone, on one loop (the children are reaped there),
+ * and with the socket handed to the child, no -x to see its bytes.
+ */
+static int
+check_exec(struct relay_opts *o)
+{
+	const struct tk_endpoint *ep = &o->targets[0];
+	char why[160];
+	int rc;
+
+	for (size_t i = 0; i < o->ntargets; i++)
+		if (o->targets[i].kind != TK_EP_EXEC &&
+		    o->targets[i].kind != TK_EP_SH)
+			return cli_usage("relay",
+					 "an exec: or sh: TARGET is the only "
+					 "TARGET ('%s' too)",
+					 o->target_text[i]);
+	if (o->ntargets > 1)
+		return cli_usage("relay",
+				 "an exec: or sh: TARGET is the only TARGET "
+				 "(one program per client)");
+	if (o->has_proxy)
+		return cli_usage("relay", "--proxy is for TCP and TLS "
+					  "TARGETs, not a program");
+	if (o->hexdump != NULL)
+		return cli_usage("relay",
+				 "-x and an exec: or sh: TARGET exclude each "
+				 "other (the program has the socket: its "
+				 "bytes never pass through tcpkit)");
+	if (o->workers_set && o->workers > 1)
+		return cli_usage("relay",
+				 "-w/--workers %u: an exec: or sh: TARGET "
+				 "runs on one loop (-w 1)",
+				 o->workers);
+	o->workers = 1;
+	if (ep->kind == TK_EP_SH) {
+		o->argv[0] = "/bin/sh";
+		o->argv[1] = "-c";
+		o->argv[2] = ep->command;
+		o->argv[3] = NULL;
+		return 0;
+	}
+	rc = tk_exec_split(ep->command, o->argbuf, sizeof(o->argbuf),
+			   (char **)o->argv, RELAY_MAX_ARGS, why, sizeof(why));
+	if (rc == -E2BIG)
+		return cli_usage("relay", "TARGET '%s': too long",
+				 o->target_text[0]);
+	if (rc < 0)
+		return cli_usage("relay", "TARGET '%s': %s", o->target_text[0],
+				 why);
+	if (!execlog_in_path(o->argv[0])) {
+		cli_error("relay", o->target_text[0],
+			  "%s: program not found in PATH", o->argv[0]);
+		return CLI_EXIT_NOINPUT;
 	}
 	return 0;
 }
@@ -415,5 +507,7 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 	if (o->balance && o->ntargets < 2)
 		return cli_usage("relay",
 				 "--balance needs two TARGETs or more");
-	return 0;
+	if (o->exec)
+		return check_exec(o);
+	return check_proxy(o);
 }
