@@ -504,10 +504,13 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 				 "%s needs a TCP LISTEN: UNIX peers have no "
 				 "address to check",
 				 o->acl_name);
+	if (o->exec && o->balance)
+		return cli_usage("relay", "--balance needs TCP, TLS or UNIX "
+					  "TARGETs, not a program");
+	if (o->exec)
+		return check_exec(o);
 	if (o->balance && o->ntargets < 2)
 		return cli_usage("relay",
 				 "--balance needs two TARGETs or more");
-	if (o->exec)
-		return check_exec(o);
 	return check_proxy(o);
 }
