@@ -42,7 +42,7 @@ struct relay_opts {
 	bool exec;
 	const char *argv[RELAY_MAX_ARGS]; /* NULL-terminated */
 	char argbuf[4096];		  /* exec: its split arguments */
-	struct tk_proxy proxy; /* --proxy; cleared by cmd_relay() */
+	struct tk_proxy proxy;		  /* --proxy; cleared by cmd_relay() */
 	bool has_proxy;
 };
 

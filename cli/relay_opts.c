@@ -226,10 +226,9 @@ parse_target(struct relay_opts *o, const char *text)
 	if (o->ntargets == RELAY_MAX_TARGETS)
 		return cli_usage("relay", "at most %d TARGETs",
 				 RELAY_MAX_TARGETS);
-	if (tk_endpoint_parse(text,
-			      TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX |
-				      TK_EP_ALLOW_EXEC,
-			      ep, why, sizeof(why)) != 0)
+	if (tk_endpoint_parse(
+		    text, TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX | TK_EP_ALLOW_EXEC,
+		    ep, why, sizeof(why)) != 0)
 		return cli_usage("relay", "TARGET '%s': %s", text, why);
 	if (ep->kind == TK_EP_EXEC || ep->kind == TK_EP_SH)
 		o->exec = true;
