@@ -322,3 +322,37 @@ def test_proxy_socks5_wrong_password(relay, pyserver, proxies):
     assert r.proc.poll() is None  # the relay goes on
     assert r.stop() == 0
     assert "nope" not in r.err.text()
+
+
+def tls_echo(certs):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs["srv"], certs["srv_key"])
+
+    def handler(conn, srv):
+        with ctx.wrap_socket(conn, server_side=True) as t:
+            data = recv_until(t, lambda d: d.endswith(b"\n"))
+            t.sendall(b"tls: " + data)
+    return handler
+
+
+@pytest.mark.parametrize("ca,ok", [("ca", True), ("ca2", False)])
+def test_proxy_to_a_tls_target(relay, pyserver, proxies, certs, ca, ok):
+    """TLS to the TARGET runs through the tunnel and is verified; its twin
+    trusts another CA and relays nothing."""
+    t = pyserver(tls_echo(certs))
+    fp = proxies(FakeProxy(socks5_handler))
+    r = relay("--proxy", "socks5://127.0.0.1:%d" % fp.port, "--cacert",
+              certs[ca], "127.0.0.1:0", "tls://127.0.0.1:%d" % t.port)
+    with r.connect() as c:
+        c.sendall(b"hi\n")
+        got = closed_or_reset(c)[0] if not ok else \
+            recv_until(c, lambda d: d.endswith(b"\n"))
+    assert fp.seen == [(1, "127.0.0.1", t.port)]
+    if ok:
+        assert got == b"tls: hi\n"
+    else:
+        assert got == b""
+        m = r.log(FAILED_RE)
+        assert m.group(2).startswith(
+            "tls://127.0.0.1:%d via socks5://127.0.0.1:%d: " % (t.port,
+                                                                fp.port))
