@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "aclopt.h"
 #include "cli.h"
 #include "client.h"
+#include "execlog.h"
 #include "get.h"
 #include "hexdump.h"
 #include "listen.h"
@@ -333,29 +333,11 @@ static void
 on_exit_logged(struct tk_exec *x, const struct tk_exec_exit *e, void *arg)
 {
 	struct listen_state *st = arg;
-	char who[TK_ADDRSTRLEN], dur[32], how[64];
 
 	(void)x;
-	tk_addr_format(&e->peer, who, sizeof(who));
-	if (e->pid == 0) {
-		cli_error("listen", st->o->exec, "cannot run for %s: %s", who,
-			  tk_strerror(e->spawn_err));
-		if (!st->o->keep) {
-			st->exit_code = CLI_EXIT_UNAVAILABLE;
-			st->child_done = true;
-			one_done(st);
-		}
-		return;
-	}
-	if (WIFEXITED(e->status))
-		snprintf(how, sizeof(how), "exit %d", WEXITSTATUS(e->status));
-	else if (WIFSIGNALED(e->status))
-		snprintf(how, sizeof(how), "killed by signal %d (%s)",
-			 WTERMSIG(e->status), strsignal(WTERMSIG(e->status)));
-	else
-		snprintf(how, sizeof(how), "status %d", e->status);
-	cli_log("exit", "peer", who, "%s: pid %d %s after %s", who, (int)e->pid,
-		how, cli_format_duration(e->duration_ms, dur, sizeof(dur)));
+	execlog_exit("listen", st->o->exec, e);
+	if (e->pid == 0 && !st->o->keep)
+		st->exit_code = CLI_EXIT_UNAVAILABLE;
 	if (!st->o->keep) {
 		st->child_done = true;
 		one_done(st);

@@ -9,7 +9,9 @@
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "execlog.h"
 #include "hexdump.h"
+#include "proxyopt.h"
 #include "relay.h"
 
 #define FD_RESERVE 64 /* descriptors kept for all but relays */
@@ -17,7 +19,7 @@
 /* A TARGET, ready to connect to. */
 struct target {
 	const struct tk_endpoint *ep;
-	char name[TK_ADDRSTRLEN + 16]; /* as the logs show it */
+	char name[512]; /* as the logs show it (with --proxy: "via URL") */
 	/* An IP literal and numeric port: connected without a resolver
 	 * thread.  count == 0: resolved per client. */
 	struct tk_addr addr;
@@ -40,6 +42,7 @@ struct relay_state {
 	struct hexdump *dump;	  /* -x, or NULL; shared by the workers */
 	_Atomic bool dump_failed; /* a relay could not be recorded: exit 74 */
 	_Atomic unsigned nunix;	  /* UNIX clients, numbered for the dump */
+	struct tk_exec *x;	  /* an exec: or sh: TARGET's children */
 };
 
 /*
@@ -215,10 +218,11 @@ try_target(struct rconn *rc)
 		t = &st->targets[rc->cur];
 		co = st->target_opts;
 		co.tls = t->ep->kind == TK_EP_TLS ? st->cli_tls : NULL;
+		co.proxy = st->opts->has_proxy ? &st->opts->proxy : NULL;
 		if (t->list.count > 0)
 			err = tk_conn_connect(loop, &t->list, &co,
 					      &target_service, rc, &rc->target);
-		else /* a name to resolve, or a UNIX socket */
+		else /* a name to resolve, a UNIX socket, or via a proxy */
 			err = tk_conn_connect_endpoint(loop, t->ep, &co,
 						       &target_service, rc,
 						       &rc->target);
@@ -373,6 +377,18 @@ static const struct tk_service client_service = {
 	.stop = client_stop,
 };
 
+/* A program TARGET's child ended: logged as listen --exec logs it. */
+static void
+on_exec_exit(struct tk_exec *x, const struct tk_exec_exit *e, void *arg)
+{
+	struct relay_state *st = arg;
+
+	(void)x;
+	if (e->pid != 0 && st->opts->log.quiet)
+		return;
+	execlog_exit("relay", st->opts->target_text[0], e);
+}
+
 static void
 on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 	 const struct tk_addr *peer, int err, void *arg)
@@ -446,6 +462,14 @@ prepare_targets(struct relay_state *st, const struct relay_opts *o)
 
 		t->ep = &o->targets[i];
 		tk_endpoint_format(t->ep, t->name, sizeof(t->name));
+		if (o->has_proxy) {
+			char ep[sizeof(t->name)];
+
+			/* The proxy connects, to the name as given. */
+			snprintf(ep, sizeof(ep), "%s", t->name);
+			proxyopt_where(ep, &o->proxy, t->name, sizeof(t->name));
+			continue;
+		}
 		if (t->ep->kind != TK_EP_UNIX && *end == '\0' && port > 0 &&
 		    port <= 65535 &&
 		    tk_addr_from_ip(t->ep->host, (uint16_t)port, &t->addr) ==
@@ -560,6 +584,11 @@ run(struct relay_state *st)
 			  (unsigned long long)stats.active,
 			  CLI_PLURAL(stats.active));
 	tk_server_stop(st->server);
+	if (st->x != NULL && tk_exec_running(st->x) > 0)
+		cli_log("stopping", NULL, NULL,
+			"stopping %zu program%s still running (SIGTERM)",
+			tk_exec_running(st->x),
+			CLI_PLURAL(tk_exec_running(st->x)));
 	tk_server_get_stats(st->server, &stats);
 	cli_log("stopped", NULL, NULL,
 		"stopped (%s): %llu client%s relayed, %llu open at the stop",
@@ -580,11 +609,13 @@ cmd_relay(int argc, char **argv)
 
 	if ((rc = relay_parse_args(argc, argv, &o)) != 0) {
 		aclopt_free(&o.acl);
+		tk_proxy_clear(&o.proxy);
 		return rc < 0 ? 0 : rc;
 	}
 	/* Certificates are read and checked before anything listens. */
 	if ((rc = tlsopt_server_ctx("relay", &o.srv_tls, &srv_tls)) != 0) {
 		aclopt_free(&o.acl);
+		tk_proxy_clear(&o.proxy);
 		return rc;
 	}
 	if ((rc = tlsopt_client_ctx("relay", &o.cli_tls, &st.cli_tls)) != 0)
@@ -603,8 +634,26 @@ cmd_relay(int argc, char **argv)
 		goto out_loop;
 	}
 	init_server_opts(&o, &st, &so, srv_tls);
-	if ((rc = tk_server_new(st.loop, &so, &client_service, &st,
-				&st.server)) < 0) {
+	if (o.exec) {
+		/* Over --max-conns children, a client waits its turn. */
+		struct tk_exec_opts xo = {
+			.argv = o.argv,
+			.max_children = (unsigned)o.max_conns,
+			.on_exit = on_exec_exit,
+			.arg = &st,
+		};
+
+		if ((rc = tk_exec_new(st.loop, &xo, &st.x)) < 0) {
+			rc = cli_fail("relay", "", rc);
+			goto out_loop;
+		}
+		rc = tk_server_new(st.loop, &so, &tk_service_exec, st.x,
+				   &st.server);
+	} else {
+		rc = tk_server_new(st.loop, &so, &client_service, &st,
+				   &st.server);
+	}
+	if (rc < 0) {
 		rc = cli_fail("relay", "", rc);
 		goto out_loop;
 	}
@@ -621,6 +670,8 @@ cmd_relay(int argc, char **argv)
 out_server:
 	tk_server_free(st.server);
 out_loop:
+	/* Children still running get SIGTERM and are reaped here. */
+	tk_exec_free(st.x);
 	tk_timer_free(st.drain_timer);
 	/* As serve: a second signal pending after a clean stop is dropped. */
 	signal(SIGINT, SIG_IGN);
@@ -632,5 +683,6 @@ out_tls:
 	tk_tls_ctx_free(st.cli_tls);
 	tk_tls_ctx_free(srv_tls);
 	aclopt_free(&o.acl);
+	tk_proxy_clear(&o.proxy);
 	return rc;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "execlog.h"
 #include "listen.h"
 
 const char cmd_listen_help[] =
@@ -188,30 +189,6 @@ parse_target(struct listen_opts *o, int nargs, char **args)
 		return CLI_EXIT_USAGE;
 	snprintf(o->host, sizeof(o->host), "%s", host);
 	return 0;
-}
-
-/* Is prog (no '/') somewhere in PATH, executable? */
-static bool
-in_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	char buf[4096];
-
-	if (strchr(prog, '/') != NULL)
-		return access(prog, X_OK) == 0;
-	if (path == NULL)
-		path = "/usr/bin:/bin";
-	while (*path != '\0') {
-		size_t len = strcspn(path, ":");
-
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, path, prog);
-		if (len != 0 && access(buf, X_OK) == 0)
-			return true;
-		path += len;
-		if (*path == ':')
-			path++;
-	}
-	return false;
 }
 
 int
@@ -406,7 +383,7 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 				 "-%c is for TCP: a UNIX socket has no IP "
 				 "version",
 				 o->family == AF_INET ? '4' : '6');
-	if (o->exec != NULL && !o->sh && !in_path(o->argv[0])) {
+	if (o->exec != NULL && !o->sh && !execlog_in_path(o->argv[0])) {
 		cli_error("listen", "--exec", "%s: program not found in PATH",
 			  o->argv[0]);
 		return CLI_EXIT_NOINPUT;

@@ -13,6 +13,7 @@
 #include "tlsopt.h"
 
 #define RELAY_MAX_TARGETS 16
+#define RELAY_MAX_ARGS	  64
 
 struct relay_opts {
 	const char *listen_text;
@@ -36,6 +37,13 @@ struct relay_opts {
 	struct aclopt acl;     /* freed by the caller, on every path */
 	const char *acl_name;  /* the first access option given */
 	struct keepalive keepalive;
+	bool workers_set; /* -w given: an exec target refuses above 1 */
+	/* An exec: or sh: TARGET: the program every client runs. */
+	bool exec;
+	const char *argv[RELAY_MAX_ARGS]; /* NULL-terminated */
+	char argbuf[4096];		  /* exec: its split arguments */
+	struct tk_proxy proxy;		  /* --proxy; cleared by cmd_relay() */
+	bool has_proxy;
 };
 
 /*

@@ -1,4 +1,5 @@
 /* relay_opts.c: `tcpkit relay`'s help and command line. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "execlog.h"
+#include "proxyopt.h"
 #include "relay.h"
 
 #define DEFAULT_IDLE_MS	   (5 * 60 * 1000u)
@@ -33,6 +36,16 @@ const char cmd_relay_help[] =
 	"                          (system trust store, or --cacert)\n"
 	"         unix:/PATH, unix:@NAME\n"
 	"                          a UNIX stream socket\n"
+	"         exec:PROG ARGS   run PROG for every client, the connection\n"
+	"                          its stdin and stdout (socat's EXEC:;\n"
+	"                          ARGS split as a shell's words, no shell)\n"
+	"         sh:COMMAND       the same with /bin/sh -c COMMAND (SYSTEM:)\n"
+	"A program's environment has TCPKIT_PEER_ADDR, TCPKIT_PEER_PORT,\n"
+	"TCPKIT_LOCAL_ADDR and TCPKIT_LOCAL_PORT (and, with a tls:// LISTEN,\n"
+	"TCPKIT_TLS_CLIENT_SUBJECT); its stderr is the relay's.  It is the only\n"
+	"TARGET, runs on one loop (-w 1), and each child's end is logged:\n"
+	"'PEER: pid N exit S after DURATION'.  On SIGINT/SIGTERM the programs\n"
+	"still running get SIGTERM (SIGKILL 2s later) and are reaped.\n"
 	"Several TARGETs are tried in order, the next on a refused, timed-out\n"
 	"or failed connect; with --balance each client starts at the next one\n"
 	"(round-robin).  A client none could take is closed and the reason\n"
@@ -44,8 +57,15 @@ const char cmd_relay_help[] =
 	"                      SO_REUSEPORT socket (default: online CPUs)\n"
 	"      --max-conns N   clients relayed at once at most (default: the\n"
 	"                      open-file limit less 64, over 6: each takes\n"
-	"                      two sockets and two pipes)\n"
+	"                      two sockets and two pipes); with a program,\n"
+	"                      N children at once, a client over it waiting\n"
+	"                      for one to end\n"
 	"      --backlog N     listen queue length, 1-65535 (default 511)\n"
+	"      --proxy URL     reach TCP and TLS TARGETs through a proxy:\n"
+	"                      socks5://, socks5h:// (the proxy resolves),\n"
+	"                      socks4a:// or http:// (CONNECT), with\n"
+	"                      USER:PASSWORD@ if it asks; not for UNIX or\n"
+	"                      program TARGETs\n"
 	"      --connect-timeout D\n"
 	"                      give up on a TARGET after D (default 10s)\n"
 	"  -i, --idle-timeout D\n"
@@ -61,7 +81,7 @@ const char cmd_relay_help[] =
 	"                      target's back; the client, offset and time\n"
 	"                      per chunk); - is stderr (text logs only).\n"
 	"                      The bytes then go through user space: no\n"
-	"                      splice(2)\n"
+	"                      splice(2); not with a program TARGET\n"
 	"      --keepalive[=IDLE,INTVL,CNT]\n"
 	"                      TCP keepalive on both sides (clients and\n"
 	"                      targets; not UNIX sockets): probe after IDLE\n"
@@ -113,7 +133,8 @@ const char cmd_relay_help[] =
 	"direction.\n"
 	"\n"
 	"Exit codes: 0 stopped cleanly (SIGINT or SIGTERM), 1 cannot listen,\n"
-	"64 usage, 66 a certificate, CA or access-list file is missing, 68\n"
+	"64 usage, 66 a certificate, CA or access-list file is missing (or\n"
+	"the exec: program is not in PATH), 68\n"
 	"unknown LISTEN host, 73 the -x dump cannot be created, 74 it could\n"
 	"not be written (reported once; every relay that could not be\n"
 	"recorded was reset, the others went on).\n"
@@ -125,7 +146,9 @@ const char cmd_relay_help[] =
 	"  tcpkit relay :8443 tls://example.org:443   TLS origination\n"
 	"  tcpkit relay :5432 unix:/run/app.sock      TCP to a UNIX socket\n"
 	"  tcpkit relay --balance :80 10.0.0.1:80 10.0.0.2:80\n"
-	"  tcpkit relay -x - --allow 10.0.0.0/8 :8080 127.0.0.1:80\n";
+	"  tcpkit relay -x - --allow 10.0.0.0/8 :8080 127.0.0.1:80\n"
+	"  tcpkit relay :9000 sh:'tr a-z A-Z'         a program per client\n"
+	"  tcpkit relay --proxy socks5h://127.0.0.1:9050 :8080 example.org:80\n";
 
 enum {
 	OPT_MAX_CONNS = 256,
@@ -135,6 +158,7 @@ enum {
 	OPT_BALANCE,
 	OPT_CONNECT_TIMEOUT,
 	OPT_HANDSHAKE,
+	OPT_PROXY,
 };
 
 /* Which of the two TLS sides an option belongs to (--tls-min: both). */
@@ -202,9 +226,12 @@ parse_target(struct relay_opts *o, const char *text)
 	if (o->ntargets == RELAY_MAX_TARGETS)
 		return cli_usage("relay", "at most %d TARGETs",
 				 RELAY_MAX_TARGETS);
-	if (tk_endpoint_parse(text, TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX, ep, why,
-			      sizeof(why)) != 0)
+	if (tk_endpoint_parse(
+		    text, TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX | TK_EP_ALLOW_EXEC,
+		    ep, why, sizeof(why)) != 0)
 		return cli_usage("relay", "TARGET '%s': %s", text, why);
+	if (ep->kind == TK_EP_EXEC || ep->kind == TK_EP_SH)
+		o->exec = true;
 	if (ep->kind == TK_EP_TLS)
 		o->cli_tls.tls = true;
 	o->target_text[o->ntargets++] = text;
@@ -256,6 +283,7 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 		{ "client-ca", required_argument, NULL, TLSOPT_CLIENT_CA },
 		{ "client-auth", required_argument, NULL, TLSOPT_CLIENT_AUTH },
 		{ "hexdump", required_argument, NULL, 'x' },
+		{ "proxy", required_argument, NULL, OPT_PROXY },
 		ACLOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -274,6 +302,7 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 					   256, &v) < 0)
 				return CLI_EXIT_USAGE;
 			o->workers = (unsigned)v;
+			o->workers_set = true;
 			break;
 		case OPT_MAX_CONNS:
 			if (cli_parse_uint("relay", "--max-conns", optarg, 1,
@@ -323,6 +352,14 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 		case 'x':
 			o->hexdump = optarg;
 			break;
+		case OPT_PROXY:
+			tk_proxy_clear(&o->proxy);
+			if ((rc = proxyopt_parse("relay", "--proxy", optarg,
+						 &o->proxy)) != 0)
+				return rc;
+			proxyopt_hide(optarg); /* ps shows no password */
+			o->has_proxy = true;
+			break;
 		case CONNOPT_KEEPALIVE:
 			if (connopt_keepalive("relay", optarg, &o->keepalive) !=
 			    0)
@@ -351,6 +388,80 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 			}
 			return cli_bad_option("relay", argv, ch);
 		}
+	}
+	return 0;
+}
+
+/* A proxy tunnels TCP: a TLS TARGET rides it too, a UNIX one cannot. */
+static int
+check_proxy(const struct relay_opts *o)
+{
+	if (!o->has_proxy)
+		return 0;
+	for (size_t i = 0; i < o->ntargets; i++)
+		if (o->targets[i].kind == TK_EP_UNIX)
+			return cli_usage("relay",
+					 "--proxy is for TCP and TLS TARGETs, "
+					 "not UNIX sockets ('%s')",
+					 o->target_text[i]);
+	return 0;
+}
+
+/*
+ * A program TARGET: alone, on one loop (the children are reaped there),
+ * and with the socket handed to the child, no -x to see its bytes.
+ */
+static int
+check_exec(struct relay_opts *o)
+{
+	const struct tk_endpoint *ep = &o->targets[0];
+	char why[160];
+	int rc;
+
+	for (size_t i = 0; i < o->ntargets; i++)
+		if (o->targets[i].kind != TK_EP_EXEC &&
+		    o->targets[i].kind != TK_EP_SH)
+			return cli_usage("relay",
+					 "an exec: or sh: TARGET is the only "
+					 "TARGET ('%s' too)",
+					 o->target_text[i]);
+	if (o->ntargets > 1)
+		return cli_usage("relay",
+				 "an exec: or sh: TARGET is the only TARGET "
+				 "(one program per client)");
+	if (o->has_proxy)
+		return cli_usage("relay", "--proxy is for TCP and TLS "
+					  "TARGETs, not a program");
+	if (o->hexdump != NULL)
+		return cli_usage("relay",
+				 "-x and an exec: or sh: TARGET exclude each "
+				 "other (the program has the socket: its "
+				 "bytes never pass through tcpkit)");
+	if (o->workers_set && o->workers > 1)
+		return cli_usage("relay",
+				 "-w/--workers %u: an exec: or sh: TARGET "
+				 "runs on one loop (-w 1)",
+				 o->workers);
+	o->workers = 1;
+	if (ep->kind == TK_EP_SH) {
+		o->argv[0] = "/bin/sh";
+		o->argv[1] = "-c";
+		o->argv[2] = ep->command;
+		o->argv[3] = NULL;
+		return 0;
+	}
+	rc = tk_exec_split(ep->command, o->argbuf, sizeof(o->argbuf),
+			   (char **)o->argv, RELAY_MAX_ARGS, why, sizeof(why));
+	if (rc == -E2BIG)
+		return cli_usage("relay", "TARGET '%s': too long",
+				 o->target_text[0]);
+	if (rc < 0)
+		return cli_usage("relay", "TARGET '%s': %s", o->target_text[0],
+				 why);
+	if (!execlog_in_path(o->argv[0])) {
+		cli_error("relay", o->target_text[0],
+			  "%s: program not found in PATH", o->argv[0]);
+		return CLI_EXIT_NOINPUT;
 	}
 	return 0;
 }
@@ -412,8 +523,13 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 				 "%s needs a TCP LISTEN: UNIX peers have no "
 				 "address to check",
 				 o->acl_name);
+	if (o->exec && o->balance)
+		return cli_usage("relay", "--balance needs TCP, TLS or UNIX "
+					  "TARGETs, not a program");
+	if (o->exec)
+		return check_exec(o);
 	if (o->balance && o->ntargets < 2)
 		return cli_usage("relay",
 				 "--balance needs two TARGETs or more");
-	return 0;
+	return check_proxy(o);
 }

@@ -305,7 +305,8 @@ def test_usage_errors():
     usage(["127.0.0.1:x", "127.0.0.1:1"], "LISTEN '127.0.0.1:x'")
     usage(["127.0.0.1:0", "127.0.0.1"], "TARGET '127.0.0.1'")
     usage(["127.0.0.1:0", "127.0.0.1:0"], "TARGET '127.0.0.1:0'")
-    usage(["127.0.0.1:0", "exec:cat"], "TARGET 'exec:cat'")
+    # A program TARGET is test_relay_exec.py's; an empty one is refused.
+    usage(["127.0.0.1:0", "exec:"], "TARGET 'exec:': exec: missing command")
     usage(["--balance", "127.0.0.1:0", "127.0.0.1:1"],
           "--balance needs two TARGETs or more")
     usage(["--cacert", "x", "127.0.0.1:0", "127.0.0.1:1"],
