@@ -517,6 +517,7 @@ cmd_listen(int argc, char **argv)
 	sopts.max_conns = o.max_conns;
 	sopts.acl = o.acl.acl;
 	sopts.conn.idle_timeout_ms = o.idle_ms;
+	connopt_apply(&o.keepalive, &sopts.conn);
 	sopts.conn.tls = tls;
 	sopts.on_event = on_event;
 	sopts.event_arg = &st;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "aclopt.h"
+#include "connopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 #include "unixopt.h"
@@ -37,6 +38,7 @@ struct listen_opts {
 	const char *hexdump; /* -x FILE or - */
 	bool broker, chat;
 	struct aclopt acl;
+	struct keepalive keepalive; /* --keepalive */
 	struct tlsopt tls;
 };
 

@@ -65,7 +65,7 @@ const char cmd_listen_help[] =
 	"  -i, --idle-timeout D     end a connection after D without data\n"
 	"                           either way (default: never)\n"
 	"      --recv-only          do not read stdin (and send nothing)\n"
-	"  -v, --verbose            report 'connection from ADDR:PORT'\n"
+	"  -v, --verbose            report 'connection from ADDR:PORT'\n" CONNOPT_KEEPALIVE_HELP
 	"  -x, --hexdump FILE       write both directions to FILE in hex and\n"
 	"                           ASCII as they pass ('>' sent, '<'\n"
 	"                           received; client, offset and time per\n"
@@ -223,6 +223,7 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 		{ "chat", no_argument, NULL, OPT_CHAT },
 		TLSOPT_SERVER_LONGOPTS,
 		ACLOPT_LONGOPTS,
+		CONNOPT_LONGOPTS,
 		UNIXOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -293,6 +294,11 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 			break;
 		case OPT_CHAT:
 			o->chat = true;
+			break;
+		case CONNOPT_KEEPALIVE:
+			if (connopt_keepalive("listen", optarg,
+					      &o->keepalive) != 0)
+				return CLI_EXIT_USAGE;
 			break;
 		case 'h':
 			cli_help("listen");

@@ -494,3 +494,42 @@ def test_address_bare_port_is_loopback_colon_port_every_address(
         s.shutdown(socket.SHUT_WR)
         recv_all(s)
     assert lp.wait(20) == 0
+
+
+def listen_side_timers(port):
+    """ss's timer fields of listen's accepted socket (source port port),
+    once ss sees it."""
+    deadline = time.monotonic() + 20
+    while True:
+        out = subprocess.run(["ss", "-tnoH", "state", "established",
+                              "( sport = :%d )" % port], capture_output=True,
+                             text=True, timeout=10).stdout
+        if out.strip() or time.monotonic() > deadline:
+            return re.findall(r"timer:\((\w+),(\d+)", out), out
+        time.sleep(0.02)  # sleep-ok: polling ss under a deadline
+
+
+@pytest.mark.parametrize("args,want", [
+    (["--keepalive=40,5,3"], True),
+    ([], False),  # the negative twin: no timer without the option
+])
+def test_keepalive_on_the_accepted_socket(listen, args, want):
+    need("ss")
+    lp = listen(*args, stdin=subprocess.PIPE)
+    with connect(lp.port) as s:
+        s.sendall(b"x\n")
+        lp.out.wait_for("^x$")  # accepted and read: the socket is there
+        timers, out = listen_side_timers(lp.port)
+        assert out.strip(), "ss found no socket"
+        if want:
+            assert [t for t, _ in timers] == ["keepalive"], out
+            assert 35 <= int(timers[0][1]) <= 40, out
+        else:
+            assert "keepalive" not in [t for t, _ in timers], out
+    lp.kill()
+
+
+def test_keepalive_bad_value_is_a_usage_error():
+    p = run(["listen", "--keepalive=x", "0"])
+    assert p.returncode == 64
+    assert p.stderr.decode().startswith("tcpkit: listen: --keepalive")
