@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,9 +19,6 @@
 #include "tlsopt.h"
 
 #define LISTEN_PROGRESS_MS 250u
-/* -o by splice(2): bytes per call, and calls per wakeup (fairness). */
-#define SPLICE_CHUNK  (1u << 20)
-#define SPLICE_ROUNDS 16
 
 /* A -k client held while the one before it is served. */
 struct held {
@@ -40,8 +36,6 @@ struct listen_state {
 	struct tk_broker *broker; /* --broker, --chat */
 	struct get_out out;
 	struct hexdump_conn hc; /* -x: the client's offsets and label */
-	int sp_sock;		/* -o by splice: the socket, or -1 */
-	int sp_pipe[2];		/* ...and the pipe between it and the file */
 	int append_fd;
 	struct tk_timer *progress;
 	bool progress_shown;
@@ -153,124 +147,6 @@ session_done(struct client_session *s, int code)
 	}
 }
 
-/* The splice path is over: the socket and the pipe go, then the session. */
-static void
-splice_end(struct listen_state *st, int code)
-{
-	tk_loop_unwatch(st->loop, st->sp_sock);
-	close(st->sp_sock);
-	close(st->sp_pipe[0]);
-	close(st->sp_pipe[1]);
-	st->sp_sock = -1;
-	session_done(&st->s, code);
-}
-
-/* Move what the pipe holds into the file: 0, or -errno of the file. */
-static int
-splice_out(struct listen_state *st, size_t n)
-{
-	while (n > 0) {
-		ssize_t m = splice(st->sp_pipe[0], NULL, st->s.out_fd, NULL, n,
-				   SPLICE_F_MOVE);
-
-		if (m < 0 && errno == EINTR)
-			continue;
-		if (m <= 0)
-			return m < 0 ? -errno : -EIO;
-		n -= (size_t)m;
-	}
-	return 0;
-}
-
-static void
-splice_ready(struct tk_loop *loop, int fd, unsigned events, void *arg)
-{
-	struct listen_state *st = arg;
-	struct client_session *s = &st->s;
-	ssize_t n;
-	int err;
-
-	(void)loop;
-	(void)events;
-	for (int i = 0; i < SPLICE_ROUNDS; i++) {
-		n = splice(fd, NULL, st->sp_pipe[1], NULL, SPLICE_CHUNK,
-			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n > 0) {
-			s->received += (uint64_t)n;
-			if ((err = splice_out(st, (size_t)n)) < 0) {
-				cli_fail("write", s->out_name, err);
-				splice_end(st, CLI_EXIT_IOERR);
-				return;
-			}
-			continue;
-		}
-		if (n == 0) {
-			s->peer_eof = true;
-			splice_end(st, 0);
-			return;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN)
-			return;
-		err = -errno;
-		cli_error("listen", s->where, "%s", tk_strerror(err));
-		splice_end(st, cli_exit_code(err));
-		return;
-	}
-}
-
-/* Stdin is /dev/null or closed: nothing will ever be sent to a client. */
-static bool
-stdin_is_null(void)
-{
-	struct stat in, null;
-
-	if (fstat(STDIN_FILENO, &in) < 0)
-		return errno == EBADF;
-	return S_ISCHR(in.st_mode) && stat("/dev/null", &null) == 0 &&
-	       in.st_rdev == null.st_rdev;
-}
-
-/*
- * -o with nothing else to do on the connection (no stdin to send, no dump,
- * no TLS, no idle timeout to keep): the socket is taken from the library
- * and its bytes go to the file by splice(2) through a pipe, never copied
- * through our memory.  Measured in docs/performance.md.  0, or -1: the
- * connection is the library's still, for the usual path.
- */
-static int
-splice_start(struct listen_state *st, struct tk_conn *c)
-{
-	struct client_session *s = &st->s;
-	int fd;
-
-	if (st->o->output == NULL || st->o->append || s->hd != NULL ||
-	    st->o->idle_ms != 0 || tk_conn_is_tls(c) ||
-	    !(st->o->recv_only || s->stdin_eof || stdin_is_null()))
-		return -1;
-	if (pipe2(st->sp_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -1;
-	/* A bigger pipe, fewer wakeups; the default 64 KiB works too. */
-	(void)fcntl(st->sp_pipe[1], F_SETPIPE_SZ, (int)SPLICE_CHUNK);
-	s->conn = NULL; /* its close callback is no longer the session's */
-	if (tk_conn_detach(c, &fd) < 0) {
-		s->conn = c;
-		close(st->sp_pipe[0]);
-		close(st->sp_pipe[1]);
-		return -1;
-	}
-	st->sp_sock = fd;
-	/* Stdin ended before this client: it gets FIN at once, as usual. */
-	if (!st->o->recv_only)
-		(void)shutdown(fd, SHUT_WR);
-	if (tk_loop_watch(st->loop, fd, TK_READABLE, splice_ready, st) < 0) {
-		cli_fail("listen", s->where, -ENOMEM);
-		splice_end(st, CLI_EXIT_OTHER);
-	}
-	return 0;
-}
-
 static void
 start_session(struct listen_state *st, struct tk_conn *c)
 {
@@ -308,8 +184,6 @@ start_session(struct listen_state *st, struct tk_conn *c)
 	if (st->progress != NULL)
 		(void)tk_timer_start(st->progress, LISTEN_PROGRESS_MS,
 				     LISTEN_PROGRESS_MS);
-	if (splice_start(st, c) == 0)
-		return;
 	err = client_service.open(c, s);
 	if (err < 0) {
 		tk_conn_close(c, err);
@@ -597,7 +471,6 @@ cmd_listen(int argc, char **argv)
 	memset(&st, 0, sizeof(st));
 	st.o = &o;
 	st.append_fd = -1;
-	st.sp_sock = -1;
 	rc = listen_parse_args(argc, argv, &o);
 	if (rc != 0) {
 		aclopt_free(&o.acl);
@@ -733,12 +606,6 @@ cmd_listen(int argc, char **argv)
 		rc = CLI_EXIT_OTHER;
 	}
 out_server:
-	if (st.sp_sock >= 0) { /* a signal: the splice path's fds */
-		tk_loop_unwatch(st.loop, st.sp_sock);
-		close(st.sp_sock);
-		close(st.sp_pipe[0]);
-		close(st.sp_pipe[1]);
-	}
 	client_stdin_stop(&st.s);
 	tk_server_free(st.srv);
 out_exec:

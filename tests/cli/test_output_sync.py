@@ -49,17 +49,16 @@ def renames(log, path):
             if name.startswith("rename") and str(path) in line]
 
 
-def strace(log, calls=TRACED):
+def strace(log):
     need("strace")
-    return ["strace", "-f", "-qq", "-e", "trace=" + calls, "-o", str(log)]
+    return ["strace", "-f", "-qq", "-e", "trace=" + TRACED, "-o", str(log)]
 
 
-def listen_traced(tmp_path, *args, calls=TRACED, stdin=subprocess.DEVNULL):
-    """`tcpkit listen ARGS 127.0.0.1 0` under strace; (proc, port, err,
-    the log's path)."""
+def listen_traced(tmp_path, *args):
+    """`tcpkit listen ARGS 127.0.0.1 0` under strace; (proc, port, err)."""
     log = tmp_path / "strace.log"
-    p = subprocess.Popen(strace(log, calls) + [TCPKIT, "listen"] +
-                         list(args) + ["127.0.0.1", "0"], stdin=stdin,
+    p = subprocess.Popen(strace(log) + [TCPKIT, "listen"] + list(args) +
+                         ["127.0.0.1", "0"], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          env=strace_env())
     err = LineReader(p.stderr)
@@ -134,48 +133,6 @@ def test_listen_syncs_before_rename_unless_no_sync(tmp_path, no_sync):
     else:
         assert len(syncs) == 1 and syncs[0].split("(")[0].endswith("fsync"), \
             log.read_text()
-
-
-def run_traced_listen(tmp_path, data, *args, stdin=subprocess.DEVNULL):
-    """Send data to a traced `listen -o FILE ARGS`; FILE's bytes and the
-    names of the system calls made."""
-    out = tmp_path / "file"
-    p, port, err, log = listen_traced(tmp_path, "-o", str(out), *args,
-                                      calls="splice,read,recvfrom,write",
-                                      stdin=stdin)
-    try:
-        send_and_close(port, data)
-        assert p.wait(TIMEOUT) == 0
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    err.join()
-    check_sanitizer(err.text())
-    return out.read_bytes(), [name for name, _ in traced(log)]
-
-
-@pytest.mark.parametrize("args", [[], ["--no-sync"], ["--recv-only"]])
-def test_listen_output_splices_when_nothing_is_sent(tmp_path, args):
-    # Stdin is /dev/null (or unread): the bytes go socket -> pipe -> file.
-    data = blob(4 << 20)
-    got, calls = run_traced_listen(tmp_path, data, *args)
-    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
-    assert calls.count("splice") >= 2, calls[:50]
-
-
-def test_listen_output_with_stdin_to_send_copies(tmp_path):
-    # Stdin is a pipe that may have bytes for the client (it has none,
-    # it ends): the usual path, no splice.
-    data = blob(1 << 20)
-    r, w = os.pipe()
-    os.close(w)
-    try:
-        got, calls = run_traced_listen(tmp_path, data, stdin=r)
-    finally:
-        os.close(r)
-    assert got == data
-    assert "splice" not in calls
 
 
 def test_listen_no_sync_needs_output():
