@@ -5,16 +5,19 @@
      `nc -l > FILE` (MB/s from the first connect to the receiver's exit,
      the receiver's CPU seconds per GiB).  listen -o fsyncs before its
      rename and nc does not, so nc is also timed with an fsync of its file
-     after it exits ("nc -l + fsync"): the same durability;
+     after it exits ("nc -l + fsync"): the same durability; and
+     `tcpkit listen -o FILE --no-sync` (the rename, no fsync) is the
+     like-for-like race against raw nc;
   B. a program per connection: `tcpkit listen -k --sh-exec CMD` against
      `ncat -l -k --sh-exec CMD` and `socat TCP-LISTEN:P,fork SYSTEM:CMD`
      with the same CMD (sh -c 'echo hi'): connections per second, each
      client reading the answer to EOF.
 
-Rounds are interleaved (A: tcpkit, nc, tcpkit, nc...), and every figure is
+Rounds are interleaved (A: tcpkit, tcpkit --no-sync, nc, tcpkit...), and every figure is
 the median with the min-max spread; ratios are of medians.  Loopback only,
 ports chosen by the kernel (port 0, found with ss by pid), every loop
 bounded.  Usage: bench/listen_bench.py [--tcpkit build/tcpkit] [--rounds 5]
+[--no-exec] (A only)
 """
 import argparse
 import os
@@ -133,6 +136,8 @@ def main():
     ap.add_argument("--tcpkit", default="build/tcpkit")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=400)
+    ap.add_argument("--no-exec", action="store_true",
+                    help="part A only (the file), not B")
     ap.add_argument("--dir", default=None,
                     help="where the 1 GiB files go (default: a temp dir)")
     a = ap.parse_args()
@@ -143,13 +148,16 @@ def main():
     out = os.path.join(d, "got")
     tk = os.path.abspath(a.tcpkit)
 
-    recv = {"tcpkit listen -o": ([], []), "nc -l": ([], [])}
+    recv = {"tcpkit listen -o": ([], []),
+            "tcpkit listen -o --no-sync": ([], []), "nc -l": ([], [])}
     nc_synced = []
     for _ in range(a.rounds):
         for name in recv:
             argv = ([tk, "listen", "-o", out, "127.0.0.1", "0"]
                     if name.startswith("tcpkit")
                     else ["nc", "-l", "127.0.0.1", "0"])
+            if name.endswith("--no-sync"):
+                argv.insert(2, "--no-sync")
             mbs, cpu, synced = receive_round(name, argv, out)
             recv[name][0].append(mbs)
             recv[name][1].append(cpu)
@@ -157,7 +165,7 @@ def main():
                 nc_synced.append(synced)
 
     cmd = "echo hi"
-    servers = {
+    servers = {} if a.no_exec else {
         "tcpkit listen --sh-exec": [tk, "listen", "-k", "--sh-exec", cmd,
                                     "127.0.0.1", "0"],
         "ncat --sh-exec": ["ncat", "-l", "-k", "127.0.0.1", "0",
@@ -179,9 +187,16 @@ def main():
             name, spread(mbs), statistics.median(cpu), min(cpu), max(cpu)))
     print("| `nc -l` + fsync | %s | |" % spread(nc_synced))
     tk_mbs = statistics.median(recv["tcpkit listen -o"][0])
-    print("\ntcpkit / nc MB/s: %.2fx; tcpkit / (nc + fsync): %.2fx\n" % (
-        tk_mbs / statistics.median(recv["nc -l"][0]),
-        tk_mbs / statistics.median(nc_synced)))
+    ns_mbs = statistics.median(recv["tcpkit listen -o --no-sync"][0])
+    print("\ntcpkit / (nc + fsync): %.2fx; tcpkit --no-sync / nc: %.2fx; "
+          "tcpkit / nc: %.2fx\n" % (
+              tk_mbs / statistics.median(nc_synced),
+              ns_mbs / statistics.median(recv["nc -l"][0]),
+              tk_mbs / statistics.median(recv["nc -l"][0])))
+    if a.no_exec:
+        if a.dir is None:
+            os.rmdir(d)
+        return
     print("## A program per connection (%d connections from 4 clients, "
           "%d rounds)\n" % (a.conns, a.rounds))
     print("| server | connections/s |")

@@ -325,6 +325,7 @@ fetch(struct get_opts *o)
 		st.rc = get_out_open(&st.file, o->output);
 		if (st.rc != 0)
 			return st.rc;
+		st.file.no_sync = o->no_sync;
 		st.fd = st.file.fd;
 	}
 	if ((err = tk_loop_new(&st.loop)) < 0) {

@@ -178,6 +178,7 @@ start_session(struct listen_state *st, struct tk_conn *c)
 			tk_conn_close(c, 0);
 			return;
 		}
+		st->out.no_sync = st->o->no_sync;
 		s->out_fd = st->out.fd;
 	}
 	if (st->progress != NULL)

@@ -22,6 +22,7 @@ struct get_opts {
 	bool fail;
 	bool verbose;
 	const char *output; /* -o FILE, or NULL: stdout */
+	bool no_sync;	    /* --no-sync: -o without fsync */
 	const char *headers[MAX_HEADERS + 1];
 	size_t nheaders;
 	struct tk_http_opts http;
@@ -54,13 +55,15 @@ struct get_out {
 	int fd;
 	const char *path;
 	char *tmp;
+	bool no_sync; /* --no-sync: rename without fsync (set after open) */
 };
 
 /* 0, or the error is printed and its exit code (73) returned. */
 int get_out_open(struct get_out *out, const char *path);
 /* get_out_open() for command cmd (its name in the errors). */
 int get_out_open_cmd(struct get_out *out, const char *path, const char *cmd);
-/* fsync, close, rename.  0, or printed and 74; the temp file is gone. */
+/* fsync (unless no_sync), close, rename.  0, or printed and 74; the temp
+ * file is gone. */
 int get_out_commit(struct get_out *out);
 /* Remove the temporary file; FILE is untouched. */
 void get_out_discard(struct get_out *out);

@@ -50,6 +50,10 @@ const char cmd_get_help[] =
 	"                      or not at all: into a temporary file next to\n"
 	"                      it, synced and renamed over FILE at the end;\n"
 	"                      on any failure FILE is left as it was\n"
+	"      --no-sync       with -o: rename without syncing first (faster;\n"
+	"                      a crash or power loss soon after may leave\n"
+	"                      FILE short or empty); a cut transfer still\n"
+	"                      leaves FILE as it was\n"
 	"  -I, --head          send HEAD instead of GET and write the\n"
 	"                      response head (as -i does); no body\n"
 	"      --compressed    ask for gzip or deflate (Accept-Encoding) and\n"
@@ -175,6 +179,7 @@ enum {
 	OPT_COMPRESSED,
 	OPT_PROXY,
 	OPT_NOPROXY,
+	OPT_NO_SYNC,
 };
 
 /* -H: one "Name: value" field; 0 or the usage error's exit code. */
@@ -210,6 +215,7 @@ get_parse(int argc, char **argv, struct get_opts *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "header", required_argument, NULL, 'H' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "no-sync", no_argument, NULL, OPT_NO_SYNC },
 		{ "head", no_argument, NULL, 'I' },
 		{ "compressed", no_argument, NULL, OPT_COMPRESSED },
 		{ "connect-timeout", required_argument, NULL, 'w' },
@@ -260,6 +266,9 @@ get_parse(int argc, char **argv, struct get_opts *o)
 		case 'I':
 			h->head = true;
 			o->include = true;
+			break;
+		case OPT_NO_SYNC:
+			o->no_sync = true;
 			break;
 		case OPT_PROXY:
 			o->proxy_flag = optarg;
@@ -321,6 +330,8 @@ get_parse(int argc, char **argv, struct get_opts *o)
 	h->headers = o->nheaders > 0 ? o->headers : NULL;
 	if (optind == argc)
 		return cli_usage("get", "no URL given");
+	if (o->no_sync && o->output == NULL)
+		return cli_usage("get", "--no-sync needs -o FILE");
 	o->url = argv[optind++];
 	if (optind < argc)
 		return cli_usage("get", "unexpected argument '%s'",

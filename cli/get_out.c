@@ -151,7 +151,12 @@ get_out_commit(struct get_out *out)
 {
 	int err = 0;
 
-	if (fsync(out->fd) < 0)
+	/*
+	 * Without the fsync a crash soon after may leave FILE empty or short
+	 * (the rename can reach the disk before the data); a cut transfer
+	 * still never replaces FILE.
+	 */
+	if (!out->no_sync && fsync(out->fd) < 0)
 		err = -errno;
 	if (close(out->fd) < 0 && err == 0)
 		err = -errno;

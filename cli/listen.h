@@ -26,6 +26,7 @@ struct listen_opts {
 	bool keep;
 	const char *output;
 	bool append;
+	bool no_sync;	  /* --no-sync: -o renamed without fsync */
 	const char *exec; /* --exec "PROG ARGS" or --sh-exec CMD */
 	bool sh;
 	char *argv[LISTEN_MAX_ARGS]; /* --exec split (tk_exec_split()) */

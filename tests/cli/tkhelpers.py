@@ -48,7 +48,8 @@ PEER_PACKAGES = {"nc": "netcat-openbsd", "telnet": "telnet",
                  "curl": "curl", "go": "golang-go", "node": "nodejs",
                  "nginx": "nginx", "haproxy": "haproxy",
                  "setpriv": "util-linux", "danted": "dante-server",
-                 "tinyproxy": "tinyproxy", "nmap": "nmap"}
+                 "tinyproxy": "tinyproxy", "nmap": "nmap",
+                 "strace": "strace"}
 
 
 def need(prog):
