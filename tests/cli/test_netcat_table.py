@@ -356,6 +356,39 @@ def connect_udp(tmp):
     assert out == b"its answer\n"
 
 
+@row("tcpkit listen -u 9000")
+def listen_udp(tmp):
+    need("nc")
+    p = subprocess.Popen([TCPKIT, "listen", "-u", "0"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    nc = None
+    try:
+        err = LineReader(p.stderr)
+        port = int(err.wait_for(r"listening on udp://127\.0\.0\.1:(\d+)$")
+                   .group(1))
+        nc = subprocess.Popen(["nc", "-u", "127.0.0.1", str(port)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+        nc_out = LineReader(nc.stdout)
+        out = LineReader(p.stdout)
+        nc.stdin.write(b"to tcpkit\n")
+        nc.stdin.flush()
+        out.wait_for(r"^to tcpkit$", timeout=TIMEOUT)
+        p.stdin.write(b"to nc\n")
+        p.stdin.flush()
+        nc_out.wait_for(r"^to nc$", timeout=TIMEOUT)
+        p.terminate()
+        assert p.wait(TIMEOUT) == 0
+        err.join()
+        check_sanitizer(err.text())
+    finally:
+        for q in (p, nc):
+            if q is not None and q.poll() is None:
+                q.kill()
+                q.wait()
+
+
 @row("tcpkit scan host 20-30")
 def scan_ports(tmp):
     need("nc")
