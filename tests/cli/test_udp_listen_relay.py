@@ -200,3 +200,119 @@ def test_listen_udp_usage_errors(args, msg):
     assert p.returncode == 64, p.stderr
     err = p.stderr.decode()
     assert err.startswith("tcpkit: ") and msg in err, err
+
+
+# --- relay udp:// udp:// -----------------------------------------------------
+
+class UdpRelay:
+    """A `tcpkit relay ... udp://... udp://...`; .port from its line."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([TCPKIT, "relay"] + list(args),
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.err = LineReader(self.proc.stderr)
+        m = self.err.wait_for(r"listening on udp://127\.0\.0\.1:(\d+)$")
+        self.port = int(m.group(1))
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(TIMEOUT)
+        self.err.join()
+        check_sanitizer(self.err.text())
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def urelay(serve):
+    started = []
+
+    def start(*args):
+        echo = serve("echo", "-u")
+        assert echo.host == "udp://127.0.0.1", echo.err.lines
+        r = UdpRelay(*args, "udp://127.0.0.1:0",
+                     "udp://127.0.0.1:%d" % echo.port)
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        r.kill()
+
+
+FLOW_RE = (r"flow udp://127\.0\.0\.1:%d ended \((\w+)\): (\d+) datagrams? "
+           r"\((\d+) bytes\) in, (\d+) datagrams? \((\d+) bytes\) out, "
+           r"[\d.]+s$")
+
+
+def test_relay_udp_two_clients_get_their_own_answers(urelay):
+    r = urelay("-i", "30")
+    a, b = udp_client(), udp_client()
+    for i in range(5):
+        a.sendto(b"a%d" % i, ("127.0.0.1", r.port))
+        b.sendto(b"b" * (100 + i), ("127.0.0.1", r.port))
+    # Boundaries kept, each client its own answers, from the front port.
+    got_a = [a.recvfrom(1000) for _ in range(5)]
+    got_b = [b.recvfrom(1000) for _ in range(5)]
+    assert sorted(d for d, _ in got_a) == [b"a%d" % i for i in range(5)]
+    assert sorted(d for d, _ in got_b) == [b"b" * (100 + i)
+                                           for i in range(5)]
+    assert {p for _, p in got_a + got_b} == {("127.0.0.1", r.port)}
+    assert r.stop() == 0
+    m = r.err.wait_for(FLOW_RE % a.getsockname()[1])
+    assert m.groups() == ("stopped", "5", "10", "5", "10")
+    m = r.err.wait_for(FLOW_RE % b.getsockname()[1])
+    assert m.groups() == ("stopped", "5", "510", "5", "510")
+
+
+def test_relay_udp_flow_expires_then_a_new_one(urelay):
+    r = urelay("-i", "300ms")
+    a = udp_client()
+    a.sendto(b"first", ("127.0.0.1", r.port))
+    assert a.recvfrom(100)[0] == b"first"
+    m = r.err.wait_for(FLOW_RE % a.getsockname()[1])
+    assert m.groups() == ("idle", "1", "5", "1", "5")
+    n = len(r.err.lines)
+    a.sendto(b"second", ("127.0.0.1", r.port))
+    assert a.recvfrom(100)[0] == b"second"
+    m = r.err.wait_for(FLOW_RE % a.getsockname()[1], start=n)
+    assert m.groups() == ("idle", "1", "6", "1", "6")
+    assert r.stop() == 0
+
+
+def test_relay_udp_flow_bound(urelay):
+    """--max-conns 1: a second client's datagrams are dropped, and said,
+    while the first's flow lives; once it expired the second is served."""
+    r = urelay("--max-conns", "1", "-i", "1s")
+    a, b = udp_client(), udp_client()
+    a.sendto(b"a", ("127.0.0.1", r.port))
+    assert a.recvfrom(100)[0] == b"a"
+    b.sendto(b"b", ("127.0.0.1", r.port))
+    r.err.wait_for(r"relay 127\.0\.0\.1:%d: datagram dropped: --max-conns 1 "
+                   r"flows reached" % b.getsockname()[1])
+    r.err.wait_for(FLOW_RE % a.getsockname()[1])
+    b.sendto(b"b2", ("127.0.0.1", r.port))
+    assert b.recvfrom(100)[0] == b"b2"
+    assert r.stop() == 0
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["udp://127.0.0.1:0", "127.0.0.1:9"], "UDP relays to UDP only"),
+    (["127.0.0.1:0", "udp://127.0.0.1:9"], "UDP relays to UDP only"),
+    (["udp://127.0.0.1:0", "unix:/tmp/x.sock"], "UDP relays to UDP only"),
+    (["-x", "-", "udp://127.0.0.1:0", "udp://127.0.0.1:9"],
+     "udp://: -x/--hexdump is for TCP"),
+    (["--balance", "udp://127.0.0.1:0", "udp://127.0.0.1:9",
+      "udp://127.0.0.1:10"], "is for TCP"),
+])
+def test_relay_udp_usage_errors(args, msg):
+    p = run(["relay"] + args, timeout=TIMEOUT)
+    assert p.returncode == 64, p.stderr
+    err = p.stderr.decode()
+    assert err.startswith("tcpkit: ") and msg in err, err
