@@ -17,6 +17,7 @@
 
 const char cmd_relay_help[] =
 	"usage: tcpkit relay [OPTIONS] LISTEN TARGET...\n"
+	"       tcpkit relay [OPTIONS] udp://[HOST]:PORT udp://HOST:PORT\n"
 	"\n"
 	"Forward every client of LISTEN to a TARGET and back (socat's\n"
 	"TCP-LISTEN,fork TCP:...), many at once on the server's workers.  Each\n"
@@ -50,6 +51,19 @@ const char cmd_relay_help[] =
 	"or failed connect; with --balance each client starts at the next one\n"
 	"(round-robin).  A client none could take is closed and the reason\n"
 	"logged.\n"
+	"\n"
+	"UDP (udp:// on both sides, one TARGET; mixing UDP and TCP is a usage\n"
+	"error): each client address gets a flow, its own socket connected to\n"
+	"the TARGET; the TARGET's replies go back to the client from the\n"
+	"LISTEN socket, each datagram whole.  A flow ends after -i without a\n"
+	"datagram either way (default 60s for UDP; 0: never), and each end is\n"
+	"one line: 'flow udp://CLIENT ended (idle): N datagrams (B bytes) in,\n"
+	"N datagrams (B bytes) out, DURATIONs' (in: client to TARGET).\n"
+	"--max-conns bounds the flows (default 1024): a new client's\n"
+	"datagrams past it are dropped, each drop said on stderr.  On\n"
+	"SIGINT/SIGTERM every flow is logged ('stopped') and the relay exits 0.\n"
+	"One loop (-w above 1 is refused); the TCP-only options (-x, --balance,\n"
+	"--proxy, TLS, access rules) are usage errors with udp://.\n"
 	"\n"
 	"Options:\n"
 	"      --balance       round-robin over the TARGETs\n"
@@ -489,6 +503,8 @@ check_udp(struct relay_opts *o)
 		bad = "more than one TARGET";
 	else if (o->balance)
 		bad = "--balance";
+	else if (o->workers_set && o->workers > 1)
+		bad = "-w/--workers above 1";
 	else if (o->hexdump != NULL)
 		bad = "-x/--hexdump";
 	else if (o->has_proxy)

@@ -310,6 +310,8 @@ def test_relay_udp_flow_bound(urelay):
      "udp://: -x/--hexdump is for TCP"),
     (["--balance", "udp://127.0.0.1:0", "udp://127.0.0.1:9",
       "udp://127.0.0.1:10"], "is for TCP"),
+    (["-w", "2", "udp://127.0.0.1:0", "udp://127.0.0.1:9"],
+     "udp://: -w/--workers above 1 is for TCP"),
 ])
 def test_relay_udp_usage_errors(args, msg):
     p = run(["relay"] + args, timeout=TIMEOUT)
