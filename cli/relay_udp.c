@@ -95,7 +95,7 @@ on_target(struct tk_udp *u, const struct tk_udp_dgram *d, int err, void *arg)
 
 	(void)u;
 	if (err != 0) {
-		/* ICMP port unreachable: said once, the flow goes on. */
+		/* ICMP port unreachable: said, and the flow goes on. */
 		tk_addr_format(&f->r->target, who, sizeof(who));
 		cli_error("relay", who, "%s", tk_strerror(err));
 		return;
