@@ -458,6 +458,8 @@ cmd_listen(int argc, char **argv)
 		aclopt_free(&o.acl);
 		return rc < 0 ? 0 : rc;
 	}
+	if (o.udp)
+		return listen_udp_run(&o);
 	rc = tlsopt_server_ctx("listen", &o.tls, &tls);
 	if (rc != 0) {
 		aclopt_free(&o.acl);

@@ -612,6 +612,8 @@ cmd_relay(int argc, char **argv)
 		tk_proxy_clear(&o.proxy);
 		return rc < 0 ? 0 : rc;
 	}
+	if (o.udp)
+		return relay_udp_run(&o);
 	/* Certificates are read and checked before anything listens. */
 	if ((rc = tlsopt_server_ctx("relay", &o.srv_tls, &srv_tls)) != 0) {
 		aclopt_free(&o.acl);

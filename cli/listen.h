@@ -38,6 +38,8 @@ struct listen_opts {
 	bool verbose;
 	const char *hexdump; /* -x FILE or - */
 	bool broker, chat;
+	bool udp;		/* -u or udp://: listen_udp.c */
+	uint64_t datagram_size; /* -u: stdin in datagrams of N bytes */
 	struct aclopt acl;
 	struct keepalive keepalive; /* --keepalive */
 	struct tlsopt tls;
@@ -49,5 +51,7 @@ struct listen_opts {
  * is looked for in PATH here (66 when missing).
  */
 int listen_parse_args(int argc, char **argv, struct listen_opts *o);
+/* listen -u: datagrams until SIGINT or SIGTERM; an exit code. */
+int listen_udp_run(const struct listen_opts *o);
 
 #endif /* TK_CLI_LISTEN_H */

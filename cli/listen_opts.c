@@ -14,6 +14,7 @@ const char cmd_listen_help[] =
 	"usage: tcpkit listen [OPTIONS] [HOST] PORT\n"
 	"       tcpkit listen [OPTIONS] [HOST]:PORT | tls://[HOST]:PORT\n"
 	"       tcpkit listen [OPTIONS] unix:/PATH | unix:@NAME\n"
+	"       tcpkit listen -u [OPTIONS] [HOST] PORT | udp://[HOST]:PORT\n"
 	"\n"
 	"Wait for a TCP connection on PORT (0: any free port) and copy it to\n"
 	"stdout and stdin to it, byte for byte, with the half-close rules of\n"
@@ -32,6 +33,20 @@ const char cmd_listen_help[] =
 	"('not a socket'); exit 1 for both.  The file is removed on exit.\n"
 	"The options -4, -6, --allow and --deny are for TCP only (a UNIX peer\n"
 	"has no address).\n"
+	"\n"
+	"UDP (-u, or udp://[HOST]:PORT; nc -u -l): every datagram received,\n"
+	"from any sender, is written to stdout as it came (binary, no\n"
+	"separator; -v names its sender on stderr, 'received N bytes from\n"
+	"udp://ADDR:PORT').  stdin is read only once a datagram has come:\n"
+	"until then what is typed waits, unread; then each line of stdin, its\n"
+	"newline included (or each --datagram-size chunk), is sent as one\n"
+	"datagram to the sender of the last datagram received (nc -u -l\n"
+	"answers the first sender only).  The end of stdin ends nothing:\n"
+	"datagrams are taken until SIGINT or SIGTERM (exit 0).  'listening on\n"
+	"udp://ADDR:PORT' on stderr.  -k has no meaning here (no connection\n"
+	"ends) and is a usage error, as are the options of TCP connections\n"
+	"(-o, --exec, --sh-exec, --max-conns, -i, -x, --broker, --chat, the\n"
+	"access rules and TLS).\n"
 	"\n"
 	"Options:\n"
 	"  -4, --ipv4               IPv4 only (default HOST 127.0.0.1)\n"
@@ -87,6 +102,8 @@ const char cmd_listen_help[] =
 	"      --owner USER         its owner (name or uid; root only)\n"
 	"      --group GROUP        its group (name or gid; one of yours, or\n"
 	"                           root)\n"
+	"  -u, --udp                UDP datagrams instead of a TCP stream\n"
+	"      --datagram-size N    UDP: stdin in datagrams of N bytes\n"
 	"  -h, --help               show this help\n"
 	"\n"
 	"Access (checked right after accept, before any byte is read or sent;\n"
@@ -141,7 +158,8 @@ const char cmd_listen_help[] =
 	"  tcpkit listen -k --exec 'cat -n' 9000  numbered lines back\n"
 	"  tcpkit listen -k --sh-exec 'echo $TCPKIT_PEER_ADDR' 9000\n"
 	"  tcpkit listen --chat --allow 127.0.0.0/8 9000\n"
-	"  tcpkit listen -k --exec cat --mode 0660 unix:/tmp/echo.sock\n";
+	"  tcpkit listen -k --exec cat --mode 0660 unix:/tmp/echo.sock\n"
+	"  tcpkit listen -u -v 9000               print UDP datagrams\n";
 
 static int
 parse_target(struct listen_opts *o, int nargs, char **args)
@@ -159,9 +177,17 @@ parse_target(struct listen_opts *o, int nargs, char **args)
 
 		if (tk_endpoint_parse(args[0],
 				      TK_EP_PASSIVE | TK_EP_ALLOW_TLS |
-					      TK_EP_ALLOW_UNIX,
+					      TK_EP_ALLOW_UNIX |
+					      TK_EP_ALLOW_UDP,
 				      &ep, why, sizeof(why)) < 0)
 			return cli_usage("listen", "%s", why);
+		if (ep.kind == TK_EP_UDP)
+			o->udp = true;
+		else if (o->udp && ep.kind != TK_EP_TCP)
+			return cli_usage("listen",
+					 "-u/--udp takes [HOST] PORT or "
+					 "udp://[HOST]:PORT, not '%s'",
+					 args[0]);
 		if (ep.kind == TK_EP_UNIX) {
 			o->is_unix = true;
 			o->abstract = ep.abstract;
@@ -196,6 +222,47 @@ parse_target(struct listen_opts *o, int nargs, char **args)
 	return 0;
 }
 
+/* -u: what has no meaning for datagrams is refused, not ignored. */
+static int
+check_udp(const struct listen_opts *o)
+{
+	const char *bad = NULL;
+
+	if (!o->udp) {
+		if (o->datagram_size != 0)
+			return cli_usage("listen",
+					 "--datagram-size is for UDP: add -u");
+		return 0;
+	}
+	if (o->output != NULL)
+		bad = "-o/--output";
+	else if (o->exec != NULL)
+		bad = o->sh ? "--sh-exec" : "--exec";
+	else if (o->max_conns != 0)
+		bad = "--max-conns";
+	else if (o->idle_ms != 0)
+		bad = "-i/--idle-timeout";
+	else if (o->hexdump != NULL)
+		bad = "-x/--hexdump";
+	else if (o->broker || o->chat)
+		bad = o->broker ? "--broker" : "--chat";
+	else if (o->acl.acl != NULL)
+		bad = "--allow/--deny";
+	else if (o->tls.tls || o->tls.used)
+		bad = o->tls.used ? o->tls.used_name : "--tls";
+	else if (o->keepalive.on)
+		bad = "--keepalive";
+	if (bad != NULL)
+		return cli_usage("listen", "-u/--udp: %s is for TCP", bad);
+	if (o->keep)
+		/* Every sender's datagrams are taken: there is no "next". */
+		return cli_usage("listen",
+				 "-k/--keep-open has no meaning for UDP (no "
+				 "connection ends: datagrams from every "
+				 "sender are taken until SIGINT)");
+	return 0;
+}
+
 int
 listen_parse_args(int argc, char **argv, struct listen_opts *o)
 {
@@ -209,6 +276,7 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 		OPT_BROKER,
 		OPT_CHAT,
 		OPT_NO_SYNC,
+		OPT_DATAGRAM_SIZE,
 	};
 	static const struct option longopts[] = {
 		{ "ipv4", no_argument, NULL, '4' },
@@ -228,6 +296,8 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 		{ "hexdump", required_argument, NULL, 'x' },
 		{ "broker", no_argument, NULL, OPT_BROKER },
 		{ "chat", no_argument, NULL, OPT_CHAT },
+		{ "udp", no_argument, NULL, 'u' },
+		{ "datagram-size", required_argument, NULL, OPT_DATAGRAM_SIZE },
 		TLSOPT_SERVER_LONGOPTS,
 		ACLOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
@@ -239,7 +309,7 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 
 	unixopt_init(&o->unix);
 	opterr = 0;
-	while ((ch = cli_getopt(argc, argv, ":46ko:i:vx:h", longopts)) != -1) {
+	while ((ch = cli_getopt(argc, argv, ":46ko:i:vx:uh", longopts)) != -1) {
 		switch (ch) {
 		case '4':
 			v4 = true;
@@ -308,6 +378,15 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 		case CONNOPT_KEEPALIVE:
 			if (connopt_keepalive("listen", optarg,
 					      &o->keepalive) != 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case 'u':
+			o->udp = true;
+			break;
+		case OPT_DATAGRAM_SIZE:
+			if (cli_parse_uint("listen", "--datagram-size", optarg,
+					   1, TK_UDP_MAX_PAYLOAD,
+					   &o->datagram_size) < 0)
 				return CLI_EXIT_USAGE;
 			break;
 		case 'h':
@@ -387,6 +466,8 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 	}
 	rc = parse_target(o, argc - optind, argv + optind);
 	if (rc != 0)
+		return rc;
+	if ((rc = check_udp(o)) != 0)
 		return rc;
 	if ((rc = unixopt_check("listen", &o->unix, o->is_unix ? 1 : 0,
 				o->abstract, "listen on unix:/PATH")) != 0)

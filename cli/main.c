@@ -164,7 +164,7 @@ print_overview(FILE *f)
 		"  -t  --timeout          get (the idle timeout; --idle-timeout too)\n"
 		"      --duration         bench\n"
 		"      --telnet           connect (as in nc)\n"
-		"  -u  --udp              connect serve bench\n"
+		"  -u  --udp              connect serve listen bench\n"
 		"  -v  --verbose          connect send get listen\n"
 		"  -w  --connect-timeout  connect send get scan (as in nc)\n"
 		"      --warmup           bench\n"

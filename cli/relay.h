@@ -44,12 +44,19 @@ struct relay_opts {
 	char argbuf[4096];		  /* exec: its split arguments */
 	struct tk_proxy proxy;		  /* --proxy; cleared by cmd_relay() */
 	bool has_proxy;
+	bool idle_set; /* -i given */
+	bool udp;      /* udp:// LISTEN and TARGET: relay_udp.c */
 };
+
+/* A UDP flow ends after this long without a datagram either way. */
+#define RELAY_UDP_IDLE_MS (60 * 1000u)
 
 /*
  * 0 to go on, -1 after printing the help (exit 0), or an exit code after a
  * usage error.  Either way o->acl is the caller's to free.
  */
 int relay_parse_args(int argc, char **argv, struct relay_opts *o);
+/* relay udp:// udp://: per-client flows until SIGINT; an exit code. */
+int relay_udp_run(const struct relay_opts *o);
 
 #endif /* TK_CLI_RELAY_H */

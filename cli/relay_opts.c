@@ -17,6 +17,7 @@
 
 const char cmd_relay_help[] =
 	"usage: tcpkit relay [OPTIONS] LISTEN TARGET...\n"
+	"       tcpkit relay [OPTIONS] udp://[HOST]:PORT udp://HOST:PORT\n"
 	"\n"
 	"Forward every client of LISTEN to a TARGET and back (socat's\n"
 	"TCP-LISTEN,fork TCP:...), many at once on the server's workers.  Each\n"
@@ -50,6 +51,19 @@ const char cmd_relay_help[] =
 	"or failed connect; with --balance each client starts at the next one\n"
 	"(round-robin).  A client none could take is closed and the reason\n"
 	"logged.\n"
+	"\n"
+	"UDP (udp:// on both sides, one TARGET; mixing UDP and TCP is a usage\n"
+	"error): each client address gets a flow, its own socket connected to\n"
+	"the TARGET; the TARGET's replies go back to the client from the\n"
+	"LISTEN socket, each datagram whole.  A flow ends after -i without a\n"
+	"datagram either way (default 60s for UDP; 0: never), and each end is\n"
+	"one line: 'flow udp://CLIENT ended (idle): N datagrams (B bytes) in,\n"
+	"N datagrams (B bytes) out, DURATIONs' (in: client to TARGET).\n"
+	"--max-conns bounds the flows (default 1024): a new client's\n"
+	"datagrams past it are dropped, each drop said on stderr.  On\n"
+	"SIGINT/SIGTERM every flow is logged ('stopped') and the relay exits 0.\n"
+	"One loop (-w above 1 is refused); the TCP-only options (-x, --balance,\n"
+	"--proxy, TLS, access rules) are usage errors with udp://.\n"
 	"\n"
 	"Options:\n"
 	"      --balance       round-robin over the TARGETs\n"
@@ -200,9 +214,10 @@ parse_listen(struct relay_opts *o, const char *text)
 	char *end;
 
 	o->listen_text = text;
-	if (tk_endpoint_parse(
-		    text, TK_EP_PASSIVE | TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX,
-		    &o->listen, why, sizeof(why)) != 0)
+	if (tk_endpoint_parse(text,
+			      TK_EP_PASSIVE | TK_EP_ALLOW_TLS |
+				      TK_EP_ALLOW_UNIX | TK_EP_ALLOW_UDP,
+			      &o->listen, why, sizeof(why)) != 0)
 		return cli_usage("relay", "LISTEN '%s': %s", text, why);
 	if (o->listen.kind == TK_EP_UNIX)
 		return 0;
@@ -226,9 +241,10 @@ parse_target(struct relay_opts *o, const char *text)
 	if (o->ntargets == RELAY_MAX_TARGETS)
 		return cli_usage("relay", "at most %d TARGETs",
 				 RELAY_MAX_TARGETS);
-	if (tk_endpoint_parse(
-		    text, TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX | TK_EP_ALLOW_EXEC,
-		    ep, why, sizeof(why)) != 0)
+	if (tk_endpoint_parse(text,
+			      TK_EP_ALLOW_TLS | TK_EP_ALLOW_UNIX |
+				      TK_EP_ALLOW_EXEC | TK_EP_ALLOW_UDP,
+			      ep, why, sizeof(why)) != 0)
 		return cli_usage("relay", "TARGET '%s': %s", text, why);
 	if (ep->kind == TK_EP_EXEC || ep->kind == TK_EP_SH)
 		o->exec = true;
@@ -325,6 +341,7 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 			if (cli_parse_duration("relay", "-i/--idle-timeout",
 					       optarg, true, &o->idle_ms) < 0)
 				return CLI_EXIT_USAGE;
+			o->idle_set = true;
 			break;
 		case OPT_DRAIN:
 			if (cli_parse_duration("relay", "--drain-timeout",
@@ -466,6 +483,44 @@ check_exec(struct relay_opts *o)
 	return 0;
 }
 
+/* udp:// on both sides or on none; and what datagrams cannot take. */
+static int
+check_udp(struct relay_opts *o)
+{
+	bool front = o->listen.kind == TK_EP_UDP;
+	const char *bad = NULL;
+
+	for (size_t i = 0; i < o->ntargets; i++)
+		if ((o->targets[i].kind == TK_EP_UDP) != front)
+			return cli_usage("relay",
+					 "'%s' and '%s': UDP relays to UDP "
+					 "only (and TCP to TCP)",
+					 o->listen_text, o->target_text[i]);
+	o->udp = front;
+	if (!front)
+		return 0;
+	if (o->ntargets > 1)
+		bad = "more than one TARGET";
+	else if (o->balance)
+		bad = "--balance";
+	else if (o->workers_set && o->workers > 1)
+		bad = "-w/--workers above 1";
+	else if (o->hexdump != NULL)
+		bad = "-x/--hexdump";
+	else if (o->has_proxy)
+		bad = "--proxy";
+	else if (o->acl_name != NULL)
+		bad = o->acl_name;
+	else if (o->srv_tls.used || o->cli_tls.used)
+		bad = o->srv_tls.used ? o->srv_tls.used_name
+				      : o->cli_tls.used_name;
+	if (bad != NULL)
+		return cli_usage("relay", "udp://: %s is for TCP", bad);
+	if (!o->idle_set)
+		o->idle_ms = RELAY_UDP_IDLE_MS;
+	return 0;
+}
+
 int
 relay_parse_args(int argc, char **argv, struct relay_opts *o)
 {
@@ -503,6 +558,8 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 	while (optind < argc)
 		if ((rc = parse_target(o, argv[optind++])) != 0)
 			return rc;
+	if ((rc = check_udp(o)) != 0)
+		return rc;
 	/* Options of a side that is not TLS are a mistake: say which. */
 	if (!o->srv_tls.tls && o->srv_tls.used)
 		return cli_usage("relay", "%s needs a tls:// LISTEN",

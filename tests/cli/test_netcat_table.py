@@ -356,6 +356,78 @@ def connect_udp(tmp):
     assert out == b"its answer\n"
 
 
+@row("tcpkit listen -u 9000")
+def listen_udp(tmp):
+    need("nc")
+    p = subprocess.Popen([TCPKIT, "listen", "-u", "0"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    nc = None
+    try:
+        err = LineReader(p.stderr)
+        port = int(err.wait_for(r"listening on udp://127\.0\.0\.1:(\d+)$")
+                   .group(1))
+        nc = subprocess.Popen(["nc", "-u", "127.0.0.1", str(port)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+        nc_out = LineReader(nc.stdout)
+        out = LineReader(p.stdout)
+        nc.stdin.write(b"to tcpkit\n")
+        nc.stdin.flush()
+        out.wait_for(r"^to tcpkit$", timeout=TIMEOUT)
+        p.stdin.write(b"to nc\n")
+        p.stdin.flush()
+        nc_out.wait_for(r"^to nc$", timeout=TIMEOUT)
+        p.terminate()
+        assert p.wait(TIMEOUT) == 0
+        err.join()
+        check_sanitizer(err.text())
+    finally:
+        for q in (p, nc):
+            if q is not None and q.poll() is None:
+                q.kill()
+                q.wait()
+
+
+@row("tcpkit relay udp://:5353 udp://host:53")
+def relay_udp(tmp):
+    """A Python UDP echo as the target; two clients, each its answers."""
+    target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target.bind(("127.0.0.1", 0))
+    target.settimeout(TIMEOUT)
+    p = subprocess.Popen([TCPKIT, "relay", "udp://127.0.0.1:0",
+                          "udp://127.0.0.1:%d" % target.getsockname()[1]],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    clients = []
+    try:
+        err = LineReader(p.stderr)
+        port = int(err.wait_for(r"listening on udp://127\.0\.0\.1:(\d+)$")
+                   .group(1))
+        for name in (b"one", b"two"):
+            c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            c.settimeout(TIMEOUT)
+            clients.append(c)
+            c.sendto(b"query " + name, ("127.0.0.1", port))
+            data, peer = target.recvfrom(65536)
+            assert data == b"query " + name
+            target.sendto(b"answer " + name, peer)
+            assert c.recvfrom(65536) == (b"answer " + name,
+                                         ("127.0.0.1", port))
+        p.terminate()
+        assert p.wait(TIMEOUT) == 0
+        err.join()
+        check_sanitizer(err.text())
+        assert err.text().count("ended (stopped): 1 datagram") == 2
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for c in clients:
+            c.close()
+        target.close()
+
+
 @row("tcpkit scan host 20-30")
 def scan_ports(tmp):
     need("nc")
