@@ -132,11 +132,18 @@ def test_nc_client_same_as_with_nc_listener(tmp_path):
         srv = subprocess.Popen(cmd + [target], stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
+        # The file appears at bind(), before listen(): until then a
+        # connect is refused.  nc says nothing when it listens, so both
+        # are tried until one connect gets through (bounded).
         deadline = time.monotonic() + TIMEOUT
-        while not os.path.exists(path):
+        while True:
             assert time.monotonic() < deadline and srv.poll() is None
-            select.select([], [], [], 0.02)
-        with uconnect(path) as s:
+            try:
+                s = uconnect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                select.select([], [], [], 0.02)
+        with s:
             s.sendall(b"line one\nline two\n")
             s.shutdown(socket.SHUT_WR)
             recv_all(s)
