@@ -356,7 +356,8 @@ cmd_serve(int argc, char **argv)
 		}
 		svc_arg = broker;
 	} else if (svc == &tk_service_socks5) {
-		sopts.conn.handshake_timeout_ms = tls != NULL ? o.handshake_ms : 0;
+		sopts.conn.handshake_timeout_ms =
+			tls != NULL ? o.handshake_ms : 0;
 		svc_arg = &socks;
 	}
 	if ((rc = tk_server_new(st.loop, &sopts, svc, svc_arg, &st.server)) <

@@ -88,10 +88,11 @@ users_load(const char *path, struct socks5_users **out)
 		colon = strchr(line, ':');
 		if (colon == NULL || colon == line || colon[1] == '\0' ||
 		    colon - line > 255 || strlen(colon + 1) > 255) {
-			rc = cli_usage("serve",
-				       "--users %s:%zu: not USER:PASSWORD (each "
-				       "1 to 255 bytes)",
-				       path, lineno);
+			rc = cli_usage(
+				"serve",
+				"--users %s:%zu: not USER:PASSWORD (each "
+				"1 to 255 bytes)",
+				path, lineno);
 			goto out;
 		}
 		*colon = '\0';
@@ -141,9 +142,8 @@ socks5opt_take(struct socks5opt *o, int ch, const char *arg)
 						    : TK_ACL_DENY,
 		       arg, why, sizeof(why)) < 0)
 		return cli_usage("serve", "%s %s: %s",
-				 ch == SOCKS5OPT_ALLOW_TARGET
-					 ? "--allow-target"
-					 : "--deny-target",
+				 ch == SOCKS5OPT_ALLOW_TARGET ? "--allow-target"
+							      : "--deny-target",
 				 arg, why);
 	return 0;
 }

@@ -66,8 +66,8 @@ ssize_t tk_socks5_parse_request(const uint8_t *in, size_t len,
  * The reply: code and the address bound (NULL: 0.0.0.0:0) into out.
  * Bytes written, or -E2BIG.
  */
-ssize_t tk_socks5_reply(uint8_t code, const struct tk_addr *bound,
-			uint8_t *out, size_t len);
+ssize_t tk_socks5_reply(uint8_t code, const struct tk_addr *bound, uint8_t *out,
+			size_t len);
 
 /*
  * The socks5 service (tk_service_find("socks5")): RFC 1928 CONNECT, with

@@ -57,8 +57,8 @@ fail(struct sess *s, uint8_t code, int err, const char *why)
 	if (why != NULL && s->why[0] == '\0')
 		snprintf(s->why, sizeof(s->why), "%s", why);
 	s->state = FAILED;
-	if (code != 0xff && (n = tk_socks5_reply(code, NULL, out,
-						 sizeof(out))) > 0) {
+	if (code != 0xff &&
+	    (n = tk_socks5_reply(code, NULL, out, sizeof(out))) > 0) {
 		s->reply = code;
 		(void)tk_conn_write(s->client, out, (size_t)n);
 	}
@@ -218,9 +218,9 @@ step(struct sess *s)
 					  : TK_SOCKS5_AUTH_NOMETHOD;
 		else
 			out[1] = none ? TK_SOCKS5_AUTH_NONE
-			       : userpass && s->o->check_user != NULL
-				       ? TK_SOCKS5_AUTH_USERPASS
-				       : TK_SOCKS5_AUTH_NOMETHOD;
+				 : userpass && s->o->check_user != NULL
+					 ? TK_SOCKS5_AUTH_USERPASS
+					 : TK_SOCKS5_AUTH_NOMETHOD;
 		if (out[1] == TK_SOCKS5_AUTH_NOMETHOD) {
 			(void)tk_conn_write(s->client, out, 2);
 			fail(s, 0xff, TK_EPROXYAUTH,
@@ -297,7 +297,8 @@ client_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 			     "client closed during the handshake");
 		return;
 	}
-	/* Bounded: no message is longer, and the tunnel waits for the target. */
+	/* Bounded: no message is longer, and the tunnel waits for the target.
+	 */
 	if ((size_t)n > sizeof(s->buf) - s->len) {
 		if (s->state == CONNECTING) {
 			tk_conn_pause(c);

@@ -61,9 +61,10 @@ Test(socks5_server, userpass_round_trip_and_bounds)
 	cr_assert_eq(tk_socks5_parse_userpass((const uint8_t *)"\x01\x00", 2,
 					      user, pass),
 		     TK_EPROXYPROTO);
-	cr_assert_eq(tk_socks5_parse_userpass(
-			     (const uint8_t *)"\x01\x02" "a\0" "\x01p", 6, user,
-			     pass),
+	cr_assert_eq(tk_socks5_parse_userpass((const uint8_t *)"\x01\x02"
+							       "a\0"
+							       "\x01p",
+					      6, user, pass),
 		     TK_EPROXYPROTO);
 }
 
@@ -106,16 +107,16 @@ Test(socks5_server, request_errors_say_what_to_answer)
 		     TK_EPROXYPROTO);
 	cr_assert_eq(r.atyp, 0);
 	/* An empty name, and a NUL in one. */
-	cr_assert_eq(tk_socks5_parse_request(
-			     (const uint8_t *)"\x05\x01\x00\x03\x00\x00\x50", 7,
-			     &r),
-		     TK_EPROXYPROTO);
-	cr_assert_eq(tk_socks5_parse_request(
-			     (const uint8_t *)"\x05\x01\x00\x03\x02"
-					      "a\0"
-					      "\x00\x50",
-			     9, &r),
-		     TK_EPROXYPROTO);
+	cr_assert_eq(
+		tk_socks5_parse_request(
+			(const uint8_t *)"\x05\x01\x00\x03\x00\x00\x50", 7, &r),
+		TK_EPROXYPROTO);
+	cr_assert_eq(
+		tk_socks5_parse_request((const uint8_t *)"\x05\x01\x00\x03\x02"
+							 "a\0"
+							 "\x00\x50",
+					9, &r),
+		TK_EPROXYPROTO);
 	/* BIND parses: the server answers it with reply 7. */
 	cr_assert_eq(tk_socks5_parse_request(
 			     (const uint8_t *)"\x05\x02\x00\x01\x7f\x00\x00\x01"
