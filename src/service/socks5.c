@@ -9,6 +9,12 @@
 
 /* The longest message: a username/password request (3 + 255 + 255). */
 #define MSG_MAX 515
+/*
+ * Bytes a client may send after its request, before the reply (an
+ * optimistic client): kept for the target.  The client is paused from its
+ * request on, so at most one read comes after it.
+ */
+#define EARLY_MAX (256u * 1024)
 
 enum state { GREETING, AUTH, REQUEST, CONNECTING, RELAYING, FAILED };
 
@@ -26,6 +32,8 @@ struct sess {
 	char target_text[TK_HOSTLEN + 8];
 	char user[TK_PROXY_CREDLEN];
 	char why[256];
+	char *early; /* bytes after the request in the same reads */
+	size_t nearly;
 };
 
 static void
@@ -102,6 +110,7 @@ on_pipe_done(struct tk_pipe *p, const struct tk_pipe_result *r, void *arg)
 	if (r->why != NULL && r->why[0] != '\0')
 		snprintf(s->why, sizeof(s->why), "%s", r->why);
 	log_end(s, r->err, r);
+	free(s->early);
 	free(s);
 }
 
@@ -120,8 +129,12 @@ target_open(struct tk_conn *c, void *arg)
 	s->reply = TK_SOCKS5_REP_OK;
 	/* Bytes the client sent after its request are the tunnel's. */
 	if ((err = tk_conn_write(s->client, out, (size_t)n)) < 0 ||
-	    (s->len > 0 && (err = tk_conn_write(c, s->buf, s->len)) < 0))
+	    (s->len > 0 && (err = tk_conn_write(c, s->buf, s->len)) < 0) ||
+	    (s->nearly > 0 &&
+	     (err = tk_conn_write(c, s->early, s->nearly)) < 0))
 		goto fail;
+	free(s->early);
+	s->early = NULL;
 	tk_pipe_opts_init(&po);
 	po.done = on_pipe_done;
 	po.arg = s;
@@ -143,6 +156,7 @@ target_close(struct tk_conn *c, int err, void *arg)
 
 	s->target = NULL;
 	if (s->client_gone) {
+		free(s->early);
 		free(s);
 		return;
 	}
@@ -283,6 +297,23 @@ step(struct sess *s)
 	return true;
 }
 
+/* Bytes for the target that came before it opened. */
+static void
+keep_early(struct sess *s, const char *data, size_t n)
+{
+	char *p;
+
+	if (n > EARLY_MAX - s->nearly ||
+	    (p = realloc(s->early, s->nearly + n)) == NULL) {
+		/* Never dropped in silence: the client sees a reset. */
+		tk_conn_close(s->client, -ENOBUFS);
+		return;
+	}
+	memcpy(p + s->nearly, data, n);
+	s->early = p;
+	s->nearly += n;
+}
+
 static void
 client_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 {
@@ -297,20 +328,24 @@ client_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 			     "client closed during the handshake");
 		return;
 	}
-	/* Bounded: no message is longer, and the tunnel waits for the target.
-	 */
-	if ((size_t)n > sizeof(s->buf) - s->len) {
-		if (s->state == CONNECTING) {
-			tk_conn_pause(c);
+	/* A message at a time: none is longer than buf. */
+	while (n > 0 && s->state < CONNECTING) {
+		size_t take = sizeof(s->buf) - s->len;
+
+		take = (size_t)n < take ? (size_t)n : take;
+		memcpy(s->buf + s->len, data, take);
+		s->len += take;
+		data += take;
+		n -= (ssize_t)take;
+		while (step(s))
+			;
+		if (s->state < CONNECTING && s->len == sizeof(s->buf)) {
+			fail(s, 0xff, TK_EPROXYPROTO, "handshake too long");
 			return;
 		}
-		fail(s, 0xff, TK_EPROXYPROTO, "handshake too long");
-		return;
 	}
-	memcpy(s->buf + s->len, data, (size_t)n);
-	s->len += (size_t)n;
-	while (step(s))
-		;
+	if (n > 0 && s->state == CONNECTING)
+		keep_early(s, data, (size_t)n);
 }
 
 static int
@@ -354,6 +389,7 @@ client_close(struct tk_conn *c, int err, void *arg)
 		tk_conn_close(s->target, -ECANCELED); /* its close frees s */
 		return;
 	}
+	free(s->early);
 	free(s);
 }
 

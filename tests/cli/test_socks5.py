@@ -258,3 +258,16 @@ def test_users_file_errors(tmp_path):
     p = run(["serve", "socks5", "-p", "0", "--users",
              str(tmp_path / "missing")])
     assert p.returncode == 66
+
+
+def test_much_early_data_in_one_write_is_kept(serve, pyserver):
+    t = peer(pyserver, echo)
+    srv = serve("socks5")
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    early = bytes(range(256)) * 400  # 100 KiB before any reply
+    s.sendall(b"\x05\x01\x00" + request("127.0.0.1", t.port) + early)
+    s.shutdown(socket.SHUT_WR)
+    got = recv_all(s)
+    assert got[:12] == b"\x05\x00\x05\x00\x00\x01" + bytes(6)
+    assert got[12:] == early
+    assert t.result() == early
