@@ -80,7 +80,9 @@ ssize_t tk_socks5_reply(uint8_t code, const struct tk_addr *bound, uint8_t *out,
  * be answered is answered first).  The target is connected to under
  * connect_timeout_ms, only to addresses targets accepts (a name is
  * resolved first, then its addresses checked; none left: "not allowed by
- * ruleset").  Once the target is open, the reply goes out and the two are
+ * ruleset").  Bytes a client sends after its request, before the reply
+ * (up to 256 KiB; more is a reset), go to the target first.  Once the
+ * target is open, the reply goes out and the two are
  * joined with tk_conn_pipe() (splice for plain TCP).
  */
 struct tk_socks5_tunnel {
