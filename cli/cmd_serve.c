@@ -289,6 +289,12 @@ init_server_opts(const struct serve_opts *o, struct serve_state *st,
 	connopt_apply(&o->keepalive, &sopts->conn);
 }
 
+static bool
+svc_is(const char *service, const char *name)
+{
+	return strcmp(service, name) == 0;
+}
+
 int
 cmd_serve(int argc, char **argv)
 {
@@ -298,6 +304,7 @@ cmd_serve(int argc, char **argv)
 	struct tk_basic_opts basic = { 0 };
 	struct tk_broker *broker = NULL;
 	struct tk_broker_opts bopts = { 0 };
+	struct tk_socks5_opts socks = { 0 };
 	void *svc_arg = &basic;
 	struct tk_server_stats stats;
 	struct tk_tls_ctx *tls = NULL;
@@ -307,14 +314,19 @@ cmd_serve(int argc, char **argv)
 	rc = serve_parse_args(argc, argv, &o);
 	if (rc != 0) {
 		aclopt_free(&o.acl);
+		socks5opt_free(&o.socks, NULL);
 		return rc < 0 ? 0 : rc;
 	}
 	if (o.udp)
 		return serve_udp(&o);
 	/* Certificates are read and checked before anything listens. */
 	rc = tlsopt_server_ctx("serve", &o.tls, &tls);
+	if (rc == 0 && svc_is(o.service, "socks5"))
+		rc = socks5opt_setup(&o, &socks);
 	if (rc != 0) {
+		tk_tls_ctx_free(tls);
 		aclopt_free(&o.acl);
+		socks5opt_free(&o.socks, NULL);
 		return rc;
 	}
 	svc = tk_service_find(o.service);
@@ -343,6 +355,10 @@ cmd_serve(int argc, char **argv)
 			goto out_free_loop;
 		}
 		svc_arg = broker;
+	} else if (svc == &tk_service_socks5) {
+		sopts.conn.handshake_timeout_ms =
+			tls != NULL ? o.handshake_ms : 0;
+		svc_arg = &socks;
 	}
 	if ((rc = tk_server_new(st.loop, &sopts, svc, svc_arg, &st.server)) <
 	    0) {
@@ -422,5 +438,6 @@ out_free_loop:
 	tk_loop_free(st.loop);
 	tk_tls_ctx_free(tls);
 	aclopt_free(&o.acl);
+	socks5opt_free(&o.socks, &socks);
 	return rc;
 }

@@ -38,7 +38,8 @@ static const struct cli_command commands[] = {
 	  cmd_send_help },
 	{ "get", cmd_get, "HTTP/1.1 GET a URL, body to stdout", cmd_get_help },
 	{ "serve", cmd_serve,
-	  "run a server: echo, discard, welcome, basic, line, broker, chat",
+	  "run a server: echo, discard, welcome, basic, line, broker, chat, "
+	  "socks5",
 	  cmd_serve_help },
 	{ "listen", cmd_listen,
 	  "wait for a client: pipe it to stdio or a file, or run a program",

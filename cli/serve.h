@@ -25,6 +25,18 @@ struct serve_log {
 	const char *service; /* for the tutorials' wording */
 };
 
+/* serve socks5's options (serve_socks5.c). */
+enum {
+	SOCKS5OPT_USERS = 0x1300,
+	SOCKS5OPT_ALLOW_TARGET,
+	SOCKS5OPT_DENY_TARGET,
+};
+
+struct socks5opt {
+	const char *users_file;
+	struct tk_acl *targets; /* NULL: any target */
+};
+
 /* The command line, parsed (serve_opts.c). */
 struct serve_opts {
 	const char *service;
@@ -55,6 +67,7 @@ struct serve_opts {
 	struct tlsopt tls;
 	struct aclopt acl;
 	struct keepalive keepalive;
+	struct socks5opt socks;
 };
 
 /*
@@ -65,6 +78,14 @@ int serve_parse_args(int argc, char **argv, struct serve_opts *o);
 
 /* `serve -u`: the UDP echo or discard service; returns the exit code. */
 int serve_udp(const struct serve_opts *o);
+
+/* --users, --allow-target, --deny-target: 0 or an exit code. */
+int socks5opt_take(struct socks5opt *o, int ch, const char *arg);
+/* The options against the service and the addresses: 0 or usage (64). */
+int socks5opt_check(const struct serve_opts *o);
+/* The service's options (the users file read): 0 or an exit code. */
+int socks5opt_setup(const struct serve_opts *o, struct tk_socks5_opts *so);
+void socks5opt_free(struct socks5opt *o, struct tk_socks5_opts *so);
 
 /* Parse "text", "logfmt" or "json"; -1 if none of them. */
 int serve_log_parse_format(const char *text);

@@ -43,6 +43,26 @@ const char cmd_serve_help[] =
 	"  chat      lines from each client to the others as \"<user1> ...\",\n"
 	"            with join and leave lines and /nick NAME (like ncat\n"
 	"            --chat; port 7011)\n"
+	"  socks5    a SOCKS5 proxy (RFC 1928 CONNECT; RFC 1929 username and\n"
+	"            password with --users; port 1080)\n"
+	"\n"
+	"socks5: without --users, no authentication, allowed only when every\n"
+	"-H is a loopback address (the default); any other address without\n"
+	"--users is a usage error.  The handshake must be done within\n"
+	"--handshake-timeout (default 10s); then the target is connected to\n"
+	"and the two are relayed (splice(2)).  One line per tunnel: client,\n"
+	"target, bytes each way, duration, who closed first.  Every target is\n"
+	"allowed unless --allow-target/--deny-target say otherwise: a proxy\n"
+	"others can reach, with no target rules, lets them reach whatever this\n"
+	"machine can (its loopback and internal networks included).\n"
+	"      --users FILE    USER:PASSWORD lines ('#' comments): clients must\n"
+	"                      authenticate (RFC 1929)\n"
+	"      --allow-target CIDR\n"
+	"                      connect only to targets in CIDR; repeatable\n"
+	"      --deny-target CIDR\n"
+	"                      never connect to targets in CIDR; repeatable;\n"
+	"                      a deny wins.  Checked on the addresses a name\n"
+	"                      resolves to; refused: reply 2 (not allowed)\n"
 	"\n"
 	"broker and chat run on one worker (-w 1): every client must reach\n"
 	"every other, so they share one loop.\n"
@@ -103,8 +123,9 @@ const char cmd_serve_help[] =
 	"                      oldest version accepted (1.3: Mozilla modern)\n"
 	"      --alpn LIST     protocols accepted, preferred first (h2,http/1.1)\n"
 	"      --handshake-timeout D\n"
-	"                      a TLS handshake must finish within D (default\n"
-	"                      10s); failures are logged with their reason\n"
+	"                      a TLS (or socks5) handshake must finish within\n"
+	"                      D (default 10s); failures are logged with\n"
+	"                      their reason\n"
 	"\n" ACLOPT_HELP "\n"
 	"Limits (durations: 30, 1.5s, 500ms, 5m; 0 turns a timeout off):\n"
 	"      --max-conns N   open connections at most (default: the open-file\n"
@@ -183,6 +204,7 @@ const char cmd_serve_help[] =
 	"  tcpkit serve --tls -p 0            echo over TLS, self-signed\n"
 	"  tcpkit serve echo -u -p 0          UDP echo, any port\n"
 	"  tcpkit serve -H unix:/tmp/echo.sock --mode 0660\n"
+	"  tcpkit serve socks5 -p 0 --deny-target 10.0.0.0/8\n"
 	"  tcpkit serve --tls --cert srv.pem --key srv.key --client-ca ca.pem\n";
 
 struct service_info {
@@ -193,7 +215,7 @@ struct service_info {
 static const struct service_info services[] = {
 	{ "echo", 7007 },   { "discard", 7009 }, { "welcome", 9999 },
 	{ "basic", 60000 }, { "line", 7008 },	 { "broker", 7010 },
-	{ "chat", 7011 },
+	{ "chat", 7011 },   { "socks5", 1080 },
 };
 
 static const struct service_info *
@@ -316,6 +338,11 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		TLSOPT_SERVER_LONGOPTS,
 		ACLOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
+		{ "users", required_argument, NULL, SOCKS5OPT_USERS },
+		{ "allow-target", required_argument, NULL,
+		  SOCKS5OPT_ALLOW_TARGET },
+		{ "deny-target", required_argument, NULL,
+		  SOCKS5OPT_DENY_TARGET },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -463,6 +490,12 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		case 'h':
 			cli_help("serve");
 			return -1;
+		case SOCKS5OPT_USERS:
+		case SOCKS5OPT_ALLOW_TARGET:
+		case SOCKS5OPT_DENY_TARGET:
+			if ((rc = socks5opt_take(&o->socks, ch, optarg)) != 0)
+				return rc;
+			break;
 		default:
 			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
 				rc = aclopt_take("serve", &o->acl, ch, optarg);
@@ -502,7 +535,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	if (find_service(o->service) == NULL)
 		return cli_usage("serve",
 				 "unknown service '%s' (echo, discard, "
-				 "welcome, basic, line, broker, chat)",
+				 "welcome, basic, line, broker, chat, socks5)",
 				 o->service);
 	if (o->allow_remote_shutdown && strcmp(o->service, "basic") != 0)
 		return cli_usage("serve",
@@ -524,6 +557,13 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	}
 	if (o->udp && (rc = check_udp(o)) != 0)
 		return rc;
+	if ((rc = socks5opt_check(o)) != 0)
+		return rc;
+	/* socks5's own handshake has the deadline, TLS or not. */
+	if (strcmp(o->service, "socks5") == 0 && !o->tls.tls &&
+	    o->tls.used_name != NULL &&
+	    strcmp(o->tls.used_name, "--handshake-timeout") == 0)
+		o->tls.used = false;
 	if (!o->port_set)
 		o->port = find_service(o->service)->port;
 	o->log.service = o->service;

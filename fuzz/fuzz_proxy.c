@@ -1,5 +1,6 @@
 /* fuzz_proxy.c: libFuzzer harness for the proxy URL parser and the SOCKS5,
- * SOCKS4 and RFC 1929 reply parsers. */
+ * SOCKS4 and RFC 1929 reply parsers, and the SOCKS5 server's parsers of
+ * the client's messages. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,6 +69,47 @@ auth(const uint8_t *in, size_t len, struct tk_socks_reply *r)
 	return tk_socks5_parse_auth(in, len, &r->code);
 }
 
+/* The server's parsers, to the common shape; what they fill is checked. */
+static ssize_t
+greeting(const uint8_t *in, size_t len, struct tk_socks_reply *r)
+{
+	bool none = false, userpass = false;
+
+	(void)r;
+	return tk_socks5_parse_greeting(in, len, &none, &userpass);
+}
+
+static ssize_t
+userpass(const uint8_t *in, size_t len, struct tk_socks_reply *r)
+{
+	char user[TK_PROXY_CREDLEN], pass[TK_PROXY_CREDLEN];
+	ssize_t n = tk_socks5_parse_userpass(in, len, user, pass);
+
+	(void)r;
+	if (n > 0)
+		check(strlen(user) + strlen(pass) + 3 == (size_t)n,
+		      "userpass: the lengths sent");
+	return n;
+}
+
+static ssize_t
+request(const uint8_t *in, size_t len, struct tk_socks_reply *r)
+{
+	struct tk_socks5_request q;
+	ssize_t n = tk_socks5_parse_request(in, len, &q);
+
+	(void)r;
+	if (n > 0) {
+		check(q.host[0] != '\0' && strlen(q.host) < sizeof(q.host),
+		      "request: a host that fits");
+		check(q.atyp == TK_SOCKS5_ATYP_IPV4 ||
+			      q.atyp == TK_SOCKS5_ATYP_IPV6 ||
+			      q.atyp == TK_SOCKS5_ATYP_NAME,
+		      "request: a known address type");
+	}
+	return n;
+}
+
 /*
  * The first byte picks what the rest is: a proxy URL (parsed, formatted,
  * the format parsed back to the same proxy, no password in it), a reply
@@ -132,6 +174,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3:
 		prefixes(method, data + 1, size - 1);
 		prefixes(auth, data + 1, size - 1);
+		prefixes(greeting, data + 1, size - 1);
+		prefixes(userpass, data + 1, size - 1);
+		prefixes(request, data + 1, size - 1);
 		return 0;
 	default:
 		break;

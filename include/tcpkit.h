@@ -905,6 +905,12 @@ struct tk_conn_opts {
 	 * with the proxy's reply in tk_conn_last_error().
 	 */
 	const struct tk_proxy *proxy;
+	/*
+	 * Client, tk_conn_connect_host() without a proxy: only the addresses
+	 * of the name this list accepts (tcpkit/acl.h) are tried; none:
+	 * close with TK_EDENIED.  Not copied: it must outlive the connect.
+	 */
+	const struct tk_acl *acl;
 };
 
 /* Fill opts with the defaults. */
@@ -1351,6 +1357,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/proxy.h"
 #include "tcpkit/relay.h"
 #include "tcpkit/scan.h"
+#include "tcpkit/socks5.h"
 #include "tcpkit/telnet.h"
 #include "tcpkit/udp.h"
 #include "tcpkit/unix.h"

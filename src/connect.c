@@ -342,6 +342,26 @@ rs_drop(void *arg)
 	rs_free(rs);
 }
 
+/* Drop the addresses opts.acl refuses: 0, or TK_EDENIED if none is left. */
+static int
+keep_allowed(struct tk_conn *c, struct tk_addrlist *list, const char *host)
+{
+	size_t n = 0;
+	char *msg = NULL;
+
+	for (size_t i = 0; i < list->count; i++)
+		if (tk_acl_check(c->opts.acl, &list->addrs[i]) == 0)
+			list->addrs[n++] = list->addrs[i];
+	list->count = n;
+	if (n > 0)
+		return 0;
+	if (asprintf(&msg, "%s: %s", host, tk_strerror(TK_EDENIED)) >= 0) {
+		tk__conn_set_detail(c, msg);
+		free(msg);
+	}
+	return TK_EDENIED;
+}
+
 static void
 on_resolved(struct tk_loop *loop, void *arg)
 {
@@ -369,6 +389,9 @@ on_resolved(struct tk_loop *loop, void *arg)
 			tk__conn_set_detail(c, msg);
 			free(msg);
 		}
+	} else if (c->px == NULL && c->opts.acl != NULL &&
+		   (err = keep_allowed(c, rs->list, rs->host)) < 0) {
+		/* No address of the name may be tried. */
 	} else {
 		if (c->px != NULL && (rs->resolve_thost || rs->resolve_tport))
 			tk__proxy_set_target(c->px,

@@ -57,7 +57,7 @@ _tcpkit()
 		*)
 			[ "$COMP_CWORD" -eq 2 ] || return
 			case $cmd in
-			serve) words="echo discard welcome basic line broker chat" ;;
+			serve) words="echo discard welcome basic line broker chat socks5" ;;
 			bench) words="echo bulk rate greet idle" ;;
 			help)
 				words=$("$tk" help 2>/dev/null |

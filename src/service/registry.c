@@ -6,7 +6,7 @@
 static const struct tk_service *const services[] = {
 	&tk_service_echo,  &tk_service_discard, &tk_service_welcome,
 	&tk_service_basic, &tk_service_line,	&tk_service_broker,
-	&tk_service_chat,
+	&tk_service_chat,  &tk_service_socks5,
 };
 
 const struct tk_service *

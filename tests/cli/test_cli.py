@@ -253,7 +253,7 @@ def test_line_service_is_listed():
     assert p.returncode == 64
     assert p.stderr.decode() == usage(
         "serve", "unknown service 'nope' (echo, discard, welcome, basic, "
-        "line, broker, chat)")
+        "line, broker, chat, socks5)")
 
 
 @pytest.mark.parametrize("opt", ["--help", "-h"])

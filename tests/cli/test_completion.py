@@ -15,7 +15,7 @@ BASH = os.path.join(ROOT, "contrib", "completion", "tcpkit.bash")
 ZSH = os.path.join(ROOT, "contrib", "completion", "_tcpkit")
 
 SERVICES = ["echo", "discard", "welcome", "basic", "line", "broker",
-            "chat"]
+            "chat", "socks5"]
 MODES = ["echo", "bulk", "rate", "greet", "idle"]
 
 

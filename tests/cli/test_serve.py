@@ -258,7 +258,7 @@ def test_basic_allow_remote_shutdown_still_honours_loopback(serve):
 def test_unknown_service(service):
     assert_usage([service, "-p", "0"],
                  "unknown service '%s' (echo, discard, welcome, basic, line, "
-                 "broker, chat)" % service)
+                 "broker, chat, socks5)" % service)
 
 
 def test_extra_argument():

@@ -508,6 +508,51 @@ Test(conn, connect_host_resolution_error_closes_with_it)
 	tk_loop_free(loop);
 }
 
+/* opts.acl: a name's addresses the list refuses are never tried. */
+Test(conn, connect_host_acl_filters_the_addresses)
+{
+	struct tk_loop *loop = t_loop_new();
+	struct tk_addr sa;
+	struct tk_server *s =
+		t_server(loop, "127.0.0.1", NULL, &tk_service_echo, NULL, &sa);
+	struct tk_conn_opts o;
+	struct tk_acl *acl;
+	struct tk_conn *c = NULL;
+	struct rec r = { 0 }, r2 = { 0 };
+	char port[16];
+
+	port_text(&sa, port);
+	cr_assert_eq(tk_acl_new(&acl), 0);
+	cr_assert_eq(tk_acl_add(acl, TK_ACL_DENY, "127.0.0.0/8", NULL, 0), 0);
+	cr_assert_eq(tk_acl_add(acl, TK_ACL_DENY, "::1", NULL, 0), 0);
+	tk_conn_opts_init(&o);
+	o.acl = acl;
+	cr_assert_eq(tk_conn_connect_host(loop, "localhost", port, &o, &rec_svc,
+					  &r, &c),
+		     0);
+	RUN_UNTIL(loop, 5000, r.closes == 1);
+	cr_assert_eq(r.opens, 0);
+	cr_assert_eq(r.close_err, TK_EDENIED, "close(%d)", r.close_err);
+	cr_assert_str_eq(r.last_error, "localhost: address not allowed");
+	/* Allowed: only 127.0.0.1 is left, and it is tried. */
+	tk_acl_free(acl);
+	cr_assert_eq(tk_acl_new(&acl), 0);
+	cr_assert_eq(tk_acl_add(acl, TK_ACL_ALLOW, "127.0.0.1", NULL, 0), 0);
+	o.acl = acl;
+	cr_assert_eq(tk_conn_connect_host(loop, "localhost", port, &o, &rec_svc,
+					  &r2, &c),
+		     0);
+	RUN_UNTIL(loop, 5000, r2.opens == 1 || r2.closes == 1);
+	cr_assert_eq(r2.opens, 1, "closed: %s", r2.last_error);
+	tk_conn_close(c, 0);
+	RUN_UNTIL(loop, 1000, r2.closes == 1);
+	tk_server_free(s);
+	tk_acl_free(acl);
+	rec_free(&r);
+	rec_free(&r2);
+	tk_loop_free(loop);
+}
+
 Test(conn, connect_host_bad_arguments_call_nothing)
 {
 	struct tk_loop *loop = t_loop_new();
