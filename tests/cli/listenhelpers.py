@@ -5,9 +5,12 @@ import pty
 import re
 import select
 import signal
+import socket
 import subprocess
 import time
 import tty as ttymod
+
+import pytest
 
 from tkhelpers import LISTEN_RE, TCPKIT, LineReader, check_sanitizer
 
@@ -116,3 +119,32 @@ def children(pid):
         with open(os.path.join(task, tid, "children")) as f:
             kids += [int(k) for k in f.read().split()]
     return kids
+
+
+@pytest.fixture
+def listen():
+    """Factory: listen(*args, **kw) starts a Listen, killed at teardown."""
+    started = []
+
+    def start(*args, **kw):
+        lp = Listen(*args, **kw)
+        started.append(lp)
+        return lp
+
+    yield start
+    for lp in started:
+        lp.kill()
+
+
+def connect(port, timeout=20):
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+
+def recv_all(s, timeout=20):
+    s.settimeout(timeout)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk

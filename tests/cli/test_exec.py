@@ -10,38 +10,10 @@ import time
 
 import pytest
 
-from listenhelpers import Listen, children
+from listenhelpers import children, connect, listen, recv_all  # noqa: F401
 import hashlib
 
 from tkhelpers import TCPKIT, check_sanitizer, nc_listening, need, run
-
-
-@pytest.fixture
-def listen():
-    started = []
-
-    def start(*args, **kw):
-        lp = Listen(*args, **kw)
-        started.append(lp)
-        return lp
-
-    yield start
-    for lp in started:
-        lp.kill()
-
-
-def connect(port, timeout=20):
-    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
-
-
-def recv_all(s, timeout=20):
-    s.settimeout(timeout)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
 
 
 def readable(s, timeout):
