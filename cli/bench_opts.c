@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@ const char cmd_bench_help[] =
 	"usage: tcpkit bench [MODE] HOST PORT [OPTIONS]\n"
 	"       tcpkit bench [MODE] HOST:PORT [OPTIONS]\n"
 	"       tcpkit bench [MODE] unix:/PATH | unix:@NAME [OPTIONS]\n"
+	"       tcpkit bench [MODE] tls://HOST:PORT [OPTIONS] (as --tls)\n"
 	"       tcpkit bench echo -u HOST PORT [OPTIONS]\n"
 	"\n"
 	"Load a TCP server and measure it: throughput, latency percentiles and\n"
@@ -383,10 +385,26 @@ check_mode(const struct bench_opts *o, const struct given *g)
 }
 
 static int
-parse_target(int nargs, char **args, struct bench_opts *o)
+parse_target(int nargs, char **args, struct bench_opts *o, struct tlsopt *tls)
 {
 	if (nargs == 0)
 		return cli_usage("bench", "missing HOST and PORT");
+	if (nargs == 1 && strncasecmp(args[0], "tls://", 6) == 0) {
+		/* The endpoint syntax: tls://HOST:PORT is HOST PORT --tls. */
+		struct tk_endpoint ep;
+		char why[256];
+
+		if (tk_endpoint_parse(args[0], TK_EP_ALLOW_TLS, &ep, why,
+				      sizeof(why)) < 0)
+			return cli_usage("bench", "%s", why);
+		strcpy(o->host, ep.host);
+		strcpy(o->port, ep.port);
+		tls->tls = true;
+		snprintf(o->where, sizeof(o->where),
+			 strchr(o->host, ':') != NULL ? "[%s]:%s" : "%s:%s",
+			 o->host, o->port);
+		return 0;
+	}
 	if (nargs == 1 && strncmp(args[0], "unix:", 5) == 0) {
 		struct tk_endpoint ep;
 		char why[256];
@@ -672,7 +690,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 				 "idle)",
 				 args[0]);
 	}
-	if ((rc = parse_target(nargs, args, o)) != 0)
+	if ((rc = parse_target(nargs, args, o, &tls)) != 0)
 		return rc;
 	if (o->has_proxy && o->is_unix)
 		return cli_usage("bench", "--proxy is for TCP targets, not "

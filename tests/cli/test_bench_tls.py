@@ -63,6 +63,18 @@ def test_echo_summary_says_tls(serve):
         "protocol 0, tls 0)\n" in out
 
 
+def test_tls_url_is_the_same_as_tls(serve):
+    """The endpoint syntax: tls://HOST:PORT is HOST PORT --tls."""
+    srv, pin = tls_echo(serve)
+    p, doc = bench_json("echo", "tls://127.0.0.1:%d" % srv.port, "--pin",
+                        pin, "-c", 2, "-n", 20)
+    assert p.returncode == 0, p.stderr
+    assert doc["tls"] is True
+    assert doc["messages"] == 2 * 20
+    assert bench("echo", "tls://127.0.0.1", "-n", 1).stderr == usage(
+        "'127.0.0.1': missing port (HOST:PORT)")
+
+
 def test_rate_measures_handshakes(serve):
     srv, pin = tls_echo(serve)
     p, doc = bench_json("rate", "127.0.0.1", srv.port, "--tls", "--pin", pin,
