@@ -283,7 +283,7 @@ def test_broker_and_chat_refuse_several_workers():
 
 def test_unknown_service_names_broker_and_chat():
     assert_usage(["brokr"], "unknown service 'brokr' (echo, discard, "
-                 "welcome, basic, line, broker, chat)")
+                 "welcome, basic, line, broker, chat, socks5)")
 
 
 def test_broker_with_nc_and_ncat_clients(serve, proc):
