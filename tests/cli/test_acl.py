@@ -146,10 +146,10 @@ def usage(msg):
 
 
 @pytest.mark.parametrize("opt,rule,why", [
-    ("--allow", "10.0.0.0/33", "prefix longer than 32"),
+    ("--allow", "10.0.0.0/33", "prefix longer than 32"),  # addr-ok: parse
     ("--deny", "::/129", "prefix longer than 128"),
     ("--allow", "localhost", "not an IP address"),
-    ("--deny", "10.0.0.0/", "no prefix after '/'"),
+    ("--deny", "10.0.0.0/", "no prefix after '/'"),  # addr-ok: parse
     ("--allow", "fe80::1%lo", "a scope (%) is not allowed"),
 ])
 def test_bad_rule_is_a_usage_error(opt, rule, why):
@@ -160,11 +160,11 @@ def test_bad_rule_is_a_usage_error(opt, rule, why):
 
 def test_bad_line_names_file_and_line(tmp_path):
     f = tmp_path / "deny.txt"
-    f.write_text("# ok\n127.0.0.3\n\n10.0.0.0/33\n")
+    f.write_text("# ok\n127.0.0.3\n\n10.0.0.0/33\n")  # addr-ok: parse
     p = run(["serve", "-p", "0", "--deny-file", str(f)])
     assert p.returncode == 64, p.stderr
     assert p.stderr.decode() == usage(
-        "--deny-file %s:4: '10.0.0.0/33': prefix longer than 32" % f)
+        "--deny-file %s:4: '10.0.0.0/33': prefix longer than 32" % f)  # addr-ok
 
 
 def test_missing_file_is_exit_66(tmp_path):

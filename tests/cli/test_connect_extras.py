@@ -246,7 +246,7 @@ def test_source_port_conflicting_with_source():
              "9"], input=b"")
     assert p.returncode == 64
     assert p.stderr.decode() == (
-        "tcpkit: connect: -s/--source gives port 1000, -p/--source-port "
+        "tcpkit: connect: -s/--source gives port 1000, -p/--source-port "  # port-ok: parse only
         "2000 (see 'tcpkit help connect')\n")
 
 

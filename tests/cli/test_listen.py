@@ -326,7 +326,7 @@ def test_no_progress_line_when_piped(listen, tmp_path):
     ([], "missing PORT"),
     (["localhost"], "'localhost': missing port"),
     (["70000"], "port '70000' out of range"),
-    (["127.0.0.1", "70000"], "PORT 70000 is out of range"),
+    (["127.0.0.1", "70000"], "PORT 70000 is out of range"),  # port-ok
     (["--max-conns", "0", "0"], "--max-conns"),
     (["--keep", "0"], "--keep"),
 ])

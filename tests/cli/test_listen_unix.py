@@ -370,7 +370,7 @@ def test_abstract_name(ulisten, tmp_path):
     (["--allow", "127.0.0.1", "unix:/tmp/a.sock"],
      "--allow/--deny need a TCP address: UNIX peers have no address to "
      "check"),
-    (["--deny", "10.0.0.0/8", "unix:@name"],
+    (["--deny", "10.0.0.0/8", "unix:@name"],  # addr-ok: refused at parsing
      "--allow/--deny need a TCP address: UNIX peers have no address to "
      "check"),
     (["-4", "unix:/tmp/a.sock"],

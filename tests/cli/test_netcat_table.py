@@ -103,7 +103,7 @@ def listen_keep_open(tmp):
             deadline = time.monotonic() + TIMEOUT
             while out.read_bytes() != b"first\nsecond\n":
                 assert time.monotonic() < deadline, out.read_bytes()
-                time.sleep(0.02)
+                time.sleep(0.02)  # sleep-ok: polling the file, bounded
         finally:
             lp.kill()
 
@@ -196,7 +196,7 @@ def listen_chat(tmp):
         lp.kill()
 
 
-@row("tcpkit listen --allow 10.0.0.0/8 9000")
+@row("tcpkit listen --allow 10.0.0.0/8 9000")  # addr-ok: the README's text
 def listen_allow(tmp):
     # The table's network, made local: 127.0.0.2 is in the list, .3 not.
     lp = Listen("-k", "--allow", "127.0.0.2/32", hostport=("0",))
@@ -319,13 +319,22 @@ def connect_telnet(tmp):
 def connect_unix(tmp):
     path = str(tmp / "app.sock")
     need("socat")
-    srv = subprocess.Popen(["socat", "UNIX-LISTEN:%s" % path, "EXEC:cat"],
-                           stderr=subprocess.PIPE)
+    srv = subprocess.Popen(["socat", "UNIX-LISTEN:%s,fork" % path,
+                            "EXEC:cat"], stderr=subprocess.PIPE)
     try:
+        # socat says nothing when it listens: probe until a connect gets
+        # through (the file exists from bind(), before listen()).
         deadline = time.monotonic() + TIMEOUT
-        while not os.path.exists(path):
-            assert time.monotonic() < deadline, "socat did not listen"
-            time.sleep(0.02)
+        while True:
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                assert time.monotonic() < deadline, "socat did not listen"
+                time.sleep(0.02)  # sleep-ok: polling socat under a deadline
+            finally:
+                probe.close()
         p = run(["connect", "unix:" + path], input=b"through a file\n")
         assert p.returncode == 0, p.stderr
         assert p.stdout == b"through a file\n"

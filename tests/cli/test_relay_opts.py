@@ -323,7 +323,7 @@ def usage(msg):
 
 
 @pytest.mark.parametrize("opt,rule,why", [
-    ("--allow", "10.0.0.0/33", "prefix longer than 32"),
+    ("--allow", "10.0.0.0/33", "prefix longer than 32"),  # addr-ok: parse
     ("--deny", "localhost", "not an IP address"),
 ])
 def test_bad_rule_is_a_usage_error(opt, rule, why):
@@ -334,11 +334,11 @@ def test_bad_rule_is_a_usage_error(opt, rule, why):
 
 def test_bad_line_names_file_and_line(tmp_path):
     f = tmp_path / "deny.txt"
-    f.write_text("127.0.0.3\n10.0.0.0/33\n")
+    f.write_text("127.0.0.3\n10.0.0.0/33\n")  # addr-ok: parse
     p = run(["relay", "--deny-file", str(f), "127.0.0.1:0", "127.0.0.1:9"])
     assert p.returncode == 64, p.stderr
     assert p.stderr.decode() == usage(
-        "--deny-file %s:2: '10.0.0.0/33': prefix longer than 32" % f)
+        "--deny-file %s:2: '10.0.0.0/33': prefix longer than 32" % f)  # addr-ok
 
 
 def test_missing_list_file_is_exit_66(tmp_path):

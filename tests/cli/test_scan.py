@@ -284,8 +284,9 @@ def test_ipv6_loopback():
     (["127.0.0.1", "ssh"], "'ssh' is not a port or a range"),
     (["127.0.0.0/33", "80"], "prefix '/33' out of range (0-32)"),
     (["localhost/24", "80"], "'localhost': a CIDR block needs an IP address"),
-    (["10.0.0.0/8", "80"],
-     "block '10.0.0.0/8' has 16777216 addresses, more than 65536"),
+    # addr-ok: refused at parsing, nothing is sent
+    (["10.0.0.0/8", "80"],  # addr-ok
+     "block '10.0.0.0/8' has 16777216 addresses, more than 65536"),  # addr-ok
     (["2001:db8::/64", "80"], "has 2^64 addresses, more than 65536"),
     (["127.0.0.1"], "missing PORTS (or HOST)"),
     ([], "missing HOST and PORTS"),
