@@ -308,8 +308,14 @@ find(const struct scan_rec *x, uint16_t port)
 static uint16_t
 hold_range(const char *ip, int *fds, int n)
 {
-	for (int base = 20000 + (getpid() % 97) * 97; base + n < 32000;
-	     base += n) {
+	int last_err = 0;
+
+	/*
+	 * First fit from a per-process start, moving past any port another
+	 * program holds (or a TIME_WAIT occupies), up to the top of the port
+	 * space: a gap of n is found wherever one is.
+	 */
+	for (int base = 20000 + (getpid() % 97) * 97; base + n <= 65535;) {
 		int k;
 
 		for (k = 0; k < n; k++) {
@@ -317,15 +323,19 @@ hold_range(const char *ip, int *fds, int n)
 
 			fds[k] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 			cr_assert(fds[k] >= 0, "socket: %s", strerror(errno));
-			if (bind(fds[k], &a.u.sa, a.len) < 0)
+			if (bind(fds[k], &a.u.sa, a.len) < 0) {
+				last_err = errno;
 				break;
+			}
 		}
 		if (k == n)
 			return (uint16_t)base;
 		for (int j = 0; j <= k; j++)
 			close(fds[j]);
+		base += k + 1;
 	}
-	cr_assert_fail("no %d free consecutive ports on %s", n, ip);
+	cr_assert_fail("no %d free consecutive ports on %s (last: %s)", n, ip,
+		       strerror(last_err));
 	return 0;
 }
 
