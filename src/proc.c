@@ -506,8 +506,12 @@ child_add(struct tk_exec *x, struct child *ch)
 	x->children.prev = ch;
 	x->running++;
 	if (watch_child(x, ch) < 0) {
-		/* It must not outlive our knowing of it: wait for it now. */
-		kill(ch->pid, SIGTERM);
+		/*
+		 * It must not outlive our knowing of it: wait for it now, and
+		 * with SIGKILL, which a child cannot catch or ignore (a
+		 * SIGTERM it handled would stall the loop in the waitpid).
+		 */
+		kill(ch->pid, SIGKILL);
 		(void)waitpid(ch->pid, NULL, 0);
 		child_free(ch);
 	}
@@ -529,7 +533,12 @@ spawn_tls(struct tk_exec *x, struct tk_conn *c, struct child *ch)
 		    &ch->pid);
 	close(fd);
 	if (err < 0) {
-		/* Our end closes; the pump frees itself with it. */
+		/*
+		 * Our end closes; the pump frees itself with it.  c is left as
+		 * it was: the pump lets go of it first, or the close would end
+		 * c too (and the pump, still holding c, would never be freed).
+		 */
+		p->net = NULL;
 		tk_conn_close(p->pipe, 0);
 		return err;
 	}

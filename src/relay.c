@@ -2,6 +2,7 @@
  * are plain sockets, through their buffers otherwise. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -151,6 +152,7 @@ copy_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 	int s = side_of(p, c);
 	struct dir *d = &p->d[s];
 	struct tk_conn *dst = p->c[!s];
+	int err;
 
 	if (p->closed[!s])
 		return;
@@ -166,9 +168,16 @@ copy_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 	if (p->opts.tap != NULL)
 		p->opts.tap(p, (enum tk_pipe_side)s, data, (size_t)n,
 			    p->opts.arg);
-	/* A failed write closes dst, whose close ends c. */
-	if (tk_conn_write(dst, data, (size_t)n) < 0)
+	/*
+	 * A failed write usually closes dst, whose close ends c; not when dst
+	 * was already shutting down (-EPIPE): the bytes cannot go, so dst is
+	 * reset rather than left to end cleanly after a gap.
+	 */
+	if ((err = tk_conn_write(dst, data, (size_t)n)) < 0) {
+		if (tk_conn_is_open(dst))
+			tk_conn_abort(dst, err);
 		return;
+	}
 	d->bytes += (uint64_t)n;
 	if (tk_conn_pending(dst) > p->opts.high_water) {
 		d->paused = true;
@@ -359,11 +368,26 @@ open_pipe(struct dir *d, size_t cap)
 	return 0;
 }
 
+/*
+ * splice(2) into a socket cannot say MSG_NOSIGNAL: a peer that reset would
+ * raise SIGPIPE.  The library never lets that kill its caller, so the
+ * zero-copy path is taken only where SIGPIPE is ignored (as the tcpkit
+ * program does); elsewhere bytes are copied, and a write fails with EPIPE.
+ */
+static bool
+sigpipe_ignored(void)
+{
+	struct sigaction sa;
+
+	return sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+}
+
 static bool
 want_splice(const struct tk_pipe *p)
 {
 	return p->opts.tap == NULL && !(p->opts.flags & TK_PIPE_COPY) &&
-	       tk__conn_raw_ok(p->c[0]) && tk__conn_raw_ok(p->c[1]);
+	       tk__conn_raw_ok(p->c[0]) && tk__conn_raw_ok(p->c[1]) &&
+	       sigpipe_ignored();
 }
 
 int

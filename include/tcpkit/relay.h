@@ -35,7 +35,12 @@ struct tk_pipe;
  * pending, no tap is given and TK_PIPE_COPY is not set, bytes move with
  * splice(2) through one kernel pipe per direction (high_water bytes, the
  * pipe's size), never through user space.  Otherwise they go through the
- * connections' own buffers (a TLS side, a tap).
+ * connections' own buffers (a TLS side, a tap).  splice(2) into a socket
+ * cannot be told MSG_NOSIGNAL, so a peer gone away would raise SIGPIPE:
+ * the zero-copy path is taken only when the process ignores SIGPIPE
+ * (signal(SIGPIPE, SIG_IGN), as the tcpkit program does); with SIGPIPE at
+ * its default action the bytes are copied and such a write fails with
+ * EPIPE, never killing the caller.
  *
  * Taking over: the pipe becomes both connections' service (their own
  * service's callbacks are not called again, their data is the caller's

@@ -191,6 +191,12 @@ start_connect(struct sess *s, const struct tk_socks5_request *r)
 	co.acl = s->o->targets;
 	/* Nothing more is read from the client before the target is open. */
 	tk_conn_pause(s->client);
+	/*
+	 * The handshake is over: from here the target's connect timeout
+	 * bounds the wait, and its failure gets the client a reply (6, 4,
+	 * 5...) instead of a silent close at the handshake deadline.
+	 */
+	tk_conn_set_deadline(s->client, 0, 0);
 	s->state = CONNECTING;
 	if (r->atyp != TK_SOCKS5_ATYP_NAME) {
 		struct tk_addrlist list = { .count = 1, .addrs = &a };

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,8 @@ setup(struct fix *f, char mode, size_t high_water)
 	struct tk_addr addr;
 
 	memset(f, 0, sizeof(*f));
+	/* The zero-copy path is taken only where SIGPIPE is ignored. */
+	signal(SIGPIPE, SIG_IGN);
 	f->loop = t_loop_new();
 	f->lfd = t_raw_listen("127.0.0.1", 8, &addr);
 	f->a = accept_conn(f, &f->pa, &addr);
@@ -331,4 +334,37 @@ Test(relay, abort_splice)
 Test(relay, abort_copy)
 {
 	abort_both('c');
+}
+
+/*
+ * splice(2) into a socket raises SIGPIPE when the peer is gone, and it
+ * cannot be told not to: where SIGPIPE still has its default action (it
+ * would kill the program), plain pairs are copied instead, and a peer that
+ * resets mid-stream costs an EPIPE, not the process.
+ */
+Test(relay, copies_where_sigpipe_is_not_ignored)
+{
+	struct fix f;
+	struct tk_pipe_opts o;
+	struct tk_addr addr;
+
+	memset(&f, 0, sizeof(f));
+	signal(SIGPIPE, SIG_DFL);
+	f.loop = t_loop_new();
+	f.lfd = t_raw_listen("127.0.0.1", 8, &addr);
+	f.a = accept_conn(&f, &f.pa, &addr);
+	f.b = accept_conn(&f, &f.pb, &addr);
+	tk_pipe_opts_init(&o);
+	o.done = on_done;
+	o.arg = &f;
+	cr_assert_eq(tk_conn_pipe(f.a, f.b, &o, &f.p), 0);
+	cr_assert_not(tk_pipe_spliced(f.p), "spliced with SIGPIPE at default");
+	/* b's peer resets while a's keeps sending: no signal, an error. */
+	peer_reset(&f.pb);
+	for (int i = 0; i < 50 && !f.done; i++) {
+		peer_send_str(&f.pa, "into a reset peer");
+		t_run_for(f.loop, 10);
+	}
+	RUN_UNTIL(f.loop, 3000, f.done);
+	teardown(&f);
 }
