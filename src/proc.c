@@ -206,8 +206,18 @@ spawn(struct tk_exec *x, int fd, const struct tk_addr *peer,
 		err = posix_spawn_file_actions_adddup2(&fa, fd, STDOUT_FILENO);
 	if (err == 0 && x->stderr_to_peer)
 		err = posix_spawn_file_actions_adddup2(&fa, fd, STDERR_FILENO);
+#if defined(__GLIBC__) &&                                                      \
+	(__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+	/* Even fds the process inherited without close-on-exec. */
 	if (err == 0)
 		err = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#else
+		/*
+		 * XXX: elsewhere (musl) only close-on-exec closes: every fd the
+		 * library opens has it, fds the program inherited without it
+		 * stay open in the child.
+		 */
+#endif
 	/*
 	 * The loop blocks the signals it reads from a signalfd, and has
 	 * handlers for others: a child starts with neither.
