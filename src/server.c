@@ -45,6 +45,7 @@ struct tk_server {
 	void *svc_arg;
 	struct tk_addr addrs[SERVER_MAX_LISTENERS];
 	struct tk__unix_file ufiles[SERVER_MAX_LISTENERS]; /* to remove */
+	bool shared[SERVER_MAX_LISTENERS]; /* one socket, every worker a copy */
 	size_t naddrs;
 	struct worker *workers;
 	unsigned nworkers;
@@ -137,6 +138,9 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 	return 0;
 }
 
+static int share_listener(struct tk_server *s, int fd,
+			  const struct tk_addr *addr);
+
 int
 tk_server_listen(struct tk_server *s, const struct tk_addr *addr, bool v6only)
 {
@@ -201,37 +205,102 @@ tk_server_listen_unix(struct tk_server *s, const struct tk_addr *addr,
 	fd = tk__unix_listen(addr, s->opts.backlog, uo, &s->ufiles[i]);
 	if (fd < 0)
 		return fd;
-	/*
-	 * No SO_REUSEPORT balancing for UNIX sockets: every worker watches
-	 * the one socket (a copy of the fd each, closed on its own) and
-	 * accepts what it can; the others find EAGAIN, which is normal.
-	 */
-	s->workers[0].lfds[i] = fd;
+	if ((err = share_listener(s, fd, addr)) < 0) {
+		tk__close(fd);
+		tk__unix_remove(&s->ufiles[i]);
+	}
+	return err;
+}
+
+/*
+ * Listener s->naddrs is fd, one socket every worker watches (a copy of
+ * the fd each, closed on its own) and accepts from when it can; the
+ * others find EAGAIN, which is normal.  UNIX sockets have no
+ * SO_REUSEPORT balancing, and a socket made elsewhere is only one.  On
+ * error fd is left open: the caller's.
+ */
+static int
+share_listener(struct tk_server *s, int fd, const struct tk_addr *addr)
+{
+	size_t i = s->naddrs;
+	int err;
+
+	/* The accepted sockets inherit them; UNIX takes the send bound only. */
+	err = tk__sock_conn_opts(fd, s->opts.conn.no_delay, s->opts.conn.sndbuf,
+				 s->opts.conn.max_pending);
+	if (err == 0 && addr->u.sa.sa_family != AF_UNIX)
+		err = tk__sock_keepalive(fd, &s->opts.conn);
+	if (err < 0)
+		return err;
 	for (unsigned k = 1; k < s->nworkers; k++) {
 		int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 
 		if (dfd < 0) {
 			err = -errno;
-			goto out_close;
+			while (--k > 0) {
+				tk__close(s->workers[k].lfds[i]);
+				s->workers[k].lfds[i] = -1;
+			}
+			return err;
 		}
 		s->workers[k].lfds[i] = dfd;
 	}
-	/* TCP's options are skipped: only the send buffer applies. */
-	err = tk__sock_conn_opts(fd, s->opts.conn.no_delay, s->opts.conn.sndbuf,
-				 s->opts.conn.max_pending);
-	if (err < 0)
-		goto out_close;
+	s->workers[0].lfds[i] = fd;
+	s->shared[i] = true;
 	s->addrs[i] = *addr;
 	s->naddrs++;
 	return 0;
+}
 
-out_close:
-	for (unsigned k = 0; k < s->nworkers; k++) {
-		tk__close(s->workers[k].lfds[i]);
-		s->workers[k].lfds[i] = -1;
+int
+tk_server_listen_fd(struct tk_server *s, int fd)
+{
+	struct tk_addr addr;
+	int on = 0, type = 0, flags, err;
+	socklen_t len = sizeof(on);
+
+	if (s->started)
+		return -EBUSY;
+	if (s->naddrs == SERVER_MAX_LISTENERS)
+		return -ENOSPC;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) < 0)
+		return -errno;
+	len = sizeof(type);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		return -errno;
+	if (!on || type != SOCK_STREAM)
+		return -EINVAL;
+	if ((err = tk__sock_local(fd, &addr)) < 0)
+		return err;
+	if (addr.u.sa.sa_family != AF_INET && addr.u.sa.sa_family != AF_INET6 &&
+	    addr.u.sa.sa_family != AF_UNIX)
+		return -EINVAL;
+	if ((flags = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return -errno;
+	return share_listener(s, fd, &addr);
+}
+
+size_t
+tk_server_listener_fds(const struct tk_server *s, int *fds, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->naddrs; i++) {
+		unsigned each = s->shared[i] ? 1 : s->nworkers;
+
+		for (unsigned k = 0; k < each; k++) {
+			int fd = s->workers[k].lfds[i];
+
+			if (fd < 0)
+				continue;
+			if (n < max)
+				fds[n] = fd;
+			n++;
+		}
 	}
-	tk__unix_remove(&s->ufiles[i]);
-	return err;
+	return n;
 }
 
 #define PLAN_MAX   (SERVER_MAX_LISTENERS * 4)
