@@ -47,6 +47,7 @@ struct listen_state {
 	struct held *head, *tail;
 	int signo;
 	int exit_code;
+	struct sdsock sd; /* under systemd: its notifications */
 };
 
 static char *
@@ -351,6 +352,7 @@ on_signal(struct tk_loop *loop, int signo, void *arg)
 	struct listen_state *st = arg;
 
 	st->signo = signo;
+	sdsock_stopping(&st->sd);
 	tk_loop_stop(loop);
 }
 
@@ -387,8 +389,15 @@ listen_on(struct listen_state *st)
 	const char *hosts[1];
 	size_t n = 0;
 	char where[TK_ADDRSTRLEN];
+	bool adopted;
 	int err;
 
+	err = sdsock_adopt("listen", st->srv, o->fdname, true, &adopted);
+	if (err != 0 || adopted) {
+		if (adopted)
+			sdsock_log_listening(st->srv);
+		return err;
+	}
 	if (o->is_unix) {
 		tk_addr_format(&o->unix_addr, where, sizeof(where));
 		err = tk_server_listen_unix(st->srv, &o->unix_addr,
@@ -569,6 +578,7 @@ cmd_listen(int argc, char **argv)
 		rc = cli_fail("listen", "", rc);
 		goto out_server;
 	}
+	sdsock_ready(&st.sd, st.loop, st.srv);
 	rc = tk_loop_run(st.loop);
 	if (rc < 0) {
 		rc = cli_fail("listen", "event loop", rc);
@@ -598,6 +608,7 @@ out_exec:
 	tk_broker_free(st.broker);
 out_loop:
 	tk_timer_free(st.progress);
+	sdsock_free(&st.sd);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	tk_loop_free(st.loop);

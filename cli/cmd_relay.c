@@ -43,6 +43,7 @@ struct relay_state {
 	_Atomic bool dump_failed; /* a relay could not be recorded: exit 74 */
 	_Atomic unsigned nunix;	  /* UNIX clients, numbered for the dump */
 	struct tk_exec *x;	  /* an exec: or sh: TARGET's children */
+	struct sdsock sd;	  /* under systemd: its notifications */
 };
 
 /*
@@ -440,6 +441,7 @@ start_drain(struct relay_state *st)
 	tk_server_get_stats(st->server, &stats);
 	st->open_at_stop = stats.active;
 	st->draining = true;
+	sdsock_stopping(&st->sd);
 	tk_server_drain(st->server);
 	if (st->opts->drain_ms == 0) {
 		st->timed_out = true;
@@ -572,6 +574,7 @@ run(struct relay_state *st)
 			       sizeof(where));
 		cli_log("listening", "addr", where, "listening on %s", where);
 	}
+	sdsock_ready(&st->sd, st->loop, st->server);
 	rc = tk_loop_run(st->loop);
 	if (rc == 0 && (rc = start_drain(st)) == 0 && !st->timed_out)
 		rc = tk_loop_run(st->loop);
@@ -605,6 +608,7 @@ cmd_relay(int argc, char **argv)
 	struct relay_state st = { .opts = &o };
 	struct tk_server_opts so;
 	struct tk_tls_ctx *srv_tls = NULL;
+	bool adopted;
 	int rc;
 
 	if ((rc = relay_parse_args(argc, argv, &o)) != 0) {
@@ -659,7 +663,10 @@ cmd_relay(int argc, char **argv)
 		rc = cli_fail("relay", "", rc);
 		goto out_loop;
 	}
-	if ((rc = listen_on(&st, &o)) != 0)
+	rc = sdsock_adopt("relay", st.server, o.fdname, true, &adopted);
+	if (rc == 0 && !adopted)
+		rc = listen_on(&st, &o);
+	if (rc != 0)
 		goto out_server;
 	if ((rc = tk_server_start(st.server)) < 0) {
 		rc = cli_fail("relay", "", rc);
@@ -675,6 +682,7 @@ out_loop:
 	/* Children still running get SIGTERM and are reaped here. */
 	tk_exec_free(st.x);
 	tk_timer_free(st.drain_timer);
+	sdsock_free(&st.sd);
 	/* As serve: a second signal pending after a clean stop is dropped. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);

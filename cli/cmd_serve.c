@@ -43,6 +43,7 @@ struct serve_state {
 	bool forced;	       /* a second signal: stop now */
 	bool timed_out;	       /* the drain deadline passed */
 	uint64_t open_at_stop; /* sessions open when the stop began */
+	struct sdsock sd;      /* under systemd: its notifications */
 };
 
 /* Why a bind failed, in words a network engineer can act on. */
@@ -176,6 +177,7 @@ start_drain(struct serve_state *st)
 	tk_server_get_stats(st->server, &stats);
 	st->open_at_stop = stats.active;
 	st->draining = true;
+	sdsock_stopping(&st->sd);
 	tk_server_drain(st->server);
 	if (st->opts->drain_ms != 0) {
 		int err = tk_timer_new(st->loop, on_drain_deadline, st,
@@ -309,6 +311,7 @@ cmd_serve(int argc, char **argv)
 	struct tk_server_stats stats;
 	struct tk_tls_ctx *tls = NULL;
 	const struct tk_service *svc;
+	bool adopted;
 	int rc;
 
 	rc = serve_parse_args(argc, argv, &o);
@@ -365,7 +368,9 @@ cmd_serve(int argc, char **argv)
 		rc = cli_fail("serve", "", rc);
 		goto out_free_loop;
 	}
-	rc = listen_all(st.server, &o);
+	rc = sdsock_adopt("serve", st.server, o.fdname, false, &adopted);
+	if (rc == 0 && !adopted)
+		rc = listen_all(st.server, &o);
 	if (rc != 0)
 		goto out_free_server;
 	if ((rc = tk_server_start(st.server)) < 0) {
@@ -373,6 +378,7 @@ cmd_serve(int argc, char **argv)
 		goto out_free_server;
 	}
 	print_hints(&o, st.server);
+	sdsock_ready(&st.sd, st.loop, st.server);
 	if (o.stats_ms != 0) {
 		/* Best effort: serving goes on without the interval lines. */
 		if (tk_timer_new(st.loop, on_stats, &st, &st.stats_timer) ==
@@ -427,6 +433,7 @@ out_free_loop:
 	tk_broker_free(broker);
 	tk_timer_free(st.drain_timer);
 	tk_timer_free(st.stats_timer);
+	sdsock_free(&st.sd);
 	/*
 	 * tk_loop_free() unblocks the signals the loop took, and one may be
 	 * pending still: timeout(1) signals the process and then its group,

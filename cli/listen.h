@@ -8,6 +8,7 @@
 
 #include "aclopt.h"
 #include "connopt.h"
+#include "sdsock.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 #include "unixopt.h"
@@ -40,6 +41,7 @@ struct listen_opts {
 	bool broker, chat;
 	bool udp;		/* -u or udp://: listen_udp.c */
 	uint64_t datagram_size; /* -u: stdin in datagrams of N bytes */
+	const char *fdname;	/* --fdname: the passed socket to listen on */
 	struct aclopt acl;
 	struct keepalive keepalive; /* --keepalive */
 	struct tlsopt tls;

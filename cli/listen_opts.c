@@ -103,6 +103,10 @@ const char cmd_listen_help[] =
 	"      --group GROUP        its group (name or gid; one of yours, or\n"
 	"                           root)\n"
 	"  -u, --udp                UDP datagrams instead of a TCP stream\n"
+	"      --fdname NAME        started by systemd with sockets\n"
+	"                           (LISTEN_FDS): listen on the one named NAME\n"
+	"                           (FileDescriptorName=); without it, the\n"
+	"                           first\n"
 	"      --datagram-size N    UDP: stdin in datagrams of N bytes\n"
 	"  -h, --help               show this help\n"
 	"\n"
@@ -302,6 +306,7 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 		ACLOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
 		UNIXOPT_LONGOPTS,
+		SDSOCK_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	bool v4 = false, v6 = false;
@@ -328,6 +333,9 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 			break;
 		case OPT_APPEND:
 			o->append = true;
+			break;
+		case SDSOCK_FDNAME:
+			o->fdname = optarg;
 			break;
 		case OPT_NO_SYNC:
 			o->no_sync = true;

@@ -89,6 +89,9 @@ const char cmd_relay_help[] =
 	"                      on SIGINT/SIGTERM: stop listening, let relays\n"
 	"                      finish; after D close the rest (the target\n"
 	"                      gets a reset; default 10s)\n"
+	"      --fdname NAME   started by systemd with sockets (LISTEN_FDS):\n"
+	"                      listen on the one named NAME (the .socket's\n"
+	"                      FileDescriptorName=); without it, the first\n"
 	"  -x, --hexdump FILE  write both directions of every relay to FILE\n"
 	"                      in hex and ASCII as they pass ('>' the\n"
 	"                      client's bytes to the target, '<' the\n"
@@ -276,6 +279,7 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "balance", no_argument, NULL, OPT_BALANCE },
+		SDSOCK_LONGOPTS,
 		{ "workers", required_argument, NULL, 'w' },
 		{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 		{ "backlog", required_argument, NULL, OPT_BACKLOG },
@@ -347,6 +351,9 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 			if (cli_parse_duration("relay", "--drain-timeout",
 					       optarg, true, &o->drain_ms) < 0)
 				return CLI_EXIT_USAGE;
+			break;
+		case SDSOCK_FDNAME:
+			o->fdname = optarg;
 			break;
 		case OPT_HANDSHAKE:
 			if (cli_parse_duration("relay", "--handshake-timeout",

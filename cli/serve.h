@@ -7,6 +7,7 @@
 
 #include "aclopt.h"
 #include "connopt.h"
+#include "sdsock.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 #include "unixopt.h"
@@ -59,6 +60,7 @@ struct serve_opts {
 	uint64_t slow_ms; /* broker, chat: --slow-timeout; 0: default */
 	bool allow_remote_shutdown;
 	bool udp; /* -u: datagrams (echo and discard only; serve_udp.c) */
+	const char *fdname; /* --fdname: the passed sockets to serve on */
 	/* -H unix:PATH and unix:@NAME, taken out of hosts. */
 	struct tk_addr unix_addrs[MAX_HOSTS];
 	size_t nunix;

@@ -171,6 +171,9 @@ const char cmd_serve_help[] =
 	"                      in flight finish and end idle sessions with FIN;\n"
 	"                      after D close the rest (default 10s); a second\n"
 	"                      signal stops at once\n"
+	"      --fdname NAME   started by systemd with sockets (LISTEN_FDS):\n"
+	"                      serve only those named NAME (the .socket's\n"
+	"                      FileDescriptorName=); without it, every one\n"
 	"\n"
 	"Logging (stderr):\n"
 	"      --log-format F  text (default), logfmt or json: one record per\n"
@@ -331,6 +334,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE },
 		{ "slow-timeout", required_argument, NULL, OPT_SLOW_TIMEOUT },
 		UNIXOPT_LONGOPTS,
+		SDSOCK_LONGOPTS,
 		{ "allow-remote-shutdown", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "udp", no_argument, NULL, 'u' },
@@ -437,6 +441,9 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 			if (cli_parse_duration("serve", "--drain-timeout",
 					       optarg, true, &o->drain_ms) < 0)
 				return CLI_EXIT_USAGE;
+			break;
+		case SDSOCK_FDNAME:
+			o->fdname = optarg;
 			break;
 		case OPT_LOG_FORMAT:
 			f = serve_log_parse_format(optarg);

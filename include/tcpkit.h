@@ -81,6 +81,9 @@ const char *tk_tls_runtime_version(void);
 	X(EREDIRECT, -3210, PROTOCOL, "redirect refused")                      \
 	X(EDOWNGRADE, -3211, PROTOCOL, "redirect from https to http refused")  \
 	X(ECODING, -3212, PROTOCOL, "malformed content coding")                \
+	X(EFDNAMES, -3298, USAGE,                                              \
+	  "LISTEN_FDNAMES does not name each socket in LISTEN_FDS")            \
+	X(ELISTENFDS, -3299, USAGE, "malformed LISTEN_PID or LISTEN_FDS")      \
 	X(ETLS, -3301, TLS, "TLS error")                                       \
 	X(ETLSHANDSHAKE, -3302, TLS, "TLS handshake failure")                  \
 	X(ETLSVERIFY, -3303, TLS, "certificate from an untrusted issuer")      \
@@ -1359,6 +1362,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/relay.h"
 #include "tcpkit/scan.h"
 #include "tcpkit/socks5.h"
+#include "tcpkit/systemd.h"
 #include "tcpkit/telnet.h"
 #include "tcpkit/udp.h"
 #include "tcpkit/unix.h"

@@ -49,7 +49,9 @@ PEER_PACKAGES = {"nc": "netcat-openbsd", "telnet": "telnet",
                  "nginx": "nginx", "haproxy": "haproxy",
                  "setpriv": "util-linux", "danted": "dante-server",
                  "tinyproxy": "tinyproxy", "nmap": "nmap",
-                 "strace": "strace"}
+                 "strace": "strace",
+                 "systemd-socket-activate": "systemd",
+                 "systemd-analyze": "systemd"}
 
 
 def need(prog):
