@@ -75,6 +75,11 @@ const char cmd_bench_help[] =
 	"                        connection (default 256k)\n"
 	"      --threads N       threads, one event loop each, the connections\n"
 	"                        split between them (default 1)\n"
+	"      --start-at TIME   begin (the warm-up, then the window) at TIME,\n"
+	"                        once every connection is open: RFC 3339\n"
+	"                        (2026-12-03T17:00:00Z) or Unix time\n"
+	"                        (1796317200.5); a time past begins at once.\n"
+	"                        N generators given one TIME start together\n"
 	"      --connect-timeout D\n"
 	"                        give up on a connect after D (default 10s)\n"
 	"      --message TEXT    echo: the payload of every message (no sequence\n"
@@ -505,6 +510,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		OPT_PLOT,
 		OPT_LOSS_TIMEOUT,
 		OPT_PROXY,
+		OPT_START_AT,
 	};
 	static const struct option longopts[] = {
 		{ "connections", required_argument, NULL, 'c' },
@@ -524,6 +530,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "csv", required_argument, NULL, OPT_CSV },
 		{ "plot", required_argument, NULL, OPT_PLOT },
 		{ "proxy", required_argument, NULL, OPT_PROXY },
+		{ "start-at", required_argument, NULL, OPT_START_AT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "udp", no_argument, NULL, 'u' },
 		{ "loss-timeout", required_argument, NULL, OPT_LOSS_TIMEOUT },
@@ -640,6 +647,11 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 				return rc;
 			proxyopt_hide(optarg);
 			o->has_proxy = true;
+			break;
+		case OPT_START_AT:
+			if ((rc = bench_parse_start_at(optarg,
+						       &o->start_at_ns)) != 0)
+				return rc;
 			break;
 		case 'q':
 			o->quiet = true;
