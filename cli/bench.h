@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "bench_doc.h"
 #include "bench_engine.h"
 
 /*
@@ -20,6 +21,9 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o);
  */
 int bench_parse_start_at(const char *text, uint64_t *ns);
 
+/* tcpkit bench merge FILE... (bench_merge.c); returns the exit code. */
+int bench_merge_main(int argc, char **argv);
+
 /* Reports (bench_report.c).  Each writes to f; the SVG and CSV are files. */
 void bench_report_text(FILE *f, const struct bench_opts *o,
 		       const struct bench_result *r);
@@ -30,12 +34,6 @@ void bench_report_svg(FILE *f, const struct bench_opts *o,
 		      const struct bench_result *r);
 /* bench echo -u (bench_udp.c): run and report; returns the exit code. */
 int bench_udp_run(const struct bench_opts *o, const struct tk_addrlist *addrs);
-
-/*
- * The version of the --json document's format, which bench merge reads
- * back: a change in the meaning of a field bumps it.
- */
-#define BENCH_FORMAT_VERSION 1
 
 /* Unix time in us as RFC 3339 UTC: "2026-12-03T16:30:00.123456Z". */
 char *bench_format_time(uint64_t us, char *buf, size_t len);
