@@ -283,9 +283,10 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 				is_ops(o)		? "connection"
 				: o->mode == BENCH_BULK ? "block"
 							: "message");
-		fprintf(f, " (user %.2f s, system %.2f s)\n",
+		fprintf(f, " (user %.2f s, system %.2f s%s)\n",
 			(double)r->cpu_user_ns / NS_PER_S,
-			(double)r->cpu_sys_ns / NS_PER_S);
+			(double)r->cpu_sys_ns / NS_PER_S,
+			r->generators > 0 ? "; the generators' summed" : "");
 	}
 }
 
