@@ -505,6 +505,9 @@ check_udp(struct bench_opts *o, const struct given *g, const struct tlsopt *t)
 		return cli_usage("bench",
 				 "-u/--udp takes none of --rate, --message, "
 				 "--message-file, --threads, --csv, --plot");
+	if (o->start_at_ns != 0)
+		return cli_usage("bench", "-u/--udp: no --start-at (TCP modes "
+					  "only)");
 	if (o->size != 0 && (o->size < 16 || o->size > TK_UDP_MAX_PAYLOAD))
 		return cli_usage("bench",
 				 "-u/--udp: -s/--size is 16 to 65507 bytes "

@@ -266,3 +266,47 @@ def test_failed_write_is_an_error(runs):
     assert p.returncode == 1
     assert p.stderr == b"tcpkit: bench merge stdout: write failed: " \
         b"No space left on device\n"
+
+
+@pytest.mark.parametrize("value,msg", [
+    ("2026-02-30T10:00:00Z", "--start-at needs a time, RFC 3339 "
+     "(2026-12-03T17:00:00Z) or Unix time, not '2026-02-30T10:00:00Z'"),
+    ("2026-12-03 17:00:00", "--start-at needs a time, RFC 3339 "
+     "(2026-12-03T17:00:00Z) or Unix time, not '2026-12-03 17:00:00'"),
+    ("1.", "--start-at needs a time, RFC 3339 (2026-12-03T17:00:00Z) or "
+     "Unix time, not '1.'"),
+    ("4102444800", "--start-at 4102444800 is more than a day ahead"),
+])
+def test_start_at_usage_errors(value, msg):
+    p = run(["bench", "127.0.0.1", "7", "--start-at", value])  # port-ok
+    assert p.returncode == 64
+    assert p.stderr == ("tcpkit: bench: %s (see 'tcpkit help bench')\n"
+                        % msg).encode()
+
+
+def test_start_at_is_for_tcp():
+    p = run(["bench", "-u", "127.0.0.1", "7", "--start-at", "1"])  # port-ok
+    assert p.returncode == 64
+    assert p.stderr == b"tcpkit: bench: -u/--udp: no --start-at (TCP modes " \
+        b"only) (see 'tcpkit help bench')\n"
+
+
+def test_start_at_offset_and_past_time(tmp_path):
+    """An RFC 3339 time with an offset is the same instant in UTC; a time
+    already past begins at once."""
+    srv = Server("echo", "-q")
+    try:
+        at = int(time.time()) + 2
+        offset = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at + 3600))
+        p = run(["bench", "127.0.0.1", str(srv.port), "-c", "1", "-n", "5",
+                 "--json", "--start-at", offset + ".25+01:00"])
+        assert p.returncode == 0, p.stderr
+        doc = json.loads(p.stdout)
+        assert at + 0.25 <= doc["start_unix"] < at + 1.25
+        t0 = time.time()
+        p = run(["bench", "127.0.0.1", str(srv.port), "-c", "1", "-n", "5",
+                 "--json", "--start-at", "1000000000"])
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["start_unix"] >= t0
+    finally:
+        srv.stop()
