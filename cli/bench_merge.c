@@ -82,8 +82,9 @@ merge_file(const char *path, bool first, struct bench_opts *o,
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (err == -EFBIG) {
-		cli_error(WHAT, name, "larger than %u MiB: not a bench "
-				      "document",
+		cli_error(WHAT, name,
+			  "larger than %u MiB: not a bench "
+			  "document",
 			  BJ_MAX_INPUT >> 20);
 		return CLI_EXIT_DATAERR;
 	}

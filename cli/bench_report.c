@@ -167,12 +167,11 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 			is_ops(o) ? "operations" : "messages");
 	fprintf(f, "%s\n", r->interrupted ? " (interrupted)" : "");
 	fprintf(f, "target:      %s%s\n", o->where,
-		uses_tls(o)
-			? (o->mode == BENCH_RATE || o->mode == BENCH_GREET
-				   ? " over TLS (a full handshake per "
-				     "connection)"
-				   : " over TLS")
-			: "");
+		uses_tls(o) ? (o->mode == BENCH_RATE || o->mode == BENCH_GREET
+				       ? " over TLS (a full handshake per "
+					 "connection)"
+				       : " over TLS")
+			    : "");
 	if (is_ops(o))
 		fprintf(f,
 			"clients:     %u in parallel, %llu connection%s "
@@ -202,8 +201,9 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 			r->generators,
 			bench_format_time(r->start_us, t0, sizeof(t0)),
 			bench_format_time(end_us(r), t1, sizeof(t1)));
-		fprintf(f, "duration:    %.2f s from the first start to the "
-			   "last end",
+		fprintf(f,
+			"duration:    %.2f s from the first start to the "
+			"last end",
 			secs);
 	} else {
 		fprintf(f, "duration:    %.2f s measured", secs);
@@ -361,8 +361,7 @@ bench_report_json(FILE *f, const struct bench_opts *o,
 	double cpu = (double)(r->cpu_user_ns + r->cpu_sys_ns);
 	bool first;
 
-	fprintf(f, "{\"format_version\": %d, \"mode\": ",
-		BENCH_FORMAT_VERSION);
+	fprintf(f, "{\"format_version\": %d, \"mode\": ", BENCH_FORMAT_VERSION);
 	json_str(f, bench_mode_name(o->mode));
 	fprintf(f, ", \"target\": ");
 	json_str(f, o->where);

@@ -122,6 +122,7 @@ bench_parse_start_at(const char *text, uint64_t *ns)
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (*ns / NS_PER_S > (uint64_t)now.tv_sec + MAX_AHEAD_S)
 		return cli_usage("bench",
-				 "--start-at %s is more than a day ahead", text);
+				 "--start-at %s is more than a day ahead",
+				 text);
 	return 0;
 }

@@ -99,8 +99,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t b = 0; b < TK_HIST_BUCKETS; b++)
 		total += r.total.hist.buckets[b];
 	check(total == r.total.hist.count, "buckets add up to the count");
-	check(r.total.hist.count == 0 ||
-		      r.total.hist.min <= r.total.hist.max,
+	check(r.total.hist.count == 0 || r.total.hist.min <= r.total.hist.max,
 	      "min <= max");
 	check(r.generators > 0, "at least one generator");
 	bench_result_free(&r);

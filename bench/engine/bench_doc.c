@@ -55,8 +55,7 @@ uint_at(struct reader *rd, size_t obj, const char *key, unsigned *v)
 
 /* Seconds with at most 6 decimals, as us (x 1000 for ns when ns). */
 static int
-seconds_at(struct reader *rd, size_t obj, const char *key, uint64_t *v,
-	   bool ns)
+seconds_at(struct reader *rd, size_t obj, const char *key, uint64_t *v, bool ns)
 {
 	if (!bj_fixed(rd->d, bj_get(rd->d, obj, key), 6, v) ||
 	    (ns && *v > UINT64_MAX / NS_PER_US))
@@ -244,8 +243,7 @@ read_opts(struct reader *rd, size_t top, struct bench_opts *o)
 
 	if ((err = read_mode(rd, top, o)) < 0)
 		return err;
-	if (!bj_string(d, bj_get(d, top, "target"), o->where,
-		       sizeof(o->where)))
+	if (!bj_string(d, bj_get(d, top, "target"), o->where, sizeof(o->where)))
 		return refuse(rd, "\"target\" is missing or not a string");
 	if ((err = bool_at(rd, top, "tls", &o->tls_used)) < 0 ||
 	    (err = uint_at(rd, top, "connections", &o->connections)) < 0 ||
@@ -301,8 +299,7 @@ read_result(struct reader *rd, size_t top, struct bench_result *r)
 				  "number");
 	if ((cpu = object_at(rd, top, "cpu")) == 0)
 		return -EINVAL;
-	if ((err = seconds_at(rd, cpu, "user_s", &r->cpu_user_ns, true)) <
-		    0 ||
+	if ((err = seconds_at(rd, cpu, "user_s", &r->cpu_user_ns, true)) < 0 ||
 	    (err = seconds_at(rd, cpu, "system_s", &r->cpu_sys_ns, true)) < 0)
 		return err;
 	if ((err = read_errors(rd, top, t)) < 0 ||

@@ -92,7 +92,7 @@ struct bench_opts {
 	/* The program's, for its reports: the engine reads none of these. */
 	bool udp;		  /* -u: cli/bench_udp.c, not this engine */
 	uint64_t loss_timeout_ms; /* -u: a reply later than this is lost */
-	bool tls_used; /* bench merge: the runs merged used TLS */
+	bool tls_used;		  /* bench merge: the runs merged used TLS */
 	bool json;
 	bool quiet;
 	const char *csv_path;

@@ -257,8 +257,9 @@ container(struct parser *ps, size_t at, bool object)
 				return err;
 			ps->d->nodes[key].end = (uint32_t)ps->d->n;
 			for (uint32_t i = 0; i < count; i++) {
-				const struct bj_node *a = &ps->d->nodes[keys[i]],
-						     *b = &ps->d->nodes[key];
+				const struct bj_node
+					*a = &ps->d->nodes[keys[i]],
+					*b = &ps->d->nodes[key];
 
 				if (a->len == b->len &&
 				    memcmp(a->text, b->text, a->len) == 0)
@@ -284,7 +285,8 @@ container(struct parser *ps, size_t at, bool object)
 			break;
 		}
 		return fail(ps, ps->p,
-			    object ? "expected ',' or '}'" : "expected ',' or ']'");
+			    object ? "expected ',' or '}'"
+				   : "expected ',' or ']'");
 	}
 done:
 	ps->depth--;

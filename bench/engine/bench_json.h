@@ -61,8 +61,7 @@ bool bj_u64(const struct bj_doc *d, size_t i, uint64_t *v);
  * Node i, a number without sign or exponent and at most digits decimals,
  * times 10^digits, exactly: "1.5" with 6 digits is 1500000.
  */
-bool bj_fixed(const struct bj_doc *d, size_t i, unsigned digits,
-	      uint64_t *v);
+bool bj_fixed(const struct bj_doc *d, size_t i, unsigned digits, uint64_t *v);
 bool bj_double(const struct bj_doc *d, size_t i, double *v);
 /*
  * String node i decoded into buf (cap > 0, always terminated, cut at a

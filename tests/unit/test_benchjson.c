@@ -274,8 +274,7 @@ Test(doc, merge_is_exact)
 	cr_assert_eq(memcmp(a->r.total.hist.buckets, h1->buckets,
 			    sizeof(h1->buckets)),
 		     0);
-	cr_assert_eq(bench_merge(&a->o, &a->r, &b->o, &b->r, why,
-				 sizeof(why)),
+	cr_assert_eq(bench_merge(&a->o, &a->r, &b->o, &b->r, why, sizeof(why)),
 		     0, "%s", why);
 	/* The merge holds exactly what recording every value would. */
 	cr_assert_eq(memcmp(a->r.total.hist.buckets, all->buckets,
@@ -294,8 +293,7 @@ Test(doc, merge_is_exact)
 	cr_assert_eq(a->r.generators, 2);
 	cr_assert_float_eq(a->r.rate_sum, 201.0, 1e-9);
 	cr_assert_eq(a->r.total.errors[BENCH_ERR_CONNECT], 2);
-	cr_assert_str_eq(a->r.total.first_error[BENCH_ERR_CONNECT],
-			 "refused");
+	cr_assert_str_eq(a->r.total.first_error[BENCH_ERR_CONNECT], "refused");
 	cr_assert_eq(a->r.cpu_user_ns, 1000000000);
 	cr_assert_eq(a->r.nrows, 1);
 	cr_assert_eq(a->r.rows[0].messages, 6);
@@ -322,8 +320,7 @@ Test(doc, refusals_and_warning)
 
 	u = make_doc("bulk", "127.0.0.1:7", 1000000, 1000, h);
 	read_doc(u, b);
-	cr_assert_eq(bench_merge(&a->o, &a->r, &b->o, &b->r, why,
-				 sizeof(why)),
+	cr_assert_eq(bench_merge(&a->o, &a->r, &b->o, &b->r, why, sizeof(why)),
 		     -EINVAL);
 	cr_assert_str_eq(why, "a bulk run, not echo as the first");
 	bench_result_free(&b->r);
@@ -331,11 +328,10 @@ Test(doc, refusals_and_warning)
 
 	u = make_doc("echo", "[::1]:7", 1000000, 1000, h);
 	read_doc(u, b);
-	cr_assert_eq(bench_merge(&a->o, &a->r, &b->o, &b->r, why,
-				 sizeof(why)),
+	cr_assert_eq(bench_merge(&a->o, &a->r, &b->o, &b->r, why, sizeof(why)),
 		     1);
-	cr_assert_str_eq(why,
-			 "target [::1]:7 differs from the first's, 127.0.0.1:7");
+	cr_assert_str_eq(
+		why, "target [::1]:7 differs from the first's, 127.0.0.1:7");
 	bench_result_free(&b->r);
 	free(u);
 
