@@ -68,8 +68,8 @@ merge_file(const char *path, bool first, struct bench_opts *o,
 	struct bench_opts o2;
 	struct bench_result r2;
 	const char *name = strcmp(path, "-") == 0 ? "(stdin)" : path;
-	char why[256], *text;
-	size_t len;
+	char why[256], *text = NULL;
+	size_t len = 0;
 	int fd, err;
 
 	fd = strcmp(path, "-") == 0 ? STDIN_FILENO
