@@ -296,12 +296,8 @@ json_str(FILE *f, const char *s)
 	cli_json_string(f, s, strlen(s));
 }
 
-/*
- * When the measured window opened and closed, as RFC 3339 and as Unix
- * time, both to the us; and the rate bench merge sums.
- */
 static void
-json_times(FILE *f, const struct bench_result *r)
+json_time_pair(FILE *f, const struct bench_result *r)
 {
 	char buf[40];
 
@@ -313,6 +309,21 @@ json_times(FILE *f, const struct bench_result *r)
 		bench_format_time(end_us(r), buf, sizeof(buf)),
 		(unsigned long long)(end_us(r) / 1000000),
 		(unsigned)(end_us(r) % 1000000));
+}
+
+/*
+ * When the measured window opened and closed, as RFC 3339 and as Unix
+ * time, both to the us; and the rate bench merge sums.
+ */
+static void
+json_times(FILE *f, const struct bench_result *r)
+{
+	/* Stopped before the window opened: no time to give. */
+	if (r->start_us == 0)
+		fprintf(f, ", \"start\": null, \"start_unix\": null, "
+			   "\"end\": null, \"end_unix\": null");
+	else
+		json_time_pair(f, r);
 	fprintf(f, ", \"generators\": %u, \"messages_per_s_sum\": %.3f",
 		r->generators > 0 ? r->generators : 1,
 		r->generators > 0 ? r->rate_sum

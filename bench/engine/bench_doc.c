@@ -275,6 +275,10 @@ read_result(struct reader *rd, size_t top, struct bench_result *r)
 	size_t cpu;
 	int err;
 
+	if (bj_get(rd->d, top, "start_unix") != 0 &&
+	    rd->d->nodes[bj_get(rd->d, top, "start_unix")].type == BJ_NULL)
+		return refuse(rd, "no measured window: the run was stopped "
+				  "before it began");
 	if ((err = bool_at(rd, top, "interrupted", &r->interrupted)) < 0 ||
 	    (err = u64_at(rd, top, "established", &t->established)) < 0 ||
 	    (err = u64_at(rd, top, "open_at_end", &r->open_at_end)) < 0 ||
@@ -329,6 +333,11 @@ bench_doc_read(const char *text, size_t len, struct bench_opts *o,
 	if (bj_string(&d, bj_get(&d, 0, "error"), failed, sizeof(failed))) {
 		err = refuse(&rd, "the run failed (%s): nothing to merge",
 			     failed);
+		goto out;
+	}
+	if (bj_is(&d, bj_get(&d, 0, "transport"), "udp")) {
+		err = refuse(&rd, "a UDP run (bench -u): its document has no "
+				  "histogram to merge");
 		goto out;
 	}
 	if (!bj_u64(&d, bj_get(&d, 0, "format_version"), &version)) {

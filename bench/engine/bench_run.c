@@ -804,7 +804,8 @@ gather(struct bench *b, struct bench_result *r)
 	r->interrupted = b->interrupted;
 	if (b->t_window_end > b->t_window_start && b->went)
 		r->window_ns = b->t_window_end - b->t_window_start;
-	r->start_us = (b->real_t0 + (b->t_window_start - b->t0)) / 1000;
+	if (b->went)
+		r->start_us = (b->real_t0 + (b->t_window_start - b->t0)) / 1000;
 	if (b->ru0_taken && b->ru1_taken) {
 		uint64_t u0 = tv_ns(&b->ru0.ru_utime),
 			 u1 = tv_ns(&b->ru1.ru_utime);

@@ -7,6 +7,7 @@ code.  docs/deploy.md's multi-generator set-up, on loopback."""
 import json
 import math
 import re
+import signal
 import subprocess
 import time
 
@@ -63,7 +64,9 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("merge")
     srv = Server("echo", "-q")
     try:
-        at = time.time() + 2.0
+        # Far enough ahead for three sanitized processes to connect on a
+        # busy machine.
+        at = time.time() + 3.0
         procs, paths = [], []
         for i in range(3):
             paths.append(tmp / ("gen%d.json" % i))
@@ -100,7 +103,7 @@ def test_json_carries_histogram_and_start(runs):
         assert doc["end_unix"] - doc["start_unix"] == \
             pytest.approx(doc["measured_s"], abs=2e-6)
         # --start-at: none began before the time, all soon after it.
-        assert at <= doc["start_unix"] < at + 1.0
+        assert at <= doc["start_unix"] < at + 3.0
         assert doc["generators"] == 1
         # Existing fields stay.
         for k in COUNTS + ["latency_ns", "errors", "series", "cpu"]:
@@ -310,3 +313,49 @@ def test_start_at_offset_and_past_time(tmp_path):
         assert json.loads(p.stdout)["start_unix"] >= t0
     finally:
         srv.stop()
+
+
+def test_run_stopped_before_start_at_has_no_window(tmp_path):
+    """SIGINT while waiting for --start-at: the document says there was no
+    window (start null), and bench merge refuses it."""
+    srv = Server("echo")  # not quiet: it logs each connection
+    bp = subprocess.Popen([TCPKIT, "bench", "127.0.0.1", str(srv.port),
+                           "-c", "2", "--json", "--start-at",
+                           "%.6f" % (time.time() + 60)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        with srv.err.cond:
+            ok = srv.err.cond.wait_for(
+                lambda: sum(1 for l in srv.err.lines
+                            if l.startswith("connection from")) >= 2, 10)
+        assert ok, srv.err.lines
+        bp.send_signal(signal.SIGINT)
+        out, err = bp.communicate(timeout=15)
+    finally:
+        if bp.poll() is None:
+            bp.kill()
+            bp.wait()
+        srv.stop()
+    check_sanitizer(err)
+    doc = json.loads(out)
+    assert doc["interrupted"] is True
+    assert doc["start"] is None and doc["end_unix"] is None
+    assert doc["messages"] == 0
+    path = tmp_path / "stopped.json"
+    path.write_bytes(out)
+    refused(merge(path), path, "no measured window: the run was stopped "
+            "before it began")
+
+
+def test_udp_document_is_refused(tmp_path):
+    srv = Server("echo", "-q", "-u")
+    try:
+        p = run(["bench", "-u", "127.0.0.1", str(srv.port), "-c", "1",
+                 "-t", "1", "--json"])
+    finally:
+        srv.stop()
+    assert p.returncode == 0, p.stderr
+    path = tmp_path / "udp.json"
+    path.write_bytes(p.stdout)
+    refused(merge(path), path, "a UDP run (bench -u): its document has no "
+            "histogram to merge")
