@@ -121,6 +121,8 @@ def test_install_puts_the_program_where_the_runtime_copies_it(tmp_path):
     """make install's layout, from this build: the runtime stage's COPY
     source exists and is the program."""
     build = os.path.dirname(TCPKIT)
+    if not os.path.exists(os.path.join(build, "cmake_install.cmake")):
+        pytest.skip("TCPKIT is not in a CMake build directory: %s" % build)
     env = dict(os.environ, DESTDIR=str(tmp_path / "stage"))
     p = subprocess.run(["cmake", "--install", build, "--prefix", "/usr/local",
                         "--component", "Unspecified"],
