@@ -38,6 +38,14 @@ int bench_udp_run(const struct bench_opts *o, const struct tk_addrlist *addrs);
 /* Unix time in us as RFC 3339 UTC: "2026-12-03T16:30:00.123456Z". */
 char *bench_format_time(uint64_t us, char *buf, size_t len);
 
+/*
+ * Parts of the --json document, for bench -u's too: the measured window
+ * (RFC 3339 and Unix time, us) and the whole latency histogram, each as
+ * ", "-led members of the object being written.
+ */
+void bench_json_window(FILE *f, uint64_t start_us, uint64_t end_us);
+void bench_json_histogram(FILE *f, const struct tk_hist *h);
+
 /* "12.3us", "1.52ms", "2.00s" for a latency in ns. */
 char *bench_format_ns(uint64_t ns, char *buf, size_t len);
 

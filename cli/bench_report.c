@@ -296,19 +296,18 @@ json_str(FILE *f, const char *s)
 	cli_json_string(f, s, strlen(s));
 }
 
-static void
-json_time_pair(FILE *f, const struct bench_result *r)
+void
+bench_json_window(FILE *f, uint64_t start_us, uint64_t end)
 {
 	char buf[40];
 
 	fprintf(f, ", \"start\": \"%s\", \"start_unix\": %llu.%06u",
-		bench_format_time(r->start_us, buf, sizeof(buf)),
-		(unsigned long long)(r->start_us / 1000000),
-		(unsigned)(r->start_us % 1000000));
+		bench_format_time(start_us, buf, sizeof(buf)),
+		(unsigned long long)(start_us / 1000000),
+		(unsigned)(start_us % 1000000));
 	fprintf(f, ", \"end\": \"%s\", \"end_unix\": %llu.%06u",
-		bench_format_time(end_us(r), buf, sizeof(buf)),
-		(unsigned long long)(end_us(r) / 1000000),
-		(unsigned)(end_us(r) % 1000000));
+		bench_format_time(end, buf, sizeof(buf)),
+		(unsigned long long)(end / 1000000), (unsigned)(end % 1000000));
 }
 
 /*
@@ -323,7 +322,7 @@ json_times(FILE *f, const struct bench_result *r)
 		fprintf(f, ", \"start\": null, \"start_unix\": null, "
 			   "\"end\": null, \"end_unix\": null");
 	else
-		json_time_pair(f, r);
+		bench_json_window(f, r->start_us, end_us(r));
 	fprintf(f, ", \"generators\": %u, \"messages_per_s_sum\": %.3f",
 		r->generators > 0 ? r->generators : 1,
 		r->generators > 0 ? r->rate_sum
@@ -335,8 +334,8 @@ json_times(FILE *f, const struct bench_result *r)
  * non-empty buckets, each with its index and bounds, from which bench
  * merge rebuilds it exactly.  sum is exact (whole ns), for the mean.
  */
-static void
-json_histogram(FILE *f, const struct tk_hist *h)
+void
+bench_json_histogram(FILE *f, const struct tk_hist *h)
 {
 	uint64_t low, high;
 	bool first = true;
@@ -455,7 +454,7 @@ bench_report_json(FILE *f, const struct bench_opts *o,
 	else
 		fprintf(f, "null}");
 	json_times(f, r);
-	json_histogram(f, &t->hist);
+	bench_json_histogram(f, &t->hist);
 	fprintf(f, ", \"series\": [");
 	for (size_t i = 0; i < r->nrows; i++)
 		fprintf(f,

@@ -336,8 +336,8 @@ bench_doc_read(const char *text, size_t len, struct bench_opts *o,
 		goto out;
 	}
 	if (bj_is(&d, bj_get(&d, 0, "transport"), "udp")) {
-		err = refuse(&rd, "a UDP run (bench -u): its document has no "
-				  "histogram to merge");
+		err = refuse(&rd, "a UDP run (bench -u): bench merge reads "
+				  "TCP runs only");
 		goto out;
 	}
 	if (!bj_u64(&d, bj_get(&d, 0, "format_version"), &version)) {

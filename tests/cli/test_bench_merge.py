@@ -347,7 +347,7 @@ def test_run_stopped_before_start_at_has_no_window(tmp_path):
             "before it began")
 
 
-def test_udp_document_is_refused(tmp_path):
+def test_udp_document_has_histogram_and_is_refused(tmp_path):
     srv = Server("echo", "-q", "-u")
     try:
         p = run(["bench", "-u", "127.0.0.1", str(srv.port), "-c", "1",
@@ -355,7 +355,15 @@ def test_udp_document_is_refused(tmp_path):
     finally:
         srv.stop()
     assert p.returncode == 0, p.stderr
+    # bench -u's document carries its histogram and window too.
+    doc = json.loads(p.stdout)
+    h = doc["histogram"]
+    assert h["count"] == sum(b["count"] for b in h["buckets"]) > 0
+    assert doc["latency_ns"]["p99"] == percentile(h["buckets"], h["min"],
+                                                  h["max"], 99)
+    assert doc["end_unix"] - doc["start_unix"] == \
+        pytest.approx(doc["duration_ns"] / 1e9, abs=2e-6)
     path = tmp_path / "udp.json"
     path.write_bytes(p.stdout)
-    refused(merge(path), path, "a UDP run (bench -u): its document has no "
-            "histogram to merge")
+    refused(merge(path), path, "a UDP run (bench -u): bench merge reads "
+            "TCP runs only")
