@@ -324,11 +324,7 @@ def test_run_stopped_before_start_at_has_no_window(tmp_path):
                            "%.6f" % (time.time() + 60)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        with srv.err.cond:
-            ok = srv.err.cond.wait_for(
-                lambda: sum(1 for l in srv.err.lines
-                            if l.startswith("connection from")) >= 2, 10)
-        assert ok, srv.err.lines
+        srv.wait_connections(2)
         bp.send_signal(signal.SIGINT)
         out, err = bp.communicate(timeout=15)
     finally:
