@@ -27,6 +27,7 @@ const char cmd_bench_help[] =
 	"       tcpkit bench [MODE] unix:/PATH | unix:@NAME [OPTIONS]\n"
 	"       tcpkit bench [MODE] tls://HOST:PORT [OPTIONS] (as --tls)\n"
 	"       tcpkit bench echo -u HOST PORT [OPTIONS]\n"
+	"       tcpkit bench merge [--json] FILE... (- for stdin, once)\n"
 	"\n"
 	"Load a TCP server and measure it: throughput, latency percentiles and\n"
 	"errors, with every echoed byte checked.  The run stops by itself.\n"
@@ -75,6 +76,11 @@ const char cmd_bench_help[] =
 	"                        connection (default 256k)\n"
 	"      --threads N       threads, one event loop each, the connections\n"
 	"                        split between them (default 1)\n"
+	"      --start-at TIME   begin (the warm-up, then the window) at TIME,\n"
+	"                        once every connection is open: RFC 3339\n"
+	"                        (2026-12-03T17:00:00Z) or Unix time\n"
+	"                        (1796317200.5); a time past begins at once.\n"
+	"                        N generators given one TIME start together\n"
 	"      --connect-timeout D\n"
 	"                        give up on a connect after D (default 10s)\n"
 	"      --message TEXT    echo: the payload of every message (no sequence\n"
@@ -84,7 +90,8 @@ const char cmd_bench_help[] =
 	"      --message-file FILE\n"
 	"                        the same, read from FILE (up to 16m)\n"
 	"      --json            print one JSON document instead of the summary\n"
-	"                        (latency in ns, the per-second series); when\n"
+	"                        (latency in ns, the whole histogram, start and\n"
+	"                        end, the per-second series; see Merging); when\n"
 	"                        the run cannot happen, {\"mode\", \"target\",\n"
 	"                        \"error\", \"exit_code\"} all the same\n"
 	"      --csv FILE        write the per-second series: second, messages,\n"
@@ -154,10 +161,31 @@ const char cmd_bench_help[] =
 	"over the replies that came.  Loss alone is UDP's way, exit 0; every\n"
 	"datagram refused (ICMP port unreachable) is exit 69.\n"
 	"\n"
+	"Merging (bench merge): N generators, each run with --json (and one\n"
+	"--start-at to begin together), give N documents; 'tcpkit bench merge\n"
+	"A.json B.json ...' reports them as one run, exactly: counts summed,\n"
+	"the histograms merged bucket by bucket, min, percentiles and mean\n"
+	"computed from the merged histogram as for one run (nearest rank: the\n"
+	"bucket holding value ceil(p% x count), its midpoint, clamped to\n"
+	"[min, max]), the per-second series summed second by second of each\n"
+	"run.  The span runs from the earliest start to the latest end: the\n"
+	"rate is the total over the span, and the generators' own rates summed\n"
+	"are shown beside it (JSON \"messages_per_s_sum\"); CPU is summed.\n"
+	"With --json it prints a document of the same format, so merges can be\n"
+	"merged.  Refused (exit 65, one line naming the file and why): JSON\n"
+	"that is malformed or not a bench document, another \"format_version\"\n"
+	"(now 1), another histogram scheme, a failed run's error document, a\n"
+	"run stopped before its window began (\"start\": null), a UDP run's\n"
+	"(-u: TCP runs only, for now), a mode or TLS setting other than the\n"
+	"first file's.  Targets that differ are merged with a warning (machines may\n"
+	"name one server differently).  A missing or unreadable file is exit\n"
+	"66.  A host named merge is written merge:PORT.\n"
+	"\n"
 	"Exit codes: 0 the run completed without a mismatch or protocol error;\n"
 	"1 a mismatch or protocol error (what came back is wrong), or an output\n"
 	"file could not be written; 64 usage (also port 0, an empty or\n"
-	"over-long HOST); 66 --message-file or a TLS file is missing; 68\n"
+	"over-long HOST); 65 bench merge refused a document; 66\n"
+	"--message-file, a TLS file or a bench merge file is missing; 68\n"
 	"unknown host; 69 no connection\n"
 	"could be established (refused, unreachable); 75 none could, because\n"
 	"every connect timed out; 76 a TLS handshake failed (75 if the first\n"
@@ -173,7 +201,9 @@ const char cmd_bench_help[] =
 	"  tcpkit bench rate 127.0.0.1 7007 -c 50\n"
 	"  tcpkit bench greet 127.0.0.1 60000 --message 'Hey!'\n"
 	"  tcpkit bench idle 127.0.0.1 7007 -c 10000 -t 30\n"
-	"  tcpkit bench rate localhost 7443 --tls --cacert ca.pem -c 20 -t 5\n";
+	"  tcpkit bench rate localhost 7443 --tls --cacert ca.pem -c 20 -t 5\n"
+	"  tcpkit bench srv.example 7007 --start-at 2026-12-03T17:00:00Z --json\n"
+	"  tcpkit bench merge gen1.json gen2.json gen3.json\n";
 
 static bool
 parse_mode(const char *s, enum bench_mode *m)
@@ -476,6 +506,9 @@ check_udp(struct bench_opts *o, const struct given *g, const struct tlsopt *t)
 		return cli_usage("bench",
 				 "-u/--udp takes none of --rate, --message, "
 				 "--message-file, --threads, --csv, --plot");
+	if (o->start_at_ns != 0)
+		return cli_usage("bench", "-u/--udp: no --start-at (TCP modes "
+					  "only)");
 	if (o->size != 0 && (o->size < 16 || o->size > TK_UDP_MAX_PAYLOAD))
 		return cli_usage("bench",
 				 "-u/--udp: -s/--size is 16 to 65507 bytes "
@@ -505,6 +538,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		OPT_PLOT,
 		OPT_LOSS_TIMEOUT,
 		OPT_PROXY,
+		OPT_START_AT,
 	};
 	static const struct option longopts[] = {
 		{ "connections", required_argument, NULL, 'c' },
@@ -524,6 +558,7 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "csv", required_argument, NULL, OPT_CSV },
 		{ "plot", required_argument, NULL, OPT_PLOT },
 		{ "proxy", required_argument, NULL, OPT_PROXY },
+		{ "start-at", required_argument, NULL, OPT_START_AT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "udp", no_argument, NULL, 'u' },
 		{ "loss-timeout", required_argument, NULL, OPT_LOSS_TIMEOUT },
@@ -640,6 +675,11 @@ bench_parse_args(int argc, char **argv, struct bench_opts *o)
 				return rc;
 			proxyopt_hide(optarg);
 			o->has_proxy = true;
+			break;
+		case OPT_START_AT:
+			if ((rc = bench_parse_start_at(optarg,
+						       &o->start_at_ns)) != 0)
+				return rc;
 			break;
 		case 'q':
 			o->quiet = true;

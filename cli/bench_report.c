@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench.h"
 #include "cli.h"
@@ -49,6 +50,32 @@ bench_format_ns(uint64_t ns, char *buf, size_t len)
 			   : "%.0f%s",
 		 v, unit);
 	return buf;
+}
+
+char *
+bench_format_time(uint64_t us, char *buf, size_t len)
+{
+	time_t sec = (time_t)(us / 1000000);
+	struct tm tm;
+	char day[32];
+
+	gmtime_r(&sec, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%.20s.%06uZ", day, (unsigned)(us % 1000000));
+	return buf;
+}
+
+/* The end of the measured window, to the us as start is. */
+static uint64_t
+end_us(const struct bench_result *r)
+{
+	return r->start_us + (r->window_ns + 500) / 1000;
+}
+
+static bool
+uses_tls(const struct bench_opts *o)
+{
+	return o->tls != NULL || o->tls_used;
 }
 
 static double
@@ -108,6 +135,18 @@ text_size(FILE *f, size_t size)
 		fprintf(f, "%zu B", size);
 }
 
+/* The end of a rate's parentheses: a merge says which rate is which. */
+static void
+text_rate_sum(FILE *f, const struct bench_result *r)
+{
+	if (r->generators > 0)
+		fprintf(f,
+			" over the whole span; %.1f/s summed over the "
+			"generators",
+			r->rate_sum);
+	fprintf(f, ")\n");
+}
+
 void
 bench_report_text(FILE *f, const struct bench_opts *o,
 		  const struct bench_result *r)
@@ -128,12 +167,11 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 			is_ops(o) ? "operations" : "messages");
 	fprintf(f, "%s\n", r->interrupted ? " (interrupted)" : "");
 	fprintf(f, "target:      %s%s\n", o->where,
-		o->tls != NULL
-			? (o->mode == BENCH_RATE || o->mode == BENCH_GREET
-				   ? " over TLS (a full handshake per "
-				     "connection)"
-				   : " over TLS")
-			: "");
+		uses_tls(o) ? (o->mode == BENCH_RATE || o->mode == BENCH_GREET
+				       ? " over TLS (a full handshake per "
+					 "connection)"
+				       : " over TLS")
+			    : "");
 	if (is_ops(o))
 		fprintf(f,
 			"clients:     %u in parallel, %llu connection%s "
@@ -156,7 +194,20 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 		fprintf(f, "%s\n", o->message != NULL ? " (--message)" : "");
 	}
 	fprintf(f, "threads:     %u\n", o->threads);
-	fprintf(f, "duration:    %.2f s measured", secs);
+	if (r->generators > 0) {
+		char t0[40], t1[40];
+
+		fprintf(f, "generators:  %u runs merged, from %s to %s\n",
+			r->generators,
+			bench_format_time(r->start_us, t0, sizeof(t0)),
+			bench_format_time(end_us(r), t1, sizeof(t1)));
+		fprintf(f,
+			"duration:    %.2f s from the first start to the "
+			"last end",
+			secs);
+	} else {
+		fprintf(f, "duration:    %.2f s measured", secs);
+	}
 	if (o->warmup_ms > 0)
 		fprintf(f, " after %s of warm-up",
 			cli_format_duration(o->warmup_ms, dur, sizeof(dur)));
@@ -165,20 +216,22 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 	switch (o->mode) {
 	case BENCH_ECHO:
 	case BENCH_BULK:
-		fprintf(f, "%s    %llu (%.1f/s)\n",
+		fprintf(f, "%s    %llu (%.1f/s",
 			o->mode == BENCH_ECHO ? "messages:" : "blocks:  ",
 			(unsigned long long)t->messages,
 			per_second(r, (double)t->messages));
+		text_rate_sum(f, r);
 		fprintf(f, "throughput:  %.2f MB/s sent, %.2f MB/s received\n",
 			per_second(r, (double)t->bytes_out) / 1e6,
 			per_second(r, (double)t->bytes_in) / 1e6);
 		break;
 	case BENCH_RATE:
 	case BENCH_GREET:
-		fprintf(f, "completed:   %llu connection%s (%.1f/s)\n",
+		fprintf(f, "completed:   %llu connection%s (%.1f/s",
 			(unsigned long long)t->messages,
 			CLI_PLURAL(t->messages),
 			per_second(r, (double)t->messages));
+		text_rate_sum(f, r);
 		break;
 	case BENCH_IDLE:
 		break;
@@ -206,7 +259,7 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 	fprintf(f, "errors:      %llu (", (unsigned long long)total_errors(r));
 	for (int e = 0; e < BENCH_NERR; e++)
 		/* Plain TCP has no handshake to fail: no tls class then. */
-		if (e != BENCH_ERR_TLS || o->tls != NULL)
+		if (e != BENCH_ERR_TLS || uses_tls(o))
 			fprintf(f, "%s%s %llu", e ? ", " : "",
 				bench_err_name((enum bench_err)e),
 				(unsigned long long)t->errors[e]);
@@ -230,9 +283,10 @@ bench_report_text(FILE *f, const struct bench_opts *o,
 				is_ops(o)		? "connection"
 				: o->mode == BENCH_BULK ? "block"
 							: "message");
-		fprintf(f, " (user %.2f s, system %.2f s)\n",
+		fprintf(f, " (user %.2f s, system %.2f s%s)\n",
 			(double)r->cpu_user_ns / NS_PER_S,
-			(double)r->cpu_sys_ns / NS_PER_S);
+			(double)r->cpu_sys_ns / NS_PER_S,
+			r->generators > 0 ? "; the generators' summed" : "");
 	}
 }
 
@@ -243,6 +297,73 @@ json_str(FILE *f, const char *s)
 }
 
 void
+bench_json_window(FILE *f, uint64_t start_us, uint64_t end)
+{
+	char buf[40];
+
+	fprintf(f, ", \"start\": \"%s\", \"start_unix\": %llu.%06u",
+		bench_format_time(start_us, buf, sizeof(buf)),
+		(unsigned long long)(start_us / 1000000),
+		(unsigned)(start_us % 1000000));
+	fprintf(f, ", \"end\": \"%s\", \"end_unix\": %llu.%06u",
+		bench_format_time(end, buf, sizeof(buf)),
+		(unsigned long long)(end / 1000000), (unsigned)(end % 1000000));
+}
+
+/*
+ * When the measured window opened and closed, as RFC 3339 and as Unix
+ * time, both to the us; and the rate bench merge sums.
+ */
+static void
+json_times(FILE *f, const struct bench_result *r)
+{
+	/* Stopped before the window opened: no time to give. */
+	if (r->start_us == 0)
+		fprintf(f, ", \"start\": null, \"start_unix\": null, "
+			   "\"end\": null, \"end_unix\": null");
+	else
+		bench_json_window(f, r->start_us, end_us(r));
+	fprintf(f, ", \"generators\": %u, \"messages_per_s_sum\": %.3f",
+		r->generators > 0 ? r->generators : 1,
+		r->generators > 0 ? r->rate_sum
+				  : per_second(r, (double)r->total.messages));
+}
+
+/*
+ * The whole latency histogram: its scheme (tcpkit/hist.h) and its
+ * non-empty buckets, each with its index and bounds, from which bench
+ * merge rebuilds it exactly.  sum is exact (whole ns), for the mean.
+ */
+void
+bench_json_histogram(FILE *f, const struct tk_hist *h)
+{
+	uint64_t low, high;
+	bool first = true;
+
+	fprintf(f,
+		", \"histogram\": {\"scheme\": \"log-linear\", "
+		"\"sub_bits\": %d, \"max_bits\": %d, \"unit\": \"ns\", "
+		"\"count\": %llu, \"min\": %llu, \"max\": %llu, "
+		"\"sum\": %.0Lf, \"clamped\": %llu, \"buckets\": [",
+		TK_HIST_SUB_BITS, TK_HIST_MAX_BITS,
+		(unsigned long long)h->count, (unsigned long long)h->min,
+		(unsigned long long)h->max, h->sum,
+		(unsigned long long)h->clamped);
+	for (size_t b = 0; b < TK_HIST_BUCKETS; b++) {
+		if (h->buckets[b] == 0 || tk_hist_bucket(b, &low, &high) < 0)
+			continue;
+		fprintf(f,
+			"%s{\"index\": %zu, \"low\": %llu, \"high\": %llu, "
+			"\"count\": %llu}",
+			first ? "" : ", ", b, (unsigned long long)low,
+			(unsigned long long)high,
+			(unsigned long long)h->buckets[b]);
+		first = false;
+	}
+	fprintf(f, "]}");
+}
+
+void
 bench_report_json(FILE *f, const struct bench_opts *o,
 		  const struct bench_result *r)
 {
@@ -250,11 +371,11 @@ bench_report_json(FILE *f, const struct bench_opts *o,
 	double cpu = (double)(r->cpu_user_ns + r->cpu_sys_ns);
 	bool first;
 
-	fprintf(f, "{\"mode\": ");
+	fprintf(f, "{\"format_version\": %d, \"mode\": ", BENCH_FORMAT_VERSION);
 	json_str(f, bench_mode_name(o->mode));
 	fprintf(f, ", \"target\": ");
 	json_str(f, o->where);
-	fprintf(f, ", \"tls\": %s", o->tls != NULL ? "true" : "false");
+	fprintf(f, ", \"tls\": %s", uses_tls(o) ? "true" : "false");
 	fprintf(f,
 		", \"connections\": %u, \"established\": %llu, "
 		"\"open_at_end\": %llu, \"depth\": %u, \"size\": %zu, "
@@ -332,6 +453,8 @@ bench_report_json(FILE *f, const struct bench_opts *o,
 		fprintf(f, "%.1f}", cpu / (double)t->messages);
 	else
 		fprintf(f, "null}");
+	json_times(f, r);
+	bench_json_histogram(f, &t->hist);
 	fprintf(f, ", \"series\": [");
 	for (size_t i = 0; i < r->nrows; i++)
 		fprintf(f,

@@ -47,6 +47,7 @@ struct ubench {
 	unsigned char *tx, *want;
 	enum phase phase;
 	uint64_t start_ns, window_start_ns, window_end_ns;
+	uint64_t window_start_us; /* Unix time, for --json */
 	uint64_t sent, received, lost, dup, reordered, late, corrupt;
 	uint64_t refused, inflight;
 	int error; /* a send or receive error that ends the run */
@@ -60,6 +61,15 @@ now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+real_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static void
@@ -275,6 +285,7 @@ on_tick(struct tk_timer *t, void *arg)
 	    now - b->start_ns >= o->warmup_ms * 1000000u) {
 		b->phase = WINDOW;
 		b->window_start_ns = now;
+		b->window_start_us = real_us();
 	}
 	if (b->phase == WINDOW &&
 	    (now - b->window_start_ns >= o->duration_ms * 1000000u ||
@@ -350,11 +361,15 @@ report_json(const struct ubench *b, const char *where)
 	printf(", \"latency_ns\": {\"min\": %" PRIu64 ", \"p50\": %" PRIu64
 	       ", \"p90\": %" PRIu64 ", \"p99\": %" PRIu64
 	       ", \"p99_9\": %" PRIu64 ", \"max\": %" PRIu64
-	       ", \"mean\": %.0f}}\n",
+	       ", \"mean\": %.0f}",
 	       h->count ? h->min : 0, tk_hist_percentile(h, 50),
 	       tk_hist_percentile(h, 90), tk_hist_percentile(h, 99),
 	       tk_hist_percentile(h, 99.9), h->count ? h->max : 0,
 	       tk_hist_mean(h));
+	bench_json_window(stdout, b->window_start_us,
+			  b->window_start_us + (ns + 500) / 1000);
+	bench_json_histogram(stdout, h);
+	printf("}\n");
 }
 
 static int
@@ -407,6 +422,7 @@ bench_udp_run(const struct bench_opts *o, const struct tk_addrlist *addrs)
 		goto out;
 	}
 	b->start_ns = b->window_start_ns = now_ns();
+	b->window_start_us = real_us();
 	b->phase = o->warmup_ms != 0 ? WARMUP : WINDOW;
 	for (uint32_t i = 0; i < o->connections; i++)
 		refill(&b->flows[i]);

@@ -15,6 +15,7 @@ enum cli_exit {
 	CLI_EXIT_OK = 0,
 	CLI_EXIT_OTHER = 1,
 	CLI_EXIT_USAGE = 64,	   /* EX_USAGE */
+	CLI_EXIT_DATAERR = 65,	   /* EX_DATAERR: bench merge's input */
 	CLI_EXIT_NOINPUT = 66,	   /* EX_NOINPUT: an input file is missing */
 	CLI_EXIT_NOHOST = 68,	   /* EX_NOHOST: unknown host */
 	CLI_EXIT_UNAVAILABLE = 69, /* EX_UNAVAILABLE: refused/unreachable */

@@ -190,6 +190,9 @@ cmd_bench(int argc, char **argv)
 	FILE *csv = NULL, *plot = NULL;
 	int rc, err;
 
+	/* A host named merge is written merge:PORT or merge. PORT. */
+	if (argc >= 2 && strcmp(argv[1], "merge") == 0)
+		return bench_merge_main(argc - 1, argv + 1);
 	rc = bench_parse_args(argc, argv, &o);
 	if (rc != 0) {
 		tk_tls_ctx_free(o.tls);

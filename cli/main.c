@@ -176,6 +176,8 @@ print_overview(FILE *f)
 		"  0   success\n"
 		"  1   other failure (bind error, I/O error, HTTP --fail)\n"
 		"  64  usage error (bad option, argument or address)\n"
+		"  65  bench merge: an input document is malformed or cannot\n"
+		"      be merged\n"
 		"  66  an input file is missing or unreadable\n"
 		"  68  unknown host\n"
 		"  69  connection refused, host or network unreachable\n"

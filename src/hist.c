@@ -1,4 +1,5 @@
 /* hist.c: log-linear latency histograms with bounded relative error. */
+#include <errno.h>
 #include <string.h>
 
 #include "tcpkit.h"
@@ -113,4 +114,16 @@ double
 tk_hist_mean(const struct tk_hist *h)
 {
 	return h->count ? (double)(h->sum / (long double)h->count) : 0.0;
+}
+
+int
+tk_hist_bucket(size_t b, uint64_t *low, uint64_t *high)
+{
+	uint64_t width;
+
+	if (b >= TK_HIST_BUCKETS)
+		return -EINVAL;
+	bucket_range(b, low, &width);
+	*high = *low + (width - 1);
+	return 0;
 }

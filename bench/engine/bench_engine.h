@@ -62,6 +62,12 @@ struct bench_opts {
 	size_t window;	/* bulk: bytes sent and not yet echoed */
 	unsigned threads;
 	uint64_t connect_timeout_ms;
+	/*
+	 * --start-at: the Unix time (ns) to begin at, once every connection
+	 * is open (generators on several machines then start together); 0:
+	 * as soon as they are open.
+	 */
+	uint64_t start_at_ns;
 	/* --message/--message-file: echo's payload, or rate/greet's line. */
 	char *message;
 	size_t message_len;
@@ -86,6 +92,7 @@ struct bench_opts {
 	/* The program's, for its reports: the engine reads none of these. */
 	bool udp;		  /* -u: cli/bench_udp.c, not this engine */
 	uint64_t loss_timeout_ms; /* -u: a reply later than this is lost */
+	bool tls_used;		  /* bench merge: the runs merged used TLS */
 	bool json;
 	bool quiet;
 	const char *csv_path;
@@ -114,6 +121,7 @@ struct bench_stats {
 struct bench_result {
 	struct bench_stats total;
 	uint64_t window_ns; /* length of the measured window */
+	uint64_t start_us;  /* Unix time (us) the measured window opened */
 	uint64_t cpu_user_ns;
 	uint64_t cpu_sys_ns;
 	struct bench_row *rows;
@@ -124,6 +132,12 @@ struct bench_result {
 	int tls_err;	      /* the first TLS handshake error */
 	bool no_connection;   /* not one connection could be established */
 	bool interrupted;     /* SIGINT or SIGTERM cut the run short */
+	/*
+	 * The program's (bench merge): how many runs were merged into this
+	 * one (0: a run of its own), and their own rates summed.
+	 */
+	unsigned generators;
+	double rate_sum;
 };
 
 /* A mode's name ("echo"), for reports. */

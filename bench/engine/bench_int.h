@@ -149,10 +149,11 @@ struct bench {
 	struct tk_loop *control;
 	unsigned ready, ended, finished;
 	uint64_t t0, t_window_start, t_window_end;
+	uint64_t real_t0; /* t0 as Unix time (ns) */
 	struct rusage ru0, ru1;
 	bool ru0_taken, ru1_taken, went;
 	bool aborted, interrupted;
-	struct tk_timer *warm_timer, *live_timer;
+	struct tk_timer *warm_timer, *live_timer, *start_timer;
 	uint64_t live_msgs, live_errs;
 	unsigned live_sec;
 	bool live;
@@ -167,6 +168,16 @@ now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* Unix time, for reports and --start-at. */
+static inline uint64_t
+real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 

@@ -499,11 +499,14 @@ on_live(struct tk_timer *t, void *arg)
 	arm_live(b, now);
 }
 
+static void go(struct tk_timer *t, void *arg);
+
 void
 bench_control_ready(struct tk_loop *loop, void *arg)
 {
 	struct worker *w = arg;
 	struct bench *b = w->b;
+	uint64_t now;
 
 	(void)loop;
 	if (++b->ready < b->nworkers || b->aborted || b->interrupted)
@@ -513,8 +516,30 @@ bench_control_ready(struct tk_loop *loop, void *arg)
 		each_worker(b, worker_stop);
 		return;
 	}
+	now = real_ns();
+	if (b->o->start_at_ns > now) {
+		tk_loop_update_time(b->control);
+		tk_timer_start(b->start_timer,
+			       (b->o->start_at_ns - now + NS_PER_MS - 1) /
+				       NS_PER_MS,
+			       0);
+		return;
+	}
+	go(NULL, b);
+}
+
+/* Every connection is open (and --start-at has come): the run begins. */
+static void
+go(struct tk_timer *t, void *arg)
+{
+	struct bench *b = arg;
+
+	(void)t;
+	if (b->aborted || b->interrupted)
+		return;
 	b->went = true;
 	b->t0 = now_ns();
+	b->real_t0 = real_ns();
 	b->t_window_start = b->t0 + b->o->warmup_ms * NS_PER_MS;
 	tk_loop_update_time(b->control);
 	if (b->o->warmup_ms == 0)
@@ -779,6 +804,8 @@ gather(struct bench *b, struct bench_result *r)
 	r->interrupted = b->interrupted;
 	if (b->t_window_end > b->t_window_start && b->went)
 		r->window_ns = b->t_window_end - b->t_window_start;
+	if (b->went)
+		r->start_us = (b->real_t0 + (b->t_window_start - b->t0)) / 1000;
 	if (b->ru0_taken && b->ru1_taken) {
 		uint64_t u0 = tv_ns(&b->ru0.ru_utime),
 			 u1 = tv_ns(&b->ru1.ru_utime);
@@ -848,7 +875,8 @@ bench_run(const struct bench_opts *o, const struct tk_addrlist *addrs,
 	if ((err = tk_loop_new(&b->control)) < 0)
 		goto out_free;
 	if ((err = tk_timer_new(b->control, take_ru0, b, &b->warm_timer)) < 0 ||
-	    (err = tk_timer_new(b->control, on_live, b, &b->live_timer)) < 0)
+	    (err = tk_timer_new(b->control, on_live, b, &b->live_timer)) < 0 ||
+	    (err = tk_timer_new(b->control, go, b, &b->start_timer)) < 0)
 		goto out_free_workers;
 	b->workers = calloc(b->nworkers, sizeof(*b->workers));
 	if (b->workers == NULL) {
@@ -892,6 +920,7 @@ out_free_workers:
 	free(b->workers);
 	tk_timer_free(b->warm_timer);
 	tk_timer_free(b->live_timer);
+	tk_timer_free(b->start_timer);
 	/*
 	 * As serve does: a second SIGINT/SIGTERM still pending (timeout(1)
 	 * sends two) would kill us with 130 once tk_loop_free() unblocks it,

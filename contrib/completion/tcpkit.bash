@@ -55,10 +55,17 @@ _tcpkit()
 		case $cur in
 		-*) words=$(_tcpkit_options "$tk" "$cmd") ;;
 		*)
+			# bench merge FILE...: the documents to merge.
+			if [ "$cmd" = bench ] && [ "$COMP_CWORD" -ge 3 ] &&
+				[ "${COMP_WORDS[2]}" = merge ]; then
+				compopt -o filenames 2>/dev/null
+				COMPREPLY=($(compgen -f -- "$cur"))
+				return
+			fi
 			[ "$COMP_CWORD" -eq 2 ] || return
 			case $cmd in
 			serve) words="echo discard welcome basic line broker chat socks5" ;;
-			bench) words="echo bulk rate greet idle" ;;
+			bench) words="echo bulk rate greet idle merge" ;;
 			help)
 				words=$("$tk" help 2>/dev/null |
 					sed -n 's/^  \([a-z][a-z]*\)  .*/\1/p')

@@ -428,11 +428,7 @@ def test_server_killed_mid_run(serve):
                            "5", "-t", "20", "--json"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        with srv.err.cond:
-            ok = srv.err.cond.wait_for(
-                lambda: sum(1 for l in srv.err.lines
-                            if l.startswith("connection from")) >= 5, 10)
-        assert ok, srv.err.lines
+        srv.wait_connections(5)
         srv.proc.kill()
         srv.proc.wait(10)
         t0 = time.monotonic()

@@ -114,7 +114,8 @@ def test_bash_services_modes_and_values():
     assert section_words("serve", "Services") == SERVICES
     assert section_words("bench", "Modes") == MODES
     assert bash_complete("serve", "") == sorted(SERVICES)
-    assert bash_complete("bench", "") == sorted(MODES)
+    # merge is bench's sub-command, beside its modes.
+    assert bash_complete("bench", "") == sorted(MODES + ["merge"])
     assert bash_complete("serve", "--log-format", "") == \
         ["json", "logfmt", "text"]
     assert bash_complete("connect", "--tls-min", "") == ["1.2", "1.3"]
@@ -133,7 +134,7 @@ needs_zsh = pytest.mark.skipif(shutil.which("zsh") is None,
 def test_zsh_commands_and_services():
     assert zsh_complete("") == sorted(commands())
     assert zsh_complete("serve", "") == sorted(SERVICES)
-    assert zsh_complete("bench", "") == sorted(MODES)
+    assert zsh_complete("bench", "") == sorted(MODES + ["merge"])
     assert zsh_complete("serve", "--client-auth", "") == \
         ["optional", "required"]
     assert zsh_complete("get", "--cacert", "") == ["<files>"]
@@ -160,3 +161,11 @@ def test_bash_file_options_complete_files(opt, tmp_path):
                                  "-x"])
 def test_zsh_file_options_complete_files(opt):
     assert zsh_complete("relay", opt, "") == ["<files>"]
+
+
+def test_bash_bench_merge_completes_files(tmp_path):
+    (tmp_path / "gen1.json").write_text("{}\n")
+    assert bash_complete("bench", "merge", str(tmp_path / "ge")) == \
+        [str(tmp_path / "gen1.json")]
+    assert bash_complete("bench", "merge", "a.json", str(tmp_path / "ge")) \
+        == [str(tmp_path / "gen1.json")]

@@ -169,6 +169,16 @@ class Server:
                     return i + 1
         return 0
 
+    def wait_connections(self, n, timeout=10):
+        """Wait until a server not run with -q has logged n "connection
+        from" lines; bounded."""
+        with self.err.cond:
+            ok = self.err.cond.wait_for(
+                lambda: sum(1 for l in self.err.lines
+                            if l.startswith("connection from")) >= n,
+                timeout)
+        assert ok, self.err.lines
+
     def stop(self, sig=signal.SIGTERM, timeout=10):
         """Signal the server and wait; returns its exit code."""
         if self.proc.poll() is None:

@@ -1,5 +1,6 @@
 /* test_hist.c: histogram percentiles stay within 1% of the exact values. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -120,5 +121,33 @@ Test(hist, huge_values_are_clamped_and_counted)
 	cr_expect_eq(h->max, TK_HIST_MAX);
 	cr_expect_eq(tk_hist_percentile(h, 100), TK_HIST_MAX);
 	cr_expect_eq(tk_hist_percentile(h, 50), 10);
+	free(h);
+}
+
+/*
+ * tk_hist_bucket() tiles 0..TK_HIST_MAX without gap or overlap, and every
+ * value recorded lands in the bucket whose bounds hold it: what a saved
+ * histogram needs to be read back exactly.
+ */
+Test(hist, buckets_tile_the_range)
+{
+	uint64_t low, high, next = 0;
+	struct tk_hist *h = calloc(1, sizeof(*h));
+
+	cr_assert_not_null(h);
+	for (size_t b = 0; b < TK_HIST_BUCKETS; b++) {
+		cr_assert_eq(tk_hist_bucket(b, &low, &high), 0);
+		cr_assert_eq(low, next, "bucket %zu starts at %llu", b,
+			     (unsigned long long)low);
+		cr_assert_geq(high, low);
+		next = high + 1;
+		/* Its two ends are recorded into it, and only into it. */
+		tk_hist_init(h);
+		tk_hist_record(h, low);
+		tk_hist_record(h, high);
+		cr_assert_eq(h->buckets[b], 2, "bucket %zu", b);
+	}
+	cr_assert_eq(next - 1, TK_HIST_MAX);
+	cr_assert_eq(tk_hist_bucket(TK_HIST_BUCKETS, &low, &high), -EINVAL);
 	free(h);
 }
