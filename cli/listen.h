@@ -8,6 +8,7 @@
 
 #include "aclopt.h"
 #include "connopt.h"
+#include "ppopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 #include "unixopt.h"
@@ -41,6 +42,7 @@ struct listen_opts {
 	bool udp;		/* -u or udp://: listen_udp.c */
 	uint64_t datagram_size; /* -u: stdin in datagrams of N bytes */
 	struct aclopt acl;
+	struct ppopt pp;
 	struct keepalive keepalive; /* --keepalive */
 	struct tlsopt tls;
 };

@@ -110,59 +110,61 @@ const char cmd_relay_help[] =
 	"  -h, --help          show this help\n"
 	"\n" ACLOPT_HELP
 	"They need a TCP LISTEN: UNIX peers have no address to check.\n"
-	"\n"
-	"TLS termination (a tls:// LISTEN; see docs/tls.md):\n"
-	"      --cert FILE     certificate chain (PEM, leaf first); without it\n"
-	"                      an ephemeral self-signed one, its fingerprint\n"
-	"                      printed\n"
-	"      --key FILE      its private key (default: in --cert)\n"
-	"      --client-ca FILE\n"
-	"                      ask clients for a certificate from these CAs\n"
-	"      --client-auth optional|required\n"
-	"                      with --client-ca (default required)\n"
-	"      --alpn LIST     protocols accepted, preferred first\n"
-	"      --handshake-timeout D\n"
-	"                      a client's handshake must finish within D\n"
-	"TLS origination (tls:// TARGETs):\n"
-	"      --cacert FILE   trust these CAs (PEM) instead of the system's\n"
-	"      --capath DIR    trust the CAs in DIR (c_rehash layout)\n"
-	"      --servername NAME\n"
-	"                      check the certificate for NAME, send it as SNI\n"
-	"                      (default: the TARGET's HOST)\n"
-	"      --pin sha256:HEX\n"
-	"                      accept exactly this certificate or public key\n"
-	"      --insecure      check nothing (warns)\n"
-	"Both:\n"
-	"      --tls-min 1.2|1.3\n"
-	"                      oldest version accepted, on both sides\n"
-	"                      (default 1.2)\n"
-	"\n"
-	"On start, 'listening on ADDR:PORT' is printed on stderr for every\n"
-	"address.  Each relay's end is logged: 'relay PEER -> TARGET after\n"
-	"DURATION: N bytes up, M bytes down, client|target closed first\n"
-	"(REASON)', or why no TARGET could be reached.\n"
-	"\n"
-	"Memory: per relay, two connections and, spliced, two kernel pipes of\n"
-	"64 KiB; with TLS or -x, at most 128 KiB of buffered output per\n"
-	"direction.\n"
-	"\n"
-	"Exit codes: 0 stopped cleanly (SIGINT or SIGTERM), 1 cannot listen,\n"
-	"64 usage, 66 a certificate, CA or access-list file is missing (or\n"
-	"the exec: program is not in PATH), 68\n"
-	"unknown LISTEN host, 73 the -x dump cannot be created, 74 it could\n"
-	"not be written (reported once; every relay that could not be\n"
-	"recorded was reset, the others went on).\n"
-	"\n"
-	"Examples:\n"
-	"  tcpkit relay :8080 backend:80              forward a port\n"
-	"  tcpkit relay 127.0.0.1:0 127.0.0.1:7007    any free port, loopback\n"
-	"  tcpkit relay tls://:8443 127.0.0.1:8080    TLS termination\n"
-	"  tcpkit relay :8443 tls://example.org:443   TLS origination\n"
-	"  tcpkit relay :5432 unix:/run/app.sock      TCP to a UNIX socket\n"
-	"  tcpkit relay --balance :80 10.0.0.1:80 10.0.0.2:80\n"
-	"  tcpkit relay -x - --allow 10.0.0.0/8 :8080 127.0.0.1:80\n"
-	"  tcpkit relay :9000 sh:'tr a-z A-Z'         a program per client\n"
-	"  tcpkit relay --proxy socks5h://127.0.0.1:9050 :8080 example.org:80\n";
+	"\n" PPOPT_HELP PPOPT_SEND_HELP(
+		"the client (the real one, with\n"
+		"                      --proxy-protocol) and this relay's address") "\n"
+										    "TLS termination (a tls:// LISTEN; see docs/tls.md):\n"
+										    "      --cert FILE     certificate chain (PEM, leaf first); without it\n"
+										    "                      an ephemeral self-signed one, its fingerprint\n"
+										    "                      printed\n"
+										    "      --key FILE      its private key (default: in --cert)\n"
+										    "      --client-ca FILE\n"
+										    "                      ask clients for a certificate from these CAs\n"
+										    "      --client-auth optional|required\n"
+										    "                      with --client-ca (default required)\n"
+										    "      --alpn LIST     protocols accepted, preferred first\n"
+										    "      --handshake-timeout D\n"
+										    "                      a client's handshake must finish within D\n"
+										    "TLS origination (tls:// TARGETs):\n"
+										    "      --cacert FILE   trust these CAs (PEM) instead of the system's\n"
+										    "      --capath DIR    trust the CAs in DIR (c_rehash layout)\n"
+										    "      --servername NAME\n"
+										    "                      check the certificate for NAME, send it as SNI\n"
+										    "                      (default: the TARGET's HOST)\n"
+										    "      --pin sha256:HEX\n"
+										    "                      accept exactly this certificate or public key\n"
+										    "      --insecure      check nothing (warns)\n"
+										    "Both:\n"
+										    "      --tls-min 1.2|1.3\n"
+										    "                      oldest version accepted, on both sides\n"
+										    "                      (default 1.2)\n"
+										    "\n"
+										    "On start, 'listening on ADDR:PORT' is printed on stderr for every\n"
+										    "address.  Each relay's end is logged: 'relay PEER -> TARGET after\n"
+										    "DURATION: N bytes up, M bytes down, client|target closed first\n"
+										    "(REASON)', or why no TARGET could be reached.\n"
+										    "\n"
+										    "Memory: per relay, two connections and, spliced, two kernel pipes of\n"
+										    "64 KiB; with TLS or -x, at most 128 KiB of buffered output per\n"
+										    "direction.\n"
+										    "\n"
+										    "Exit codes: 0 stopped cleanly (SIGINT or SIGTERM), 1 cannot listen,\n"
+										    "64 usage, 66 a certificate, CA or access-list file is missing (or\n"
+										    "the exec: program is not in PATH), 68\n"
+										    "unknown LISTEN host, 73 the -x dump cannot be created, 74 it could\n"
+										    "not be written (reported once; every relay that could not be\n"
+										    "recorded was reset, the others went on).\n"
+										    "\n"
+										    "Examples:\n"
+										    "  tcpkit relay :8080 backend:80              forward a port\n"
+										    "  tcpkit relay 127.0.0.1:0 127.0.0.1:7007    any free port, loopback\n"
+										    "  tcpkit relay tls://:8443 127.0.0.1:8080    TLS termination\n"
+										    "  tcpkit relay :8443 tls://example.org:443   TLS origination\n"
+										    "  tcpkit relay :5432 unix:/run/app.sock      TCP to a UNIX socket\n"
+										    "  tcpkit relay --balance :80 10.0.0.1:80 10.0.0.2:80\n"
+										    "  tcpkit relay -x - --allow 10.0.0.0/8 :8080 127.0.0.1:80\n"
+										    "  tcpkit relay :9000 sh:'tr a-z A-Z'         a program per client\n"
+										    "  tcpkit relay --proxy socks5h://127.0.0.1:9050 :8080 example.org:80\n";
 
 enum {
 	OPT_MAX_CONNS = 256,
@@ -301,6 +303,8 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 		{ "hexdump", required_argument, NULL, 'x' },
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		ACLOPT_LONGOPTS,
+		PPOPT_LONGOPTS,
+		PPOPT_SEND_LONGOPT,
 		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -389,6 +393,12 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 			cli_help("relay");
 			return -1;
 		default:
+			if (ch >= PPOPT_ON && ch <= PPOPT_SEND) {
+				if ((rc = ppopt_take("relay", &o->pp, ch,
+						     optarg)) != 0)
+					return rc;
+				break;
+			}
 			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
 				if ((rc = aclopt_take("relay", &o->acl, ch,
 						      optarg)) != 0)
@@ -511,6 +521,8 @@ check_udp(struct relay_opts *o)
 		bad = "--proxy";
 	else if (o->acl_name != NULL)
 		bad = o->acl_name;
+	else if (o->pp.on || o->pp.send != 0)
+		bad = o->pp.on ? "--proxy-protocol" : "--send-proxy";
 	else if (o->srv_tls.used || o->cli_tls.used)
 		bad = o->srv_tls.used ? o->srv_tls.used_name
 				      : o->cli_tls.used_name;
@@ -558,8 +570,13 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 	while (optind < argc)
 		if ((rc = parse_target(o, argv[optind++])) != 0)
 			return rc;
-	if ((rc = check_udp(o)) != 0)
+	if ((rc = check_udp(o)) != 0 ||
+	    (rc = ppopt_check("relay", &o->pp)) != 0)
 		return rc;
+	/* The PROXY header has the handshake's deadline, TLS or not. */
+	if (o->pp.on && !o->srv_tls.tls && o->srv_tls.used_name != NULL &&
+	    strcmp(o->srv_tls.used_name, "--handshake-timeout") == 0)
+		o->srv_tls.used = false;
 	/* Options of a side that is not TLS are a mistake: say which. */
 	if (!o->srv_tls.tls && o->srv_tls.used)
 		return cli_usage("relay", "%s needs a tls:// LISTEN",

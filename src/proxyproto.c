@@ -8,12 +8,11 @@
 
 #include "tcpkit.h"
 
-#define V1_PREFIX "PROXY "
+#define V1_PREFIX     "PROXY "
 #define V1_PREFIX_LEN 6
 
-static const unsigned char v2_sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A,
-					  0x00, 0x0D, 0x0A, 0x51,
-					  0x55, 0x49, 0x54, 0x0A };
+static const unsigned char v2_sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+					  0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A };
 
 /* v2 address block sizes: IPv4, IPv6, UNIX. */
 #define V2_ADDR4     12
@@ -128,11 +127,11 @@ parse_v1(const unsigned char *buf, size_t len, struct tk_pp_header *h,
 		return fail(why, whylen, "v1: a space before the CRLF");
 	for (int i = 0; i < 4; i++) {
 		if (*p == '\0')
-			return fail(why, whylen, "v1: %d fields, not 6",
-				    i + 2);
+			return fail(why, whylen, "v1: %d fields, not 6", i + 2);
 		f[i] = v1_field(&p);
 		if (*f[i] == '\0')
-			return fail(why, whylen, "v1: empty field (two spaces)");
+			return fail(why, whylen,
+				    "v1: empty field (two spaces)");
 	}
 	if (*p != '\0')
 		return fail(why, whylen, "v1: more than 6 fields");
@@ -169,7 +168,8 @@ v1(const unsigned char *buf, size_t len, struct tk_pp_header *h, char *why,
 			return parse_v1(buf, i + 2, h, why, whylen);
 		}
 		if (buf[i] == '\n')
-			return fail(why, whylen, "v1: line ends in LF, not CRLF");
+			return fail(why, whylen,
+				    "v1: line ends in LF, not CRLF");
 		if (buf[i] < 0x20 || buf[i] > 0x7e)
 			return fail(why, whylen,
 				    "v1: byte 0x%02x in the line at %zu",
@@ -240,8 +240,10 @@ v2_tlvs(const unsigned char *p, size_t n, struct tk_pp_header *h, char *why,
 		size_t vlen;
 
 		if (n < 3)
-			return fail(why, whylen, "v2: %zu stray bytes after "
-						 "the last TLV", n);
+			return fail(why, whylen,
+				    "v2: %zu stray bytes after "
+				    "the last TLV",
+				    n);
 		vlen = be16(p + 1);
 		if (vlen > n - 3)
 			return fail(why, whylen,
@@ -296,11 +298,16 @@ v2(const unsigned char *buf, size_t len, struct tk_pp_header *h, char *why,
 		return fail(why, whylen, "v2: a datagram header on a stream");
 	if (fam != 0 && proto == 0)
 		return fail(why, whylen, "v2: an address with no transport");
-	need = fam == 1 ? V2_ADDR4 : fam == 2 ? V2_ADDR6 : fam == 3 ? V2_ADDRUNIX : 0;
+	need = fam == 1	  ? V2_ADDR4
+	       : fam == 2 ? V2_ADDR6
+	       : fam == 3 ? V2_ADDRUNIX
+			  : 0;
 	if (body < need)
 		return fail(why, whylen,
 			    "v2: %zu bytes, too short for %s (needs %zu)", body,
-			    fam == 1 ? "TCP4" : fam == 2 ? "TCP6" : "UNIX",
+			    fam == 1   ? "TCP4"
+			    : fam == 2 ? "TCP6"
+				       : "UNIX",
 			    need);
 	if (fam == 1) {
 		v2_ip(&h->src, AF_INET, b, 4, b + 8);

@@ -85,8 +85,8 @@ struct tk_pp_header {
  * UNSPEC; a DGRAM header has no place on a stream) and its length enough
  * for the family's addresses; every TLV must fit in the length.
  */
-int tk_pp_parse(const void *buf, size_t len, struct tk_pp_header *h,
-		char *why, size_t whylen);
+int tk_pp_parse(const void *buf, size_t len, struct tk_pp_header *h, char *why,
+		size_t whylen);
 
 /*
  * Write a header of version 1 or 2 into buf[0..size) for the connection

@@ -47,10 +47,10 @@ parse_splits(const unsigned char *hdr, size_t len, struct tk_pp_header *h)
 			     "prefix of %zu/%zu: %s", k, len, why);
 	memcpy(buf, hdr, len);
 	memcpy(buf + len, "GET / HTTP/1.0\r\n", 16);
-	cr_assert_eq(tk_pp_parse(buf, len + 16, h, why, sizeof(why)),
-		     (int)len, "%s", why);
-	cr_assert_eq(tk_pp_parse(hdr, len, h, why, sizeof(why)), (int)len,
+	cr_assert_eq(tk_pp_parse(buf, len + 16, h, why, sizeof(why)), (int)len,
 		     "%s", why);
+	cr_assert_eq(tk_pp_parse(hdr, len, h, why, sizeof(why)), (int)len, "%s",
+		     why);
 	cr_assert_str_eq(why, "");
 }
 
@@ -64,8 +64,7 @@ bad(const void *hdr, size_t len, const char *want)
 
 	cr_assert_eq(r, TK_EPPHEADER, "got %d for '%.*s'", r, (int)len,
 		     (const char *)hdr);
-	cr_assert(strstr(why, want) != NULL, "why '%s' lacks '%s'", why,
-		  want);
+	cr_assert(strstr(why, want) != NULL, "why '%s' lacks '%s'", why, want);
 }
 
 static void
@@ -76,7 +75,8 @@ bad1(const char *line, const char *want)
 
 Test(ppv1, tcp4_every_split)
 {
-	static const char line[] = "PROXY TCP4 192.0.2.1 198.51.100.9 51000 443\r\n";
+	static const char line[] =
+		"PROXY TCP4 192.0.2.1 198.51.100.9 51000 443\r\n";
 	struct tk_pp_header h;
 
 	parse_splits((const unsigned char *)line, sizeof(line) - 1, &h);
@@ -177,10 +177,44 @@ v2(unsigned char *buf, unsigned vercmd, unsigned famproto, const void *body,
 Test(ppv2, tcp4_with_tlvs_every_split)
 {
 	static const unsigned char body[] = {
-		192, 0, 2, 1, 198, 51, 100, 9, 0xc7, 0x38, 0x01, 0xbb,
+		192,
+		0,
+		2,
+		1,
+		198,
+		51,
+		100,
+		9,
+		0xc7,
+		0x38,
+		0x01,
+		0xbb,
 		/* ALPN "h2", authority "example.com", a NOOP of 3 */
-		0x01, 0, 2, 'h', '2', 0x02, 0, 11, 'e', 'x', 'a', 'm', 'p',
-		'l', 'e', '.', 'c', 'o', 'm', 0x04, 0, 3, 0, 0, 0,
+		0x01,
+		0,
+		2,
+		'h',
+		'2',
+		0x02,
+		0,
+		11,
+		'e',
+		'x',
+		'a',
+		'm',
+		'p',
+		'l',
+		'e',
+		'.',
+		'c',
+		'o',
+		'm',
+		0x04,
+		0,
+		3,
+		0,
+		0,
+		0,
 	};
 	unsigned char buf[TK_PP_MAX];
 	struct tk_pp_header h;
