@@ -15,8 +15,9 @@ take_from(const char *cmd, struct ppopt *o, const char *arg)
 	int err;
 
 	if (strlen(arg) >= sizeof(buf) || arg[0] == '\0')
-		return cli_usage(cmd, "--proxy-protocol-from '%s': a CIDR list "
-				      "of up to %zu bytes",
+		return cli_usage(cmd,
+				 "--proxy-protocol-from '%s': a CIDR list "
+				 "of up to %zu bytes",
 				 arg, sizeof(buf) - 1);
 	if (o->from == NULL && (err = tk_acl_new(&o->from)) < 0)
 		return cli_fail(cmd, "", err);

@@ -25,22 +25,24 @@ enum {
 	}
 
 /* The options' lines of a command's help (for `tcpkit help CMD`). */
-#define PPOPT_HELP                                                                 \
-	"Behind a load balancer (the PROXY protocol, v1 or v2):\n"                 \
-	"      --proxy-protocol\n"                                                 \
-	"                      every client must be a balancer that sends a\n"     \
-	"                      PROXY header first; the client it names is the\n"   \
-	"                      one logged, matched by --allow/--deny and given\n"  \
-	"                      to programs; no header within the handshake\n"      \
-	"                      timeout, a bad one or an untrusted sender:\n"       \
-	"                      closed and logged 'refused ADDR: PROXY ...'\n"      \
-	"      --proxy-protocol-from CIDR[,CIDR...]\n"                             \
-	"                      the balancers whose headers are believed\n"         \
-	"                      (required with --proxy-protocol, which it\n"        \
-	"                      implies); repeatable\n"
-#define PPOPT_SEND_HELP(what)                                                      \
-	"      --send-proxy v1|v2\n"                                               \
-	"                      send a PROXY protocol header first, naming " what "\n"
+#define PPOPT_HELP                                                                \
+	"Behind a load balancer (the PROXY protocol, v1 or v2; see\n"             \
+	"docs/deploy.md):\n"                                                      \
+	"      --proxy-protocol\n"                                                \
+	"                      every client must be a balancer that sends a\n"    \
+	"                      PROXY header first (within the handshake\n"        \
+	"                      timeout); the client it names is the one\n"        \
+	"                      logged, matched by --allow/--deny and given to\n"  \
+	"                      programs; no header in time, a bad one or an\n"    \
+	"                      untrusted sender: closed, logged 'refused ADDR'\n" \
+	"      --proxy-protocol-from CIDR\n"                                      \
+	"                      the balancers whose headers are believed\n"        \
+	"                      (several: commas, or repeat it); required with\n"  \
+	"                      --proxy-protocol, which it implies\n"
+#define PPOPT_SEND_HELP(what)                                                    \
+	"      --send-proxy v1|v2\n"                                             \
+	"                      send a PROXY protocol header first, naming " what \
+	"\n"
 
 struct ppopt {
 	bool on;
