@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "helpers.h"
 #include "tcpkit.h"
 
 TestSuite(ppv1, .timeout = 30);
 TestSuite(ppv2, .timeout = 30);
 TestSuite(ppfmt, .timeout = 30);
+TestSuite(ppserver, .timeout = 30);
 
 static const unsigned char sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
 				       0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A };
@@ -404,4 +406,186 @@ Test(ppfmt, local_unknown_and_short)
 	cr_assert_eq(tk_pp_format(2, &s, &d, buf, 27), -ENOSPC);
 	cr_assert_eq(tk_pp_format(1, &s, &d, buf, 10), -ENOSPC);
 	cr_assert_eq(tk_pp_format(3, &s, &d, buf, sizeof(buf)), -EINVAL);
+}
+
+/* --- a server that takes the PROXY protocol ---------------------------- */
+
+struct seen {
+	int opens, rejects, last_err;
+	struct tk_addr peer, via;
+	bool has_via;
+	char data[64];
+	size_t n;
+};
+
+static int
+rec_open(struct tk_conn *c, void *arg)
+{
+	struct seen *s = arg;
+	const struct tk_addr *via = tk_conn_via(c);
+
+	s->opens++;
+	s->peer = *tk_conn_peer(c);
+	s->has_via = via != NULL;
+	if (via != NULL)
+		s->via = *via;
+	return 0;
+}
+
+static void
+rec_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+{
+	struct seen *s = arg;
+
+	if (n <= 0) {
+		tk_conn_end(c);
+		return;
+	}
+	if ((size_t)n > sizeof(s->data) - s->n)
+		n = (ssize_t)(sizeof(s->data) - s->n);
+	memcpy(s->data + s->n, data, (size_t)n);
+	s->n += (size_t)n;
+}
+
+static const struct tk_service rec_service = {
+	.name = "rec",
+	.open = rec_open,
+	.data = rec_data,
+};
+
+static void
+rec_event(struct tk_server *srv, enum tk_server_event ev, struct tk_conn *c,
+	  const struct tk_addr *peer, int err, void *arg)
+{
+	struct seen *s = arg;
+
+	(void)srv;
+	(void)c;
+	(void)peer;
+	if (ev == TK_SERVER_REJECT) {
+		s->rejects++;
+		s->last_err = err;
+	}
+}
+
+/* A server on 127.0.0.1 trusting trusted, with deny (or NULL) as --deny. */
+static struct tk_server *
+pp_server(struct tk_loop *loop, struct seen *seen, struct tk_acl **from,
+	  struct tk_acl **acl, const char *deny, uint16_t *port)
+{
+	struct tk_server_opts o;
+	struct tk_server *srv;
+	struct tk_addr a = t_addr("127.0.0.1", 0);
+
+	cr_assert_eq(tk_acl_new(from), 0);
+	cr_assert_eq(tk_acl_add(*from, TK_ACL_ALLOW, "127.0.0.1", NULL, 0), 0);
+	*acl = NULL;
+	tk_server_opts_init(&o);
+	o.proxy_protocol = true;
+	o.proxy_from = *from;
+	o.conn.handshake_timeout_ms = 300;
+	o.on_event = rec_event;
+	o.event_arg = seen;
+	if (deny != NULL) {
+		cr_assert_eq(tk_acl_new(acl), 0);
+		cr_assert_eq(tk_acl_add(*acl, TK_ACL_DENY, deny, NULL, 0), 0);
+		o.acl = *acl;
+	}
+	srv = t_server_new(loop, &o, &rec_service, seen);
+	cr_assert_eq(tk_server_listen(srv, &a, false), 0);
+	cr_assert_eq(tk_server_start(srv), 0);
+	*port = tk_addr_port(tk_server_addr(srv, 0));
+	return srv;
+}
+
+static int
+client(uint16_t port, const void *data, size_t n)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	if (n > 0)
+		cr_assert_eq(send(fd, data, n, 0), (ssize_t)n);
+	return fd;
+}
+
+Test(ppserver, header_then_bytes_peer_and_via)
+{
+	static const char msg[] =
+		"PROXY TCP4 192.0.2.5 127.0.0.1 6000 80\r\nafter the header";
+	struct tk_loop *loop = t_loop_new();
+	struct tk_acl *from, *acl;
+	struct seen seen = { 0 };
+	struct tk_server_stats st;
+	uint16_t port;
+	struct tk_server *srv = pp_server(loop, &seen, &from, &acl, NULL, &port);
+	int fd = client(port, msg, sizeof(msg) - 1);
+	char buf[TK_ADDRSTRLEN];
+
+	RUN_UNTIL(loop, 5000, seen.n == 16);
+	cr_assert_eq(memcmp(seen.data, "after the header", 16), 0);
+	cr_assert_eq(seen.opens, 1);
+	cr_assert_str_eq(t_fmt(&seen.peer, buf), "192.0.2.5:6000");
+	cr_assert(seen.has_via);
+	cr_assert_str_eq(tk_addr_format_ip(&seen.via, buf, sizeof(buf)),
+			 "127.0.0.1");
+	close(fd);
+	tk_server_get_stats(srv, &st);
+	cr_assert_eq(st.pp_refused, 0);
+	cr_assert_eq(st.accepted, 1);
+	tk_server_free(srv);
+	tk_acl_free(from);
+	tk_loop_free(loop);
+}
+
+Test(ppserver, deny_matches_the_named_client_and_refusals_count)
+{
+	struct tk_loop *loop = t_loop_new();
+	struct tk_acl *from, *acl;
+	struct seen seen = { 0 };
+	struct tk_server_stats st;
+	uint16_t port;
+	struct tk_server *srv =
+		pp_server(loop, &seen, &from, &acl, "192.0.2.0/24", &port);
+	int a = client(port, "PROXY TCP4 192.0.2.5 127.0.0.1 1 2\r\nx", 37);
+	int b, c;
+
+	RUN_UNTIL(loop, 5000, seen.rejects == 1);
+	cr_assert_eq(seen.last_err, TK_EDENIED);
+	b = client(port, "HELLO\r\n", 7);
+	RUN_UNTIL(loop, 5000, seen.rejects == 2);
+	cr_assert_eq(seen.last_err, TK_EPPHEADER);
+	/* Half a header, then nothing: the deadline (300 ms). */
+	c = client(port, "PROXY TCP4 ", 11);
+	RUN_UNTIL(loop, 5000, seen.rejects == 3);
+	cr_assert_eq(seen.last_err, TK_ETIMEDOUT);
+	cr_assert_eq(seen.opens, 0);
+	tk_server_get_stats(srv, &st);
+	cr_assert_eq(st.denied, 1);
+	cr_assert_eq(st.pp_refused, 2);
+	cr_assert_eq(st.accepted, 0);
+	close(a);
+	close(b);
+	close(c);
+	tk_server_free(srv);
+	tk_acl_free(from);
+	tk_acl_free(acl);
+	tk_loop_free(loop);
+}
+
+Test(ppserver, trust_must_be_said)
+{
+	struct tk_loop *loop = t_loop_new();
+	struct tk_server_opts o;
+	struct tk_server *srv;
+
+	tk_server_opts_init(&o);
+	o.proxy_protocol = true;
+	cr_assert_eq(tk_server_new(loop, &o, &rec_service, NULL, &srv),
+		     -EINVAL);
+	tk_loop_free(loop);
 }
