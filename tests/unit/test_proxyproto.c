@@ -522,7 +522,8 @@ Test(ppserver, header_then_bytes_peer_and_via)
 	struct seen seen = { 0 };
 	struct tk_server_stats st;
 	uint16_t port;
-	struct tk_server *srv = pp_server(loop, &seen, &from, &acl, NULL, &port);
+	struct tk_server *srv =
+		pp_server(loop, &seen, &from, &acl, NULL, &port);
 	int fd = client(port, msg, sizeof(msg) - 1);
 	char buf[TK_ADDRSTRLEN];
 
