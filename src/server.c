@@ -639,7 +639,8 @@ pp_done(int fd, const struct tk_addr *sender, const struct tk_addr *via,
 		unmap_v4(&peer);
 		if (s->opts.acl == NULL ||
 		    tk_acl_check(s->opts.acl, &peer) == 0) {
-			(void)open_conn(w, fd, &peer, via);
+			if (open_conn(w, fd, &peer, via) < 0)
+				check_drained(s);
 			return;
 		}
 	}

@@ -4,6 +4,7 @@ the one logged, matched by --deny and given to programs; connections
 without a valid header in time, or from an untrusted sender, are closed and
 logged; bytes after the header are never lost."""
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -135,6 +136,21 @@ def test_half_a_header_is_closed_at_the_deadline(serve):
     assert 0.8 <= took < 8, took
     srv.err.wait_for(r"^refused %s at \[.*\]: no PROXY protocol header in "
                      r"time$" % who, TIMEOUT)
+
+
+def test_header_comes_before_tls(serve):
+    # The header is read off the socket first: the TLS handshake that
+    # follows it (here in the same segment as the header's end) is TLS's.
+    srv = serve("echo", "-H", "127.0.0.1", "--tls", *FROM)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the ephemeral certificate
+    with socket.create_connection(("127.0.0.1", srv.port),
+                                  timeout=TIMEOUT) as raw:
+        raw.sendall(v2("198.51.100.20", 443))
+        with ctx.wrap_socket(raw) as s:
+            assert echo(s, b"over TLS\n") == b"over TLS\n"
+    srv.err.wait_for(r"^connection from 198\.51\.100\.20:443 at ", TIMEOUT)
 
 
 def test_local_command_keeps_the_balancer_address(serve):
