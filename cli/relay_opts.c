@@ -459,6 +459,10 @@ check_exec(struct relay_opts *o)
 	if (o->has_proxy)
 		return cli_usage("relay", "--proxy is for TCP and TLS "
 					  "TARGETs, not a program");
+	if (o->pp.send != 0)
+		return cli_usage("relay", "--send-proxy is for TCP, TLS and "
+					  "UNIX TARGETs, not a program (it "
+					  "has TCPKIT_PEER_ADDR)");
 	if (o->hexdump != NULL)
 		return cli_usage("relay",
 				 "-x and an exec: or sh: TARGET exclude each "

@@ -3,6 +3,7 @@ send-proxy-v2) and behind tcpkit's own --send-proxy; the real client is
 the one logged, matched by --deny and given to programs; connections
 without a valid header in time, or from an untrusted sender, are closed and
 logged; bytes after the header are never lost."""
+import json
 import socket
 import ssl
 import struct
@@ -28,12 +29,12 @@ backend be
 """
 
 
-def v1(src, sport, dst="127.0.0.1", dport=80):
+def v1(src, sport, dst="127.0.0.1", dport=80):  # port-ok: a header field
     return b"PROXY TCP4 %s %s %d %d\r\n" % (src.encode(), dst.encode(),
                                             sport, dport)
 
 
-def v2(src, sport, dst="127.0.0.1", dport=80):
+def v2(src, sport, dst="127.0.0.1", dport=80):  # port-ok: a header field
     body = socket.inet_aton(src) + socket.inet_aton(dst) + \
         struct.pack(">HH", sport, dport)
     return V2_SIG + b"\x21\x11" + struct.pack(">H", len(body)) + body
@@ -86,10 +87,10 @@ def test_no_header_untrusted_and_garbage_are_refused(serve):
         # No header at all: a client that speaks first.
         ("127.0.0.1", b"hello\n", "no valid PROXY protocol header"),
         # A header from someone not in --proxy-protocol-from.
-        ("127.0.0.2", v1("192.0.2.1", 1000) + b"hello\n",
+        ("127.0.0.2", v1("192.0.2.1", 1000) + b"hello\n",  # addr-ok: in a header only
          r"not in --proxy-protocol-from"),
         # A malformed one: a port out of range.
-        ("127.0.0.1", b"PROXY TCP4 192.0.2.1 127.0.0.1 99999 80\r\nhi\n",
+        ("127.0.0.1", b"PROXY TCP4 192.0.2.1 127.0.0.1 99999 80\r\nhi\n",  # addr-ok: in a header only
          "no valid PROXY protocol header"),
         # v2 with a length too short for its addresses.
         ("127.0.0.1", V2_SIG + b"\x21\x11\x00\x04abcdhi\n",
@@ -117,11 +118,11 @@ def test_bytes_after_the_header_are_kept(serve, make):
     with socket.create_connection(("127.0.0.1", srv.port),
                                   timeout=TIMEOUT) as s:
         # One segment: the header and the first bytes together.
-        s.sendall(make("198.51.100.7", 4242) + payload[:1000])
+        s.sendall(make("198.51.100.7", 4242) + payload[:1000])  # addr-ok: in a header only
         s.sendall(payload[1000:])
         got = recv_until(s, lambda d: len(d) >= len(payload), TIMEOUT)
     assert got == payload
-    srv.err.wait_for(r"^connection from 198\.51\.100\.7:4242 at ", TIMEOUT)
+    srv.err.wait_for(r"^connection from 198\.51\.100\.7:4242 at ", TIMEOUT)  # addr-ok: in a header only
 
 
 def test_half_a_header_is_closed_at_the_deadline(serve):
@@ -130,7 +131,7 @@ def test_half_a_header_is_closed_at_the_deadline(serve):
                                   timeout=TIMEOUT) as s:
         who = "%s:%d" % s.getsockname()
         t0 = time.monotonic()
-        s.sendall(b"PROXY TCP4 192.0.2.1 ")
+        s.sendall(b"PROXY TCP4 192.0.2.1 ")  # addr-ok: in a header only
         assert ended(s)[0] == b""
         took = time.monotonic() - t0
     assert 0.8 <= took < 8, took
@@ -147,10 +148,10 @@ def test_header_comes_before_tls(serve):
     ctx.verify_mode = ssl.CERT_NONE  # the ephemeral certificate
     with socket.create_connection(("127.0.0.1", srv.port),
                                   timeout=TIMEOUT) as raw:
-        raw.sendall(v2("198.51.100.20", 443))
+        raw.sendall(v2("198.51.100.20", 443))  # addr-ok: in a header only
         with ctx.wrap_socket(raw) as s:
             assert echo(s, b"over TLS\n") == b"over TLS\n"
-    srv.err.wait_for(r"^connection from 198\.51\.100\.20:443 at ", TIMEOUT)
+    srv.err.wait_for(r"^connection from 198\.51\.100\.20:443 at ", TIMEOUT)  # addr-ok: in a header only
 
 
 def test_local_command_keeps_the_balancer_address(serve):
@@ -180,10 +181,10 @@ def test_relay_passes_on_the_real_client(serve, relay):
     r = relay("127.0.0.1:0", "127.0.0.1:%d" % srv.port, *FROM,
               "--send-proxy", "v1")
     with r.connect() as c:
-        c.sendall(v1("203.0.113.9", 31337))
+        c.sendall(v1("203.0.113.9", 31337))  # addr-ok: in a header only
         assert echo(c, b"relayed\n") == b"relayed\n"
-    srv.err.wait_for(r"^connection from 203\.0\.113\.9:31337 at ", TIMEOUT)
-    r.log(r"^relay 203\.0\.113\.9:31337 -> ")
+    srv.err.wait_for(r"^connection from 203\.0\.113\.9:31337 at ", TIMEOUT)  # addr-ok: in a header only
+    r.log(r"^relay 203\.0\.113\.9:31337 -> ")  # addr-ok: in a header only
 
 
 def test_connect_send_proxy_v1_names_this_connection(pyserver):
@@ -227,8 +228,8 @@ def test_listen_exec_sees_the_real_client(listen):
                 'echo "$TCPKIT_PEER_ADDR $TCPKIT_PEER_PORT"')
     with socket.create_connection(("127.0.0.1", lp.port),
                                   timeout=TIMEOUT) as s:
-        s.sendall(v2("192.0.2.44", 5555))
-        assert recv_all(s) == b"192.0.2.44 5555\n"
+        s.sendall(v2("192.0.2.44", 5555))  # addr-ok: in a header only
+        assert recv_all(s) == b"192.0.2.44 5555\n"  # addr-ok: in a header only
     assert lp.wait() == 0
 
 
@@ -240,7 +241,7 @@ def test_listen_refuses_an_untrusted_sender(listen):
     s.bind(("127.0.0.1", 0))
     s.connect(("127.0.0.1", lp.port))
     who = "%s:%d" % s.getsockname()
-    s.sendall(v1("192.0.2.1", 1))
+    s.sendall(v1("192.0.2.1", 1))  # addr-ok: in a header only
     assert ended(s)[0] == b""
     s.close()
     lp.err.wait_for(r"^refused %s: not in --proxy-protocol-from" % who)
@@ -249,7 +250,7 @@ def test_listen_refuses_an_untrusted_sender(listen):
 @pytest.mark.parametrize("cmd", [
     ["serve", "echo", "-p", "0"],
     ["listen", "127.0.0.1", "0"],
-    ["relay", "127.0.0.1:0", "127.0.0.1:9"],
+    ["relay", "127.0.0.1:0", "127.0.0.1:9"],  # port-ok: usage error
 ])
 def test_proxy_protocol_needs_a_trusted_sender(cmd):
     p = run(cmd[:1] + ["--proxy-protocol"] + cmd[1:])
@@ -261,9 +262,27 @@ def test_proxy_protocol_needs_a_trusted_sender(cmd):
 
 
 def test_bad_options():
-    p = run(["serve", "--proxy-protocol-from", "10.0.0.0/33", "-p", "0"])
+    p = run(["serve", "--proxy-protocol-from", "10.0.0.0/33", "-p", "0"])  # addr-ok: parse
     assert p.returncode == 64 and b"--proxy-protocol-from" in p.stderr
-    p = run(["connect", "--send-proxy", "v3", "127.0.0.1", "9"])
+    p = run(["connect", "--send-proxy", "v3", "127.0.0.1", "9"])  # port-ok: usage error
     assert p.returncode == 64 and b"--send-proxy 'v3': v1 or v2" in p.stderr
-    p = run(["send", "--send-proxy", "v1", "127.0.0.1", "9", "x"])
+    p = run(["send", "--send-proxy", "v1", "127.0.0.1", "9", "x"])  # port-ok: usage error
     assert p.returncode == 64
+    p = run(["relay", "--send-proxy", "v1", "127.0.0.1:0", "sh:cat"])
+    assert p.returncode == 64 and b"not a program" in p.stderr
+
+
+def test_refusals_in_json_records(serve):
+    srv = serve("echo", "-H", "127.0.0.1", *FROM, "--log-format", "json")
+    with socket.create_connection(("127.0.0.1", srv.port),
+                                  timeout=TIMEOUT) as s:
+        who = "%s:%d" % s.getsockname()
+        s.sendall(b"no header\r\n")
+        assert ended(s)[0] == b""
+    m = srv.err.wait_for(r'"event":"pp_refuse"', TIMEOUT)
+    rec = json.loads(m.string)
+    assert rec["peer"] == who
+    assert rec["reason"] == "no valid PROXY protocol header"
+    assert srv.stop() == 0
+    m = srv.err.wait_for(r'"event":"stats"', TIMEOUT)
+    assert json.loads(m.string)["pp_refused"] == 1
