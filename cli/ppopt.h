@@ -39,11 +39,6 @@ enum {
 	"                      the balancers whose headers are believed\n"        \
 	"                      (several: commas, or repeat it); required with\n"  \
 	"                      --proxy-protocol, which it implies\n"
-#define PPOPT_SEND_HELP(what)                                                    \
-	"      --send-proxy v1|v2\n"                                             \
-	"                      send a PROXY protocol header first, naming " what \
-	"\n"
-
 struct ppopt {
 	bool on;
 	struct tk_acl *from; /* NULL until --proxy-protocol-from */
