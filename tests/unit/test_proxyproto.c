@@ -290,6 +290,21 @@ Test(ppv2, malformed)
 {
 	unsigned char buf[TK_PP_MAX + 4], body[TK_PP_V2_MAX_BODY + 1] = { 0 };
 	static const unsigned char tlv_long[] = { 0x01, 0, 9, 'h' };
+	/* Prefix bytes 13 and 14, body length, and what why says. */
+	static const struct {
+		unsigned vercmd, famproto;
+		size_t n;
+		const char *want;
+	} cases[] = {
+		{ 0x22, 0x11, 12, "unknown command 0x2" },
+		{ 0x21, 0x41, 12, "unknown address family 0x4" },
+		{ 0x21, 0x13, 12, "unknown transport 0x3" },
+		{ 0x21, 0x12, 12, "datagram header on a stream" },
+		{ 0x21, 0x10, 12, "address with no transport" },
+		{ 0x21, 0x11, 11, "11 bytes, too short for TCP4 (needs 12)" },
+		{ 0x21, 0x21, 35, "35 bytes, too short for TCP6 (needs 36)" },
+		{ 0x21, 0x31, 215, "too short for UNIX (needs 216)" },
+	};
 	size_t len;
 
 	memcpy(buf, sig, 12);
@@ -300,22 +315,11 @@ Test(ppv2, malformed)
 	bad(buf, len, "version 1, not 2");
 	/* A bad version is told at 16 bytes: no need to wait for the body. */
 	bad(buf, 16, "version 1, not 2");
-	len = v2(buf, 0x22, 0x11, body, 12);
-	bad(buf, len, "unknown command 0x2");
-	len = v2(buf, 0x21, 0x41, body, 12);
-	bad(buf, len, "unknown address family 0x4");
-	len = v2(buf, 0x21, 0x13, body, 12);
-	bad(buf, len, "unknown transport 0x3");
-	len = v2(buf, 0x21, 0x12, body, 12);
-	bad(buf, len, "datagram header on a stream");
-	len = v2(buf, 0x21, 0x10, body, 12);
-	bad(buf, len, "address with no transport");
-	len = v2(buf, 0x21, 0x11, body, 11);
-	bad(buf, len, "11 bytes, too short for TCP4 (needs 12)");
-	len = v2(buf, 0x21, 0x21, body, 35);
-	bad(buf, len, "35 bytes, too short for TCP6 (needs 36)");
-	len = v2(buf, 0x21, 0x31, body, 215);
-	bad(buf, len, "too short for UNIX (needs 216)");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		len = v2(buf, cases[i].vercmd, cases[i].famproto, body,
+			 cases[i].n);
+		bad(buf, len, cases[i].want);
+	}
 	len = v2(buf, 0x21, 0x00, tlv_long, sizeof(tlv_long));
 	bad(buf, len, "TLV 0x01 of 9 bytes past the end");
 	len = v2(buf, 0x21, 0x00, tlv_long, 2);
@@ -468,14 +472,12 @@ rec_event(struct tk_server *srv, enum tk_server_event ev, struct tk_conn *c,
 	}
 }
 
-/* A server on 127.0.0.1 trusting trusted, with deny (or NULL) as --deny. */
+/* A server on 127.0.0.1 trusting 127.0.0.1, with deny (or NULL) as --deny. */
 static struct tk_server *
 pp_server(struct tk_loop *loop, struct seen *seen, struct tk_acl **from,
-	  struct tk_acl **acl, const char *deny, uint16_t *port)
+	  struct tk_acl **acl, const char *deny, struct tk_addr *addr)
 {
 	struct tk_server_opts o;
-	struct tk_server *srv;
-	struct tk_addr a = t_addr("127.0.0.1", 0);
 
 	cr_assert_eq(tk_acl_new(from), 0);
 	cr_assert_eq(tk_acl_add(*from, TK_ACL_ALLOW, "127.0.0.1", NULL, 0), 0);
@@ -491,25 +493,18 @@ pp_server(struct tk_loop *loop, struct seen *seen, struct tk_acl **from,
 		cr_assert_eq(tk_acl_add(*acl, TK_ACL_DENY, deny, NULL, 0), 0);
 		o.acl = *acl;
 	}
-	srv = t_server_new(loop, &o, &rec_service, seen);
-	cr_assert_eq(tk_server_listen(srv, &a, false), 0);
-	cr_assert_eq(tk_server_start(srv), 0);
-	*port = tk_addr_port(tk_server_addr(srv, 0));
-	return srv;
+	return t_server(loop, "127.0.0.1", &o, &rec_service, seen, addr);
 }
 
+/* A blocking client that sends data[0..n) and keeps the socket open. */
 static int
-client(uint16_t port, const void *data, size_t n)
+client(const struct tk_addr *a, const void *data, size_t n)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_port = htons(port) };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	cr_assert_geq(fd, 0);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	if (n > 0)
-		cr_assert_eq(send(fd, data, n, 0), (ssize_t)n);
+	cr_assert_eq(connect(fd, &a->u.sa, a->len), 0);
+	cr_assert_eq(send(fd, data, n, 0), (ssize_t)n);
 	return fd;
 }
 
@@ -521,10 +516,10 @@ Test(ppserver, header_then_bytes_peer_and_via)
 	struct tk_acl *from, *acl;
 	struct seen seen = { 0 };
 	struct tk_server_stats st;
-	uint16_t port;
+	struct tk_addr addr;
 	struct tk_server *srv =
-		pp_server(loop, &seen, &from, &acl, NULL, &port);
-	int fd = client(port, msg, sizeof(msg) - 1);
+		pp_server(loop, &seen, &from, &acl, NULL, &addr);
+	int fd = client(&addr, msg, sizeof(msg) - 1);
 	char buf[TK_ADDRSTRLEN];
 
 	RUN_UNTIL(loop, 5000, seen.n == 16);
@@ -549,19 +544,19 @@ Test(ppserver, deny_matches_the_named_client_and_refusals_count)
 	struct tk_acl *from, *acl;
 	struct seen seen = { 0 };
 	struct tk_server_stats st;
-	uint16_t port;
+	struct tk_addr addr;
 	struct tk_server *srv =
-		pp_server(loop, &seen, &from, &acl, "192.0.2.0/24", &port);
-	int a = client(port, "PROXY TCP4 192.0.2.5 127.0.0.1 1 2\r\nx", 37);
+		pp_server(loop, &seen, &from, &acl, "192.0.2.0/24", &addr);
+	int a = client(&addr, "PROXY TCP4 192.0.2.5 127.0.0.1 1 2\r\nx", 37);
 	int b, c;
 
 	RUN_UNTIL(loop, 5000, seen.rejects == 1);
 	cr_assert_eq(seen.last_err, TK_EDENIED);
-	b = client(port, "HELLO\r\n", 7);
+	b = client(&addr, "HELLO\r\n", 7);
 	RUN_UNTIL(loop, 5000, seen.rejects == 2);
 	cr_assert_eq(seen.last_err, TK_EPPHEADER);
 	/* Half a header, then nothing: the deadline (300 ms). */
-	c = client(port, "PROXY TCP4 ", 11);
+	c = client(&addr, "PROXY TCP4 ", 11);
 	RUN_UNTIL(loop, 5000, seen.rejects == 3);
 	cr_assert_eq(seen.last_err, TK_ETIMEDOUT);
 	cr_assert_eq(seen.opens, 0);
