@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "client.h"
 #include "hexdump.h"
+#include "ppopt.h"
 #include "proxyopt.h"
 
 /* Stop reading stdin while this much is waiting for the peer. */
@@ -83,6 +84,8 @@ check_udp(const struct client_opts *o)
 				 "--send-only, --recv-only, -C");
 	if (o->has_proxy)
 		return cli_usage(o->cmd, "-u/--udp: --proxy tunnels TCP only");
+	if (o->send_proxy != 0)
+		return cli_usage(o->cmd, "-u/--udp: --send-proxy is for TCP");
 	if (o->hexdump != NULL || o->telnet || o->keepalive.on ||
 	    o->source_port != 0)
 		return cli_usage(o->cmd,
@@ -126,6 +129,7 @@ client_parse(int argc, char **argv, struct client_opts *o)
 		{ "exec", required_argument, NULL, OPT_EXEC },
 		{ "sh-exec", required_argument, NULL, OPT_SH_EXEC },
 		{ "proxy", required_argument, NULL, OPT_PROXY },
+		PPOPT_SEND_LONGOPT,
 		TLSOPT_CLIENT_LONGOPTS,
 		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
@@ -282,6 +286,19 @@ client_parse(int argc, char **argv, struct client_opts *o)
 			proxyopt_hide(optarg);
 			o->has_proxy = true;
 			break;
+		case PPOPT_SEND: {
+			struct ppopt pp = { 0 };
+
+			/* send is for a message to a service, not a balancer.
+			 */
+			if (is_send)
+				return cli_usage(cmd, "unknown option "
+						      "'--send-proxy'");
+			if ((err = ppopt_take(cmd, &pp, ch, optarg)) != 0)
+				return err;
+			o->send_proxy = pp.send;
+			break;
+		}
 		default:
 			if (ch >= TLSOPT_TLS && ch <= TLSOPT_ALPN) {
 				err = tlsopt_take(cmd, &o->tls, ch, optarg);
@@ -594,6 +611,14 @@ on_open(struct tk_conn *c, void *arg)
 
 	s->conn = c; /* a server's connection is known from here */
 	s->opened = true;
+	/* Before any byte of ours or the program's: this connection's ends. */
+	if (s->o->send_proxy != 0) {
+		int err = ppopt_send(s->o->send_proxy, c, tk_conn_local(c),
+				     tk_conn_peer(c));
+
+		if (err < 0)
+			return err;
+	}
 	if (s->x != NULL) {
 		int err = tk_exec_spawn(s->x, c);
 

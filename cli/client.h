@@ -46,6 +46,7 @@ struct client_opts {
 	bool telnet;	      /* -t: refuse telnet options, strip them */
 	struct keepalive keepalive;
 	bool has_proxy; /* --proxy: the target through proxy */
+	int send_proxy; /* connect --send-proxy: PROXY protocol 1 or 2; 0 */
 	struct tk_proxy proxy;
 };
 

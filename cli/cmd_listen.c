@@ -368,6 +368,10 @@ on_event(struct tk_server *s, enum tk_server_event ev, struct tk_conn *c,
 	if (ev == TK_SERVER_REJECT && err == TK_EDENIED) {
 		tk_addr_format(peer, who, sizeof(who));
 		cli_log("deny", "peer", who, "denied %s", who);
+	} else if (ev == TK_SERVER_REJECT && ppopt_is_refusal(err)) {
+		tk_addr_format(peer, who, sizeof(who));
+		cli_log("pp_refuse", "peer", who, "refused %s: %s", who,
+			ppopt_why(err));
 	} else if (ev == TK_SERVER_REJECT) {
 		cli_error("listen", tk_addr_format(peer, who, sizeof(who)),
 			  "turned away: --max-conns %llu reached",
@@ -465,6 +469,7 @@ cmd_listen(int argc, char **argv)
 	rc = listen_parse_args(argc, argv, &o);
 	if (rc != 0) {
 		aclopt_free(&o.acl);
+		ppopt_free(&o.pp);
 		return rc < 0 ? 0 : rc;
 	}
 	if (o.udp)
@@ -472,6 +477,7 @@ cmd_listen(int argc, char **argv)
 	rc = tlsopt_server_ctx("listen", &o.tls, &tls);
 	if (rc != 0) {
 		aclopt_free(&o.acl);
+		ppopt_free(&o.pp);
 		return rc;
 	}
 	if (o.append) {
@@ -484,6 +490,7 @@ cmd_listen(int argc, char **argv)
 				  tk_strerror(-errno));
 			tk_tls_ctx_free(tls);
 			aclopt_free(&o.acl);
+			ppopt_free(&o.pp);
 			return rc;
 		}
 	} else if (o.output != NULL) {
@@ -492,6 +499,7 @@ cmd_listen(int argc, char **argv)
 		if (rc != 0) {
 			tk_tls_ctx_free(tls);
 			aclopt_free(&o.acl);
+			ppopt_free(&o.pp);
 			return rc;
 		}
 		get_out_discard(&st.out);
@@ -528,6 +536,7 @@ cmd_listen(int argc, char **argv)
 	tk_server_opts_init(&sopts);
 	sopts.max_conns = o.max_conns;
 	sopts.acl = o.acl.acl;
+	ppopt_apply(&o.pp, &sopts);
 	sopts.conn.idle_timeout_ms = o.idle_ms;
 	connopt_apply(&o.keepalive, &sopts.conn);
 	sopts.conn.tls = tls;
@@ -621,5 +630,6 @@ out_tls:
 		rc = cli_fail("listen", o.output, -errno);
 	tk_tls_ctx_free(tls);
 	aclopt_free(&o.acl);
+	ppopt_free(&o.pp);
 	return rc;
 }

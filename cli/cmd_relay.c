@@ -243,6 +243,17 @@ target_open(struct tk_conn *c, void *arg)
 	int err;
 
 	rc->target = NULL;
+	/* The header goes first: the client's bytes wait for the pipe. */
+	if (rc->st->opts->pp.send != 0 &&
+	    (err = ppopt_send(rc->st->opts->pp.send, c,
+			      tk_conn_peer(rc->client),
+			      tk_conn_local(rc->client))) < 0) {
+		snprintf(rc->why, sizeof(rc->why), "%s: --send-proxy: %s",
+			 rc->st->targets[rc->cur].name, tk_strerror(err));
+		rc->target = c;
+		rc->tries = rc->st->ntargets;
+		return err;
+	}
 	tk_pipe_opts_init(&po);
 	po.done = on_pipe_done;
 	po.arg = rc;
@@ -553,6 +564,7 @@ init_server_opts(const struct relay_opts *o, struct relay_state *st,
 	so->on_event = on_event;
 	so->event_arg = st;
 	so->acl = o->acl.acl;
+	ppopt_apply(&o->pp, so);
 	connopt_apply(&o->keepalive, &so->conn);
 	tk_conn_opts_init(&st->target_opts);
 	connopt_apply(&o->keepalive, &st->target_opts);
@@ -613,6 +625,7 @@ cmd_relay(int argc, char **argv)
 
 	if ((rc = relay_parse_args(argc, argv, &o)) != 0) {
 		aclopt_free(&o.acl);
+		ppopt_free(&o.pp);
 		tk_proxy_clear(&o.proxy);
 		return rc < 0 ? 0 : rc;
 	}
@@ -621,6 +634,7 @@ cmd_relay(int argc, char **argv)
 	/* Certificates are read and checked before anything listens. */
 	if ((rc = tlsopt_server_ctx("relay", &o.srv_tls, &srv_tls)) != 0) {
 		aclopt_free(&o.acl);
+		ppopt_free(&o.pp);
 		tk_proxy_clear(&o.proxy);
 		return rc;
 	}
@@ -693,6 +707,7 @@ out_tls:
 	tk_tls_ctx_free(st.cli_tls);
 	tk_tls_ctx_free(srv_tls);
 	aclopt_free(&o.acl);
+	ppopt_free(&o.pp);
 	tk_proxy_clear(&o.proxy);
 	return rc;
 }

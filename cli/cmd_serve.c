@@ -288,6 +288,7 @@ init_server_opts(const struct serve_opts *o, struct serve_state *st,
 	sopts->on_event = on_event;
 	sopts->event_arg = st;
 	sopts->acl = o->acl.acl;
+	ppopt_apply(&o->pp, sopts);
 	connopt_apply(&o->keepalive, &sopts->conn);
 }
 
@@ -317,6 +318,7 @@ cmd_serve(int argc, char **argv)
 	rc = serve_parse_args(argc, argv, &o);
 	if (rc != 0) {
 		aclopt_free(&o.acl);
+		ppopt_free(&o.pp);
 		socks5opt_free(&o.socks, NULL);
 		return rc < 0 ? 0 : rc;
 	}
@@ -329,6 +331,7 @@ cmd_serve(int argc, char **argv)
 	if (rc != 0) {
 		tk_tls_ctx_free(tls);
 		aclopt_free(&o.acl);
+		ppopt_free(&o.pp);
 		socks5opt_free(&o.socks, NULL);
 		return rc;
 	}
@@ -338,6 +341,7 @@ cmd_serve(int argc, char **argv)
 		rc = cli_fail("serve", "", rc);
 		tk_tls_ctx_free(tls);
 		aclopt_free(&o.acl);
+		ppopt_free(&o.pp);
 		return rc;
 	}
 	/* Ctrl-C must stop a server however busy: the loop takes signals. */
@@ -445,6 +449,7 @@ out_free_loop:
 	tk_loop_free(st.loop);
 	tk_tls_ctx_free(tls);
 	aclopt_free(&o.acl);
+	ppopt_free(&o.pp);
 	socks5opt_free(&o.socks, &socks);
 	return rc;
 }

@@ -8,6 +8,7 @@
 
 #include "aclopt.h"
 #include "connopt.h"
+#include "ppopt.h"
 #include "sdsock.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
@@ -43,6 +44,7 @@ struct listen_opts {
 	uint64_t datagram_size; /* -u: stdin in datagrams of N bytes */
 	const char *fdname;	/* --fdname: the passed socket to listen on */
 	struct aclopt acl;
+	struct ppopt pp;
 	struct keepalive keepalive; /* --keepalive */
 	struct tlsopt tls;
 };

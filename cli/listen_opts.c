@@ -118,7 +118,7 @@ const char cmd_listen_help[] =
 	"                           wins over an allow\n"
 	"      --allow-file FILE    the same, one rule per line ('#' comments)\n"
 	"      --deny-file FILE\n"
-	"\n"
+	"\n" PPOPT_HELP "\n"
 	"TLS (as serve's, see docs/tls.md); with --exec, the program talks\n"
 	"plain text through a socketpair, the verified client certificate's\n"
 	"subject in TCPKIT_TLS_CLIENT_SUBJECT:\n"
@@ -252,6 +252,8 @@ check_udp(const struct listen_opts *o)
 		bad = o->broker ? "--broker" : "--chat";
 	else if (o->acl.acl != NULL)
 		bad = "--allow/--deny";
+	else if (o->pp.on)
+		bad = "--proxy-protocol";
 	else if (o->tls.tls || o->tls.used)
 		bad = o->tls.used ? o->tls.used_name : "--tls";
 	else if (o->keepalive.on)
@@ -304,6 +306,7 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 		{ "datagram-size", required_argument, NULL, OPT_DATAGRAM_SIZE },
 		TLSOPT_SERVER_LONGOPTS,
 		ACLOPT_LONGOPTS,
+		PPOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
 		UNIXOPT_LONGOPTS,
 		SDSOCK_LONGOPTS,
@@ -401,6 +404,12 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 			cli_help("listen");
 			return -1;
 		default:
+			if (ch == PPOPT_ON || ch == PPOPT_FROM) {
+				rc = ppopt_take("listen", &o->pp, ch, optarg);
+				if (rc != 0)
+					return rc;
+				break;
+			}
 			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
 				rc = aclopt_take("listen", &o->acl, ch, optarg);
 				if (rc != 0)
@@ -475,7 +484,8 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 	rc = parse_target(o, argc - optind, argv + optind);
 	if (rc != 0)
 		return rc;
-	if ((rc = check_udp(o)) != 0)
+	if ((rc = check_udp(o)) != 0 ||
+	    (rc = ppopt_check("listen", &o->pp)) != 0)
 		return rc;
 	if ((rc = unixopt_check("listen", &o->unix, o->is_unix ? 1 : 0,
 				o->abstract, "listen on unix:/PATH")) != 0)

@@ -8,6 +8,7 @@
 
 #include "aclopt.h"
 #include "connopt.h"
+#include "ppopt.h"
 #include "serve.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
@@ -36,6 +37,7 @@ struct relay_opts {
 	const char *hexdump;   /* -x FILE, or NULL */
 	struct aclopt acl;     /* freed by the caller, on every path */
 	const char *acl_name;  /* the first access option given */
+	struct ppopt pp;       /* freed by the caller, on every path */
 	struct keepalive keepalive;
 	bool workers_set; /* -w given: an exec target refuses above 1 */
 	/* An exec: or sh: TARGET: the program every client runs. */

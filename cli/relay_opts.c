@@ -113,6 +113,10 @@ const char cmd_relay_help[] =
 	"  -h, --help          show this help\n"
 	"\n" ACLOPT_HELP
 	"They need a TCP LISTEN: UNIX peers have no address to check.\n"
+	"\n" PPOPT_HELP "      --send-proxy v1|v2\n"
+	"                      send the target a PROXY header first, naming\n"
+	"                      the client (the real one, with\n"
+	"                      --proxy-protocol) and this relay's address\n"
 	"\n"
 	"TLS termination (a tls:// LISTEN; see docs/tls.md):\n"
 	"      --cert FILE     certificate chain (PEM, leaf first); without it\n"
@@ -305,6 +309,8 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 		{ "hexdump", required_argument, NULL, 'x' },
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		ACLOPT_LONGOPTS,
+		PPOPT_LONGOPTS,
+		PPOPT_SEND_LONGOPT,
 		CONNOPT_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -396,6 +402,12 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 			cli_help("relay");
 			return -1;
 		default:
+			if (ch >= PPOPT_ON && ch <= PPOPT_SEND) {
+				if ((rc = ppopt_take("relay", &o->pp, ch,
+						     optarg)) != 0)
+					return rc;
+				break;
+			}
 			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
 				if ((rc = aclopt_take("relay", &o->acl, ch,
 						      optarg)) != 0)
@@ -456,6 +468,10 @@ check_exec(struct relay_opts *o)
 	if (o->has_proxy)
 		return cli_usage("relay", "--proxy is for TCP and TLS "
 					  "TARGETs, not a program");
+	if (o->pp.send != 0)
+		return cli_usage("relay", "--send-proxy is for TCP, TLS and "
+					  "UNIX TARGETs, not a program (it "
+					  "has TCPKIT_PEER_ADDR)");
 	if (o->hexdump != NULL)
 		return cli_usage("relay",
 				 "-x and an exec: or sh: TARGET exclude each "
@@ -518,6 +534,8 @@ check_udp(struct relay_opts *o)
 		bad = "--proxy";
 	else if (o->acl_name != NULL)
 		bad = o->acl_name;
+	else if (o->pp.on || o->pp.send != 0)
+		bad = o->pp.on ? "--proxy-protocol" : "--send-proxy";
 	else if (o->srv_tls.used || o->cli_tls.used)
 		bad = o->srv_tls.used ? o->srv_tls.used_name
 				      : o->cli_tls.used_name;
@@ -565,8 +583,13 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 	while (optind < argc)
 		if ((rc = parse_target(o, argv[optind++])) != 0)
 			return rc;
-	if ((rc = check_udp(o)) != 0)
+	if ((rc = check_udp(o)) != 0 ||
+	    (rc = ppopt_check("relay", &o->pp)) != 0)
 		return rc;
+	/* The PROXY header has the handshake's deadline, TLS or not. */
+	if (o->pp.on && !o->srv_tls.tls && o->srv_tls.used_name != NULL &&
+	    strcmp(o->srv_tls.used_name, "--handshake-timeout") == 0)
+		o->srv_tls.used = false;
 	/* Options of a side that is not TLS are a mistake: say which. */
 	if (!o->srv_tls.tls && o->srv_tls.used)
 		return cli_usage("relay", "%s needs a tls:// LISTEN",

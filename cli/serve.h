@@ -7,6 +7,7 @@
 
 #include "aclopt.h"
 #include "connopt.h"
+#include "ppopt.h"
 #include "sdsock.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
@@ -68,6 +69,7 @@ struct serve_opts {
 	struct serve_log log;
 	struct tlsopt tls;
 	struct aclopt acl;
+	struct ppopt pp;
 	struct keepalive keepalive;
 	struct socks5opt socks;
 };

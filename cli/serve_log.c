@@ -46,6 +46,12 @@ log_text(const struct serve_log *log, enum tk_server_event ev,
 			tk_strerror(err));
 		return;
 	}
+	if (ev == TK_SERVER_REJECT && ppopt_is_refusal(err)) {
+		tk_addr_format(where, peer, sizeof(peer));
+		cli_log("pp_refuse", NULL, NULL, "refused %s at [%s]: %s", peer,
+			ts, ppopt_why(err));
+		return;
+	}
 	if (ev == TK_SERVER_REJECT) {
 		tk_addr_format(where, peer, sizeof(peer));
 		cli_log("reject", NULL, NULL,
@@ -81,15 +87,18 @@ log_machine(const struct serve_log *log, enum tk_server_event ev,
 {
 	char peer[TK_ADDRSTRLEN], ts[40], line[512];
 	bool denied = ev == TK_SERVER_REJECT && err == TK_EDENIED;
+	bool pp = ev == TK_SERVER_REJECT && !denied && ppopt_is_refusal(err);
 	const char *event = ev == TK_SERVER_CLOSE    ? "close"
 			    : denied		     ? "deny"
+			    : pp		     ? "pp_refuse"
 			    : ev == TK_SERVER_REJECT ? "reject"
 						     : "accept_error";
 	bool json = log->format == LOG_JSON;
 
 	cli_iso_time(ts, sizeof(ts));
 	if (ev != TK_SERVER_CLOSE) {
-		const char *why = ev == TK_SERVER_REJECT && !denied
+		const char *why = pp ? ppopt_why(err)
+				  : ev == TK_SERVER_REJECT && !denied
 					  ? "too many connections"
 					  : tk_strerror(err);
 
@@ -144,17 +153,18 @@ serve_log_event(const struct serve_log *log, enum tk_server_event ev,
 	"\"accepted\":%llu,\"rejected\":%llu,\"active\":%llu,"                 \
 	"\"closed\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"                \
 	"\"errors\":{\"reset\":%llu,\"timeout\":%llu,"                         \
-	"\"line\":%llu,\"other\":%llu,\"accept\":%llu},\"denied\":%llu}\n"
+	"\"line\":%llu,\"other\":%llu,\"accept\":%llu},\"denied\":%llu,"       \
+	"\"pp_refused\":%llu}\n"
 #define STATS_LOGFMT                                                           \
 	"ts=%s event=stats when=%s accepted=%llu rejected=%llu "               \
 	"active=%llu closed=%llu bytes_in=%llu bytes_out=%llu "                \
 	"errors_reset=%llu errors_timeout=%llu errors_line=%llu "              \
-	"errors_other=%llu errors_accept=%llu denied=%llu\n"
+	"errors_other=%llu errors_accept=%llu denied=%llu pp_refused=%llu\n"
 #define STATS_TEXT                                                             \
 	"stats %s (%s): accepted %llu, rejected %llu, active "                 \
 	"%llu, closed %llu, %llu bytes in, %llu bytes out; "                   \
 	"errors: %llu reset, %llu timeout, %llu line, %llu "                   \
-	"other, %llu accept; denied %llu\n"
+	"other, %llu accept; denied %llu; proxy-protocol refused %llu\n"
 
 void
 serve_log_stats(const struct serve_log *log, const char *what,
@@ -182,5 +192,6 @@ serve_log_stats(const struct serve_log *log, const char *what,
 		(unsigned long long)(st->conn_errors - st->resets -
 				     st->timeouts - st->line_errors),
 		(unsigned long long)st->accept_errors,
-		(unsigned long long)st->denied);
+		(unsigned long long)st->denied,
+		(unsigned long long)st->pp_refused);
 }

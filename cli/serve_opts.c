@@ -126,7 +126,7 @@ const char cmd_serve_help[] =
 	"                      a TLS (or socks5) handshake must finish within\n"
 	"                      D (default 10s); failures are logged with\n"
 	"                      their reason\n"
-	"\n" ACLOPT_HELP "\n"
+	"\n" ACLOPT_HELP "\n" PPOPT_HELP "\n"
 	"Limits (durations: 30, 1.5s, 500ms, 5m; 0 turns a timeout off):\n"
 	"      --max-conns N   open connections at most (default: the open-file\n"
 	"                      limit less 64); beyond it a line service's client\n"
@@ -308,6 +308,9 @@ check_udp(const struct serve_opts *o)
 	if (o->acl.acl != NULL)
 		return cli_usage("serve", "-u/--udp: --allow/--deny are for "
 					  "TCP clients, checked at accept");
+	if (o->pp.on)
+		return cli_usage("serve", "-u/--udp: --proxy-protocol is for "
+					  "TCP connections");
 	if (o->keepalive.on)
 		return cli_usage(
 			"serve",
@@ -341,6 +344,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		TLSOPT_SERVER_LONGOPTS,
 		ACLOPT_LONGOPTS,
+		PPOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
 		{ "users", required_argument, NULL, SOCKS5OPT_USERS },
 		{ "allow-target", required_argument, NULL,
@@ -504,6 +508,12 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 				return rc;
 			break;
 		default:
+			if (ch == PPOPT_ON || ch == PPOPT_FROM) {
+				rc = ppopt_take("serve", &o->pp, ch, optarg);
+				if (rc != 0)
+					return rc;
+				break;
+			}
 			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
 				rc = aclopt_take("serve", &o->acl, ch, optarg);
 				if (rc != 0)
@@ -564,10 +574,12 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	}
 	if (o->udp && (rc = check_udp(o)) != 0)
 		return rc;
-	if ((rc = socks5opt_check(o)) != 0)
+	if ((rc = socks5opt_check(o)) != 0 ||
+	    (rc = ppopt_check("serve", &o->pp)) != 0)
 		return rc;
-	/* socks5's own handshake has the deadline, TLS or not. */
-	if (strcmp(o->service, "socks5") == 0 && !o->tls.tls &&
+	/* socks5's own handshake has the deadline, TLS or not; so has the
+	 * PROXY header. */
+	if ((strcmp(o->service, "socks5") == 0 || o->pp.on) && !o->tls.tls &&
 	    o->tls.used_name != NULL &&
 	    strcmp(o->tls.used_name, "--handshake-timeout") == 0)
 		o->tls.used = false;

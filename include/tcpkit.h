@@ -81,6 +81,7 @@ const char *tk_tls_runtime_version(void);
 	X(EREDIRECT, -3210, PROTOCOL, "redirect refused")                      \
 	X(EDOWNGRADE, -3211, PROTOCOL, "redirect from https to http refused")  \
 	X(ECODING, -3212, PROTOCOL, "malformed content coding")                \
+	X(EPPHEADER, -3297, PROTOCOL, "malformed PROXY protocol header")       \
 	X(EFDNAMES, -3298, USAGE,                                              \
 	  "LISTEN_FDNAMES does not name each socket in LISTEN_FDS")            \
 	X(ELISTENFDS, -3299, USAGE, "malformed LISTEN_PID or LISTEN_FDS")      \
@@ -96,6 +97,8 @@ const char *tk_tls_runtime_version(void);
 	X(ETLSCONFIG, -3310, USAGE, "bad TLS configuration")                   \
 	X(ETLSPLAIN, -3311, TLS, "the peer does not speak TLS")                \
 	X(EDENIED, -3401, REFUSED, "address not allowed")                      \
+	X(EPPUNTRUSTED, -3499, REFUSED,                                        \
+	  "PROXY protocol header from an untrusted address")                   \
 	X(EPROXYDENIED, -3501, REFUSED, "the proxy refused the request")       \
 	X(EPROXYAUTH, -3502, AUTH, "proxy authentication failed")              \
 	X(EPROXYTARGET, -3503, REFUSED,                                        \
@@ -1170,7 +1173,10 @@ enum tk_server_event {
 	TK_SERVER_ERROR, /* accept failed (err); the server goes on */
 	/*
 	 * Refused (c is NULL): over max_conns (err -EUSERS), or by the
-	 * access list (err TK_EDENIED).
+	 * access list (err TK_EDENIED), or for the PROXY protocol: an
+	 * untrusted sender (TK_EPPUNTRUSTED, peer the sender), a bad header
+	 * (TK_EPPHEADER), none in time (TK_ETIMEDOUT) or a close before its
+	 * end (TK_ETRUNCATED).
 	 */
 	TK_SERVER_REJECT,
 	/*
@@ -1212,8 +1218,27 @@ struct tk_server_opts {
 	/*
 	 * Peers refused right after accept, before a byte is read or sent
 	 * (tcpkit/acl.h); NULL: everyone.  Not owned; outlives the server.
+	 * With proxy_protocol, matched against the real client's address,
+	 * once the header is in.
 	 */
 	const struct tk_acl *acl;
+	/*
+	 * PROXY protocol (tcpkit/proxyproto.h): every connection must begin
+	 * with a v1 or v2 header, read right after accept (before TLS and
+	 * before the service sees a byte), complete within
+	 * conn.handshake_timeout_ms and TK_PP_MAX bytes; the bytes after it
+	 * stay for the connection.  Only peers that proxy_from allows may
+	 * send one (its allow list names the balancers; required: NULL with
+	 * proxy_protocol is -EINVAL at tk_server_new()).  A connection from
+	 * anyone else, or with a missing, malformed or late header, is closed
+	 * and reported (TK_SERVER_REJECT, stats pp_refused), never handed to
+	 * the service.  After a PROXY header for TCP4 or TCP6, tk_conn_peer()
+	 * is the client's and tk_conn_via() the balancer's; a LOCAL or
+	 * UNKNOWN one (a health check) keeps the connection's own address.
+	 * max_conns counts from the accept.
+	 */
+	bool proxy_protocol;
+	const struct tk_acl *proxy_from;
 };
 
 void tk_server_opts_init(struct tk_server_opts *opts);
@@ -1233,6 +1258,7 @@ struct tk_server_stats {
 	uint64_t timeouts;    /* idle or line timeout */
 	uint64_t line_errors; /* line too long */
 	uint64_t workers;     /* how many */
+	uint64_t pp_refused;  /* PROXY protocol: untrusted, bad or no header */
 };
 
 /*
@@ -1360,6 +1386,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/hist.h"
 #include "tcpkit/listenfd.h"
 #include "tcpkit/proxy.h"
+#include "tcpkit/proxyproto.h"
 #include "tcpkit/relay.h"
 #include "tcpkit/scan.h"
 #include "tcpkit/socks5.h"

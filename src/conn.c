@@ -312,6 +312,7 @@ finish_close(struct tk__defer *d)
 	}
 	free(c->errmsg);
 	free(c->local);
+	free(c->via);
 	free(c);
 }
 

@@ -72,6 +72,7 @@ struct tk_conn {
 	 * asked for, and a tk_addr is big since it holds UNIX names.
 	 */
 	struct tk_addr *local;
+	struct tk_addr *via; /* PROXY protocol: the balancer (server_pp.c) */
 	struct connecting *cx;
 	struct resolving *rs; /* tk_conn_connect_host()'s name, if resolving */
 	struct tk__proxying *px; /* the proxy to go through, until through */

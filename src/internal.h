@@ -262,6 +262,7 @@ struct tk__counters {
 	_Atomic uint64_t accept_errors, conn_errors;
 	_Atomic uint64_t resets, timeouts, line_errors;
 	_Atomic uint64_t denied;
+	_Atomic uint64_t pp_refused;
 };
 
 /* The counters' values, read together. */
@@ -271,6 +272,7 @@ struct tk__ctr_values {
 	uint64_t accept_errors, conn_errors;
 	uint64_t resets, timeouts, line_errors;
 	uint64_t denied;
+	uint64_t pp_refused;
 };
 
 static inline void

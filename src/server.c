@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "internal.h"
+#include "server_pp.h"
 
 /* Accepts per wakeup (fairness), and the pause after running out of fds. */
 #define SERVER_MAX_ACCEPTS     64
@@ -32,6 +33,7 @@ struct worker {
 	bool thread_started;
 	int lfds[SERVER_MAX_LISTENERS];
 	struct tk_conn *conns;
+	struct tk__ppwait *ppwaits; /* accepted, their PROXY header awaited */
 	struct tk__counters ctr;
 	struct tk_timer *backoff;
 	bool accepting;
@@ -99,7 +101,9 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 	/* The listeners set the kernel's bound from it (tk_server_listen). */
 	if (s->opts.conn.max_pending == 0)
 		s->opts.conn.max_pending = TK_DEFAULT_MAX_PENDING;
-	if (s->opts.workers > SERVER_MAX_WORKERS) {
+	/* Whose PROXY headers to believe must be said (trust is explicit). */
+	if (s->opts.workers > SERVER_MAX_WORKERS ||
+	    (s->opts.proxy_protocol && s->opts.proxy_from == NULL)) {
 		free(s);
 		return -EINVAL;
 	}
@@ -623,6 +627,133 @@ deny(struct worker *w, int fd, const struct tk_addr *peer)
 	emit(w->srv, TK_SERVER_REJECT, NULL, peer, TK_EDENIED);
 }
 
+/* One more open connection, unless over max_conns (then refused). */
+static bool
+count_open(struct worker *w, int fd, const struct tk_addr *peer)
+{
+	struct tk_server *s = w->srv;
+	uint64_t open = atomic_fetch_add(&s->open_conns, 1) + 1;
+
+	if (s->opts.max_conns != 0 && open > s->opts.max_conns) {
+		atomic_fetch_sub(&s->open_conns, 1);
+		reject(w, fd, peer);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The connection for an accepted (and counted) socket: 0, or -ENOMEM
+ * with the socket closed and accepting paused.  via: the PROXY protocol's
+ * sender, when peer is the client it named.
+ */
+static int
+open_conn(struct worker *w, int fd, const struct tk_addr *peer,
+	  const struct tk_addr *via)
+{
+	struct tk_server *s = w->srv;
+	struct tk_addr *v = via != NULL ? malloc(sizeof(*v)) : NULL;
+	struct tk_conn *c = NULL;
+
+	if (v != NULL)
+		*v = *via;
+	if (via == NULL || v != NULL)
+		c = tk__conn_accepted(w->loop, s, &server_owner, w->id, &w->ctr,
+				      fd, peer, &s->opts.conn, s->svc,
+				      s->svc_arg);
+	if (c == NULL) {
+		free(v);
+		atomic_fetch_sub(&s->open_conns, 1);
+		tk__close(fd);
+		tk__ctr_add1(&w->ctr, &w->ctr.accept_errors, 1);
+		emit(s, TK_SERVER_ERROR, NULL, NULL, -ENOMEM);
+		pause_accepting(w);
+		return -ENOMEM;
+	}
+	tk__conn_give_via(c, v);
+	link_conn(w, c);
+	tk__ctr_begin(&w->ctr);
+	tk__ctr_add(&w->ctr.accepted, 1);
+	tk__ctr_add(&w->ctr.active, 1);
+	tk__ctr_end(&w->ctr);
+	emit(s, TK_SERVER_OPEN, c, tk_conn_peer(c), 0);
+	tk__conn_start(c);
+	/* Its header came in after the drain began: it drains too. */
+	if (w->closed && atomic_load(&s->draining))
+		tk__conn_stop(c);
+	return 0;
+}
+
+/* Refused for the PROXY protocol: closed, counted and reported. */
+static void
+pp_refuse(struct worker *w, int fd, const struct tk_addr *peer, int err)
+{
+	tk__close(fd);
+	tk__ctr_add1(&w->ctr, &w->ctr.pp_refused, 1);
+	emit(w->srv, TK_SERVER_REJECT, NULL, peer, err);
+}
+
+static void check_drained(struct tk_server *s);
+
+/* The header is in (or not): the connection goes on as the client's. */
+static void
+pp_done(int fd, const struct tk_addr *sender, const struct tk_addr *via,
+	int err, void *arg)
+{
+	struct worker *w = arg;
+	struct tk_server *s = w->srv;
+	struct tk_addr peer = *sender;
+
+	if (err == 0) {
+		unmap_v4(&peer);
+		if (s->opts.acl == NULL ||
+		    tk_acl_check(s->opts.acl, &peer) == 0) {
+			if (open_conn(w, fd, &peer, via) < 0)
+				check_drained(s);
+			return;
+		}
+	}
+	atomic_fetch_sub(&s->open_conns, 1);
+	if (err == -ECANCELED)
+		tk__close(fd); /* the server stops: no more events */
+	else if (err == 0)
+		deny(w, fd, &peer);
+	else
+		pp_refuse(w, fd, &peer, err);
+	check_drained(s);
+}
+
+/*
+ * An accepted socket whose PROXY header is to come: its sender must be
+ * trusted, then it counts (max_conns) while the header is awaited.  0, or
+ * -ENOMEM with accepting paused.
+ */
+static int
+pp_accept(struct worker *w, int fd, const struct tk_addr *peer)
+{
+	struct tk_server *s = w->srv;
+	uint64_t ms = s->opts.conn.handshake_timeout_ms;
+	int err;
+
+	if (tk_acl_check(s->opts.proxy_from, peer) != 0) {
+		pp_refuse(w, fd, peer, TK_EPPUNTRUSTED);
+		return 0;
+	}
+	if (!count_open(w, fd, peer))
+		return 0;
+	err = tk__ppwait_start(w->loop, &w->ppwaits, fd, peer,
+			       ms != 0 ? ms : TK_DEFAULT_HANDSHAKE_TIMEOUT_MS,
+			       pp_done, w);
+	if (err == 0)
+		return 0;
+	atomic_fetch_sub(&s->open_conns, 1);
+	tk__close(fd);
+	tk__ctr_add1(&w->ctr, &w->ctr.accept_errors, 1);
+	emit(s, TK_SERVER_ERROR, NULL, NULL, err);
+	pause_accepting(w);
+	return err;
+}
+
 static void
 on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 {
@@ -633,8 +764,6 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 	(void)events;
 	for (int i = 0; i < SERVER_MAX_ACCEPTS && w->accepting; i++) {
 		struct tk_addr peer;
-		struct tk_conn *c;
-		uint64_t open;
 		int fd;
 
 		peer.len = sizeof(peer.u);
@@ -655,35 +784,20 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 			continue; /* ECONNABORTED and kin: the next one */
 		}
 		unmap_v4(&peer);
+		if (s->opts.proxy_protocol) {
+			if (pp_accept(w, fd, &peer) < 0)
+				return;
+			continue;
+		}
 		if (s->opts.acl != NULL &&
 		    tk_acl_check(s->opts.acl, &peer) != 0) {
 			deny(w, fd, &peer);
 			continue;
 		}
-		open = atomic_fetch_add(&s->open_conns, 1) + 1;
-		if (s->opts.max_conns != 0 && open > s->opts.max_conns) {
-			atomic_fetch_sub(&s->open_conns, 1);
-			reject(w, fd, &peer);
+		if (!count_open(w, fd, &peer))
 			continue;
-		}
-		c = tk__conn_accepted(w->loop, s, &server_owner, w->id, &w->ctr,
-				      fd, &peer, &s->opts.conn, s->svc,
-				      s->svc_arg);
-		if (c == NULL) {
-			atomic_fetch_sub(&s->open_conns, 1);
-			tk__close(fd);
-			tk__ctr_add1(&w->ctr, &w->ctr.accept_errors, 1);
-			emit(s, TK_SERVER_ERROR, NULL, NULL, -ENOMEM);
-			pause_accepting(w);
+		if (open_conn(w, fd, &peer, NULL) < 0)
 			return;
-		}
-		link_conn(w, c);
-		tk__ctr_begin(&w->ctr);
-		tk__ctr_add(&w->ctr.accepted, 1);
-		tk__ctr_add(&w->ctr.active, 1);
-		tk__ctr_end(&w->ctr);
-		emit(s, TK_SERVER_OPEN, c, tk_conn_peer(c), 0);
-		tk__conn_start(c);
 	}
 }
 
@@ -830,6 +944,7 @@ stop_worker(struct tk_loop *loop, void *arg)
 	struct worker *w = arg;
 
 	close_listeners(w);
+	tk__ppwait_cancel_all(&w->ppwaits);
 	for (struct tk_conn *c = w->conns; c != NULL; c = *tk__conn_next(c))
 		tk_conn_close(c, -ECANCELED);
 	/*
@@ -949,6 +1064,7 @@ tk__ctr_snapshot(struct tk__counters *c, struct tk__ctr_values *v)
 		v->timeouts = tk__ctr_get(&c->timeouts);
 		v->line_errors = tk__ctr_get(&c->line_errors);
 		v->denied = tk__ctr_get(&c->denied);
+		v->pp_refused = tk__ctr_get(&c->pp_refused);
 		/* The reads above happen before the check below. */
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&c->seq, memory_order_relaxed) == seq)
@@ -978,6 +1094,7 @@ tk_server_get_stats(const struct tk_server *s, struct tk_server_stats *out)
 		out->timeouts += v.timeouts;
 		out->line_errors += v.line_errors;
 		out->denied += v.denied;
+		out->pp_refused += v.pp_refused;
 	}
 }
 

@@ -50,6 +50,7 @@ _tcpkit()
 	-p | --ports) [ "$cmd" = scan ] && words="- 1-1024 22,80,443" ;;
 	--client-auth) words="optional required" ;;
 	--tls-min) words="1.2 1.3" ;;
+	--send-proxy) words="v1 v2" ;;
 	--proxy) words="socks5:// socks5h:// socks4a:// http://" ;;
 	*)
 		case $cur in

@@ -119,6 +119,7 @@ def test_bash_services_modes_and_values():
     assert bash_complete("serve", "--log-format", "") == \
         ["json", "logfmt", "text"]
     assert bash_complete("connect", "--tls-min", "") == ["1.2", "1.3"]
+    assert bash_complete("relay", "--send-proxy", "") == ["v1", "v2"]
     assert bash_complete("relay", "--client-auth", "") == \
         ["optional", "required"]
     assert bash_complete("get", "--proxy", "so") == \
