@@ -1354,6 +1354,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/broker.h"
 #include "tcpkit/endpoint.h"
 #include "tcpkit/exec.h"
+#include "tcpkit/handoff.h"
 #include "tcpkit/listenfd.h"
 #include "tcpkit/proxy.h"
 #include "tcpkit/relay.h"
