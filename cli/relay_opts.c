@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "execlog.h"
+#include "handoff.h"
 #include "proxyopt.h"
 #include "relay.h"
 
@@ -88,7 +89,7 @@ const char cmd_relay_help[] =
 	"      --drain-timeout D\n"
 	"                      on SIGINT/SIGTERM: stop listening, let relays\n"
 	"                      finish; after D close the rest (the target\n"
-	"                      gets a reset; default 10s)\n"
+	"                      gets a reset; default 10s)\n" HANDOFF_HELP
 	"  -x, --hexdump FILE  write both directions of every relay to FILE\n"
 	"                      in hex and ASCII as they pass ('>' the\n"
 	"                      client's bytes to the target, '<' the\n"
@@ -302,6 +303,7 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 		{ "proxy", required_argument, NULL, OPT_PROXY },
 		ACLOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
+		HANDOFF_LONGOPT,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -342,6 +344,11 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 					       optarg, true, &o->idle_ms) < 0)
 				return CLI_EXIT_USAGE;
 			o->idle_set = true;
+			break;
+		case HANDOFF_OPT:
+			if (handoff_check_path("relay", optarg) != 0)
+				return CLI_EXIT_USAGE;
+			o->handoff = optarg;
 			break;
 		case OPT_DRAIN:
 			if (cli_parse_duration("relay", "--drain-timeout",
@@ -560,6 +567,9 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 			return rc;
 	if ((rc = check_udp(o)) != 0)
 		return rc;
+	if (o->handoff != NULL && (o->udp || o->listen.kind == TK_EP_UNIX))
+		return cli_usage("relay", "--handoff hands over TCP listeners "
+					  "only (not udp://, not unix:)");
 	/* Options of a side that is not TLS are a mistake: say which. */
 	if (!o->srv_tls.tls && o->srv_tls.used)
 		return cli_usage("relay", "%s needs a tls:// LISTEN",

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "handoff.h"
 #include "serve.h"
 
 #define DEFAULT_IDLE_MS		(5 * 60 * 1000u)
@@ -170,8 +171,7 @@ const char cmd_serve_help[] =
 	"                      on SIGINT/SIGTERM: stop listening, let exchanges\n"
 	"                      in flight finish and end idle sessions with FIN;\n"
 	"                      after D close the rest (default 10s); a second\n"
-	"                      signal stops at once\n"
-	"\n"
+	"                      signal stops at once\n" HANDOFF_HELP "\n"
 	"Logging (stderr):\n"
 	"      --log-format F  text (default), logfmt or json: one record per\n"
 	"                      connection at close (peer, worker, duration, bytes\n"
@@ -338,6 +338,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		TLSOPT_SERVER_LONGOPTS,
 		ACLOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
+		HANDOFF_LONGOPT,
 		{ "users", required_argument, NULL, SOCKS5OPT_USERS },
 		{ "allow-target", required_argument, NULL,
 		  SOCKS5OPT_ALLOW_TARGET },
@@ -490,6 +491,11 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		case 'h':
 			cli_help("serve");
 			return -1;
+		case HANDOFF_OPT:
+			if (handoff_check_path("serve", optarg) != 0)
+				return CLI_EXIT_USAGE;
+			o->handoff = optarg;
+			break;
 		case SOCKS5OPT_USERS:
 		case SOCKS5OPT_ALLOW_TARGET:
 		case SOCKS5OPT_DENY_TARGET:
@@ -557,6 +563,9 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	}
 	if (o->udp && (rc = check_udp(o)) != 0)
 		return rc;
+	if (o->handoff != NULL && (o->udp || o->nunix > 0))
+		return cli_usage("serve", "--handoff hands over TCP listeners "
+					  "only (not -u, not unix:)");
 	if ((rc = socks5opt_check(o)) != 0)
 		return rc;
 	/* socks5's own handshake has the deadline, TLS or not. */
