@@ -83,9 +83,12 @@ set_unix(struct sockaddr_un *sun, const char *path)
 	snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", path);
 }
 
-/* Same user both ways; root may take over, and be taken over by, anyone. */
+/*
+ * The other end is this user; or root, who may take over anyone's
+ * sockets (serving side: as_server), or we are root (successor side).
+ */
 static int
-peer_allowed(int fd, long *pid, unsigned *uid)
+peer_allowed(int fd, bool as_server, long *pid, unsigned *uid)
 {
 	struct ucred uc;
 	socklen_t len = sizeof(uc);
@@ -94,8 +97,9 @@ peer_allowed(int fd, long *pid, unsigned *uid)
 		return -errno;
 	*pid = (long)uc.pid;
 	*uid = (unsigned)uc.uid;
-	return uc.uid == geteuid() || uc.uid == 0 || geteuid() == 0 ? 0
-								    : -EPERM;
+	if (uc.uid == geteuid() || (as_server ? uc.uid == 0 : geteuid() == 0))
+		return 0;
+	return -EPERM;
 }
 
 static void
@@ -232,7 +236,7 @@ handoff_open(const char *cmd, const char *path, struct handoff **out)
 		h->ctl = -1;
 		return 0;
 	}
-	if ((rc = peer_allowed(h->ctl, &h->old_pid, &uid)) < 0) {
+	if ((rc = peer_allowed(h->ctl, false, &h->old_pid, &uid)) < 0) {
 		if (rc == -EPERM) {
 			cli_error("handoff", path,
 				  "the process answering (pid %ld) is uid %u, "
@@ -500,7 +504,7 @@ on_accept(struct tk_loop *loop, int fd, unsigned events, void *arg)
 	c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (c < 0)
 		return;
-	if ((err = peer_allowed(c, &pid, &uid)) < 0) {
+	if ((err = peer_allowed(c, true, &pid, &uid)) < 0) {
 		cli_log("handoff", NULL, NULL,
 			"handoff: refused a control client (pid %ld, uid %u): "
 			"%s",

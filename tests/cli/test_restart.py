@@ -9,7 +9,8 @@ import socket
 import subprocess
 import time
 
-from tkhelpers import TCPKIT, LineReader, check_sanitizer, recv_until
+from tkhelpers import (TCPKIT, LineReader, check_sanitizer, free_port,
+                       recv_all, recv_until, run)
 
 TIMEOUT = 15
 HANDED = r"handoff: pid \d+ took over the listening sockets: handed over"
@@ -96,3 +97,162 @@ def test_bench_runs_across_a_handoff(serve, tmp_path):
         assert new.wait(TIMEOUT) == 0
         new_err.join()
         check_sanitizer(new_err.text())
+
+
+def test_exchange_in_flight_finishes_on_the_old_process(serve, tmp_path):
+    ctl = str(tmp_path / "ctl")
+    old = serve("line", "-w", "1", "--handoff", ctl)
+    old.err.wait_for(READY)
+    s = socket.create_connection(("127.0.0.1", old.port), timeout=TIMEOUT)
+    s.sendall(b"first\n")
+    assert recv_until(s, lambda d: d.endswith(b"\n")) == b"first\n"
+    s.sendall(b"half a li")  # a line in flight across the hand-over
+    new = serve("line", "-w", "1", "-p", str(old.port), "--handoff", ctl)
+    new.err.wait_for(READY)
+    old.err.wait_for(HANDED, timeout=TIMEOUT)
+    # New clients reach the new process...
+    mark = nlines(new.err)
+    c = socket.create_connection(("127.0.0.1", old.port), timeout=TIMEOUT)
+    c.sendall(b"to the new one\n")
+    assert recv_until(c, lambda d: d.endswith(b"\n")) == b"to the new one\n"
+    c.close()
+    new.err.wait_for(r"127\.0\.0\.1", timeout=TIMEOUT, start=mark)
+    # ...while the old one finishes the exchange it had, then closes it.
+    assert old.proc.poll() is None
+    s.sendall(b"ne\n")
+    assert recv_all(s) == b"half a line\n"
+    s.close()
+    assert old.proc.wait(TIMEOUT) == 0
+    assert "stopped (handed over): 1 connection served" in old.err.text()
+    assert new.stop() == 0
+
+
+def test_mismatched_addresses_are_refused_and_the_old_goes_on(serve,
+                                                              tmp_path):
+    ctl = str(tmp_path / "ctl")
+    old = serve("echo", "-w", "2", "--handoff", ctl)
+    old.err.wait_for(READY)
+    # Another port; then 127.0.0.1 alone where the old one has ::1 too.
+    for args, differs in ((["-p", str(free_port())], r"127\.0\.0\.1:%d"),
+                          (["-H", "127.0.0.1", "-p", str(old.port)],
+                           r"\[::1\]:%d")):
+        mark = nlines(old.err)
+        p = run(["serve", "echo", "--handoff", ctl] + args)
+        assert p.returncode == 64, p.stderr
+        lines = p.stderr.decode().splitlines()
+        assert len(lines) == 1, lines
+        assert re.match(r"tcpkit: handoff %s: pid %d listens on %s, which "
+                        r"this command line does not; it goes on serving$"
+                        % (re.escape(ctl), old.proc.pid,
+                           differs % old.port), lines[0]), lines
+        old.err.wait_for(r"went away before taking over; still serving",
+                         timeout=TIMEOUT, start=mark)
+    assert old.proc.poll() is None
+    c = socket.create_connection(("127.0.0.1", old.port), timeout=TIMEOUT)
+    c.sendall(b"still here\n")
+    assert recv_until(c, lambda d: d.endswith(b"\n")) == b"still here\n"
+    c.close()
+    assert old.stop() == 0
+    assert "stopped (SIGTERM)" in old.err.text()
+    # Its own socket file, removed at a stop that handed nothing over.
+    assert not os.path.exists(ctl)
+
+
+def test_a_stale_path_is_replaced(serve, tmp_path):
+    ctl = str(tmp_path / "ctl")
+    dead = serve("echo", "-w", "1", "--handoff", ctl)
+    dead.err.wait_for(READY)
+    dead.proc.send_signal(signal.SIGKILL)
+    dead.proc.wait(TIMEOUT)
+    assert os.path.exists(ctl)  # left behind: nobody answers there
+    new = serve("echo", "-w", "1", "--handoff", ctl)
+    new.err.wait_for(r"handoff: nobody answers at %s \(a stale socket\); "
+                     r"listening anew" % re.escape(ctl))
+    new.err.wait_for(READY)
+    assert new.port != 0
+    c = socket.create_connection(("127.0.0.1", new.port), timeout=TIMEOUT)
+    c.sendall(b"fresh\n")
+    assert recv_until(c, lambda d: d.endswith(b"\n")) == b"fresh\n"
+    c.close()
+    # The path answers again: a successor can take over.
+    nxt = serve("echo", "-w", "1", "-p", str(new.port), "--handoff", ctl)
+    nxt.err.wait_for(READY)
+    assert new.proc.wait(TIMEOUT) == 0
+    assert nxt.stop() == 0
+
+
+def test_a_path_that_is_not_a_socket_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "not-a-socket"
+    path.write_bytes(b"keep me\n")
+    for cmd in (["serve", "echo", "-p", "0"],
+                ["relay", "127.0.0.1:0", "127.0.0.1:9"]):  # port-ok: never used
+        p = run(cmd + ["--handoff", str(path)])
+        assert p.returncode == 73, p.stderr
+        assert p.stderr.decode().splitlines() == [
+            "tcpkit: handoff %s: not a socket: the file is left alone; "
+            "choose another path" % path]
+        assert path.read_bytes() == b"keep me\n"
+
+
+class Relay:
+    """`tcpkit relay ARGS...`; .port from its "listening on" line."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([TCPKIT, "relay"] + list(args),
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.err = LineReader(self.proc.stderr)
+        m = self.err.wait_for(r"listening on 127\.0\.0\.1:(\d+)$",
+                              timeout=TIMEOUT)
+        self.port = int(m.group(1))
+        self.err.wait_for(READY, timeout=TIMEOUT)
+
+    def wait(self):
+        rc = self.proc.wait(TIMEOUT)
+        self.err.join()
+        check_sanitizer(self.err.text())
+        return rc
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.wait()
+
+
+def test_relay_handed_over_under_load(serve, tmp_path):
+    ctl = str(tmp_path / "ctl")
+    target = serve("echo", "-w", "1", "-q")
+    old = Relay("-w", "2", "--drain-timeout", "30s", "--handoff", ctl,
+                "127.0.0.1:0", "127.0.0.1:%d" % target.port)
+    new = None
+    try:
+        # A relay opened before the hand-over...
+        s = socket.create_connection(("127.0.0.1", old.port),
+                                     timeout=TIMEOUT)
+        s.sendall(b"before\n")
+        assert recv_until(s, lambda d: d.endswith(b"\n")) == b"before\n"
+        bench = start_bench(old.port, "rate", "-c", "8", "-t", "3")
+        new = Relay("-w", "2", "--handoff", ctl, "127.0.0.1:%d" % old.port,
+                    "127.0.0.1:%d" % target.port)
+        old.err.wait_for(HANDED, timeout=TIMEOUT)
+        runs = echo_runs_until(old.port, lambda: True, after=2)
+        rc, rep = bench_report(bench)
+        assert rc == 0, rep
+        assert rep["errors"]["total"] == 0, rep["first_errors"]
+        for r in runs:
+            assert r["errors"]["total"] == 0, r["first_errors"]
+        # ...goes on through the old process until its client closes it.
+        assert old.proc.poll() is None
+        s.sendall(b"after\n")
+        assert recv_until(s, lambda d: d.endswith(b"\n")) == b"after\n"
+        s.close()
+        assert old.wait() == 0
+        assert re.search(r"stopped \(handed over\): \d+ clients? relayed, "
+                         r"\d+ open at the stop", old.err.text())
+        assert re.search(r"handoff: took 2 listening sockets from pid %d"
+                         % old.proc.pid, new.err.text())
+    finally:
+        old.stop()
+        if new is not None:
+            assert new.stop() == 0
