@@ -4,13 +4,17 @@ one drains; nothing a client sees is lost across the restart."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
+import pytest
+
 from tkhelpers import (TCPKIT, LineReader, check_sanitizer, free_port,
-                       recv_all, recv_until, run)
+                       need, recv_all, recv_until, run)
 
 TIMEOUT = 15
 HANDED = r"handoff: pid \d+ took over the listening sockets: handed over"
@@ -192,6 +196,42 @@ def test_a_path_that_is_not_a_socket_is_refused_and_left_alone(tmp_path):
             "tcpkit: handoff %s: not a socket: the file is left alone; "
             "choose another path" % path]
         assert path.read_bytes() == b"keep me\n"
+
+
+def test_another_users_process_is_refused_both_ways(serve):
+    """Root's server, and nobody (setpriv) trying to take it over: the
+    file's mode opened up so that only the credentials check stands."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a process as another user")
+    need("setpriv")
+    d = tempfile.mkdtemp(prefix="tk-handoff-")
+    ctl = os.path.join(d, "ctl")
+    try:
+        os.chmod(d, 0o755)
+        old = serve("echo", "-w", "1", "--handoff", ctl)
+        old.err.wait_for(READY)
+        os.chmod(ctl, 0o666)
+        p = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup",
+             "--clear-groups", TCPKIT, "serve", "echo", "-p", str(old.port),
+             "--handoff", ctl], stdin=subprocess.DEVNULL,
+            capture_output=True, timeout=TIMEOUT)
+        check_sanitizer(p.stderr)
+        assert p.returncode == 77, p.stderr
+        assert re.fullmatch(
+            r"tcpkit: handoff %s: the process answering \(pid %d\) is uid "
+            r"0, not this user\n" % (re.escape(ctl), old.proc.pid),
+            p.stderr.decode()), p.stderr
+        old.err.wait_for(r"handoff: refused a control client \(pid \d+, "
+                         r"uid 65534\): not this user", timeout=TIMEOUT)
+        c = socket.create_connection(("127.0.0.1", old.port),
+                                     timeout=TIMEOUT)
+        c.sendall(b"mine\n")
+        assert recv_until(c, lambda d: d.endswith(b"\n")) == b"mine\n"
+        c.close()
+        assert old.stop() == 0
+    finally:
+        shutil.rmtree(d)
 
 
 class Relay:
