@@ -34,9 +34,9 @@
  * this long for their first bytes before the drain would end them idle.
  */
 #define HANDOFF_GRACE_MS 250u
-#define MSG_GET	      "tcpkit-handoff 1 get\n"
-#define MSG_GO	      "tcpkit-handoff 1 go\n"
-#define MSG_BYE	      "tcpkit-handoff 1 bye\n"
+#define MSG_GET		 "tcpkit-handoff 1 get\n"
+#define MSG_GO		 "tcpkit-handoff 1 go\n"
+#define MSG_BYE		 "tcpkit-handoff 1 bye\n"
 
 struct handoff {
 	const char *cmd;
@@ -259,8 +259,7 @@ handoff_count(const struct handoff *h)
 
 /* got's IP is one of l's (and its port w's, unless any). */
 static bool
-in_list(const struct tk_addr *got, const struct tk_addrlist *l,
-	uint16_t port)
+in_list(const struct tk_addr *got, const struct tk_addrlist *l, uint16_t port)
 {
 	char a[TK_ADDRSTRLEN], b[TK_ADDRSTRLEN];
 
@@ -269,8 +268,8 @@ in_list(const struct tk_addr *got, const struct tk_addrlist *l,
 	tk_addr_format_ip(got, a, sizeof(a));
 	for (size_t i = 0; i < l->count; i++)
 		if (tk_addr_family(&l->addrs[i]) == tk_addr_family(got) &&
-		    strcmp(tk_addr_format_ip(&l->addrs[i], b, sizeof(b)),
-			   a) == 0)
+		    strcmp(tk_addr_format_ip(&l->addrs[i], b, sizeof(b)), a) ==
+			    0)
 			return true;
 	return false;
 }
@@ -294,12 +293,23 @@ check_addrs(struct handoff *h, const struct handoff_want *w)
 
 	if (n > 16)
 		n = 16;
-	for (size_t i = 0; i < n; i++)
-		if ((err = tk_resolve(hosts[i], NULL, AF_UNSPEC,
-				      TK_RESOLVE_PASSIVE, &l[i])) < 0) {
+	for (size_t i = 0; i < n; i++) {
+		char host[TK_HOSTLEN];
+		size_t len = strlen(hosts[i]);
+
+		/* "[v6]" as -H takes it. */
+		if (len > 2 && len < sizeof(host) && hosts[i][0] == '[' &&
+		    hosts[i][len - 1] == ']')
+			snprintf(host, sizeof(host), "%.*s", (int)len - 2,
+				 hosts[i] + 1);
+		else
+			snprintf(host, sizeof(host), "%s", hosts[i]);
+		if ((err = tk_resolve(host, NULL, AF_UNSPEC, TK_RESOLVE_PASSIVE,
+				      &l[i])) < 0) {
 			rc = cli_fail(h->cmd, hosts[i], err);
 			goto out;
 		}
+	}
 	for (size_t k = 0; k < h->nfds; k++) {
 		bool found = false;
 
@@ -348,10 +358,18 @@ handoff_adopt(struct handoff *h, struct tk_server *srv,
 	int rc = check_addrs(h, w), err;
 
 	for (size_t i = 0; rc == 0 && i < h->nfds; i++) {
-		if ((err = tk_server_listen_fd(srv, h->fds[i])) < 0)
+		if ((err = tk_server_listen_fd(srv, h->fds[i])) == -ENOSPC) {
+			cli_error("handoff", h->path,
+				  "pid %ld hands over %zu sockets, more than a "
+				  "server takes; it goes on serving (fewer -w "
+				  "there)",
+				  h->old_pid, h->nfds);
+			rc = CLI_EXIT_USAGE;
+		} else if (err < 0) {
 			rc = cli_fail("handoff", h->path, err);
-		else
+		} else {
 			h->fds[i] = -1; /* the server's now */
+		}
 	}
 	if (rc != 0)
 		return rc;
@@ -403,16 +421,17 @@ send_fds(struct handoff *h)
 
 	if (n == 0 || n > HANDOFF_MAX_FDS)
 		return -E2BIG;
-	len = (size_t)snprintf(buf, sizeof(buf), "tcpkit-handoff %d pid=%ld fds=%zu\n",
+	len = (size_t)snprintf(buf, sizeof(buf),
+			       "tcpkit-handoff %d pid=%ld fds=%zu\n",
 			       HANDOFF_VERSION, (long)getpid(), n);
 	for (size_t i = 0; i < n; i++) {
 		struct tk_addr a = { .len = sizeof(a.u) };
 
 		if (getsockname(fds[i], &a.u.sa, &a.len) < 0)
 			return -errno;
-		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\n",
-					tk_addr_format(&a, where,
-						       sizeof(where)));
+		len += (size_t)snprintf(
+			buf + len, sizeof(buf) - len, "%s\n",
+			tk_addr_format(&a, where, sizeof(where)));
 		if (len >= sizeof(buf))
 			return -E2BIG;
 	}
@@ -515,8 +534,8 @@ on_accept(struct tk_loop *loop, int fd, unsigned events, void *arg)
 	}
 	if (h->peer >= 0 || h->handed) {
 		cli_log("handoff", NULL, NULL,
-			"handoff: refused pid %ld: pid %ld is taking over",
-			pid, h->peer_pid);
+			"handoff: refused pid %ld: pid %ld is taking over", pid,
+			h->peer_pid);
 		close(c);
 		return;
 	}

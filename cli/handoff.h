@@ -9,15 +9,21 @@
 
 #include "tcpkit.h"
 
-#define HANDOFF_OPT	0x14d0
-#define HANDOFF_LONGOPT { "handoff", required_argument, NULL, HANDOFF_OPT }
+#define HANDOFF_OPT 0x14d0
+#define HANDOFF_LONGOPT                                                        \
+	{                                                                      \
+		"handoff", required_argument, NULL, HANDOFF_OPT                \
+	}
 #define HANDOFF_HELP                                                           \
 	"      --handoff PATH\n"                                               \
-	"                      restart without dropping a connection: if a\n" \
-	"                      tcpkit of this user answers at the UNIX\n"     \
+	"                      restart without dropping a connection: if a\n"  \
+	"                      tcpkit of this user answers at the UNIX\n"      \
 	"                      socket PATH, take its listening sockets (the\n" \
-	"                      same addresses) and tell it to drain; then\n"  \
-	"                      answer at PATH (mode 0600) for the next one\n"
+	"                      same addresses) and tell it to drain; then\n"   \
+	"                      answer at PATH (mode 0600) for the next one.\n" \
+	"                      Exit 64 when the addresses differ (the\n"       \
+	"                      running one goes on), 73 when PATH is no\n"     \
+	"                      socket (left alone), 77 another user's process\n"
 
 /* What the command line listens on, compared with what is handed over. */
 struct handoff_want {
