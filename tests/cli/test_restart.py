@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from relayhelpers import relay  # noqa: F401 (a fixture)
 from tkhelpers import (TCPKIT, LineReader, check_sanitizer, free_port,
                        need, recv_all, recv_until, run)
 
@@ -234,65 +235,37 @@ def test_another_users_process_is_refused_both_ways(serve):
         shutil.rmtree(d)
 
 
-class Relay:
-    """`tcpkit relay ARGS...`; .port from its "listening on" line."""
-
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([TCPKIT, "relay"] + list(args),
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        self.err = LineReader(self.proc.stderr)
-        m = self.err.wait_for(r"listening on 127\.0\.0\.1:(\d+)$",
-                              timeout=TIMEOUT)
-        self.port = int(m.group(1))
-        self.err.wait_for(READY, timeout=TIMEOUT)
-
-    def wait(self):
-        rc = self.proc.wait(TIMEOUT)
-        self.err.join()
-        check_sanitizer(self.err.text())
-        return rc
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        return self.wait()
-
-
-def test_relay_handed_over_under_load(serve, tmp_path):
+def test_relay_handed_over_under_load(serve, relay, tmp_path):
     ctl = str(tmp_path / "ctl")
     target = serve("echo", "-w", "1", "-q")
-    old = Relay("-w", "2", "--drain-timeout", "30s", "--handoff", ctl,
-                "127.0.0.1:0", "127.0.0.1:%d" % target.port)
-    new = None
-    try:
-        # A relay opened before the hand-over...
-        s = socket.create_connection(("127.0.0.1", old.port),
-                                     timeout=TIMEOUT)
-        s.sendall(b"before\n")
-        assert recv_until(s, lambda d: d.endswith(b"\n")) == b"before\n"
-        bench = start_bench(old.port, "rate", "-c", "8", "-t", "3")
-        new = Relay("-w", "2", "--handoff", ctl, "127.0.0.1:%d" % old.port,
-                    "127.0.0.1:%d" % target.port)
-        old.err.wait_for(HANDED, timeout=TIMEOUT)
-        runs = echo_runs_until(old.port, lambda: True, after=2)
-        rc, rep = bench_report(bench)
-        assert rc == 0, rep
-        assert rep["errors"]["total"] == 0, rep["first_errors"]
-        for r in runs:
-            assert r["errors"]["total"] == 0, r["first_errors"]
-        # ...goes on through the old process until its client closes it.
-        assert old.proc.poll() is None
-        s.sendall(b"after\n")
-        assert recv_until(s, lambda d: d.endswith(b"\n")) == b"after\n"
-        s.close()
-        assert old.wait() == 0
-        assert re.search(r"stopped \(handed over\): \d+ clients? relayed, "
-                         r"\d+ open at the stop", old.err.text())
-        assert re.search(r"handoff: took 2 listening sockets from pid %d"
-                         % old.proc.pid, new.err.text())
-    finally:
-        old.stop()
-        if new is not None:
-            assert new.stop() == 0
+    old = relay("-w", "2", "--drain-timeout", "30s", "--handoff", ctl,
+                "127.0.0.1:0", "127.0.0.1:%d" % target.port, workers=False)
+    old.err.wait_for(READY, timeout=TIMEOUT)
+    # A relay opened before the hand-over...
+    s = socket.create_connection(("127.0.0.1", old.port),
+                                 timeout=TIMEOUT)
+    s.sendall(b"before\n")
+    assert recv_until(s, lambda d: d.endswith(b"\n")) == b"before\n"
+    bench = start_bench(old.port, "rate", "-c", "8", "-t", "3")
+    new = relay("-w", "2", "--handoff", ctl, "127.0.0.1:%d" % old.port,
+                "127.0.0.1:%d" % target.port, workers=False)
+    new.err.wait_for(READY, timeout=TIMEOUT)
+    old.err.wait_for(HANDED, timeout=TIMEOUT)
+    runs = echo_runs_until(old.port, lambda: True, after=2)
+    rc, rep = bench_report(bench)
+    assert rc == 0, rep
+    assert rep["errors"]["total"] == 0, rep["first_errors"]
+    for r in runs:
+        assert r["errors"]["total"] == 0, r["first_errors"]
+    # ...goes on through the old process until its client closes it.
+    assert old.proc.poll() is None
+    s.sendall(b"after\n")
+    assert recv_until(s, lambda d: d.endswith(b"\n")) == b"after\n"
+    s.close()
+    assert old.proc.wait(TIMEOUT) == 0
+    assert old.stop() == 0  # gone already: its log, checked
+    assert re.search(r"stopped \(handed over\): \d+ clients? relayed, "
+                     r"\d+ open at the stop", old.err.text())
+    assert re.search(r"handoff: took 2 listening sockets from pid %d"
+                     % old.proc.pid, new.err.text())
+    assert new.stop() == 0
