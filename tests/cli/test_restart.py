@@ -163,6 +163,50 @@ def test_mismatched_addresses_are_refused_and_the_old_goes_on(serve,
     assert not os.path.exists(ctl)
 
 
+def test_a_successor_that_dies_before_go_leaves_the_old_serving(serve,
+                                                                  tmp_path):
+    """A successor speaking the protocol (Python) takes the sockets and
+    dies without "go"; another sends what the protocol does not know."""
+    ctl = str(tmp_path / "ctl")
+    old = serve("echo", "-w", "1", "--handoff", ctl)
+    old.err.wait_for(READY)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    c.settimeout(TIMEOUT)
+    c.connect(ctl)
+    c.send(b"tcpkit-handoff 1 get\n")
+    msg, fds, _, _ = socket.recv_fds(c, 4096, 64)
+    try:
+        assert msg.decode() == (
+            "tcpkit-handoff 1 pid=%d fds=2\n127.0.0.1:%d\n[::1]:%d\n"
+            % (old.proc.pid, old.port, old.port))
+        assert len(fds) == 2
+        for fd in fds:
+            with socket.socket(fileno=os.dup(fd)) as ls:
+                assert ls.getsockname()[1] == old.port
+                assert ls.getsockopt(socket.SOL_SOCKET,
+                                     socket.SO_ACCEPTCONN) == 1
+    finally:
+        for fd in fds:
+            os.close(fd)
+        c.close()
+    old.err.wait_for(r"handoff: pid %d went away before taking over; still "
+                     r"serving" % os.getpid(), timeout=TIMEOUT)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    c.settimeout(TIMEOUT)
+    c.connect(ctl)
+    c.send(b"tcpkit-handoff 2 get\n")
+    assert c.recv(4096) == b""  # closed on us
+    c.close()
+    old.err.wait_for(r"handoff: pid %d sent what handoff does not know; "
+                     r"closed, still serving" % os.getpid(), timeout=TIMEOUT)
+    s = socket.create_connection(("127.0.0.1", old.port), timeout=TIMEOUT)
+    s.sendall(b"served\n")
+    assert recv_until(s, lambda d: d.endswith(b"\n")) == b"served\n"
+    s.close()
+    assert old.stop() == 0
+    assert "stopped (SIGTERM)" in old.err.text()
+
+
 def test_a_stale_path_is_replaced(serve, tmp_path):
     ctl = str(tmp_path / "ctl")
     dead = serve("echo", "-w", "1", "--handoff", ctl)
