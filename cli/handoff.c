@@ -55,8 +55,8 @@ struct handoff {
 	long peer_pid;
 	bool sent; /* the sockets went to peer: "go" is next */
 	bool handed;
-	struct tk_timer *deadline;
-	dev_t dev;
+	struct tk_timer *deadline; /* for "go"; once handed, the grace */
+	dev_t dev;		   /* PATH's file, removed only if ours */
 	ino_t ino;
 	bool own_path;
 	void (*on_go)(void *arg);

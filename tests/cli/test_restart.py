@@ -313,3 +313,22 @@ def test_relay_handed_over_under_load(serve, relay, tmp_path):
     assert re.search(r"handoff: took 2 listening sockets from pid %d"
                      % old.proc.pid, new.err.text())
     assert new.stop() == 0
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["serve", "--handoff", "/tmp/" + "x" * 100],
+     "serve: --handoff: PATH must be 1 to 87 bytes"),
+    (["serve", "-H", "unix:@tk-handoff", "--handoff", "/tmp/h"],
+     "serve: --handoff hands over TCP listeners only (not -u, not unix:)"),
+    (["serve", "-u", "-p", "0", "--handoff", "/tmp/h"],
+     "serve: --handoff hands over TCP listeners only (not -u, not unix:)"),
+    (["relay", "--handoff", "/tmp/h", "unix:@tk-handoff",
+      "127.0.0.1:9"],  # port-ok: a usage error, never connected
+     "relay: --handoff hands over TCP listeners only (not udp://, not "
+     "unix:)"),
+])
+def test_handoff_usage_errors(args, msg):
+    p = run(args)
+    assert p.returncode == 64, p.stderr
+    assert p.stderr.decode() == "tcpkit: %s (see 'tcpkit help %s')\n" % (
+        msg, args[0])
