@@ -28,6 +28,14 @@ def nlines(reader):
         return len(reader.lines)
 
 
+def echoes(port, line):
+    """line, sent to port on a connection of its own, comes back."""
+    with socket.create_connection(("127.0.0.1", port),
+                                  timeout=TIMEOUT) as c:
+        c.sendall(line)
+        assert recv_until(c, lambda d: d.endswith(b"\n")) == line
+
+
 def start_bench(port, *args):
     """tcpkit bench against port, bounded in time; its JSON report."""
     return subprocess.Popen(
@@ -117,10 +125,7 @@ def test_exchange_in_flight_finishes_on_the_old_process(serve, tmp_path):
     old.err.wait_for(HANDED, timeout=TIMEOUT)
     # New clients reach the new process...
     mark = nlines(new.err)
-    c = socket.create_connection(("127.0.0.1", old.port), timeout=TIMEOUT)
-    c.sendall(b"to the new one\n")
-    assert recv_until(c, lambda d: d.endswith(b"\n")) == b"to the new one\n"
-    c.close()
+    echoes(old.port, b"to the new one\n")
     new.err.wait_for(r"127\.0\.0\.1", timeout=TIMEOUT, start=mark)
     # ...while the old one finishes the exchange it had, then closes it.
     assert old.proc.poll() is None
@@ -153,10 +158,7 @@ def test_mismatched_addresses_are_refused_and_the_old_goes_on(serve,
         old.err.wait_for(r"went away before taking over; still serving",
                          timeout=TIMEOUT, start=mark)
     assert old.proc.poll() is None
-    c = socket.create_connection(("127.0.0.1", old.port), timeout=TIMEOUT)
-    c.sendall(b"still here\n")
-    assert recv_until(c, lambda d: d.endswith(b"\n")) == b"still here\n"
-    c.close()
+    echoes(old.port, b"still here\n")
     assert old.stop() == 0
     assert "stopped (SIGTERM)" in old.err.text()
     # Its own socket file, removed at a stop that handed nothing over.
@@ -199,10 +201,7 @@ def test_a_successor_that_dies_before_go_leaves_the_old_serving(serve,
     c.close()
     old.err.wait_for(r"handoff: pid %d sent what handoff does not know; "
                      r"closed, still serving" % os.getpid(), timeout=TIMEOUT)
-    s = socket.create_connection(("127.0.0.1", old.port), timeout=TIMEOUT)
-    s.sendall(b"served\n")
-    assert recv_until(s, lambda d: d.endswith(b"\n")) == b"served\n"
-    s.close()
+    echoes(old.port, b"served\n")
     assert old.stop() == 0
     assert "stopped (SIGTERM)" in old.err.text()
 
@@ -219,10 +218,7 @@ def test_a_stale_path_is_replaced(serve, tmp_path):
                      r"listening anew" % re.escape(ctl))
     new.err.wait_for(READY)
     assert new.port != 0
-    c = socket.create_connection(("127.0.0.1", new.port), timeout=TIMEOUT)
-    c.sendall(b"fresh\n")
-    assert recv_until(c, lambda d: d.endswith(b"\n")) == b"fresh\n"
-    c.close()
+    echoes(new.port, b"fresh\n")
     # The path answers again: a successor can take over.
     nxt = serve("echo", "-w", "1", "-p", str(new.port), "--handoff", ctl)
     nxt.err.wait_for(READY)
@@ -269,11 +265,7 @@ def test_another_users_process_is_refused_both_ways(serve):
             p.stderr.decode()), p.stderr
         old.err.wait_for(r"handoff: refused a control client \(pid \d+, "
                          r"uid 65534\): not this user", timeout=TIMEOUT)
-        c = socket.create_connection(("127.0.0.1", old.port),
-                                     timeout=TIMEOUT)
-        c.sendall(b"mine\n")
-        assert recv_until(c, lambda d: d.endswith(b"\n")) == b"mine\n"
-        c.close()
+        echoes(old.port, b"mine\n")
         assert old.stop() == 0
     finally:
         shutil.rmtree(d)
