@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "execlog.h"
+#include "handoff.h"
 #include "hexdump.h"
 #include "proxyopt.h"
 #include "relay.h"
@@ -38,6 +39,8 @@ struct relay_state {
 	struct tk_timer *drain_timer;
 	int signo;
 	bool draining, forced, timed_out;
+	bool handed_over; /* --handoff: a successor took the sockets */
+	struct handoff *ho;
 	uint64_t open_at_stop;
 	struct hexdump *dump;	  /* -x, or NULL; shared by the workers */
 	_Atomic bool dump_failed; /* a relay could not be recorded: exit 74 */
@@ -433,6 +436,16 @@ on_signal(struct tk_loop *loop, int signo, void *arg)
 	tk_loop_stop(loop);
 }
 
+/* --handoff: a successor serves on our sockets; drain as on SIGTERM. */
+static void
+on_handed_over(void *arg)
+{
+	struct relay_state *st = arg;
+
+	st->handed_over = true;
+	tk_loop_stop(st->loop);
+}
+
 static void
 on_drain_deadline(struct tk_timer *t, void *arg)
 {
@@ -498,11 +511,29 @@ static int
 listen_on(struct relay_state *st, const struct relay_opts *o)
 {
 	const char *any[] = { "::" }, *v4[] = { "0.0.0.0" };
+	static const char *const any_v4[] = { "::", "0.0.0.0" };
 	const char *host = o->listen.host;
 	struct tk_listen_why why;
 	char where[TK_ADDRSTRLEN];
 	int err;
 
+	if (o->handoff != NULL &&
+	    (err = handoff_open("relay", o->handoff, &st->ho)) != 0)
+		return err;
+	if (handoff_count(st->ho) > 0) {
+		struct handoff_want w = { NULL, 0, false, o->listen_port };
+
+		if (host[0] != '\0') {
+			w.hosts = &host;
+			w.nhosts = 1;
+		} else if (o->listen.wildcard) {
+			/* Dual-stack, or IPv4 alone where no IPv6. */
+			w.hosts = any_v4;
+			w.nhosts = 2;
+			w.any_of = true;
+		}
+		return handoff_adopt(st->ho, st->server, &w);
+	}
 	if (o->listen.kind == TK_EP_UNIX) {
 		struct tk_addr ua;
 
@@ -582,12 +613,18 @@ run(struct relay_state *st)
 	for (size_t i = 0; i < tk_server_listener_count(st->server); i++) {
 		char where[TK_ADDRSTRLEN];
 
+		if (handoff_seen_addr(st->server, i))
+			continue;
 		tk_addr_format(tk_server_addr(st->server, i), where,
 			       sizeof(where));
 		cli_log("listening", "addr", where, "listening on %s", where);
 	}
+	if (st->ho != NULL && (rc = handoff_start(st->ho, st->loop, st->server,
+						  on_handed_over, st)) != 0)
+		return rc;
 	sdsock_ready(&st->sd, st->loop, st->server);
 	rc = tk_loop_run(st->loop);
+	handoff_stop(st->ho);
 	if (rc == 0 && (rc = start_drain(st)) == 0 && !st->timed_out)
 		rc = tk_loop_run(st->loop);
 	if (rc < 0)
@@ -607,7 +644,9 @@ run(struct relay_state *st)
 	tk_server_get_stats(st->server, &stats);
 	cli_log("stopped", NULL, NULL,
 		"stopped (%s): %llu client%s relayed, %llu open at the stop",
-		st->signo == SIGINT ? "SIGINT" : "SIGTERM",
+		st->handed_over	      ? "handed over"
+		: st->signo == SIGINT ? "SIGINT"
+				      : "SIGTERM",
 		(unsigned long long)stats.accepted, CLI_PLURAL(stats.accepted),
 		(unsigned long long)st->open_at_stop);
 	return 0;
@@ -691,6 +730,7 @@ cmd_relay(int argc, char **argv)
 	if (rc == 0 && atomic_load(&st.dump_failed))
 		rc = hexdump_exit_code();
 out_server:
+	handoff_free(st.ho);
 	tk_server_free(st.server);
 out_loop:
 	/* Children still running get SIGTERM and are reaped here. */

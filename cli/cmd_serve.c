@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "handoff.h"
 #include "serve.h"
 
 #define FD_RESERVE 64 /* descriptors kept for all but clients */
@@ -42,6 +43,7 @@ struct serve_state {
 	bool draining;	       /* listeners closed, sessions finishing */
 	bool forced;	       /* a second signal: stop now */
 	bool timed_out;	       /* the drain deadline passed */
+	bool handed_over;      /* --handoff: a successor took the sockets */
 	uint64_t open_at_stop; /* sessions open when the stop began */
 	struct sdsock sd;      /* under systemd: its notifications */
 };
@@ -209,6 +211,16 @@ on_signal(struct tk_loop *loop, int signo, void *arg)
 	tk_loop_stop(loop);
 }
 
+/* --handoff: a successor serves on our sockets; drain as on SIGTERM. */
+static void
+on_handed_over(void *arg)
+{
+	struct serve_state *st = arg;
+
+	st->handed_over = true;
+	tk_loop_stop(st->loop);
+}
+
 static void
 on_stats(struct tk_timer *t, void *arg)
 {
@@ -230,6 +242,8 @@ print_hints(const struct serve_opts *o, struct tk_server *srv)
 	for (size_t i = 0; i < tk_server_listener_count(srv); i++) {
 		const struct tk_addr *a = tk_server_addr(srv, i);
 
+		if (handoff_seen_addr(srv, i))
+			continue;
 		tk_addr_format(a, where, sizeof(where));
 		cli_log("listening", "addr", where, "listening on %s", where);
 		if (!tk_addr_is_loopback(a))
@@ -312,6 +326,7 @@ cmd_serve(int argc, char **argv)
 	struct tk_server_stats stats;
 	struct tk_tls_ctx *tls = NULL;
 	const struct tk_service *svc;
+	struct handoff *ho = NULL;
 	bool adopted;
 	int rc;
 
@@ -372,8 +387,15 @@ cmd_serve(int argc, char **argv)
 		rc = cli_fail("serve", "", rc);
 		goto out_free_loop;
 	}
+	/* The sockets come from systemd, from a predecessor, or a bind. */
 	rc = sdsock_adopt("serve", st.server, o.fdname, false, &adopted);
-	if (rc == 0 && !adopted)
+	if (rc == 0 && !adopted && o.handoff != NULL)
+		rc = handoff_open("serve", o.handoff, &ho);
+	if (rc == 0 && !adopted && handoff_count(ho) > 0)
+		rc = handoff_adopt(ho, st.server,
+				   &(struct handoff_want){ o.hosts, o.nhosts,
+							   false, o.port });
+	else if (rc == 0 && !adopted)
 		rc = listen_all(st.server, &o);
 	if (rc != 0)
 		goto out_free_server;
@@ -382,6 +404,9 @@ cmd_serve(int argc, char **argv)
 		goto out_free_server;
 	}
 	print_hints(&o, st.server);
+	if (ho != NULL &&
+	    (rc = handoff_start(ho, st.loop, st.server, on_handed_over, &st)))
+		goto out_free_server;
 	sdsock_ready(&st.sd, st.loop, st.server);
 	if (o.stats_ms != 0) {
 		/* Best effort: serving goes on without the interval lines. */
@@ -402,6 +427,7 @@ cmd_serve(int argc, char **argv)
 	else if (rc == 0 && st.signo == SIGINT &&
 		 strcmp(o.service, "basic") == 0)
 		cli_log("signal", NULL, NULL, "User pressed Ctrl-C, stopping.");
+	handoff_stop(ho);
 	if (rc == 0 && (rc = start_drain(&st)) == 0 && !st.timed_out)
 		rc = tk_loop_run(st.loop);
 	if (rc < 0) {
@@ -423,7 +449,8 @@ cmd_serve(int argc, char **argv)
 	cli_log("stopped", NULL, NULL,
 		"stopped (%s): %llu connection%s served, %llu closed by "
 		"the stop, %llu bytes in, %llu bytes out",
-		st.signo == SIGINT    ? "SIGINT"
+		st.handed_over	      ? "handed over"
+		: st.signo == SIGINT  ? "SIGINT"
 		: st.signo == SIGTERM ? "SIGTERM"
 				      : "remote shutdown",
 		(unsigned long long)stats.accepted, CLI_PLURAL(stats.accepted),
@@ -432,6 +459,7 @@ cmd_serve(int argc, char **argv)
 		(unsigned long long)stats.bytes_out);
 	rc = 0;
 out_free_server:
+	handoff_free(ho);
 	tk_server_free(st.server);
 out_free_loop:
 	tk_broker_free(broker);

@@ -46,9 +46,10 @@ struct relay_opts {
 	char argbuf[4096];		  /* exec: its split arguments */
 	struct tk_proxy proxy;		  /* --proxy; cleared by cmd_relay() */
 	bool has_proxy;
-	bool idle_set;	    /* -i given */
-	bool udp;	    /* udp:// LISTEN and TARGET: relay_udp.c */
-	const char *fdname; /* --fdname: the passed socket to listen on */
+	bool idle_set;	     /* -i given */
+	bool udp;	     /* udp:// LISTEN and TARGET: relay_udp.c */
+	const char *fdname;  /* --fdname: the passed socket to listen on */
+	const char *handoff; /* --handoff PATH, or NULL */
 };
 
 /* A UDP flow ends after this long without a datagram either way. */

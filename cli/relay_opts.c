@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "execlog.h"
+#include "handoff.h"
 #include "proxyopt.h"
 #include "relay.h"
 
@@ -91,7 +92,7 @@ const char cmd_relay_help[] =
 	"                      gets a reset; default 10s)\n"
 	"      --fdname NAME   started by systemd with sockets (LISTEN_FDS):\n"
 	"                      listen on the one named NAME (the .socket's\n"
-	"                      FileDescriptorName=); without it, the first\n"
+	"                      FileDescriptorName=); without it, the first\n" HANDOFF_HELP
 	"  -x, --hexdump FILE  write both directions of every relay to FILE\n"
 	"                      in hex and ASCII as they pass ('>' the\n"
 	"                      client's bytes to the target, '<' the\n"
@@ -312,6 +313,7 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 		PPOPT_LONGOPTS,
 		PPOPT_SEND_LONGOPT,
 		CONNOPT_LONGOPTS,
+		HANDOFF_LONGOPT,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -352,6 +354,11 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 					       optarg, true, &o->idle_ms) < 0)
 				return CLI_EXIT_USAGE;
 			o->idle_set = true;
+			break;
+		case HANDOFF_OPT:
+			if (handoff_check_path("relay", optarg) != 0)
+				return CLI_EXIT_USAGE;
+			o->handoff = optarg;
 			break;
 		case OPT_DRAIN:
 			if (cli_parse_duration("relay", "--drain-timeout",
@@ -590,6 +597,9 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 	if (o->pp.on && !o->srv_tls.tls && o->srv_tls.used_name != NULL &&
 	    strcmp(o->srv_tls.used_name, "--handshake-timeout") == 0)
 		o->srv_tls.used = false;
+	if (o->handoff != NULL && (o->udp || o->listen.kind == TK_EP_UNIX))
+		return cli_usage("relay", "--handoff hands over TCP listeners "
+					  "only (not udp://, not unix:)");
 	/* Options of a side that is not TLS are a mistake: say which. */
 	if (!o->srv_tls.tls && o->srv_tls.used)
 		return cli_usage("relay", "%s needs a tls:// LISTEN",

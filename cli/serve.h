@@ -58,7 +58,8 @@ struct serve_opts {
 	uint64_t drain_ms;
 	uint64_t stats_ms;
 	uint64_t handshake_ms;
-	uint64_t slow_ms; /* broker, chat: --slow-timeout; 0: default */
+	uint64_t slow_ms;    /* broker, chat: --slow-timeout; 0: default */
+	const char *handoff; /* --handoff PATH, or NULL */
 	bool allow_remote_shutdown;
 	bool udp; /* -u: datagrams (echo and discard only; serve_udp.c) */
 	const char *fdname; /* --fdname: the passed sockets to serve on */

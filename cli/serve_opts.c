@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "handoff.h"
 #include "serve.h"
 
 #define DEFAULT_IDLE_MS		(5 * 60 * 1000u)
@@ -173,7 +174,7 @@ const char cmd_serve_help[] =
 	"                      signal stops at once\n"
 	"      --fdname NAME   started by systemd with sockets (LISTEN_FDS):\n"
 	"                      serve only those named NAME (the .socket's\n"
-	"                      FileDescriptorName=); without it, every one\n"
+	"                      FileDescriptorName=); without it, every one\n" HANDOFF_HELP
 	"\n"
 	"Logging (stderr):\n"
 	"      --log-format F  text (default), logfmt or json: one record per\n"
@@ -346,6 +347,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		ACLOPT_LONGOPTS,
 		PPOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
+		HANDOFF_LONGOPT,
 		{ "users", required_argument, NULL, SOCKS5OPT_USERS },
 		{ "allow-target", required_argument, NULL,
 		  SOCKS5OPT_ALLOW_TARGET },
@@ -501,6 +503,11 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		case 'h':
 			cli_help("serve");
 			return -1;
+		case HANDOFF_OPT:
+			if (handoff_check_path("serve", optarg) != 0)
+				return CLI_EXIT_USAGE;
+			o->handoff = optarg;
+			break;
 		case SOCKS5OPT_USERS:
 		case SOCKS5OPT_ALLOW_TARGET:
 		case SOCKS5OPT_DENY_TARGET:
@@ -574,6 +581,9 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 	}
 	if (o->udp && (rc = check_udp(o)) != 0)
 		return rc;
+	if (o->handoff != NULL && (o->udp || o->nunix > 0))
+		return cli_usage("serve", "--handoff hands over TCP listeners "
+					  "only (not -u, not unix:)");
 	if ((rc = socks5opt_check(o)) != 0 ||
 	    (rc = ppopt_check("serve", &o->pp)) != 0)
 		return rc;

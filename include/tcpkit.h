@@ -1383,6 +1383,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/broker.h"
 #include "tcpkit/endpoint.h"
 #include "tcpkit/exec.h"
+#include "tcpkit/handoff.h"
 #include "tcpkit/hist.h"
 #include "tcpkit/listenfd.h"
 #include "tcpkit/proxy.h"

@@ -38,6 +38,7 @@ struct worker {
 	struct tk_timer *backoff;
 	bool accepting;
 	bool closed; /* listeners closed: no more accepting */
+	bool paused; /* tk_server_pause(): listeners open, not accepting */
 };
 
 struct tk_server {
@@ -504,7 +505,7 @@ static const struct tk__conn_owner server_owner = {
 static int
 set_accepting(struct worker *w, bool on)
 {
-	if (w->closed)
+	if (w->closed || w->paused)
 		on = false;
 	for (size_t i = 0; i < w->srv->naddrs; i++) {
 		int err;
@@ -956,6 +957,31 @@ stop_worker(struct tk_loop *loop, void *arg)
 		tk__loop_run_deferred(loop);
 		tk_loop_stop(loop);
 	}
+}
+
+static void
+pause_worker(struct tk_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)loop;
+	w->paused = true;
+	(void)set_accepting(w, false);
+}
+
+int
+tk_server_pause(struct tk_server *s)
+{
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = &s->workers[i];
+		int err;
+
+		if (!w->thread_started)
+			pause_worker(w->loop, w);
+		else if ((err = tk_loop_post(w->loop, pause_worker, w)) < 0)
+			return err;
+	}
+	return 0;
 }
 
 void

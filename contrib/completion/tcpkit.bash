@@ -24,7 +24,7 @@ _tcpkit()
 	fi
 	case $prev in
 	--cert | --key | --cacert | --client-ca | --message-file | --csv | --plot | \
-		--allow-file | --deny-file | --hexdump | -x | -o | --output)
+		--allow-file | --deny-file | --hexdump | -x | -o | --output | --handoff)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return

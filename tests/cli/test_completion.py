@@ -150,7 +150,7 @@ def test_zsh_every_long_option(cmd):
 
 
 @pytest.mark.parametrize("opt", ["--allow-file", "--deny-file", "--hexdump",
-                                 "-x"])
+                                 "-x", "--handoff"])
 def test_bash_file_options_complete_files(opt, tmp_path):
     (tmp_path / "rules.txt").write_text("127.0.0.1\n")
     assert bash_complete("relay", opt, str(tmp_path / "ru")) == \
@@ -159,7 +159,7 @@ def test_bash_file_options_complete_files(opt, tmp_path):
 
 @needs_zsh
 @pytest.mark.parametrize("opt", ["--allow-file", "--deny-file", "--hexdump",
-                                 "-x"])
+                                 "-x", "--handoff"])
 def test_zsh_file_options_complete_files(opt):
     assert zsh_complete("relay", opt, "") == ["<files>"]
 
