@@ -1230,6 +1230,7 @@ struct tk_server_stats {
 	uint64_t timeouts;    /* idle or line timeout */
 	uint64_t line_errors; /* line too long */
 	uint64_t workers;     /* how many */
+	uint64_t tls_failures; /* TLS handshakes failed or timed out */
 };
 
 /*
@@ -1354,6 +1355,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/broker.h"
 #include "tcpkit/endpoint.h"
 #include "tcpkit/exec.h"
+#include "tcpkit/metrics.h"
 #include "tcpkit/proxy.h"
 #include "tcpkit/relay.h"
 #include "tcpkit/scan.h"
