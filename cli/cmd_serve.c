@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "metrics.h"
 #include "serve.h"
 
 #define FD_RESERVE 64 /* descriptors kept for all but clients */
@@ -308,6 +309,7 @@ cmd_serve(int argc, char **argv)
 	void *svc_arg = &basic;
 	struct tk_server_stats stats;
 	struct tk_tls_ctx *tls = NULL;
+	struct metrics *metrics = NULL;
 	const struct tk_service *svc;
 	int rc;
 
@@ -372,6 +374,9 @@ cmd_serve(int argc, char **argv)
 		rc = cli_fail("serve", "", rc);
 		goto out_free_server;
 	}
+	if ((rc = metrics_start("serve", &o.metrics, st.server, o.service,
+				&metrics)) != 0)
+		goto out_free_server;
 	print_hints(&o, st.server);
 	if (o.stats_ms != 0) {
 		/* Best effort: serving goes on without the interval lines. */
@@ -422,6 +427,7 @@ cmd_serve(int argc, char **argv)
 		(unsigned long long)stats.bytes_out);
 	rc = 0;
 out_free_server:
+	metrics_free(metrics); /* it reads the server's numbers */
 	tk_server_free(st.server);
 out_free_loop:
 	tk_broker_free(broker);

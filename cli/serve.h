@@ -7,6 +7,7 @@
 
 #include "aclopt.h"
 #include "connopt.h"
+#include "metrics.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 #include "unixopt.h"
@@ -68,6 +69,7 @@ struct serve_opts {
 	struct aclopt acl;
 	struct keepalive keepalive;
 	struct socks5opt socks;
+	struct metricsopt metrics;
 };
 
 /*
