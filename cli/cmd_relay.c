@@ -605,6 +605,7 @@ cmd_relay(int argc, char **argv)
 	struct relay_state st = { .opts = &o };
 	struct tk_server_opts so;
 	struct tk_tls_ctx *srv_tls = NULL;
+	struct metrics *metrics = NULL;
 	int rc;
 
 	if ((rc = relay_parse_args(argc, argv, &o)) != 0) {
@@ -665,11 +666,15 @@ cmd_relay(int argc, char **argv)
 		rc = cli_fail("relay", "", rc);
 		goto out_server;
 	}
+	if ((rc = metrics_start("relay", &o.metrics, st.server,
+				o.exec ? "exec" : "relay", &metrics)) != 0)
+		goto out_server;
 	rc = run(&st);
 	/* Every relay is over: the dump is complete, or it failed. */
 	if (rc == 0 && atomic_load(&st.dump_failed))
 		rc = hexdump_exit_code();
 out_server:
+	metrics_free(metrics); /* it reads the server's numbers */
 	tk_server_free(st.server);
 out_loop:
 	/* Children still running get SIGTERM and are reaped here. */

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "aclopt.h"
 #include "connopt.h"
 #include "tcpkit.h"
@@ -43,6 +44,7 @@ struct listen_opts {
 	struct aclopt acl;
 	struct keepalive keepalive; /* --keepalive */
 	struct tlsopt tls;
+	struct metricsopt metrics; /* --metrics */
 };
 
 /*

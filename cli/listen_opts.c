@@ -104,6 +104,12 @@ const char cmd_listen_help[] =
 	"                           root)\n"
 	"  -u, --udp                UDP datagrams instead of a TCP stream\n"
 	"      --datagram-size N    UDP: stdin in datagrams of N bytes\n"
+	"      --metrics [HOST:]PORT\n"
+	"                           serve Prometheus metrics at /metrics and a\n"
+	"                           status page at / over HTTP on their own\n"
+	"                           socket (a bare PORT: loopback; :PORT every\n"
+	"                           address; 0: any free port, told in 'metrics\n"
+	"                           on ADDR')\n"
 	"  -h, --help               show this help\n"
 	"\n"
 	"Access (checked right after accept, before any byte is read or sent;\n"
@@ -252,6 +258,8 @@ check_udp(const struct listen_opts *o)
 		bad = o->tls.used ? o->tls.used_name : "--tls";
 	else if (o->keepalive.on)
 		bad = "--keepalive";
+	else if (o->metrics.set)
+		bad = "--metrics";
 	if (bad != NULL)
 		return cli_usage("listen", "-u/--udp: %s is for TCP", bad);
 	if (o->keep)
@@ -302,6 +310,7 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 		ACLOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
 		UNIXOPT_LONGOPTS,
+		METRICSOPT_LONGOPT,
 		{ NULL, 0, NULL, 0 },
 	};
 	bool v4 = false, v6 = false;
@@ -392,6 +401,11 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 		case 'h':
 			cli_help("listen");
 			return -1;
+		case METRICSOPT_METRICS:
+			if ((rc = metricsopt_take("listen", &o->metrics,
+						  optarg)) != 0)
+				return rc;
+			break;
 		default:
 			if (ch >= ACLOPT_ALLOW && ch <= ACLOPT_DENY_FILE) {
 				rc = aclopt_take("listen", &o->acl, ch, optarg);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "aclopt.h"
 #include "connopt.h"
 #include "serve.h"
@@ -37,6 +38,7 @@ struct relay_opts {
 	struct aclopt acl;     /* freed by the caller, on every path */
 	const char *acl_name;  /* the first access option given */
 	struct keepalive keepalive;
+	struct metricsopt metrics; /* --metrics */
 	bool workers_set; /* -w given: an exec target refuses above 1 */
 	/* An exec: or sh: TARGET: the program every client runs. */
 	bool exec;
