@@ -20,12 +20,12 @@ enum {
 	}
 
 /* The option's lines of a command's help (for `tcpkit help CMD`). */
-#define METRICSOPT_HELP                                                          \
-	"      --metrics [HOST:]PORT\n"                                          \
-	"                      serve Prometheus metrics at /metrics and a\n"    \
-	"                      status page at / over HTTP on their own socket\n" \
-	"                      (a bare PORT: loopback; :PORT every address;\n"  \
-	"                      0: any free port, told in 'metrics on ADDR')\n"
+#define METRICSOPT_HELP                                                        \
+	"      --metrics ADDR  serve Prometheus metrics at /metrics and a\n"  \
+	"                      status page at / over HTTP, on a socket of\n"  \
+	"                      their own; ADDR is [HOST:]PORT (a bare PORT:\n" \
+	"                      loopback; :PORT every address; 0: any free\n"  \
+	"                      port, told in 'metrics on ADDR:PORT')\n"
 
 struct metricsopt {
 	bool set;

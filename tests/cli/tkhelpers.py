@@ -49,7 +49,8 @@ PEER_PACKAGES = {"nc": "netcat-openbsd", "telnet": "telnet",
                  "nginx": "nginx", "haproxy": "haproxy",
                  "setpriv": "util-linux", "danted": "dante-server",
                  "tinyproxy": "tinyproxy", "nmap": "nmap",
-                 "strace": "strace"}
+                 "strace": "strace", "promtool": "prometheus",
+                 "chromium": "chromium"}
 
 
 def need(prog):
