@@ -6,9 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "metrics.h"
 #include "aclopt.h"
 #include "connopt.h"
+#include "metrics.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
 #include "unixopt.h"

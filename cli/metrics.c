@@ -178,12 +178,14 @@ prom_latency(FILE *f, const struct snapshot *s)
 
 			cum += l->buckets[i];
 			if (b == UINT64_MAX)
-				fprintf(f, "%s_bucket{worker=\"%u\",le=\"+Inf\"} "
-					   "%llu\n",
+				fprintf(f,
+					"%s_bucket{worker=\"%u\",le=\"+Inf\"} "
+					"%llu\n",
 					name, k, (unsigned long long)cum);
 			else
-				fprintf(f, "%s_bucket{worker=\"%u\",le=\"%g\"} "
-					   "%llu\n",
+				fprintf(f,
+					"%s_bucket{worker=\"%u\",le=\"%g\"} "
+					"%llu\n",
 					name, k, (double)b / 1e9,
 					(unsigned long long)cum);
 		}
@@ -328,8 +330,7 @@ respond_error(struct tk_conn *c, const char *status, const char *extra)
 	char body[128];
 	int n = snprintf(body, sizeof(body), "%s\n", status);
 
-	respond(c, status, "text/plain; charset=utf-8", extra, body,
-		(size_t)n);
+	respond(c, status, "text/plain; charset=utf-8", extra, body, (size_t)n);
 }
 
 /* The page for path (query string stripped); false: no such page. */
@@ -523,8 +524,7 @@ listen_on(const struct metricsopt *o, struct tk_server *s)
 
 int
 metrics_start(const char *cmd, const struct metricsopt *o,
-	      struct tk_server *data, const char *service,
-	      struct metrics **out)
+	      struct tk_server *data, const char *service, struct metrics **out)
 {
 	struct tk_server_opts so;
 	struct metrics *m;

@@ -21,10 +21,10 @@ enum {
 
 /* The option's lines of a command's help (for `tcpkit help CMD`). */
 #define METRICSOPT_HELP                                                        \
-	"      --metrics ADDR  serve Prometheus metrics at /metrics and a\n"  \
-	"                      status page at / over HTTP, on a socket of\n"  \
+	"      --metrics ADDR  serve Prometheus metrics at /metrics and a\n"   \
+	"                      status page at / over HTTP, on a socket of\n"   \
 	"                      their own; ADDR is [HOST:]PORT (a bare PORT:\n" \
-	"                      loopback; :PORT every address; 0: any free\n"  \
+	"                      loopback; :PORT every address; 0: any free\n"   \
 	"                      port, told in 'metrics on ADDR:PORT')\n"
 
 struct metricsopt {

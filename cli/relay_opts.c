@@ -106,8 +106,7 @@ const char cmd_relay_help[] =
 	"      --log-format F  text (default), logfmt or json: one record per\n"
 	"                      relay at its end (peer, target, bytes each way,\n"
 	"                      duration, who closed first, reason); logfmt and\n"
-	"                      json turn every line on stderr into a record\n"
-	METRICSOPT_HELP
+	"                      json turn every line on stderr into a record\n" METRICSOPT_HELP
 	"  -h, --help          show this help\n"
 	"\n" ACLOPT_HELP
 	"They need a TCP LISTEN: UNIX peers have no address to check.\n"

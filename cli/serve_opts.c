@@ -183,8 +183,7 @@ const char cmd_serve_help[] =
 	"                      and the stopped line, for a log shipper\n"
 	"      --stats-interval D\n"
 	"                      print totals (accepted, rejected, active, bytes,\n"
-	"                      errors by kind) every D, and always at exit\n"
-	METRICSOPT_HELP
+	"                      errors by kind) every D, and always at exit\n" METRICSOPT_HELP
 	"\n"
 	"On start, 'listening on ADDR:PORT' (or 'listening on unix:/PATH')\n"
 	"is printed on stderr for every address, with the real port.  The\n"

@@ -1230,7 +1230,8 @@ struct tk_server_stats {
 	uint64_t timeouts;    /* idle or line timeout */
 	uint64_t line_errors; /* line too long */
 	uint64_t workers;     /* how many */
-	uint64_t tls_failures; /* TLS handshakes failed or timed out */
+	/* TLS handshakes that failed or timed out. */
+	uint64_t tls_failures;
 };
 
 /*

@@ -12,12 +12,12 @@ TestSuite(metrics, .timeout = 30);
 Test(metrics, latency_bounds_rise_to_inf)
 {
 	cr_assert_eq(tk_latency_bound_ns(0), 50000u);
-	cr_assert_eq(tk_latency_bound_ns(TK_LATENCY_BUCKETS - 2),
-		     10000000000u);
+	cr_assert_eq(tk_latency_bound_ns(TK_LATENCY_BUCKETS - 2), 10000000000u);
 	cr_assert_eq(tk_latency_bound_ns(TK_LATENCY_BUCKETS - 1), UINT64_MAX);
 	cr_assert_eq(tk_latency_bound_ns(1000), UINT64_MAX);
 	for (unsigned i = 1; i < TK_LATENCY_BUCKETS; i++)
-		cr_assert_gt(tk_latency_bound_ns(i), tk_latency_bound_ns(i - 1));
+		cr_assert_gt(tk_latency_bound_ns(i),
+			     tk_latency_bound_ns(i - 1));
 }
 
 /* A blocking client of addr, connected; the loop accepts it later. */
