@@ -484,7 +484,6 @@ prepare_targets(struct relay_state *st, const struct relay_opts *o)
 static int
 listen_on(struct relay_state *st, const struct relay_opts *o)
 {
-	const char *any[] = { "::" }, *v4[] = { "0.0.0.0" };
 	const char *host = o->listen.host;
 	struct tk_listen_why why;
 	char where[TK_ADDRSTRLEN];
@@ -507,21 +506,8 @@ listen_on(struct relay_state *st, const struct relay_opts *o)
 					     : tk_strerror(err));
 		return CLI_EXIT_OTHER;
 	}
-	if (host[0] != '\0') {
-		err = tk_server_listen_hosts(st->server, &host, 1,
-					     o->listen_port, 0, &why);
-	} else if (!o->listen.wildcard) {
-		/* A bare PORT: loopback, as for serve and listen. */
-		err = tk_server_listen_hosts(st->server, NULL, 0,
-					     o->listen_port, 0, &why);
-	} else {
-		/* Every address: dual-stack, IPv4 alone where no IPv6. */
-		err = tk_server_listen_hosts(st->server, any, 1, o->listen_port,
-					     0, &why);
-		if (err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL)
-			err = tk_server_listen_hosts(st->server, v4, 1,
-						     o->listen_port, 0, &why);
-	}
+	err = cli_listen_tcp(st->server, host, o->listen.wildcard,
+			     o->listen_port, &why);
 	if (err == 0)
 		return 0;
 	if (why.host != NULL)

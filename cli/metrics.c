@@ -496,23 +496,10 @@ static const struct tk_service http_service = {
 static int
 listen_on(const struct metricsopt *o, struct tk_server *s)
 {
-	const char *any[] = { "::" }, *v4[] = { "0.0.0.0" };
-	const char *host = o->ep.host;
 	struct tk_listen_why why;
 	char where[TK_ADDRSTRLEN];
-	int err;
+	int err = cli_listen_tcp(s, o->ep.host, o->ep.wildcard, o->port, &why);
 
-	if (host[0] != '\0') {
-		err = tk_server_listen_hosts(s, &host, 1, o->port, 0, &why);
-	} else if (!o->ep.wildcard) {
-		/* A bare PORT: loopback, as everywhere. */
-		err = tk_server_listen_hosts(s, NULL, 0, o->port, 0, &why);
-	} else {
-		err = tk_server_listen_hosts(s, any, 1, o->port, 0, &why);
-		if (err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL)
-			err = tk_server_listen_hosts(s, v4, 1, o->port, 0,
-						     &why);
-	}
 	if (err == 0)
 		return 0;
 	if (why.host != NULL)
