@@ -470,3 +470,14 @@ def test_refusals_and_tls_failures_counted(serve, case):
         assert total(samples, name, **labels) == value, (name, label)
     promtool_check(text)
     assert srv.stop() == 0
+
+
+def test_metrics_port_in_use_fails_at_start():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        where = "127.0.0.1:%d" % taken.getsockname()[1]
+        p = run(["serve", "-p", "0", "--metrics", where])
+    assert p.returncode == 1
+    assert p.stderr.decode().splitlines()[-1] == \
+        "tcpkit: metrics %s: Address already in use" % where
