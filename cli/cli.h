@@ -93,6 +93,14 @@ int cli_check_host(const char *cmd, const char *host);
 int cli_check_target(const char *cmd, const char *host, const char *port);
 int cli_split_target(const char *cmd, const char *arg, char host[TK_HOSTLEN],
 		     char port[TK_PORTLEN]);
+/*
+ * Listen on a passive endpoint's TCP address: host (one, "" for none), a
+ * bare PORT (wildcard false) on loopback, ":PORT" on every address
+ * (dual-stack, IPv4 alone where there is no IPv6).  As
+ * tk_server_listen_hosts().
+ */
+int cli_listen_tcp(struct tk_server *s, const char *host, bool wildcard,
+		   uint16_t port, struct tk_listen_why *why);
 /* "1 connection", "2 connections": n and word, with an s unless n is 1. */
 #define CLI_PLURAL(n) ((n) == 1 ? "" : "s")
 /*

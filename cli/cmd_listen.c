@@ -32,6 +32,7 @@ struct listen_state {
 	struct client_session s;
 	struct tk_loop *loop;
 	struct tk_server *srv;
+	struct metrics *metrics; /* --metrics, or NULL */
 	struct tk_exec *x;
 	struct tk_broker *broker; /* --broker, --chat */
 	struct get_out out;
@@ -587,6 +588,13 @@ cmd_listen(int argc, char **argv)
 		rc = cli_fail("listen", "", rc);
 		goto out_server;
 	}
+	if ((rc = metrics_start("listen", &o.metrics, st.srv,
+				o.exec != NULL ? "exec"
+				: o.broker     ? "broker"
+				: o.chat       ? "chat"
+					       : "stdio",
+				&st.metrics)) != 0)
+		goto out_server;
 	sdsock_ready(&st.sd, st.loop, st.srv);
 	rc = tk_loop_run(st.loop);
 	if (rc < 0) {
@@ -611,6 +619,7 @@ cmd_listen(int argc, char **argv)
 	}
 out_server:
 	client_stdin_stop(&st.s);
+	metrics_free(st.metrics); /* it reads the server's numbers */
 	tk_server_free(st.srv);
 out_exec:
 	tk_exec_free(st.x);

@@ -510,7 +510,6 @@ prepare_targets(struct relay_state *st, const struct relay_opts *o)
 static int
 listen_on(struct relay_state *st, const struct relay_opts *o)
 {
-	const char *any[] = { "::" }, *v4[] = { "0.0.0.0" };
 	static const char *const any_v4[] = { "::", "0.0.0.0" };
 	const char *host = o->listen.host;
 	struct tk_listen_why why;
@@ -551,21 +550,8 @@ listen_on(struct relay_state *st, const struct relay_opts *o)
 					     : tk_strerror(err));
 		return CLI_EXIT_OTHER;
 	}
-	if (host[0] != '\0') {
-		err = tk_server_listen_hosts(st->server, &host, 1,
-					     o->listen_port, 0, &why);
-	} else if (!o->listen.wildcard) {
-		/* A bare PORT: loopback, as for serve and listen. */
-		err = tk_server_listen_hosts(st->server, NULL, 0,
-					     o->listen_port, 0, &why);
-	} else {
-		/* Every address: dual-stack, IPv4 alone where no IPv6. */
-		err = tk_server_listen_hosts(st->server, any, 1, o->listen_port,
-					     0, &why);
-		if (err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL)
-			err = tk_server_listen_hosts(st->server, v4, 1,
-						     o->listen_port, 0, &why);
-	}
+	err = cli_listen_tcp(st->server, host, o->listen.wildcard,
+			     o->listen_port, &why);
 	if (err == 0)
 		return 0;
 	if (why.host != NULL)
@@ -659,6 +645,7 @@ cmd_relay(int argc, char **argv)
 	struct relay_state st = { .opts = &o };
 	struct tk_server_opts so;
 	struct tk_tls_ctx *srv_tls = NULL;
+	struct metrics *metrics = NULL;
 	bool adopted;
 	int rc;
 
@@ -725,12 +712,16 @@ cmd_relay(int argc, char **argv)
 		rc = cli_fail("relay", "", rc);
 		goto out_server;
 	}
+	if ((rc = metrics_start("relay", &o.metrics, st.server,
+				o.exec ? "exec" : "relay", &metrics)) != 0)
+		goto out_server;
 	rc = run(&st);
 	/* Every relay is over: the dump is complete, or it failed. */
 	if (rc == 0 && atomic_load(&st.dump_failed))
 		rc = hexdump_exit_code();
 out_server:
 	handoff_free(st.ho);
+	metrics_free(metrics); /* it reads the server's numbers */
 	tk_server_free(st.server);
 out_loop:
 	/* Children still running get SIGTERM and are reaped here. */

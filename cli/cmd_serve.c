@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "handoff.h"
+#include "metrics.h"
 #include "serve.h"
 
 #define FD_RESERVE 64 /* descriptors kept for all but clients */
@@ -325,6 +326,7 @@ cmd_serve(int argc, char **argv)
 	void *svc_arg = &basic;
 	struct tk_server_stats stats;
 	struct tk_tls_ctx *tls = NULL;
+	struct metrics *metrics = NULL;
 	const struct tk_service *svc;
 	struct handoff *ho = NULL;
 	bool adopted;
@@ -403,6 +405,9 @@ cmd_serve(int argc, char **argv)
 		rc = cli_fail("serve", "", rc);
 		goto out_free_server;
 	}
+	if ((rc = metrics_start("serve", &o.metrics, st.server, o.service,
+				&metrics)) != 0)
+		goto out_free_server;
 	print_hints(&o, st.server);
 	if (ho != NULL &&
 	    (rc = handoff_start(ho, st.loop, st.server, on_handed_over, &st)))
@@ -460,6 +465,7 @@ cmd_serve(int argc, char **argv)
 	rc = 0;
 out_free_server:
 	handoff_free(ho);
+	metrics_free(metrics); /* it reads the server's numbers */
 	tk_server_free(st.server);
 out_free_loop:
 	tk_broker_free(broker);

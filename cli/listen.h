@@ -8,6 +8,7 @@
 
 #include "aclopt.h"
 #include "connopt.h"
+#include "metrics.h"
 #include "ppopt.h"
 #include "sdsock.h"
 #include "tcpkit.h"
@@ -47,6 +48,7 @@ struct listen_opts {
 	struct ppopt pp;
 	struct keepalive keepalive; /* --keepalive */
 	struct tlsopt tls;
+	struct metricsopt metrics; /* --metrics */
 };
 
 /*

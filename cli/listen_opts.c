@@ -108,6 +108,12 @@ const char cmd_listen_help[] =
 	"                           (FileDescriptorName=); without it, the\n"
 	"                           first\n"
 	"      --datagram-size N    UDP: stdin in datagrams of N bytes\n"
+	"      --metrics ADDR       serve Prometheus metrics at /metrics and a\n"
+	"                           status page at / over HTTP, on a socket of\n"
+	"                           their own; ADDR is [HOST:]PORT (a bare\n"
+	"                           PORT: loopback; :PORT every address; 0:\n"
+	"                           any free port, told in 'metrics on\n"
+	"                           ADDR:PORT')\n"
 	"  -h, --help               show this help\n"
 	"\n"
 	"Access (checked right after accept, before any byte is read or sent;\n"
@@ -258,6 +264,8 @@ check_udp(const struct listen_opts *o)
 		bad = o->tls.used ? o->tls.used_name : "--tls";
 	else if (o->keepalive.on)
 		bad = "--keepalive";
+	else if (o->metrics.set)
+		bad = "--metrics";
 	if (bad != NULL)
 		return cli_usage("listen", "-u/--udp: %s is for TCP", bad);
 	if (o->keep)
@@ -310,6 +318,7 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 		CONNOPT_LONGOPTS,
 		UNIXOPT_LONGOPTS,
 		SDSOCK_LONGOPTS,
+		METRICSOPT_LONGOPT,
 		{ NULL, 0, NULL, 0 },
 	};
 	bool v4 = false, v6 = false;
@@ -403,6 +412,11 @@ listen_parse_args(int argc, char **argv, struct listen_opts *o)
 		case 'h':
 			cli_help("listen");
 			return -1;
+		case METRICSOPT_METRICS:
+			if ((rc = metricsopt_take("listen", &o->metrics,
+						  optarg)) != 0)
+				return rc;
+			break;
 		default:
 			if (ch == PPOPT_ON || ch == PPOPT_FROM) {
 				rc = ppopt_take("listen", &o->pp, ch, optarg);

@@ -8,6 +8,7 @@
 
 #include "aclopt.h"
 #include "connopt.h"
+#include "metrics.h"
 #include "ppopt.h"
 #include "serve.h"
 #include "tcpkit.h"
@@ -39,6 +40,7 @@ struct relay_opts {
 	const char *acl_name;  /* the first access option given */
 	struct ppopt pp;       /* freed by the caller, on every path */
 	struct keepalive keepalive;
+	struct metricsopt metrics; /* --metrics */
 	bool workers_set; /* -w given: an exec target refuses above 1 */
 	/* An exec: or sh: TARGET: the program every client runs. */
 	bool exec;

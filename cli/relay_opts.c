@@ -110,7 +110,7 @@ const char cmd_relay_help[] =
 	"      --log-format F  text (default), logfmt or json: one record per\n"
 	"                      relay at its end (peer, target, bytes each way,\n"
 	"                      duration, who closed first, reason); logfmt and\n"
-	"                      json turn every line on stderr into a record\n"
+	"                      json turn every line on stderr into a record\n" METRICSOPT_HELP
 	"  -h, --help          show this help\n"
 	"\n" ACLOPT_HELP
 	"They need a TCP LISTEN: UNIX peers have no address to check.\n"
@@ -314,6 +314,7 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 		PPOPT_SEND_LONGOPT,
 		CONNOPT_LONGOPTS,
 		HANDOFF_LONGOPT,
+		METRICSOPT_LONGOPT,
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -404,6 +405,11 @@ parse_options(int argc, char **argv, struct relay_opts *o)
 			break;
 		case 'q':
 			o->log.quiet = true;
+			break;
+		case METRICSOPT_METRICS:
+			if ((rc = metricsopt_take("relay", &o->metrics,
+						  optarg)) != 0)
+				return rc;
 			break;
 		case 'h':
 			cli_help("relay");
@@ -546,6 +552,8 @@ check_udp(struct relay_opts *o)
 	else if (o->srv_tls.used || o->cli_tls.used)
 		bad = o->srv_tls.used ? o->srv_tls.used_name
 				      : o->cli_tls.used_name;
+	else if (o->metrics.set)
+		bad = "--metrics";
 	if (bad != NULL)
 		return cli_usage("relay", "udp://: %s is for TCP", bad);
 	if (!o->idle_set)

@@ -7,6 +7,7 @@
 
 #include "aclopt.h"
 #include "connopt.h"
+#include "metrics.h"
 #include "ppopt.h"
 #include "sdsock.h"
 #include "tcpkit.h"
@@ -73,6 +74,7 @@ struct serve_opts {
 	struct ppopt pp;
 	struct keepalive keepalive;
 	struct socks5opt socks;
+	struct metricsopt metrics;
 };
 
 /*

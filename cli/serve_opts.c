@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "handoff.h"
+#include "metrics.h"
 #include "serve.h"
 
 #define DEFAULT_IDLE_MS		(5 * 60 * 1000u)
@@ -186,7 +187,7 @@ const char cmd_serve_help[] =
 	"                      and the stopped line, for a log shipper\n"
 	"      --stats-interval D\n"
 	"                      print totals (accepted, rejected, active, bytes,\n"
-	"                      errors by kind) every D, and always at exit\n"
+	"                      errors by kind) every D, and always at exit\n" METRICSOPT_HELP
 	"\n"
 	"On start, 'listening on ADDR:PORT' (or 'listening on unix:/PATH')\n"
 	"is printed on stderr for every address, with the real port.  The\n"
@@ -316,6 +317,9 @@ check_udp(const struct serve_opts *o)
 		return cli_usage(
 			"serve",
 			"-u/--udp: --keepalive is for TCP connections");
+	if (o->metrics.set)
+		return cli_usage("serve",
+				 "-u/--udp: --metrics counts TCP connections");
 	return 0;
 }
 
@@ -348,6 +352,7 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		PPOPT_LONGOPTS,
 		CONNOPT_LONGOPTS,
 		HANDOFF_LONGOPT,
+		METRICSOPT_LONGOPT,
 		{ "users", required_argument, NULL, SOCKS5OPT_USERS },
 		{ "allow-target", required_argument, NULL,
 		  SOCKS5OPT_ALLOW_TARGET },
@@ -512,6 +517,11 @@ serve_parse_args(int argc, char **argv, struct serve_opts *o)
 		case SOCKS5OPT_ALLOW_TARGET:
 		case SOCKS5OPT_DENY_TARGET:
 			if ((rc = socks5opt_take(&o->socks, ch, optarg)) != 0)
+				return rc;
+			break;
+		case METRICSOPT_METRICS:
+			if ((rc = metricsopt_take("serve", &o->metrics,
+						  optarg)) != 0)
 				return rc;
 			break;
 		default:

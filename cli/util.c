@@ -519,3 +519,20 @@ cli_write_all(int fd, const void *p, size_t len)
 	}
 	return 0;
 }
+
+int
+cli_listen_tcp(struct tk_server *s, const char *host, bool wildcard,
+	       uint16_t port, struct tk_listen_why *why)
+{
+	const char *any[] = { "::" }, *v4[] = { "0.0.0.0" };
+	int err;
+
+	if (host[0] != '\0')
+		return tk_server_listen_hosts(s, &host, 1, port, 0, why);
+	if (!wildcard) /* a bare PORT: loopback, as everywhere */
+		return tk_server_listen_hosts(s, NULL, 0, port, 0, why);
+	err = tk_server_listen_hosts(s, any, 1, port, 0, why);
+	if (err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL)
+		err = tk_server_listen_hosts(s, v4, 1, port, 0, why);
+	return err;
+}

@@ -1259,6 +1259,8 @@ struct tk_server_stats {
 	uint64_t line_errors; /* line too long */
 	uint64_t workers;     /* how many */
 	uint64_t pp_refused;  /* PROXY protocol: untrusted, bad or no header */
+	/* TLS handshakes that failed or timed out. */
+	uint64_t tls_failures;
 };
 
 /*
@@ -1386,6 +1388,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/handoff.h"
 #include "tcpkit/hist.h"
 #include "tcpkit/listenfd.h"
+#include "tcpkit/metrics.h"
 #include "tcpkit/proxy.h"
 #include "tcpkit/proxyproto.h"
 #include "tcpkit/relay.h"

@@ -230,11 +230,34 @@ arm_timer(struct tk_conn *c)
 		tk_conn_close(c, -ENOMEM);
 }
 
+/*
+ * Response latency (tcpkit/metrics.h): the clock starts at the first read
+ * nothing has answered yet and stops at the next write to the kernel.
+ */
+static void
+note_read(struct tk_conn *c)
+{
+	if (c->ctr != NULL && c->unanswered_ns == 0)
+		c->unanswered_ns = tk__mono_ns();
+}
+
+static void
+note_written(struct tk_conn *c)
+{
+	if (c->unanswered_ns != 0) {
+		tk__ctr_latency(c->ctr, tk__mono_ns() - c->unanswered_ns);
+		c->unanswered_ns = 0;
+	}
+}
+
 void
 tk_conn_close(struct tk_conn *c, int err)
 {
 	if (c == NULL || c->state == ST_CLOSED)
 		return;
+	/* A TLS client that never got through (a stop's cancel aside). */
+	if (c->state == ST_HANDSHAKE && c->ctr != NULL && err != -ECANCELED)
+		tk__ctr_add1(c->ctr, &c->ctr->tls_failures, 1);
 	c->state = ST_CLOSED;
 	c->close_err = err;
 	tk__lnode_del(&c->node);
@@ -393,6 +416,7 @@ flush(struct tk_conn *c)
 		c->bytes_out += (uint64_t)n;
 		if (c->ctr != NULL)
 			tk__ctr_add(&c->ctr->bytes_out, (uint64_t)n);
+		note_written(c);
 		c->last_active = tk_loop_now(c->loop);
 	}
 	if ((c->flags & F_BACKPRESSURE) &&
@@ -625,6 +649,7 @@ read_some(struct tk_conn *c)
 			c->last_active = tk_loop_now(c->loop);
 			if (c->flags & F_ENDING)
 				continue; /* draining towards the FIN */
+			note_read(c);
 			/* tk_conn_write() applies backpressure, if any. */
 			if (framing(c))
 				deliver_lines(c, buf, (size_t)n);
@@ -1037,6 +1062,7 @@ write_checked(struct tk_conn *c, const void *data, size_t len)
 		c->bytes_out += (uint64_t)n;
 		if (c->ctr != NULL)
 			tk__ctr_add(&c->ctr->bytes_out, (uint64_t)n);
+		note_written(c);
 		c->last_active = tk_loop_now(c->loop);
 	}
 	if (len == 0)
@@ -1276,6 +1302,10 @@ tk__conn_raw_moved(struct tk_conn *c, uint64_t in, uint64_t out)
 		if (out != 0)
 			tk__ctr_add(&c->ctr->bytes_out, out);
 	}
+	if (in != 0)
+		note_read(c);
+	if (out != 0)
+		note_written(c);
 	c->last_active = tk_loop_now(c->loop);
 }
 

@@ -66,6 +66,7 @@ struct tk_conn {
 	int end_err; /* reported when a tk_conn_end() finishes */
 	unsigned worker;
 	struct tk__counters *ctr; /* the worker's, for a server's connection */
+	uint64_t unanswered_ns; /* first byte read not yet answered; 0: none */
 	struct tk_addr peer;
 	/*
 	 * Looked up and allocated on first use (tk_conn_local()): rarely

@@ -255,6 +255,8 @@ struct tk__conn_owner {
  * sees all of an event's counts or none (a connection closed with a reset
  * is in closed, conn_errors and resets together, never in one alone).
  */
+#define TK__MAX_LISTENERS 16
+
 struct tk__counters {
 	_Atomic unsigned seq; /* odd while an update is under way */
 	_Atomic uint64_t accepted, rejected, active, closed;
@@ -263,6 +265,11 @@ struct tk__counters {
 	_Atomic uint64_t resets, timeouts, line_errors;
 	_Atomic uint64_t denied;
 	_Atomic uint64_t pp_refused;
+	_Atomic uint64_t tls_failures;
+	_Atomic uint64_t accepted_on[TK__MAX_LISTENERS]; /* per listener */
+	/* Response latency (tcpkit/metrics.h): per bucket, not cumulative. */
+	_Atomic uint64_t lat_count, lat_sum_ns;
+	_Atomic uint64_t lat_bucket[TK_LATENCY_BUCKETS];
 };
 
 /* The counters' values, read together. */
@@ -273,6 +280,10 @@ struct tk__ctr_values {
 	uint64_t resets, timeouts, line_errors;
 	uint64_t denied;
 	uint64_t pp_refused;
+	uint64_t tls_failures;
+	uint64_t accepted_on[TK__MAX_LISTENERS];
+	uint64_t lat_count, lat_sum_ns;
+	uint64_t lat_bucket[TK_LATENCY_BUCKETS];
 };
 
 static inline void
@@ -324,6 +335,10 @@ tk__ctr_add1(struct tk__counters *c, _Atomic uint64_t *v, uint64_t n)
 
 /* A consistent copy of c's values, from any thread (server.c). */
 void tk__ctr_snapshot(struct tk__counters *c, struct tk__ctr_values *out);
+/* One response latency of ns nanoseconds, on the worker's thread. */
+void tk__ctr_latency(struct tk__counters *c, uint64_t ns);
+/* CLOCK_MONOTONIC in nanoseconds (latencies need more than the loop's ms). */
+uint64_t tk__mono_ns(void);
 
 /*
  * Connections (conn.c), as the server makes them: srv is only handed back

@@ -16,7 +16,7 @@
 /* Accepts per wakeup (fairness), and the pause after running out of fds. */
 #define SERVER_MAX_ACCEPTS     64
 #define SERVER_ACCEPT_PAUSE_MS 500
-#define SERVER_MAX_LISTENERS   16
+#define SERVER_MAX_LISTENERS   TK__MAX_LISTENERS
 #define SERVER_MAX_WORKERS     256
 
 /*
@@ -649,7 +649,7 @@ count_open(struct worker *w, int fd, const struct tk_addr *peer)
  * sender, when peer is the client it named.
  */
 static int
-open_conn(struct worker *w, int fd, const struct tk_addr *peer,
+open_conn(struct worker *w, size_t li, int fd, const struct tk_addr *peer,
 	  const struct tk_addr *via)
 {
 	struct tk_server *s = w->srv;
@@ -675,6 +675,8 @@ open_conn(struct worker *w, int fd, const struct tk_addr *peer,
 	link_conn(w, c);
 	tk__ctr_begin(&w->ctr);
 	tk__ctr_add(&w->ctr.accepted, 1);
+	if (li < SERVER_MAX_LISTENERS)
+		tk__ctr_add(&w->ctr.accepted_on[li], 1);
 	tk__ctr_add(&w->ctr.active, 1);
 	tk__ctr_end(&w->ctr);
 	emit(s, TK_SERVER_OPEN, c, tk_conn_peer(c), 0);
@@ -699,7 +701,7 @@ static void check_drained(struct tk_server *s);
 /* The header is in (or not): the connection goes on as the client's. */
 static void
 pp_done(int fd, const struct tk_addr *sender, const struct tk_addr *via,
-	int err, void *arg)
+	size_t li, int err, void *arg)
 {
 	struct worker *w = arg;
 	struct tk_server *s = w->srv;
@@ -709,7 +711,7 @@ pp_done(int fd, const struct tk_addr *sender, const struct tk_addr *via,
 		unmap_v4(&peer);
 		if (s->opts.acl == NULL ||
 		    tk_acl_check(s->opts.acl, &peer) == 0) {
-			if (open_conn(w, fd, &peer, via) < 0)
+			if (open_conn(w, li, fd, &peer, via) < 0)
 				check_drained(s);
 			return;
 		}
@@ -730,7 +732,7 @@ pp_done(int fd, const struct tk_addr *sender, const struct tk_addr *via,
  * -ENOMEM with accepting paused.
  */
 static int
-pp_accept(struct worker *w, int fd, const struct tk_addr *peer)
+pp_accept(struct worker *w, size_t li, int fd, const struct tk_addr *peer)
 {
 	struct tk_server *s = w->srv;
 	uint64_t ms = s->opts.conn.handshake_timeout_ms;
@@ -744,7 +746,7 @@ pp_accept(struct worker *w, int fd, const struct tk_addr *peer)
 		return 0;
 	err = tk__ppwait_start(w->loop, &w->ppwaits, fd, peer,
 			       ms != 0 ? ms : TK_DEFAULT_HANDSHAKE_TIMEOUT_MS,
-			       pp_done, w);
+			       li, pp_done, w);
 	if (err == 0)
 		return 0;
 	atomic_fetch_sub(&s->open_conns, 1);
@@ -760,9 +762,13 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 {
 	struct worker *w = arg;
 	struct tk_server *s = w->srv;
+	size_t li = 0;
 
 	(void)loop;
 	(void)events;
+	/* Which listener, for its count: a few at most, so a scan. */
+	while (li < SERVER_MAX_LISTENERS && w->lfds[li] != lfd)
+		li++;
 	for (int i = 0; i < SERVER_MAX_ACCEPTS && w->accepting; i++) {
 		struct tk_addr peer;
 		int fd;
@@ -786,7 +792,7 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 		}
 		unmap_v4(&peer);
 		if (s->opts.proxy_protocol) {
-			if (pp_accept(w, fd, &peer) < 0)
+			if (pp_accept(w, li, fd, &peer) < 0)
 				return;
 			continue;
 		}
@@ -797,7 +803,7 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 		}
 		if (!count_open(w, fd, &peer))
 			continue;
-		if (open_conn(w, fd, &peer, NULL) < 0)
+		if (open_conn(w, li, fd, &peer, NULL) < 0)
 			return;
 	}
 }
@@ -1091,11 +1097,37 @@ tk__ctr_snapshot(struct tk__counters *c, struct tk__ctr_values *v)
 		v->line_errors = tk__ctr_get(&c->line_errors);
 		v->denied = tk__ctr_get(&c->denied);
 		v->pp_refused = tk__ctr_get(&c->pp_refused);
+		v->tls_failures = tk__ctr_get(&c->tls_failures);
+		for (size_t i = 0; i < TK__MAX_LISTENERS; i++)
+			v->accepted_on[i] = tk__ctr_get(&c->accepted_on[i]);
+		v->lat_count = tk__ctr_get(&c->lat_count);
+		v->lat_sum_ns = tk__ctr_get(&c->lat_sum_ns);
+		for (size_t i = 0; i < TK_LATENCY_BUCKETS; i++)
+			v->lat_bucket[i] = tk__ctr_get(&c->lat_bucket[i]);
 		/* The reads above happen before the check below. */
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&c->seq, memory_order_relaxed) == seq)
 			return;
 	}
+}
+
+static void
+add_values(struct tk_server_stats *out, const struct tk__ctr_values *v)
+{
+	out->closed += v->closed;
+	out->active += v->active;
+	out->accepted += v->accepted;
+	out->rejected += v->rejected;
+	out->bytes_in += v->bytes_in;
+	out->bytes_out += v->bytes_out;
+	out->accept_errors += v->accept_errors;
+	out->conn_errors += v->conn_errors;
+	out->resets += v->resets;
+	out->timeouts += v->timeouts;
+	out->line_errors += v->line_errors;
+	out->denied += v->denied;
+	out->pp_refused += v->pp_refused;
+	out->tls_failures += v->tls_failures;
 }
 
 void
@@ -1108,20 +1140,57 @@ tk_server_get_stats(const struct tk_server *s, struct tk_server_stats *out)
 
 		/* Each worker's counts from one moment of its own. */
 		tk__ctr_snapshot(&s->workers[i].ctr, &v);
-		out->closed += v.closed;
-		out->active += v.active;
-		out->accepted += v.accepted;
-		out->rejected += v.rejected;
-		out->bytes_in += v.bytes_in;
-		out->bytes_out += v.bytes_out;
-		out->accept_errors += v.accept_errors;
-		out->conn_errors += v.conn_errors;
-		out->resets += v.resets;
-		out->timeouts += v.timeouts;
-		out->line_errors += v.line_errors;
-		out->denied += v.denied;
-		out->pp_refused += v.pp_refused;
+		add_values(out, &v);
 	}
+}
+
+int
+tk_server_get_worker_stats(const struct tk_server *s, unsigned k,
+			   struct tk_server_stats *out)
+{
+	struct tk__ctr_values v;
+
+	memset(out, 0, sizeof(*out));
+	if (k >= s->nworkers)
+		return -EINVAL;
+	tk__ctr_snapshot(&s->workers[k].ctr, &v);
+	add_values(out, &v);
+	out->workers = 1;
+	return 0;
+}
+
+uint64_t
+tk_server_listener_accepted(const struct tk_server *s, unsigned k, size_t i)
+{
+	if (k >= s->nworkers || i >= s->naddrs)
+		return 0;
+	/* One value on its own: no snapshot needed. */
+	return tk__ctr_get(&s->workers[k].ctr.accepted_on[i]);
+}
+
+int
+tk_server_get_latency(const struct tk_server *s, unsigned k,
+		      struct tk_server_latency *out)
+{
+	unsigned first = k, end = k + 1;
+
+	memset(out, 0, sizeof(*out));
+	if (k == TK_ALL_WORKERS) {
+		first = 0;
+		end = s->nworkers;
+	} else if (k >= s->nworkers) {
+		return -EINVAL;
+	}
+	for (unsigned w = first; w < end; w++) {
+		struct tk__ctr_values v;
+
+		tk__ctr_snapshot(&s->workers[w].ctr, &v);
+		out->count += v.lat_count;
+		out->sum_ns += v.lat_sum_ns;
+		for (size_t i = 0; i < TK_LATENCY_BUCKETS; i++)
+			out->buckets[i] += v.lat_bucket[i];
+	}
+	return 0;
 }
 
 struct tk_loop *

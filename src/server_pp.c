@@ -17,6 +17,7 @@ struct tk__ppwait {
 	struct tk_timer *timer;
 	tk__ppwait_cb cb;
 	void *arg;
+	size_t tag;
 	size_t len; /* bytes of the header consumed so far */
 	unsigned char buf[TK_PP_MAX];
 };
@@ -48,7 +49,7 @@ finish(struct tk__ppwait *pw, const struct tk_pp_header *h, int err)
 		peer = &real;
 		via = &pw->peer;
 	}
-	pw->cb(pw->fd, peer, via, err, pw->arg);
+	pw->cb(pw->fd, peer, via, pw->tag, err, pw->arg);
 	free(pw);
 }
 
@@ -105,7 +106,7 @@ on_timeout(struct tk_timer *t, void *arg)
 
 int
 tk__ppwait_start(struct tk_loop *loop, struct tk__ppwait **list, int fd,
-		 const struct tk_addr *peer, uint64_t timeout_ms,
+		 const struct tk_addr *peer, uint64_t timeout_ms, size_t tag,
 		 tk__ppwait_cb cb, void *arg)
 {
 	struct tk__ppwait *pw = malloc(sizeof(*pw));
@@ -120,6 +121,7 @@ tk__ppwait_start(struct tk_loop *loop, struct tk__ppwait **list, int fd,
 	pw->peer = *peer;
 	pw->cb = cb;
 	pw->arg = arg;
+	pw->tag = tag;
 	if ((err = tk_timer_new(loop, on_timeout, pw, &pw->timer)) < 0 ||
 	    (err = tk_timer_start(pw->timer, timeout_ms, 0)) < 0 ||
 	    (err = tk_loop_watch(loop, fd, TK_READABLE, on_readable, pw)) < 0) {

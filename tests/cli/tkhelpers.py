@@ -51,7 +51,8 @@ PEER_PACKAGES = {"nc": "netcat-openbsd", "telnet": "telnet",
                  "tinyproxy": "tinyproxy", "nmap": "nmap",
                  "strace": "strace",
                  "systemd-socket-activate": "systemd",
-                 "systemd-analyze": "systemd"}
+                 "systemd-analyze": "systemd",
+                 "promtool": "prometheus", "chromium": "chromium"}
 
 
 def need(prog):
