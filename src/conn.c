@@ -1230,6 +1230,23 @@ tk__conn_set_service(struct tk_conn *c, const struct tk_service *svc, void *arg,
 	c->opts.drain_lowat = drain_lowat;
 }
 
+void
+tk__conn_hold_output(struct tk_conn *c, size_t hold)
+{
+	/*
+	 * The relay stops its source one read past `hold`; c's own
+	 * backpressure (and the read room it leaves c) must stay clear of
+	 * that, or c's direction would wait on the other's.
+	 */
+	size_t want = hold + 2 * TK__LOOP_READ_BUF;
+
+	if (want < hold)
+		want = SIZE_MAX / 2;
+	if (c->opts.max_pending < want)
+		c->opts.max_pending = want;
+	tk_conn_reserve_output(c, 0);
+}
+
 bool
 tk__conn_raw_ok(const struct tk_conn *c)
 {

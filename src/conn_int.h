@@ -115,6 +115,12 @@ int tk__conn_raw_interest(struct tk_conn *c, unsigned ev);
 void tk__conn_raw_moved(struct tk_conn *c, uint64_t in, uint64_t out);
 /* Send FIN on a raw socket: 0 or -errno. */
 int tk__conn_raw_shutdown(struct tk_conn *c);
+/*
+ * c's output is to hold up to `hold` bytes of another connection's input
+ * (a copying relay): raise its own limits so that neither its reading
+ * (max_pending) nor its writes (max_output) stop short of that.
+ */
+void tk__conn_hold_output(struct tk_conn *c, size_t hold);
 
 /* connect.c */
 /* The connect phase is over (won or lost): its attempts and state go. */

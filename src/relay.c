@@ -441,6 +441,7 @@ tk_conn_pipe(struct tk_conn *a, struct tk_conn *b,
 		} else {
 			tk__conn_set_service(p->c[i], &copy_service, p,
 					     p->opts.low_water);
+			tk__conn_hold_output(p->c[i], p->opts.high_water);
 		}
 	}
 	if (p->spliced) {
