@@ -1248,6 +1248,12 @@ tk__conn_hold_output(struct tk_conn *c, size_t hold)
 }
 
 bool
+tk__conn_eof_read(const struct tk_conn *c)
+{
+	return (c->flags & F_EOF) != 0;
+}
+
+bool
 tk__conn_raw_ok(const struct tk_conn *c)
 {
 	return c->state == ST_OPEN && c->tp == &tk__plain_tcp &&

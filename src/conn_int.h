@@ -121,6 +121,8 @@ int tk__conn_raw_shutdown(struct tk_conn *c);
  * (max_pending) nor its writes (max_output) stop short of that.
  */
 void tk__conn_hold_output(struct tk_conn *c, size_t hold);
+/* Has c read its peer's FIN (told to whichever service c had then)? */
+bool tk__conn_eof_read(const struct tk_conn *c);
 
 /* connect.c */
 /* The connect phase is over (won or lost): its attempts and state go. */
