@@ -353,6 +353,7 @@ static void
 pump_data(struct pump *p, struct tk_conn *c, const char *data, ssize_t n)
 {
 	struct tk_conn *to = pump_other(p, c);
+	int err;
 
 	if (to == NULL) {
 		tk_conn_close(c, 0);
@@ -362,7 +363,14 @@ pump_data(struct pump *p, struct tk_conn *c, const char *data, ssize_t n)
 		tk_conn_shutdown(to);
 		return;
 	}
-	if (tk_conn_write(to, data, (size_t)n) < 0) {
+	if ((err = tk_conn_write(to, data, (size_t)n)) < 0) {
+		/*
+		 * The program reads no more (it closed its input, or exited):
+		 * its input is dropped, as its own socket would, but what it
+		 * wrote still goes to the peer, then the end.
+		 */
+		if (to == p->pipe && tk_conn_is_open(to))
+			return;
 		tk_conn_close(c, -EPIPE);
 		return;
 	}
@@ -471,6 +479,7 @@ static int
 pump_start(struct tk_exec *x, struct tk_conn *c, struct pump **out, int *fd)
 {
 	struct tk_conn_opts o;
+	struct tk_conn *pc;
 	struct pump *p;
 	int sv[2];
 
@@ -492,8 +501,8 @@ pump_start(struct tk_exec *x, struct tk_conn *c, struct pump **out, int *fd)
 	 */
 	o.max_pending = TK_DEFAULT_MAX_OUTPUT;
 	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0 ||
-	    tk__conn_adopt(x->loop, sv[0], NULL, NULL, &o, &pipe_service, p) ==
-		    NULL) {
+	    (pc = tk__conn_adopt(x->loop, sv[0], NULL, NULL, &o, &pipe_service,
+				 p)) == NULL) {
 		int err = errno != 0 ? -errno : -ENOMEM;
 
 		close(sv[0]);
@@ -501,6 +510,8 @@ pump_start(struct tk_exec *x, struct tk_conn *c, struct pump **out, int *fd)
 		free(p);
 		return err;
 	}
+	/* A program may stop reading, yet what it wrote must still go. */
+	tk__conn_peer_may_stop(pc);
 	*out = p;
 	*fd = sv[1];
 	return 0;

@@ -331,3 +331,25 @@ def test_connect_exec_usage_errors(args, why):
     p = run(["connect"] + args + ["127.0.0.1", "9"])
     assert p.returncode == 64, p.stderr
     assert why in p.stderr.decode()
+
+
+def test_tls_exec_output_survives_a_program_that_stops_reading(listen,
+                                                                 certs,
+                                                                 tmp_path):
+    """A program that writes its answer and exits without reading its
+    input: the client's bytes it never read make our end of its socketpair
+    fail with EPIPE, and everything it wrote still reaches the client."""
+    size = 3 << 20
+    lp = listen("--tls", "--cert", certs["srv"], "--key", certs["srv_key"],
+                "--sh-exec", "exec head -c %d /dev/zero" % size)
+    src = tmp_path / "src"
+    src.write_bytes(b"x" * (16 << 20))
+    with open(src, "rb") as f:
+        p = subprocess.run([TCPKIT, "connect", "--tls", "--cacert",
+                            certs["ca"], "127.0.0.1", str(lp.port)],
+                           stdin=f, capture_output=True, timeout=60)
+    check_sanitizer(p.stderr)
+    assert len(p.stdout) == size, p.stderr
+    assert p.stdout == b"\0" * size
+    assert lp.wait() == 0
+    lp.err.wait_for(EXIT_RE % "exit 0")
