@@ -292,13 +292,22 @@ static void serve_waiting(struct tk_exec *x);
 static void
 child_free(struct child *ch)
 {
+	struct tk_exec *x = ch->x;
+	bool polled = false;
+
 	if (ch->pidfd >= 0) {
-		tk_loop_unwatch(ch->x->loop, ch->pidfd);
+		tk_loop_unwatch(x->loop, ch->pidfd);
 		close(ch->pidfd);
 	}
 	child_unlink(ch);
-	ch->x->running--;
+	x->running--;
 	free(ch);
+	/* The poll timer runs only while a child has no pidfd. */
+	for (ch = x->children.next; ch != &x->children; ch = ch->next)
+		if (ch->pidfd < 0)
+			polled = true;
+	if (x->poll != NULL && !polled)
+		tk_timer_stop(x->poll);
 }
 
 /* A child may have ended: collect it, report it, let a waiter in. */
@@ -315,7 +324,7 @@ reap(struct child *ch)
 	if (r == 0)
 		return; /* not yet (a spurious wakeup) */
 	if (r < 0)
-		e.status = 0; /* reaped by someone else: status unknown */
+		e.status = TK_EXEC_STATUS_UNKNOWN; /* reaped by someone else */
 	e.duration_ms = tk_loop_now(x->loop) - ch->started;
 	child_free(ch);
 	if (x->on_exit != NULL)

@@ -26,11 +26,17 @@ int tk_conn_detach(struct tk_conn *c, int *fd);
 
 struct tk_exec;
 
+/*
+ * tk_exec_exit.status of a child that someone else reaped (SIGCHLD
+ * ignored, a waitpid(-1) elsewhere): how it ended is not known.
+ */
+#define TK_EXEC_STATUS_UNKNOWN (-1)
+
 /* How a child ended, for tk_exec_opts.on_exit. */
 struct tk_exec_exit {
 	pid_t pid;	      /* 0 if the spawn failed */
 	int spawn_err;	      /* -errno when the program could not start */
-	int status;	      /* waitpid()'s status: WIFEXITED()... */
+	int status;	      /* waitpid()'s, or TK_EXEC_STATUS_UNKNOWN */
 	struct tk_addr peer;  /* the connection's peer */
 	uint64_t duration_ms; /* spawn to reap, loop time */
 };

@@ -4,6 +4,7 @@
 import os
 import re
 import select
+import signal
 import socket
 import subprocess
 import time
@@ -69,6 +70,23 @@ def test_exit_status_and_signal_logged(listen):
     a.close()
     b.close()
     assert lp.stop() == 0
+
+
+def test_status_of_a_program_reaped_elsewhere_is_unknown(listen):
+    """Started with SIGCHLD ignored (inherited), tcpkit's children are
+    reaped by the kernel: their status is not known, and the exit line says
+    so instead of a clean "exit 0"."""
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        lp = listen("--sh-exec", "exit 3")
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+    s = connect(lp.port)
+    assert recv_all(s) == b""
+    s.close()
+    assert lp.wait() == 0
+    lp.err.wait_for(EXIT_RE % "ended, status unknown")
+    assert "exit 0" not in lp.err.text()
 
 
 def test_twenty_concurrent_and_no_zombie(listen):
