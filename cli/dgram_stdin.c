@@ -8,8 +8,8 @@
 #include "cli.h"
 #include "dgram_stdin.h"
 
-#define DGRAM_STDIN_CHUNK  (64u * 1024)
-#define DGRAM_MAX_QUEUED   (1024u * 1024) /* stop reading stdin above it */
+#define DGRAM_STDIN_CHUNK (64u * 1024)
+#define DGRAM_MAX_QUEUED  (1024u * 1024) /* stop reading stdin above it */
 
 int
 dgram_stdin_init(struct dgram_stdin *ds, size_t datagram_size)
