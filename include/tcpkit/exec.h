@@ -74,7 +74,9 @@ int tk_exec_new(struct tk_loop *loop, const struct tk_exec_opts *opts,
  * detached (tk_conn_detach()) and its socket becomes the child's stdin and
  * stdout, blocking again.  TLS: the child gets one end of a socketpair and
  * the loop copies between the other end and c (at most 256 KiB waiting
- * each way, a half-close carried across as FIN or close_notify); c's
+ * each way, a half-close carried across as FIN or close_notify; a program
+ * that stops reading, or exits with input unread, has the rest of the
+ * input dropped, and what it wrote still reaches the peer); c's
  * service is replaced by that copy (none of its callbacks runs again, close
  * included; a server's drain leaves it to finish), and the environment
  * gets TCPKIT_TLS_CLIENT_SUBJECT when the client sent a verified
