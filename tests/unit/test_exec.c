@@ -400,8 +400,10 @@ no_pidfds(void)
 				   .filter = f };
 
 	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0,
-		     "seccomp: %s", strerror(errno));
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		cr_skip_test("no seccomp filters here (%s): pidfds cannot be "
+			     "refused",
+			     strerror(errno));
 	cr_assert_lt(syscall(SYS_pidfd_open, getpid(), 0), 0);
 	cr_assert_eq(errno, ENOSYS);
 }
