@@ -20,15 +20,14 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
-from runner import (CLIENT_CPU, free_port, log, raise_nofile, run_bench,
-                    start, stop, stop_all, tree_cpu, wait_listening)
+from runner import (CLIENT_CPU, build_ref, free_port, log, measured_bench,
+                    raise_nofile, run_bench, served, start, stop_all,
+                    wait_listening, warm_up)
 from stats import med
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 RELAY_CPU = "0"
 
 SCENARIOS = [
@@ -94,19 +93,11 @@ def one_run(cfg, name, sc, origin, tmp):
     if spec is None:
         return dict(error="not installed")
     argv, fixed = spec
-    outpath = os.path.join(tmp, "relay.out")
-    with open(outpath, "w") as out:
-        p = start(argv, out, RELAY_CPU)
-    try:
-        port = wait_listening(outpath, fixed, p)
-        run_bench(["taskset", "-c", CLIENT_CPU, cfg.tcpkit, "bench",
-                   "127.0.0.1", str(port), "-c", "10", "-t", "200ms",
-                   "--json", "-q"], tmp, 15)
-        cpu0 = tree_cpu(p.pid)
-        doc, rc = run_bench(bench_argv(cfg, sc, port), tmp, cfg.t + 60)
-        cpu = tree_cpu(p.pid) - cpu0
-    finally:
-        stop(p)
+    with served(argv, fixed, RELAY_CPU, os.path.join(tmp, "relay.out")) as (
+            p, port):
+        warm_up(cfg, port, tmp)
+        doc, rc, cpu = measured_bench(p, bench_argv(cfg, sc, port), tmp,
+                                      cfg.t + 60)
     return result(sc, doc, rc, cpu)
 
 
@@ -166,26 +157,12 @@ def report(summary, relays):
     return "\n".join(lines) + "\n"
 
 
-def build_ref(cfg, tmp):
-    if cfg.ref is None:
-        cfg.ref = os.path.join(tmp, "bench_ref")
-        subprocess.run(["cc", "-O2", "-o", cfg.ref,
-                        os.path.join(HERE, "ref", "ref_echo.c")],
-                       check=True, timeout=120)
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tcpkit", required=True)
-    ap.add_argument("--ref")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("-t", type=float, default=2.0, dest="t")
-    ap.add_argument("--relays", default="tcpkit,socat,haproxy")
-    ap.add_argument("--json")
-    cfg = ap.parse_args()
-    relays = cfg.relays.split(",")
+def compare(cfg, names, what, column, one_run):
+    """Every scenario through each of names (and "direct" for RL), rep by
+    rep, interleaved, in front of one echo origin: the report on stdout,
+    every run in --json.  one_run(cfg, name, sc, origin, tmp) -> dict."""
     raise_nofile()
-    tmp = tempfile.mkdtemp(prefix="tk-relay-bench-")
+    tmp = tempfile.mkdtemp(prefix="tk-%s-bench-" % what)
     results = {}
     try:
         build_ref(cfg, tmp)
@@ -195,10 +172,10 @@ def main():
         origin = wait_listening(opath, None, origin_p)
         for rep in range(cfg.reps):
             for sc in SCENARIOS:
-                for name in relays + (["direct"] if sc[0] == "RL" else []):
+                for name in names + (["direct"] if sc[0] == "RL" else []):
                     r = one_run(cfg, name, sc, origin, tmp)
-                    log("relay bench: rep %d %s %s: %s" % (rep + 1, sc[0],
-                                                          name, r))
+                    log("%s bench: rep %d %s %s: %s" % (what, rep + 1,
+                                                       sc[0], name, r))
                     results.setdefault((sc[0], name), []).append(r)
     finally:
         stop_all()
@@ -209,11 +186,29 @@ def main():
         m = {k: med([r.get(k) for r in ok]) for k in ("value", "cpu_op")}
         m["errors"] = sum(r.get("errors", 0) for r in ok)
         summary.setdefault(scn, {})[name] = m
-    sys.stdout.write(report(summary, relays))
+    sys.stdout.write(report(summary, names).replace("| relay |",
+                                                    "| %s |" % column))
     if cfg.json:
         with open(cfg.json, "w") as f:
             json.dump({"%s/%s" % k: v for k, v in results.items()}, f,
                       indent=1)
+
+
+def parse_args(doc, which, default):
+    """The options of relay.py and socks5.py; which: --relays, --proxies."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--tcpkit", required=True)
+    ap.add_argument("--ref")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("-t", type=float, default=2.0, dest="t")
+    ap.add_argument(which, default=default)
+    ap.add_argument("--json")
+    return ap.parse_args()
+
+
+def main():
+    cfg = parse_args(__doc__, "--relays", "tcpkit,socat,haproxy")
+    compare(cfg, cfg.relays.split(","), "relay", "relay", one_run)
 
 
 if __name__ == "__main__":

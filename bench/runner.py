@@ -2,6 +2,7 @@
 pinned, `tcpkit bench` against it, and what the server cost (its CPU time,
 memory and descriptors, from /proc).  Every process it starts is in its
 own process group and killed by PID on the way out."""
+import contextlib
 import hashlib
 import json
 import os
@@ -194,6 +195,15 @@ def make_cert(cfg, tmp):
     cfg.pin = "sha256:" + hashlib.sha256(der).hexdigest()
 
 
+def build_ref(cfg, tmp):
+    """cfg.ref: the reference echo server, built with cc -O2 unless given."""
+    if cfg.ref is None:
+        cfg.ref = os.path.join(tmp, "bench_ref")
+        subprocess.run(["cc", "-O2", "-o", cfg.ref,
+                        os.path.join(HERE, "ref", "ref_echo.c")],
+                       check=True, timeout=120)
+
+
 def build_helpers(cfg, tmp):
     cfg.cert = cfg.key = cfg.pin = None
     if TLS_SERVERS & set(cfg.servers):
@@ -202,11 +212,7 @@ def build_helpers(cfg, tmp):
             cfg.servers = [s for s in cfg.servers if s not in TLS_SERVERS]
         else:
             make_cert(cfg, tmp)
-    if cfg.ref is None:
-        cfg.ref = os.path.join(tmp, "bench_ref")
-        subprocess.run(["cc", "-O2", "-o", cfg.ref,
-                        os.path.join(HERE, "ref", "ref_echo.c")],
-                       check=True, timeout=120)
+    build_ref(cfg, tmp)
     # bench_ref_splice: next to --ref (CMake builds both), else from source.
     cfg.ref_splice = os.path.join(os.path.dirname(cfg.ref),
                                   "bench_ref_splice")
@@ -273,19 +279,41 @@ def run_bench(argv, tmp, timeout, during=None):
         return None, p.returncode
 
 
-def one_run(cfg, name, sc, tmp):
-    spec = server_argv(name, cfg)
-    outpath = os.path.join(tmp, "server.out")
-    argv, fixed, cpu = spec
+@contextlib.contextmanager
+def served(argv, fixed, cpu, outpath):
+    """A server (relay, proxy) started fresh in its own process group,
+    pinned to cpu, its output to outpath: yields (its Popen, its port: the
+    fixed one, or read from its "listening on" line); stopped on the way
+    out, errors included."""
     with open(outpath, "w") as out:
-        srv = start(argv, out, cpu)
+        p = start(argv, out, cpu)
     try:
-        port = wait_listening(outpath, fixed, srv)
+        yield p, wait_listening(outpath, fixed, p)
+    finally:
+        stop(p)
+
+
+def warm_up(cfg, port, tmp, extra=()):
+    """An unmeasured run first (JIT, first allocations, pools)."""
+    run_bench(["taskset", "-c", CLIENT_CPU, cfg.tcpkit, "bench",
+               "127.0.0.1", str(port), "-c", "10", "-t", "200ms", "--json",
+               "-q"] + list(extra), tmp, 15)
+
+
+def measured_bench(p, argv, tmp, timeout, during=None):
+    """run_bench(), and the CPU seconds p's process tree spent meanwhile:
+    (doc, rc, cpu_s)."""
+    cpu0 = tree_cpu(p.pid)
+    doc, rc = run_bench(argv, tmp, timeout, during)
+    return doc, rc, tree_cpu(p.pid) - cpu0
+
+
+def one_run(cfg, name, sc, tmp):
+    argv, fixed, cpu = server_argv(name, cfg)
+    with served(argv, fixed, cpu, os.path.join(tmp, "server.out")) as (
+            srv, port):
         if sc[0] != "S7":
-            # Unmeasured warm-up (JIT, first allocations), its own run.
-            run_bench(["taskset", "-c", CLIENT_CPU, cfg.tcpkit, "bench",
-                       "127.0.0.1", str(port), "-c", "10", "-t", "200ms",
-                       "--json", "-q"] + tls_args(cfg, sc[0]), tmp, 15)
+            warm_up(cfg, port, tmp, tls_args(cfg, sc[0]))
         rss0, fds0 = rss_kib(srv.pid), nfds(srv.pid)
         samples = []
         want = fds0 + int(cfg.n7 * 0.99)
@@ -297,17 +325,13 @@ def one_run(cfg, name, sc, tmp):
         # A TLS handshake costs milliseconds (more under sanitizers): give
         # the TLS runs at least a second, or a tiny run may count none.
         t = max(cfg.t, 1.0) if sc[0].startswith("S8") else cfg.t
-        cpu0 = tree_cpu(srv.pid)
-        doc, rc = run_bench(bench_argv(cfg, sc, port, t), tmp, t + 60,
-                            during if sc[0] == "S7" else None)
-        cpu1 = tree_cpu(srv.pid)
+        doc, rc, cpu_s = measured_bench(srv, bench_argv(cfg, sc, port, t),
+                                        tmp, t + 60,
+                                        during if sc[0] == "S7" else None)
         alive = srv.poll() is None
-    finally:
-        stop(srv)
     if doc is None:
         return dict(error="bench printed no result (exit %s)" % rc)
-    r = dict(errors=doc["errors"]["total"], cpu_s=cpu1 - cpu0, rc=rc,
-             alive=alive)
+    r = dict(errors=doc["errors"]["total"], cpu_s=cpu_s, rc=rc, alive=alive)
     if sc[0] == "S7":
         if samples and rss0 is not None and doc["established"]:
             r["value"] = (statistics.median(samples) - rss0) * 1024.0 \
@@ -321,10 +345,10 @@ def one_run(cfg, name, sc, tmp):
     if sc[0] == "S5":
         mb = doc["bytes_received"] / 1e6
         r["value"] = doc["mb_per_s_received"]
-        r["cpu_op"] = (cpu1 - cpu0) / mb if mb else None  # s per MB
+        r["cpu_op"] = cpu_s / mb if mb else None  # s per MB
     else:
         r["value"] = doc["messages_per_s"]
-        r["cpu_op"] = (cpu1 - cpu0) / ops if ops else None  # s per op
+        r["cpu_op"] = cpu_s / ops if ops else None  # s per op
     if sc[0] == "S1":
         r["p50"] = doc["latency_ns"]["p50"]
         r["p99"] = doc["latency_ns"]["p99"]

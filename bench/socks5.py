@@ -15,17 +15,11 @@ user.privileged), as in the tests.
 usage: bench/socks5.py --tcpkit PATH [--ref PATH] [--reps N] [-t SECONDS]
                        [--proxies tcpkit,dante] [--json FILE]
 """
-import argparse
-import json
 import os
 import shutil
-import sys
-import tempfile
 
 import relay as R
-from runner import (CLIENT_CPU, free_port, log, raise_nofile, run_bench,
-                    start, stop, stop_all, tree_cpu, wait_listening)
-from stats import med
+from runner import free_port, measured_bench, run_bench, served, warm_up
 
 DANTE_CFG = """logoutput: {log}
 internal: 127.0.0.1 port = {port}
@@ -73,66 +67,19 @@ def one_run(cfg, name, sc, origin, tmp):
     if spec is None:
         return dict(error="not installed (or not root)")
     argv, fixed = spec
-    outpath = os.path.join(tmp, "proxy.out")
-    with open(outpath, "w") as out:
-        p = start(argv, out, R.RELAY_CPU)
-    try:
-        port = wait_listening(outpath, fixed, p)
+    with served(argv, fixed, R.RELAY_CPU, os.path.join(tmp, "proxy.out")) \
+            as (p, port):
         # Warm up through the proxy (its processes, pools, caches).
-        run_bench(["taskset", "-c", CLIENT_CPU, cfg.tcpkit, "bench",
-                   "127.0.0.1", str(origin), "-c", "10", "-t", "200ms",
-                   "--proxy", "socks5://127.0.0.1:%d" % port, "--json",
-                   "-q"], tmp, 15)
-        cpu0 = tree_cpu(p.pid)
-        doc, rc = run_bench(bench_argv(cfg, sc, origin, port), tmp,
-                            cfg.t + 60)
-        cpu = tree_cpu(p.pid) - cpu0
-    finally:
-        stop(p)
+        warm_up(cfg, origin, tmp,
+                ["--proxy", "socks5://127.0.0.1:%d" % port])
+        doc, rc, cpu = measured_bench(p, bench_argv(cfg, sc, origin, port),
+                                      tmp, cfg.t + 60)
     return R.result(sc, doc, rc, cpu)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tcpkit", required=True)
-    ap.add_argument("--ref")
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("-t", type=float, default=2.0, dest="t")
-    ap.add_argument("--proxies", default="tcpkit,dante")
-    ap.add_argument("--json")
-    cfg = ap.parse_args()
-    proxies = cfg.proxies.split(",")
-    raise_nofile()
-    tmp = tempfile.mkdtemp(prefix="tk-socks5-bench-")
-    results = {}
-    try:
-        R.build_ref(cfg, tmp)
-        opath = os.path.join(tmp, "origin.out")
-        with open(opath, "w") as out:
-            origin_p = start([cfg.ref, "0"], out, CLIENT_CPU)
-        origin = wait_listening(opath, None, origin_p)
-        for rep in range(cfg.reps):
-            for sc in R.SCENARIOS:
-                for name in proxies + (["direct"] if sc[0] == "RL" else []):
-                    r = one_run(cfg, name, sc, origin, tmp)
-                    log("socks5 bench: rep %d %s %s: %s" % (rep + 1, sc[0],
-                                                           name, r))
-                    results.setdefault((sc[0], name), []).append(r)
-    finally:
-        stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
-    summary = {}
-    for (scn, name), runs in results.items():
-        ok = [r for r in runs if "error" not in r]
-        m = {k: med([r.get(k) for r in ok]) for k in ("value", "cpu_op")}
-        m["errors"] = sum(r.get("errors", 0) for r in ok)
-        summary.setdefault(scn, {})[name] = m
-    sys.stdout.write(R.report(summary, proxies).replace("| relay |",
-                                                        "| proxy |"))
-    if cfg.json:
-        with open(cfg.json, "w") as f:
-            json.dump({"%s/%s" % k: v for k, v in results.items()}, f,
-                      indent=1)
+    cfg = R.parse_args(__doc__, "--proxies", "tcpkit,dante")
+    R.compare(cfg, cfg.proxies.split(","), "socks5", "proxy", one_run)
 
 
 if __name__ == "__main__":

@@ -871,7 +871,10 @@ on_program_exit(struct tk_exec *x, const struct tk_exec_exit *e, void *arg)
 		code = WEXITSTATUS(e->status);
 	else if (WIFSIGNALED(e->status))
 		code = 128 + WTERMSIG(e->status);
-	if (s->o->verbose)
+	if (s->o->verbose && e->status == TK_EXEC_STATUS_UNKNOWN)
+		fprintf(stderr, "%s: pid %d ended, status unknown\n",
+			s->o->exec, (int)e->pid);
+	else if (s->o->verbose)
 		fprintf(stderr, "%s: pid %d ended, status %d\n", s->o->exec,
 			(int)e->pid, code);
 	finish(s, code);

@@ -8,12 +8,10 @@
 
 #include "cli.h"
 #include "client.h"
+#include "dgram_stdin.h"
 
 /* After the end of input, how long to wait for more replies. */
-#define UDP_LINGER_MS	1000u
-#define UDP_STDIN_CHUNK (64u * 1024)
-#define UDP_MAX_QUEUED	(1024u * 1024) /* stop reading stdin above it */
-#define UDP_MAX_LINEBUF TK_UDP_MAX_PAYLOAD
+#define UDP_LINGER_MS 1000u
 
 struct usession {
 	const struct client_opts *o;
@@ -22,10 +20,8 @@ struct usession {
 	struct tk_timer *linger;   /* after the end of input */
 	struct tk_timer *deadline; /* --max-time */
 	char where[TK_ADDRSTRLEN + 8];
-	unsigned char *pend; /* a line not yet ended, or a partial chunk */
-	size_t npend;
-	bool stdin_watched, stdin_polls, stdin_eof, paused;
-	uint64_t sent, received;
+	struct dgram_stdin in; /* stdin, as datagrams */
+	uint64_t received;
 	int exit_code;
 	bool done;
 };
@@ -58,7 +54,7 @@ report(struct usession *s, int err)
 static void
 maybe_done(struct usession *s)
 {
-	if (s->stdin_eof && tk_udp_pending(s->u) == 0 && s->received >= s->sent)
+	if (s->in.eof && tk_udp_pending(s->u) == 0 && s->received >= s->in.sent)
 		finish(s, 0);
 }
 
@@ -94,7 +90,7 @@ on_recv(struct tk_udp *u, const struct tk_udp_dgram *d, int err, void *arg)
 			finish(s, cli_fail("write", "stdout", werr));
 		return;
 	}
-	if (s->stdin_eof && s->linger != NULL)
+	if (s->in.eof && s->linger != NULL)
 		(void)tk_timer_start(s->linger,
 				     s->o->idle_timeout_ms != 0
 					     ? s->o->idle_timeout_ms
@@ -103,103 +99,24 @@ on_recv(struct tk_udp *u, const struct tk_udp_dgram *d, int err, void *arg)
 	maybe_done(s);
 }
 
-static int
-send_dgram(struct usession *s, const void *p, size_t n)
-{
-	int err = tk_udp_send(s->u, NULL, p, n);
-
-	if (err < 0) {
-		report(s, err);
-		return err;
-	}
-	s->sent++;
-	return 0;
-}
-
-/* Cut what came into datagrams: whole lines, or --datagram-size chunks. */
-static int
-take_input(struct usession *s, const unsigned char *p, size_t n)
-{
-	size_t size = s->o->datagram_size;
-
-	while (n > 0 && !s->done) {
-		size_t room = (size != 0 ? size : UDP_MAX_LINEBUF) - s->npend;
-		size_t take = n < room ? n : room;
-		const unsigned char *nl =
-			size == 0 ? memchr(p, '\n', take) : NULL;
-		bool full;
-
-		if (nl != NULL)
-			take = (size_t)(nl - p) + 1;
-		memcpy(s->pend + s->npend, p, take);
-		s->npend += take;
-		p += take;
-		n -= take;
-		full = nl != NULL ||
-		       s->npend == (size != 0 ? size : UDP_MAX_LINEBUF);
-		if (full) {
-			if (send_dgram(s, s->pend, s->npend) < 0)
-				return -1;
-			s->npend = 0;
-		}
-	}
-	return 0;
-}
-
-static void stdin_ready(struct tk_loop *loop, int fd, unsigned ev, void *arg);
-
+/* dgram_stdin's callbacks. */
 static void
-post_stdin(struct tk_loop *loop, void *arg)
+stdin_finish(void *arg, int code)
 {
-	stdin_ready(loop, STDIN_FILENO, TK_READABLE, arg);
+	finish(arg, code);
 }
 
 static void
-stdin_stop(struct usession *s)
+stdin_send_failed(void *arg, int err)
 {
-	if (s->stdin_watched) {
-		tk_loop_unwatch(s->loop, STDIN_FILENO);
-		s->stdin_watched = false;
-	}
+	report(arg, err);
 }
 
 static void
-stdin_want(struct usession *s)
+end_of_input(void *arg)
 {
-	int err;
+	struct usession *s = arg;
 
-	if (s->stdin_eof || s->paused || s->done)
-		return;
-	if (s->stdin_polls) {
-		if (tk_loop_post(s->loop, post_stdin, s) < 0)
-			finish(s, cli_fail("read", "stdin", -ENOMEM));
-		return;
-	}
-	if (s->stdin_watched)
-		return;
-	err = tk_loop_watch(s->loop, STDIN_FILENO, TK_READABLE, stdin_ready, s);
-	if (err == -EPERM) {
-		/* A regular file: never blocks, so read it in turns. */
-		s->stdin_polls = true;
-		stdin_want(s);
-		return;
-	}
-	if (err < 0) {
-		finish(s, cli_fail("read", "stdin", err));
-		return;
-	}
-	s->stdin_watched = true;
-}
-
-static void
-end_of_input(struct usession *s)
-{
-	s->stdin_eof = true;
-	stdin_stop(s);
-	/* The last line without its newline is a datagram too. */
-	if (s->npend > 0 && send_dgram(s, s->pend, s->npend) < 0)
-		return;
-	s->npend = 0;
 	if (tk_timer_start(s->linger,
 			   s->o->idle_timeout_ms != 0 ? s->o->idle_timeout_ms
 						      : UDP_LINGER_MS,
@@ -211,51 +128,12 @@ end_of_input(struct usession *s)
 }
 
 static void
-stdin_ready(struct tk_loop *loop, int fd, unsigned ev, void *arg)
-{
-	struct usession *s = arg;
-	unsigned char buf[UDP_STDIN_CHUNK];
-	ssize_t n;
-
-	(void)loop;
-	(void)ev;
-	if (s->done || s->stdin_eof)
-		return;
-	n = read(fd, buf, sizeof(buf));
-	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		stdin_want(s);
-		return;
-	}
-	if (n < 0) {
-		finish(s, cli_fail("read", "stdin", -errno));
-		return;
-	}
-	if (n == 0) {
-		end_of_input(s);
-		return;
-	}
-	if (take_input(s, buf, (size_t)n) < 0)
-		return;
-	if (tk_udp_pending(s->u) > UDP_MAX_QUEUED) {
-		/* The kernel is behind: wait for on_drained. */
-		s->paused = true;
-		stdin_stop(s);
-		return;
-	}
-	if (s->stdin_polls)
-		stdin_want(s);
-}
-
-static void
 on_drained(struct tk_udp *u, void *arg)
 {
 	struct usession *s = arg;
 
 	(void)u;
-	if (s->paused) {
-		s->paused = false;
-		stdin_want(s);
-	}
+	dgram_stdin_drained(&s->in);
 	maybe_done(s);
 }
 
@@ -301,15 +179,20 @@ client_udp_run(const struct client_opts *o)
 	/* No handshake to race: the first address is the one. */
 	uo.peer = &list->addrs[0];
 	uo.bind = o->has_source ? &o->source : NULL;
-	s.pend = malloc(o->datagram_size != 0 ? o->datagram_size
-					      : UDP_MAX_LINEBUF);
-	if (s.pend == NULL || (err = tk_loop_new(&s.loop)) < 0) {
-		err = s.pend == NULL ? -ENOMEM : err;
+	if ((err = dgram_stdin_init(&s.in, o->datagram_size)) < 0 ||
+	    (err = tk_loop_new(&s.loop)) < 0) {
 		tk_addrlist_free(list);
-		free(s.pend);
+		dgram_stdin_free(&s.in);
 		return cli_fail(o->cmd, "", err);
 	}
+	s.in.loop = s.loop;
+	s.in.done = &s.done;
+	s.in.finish = stdin_finish;
+	s.in.send_failed = stdin_send_failed;
+	s.in.at_eof = end_of_input;
+	s.in.arg = &s;
 	err = tk_udp_open(s.loop, &uo, &cb, &s, &s.u);
+	s.in.u = s.u;
 	if (err == 0)
 		err = tk_timer_new(s.loop, on_linger, &s, &s.linger);
 	if (err == 0 && o->max_time_ms != 0) {
@@ -327,20 +210,20 @@ client_udp_run(const struct client_opts *o)
 		fprintf(stderr, "sending to udp://%s\n",
 			tk_addr_format(&list->addrs[0], a, sizeof(a)));
 	}
-	stdin_want(&s);
+	dgram_stdin_want(&s.in);
 	if ((err = tk_loop_run(s.loop)) < 0)
 		s.exit_code = cli_fail(o->cmd, "event loop", err);
 	if (o->verbose)
 		fprintf(stderr, "%llu datagram%s sent, %llu received\n",
-			(unsigned long long)s.sent, CLI_PLURAL(s.sent),
+			(unsigned long long)s.in.sent, CLI_PLURAL(s.in.sent),
 			(unsigned long long)s.received);
 out:
-	stdin_stop(&s);
+	dgram_stdin_stop(&s.in);
 	tk_udp_close(s.u);
 	tk_timer_free(s.linger);
 	tk_timer_free(s.deadline);
 	tk_loop_free(s.loop);
 	tk_addrlist_free(list);
-	free(s.pend);
+	dgram_stdin_free(&s.in);
 	return s.exit_code;
 }

@@ -43,7 +43,9 @@ execlog_exit(const char *cmd, const char *prog, const struct tk_exec_exit *e)
 			  tk_strerror(e->spawn_err));
 		return;
 	}
-	if (WIFEXITED(e->status))
+	if (e->status == TK_EXEC_STATUS_UNKNOWN)
+		snprintf(how, sizeof(how), "ended, status unknown");
+	else if (WIFEXITED(e->status))
 		snprintf(how, sizeof(how), "exit %d", WEXITSTATUS(e->status));
 	else if (WIFSIGNALED(e->status))
 		snprintf(how, sizeof(how), "killed by signal %d (%s)",

@@ -8,25 +8,20 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dgram_stdin.h"
 #include "listen.h"
 
-#define LUDP_MAX_SOCKS	 2 /* the default: 127.0.0.1 and ::1 */
-#define LUDP_STDIN_CHUNK (64u * 1024)
-#define LUDP_MAX_QUEUED	 (1024u * 1024) /* stop reading stdin above it */
+#define LUDP_MAX_SOCKS 2 /* the default: 127.0.0.1 and ::1 */
 
 struct lsession {
 	const struct listen_opts *o;
 	struct tk_loop *loop;
 	struct tk_udp *u[LUDP_MAX_SOCKS];
 	size_t nu;
-	struct tk_udp *last_u; /* the socket the last datagram came to */
-	struct tk_addr last;   /* ...and its sender: where stdin goes */
+	struct tk_addr last; /* the last sender: where stdin goes */
 	bool have_peer;
-	unsigned char *pend; /* a line not yet ended, or a partial chunk */
-	size_t npend;
-	size_t dgram_max; /* --datagram-size, or a whole line's limit */
-	bool stdin_watched, stdin_polls, stdin_eof, paused;
-	uint64_t sent, received;
+	struct dgram_stdin in; /* stdin, as datagrams to the last sender */
+	uint64_t received;
 	int exit_code;
 	bool done;
 };
@@ -41,135 +36,21 @@ finish(struct lsession *s, int code)
 	tk_loop_stop(s->loop);
 }
 
-static void stdin_want(struct lsession *s);
-
-static int
-send_dgram(struct lsession *s, const void *p, size_t n)
-{
-	char to[TK_ADDRSTRLEN];
-	int err = tk_udp_send(s->last_u, &s->last, p, n);
-
-	if (err < 0) {
-		tk_addr_format(&s->last, to, sizeof(to));
-		finish(s, cli_fail("listen", to, err));
-		return err;
-	}
-	s->sent++;
-	return 0;
-}
-
-/* Cut what came into datagrams: whole lines, or --datagram-size chunks. */
-static int
-take_input(struct lsession *s, const unsigned char *p, size_t n)
-{
-	bool lines = s->o->datagram_size == 0;
-
-	while (n > 0 && !s->done) {
-		size_t room = s->dgram_max - s->npend;
-		size_t take = n < room ? n : room;
-		const unsigned char *nl = lines ? memchr(p, '\n', take) : NULL;
-
-		if (nl != NULL)
-			take = (size_t)(nl - p) + 1;
-		memcpy(s->pend + s->npend, p, take);
-		s->npend += take;
-		p += take;
-		n -= take;
-		if (nl != NULL || s->npend == s->dgram_max) {
-			if (send_dgram(s, s->pend, s->npend) < 0)
-				return -1;
-			s->npend = 0;
-		}
-	}
-	return 0;
-}
-
-static void stdin_ready(struct tk_loop *loop, int fd, unsigned ev, void *arg);
-
+/* dgram_stdin's callbacks. */
 static void
-post_stdin(struct tk_loop *loop, void *arg)
+stdin_finish(void *arg, int code)
 {
-	stdin_ready(loop, STDIN_FILENO, TK_READABLE, arg);
+	finish(arg, code);
 }
 
 static void
-stdin_stop(struct lsession *s)
-{
-	if (s->stdin_watched) {
-		tk_loop_unwatch(s->loop, STDIN_FILENO);
-		s->stdin_watched = false;
-	}
-}
-
-/* stdin is read only once there is someone to send it to. */
-static void
-stdin_want(struct lsession *s)
-{
-	int err;
-
-	if (s->o->recv_only || !s->have_peer || s->stdin_eof || s->paused ||
-	    s->done)
-		return;
-	if (s->stdin_polls) {
-		if (tk_loop_post(s->loop, post_stdin, s) < 0)
-			finish(s, cli_fail("read", "stdin", -ENOMEM));
-		return;
-	}
-	if (s->stdin_watched)
-		return;
-	err = tk_loop_watch(s->loop, STDIN_FILENO, TK_READABLE, stdin_ready, s);
-	if (err == -EPERM) {
-		/* A regular file: never blocks, so read it in turns. */
-		s->stdin_polls = true;
-		stdin_want(s);
-		return;
-	}
-	if (err < 0) {
-		finish(s, cli_fail("read", "stdin", err));
-		return;
-	}
-	s->stdin_watched = true;
-}
-
-static void
-stdin_ready(struct tk_loop *loop, int fd, unsigned ev, void *arg)
+stdin_send_failed(void *arg, int err)
 {
 	struct lsession *s = arg;
-	unsigned char buf[LUDP_STDIN_CHUNK];
-	ssize_t n;
+	char to[TK_ADDRSTRLEN];
 
-	(void)loop;
-	(void)ev;
-	if (s->done || s->stdin_eof)
-		return;
-	n = read(fd, buf, sizeof(buf));
-	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		stdin_want(s);
-		return;
-	}
-	if (n < 0) {
-		finish(s, cli_fail("read", "stdin", -errno));
-		return;
-	}
-	if (n == 0) {
-		/* UDP has no end to send: keep receiving until a signal.
-		 * The last line without its newline is a datagram too. */
-		s->stdin_eof = true;
-		stdin_stop(s);
-		if (s->npend > 0 && send_dgram(s, s->pend, s->npend) == 0)
-			s->npend = 0;
-		return;
-	}
-	if (take_input(s, buf, (size_t)n) < 0)
-		return;
-	if (tk_udp_pending(s->last_u) > LUDP_MAX_QUEUED) {
-		/* The kernel is behind: wait for on_drained. */
-		s->paused = true;
-		stdin_stop(s);
-		return;
-	}
-	if (s->stdin_polls)
-		stdin_want(s);
+	tk_addr_format(&s->last, to, sizeof(to));
+	finish(s, cli_fail("listen", to, err));
 }
 
 static void
@@ -178,10 +59,7 @@ on_drained(struct tk_udp *u, void *arg)
 	struct lsession *s = arg;
 
 	(void)u;
-	if (s->paused) {
-		s->paused = false;
-		stdin_want(s);
-	}
+	dgram_stdin_drained(&s->in);
 }
 
 static void
@@ -210,10 +88,12 @@ on_recv(struct tk_udp *u, const struct tk_udp_dgram *d, int err, void *arg)
 			CLI_PLURAL(d->len), from);
 	/* nc -u -l answers the first sender only; we follow the last. */
 	s->last = *d->peer;
-	s->last_u = u;
+	s->in.u = u; /* replies leave from where the datagram came */
+	/* stdin is read only once there is someone to send it to. */
 	if (!s->have_peer) {
 		s->have_peer = true;
-		stdin_want(s);
+		if (!s->o->recv_only)
+			dgram_stdin_want(&s->in);
 	}
 	if ((werr = cli_write_all(STDOUT_FILENO, d->data, d->len)) < 0) {
 		if (werr == -EPIPE)
@@ -314,15 +194,17 @@ listen_udp_run(const struct listen_opts *o)
 	struct lsession s = { .o = o };
 	int rc;
 
-	s.dgram_max = o->datagram_size != 0 ? (size_t)o->datagram_size
-					    : TK_UDP_MAX_PAYLOAD;
-	s.pend = malloc(s.dgram_max);
-	if (s.pend == NULL)
-		return cli_fail("listen", "", -ENOMEM);
-	if ((rc = tk_loop_new(&s.loop)) < 0) {
-		free(s.pend);
+	if ((rc = dgram_stdin_init(&s.in, o->datagram_size)) < 0 ||
+	    (rc = tk_loop_new(&s.loop)) < 0) {
+		dgram_stdin_free(&s.in);
 		return cli_fail("listen", "", rc);
 	}
+	s.in.loop = s.loop;
+	s.in.to = &s.last;
+	s.in.done = &s.done;
+	s.in.finish = stdin_finish;
+	s.in.send_failed = stdin_send_failed;
+	s.in.arg = &s;
 	if ((rc = tk_loop_signal(s.loop, SIGINT, on_signal, &s)) < 0 ||
 	    (rc = tk_loop_signal(s.loop, SIGTERM, on_signal, &s)) < 0) {
 		rc = cli_fail("listen", "signals", rc);
@@ -338,14 +220,14 @@ listen_udp_run(const struct listen_opts *o)
 	if (o->verbose)
 		fprintf(stderr, "%llu datagram%s received, %llu sent\n",
 			(unsigned long long)s.received, CLI_PLURAL(s.received),
-			(unsigned long long)s.sent);
+			(unsigned long long)s.in.sent);
 out:
-	stdin_stop(&s);
+	dgram_stdin_stop(&s.in);
 	for (size_t i = 0; i < s.nu; i++)
 		tk_udp_close(s.u[i]);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	tk_loop_free(s.loop);
-	free(s.pend);
+	dgram_stdin_free(&s.in);
 	return rc;
 }

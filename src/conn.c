@@ -396,7 +396,32 @@ send_fin(struct tk_conn *c)
 	maybe_finish(c);
 }
 
-/* Write pending output.  Returns 0, or a negative code if c closed. */
+/*
+ * A write failed: c closes, unless its peer may stop reading (and what it
+ * wrote before is still to be read): then only c's output ends, and c
+ * closes once its input has.
+ */
+static int
+write_failed(struct tk_conn *c, int err)
+{
+	if ((err != -EPIPE && err != -ECONNRESET) ||
+	    !(c->flags & F_PEER_MAY_STOP)) {
+		tk_conn_close(c, err);
+		return err;
+	}
+	tk_buf_consume(&c->out, tk_buf_len(&c->out));
+	tk_buf_trim(&c->out);
+	c->flags |= F_SHUT_WANT | F_SHUT_DONE;
+	c->flags &= ~(F_BACKPRESSURE | F_DRAIN_WANT);
+	update_interest(c);
+	maybe_finish(c);
+	return err;
+}
+
+/*
+ * Write pending output.  Returns 0, or a negative code if c closed (or its
+ * output ended: write_failed()).
+ */
 static int
 flush(struct tk_conn *c)
 {
@@ -408,10 +433,8 @@ flush(struct tk_conn *c)
 			continue;
 		if (n == -EAGAIN)
 			break;
-		if (n < 0) {
-			tk_conn_close(c, (int)n);
-			return (int)n;
-		}
+		if (n < 0)
+			return write_failed(c, (int)n);
 		tk_buf_consume(&c->out, (size_t)n);
 		c->bytes_out += (uint64_t)n;
 		if (c->ctr != NULL)
@@ -659,6 +682,9 @@ read_some(struct tk_conn *c)
 				return; /* drained: spare a read that EAGAINs */
 			continue;
 		}
+		/* A peer that went with our bytes unread: its end, all read. */
+		if (n == -ECONNRESET && (c->flags & F_PEER_MAY_STOP))
+			n = 0;
 		if (n == 0) {
 			c->flags |= F_EOF;
 			if (framing(c) && !(c->flags & F_ENDING))
@@ -1053,10 +1079,8 @@ write_checked(struct tk_conn *c, const void *data, size_t len)
 			continue;
 		if (n == -EAGAIN)
 			break;
-		if (n < 0) {
-			tk_conn_close(c, (int)n);
-			return (int)n;
-		}
+		if (n < 0)
+			return write_failed(c, (int)n);
 		p += n;
 		len -= (size_t)n;
 		c->bytes_out += (uint64_t)n;
@@ -1255,6 +1279,35 @@ tk__conn_set_service(struct tk_conn *c, const struct tk_service *svc, void *arg,
 	c->svc = svc;
 	c->arg = arg;
 	c->opts.drain_lowat = drain_lowat;
+}
+
+void
+tk__conn_hold_output(struct tk_conn *c, size_t hold)
+{
+	/*
+	 * The relay stops its source one read past `hold`; c's own
+	 * backpressure (and the read room it leaves c) must stay clear of
+	 * that, or c's direction would wait on the other's.
+	 */
+	size_t want = hold + 2 * TK__LOOP_READ_BUF;
+
+	if (want < hold)
+		want = SIZE_MAX / 2;
+	if (c->opts.max_pending < want)
+		c->opts.max_pending = want;
+	tk_conn_reserve_output(c, 0);
+}
+
+void
+tk__conn_peer_may_stop(struct tk_conn *c)
+{
+	c->flags |= F_PEER_MAY_STOP;
+}
+
+bool
+tk__conn_eof_read(const struct tk_conn *c)
+{
+	return (c->flags & F_EOF) != 0;
 }
 
 bool

@@ -24,6 +24,7 @@ enum {
 	F_DRAIN_WANT = 1u << 7, /* output went above drain_lowat: tell drain */
 	F_EOF_TOLD = 1u << 8,	/* the service had its TK_EOF (line framing) */
 	F_RAW = 1u << 9,	/* the socket's I/O is raw_io's (relay.c) */
+	F_PEER_MAY_STOP = 1u << 10, /* tk__conn_peer_may_stop() */
 };
 
 struct connecting;   /* connect.c */
@@ -117,6 +118,20 @@ int tk__conn_raw_interest(struct tk_conn *c, unsigned ev);
 void tk__conn_raw_moved(struct tk_conn *c, uint64_t in, uint64_t out);
 /* Send FIN on a raw socket: 0 or -errno. */
 int tk__conn_raw_shutdown(struct tk_conn *c);
+/*
+ * c's output is to hold up to `hold` bytes of another connection's input
+ * (a copying relay): raise its own limits so that neither its reading
+ * (max_pending) nor its writes (max_output) stop short of that.
+ */
+void tk__conn_hold_output(struct tk_conn *c, size_t hold);
+/*
+ * c's peer (a local program) may stop reading and go: a write that fails
+ * with EPIPE or ECONNRESET ends c's output only, and c reads on what the
+ * peer wrote before; the reset a read meets after that is its end (EOF).
+ */
+void tk__conn_peer_may_stop(struct tk_conn *c);
+/* Has c read its peer's FIN (told to whichever service c had then)? */
+bool tk__conn_eof_read(const struct tk_conn *c);
 
 /* connect.c */
 /* The connect phase is over (won or lost): its attempts and state go. */

@@ -128,6 +128,7 @@ void tk__lnode_del(struct tk__lnode *n);
 struct tk_conn *tk__conn_of_node(struct tk__lnode *n);
 
 /* A scratch buffer for reads, owned by the loop (one thread). */
+#define TK__LOOP_READ_BUF (64u * 1024) /* its size: the most one read takes */
 char *tk__loop_read_buf(struct tk_loop *loop, size_t *size);
 
 /* Sockets (sock.c).  All return 0 / an fd, or -errno. */

@@ -292,13 +292,22 @@ static void serve_waiting(struct tk_exec *x);
 static void
 child_free(struct child *ch)
 {
+	struct tk_exec *x = ch->x;
+	bool polled = false;
+
 	if (ch->pidfd >= 0) {
-		tk_loop_unwatch(ch->x->loop, ch->pidfd);
+		tk_loop_unwatch(x->loop, ch->pidfd);
 		close(ch->pidfd);
 	}
 	child_unlink(ch);
-	ch->x->running--;
+	x->running--;
 	free(ch);
+	/* The poll timer runs only while a child has no pidfd. */
+	for (ch = x->children.next; ch != &x->children; ch = ch->next)
+		if (ch->pidfd < 0)
+			polled = true;
+	if (x->poll != NULL && !polled)
+		tk_timer_stop(x->poll);
 }
 
 /* A child may have ended: collect it, report it, let a waiter in. */
@@ -315,7 +324,7 @@ reap(struct child *ch)
 	if (r == 0)
 		return; /* not yet (a spurious wakeup) */
 	if (r < 0)
-		e.status = 0; /* reaped by someone else: status unknown */
+		e.status = TK_EXEC_STATUS_UNKNOWN; /* reaped by someone else */
 	e.duration_ms = tk_loop_now(x->loop) - ch->started;
 	child_free(ch);
 	if (x->on_exit != NULL)
@@ -353,6 +362,7 @@ static void
 pump_data(struct pump *p, struct tk_conn *c, const char *data, ssize_t n)
 {
 	struct tk_conn *to = pump_other(p, c);
+	int err;
 
 	if (to == NULL) {
 		tk_conn_close(c, 0);
@@ -362,7 +372,14 @@ pump_data(struct pump *p, struct tk_conn *c, const char *data, ssize_t n)
 		tk_conn_shutdown(to);
 		return;
 	}
-	if (tk_conn_write(to, data, (size_t)n) < 0) {
+	if ((err = tk_conn_write(to, data, (size_t)n)) < 0) {
+		/*
+		 * The program reads no more (it closed its input, or exited):
+		 * its input is dropped, as its own socket would, but what it
+		 * wrote still goes to the peer, then the end.
+		 */
+		if (to == p->pipe && tk_conn_is_open(to))
+			return;
 		tk_conn_close(c, -EPIPE);
 		return;
 	}
@@ -471,6 +488,7 @@ static int
 pump_start(struct tk_exec *x, struct tk_conn *c, struct pump **out, int *fd)
 {
 	struct tk_conn_opts o;
+	struct tk_conn *pc;
 	struct pump *p;
 	int sv[2];
 
@@ -492,8 +510,8 @@ pump_start(struct tk_exec *x, struct tk_conn *c, struct pump **out, int *fd)
 	 */
 	o.max_pending = TK_DEFAULT_MAX_OUTPUT;
 	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0 ||
-	    tk__conn_adopt(x->loop, sv[0], NULL, NULL, &o, &pipe_service, p) ==
-		    NULL) {
+	    (pc = tk__conn_adopt(x->loop, sv[0], NULL, NULL, &o, &pipe_service,
+				 p)) == NULL) {
 		int err = errno != 0 ? -errno : -ENOMEM;
 
 		close(sv[0]);
@@ -501,6 +519,8 @@ pump_start(struct tk_exec *x, struct tk_conn *c, struct pump **out, int *fd)
 		free(p);
 		return err;
 	}
+	/* A program may stop reading, yet what it wrote must still go. */
+	tk__conn_peer_may_stop(pc);
 	*out = p;
 	*fd = sv[1];
 	return 0;

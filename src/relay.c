@@ -145,6 +145,19 @@ tk_pipe_abort(struct tk_pipe *p, int err)
 
 /* Copying: the connections' buffers, their pause and drain. */
 
+/* Side s's EOF: the other side's peer sees the end (once its bytes are out). */
+static void
+copy_eof(struct tk_pipe *p, int s)
+{
+	struct dir *d = &p->d[s];
+
+	d->eof = d->done = true;
+	note_end(p, s);
+	if (p->opts.tap != NULL)
+		p->opts.tap(p, (enum tk_pipe_side)s, NULL, 0, p->opts.arg);
+	tk_conn_shutdown(p->c[!s]);
+}
+
 static void
 copy_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 {
@@ -157,12 +170,7 @@ copy_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
 	if (p->closed[!s])
 		return;
 	if (n == TK_EOF) {
-		d->eof = d->done = true;
-		note_end(p, s);
-		if (p->opts.tap != NULL)
-			p->opts.tap(p, (enum tk_pipe_side)s, NULL, 0,
-				    p->opts.arg);
-		tk_conn_shutdown(dst);
+		copy_eof(p, s);
 		return;
 	}
 	if (p->opts.tap != NULL)
@@ -441,12 +449,21 @@ tk_conn_pipe(struct tk_conn *a, struct tk_conn *b,
 		} else {
 			tk__conn_set_service(p->c[i], &copy_service, p,
 					     p->opts.low_water);
+			tk__conn_hold_output(p->c[i], p->opts.high_water);
 		}
 	}
 	if (p->spliced) {
 		/* Bytes already in either socket raise an event now. */
 		raw_interest(p);
 	} else {
+		/*
+		 * A FIN read before the relay began raises no event again:
+		 * carry it now.  A close it brings about runs later (deferred),
+		 * so p and both connections stay valid here.
+		 */
+		for (int i = 0; i < 2; i++)
+			if (tk__conn_eof_read(p->c[i]))
+				copy_eof(p, i);
 		tk_conn_resume(a);
 		tk_conn_resume(b);
 	}

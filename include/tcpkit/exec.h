@@ -26,11 +26,17 @@ int tk_conn_detach(struct tk_conn *c, int *fd);
 
 struct tk_exec;
 
+/*
+ * tk_exec_exit.status of a child that someone else reaped (SIGCHLD
+ * ignored, a waitpid(-1) elsewhere): how it ended is not known.
+ */
+#define TK_EXEC_STATUS_UNKNOWN (-1)
+
 /* How a child ended, for tk_exec_opts.on_exit. */
 struct tk_exec_exit {
 	pid_t pid;	      /* 0 if the spawn failed */
 	int spawn_err;	      /* -errno when the program could not start */
-	int status;	      /* waitpid()'s status: WIFEXITED()... */
+	int status;	      /* waitpid()'s, or TK_EXEC_STATUS_UNKNOWN */
 	struct tk_addr peer;  /* the connection's peer */
 	uint64_t duration_ms; /* spawn to reap, loop time */
 };
@@ -68,7 +74,9 @@ int tk_exec_new(struct tk_loop *loop, const struct tk_exec_opts *opts,
  * detached (tk_conn_detach()) and its socket becomes the child's stdin and
  * stdout, blocking again.  TLS: the child gets one end of a socketpair and
  * the loop copies between the other end and c (at most 256 KiB waiting
- * each way, a half-close carried across as FIN or close_notify); c's
+ * each way, a half-close carried across as FIN or close_notify; a program
+ * that stops reading, or exits with input unread, has the rest of the
+ * input dropped, and what it wrote still reaches the peer); c's
  * service is replaced by that copy (none of its callbacks runs again, close
  * included; a server's drain leaves it to finish), and the environment
  * gets TCPKIT_TLS_CLIENT_SUBJECT when the client sent a verified

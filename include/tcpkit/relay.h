@@ -81,6 +81,9 @@ struct tk_pipe_opts {
 	 * starts again (0, or not below high_water: high_water / 4).  A
 	 * direction holds at most high_water plus one read (64 KiB) in its
 	 * destination's output buffer, or high_water in its kernel pipe.
+	 * Copying, both connections' own limits (tk_conn_max_pending(),
+	 * tk_conn_max_output()) are raised to hold that much, so that one
+	 * direction's bytes never stop the other's reading.
 	 */
 	size_t high_water;
 	size_t low_water;
@@ -104,9 +107,10 @@ struct tk_pipe_opts {
 void tk_pipe_opts_init(struct tk_pipe_opts *opts);
 
 /*
- * Join a and b (open, on the same loop, distinct).  Returns 0 with *out
- * set (out may be NULL), or -EINVAL, -ENOTCONN (one is not open: it is
- * left as it was), -ENOMEM; on failure nothing is taken over.
+ * Join a and b (open, on the same loop, distinct); a peer's EOF that a or
+ * b read before is carried at once.  Returns 0 with *out set (out may be
+ * NULL), or -EINVAL, -ENOTCONN (one is not open: it is left as it was),
+ * -ENOMEM; on failure nothing is taken over.
  */
 int tk_conn_pipe(struct tk_conn *a, struct tk_conn *b,
 		 const struct tk_pipe_opts *opts, struct tk_pipe **out);

@@ -11,9 +11,8 @@
 
 #include "backend.h"
 
-/* Events handled per round, and the scratch read buffer's size. */
+/* Events handled per round. */
 #define LOOP_MAX_EVENTS 256
-#define LOOP_READ_BUF	(64u * 1024)
 
 struct watcher {
 	tk_io_cb cb;
@@ -255,8 +254,8 @@ char *
 tk__loop_read_buf(struct tk_loop *loop, size_t *size)
 {
 	if (loop->rbuf == NULL)
-		loop->rbuf = malloc(LOOP_READ_BUF);
-	*size = LOOP_READ_BUF;
+		loop->rbuf = malloc(TK__LOOP_READ_BUF);
+	*size = TK__LOOP_READ_BUF;
 	return loop->rbuf;
 }
 

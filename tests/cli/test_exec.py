@@ -4,6 +4,7 @@
 import os
 import re
 import select
+import signal
 import socket
 import subprocess
 import time
@@ -69,6 +70,23 @@ def test_exit_status_and_signal_logged(listen):
     a.close()
     b.close()
     assert lp.stop() == 0
+
+
+def test_status_of_a_program_reaped_elsewhere_is_unknown(listen):
+    """Started with SIGCHLD ignored (inherited), tcpkit's children are
+    reaped by the kernel: their status is not known, and the exit line says
+    so instead of a clean "exit 0"."""
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        lp = listen("--sh-exec", "exit 3")
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+    s = connect(lp.port)
+    assert recv_all(s) == b""
+    s.close()
+    assert lp.wait() == 0
+    lp.err.wait_for(EXIT_RE % "ended, status unknown")
+    assert "exit 0" not in lp.err.text()
 
 
 def test_twenty_concurrent_and_no_zombie(listen):
@@ -331,3 +349,25 @@ def test_connect_exec_usage_errors(args, why):
     p = run(["connect"] + args + ["127.0.0.1", "9"])
     assert p.returncode == 64, p.stderr
     assert why in p.stderr.decode()
+
+
+def test_tls_exec_output_survives_a_program_that_stops_reading(listen,
+                                                                 certs,
+                                                                 tmp_path):
+    """A program that writes its answer and exits without reading its
+    input: the client's bytes it never read make our end of its socketpair
+    fail with EPIPE, and everything it wrote still reaches the client."""
+    size = 3 << 20
+    lp = listen("--tls", "--cert", certs["srv"], "--key", certs["srv_key"],
+                "--sh-exec", "exec head -c %d /dev/zero" % size)
+    src = tmp_path / "src"
+    src.write_bytes(b"x" * (16 << 20))
+    with open(src, "rb") as f:
+        p = subprocess.run([TCPKIT, "connect", "--tls", "--cacert",
+                            certs["ca"], "127.0.0.1", str(lp.port)],
+                           stdin=f, capture_output=True, timeout=60)
+    check_sanitizer(p.stderr)
+    assert len(p.stdout) == size, p.stderr
+    assert p.stdout == b"\0" * size
+    assert lp.wait() == 0
+    lp.err.wait_for(EXIT_RE % "exit 0")

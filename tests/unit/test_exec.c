@@ -1,13 +1,19 @@
 /* test_exec.c: a program per connection (tcpkit/exec.h): stdio, environment,
  * exit reports, reaping, the bound on children, tk_conn_detach(). */
 #include <criterion/criterion.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "helpers.h"
+#include "internal.h"
 
 TestSuite(exec, .timeout = 30);
 
@@ -352,4 +358,83 @@ Test(exec, detach_hands_over_the_socket_without_fin)
 	close(fd);
 	tk_server_free(s);
 	tk_loop_free(loop);
+}
+
+/*
+ * A child reaped by someone else (here: SIGCHLD ignored, so the kernel
+ * reaps it) has no status to tell: it is reported as unknown, not as a
+ * clean exit 0.
+ */
+Test(exec, status_of_a_child_reaped_elsewhere_is_unknown)
+{
+	static const char *const argv[] = { "sh", "-c", "exit 3", NULL };
+	struct run r;
+	char buf[64];
+	int fd;
+
+	signal(SIGCHLD, SIG_IGN);
+	run_start(&r, argv, false, 0);
+	fd = client(&r);
+	cr_assert_eq(read_all(&r, fd, buf, sizeof(buf)), 0);
+	RUN_UNTIL(r.loop, 5000, r.nexits == 1);
+	cr_assert_gt(r.exits[0].pid, 0);
+	cr_assert_eq(r.exits[0].status, TK_EXEC_STATUS_UNKNOWN, "status %d",
+		     r.exits[0].status);
+	close(fd);
+	run_free(&r);
+	signal(SIGCHLD, SIG_DFL);
+}
+
+/* pidfd_open(2) fails with ENOSYS from now on, as on Linux before 5.3. */
+static void
+no_pidfds(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pidfd_open, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]),
+				   .filter = f };
+
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		cr_skip_test("no seccomp filters here (%s): pidfds cannot be "
+			     "refused",
+			     strerror(errno));
+	cr_assert_lt(syscall(SYS_pidfd_open, getpid(), 0), 0);
+	cr_assert_eq(errno, ENOSYS);
+}
+
+/*
+ * Without pidfds children are looked for by a timer: it runs while there
+ * is a child to look for, and stops with the last (the loop would wake
+ * every 100 ms for ever).
+ */
+Test(exec, poll_timer_without_pidfds_stops_with_the_last_child)
+{
+	static const char *const argv[] = { "sh", "-c", "exit 3", NULL };
+	struct run r;
+	char buf[64];
+	size_t timers;
+	int fd;
+
+	no_pidfds();
+	run_start(&r, argv, false, 0);
+	timers = tk__loop_heap(r.loop)->n;
+	fd = client(&r);
+	RUN_UNTIL(r.loop, 5000, tk_exec_running(r.x) == 1 || r.nexits == 1);
+	cr_assert_eq(read_all(&r, fd, buf, sizeof(buf)), 0);
+	RUN_UNTIL(r.loop, 5000, r.nexits == 1);
+	cr_assert(WIFEXITED(r.exits[0].status));
+	cr_assert_eq(WEXITSTATUS(r.exits[0].status), 3);
+	cr_assert_eq(tk_exec_running(r.x), 0);
+	cr_assert_eq(tk__loop_heap(r.loop)->n, timers,
+		     "%zu timers running, %zu before the child",
+		     tk__loop_heap(r.loop)->n, timers);
+	close(fd);
+	run_free(&r);
+	assert_no_zombie();
 }

@@ -368,3 +368,117 @@ Test(relay, copies_where_sigpipe_is_not_ignored)
 	RUN_UNTIL(f.loop, 3000, f.done);
 	teardown(&f);
 }
+
+/* Small kernel buffers, so that what is held is the relay's to hold. */
+static void
+small_bufs(int fd)
+{
+	int n = 32 << 10;
+
+	cr_assert(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof(n)) == 0);
+	cr_assert(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof(n)) == 0);
+}
+
+/*
+ * Both peers send a message each before they read (a write-then-read
+ * protocol), with a high water that holds it: copying, the relay buffers
+ * each direction up to the high water, and neither waits on the other
+ * (the connections' own output limits must not stop a side's reading).
+ */
+static void
+both_push(char mode)
+{
+	enum { TOTAL = 2 << 20, HIGH = 4 << 20 };
+	struct fix f;
+	char *da = malloc(TOTAL), *db = malloc(TOTAL);
+
+	cr_assert(da != NULL && db != NULL);
+	t_fill(da, TOTAL, 0, 3);
+	t_fill(db, TOTAL, 0, 5);
+	setup(&f, mode, HIGH);
+	small_bufs(f.pa.fd);
+	small_bufs(f.pb.fd);
+	small_bufs(tk_conn_fd(f.a));
+	small_bufs(tk_conn_fd(f.b));
+	peer_set_reading(&f.pa, false);
+	peer_set_reading(&f.pb, false);
+	peer_send(&f.pa, da, TOTAL);
+	peer_send(&f.pb, db, TOTAL);
+	RUN_UNTIL(f.loop, 10000,
+		  peer_pending(&f.pa) == 0 && peer_pending(&f.pb) == 0);
+	peer_set_reading(&f.pa, true);
+	peer_set_reading(&f.pb, true);
+	RUN_UNTIL(f.loop, 10000, f.pb.in_len == TOTAL && f.pa.in_len == TOTAL);
+	cr_assert_eq(t_check(f.pb.in, TOTAL, 0, 3), TOTAL);
+	cr_assert_eq(t_check(f.pa.in, TOTAL, 0, 5), TOTAL);
+	peer_shutdown(&f.pa);
+	peer_shutdown(&f.pb);
+	RUN_UNTIL(f.loop, 5000, f.done);
+	cr_assert_eq(f.r.err, 0, "err %d (%s)", f.r.err, f.why);
+	free(da);
+	free(db);
+	teardown(&f);
+}
+
+Test(relay, both_push_large_high_water_copy)
+{
+	both_push('c');
+}
+Test(relay, both_push_large_high_water_tap)
+{
+	both_push('t');
+}
+
+/* A service that only notes its connection's EOF (before a relay). */
+static void
+eof_data(struct tk_conn *c, const char *data, ssize_t n, void *arg)
+{
+	(void)c;
+	(void)data;
+	if (n == TK_EOF)
+		(*(int *)arg)++;
+}
+
+static const struct tk_service eof_service = { .name = "eof",
+					       .data = eof_data };
+
+/*
+ * a's peer half-closed before the relay started, and a read that EOF
+ * already: the relay carries it (b's peer sees the end), and b's answer
+ * still flows back.
+ */
+Test(relay, eof_before_pipe_is_carried)
+{
+	struct fix f;
+	struct tk_pipe_opts o;
+	struct tk_addr addr;
+	int eofs = 0;
+	int fd;
+
+	memset(&f, 0, sizeof(f));
+	signal(SIGPIPE, SIG_IGN);
+	f.loop = t_loop_new();
+	f.lfd = t_raw_listen("127.0.0.1", 8, &addr);
+	peer_connect(&f.pa, f.loop, &addr);
+	fd = accept4(f.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	cr_assert(fd >= 0, "accept: %s", strerror(errno));
+	f.a = tk__conn_adopt(f.loop, fd, NULL, NULL, NULL, &eof_service, &eofs);
+	cr_assert_not_null(f.a);
+	f.b = accept_conn(&f, &f.pb, &addr);
+	peer_shutdown(&f.pa);
+	RUN_UNTIL(f.loop, 5000, eofs == 1);
+	tk_pipe_opts_init(&o);
+	o.done = on_done;
+	o.arg = &f;
+	cr_assert_eq(tk_conn_pipe(f.a, f.b, &o, &f.p), 0);
+	RUN_UNTIL(f.loop, 5000, f.pb.eof);
+	cr_assert_eq(f.pb.in_len, 0);
+	peer_send_str(&f.pb, "answer after EOF");
+	peer_shutdown(&f.pb);
+	RUN_UNTIL(f.loop, 5000, f.pa.eof && f.done);
+	cr_assert(peer_got(&f.pa, "answer after EOF"));
+	cr_assert_eq(f.r.err, 0, "err %d (%s)", f.r.err, f.why);
+	cr_assert_eq(f.r.first, TK_PIPE_A);
+	cr_assert_eq(f.r.b_to_a, 16);
+	teardown(&f);
+}
