@@ -46,6 +46,12 @@ struct tk_tls_ctx {
 	unsigned char *alpn;  /* wire format: length-prefixed names */
 	size_t alpn_len;
 	int keylog_fd; /* SSLKEYLOGFILE, or -1 */
+	/*
+	 * Its creator's, and one per session made from it (a server holds
+	 * one too): a context freed while connections use it lives on
+	 * until the last of them is gone, on whichever thread that is.
+	 */
+	atomic_uint refs;
 };
 
 /* One connection's TLS session. */
@@ -384,6 +390,7 @@ ctx_alloc(const SSL_METHOD *method, bool server)
 	ctx->layer.attach = tls_attach;
 	ctx->keylog_fd = -1;
 	ctx->server = server;
+	atomic_init(&ctx->refs, 1);
 	ctx->ssl = SSL_CTX_new(method);
 	if (ctx->ssl == NULL) {
 		free(ctx);
@@ -404,10 +411,18 @@ tk_tls_runtime_version(void)
 	return OpenSSL_version(OPENSSL_VERSION);
 }
 
+struct tk_tls_ctx *
+tk__tls_ctx_ref(struct tk_tls_ctx *ctx)
+{
+	if (ctx != NULL)
+		atomic_fetch_add(&ctx->refs, 1);
+	return ctx;
+}
+
 void
 tk_tls_ctx_free(struct tk_tls_ctx *ctx)
 {
-	if (ctx == NULL)
+	if (ctx == NULL || atomic_fetch_sub(&ctx->refs, 1) != 1)
 		return;
 	SSL_CTX_free(ctx->ssl);
 	if (ctx->keylog_fd >= 0)
@@ -725,6 +740,7 @@ tls_attach(struct tk_conn *c, void *layer, const char *servername)
 		return -ENOMEM;
 	}
 	SSL_set_app_data(tc->ssl, tc);
+	tk__tls_ctx_ref(ctx);
 	if (!ctx->server && servername != NULL) {
 		X509_VERIFY_PARAM *vp = SSL_get0_param(tc->ssl);
 
@@ -754,6 +770,7 @@ tls_attach(struct tk_conn *c, void *layer, const char *servername)
 out_free:
 	ERR_clear_error();
 	SSL_free(tc->ssl);
+	tk_tls_ctx_free(ctx);
 	free(tc);
 	return -ENOMEM;
 }
@@ -1074,6 +1091,8 @@ tls_close(struct tk_conn *c)
 	if (tc == NULL)
 		return;
 	SSL_free(tc->ssl);
+	/* The session's reference: the context may go with it. */
+	tk_tls_ctx_free(tc->ctx);
 	free(tc);
 	tk__conn_set_transport(c, NULL, NULL);
 }

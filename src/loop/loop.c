@@ -23,11 +23,11 @@ struct watcher {
 	bool own;     /* the library's, for a handle (tk__loop_watch_own()) */
 };
 
-struct post {
+struct tk__post {
 	tk_work_cb cb;
 	void (*drop)(void *arg); /* tk_loop_free() before it ran; or NULL */
 	void *arg;
-	struct post *next;
+	struct tk__post *next;
 };
 
 struct tk_loop {
@@ -48,7 +48,7 @@ struct tk_loop {
 	struct tk__defer *defer_head, **defer_tail;
 
 	pthread_mutex_t post_lock;
-	struct post *posts, **posts_tail;
+	struct tk__post *posts, **posts_tail;
 	atomic_bool stop;
 
 	char *rbuf;
@@ -183,7 +183,7 @@ tk_loop_close(struct tk_loop *loop)
 void
 tk_loop_free(struct tk_loop *loop)
 {
-	struct post *p, *next;
+	struct tk__post *p, *next;
 
 	if (loop == NULL)
 		return;
@@ -383,14 +383,16 @@ tk__loop_run_deferred(struct tk_loop *loop)
 	}
 }
 
-int
-tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb, void (*drop)(void *),
-		   void *arg)
+struct tk__post *
+tk__post_new(void)
 {
-	struct post *p = malloc(sizeof(*p));
+	return malloc(sizeof(struct tk__post));
+}
 
-	if (p == NULL)
-		return -ENOMEM;
+void
+tk__loop_post_ready(struct tk_loop *loop, struct tk__post *p, tk_work_cb cb,
+		    void (*drop)(void *), void *arg)
+{
 	p->cb = cb;
 	p->drop = drop;
 	p->arg = arg;
@@ -400,6 +402,17 @@ tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb, void (*drop)(void *),
 	loop->posts_tail = &p->next;
 	pthread_mutex_unlock(&loop->post_lock);
 	tk__backend_wake(loop->be);
+}
+
+int
+tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb, void (*drop)(void *),
+		   void *arg)
+{
+	struct tk__post *p = tk__post_new();
+
+	if (p == NULL)
+		return -ENOMEM;
+	tk__loop_post_ready(loop, p, cb, drop, arg);
 	return 0;
 }
 
@@ -419,7 +432,7 @@ tk_loop_stop(struct tk_loop *loop)
 void
 tk__loop_run_posts(struct tk_loop *loop)
 {
-	struct post *p, *next;
+	struct tk__post *p, *next;
 
 	pthread_mutex_lock(&loop->post_lock);
 	p = loop->posts;
