@@ -16,6 +16,7 @@
 #include "get.h"
 #include "hexdump.h"
 #include "listen.h"
+#include "reload.h"
 #include "tlsopt.h"
 
 #define LISTEN_PROGRESS_MS 250u
@@ -447,6 +448,7 @@ cmd_listen(int argc, char **argv)
 	struct tk_server_opts sopts;
 	struct tk_tls_ctx *tls = NULL;
 	const char *sh_argv[] = { "/bin/sh", "-c", NULL, NULL };
+	struct reload rl = { .cmd = "listen" };
 	int rc;
 
 	memset(&o, 0, sizeof(o));
@@ -509,6 +511,11 @@ cmd_listen(int argc, char **argv)
 		rc = cli_fail("listen", "signals", rc);
 		goto out_loop;
 	}
+	rl.tls = &o.tls;
+	rl.ctx = &tls;
+	rl.acl = &o.acl;
+	if ((rc = reload_watch(st.loop, &rl)) != 0)
+		goto out_loop;
 	if (o.output != NULL && isatty(STDERR_FILENO) &&
 	    tk_timer_new(st.loop, on_progress, &st, &st.progress) < 0)
 		st.progress = NULL; /* no progress line: not worth failing */
@@ -569,6 +576,7 @@ cmd_listen(int argc, char **argv)
 		rc = cli_fail("listen", "", rc);
 		goto out_server;
 	}
+	rl.server = st.srv;
 	rc = tk_loop_run(st.loop);
 	if (rc < 0) {
 		rc = cli_fail("listen", "event loop", rc);
@@ -600,6 +608,7 @@ out_loop:
 	tk_timer_free(st.progress);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	tk_loop_free(st.loop);
 	if (st.busy && o.output != NULL && !o.append)
 		get_out_discard(&st.out);

@@ -13,6 +13,7 @@
 #include "hexdump.h"
 #include "proxyopt.h"
 #include "relay.h"
+#include "reload.h"
 
 #define FD_RESERVE 64 /* descriptors kept for all but relays */
 
@@ -605,6 +606,7 @@ cmd_relay(int argc, char **argv)
 	struct relay_state st = { .opts = &o };
 	struct tk_server_opts so;
 	struct tk_tls_ctx *srv_tls = NULL;
+	struct reload rl = { .cmd = "relay" };
 	int rc;
 
 	if ((rc = relay_parse_args(argc, argv, &o)) != 0) {
@@ -635,6 +637,11 @@ cmd_relay(int argc, char **argv)
 		rc = cli_fail("relay", "signals", rc);
 		goto out_loop;
 	}
+	rl.tls = &o.srv_tls;
+	rl.ctx = &srv_tls;
+	rl.acl = &o.acl;
+	if ((rc = reload_watch(st.loop, &rl)) != 0)
+		goto out_loop;
 	init_server_opts(&o, &st, &so, srv_tls);
 	if (o.exec) {
 		/* Over --max-conns children, a client waits its turn. */
@@ -665,6 +672,7 @@ cmd_relay(int argc, char **argv)
 		rc = cli_fail("relay", "", rc);
 		goto out_server;
 	}
+	rl.server = st.server;
 	rc = run(&st);
 	/* Every relay is over: the dump is complete, or it failed. */
 	if (rc == 0 && atomic_load(&st.dump_failed))
@@ -678,6 +686,7 @@ out_loop:
 	/* As serve: a second signal pending after a clean stop is dropped. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	tk_loop_free(st.loop);
 out_tls:
 	if (hexdump_close(st.dump) < 0 && rc == 0)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "reload.h"
 #include "serve.h"
 
 #define FD_RESERVE 64 /* descriptors kept for all but clients */
@@ -309,6 +310,7 @@ cmd_serve(int argc, char **argv)
 	struct tk_server_stats stats;
 	struct tk_tls_ctx *tls = NULL;
 	const struct tk_service *svc;
+	struct reload rl = { .cmd = "serve" };
 	int rc;
 
 	rc = serve_parse_args(argc, argv, &o);
@@ -343,6 +345,11 @@ cmd_serve(int argc, char **argv)
 		rc = cli_fail("serve", "signals", rc);
 		goto out_free_loop;
 	}
+	rl.tls = &o.tls;
+	rl.ctx = &tls;
+	rl.acl = &o.acl;
+	if ((rc = reload_watch(st.loop, &rl)) != 0)
+		goto out_free_loop;
 	init_server_opts(&o, &st, &sopts);
 	sopts.conn.tls = tls;
 	sopts.conn.handshake_timeout_ms = o.handshake_ms;
@@ -372,6 +379,7 @@ cmd_serve(int argc, char **argv)
 		rc = cli_fail("serve", "", rc);
 		goto out_free_server;
 	}
+	rl.server = st.server;
 	print_hints(&o, st.server);
 	if (o.stats_ms != 0) {
 		/* Best effort: serving goes on without the interval lines. */
@@ -435,6 +443,7 @@ out_free_loop:
 	 */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	tk_loop_free(st.loop);
 	tk_tls_ctx_free(tls);
 	aclopt_free(&o.acl);

@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "internal.h"
+#include "tcpkit/reload.h"
 
 /*
  * Mozilla "intermediate" for TLS 1.2: ECDHE key exchange (forward secrecy)
@@ -1157,6 +1158,26 @@ time_text(const ASN1_TIME *t, char *out, size_t len)
 	out[0] = '\0';
 	if (t != NULL && ASN1_TIME_to_tm(t, &tm))
 		strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int
+tk_tls_ctx_cert_info(const struct tk_tls_ctx *ctx, struct tk_tls_info *info)
+{
+	X509 *cert = SSL_CTX_get0_certificate(ctx->ssl);
+
+	memset(info, 0, sizeof(*info));
+	if (cert == NULL || !ctx->has_fp)
+		return -ENOENT;
+	name_text(X509_get_subject_name(cert), info->subject,
+		  sizeof(info->subject));
+	name_text(X509_get_issuer_name(cert), info->issuer,
+		  sizeof(info->issuer));
+	time_text(X509_get0_notBefore(cert), info->not_before,
+		  sizeof(info->not_before));
+	time_text(X509_get0_notAfter(cert), info->not_after,
+		  sizeof(info->not_after));
+	hex(ctx->fp, sizeof(ctx->fp), info->sha256);
+	return 0;
 }
 
 int

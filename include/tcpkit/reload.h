@@ -42,6 +42,16 @@ struct tk_acl;
 int tk_server_set_tls(struct tk_server *s, struct tk_tls_ctx *ctx);
 int tk_server_set_acl(struct tk_server *s, const struct tk_acl *acl);
 
+/*
+ * What a context's own certificate says, to tell which one a reload put
+ * in place: subject, issuer, validity and sha256 of struct tk_tls_info
+ * (the session fields stay empty).  0, or -ENOENT for a context without a
+ * certificate (a client's without --cert).
+ */
+struct tk_tls_info;
+int tk_tls_ctx_cert_info(const struct tk_tls_ctx *ctx,
+			 struct tk_tls_info *info);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

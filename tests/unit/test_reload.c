@@ -376,3 +376,19 @@ Test(reload, context_freed_mid_handshake_serves_on)
 	tk_loop_free(loop);
 	tk_tls_ctx_free(cctx);
 }
+
+Test(reload, cert_info_names_the_context_certificate)
+{
+	struct tk_tls_ctx *a = server_ctx(), *c = client_ctx();
+	struct tk_tls_info info;
+	char fp[TK_TLS_FPLEN];
+
+	cr_assert_eq(tk_tls_ctx_cert_info(a, &info), 0);
+	fp_of(a, fp);
+	cr_assert_str_eq(info.sha256, fp);
+	cr_assert_str_eq(info.subject, "CN=tcpkit ephemeral");
+	cr_assert_eq(strlen(info.not_after), 20, "%s", info.not_after);
+	cr_assert_eq(tk_tls_ctx_cert_info(c, &info), -ENOENT);
+	tk_tls_ctx_free(a);
+	tk_tls_ctx_free(c);
+}
