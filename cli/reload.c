@@ -113,8 +113,8 @@ reload_acl(struct reload *r)
 		snprintf(why, sizeof(why), "%s", tk_strerror(err));
 	if (err < 0) {
 		tk_acl_free(acl);
-		cli_error(r->cmd, "reload",
-			  "%s; the access list in use stays", why);
+		cli_error(r->cmd, "reload", "%s; the access list in use stays",
+			  why);
 		return true;
 	}
 	/* The server holds its own reference to both. */
