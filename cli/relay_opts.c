@@ -10,6 +10,7 @@
 #include "execlog.h"
 #include "proxyopt.h"
 #include "relay.h"
+#include "reload.h"
 
 #define DEFAULT_IDLE_MS	   (5 * 60 * 1000u)
 #define DEFAULT_CONNECT_MS 10000u
@@ -146,17 +147,7 @@ const char cmd_relay_help[] =
 	"64 KiB; with TLS or -x, at most 128 KiB of buffered output per\n"
 	"direction.\n"
 	"\n"
-	"Signals: SIGINT and SIGTERM drain and stop (--drain-timeout).\n"
-	"SIGHUP reloads the certificate and key (and --client-ca) when\n"
-	"--cert was given, and the --allow-file and --deny-file files\n"
-	"(inline rules stay), for new clients only: open connections keep\n"
-	"what they began with, and lists apply at accept, so a client now\n"
-	"refused is not cut.  One line says what was put in place ('reload:\n"
-	"certificate FILE: subject S, sha256:FP, valid to T', 'reload:\n"
-	"access list: N allow rules, M deny rules'), or why not, naming the\n"
-	"file (unreadable, not PEM, a key that does not match, a certificate\n"
-	"out of date, a bad rule): the old one stays in use.  See\n"
-	"docs/deploy.md.\n"
+	"Signals: SIGINT and SIGTERM drain and stop (--drain-timeout).\n" RELOAD_HELP
 	"\n"
 	"Exit codes: 0 stopped cleanly (SIGINT or SIGTERM), 1 cannot listen,\n"
 	"64 usage, 66 a certificate, CA or access-list file is missing (or\n"

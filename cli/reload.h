@@ -7,6 +7,19 @@
 #include "tcpkit.h"
 #include "tlsopt.h"
 
+/* The help's lines on SIGHUP (serve, listen and relay). */
+#define RELOAD_HELP                                                             \
+	"SIGHUP reloads the certificate and key (and --client-ca) when\n"       \
+	"--cert was given, and the --allow-file and --deny-file files\n"        \
+	"(inline rules stay), for new clients only: open connections keep\n"    \
+	"what they began with, and lists apply at accept, so a client now\n"    \
+	"refused is not cut.  One line says what was put in place ('reload:\n"  \
+	"certificate FILE: subject S, sha256:FP, valid to T', 'reload:\n"       \
+	"access list: N allow rules, M deny rules'), or why not, naming the\n"  \
+	"file (unreadable, not PEM, a key that does not match, a certificate\n" \
+	"out of date, a bad rule): the old one stays in use.  See\n"            \
+	"docs/deploy.md.\n"
+
 struct reload {
 	const char *cmd;
 	struct tk_server *server; /* NULL until made: a SIGHUP then waits */

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "reload.h"
 #include "serve.h"
 
 #define DEFAULT_IDLE_MS		(5 * 60 * 1000u)
@@ -189,17 +190,7 @@ const char cmd_serve_help[] =
 	"process never dies of SIGPIPE; a reset, half-close or partial write\n"
 	"affects only its own connection.\n"
 	"\n"
-	"Signals: SIGINT and SIGTERM drain and stop (--drain-timeout).\n"
-	"SIGHUP reloads the certificate and key (and --client-ca) when\n"
-	"--cert was given, and the --allow-file and --deny-file files\n"
-	"(inline rules stay), for new clients only: open connections keep\n"
-	"what they began with, and lists apply at accept, so a client now\n"
-	"refused is not cut.  One line says what was put in place ('reload:\n"
-	"certificate FILE: subject S, sha256:FP, valid to T', 'reload:\n"
-	"access list: N allow rules, M deny rules'), or why not, naming the\n"
-	"file (unreadable, not PEM, a key that does not match, a certificate\n"
-	"out of date, a bad rule): the old one stays in use.  See\n"
-	"docs/deploy.md.\n"
+	"Signals: SIGINT and SIGTERM drain and stop (--drain-timeout).\n" RELOAD_HELP
 	"\n"
 	"Exit codes: 0 stopped cleanly (by SIGINT or SIGTERM, however many\n"
 	"come), 1 cannot listen (port in use, permission, address not\n"

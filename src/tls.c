@@ -1160,14 +1160,10 @@ time_text(const ASN1_TIME *t, char *out, size_t len)
 		strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int
-tk_tls_ctx_cert_info(const struct tk_tls_ctx *ctx, struct tk_tls_info *info)
+/* Who a certificate names, and when it is valid. */
+static void
+cert_text(X509 *cert, struct tk_tls_info *info)
 {
-	X509 *cert = SSL_CTX_get0_certificate(ctx->ssl);
-
-	memset(info, 0, sizeof(*info));
-	if (cert == NULL || !ctx->has_fp)
-		return -ENOENT;
 	name_text(X509_get_subject_name(cert), info->subject,
 		  sizeof(info->subject));
 	name_text(X509_get_issuer_name(cert), info->issuer,
@@ -1176,6 +1172,17 @@ tk_tls_ctx_cert_info(const struct tk_tls_ctx *ctx, struct tk_tls_info *info)
 		  sizeof(info->not_before));
 	time_text(X509_get0_notAfter(cert), info->not_after,
 		  sizeof(info->not_after));
+}
+
+int
+tk_tls_ctx_cert_info(const struct tk_tls_ctx *ctx, struct tk_tls_info *info)
+{
+	X509 *cert = SSL_CTX_get0_certificate(ctx->ssl);
+
+	memset(info, 0, sizeof(*info));
+	if (cert == NULL || !ctx->has_fp)
+		return -ENOENT;
+	cert_text(cert, info);
 	hex(ctx->fp, sizeof(ctx->fp), info->sha256);
 	return 0;
 }
@@ -1211,14 +1218,7 @@ tk_conn_tls_info(const struct tk_conn *c, struct tk_tls_info *info)
 	if (peer == NULL)
 		return 0;
 	info->peer_cert = true;
-	name_text(X509_get_subject_name(peer), info->subject,
-		  sizeof(info->subject));
-	name_text(X509_get_issuer_name(peer), info->issuer,
-		  sizeof(info->issuer));
-	time_text(X509_get0_notBefore(peer), info->not_before,
-		  sizeof(info->not_before));
-	time_text(X509_get0_notAfter(peer), info->not_after,
-		  sizeof(info->not_after));
+	cert_text(peer, info);
 	if (X509_digest(peer, EVP_sha256(), md, &mdlen) && mdlen == 32)
 		hex(md, 32, info->sha256);
 	return 0;
