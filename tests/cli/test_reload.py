@@ -12,7 +12,7 @@ import ssl
 
 from listenhelpers import listen  # noqa: F401 (a fixture)
 from relayhelpers import relay  # noqa: F401 (a fixture)
-from tkhelpers import recv_all
+from test_acl import client, echoed, refused_silently
 from tlshelpers import cert_fp, lines
 
 TIMEOUT = 15
@@ -143,29 +143,6 @@ def test_serve_bad_certificate_keeps_the_old(serve, certs, tmp_path):
     m = hup(srv, OK_TLS)
     assert m.group(3) == cert_fp(certs["other"])
     assert srv.stop() == 0
-
-
-def client(port, src):
-    s = socket.socket()
-    s.settimeout(TIMEOUT)
-    s.bind((src, 0))
-    s.connect(("127.0.0.1", port))
-    return s
-
-
-def refused_silently(port, src):
-    with client(port, src) as s:
-        try:
-            return s.recv(4096) == b""
-        except ConnectionResetError:
-            return True
-
-
-def echoed(port, src):
-    with client(port, src) as s:
-        s.sendall(b"ping\n")
-        s.shutdown(socket.SHUT_WR)
-        return recv_all(s, TIMEOUT)
 
 
 def test_allow_file_reload_applies_at_accept(serve, tmp_path):
