@@ -1,6 +1,7 @@
 /* cmd_relay.c: `tcpkit relay LISTEN TARGET...`: every client joined to a
  * target with tk_conn_pipe(), on the server's workers. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ struct relay_state {
 	size_t ntargets;
 	_Atomic unsigned next; /* --balance: where the next client starts */
 	struct tk_tls_ctx *cli_tls;
+	pthread_mutex_t cli_tls_lock; /* a reload replaces cli_tls */
 	struct tk_conn_opts target_opts;
 	struct tk_server *server;
 	struct tk_loop *loop;
@@ -218,8 +220,15 @@ try_target(struct rconn *rc)
 		rc->cur = (rc->first + rc->tries++) % st->ntargets;
 		t = &st->targets[rc->cur];
 		co = st->target_opts;
-		co.tls = t->ep->kind == TK_EP_TLS ? st->cli_tls : NULL;
 		co.proxy = st->opts->has_proxy ? &st->opts->proxy : NULL;
+		/*
+		 * The session takes its reference to the context inside the
+		 * connect: until then a reload must not free it.
+		 */
+		if (t->ep->kind == TK_EP_TLS) {
+			pthread_mutex_lock(&st->cli_tls_lock);
+			co.tls = st->cli_tls;
+		}
 		if (t->list.count > 0)
 			err = tk_conn_connect(loop, &t->list, &co,
 					      &target_service, rc, &rc->target);
@@ -227,6 +236,8 @@ try_target(struct rconn *rc)
 			err = tk_conn_connect_endpoint(loop, t->ep, &co,
 						       &target_service, rc,
 						       &rc->target);
+		if (t->ep->kind == TK_EP_TLS)
+			pthread_mutex_unlock(&st->cli_tls_lock);
 		if (err == 0)
 			return 0;
 		snprintf(rc->why, sizeof(rc->why), "%s: %s", t->name,
@@ -603,7 +614,8 @@ int
 cmd_relay(int argc, char **argv)
 {
 	struct relay_opts o;
-	struct relay_state st = { .opts = &o };
+	struct relay_state st = { .opts = &o,
+				  .cli_tls_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct tk_server_opts so;
 	struct tk_tls_ctx *srv_tls = NULL;
 	struct reload rl = { .cmd = "relay" };
@@ -640,6 +652,9 @@ cmd_relay(int argc, char **argv)
 	rl.tls = &o.srv_tls;
 	rl.ctx = &srv_tls;
 	rl.acl = &o.acl;
+	rl.cli = &o.cli_tls;
+	rl.cli_ctx = &st.cli_tls;
+	rl.cli_lock = &st.cli_tls_lock;
 	if ((rc = reload_watch(st.loop, &rl)) != 0)
 		goto out_loop;
 	init_server_opts(&o, &st, &so, srv_tls);

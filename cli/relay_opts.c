@@ -148,6 +148,9 @@ const char cmd_relay_help[] =
 	"direction.\n"
 	"\n"
 	"Signals: SIGINT and SIGTERM drain and stop (--drain-timeout).\n" RELOAD_HELP
+	"For tls:// TARGETs, the --cacert file (or --capath) is read again\n"
+	"too: relays from then on verify against it ('reload: CAs for\n"
+	"tls:// targets: --cacert FILE').\n"
 	"\n"
 	"Exit codes: 0 stopped cleanly (SIGINT or SIGTERM), 1 cannot listen,\n"
 	"64 usage, 66 a certificate, CA or access-list file is missing (or\n"

@@ -130,16 +130,53 @@ reload_acl(struct reload *r)
 	return true;
 }
 
+/* relay's tls:// targets: the CAs (--cacert, --capath) read again. */
+static bool
+reload_targets(struct reload *r)
+{
+	const struct tlsopt *t = r->cli;
+	struct tk_tls_ctx *ctx = NULL, *old;
+	char why[TK_TLS_ERRLEN + 512];
+	int err;
+
+	if (t == NULL || !t->tls || (t->cacert == NULL && t->capath == NULL))
+		return false;
+	if (unreadable("--cacert", t->cacert, why, sizeof(why)) < 0)
+		goto refused;
+	err = tlsopt_client_build(t, &ctx, why, sizeof(why));
+	if (err == -ENOMEM)
+		snprintf(why, sizeof(why), "%s", tk_strerror(err));
+	if (err < 0)
+		goto refused;
+	/* A worker connecting now holds the lock: its session holds old. */
+	pthread_mutex_lock(r->cli_lock);
+	old = *r->cli_ctx;
+	*r->cli_ctx = ctx;
+	pthread_mutex_unlock(r->cli_lock);
+	tk_tls_ctx_free(old);
+	cli_log("reload_targets", NULL, NULL,
+		"reload: CAs for tls:// targets: %s %s",
+		t->cacert != NULL ? "--cacert" : "--capath",
+		t->cacert != NULL ? t->cacert : t->capath);
+	return true;
+
+refused:
+	cli_error(r->cmd, "reload",
+		  "%s; the CAs in use for tls:// targets stay", why);
+	return true;
+}
+
 void
 reload_now(struct reload *r)
 {
-	bool tls, acl;
+	bool tls, acl, targets;
 
 	if (r->server == NULL)
 		return;
 	tls = reload_tls(r);
 	acl = reload_acl(r);
-	if (!tls && !acl)
+	targets = reload_targets(r);
+	if (!tls && !acl && !targets)
 		cli_log("reload", NULL, NULL,
 			"reload: nothing to reload (no --cert, --allow-file "
 			"or --deny-file)");

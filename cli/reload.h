@@ -3,6 +3,8 @@
 #ifndef TK_CLI_RELOAD_H
 #define TK_CLI_RELOAD_H
 
+#include <pthread.h>
+
 #include "aclopt.h"
 #include "tcpkit.h"
 #include "tlsopt.h"
@@ -26,6 +28,13 @@ struct reload {
 	const struct tlsopt *tls; /* the listener's TLS options, or NULL */
 	struct tk_tls_ctx **ctx;  /* the command's context: replaced */
 	struct aclopt *acl;	  /* its list: replaced; or NULL */
+	/*
+	 * relay's tls:// targets: the options, the context the workers
+	 * connect with (replaced under the lock they read it under), or NULL.
+	 */
+	const struct tlsopt *cli;
+	struct tk_tls_ctx **cli_ctx;
+	pthread_mutex_t *cli_lock;
 };
 
 /*

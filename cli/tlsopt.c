@@ -138,9 +138,26 @@ keylog_file(void)
 }
 
 int
-tlsopt_client_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
+tlsopt_client_build(const struct tlsopt *t, struct tk_tls_ctx **ctx, char *why,
+		    size_t whylen)
 {
 	struct tk_tls_client_opts o = { 0 };
+
+	o.ca_file = t->cacert;
+	o.ca_dir = t->capath;
+	o.insecure = t->insecure;
+	o.pin = t->pin;
+	o.cert_file = t->cert;
+	o.key_file = t->key;
+	o.min_version = t->min_version;
+	o.alpn = t->alpn;
+	o.keylog_file = keylog_file();
+	return tk_tls_ctx_new_client(&o, ctx, why, whylen);
+}
+
+int
+tlsopt_client_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
+{
 	char why[TK_TLS_ERRLEN];
 	int rc, err;
 
@@ -167,16 +184,7 @@ tlsopt_client_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
 	    (t->cert && (rc = readable(cmd, "--cert", t->cert, false))) ||
 	    (t->key && (rc = readable(cmd, "--key", t->key, false))))
 		return rc;
-	o.ca_file = t->cacert;
-	o.ca_dir = t->capath;
-	o.insecure = t->insecure;
-	o.pin = t->pin;
-	o.cert_file = t->cert;
-	o.key_file = t->key;
-	o.min_version = t->min_version;
-	o.alpn = t->alpn;
-	o.keylog_file = keylog_file();
-	err = tk_tls_ctx_new_client(&o, ctx, why, sizeof(why));
+	err = tlsopt_client_build(t, ctx, why, sizeof(why));
 	if (err < 0)
 		return build_failed(cmd, err, why);
 	if (t->insecure)

@@ -77,6 +77,9 @@ int tlsopt_server_ctx(const char *cmd, struct tlsopt *t,
  */
 int tlsopt_server_build(const struct tlsopt *t, struct tk_tls_ctx **ctx,
 			char *why, size_t whylen);
+/* The same for a client's (relay's tls:// targets). */
+int tlsopt_client_build(const struct tlsopt *t, struct tk_tls_ctx **ctx,
+			char *why, size_t whylen);
 /* -v: what was negotiated and who the peer is, on stderr. */
 void tlsopt_print_info(struct tk_conn *c);
 /*

@@ -5,6 +5,7 @@ Clients are Python's ssl module and sockets bound to 127.0.0.2/127.0.0.3;
 every wait is on a log line, never a sleep."""
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -13,6 +14,7 @@ import ssl
 from listenhelpers import listen  # noqa: F401 (a fixture)
 from relayhelpers import relay  # noqa: F401 (a fixture)
 from test_acl import client, echoed, refused_silently
+from tkhelpers import recv_all
 from tlshelpers import cert_fp, lines
 
 TIMEOUT = 15
@@ -213,3 +215,32 @@ def test_listen_keep_exec_tls_reload(listen, certs, tmp_path):  # noqa: F811
     m = hup(lp, REFUSED.format(cmd="listen"))
     assert key in m.group(1)
     assert lp.stop() == 0
+
+
+def test_relay_target_cas_reload(relay, serve, certs, tmp_path):
+    """relay's tls:// targets: --cacert read again; a client relayed
+    after the reload reaches the target its new CA vouches for."""
+    target = serve("--tls", "--cert", certs["srv"], "--key",
+                   certs["srv_key"], "-H", "127.0.0.1", "-w", "1")
+    cafile = tmp_path / "ca.pem"
+    with open(certs["ca2"], "rb") as f:
+        replace(cafile, f.read())  # the wrong CA: no target verifies
+    r = relay("--cacert", str(cafile), "127.0.0.1:0",
+              "tls://127.0.0.1:%d" % target.port)
+    with socket.create_connection(("127.0.0.1", r.port), TIMEOUT) as s:
+        assert recv_all(s, TIMEOUT) == b""
+    r.log(r"^relay \S+: no target reached \(.*untrusted issuer")
+    with open(certs["ca"], "rb") as f:
+        replace(cafile, f.read())
+    hup(r, r"^reload: CAs for tls:// targets: --cacert %s$"
+        % re.escape(str(cafile)))
+    with socket.create_connection(("127.0.0.1", r.port), TIMEOUT) as s:
+        assert echo(s, b"through\n") == b"through\n"
+    # A CA file gone: one line, the CAs in use stay.
+    os.unlink(str(cafile))
+    m = hup(r, r"^tcpkit: relay reload: (.*); the CAs in use for tls:// "
+            r"targets stay$")
+    assert m.group(1) == "--cacert %s: No such file or directory" % cafile
+    with socket.create_connection(("127.0.0.1", r.port), TIMEOUT) as s:
+        assert echo(s, b"still\n") == b"still\n"
+    assert r.stop() == 0
