@@ -24,7 +24,7 @@
 
 struct reload {
 	const char *cmd;
-	struct tk_server *server; /* NULL until made: a SIGHUP then waits */
+	struct tk_server *server; /* NULL until made: SIGHUP does nothing */
 	const struct tlsopt *tls; /* the listener's TLS options, or NULL */
 	struct tk_tls_ctx **ctx;  /* the command's context: replaced */
 	struct aclopt *acl;	  /* its list: replaced; or NULL */
