@@ -60,24 +60,16 @@ static struct tk_tls_ctx *
 server_ctx(void)
 {
 	struct tk_tls_server_opts o = { 0 };
-	struct tk_tls_ctx *ctx = NULL;
-	char why[TK_TLS_ERRLEN] = "";
 
-	cr_assert_eq(tk_tls_ctx_new_server(&o, &ctx, why, sizeof(why)), 0, "%s",
-		     why);
-	return ctx;
+	return t_tls_server(&o);
 }
 
 static struct tk_tls_ctx *
 client_ctx(void)
 {
 	struct tk_tls_client_opts o = { .insecure = true };
-	struct tk_tls_ctx *ctx = NULL;
-	char why[TK_TLS_ERRLEN] = "";
 
-	cr_assert_eq(tk_tls_ctx_new_client(&o, &ctx, why, sizeof(why)), 0, "%s",
-		     why);
-	return ctx;
+	return t_tls_client(&o);
 }
 
 /* Connect k to addr (TLS with cctx, or plain) and wait for its echo. */
