@@ -514,7 +514,12 @@ cmd_listen(int argc, char **argv)
 	rl.tls = &o.tls;
 	rl.ctx = &tls;
 	rl.acl = &o.acl;
-	if ((rc = reload_watch(st.loop, &rl)) != 0)
+	/*
+	 * A server's SIGHUP reloads; one client on the terminal's stdio
+	 * keeps the hang-up's meaning: the terminal is gone, so are we.
+	 */
+	if ((o.keep || o.exec != NULL) &&
+	    (rc = reload_watch(st.loop, &rl)) != 0)
 		goto out_loop;
 	if (o.output != NULL && isatty(STDERR_FILENO) &&
 	    tk_timer_new(st.loop, on_progress, &st, &st.progress) < 0)

@@ -145,7 +145,9 @@ const char cmd_listen_help[] =
 	"\n"
 	"Durations: 10 or 1.5 (seconds), 250ms, 2s, 1m.\n"
 	"\n"
-	"Signals: SIGINT and SIGTERM stop.\n" RELOAD_HELP "\n"
+	"Signals: SIGINT and SIGTERM stop.  Without -k or --exec, SIGHUP\n"
+	"ends listen as a terminal's hang-up does; with them:\n" RELOAD_HELP
+	"\n"
 	"Exit codes: 0 done (or stopped by a signal with no transfer under\n"
 	"way), 64 usage, 66 the --exec program not found or a TLS or rules\n"
 	"file missing, 69 the client reset, or a program could not be\n"
