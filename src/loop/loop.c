@@ -23,11 +23,11 @@ struct watcher {
 	bool own;     /* the library's, for a handle (tk__loop_watch_own()) */
 };
 
-struct tk__post {
+struct post {
 	tk_work_cb cb;
 	void (*drop)(void *arg); /* tk_loop_free() before it ran; or NULL */
 	void *arg;
-	struct tk__post *next;
+	struct post *next;
 };
 
 struct tk_loop {
@@ -48,7 +48,7 @@ struct tk_loop {
 	struct tk__defer *defer_head, **defer_tail;
 
 	pthread_mutex_t post_lock;
-	struct tk__post *posts, **posts_tail;
+	struct post *posts, **posts_tail;
 	atomic_bool stop;
 
 	char *rbuf;
@@ -183,7 +183,7 @@ tk_loop_close(struct tk_loop *loop)
 void
 tk_loop_free(struct tk_loop *loop)
 {
-	struct tk__post *p, *next;
+	struct post *p, *next;
 
 	if (loop == NULL)
 		return;
@@ -383,6 +383,11 @@ tk__loop_run_deferred(struct tk_loop *loop)
 	}
 }
 
+/* A post made ahead (internal.h); the loop frees it as any other. */
+struct tk__post {
+	struct post p;
+};
+
 struct tk__post *
 tk__post_new(void)
 {
@@ -390,9 +395,11 @@ tk__post_new(void)
 }
 
 void
-tk__loop_post_ready(struct tk_loop *loop, struct tk__post *p, tk_work_cb cb,
+tk__loop_post_ready(struct tk_loop *loop, struct tk__post *node, tk_work_cb cb,
 		    void (*drop)(void *), void *arg)
 {
+	struct post *p = &node->p;
+
 	p->cb = cb;
 	p->drop = drop;
 	p->arg = arg;
@@ -408,11 +415,11 @@ int
 tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb, void (*drop)(void *),
 		   void *arg)
 {
-	struct tk__post *p = tk__post_new();
+	struct tk__post *node = tk__post_new();
 
-	if (p == NULL)
+	if (node == NULL)
 		return -ENOMEM;
-	tk__loop_post_ready(loop, p, cb, drop, arg);
+	tk__loop_post_ready(loop, node, cb, drop, arg);
 	return 0;
 }
 
@@ -432,7 +439,7 @@ tk_loop_stop(struct tk_loop *loop)
 void
 tk__loop_run_posts(struct tk_loop *loop)
 {
-	struct tk__post *p, *next;
+	struct post *p, *next;
 
 	pthread_mutex_lock(&loop->post_lock);
 	p = loop->posts;
