@@ -244,3 +244,33 @@ def test_relay_target_cas_reload(relay, serve, certs, tmp_path):
     with socket.create_connection(("127.0.0.1", r.port), TIMEOUT) as s:
         assert echo(s, b"still\n") == b"still\n"
     assert r.stop() == 0
+
+
+def mtls_echo(port, certs):
+    """One line through a client holding certs["client"] (from ca): the
+    echo, or None when the server refused the certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(certs["client"], certs["client_key"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    try:
+        with ctx.wrap_socket(raw) as s:
+            return echo(s, b"me\n")
+    except (ssl.SSLError, ConnectionResetError, AssertionError):
+        return None
+
+
+def test_serve_client_ca_reload(serve, certs, tmp_path):
+    cert, key = tls_files(certs, tmp_path)
+    client_ca = tmp_path / "clients.pem"
+    with open(certs["ca2"], "rb") as f:
+        replace(client_ca, f.read())  # not the client's issuer
+    srv = serve("--tls", "--cert", cert, "--key", key, "--client-ca",
+                str(client_ca), "-H", "127.0.0.1", "-w", "1")
+    assert mtls_echo(srv.port, certs) is None
+    with open(certs["ca"], "rb") as f:
+        replace(client_ca, f.read())
+    hup(srv, OK_TLS)
+    assert mtls_echo(srv.port, certs) == b"me\n"
+    assert srv.stop() == 0
