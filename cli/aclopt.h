@@ -35,8 +35,15 @@ enum {
 	"                      the same, one rule per line ('#' comments);\n"    \
 	"                      an empty --allow-file refuses everyone\n"
 
+struct aclopt_rule {
+	int ch;		 /* ACLOPT_* */
+	const char *arg; /* the option's argument (argv's) */
+};
+
 struct aclopt {
-	struct tk_acl *acl; /* NULL until an option is given */
+	struct tk_acl *acl;	   /* NULL until an option is given */
+	struct aclopt_rule *rules; /* every option, in order */
+	size_t n, nfiles;	   /* how many; of them files */
 };
 
 /*
@@ -45,6 +52,13 @@ struct aclopt {
  * for a file, FILE:LINE; 66 for a file that cannot be read.
  */
 int aclopt_take(const char *cmd, struct aclopt *o, int ch, const char *arg);
+/*
+ * A new list from the same options, the files read again (a reload):
+ * 0, or an error with msg saying where and why ("--allow-file F:3:
+ * '10.0.0.0/33': prefix longer than 32"), and *out NULL.
+ */
+int aclopt_rebuild(const struct aclopt *o, struct tk_acl **out, char *msg,
+		   size_t msglen);
 void aclopt_free(struct aclopt *o);
 
 #endif /* TK_CLI_ACLOPT_H */

@@ -16,6 +16,7 @@
 #include "get.h"
 #include "hexdump.h"
 #include "listen.h"
+#include "reload.h"
 #include "tlsopt.h"
 
 #define LISTEN_PROGRESS_MS 250u
@@ -461,6 +462,7 @@ cmd_listen(int argc, char **argv)
 	struct tk_server_opts sopts;
 	struct tk_tls_ctx *tls = NULL;
 	const char *sh_argv[] = { "/bin/sh", "-c", NULL, NULL };
+	struct reload rl = { .cmd = "listen" };
 	int rc;
 
 	memset(&o, 0, sizeof(o));
@@ -527,6 +529,16 @@ cmd_listen(int argc, char **argv)
 		rc = cli_fail("listen", "signals", rc);
 		goto out_loop;
 	}
+	rl.tls = &o.tls;
+	rl.ctx = &tls;
+	rl.acl = &o.acl;
+	/*
+	 * A server's SIGHUP reloads; one client on the terminal's stdio
+	 * keeps the hang-up's meaning: the terminal is gone, so are we.
+	 */
+	if ((o.keep || o.exec != NULL) &&
+	    (rc = reload_watch(st.loop, &rl)) != 0)
+		goto out_loop;
 	if (o.output != NULL && isatty(STDERR_FILENO) &&
 	    tk_timer_new(st.loop, on_progress, &st, &st.progress) < 0)
 		st.progress = NULL; /* no progress line: not worth failing */
@@ -588,6 +600,7 @@ cmd_listen(int argc, char **argv)
 		rc = cli_fail("listen", "", rc);
 		goto out_server;
 	}
+	rl.server = st.srv;
 	if ((rc = metrics_start("listen", &o.metrics, st.srv,
 				o.exec != NULL ? "exec"
 				: o.broker     ? "broker"
@@ -629,6 +642,7 @@ out_loop:
 	sdsock_free(&st.sd);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	tk_loop_free(st.loop);
 	if (st.busy && o.output != NULL && !o.append)
 		get_out_discard(&st.out);

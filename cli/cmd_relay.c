@@ -1,6 +1,7 @@
 /* cmd_relay.c: `tcpkit relay LISTEN TARGET...`: every client joined to a
  * target with tk_conn_pipe(), on the server's workers. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "hexdump.h"
 #include "proxyopt.h"
 #include "relay.h"
+#include "reload.h"
 
 #define FD_RESERVE 64 /* descriptors kept for all but relays */
 
@@ -33,6 +35,7 @@ struct relay_state {
 	size_t ntargets;
 	_Atomic unsigned next; /* --balance: where the next client starts */
 	struct tk_tls_ctx *cli_tls;
+	pthread_mutex_t cli_tls_lock; /* a reload replaces cli_tls */
 	struct tk_conn_opts target_opts;
 	struct tk_server *server;
 	struct tk_loop *loop;
@@ -221,8 +224,15 @@ try_target(struct rconn *rc)
 		rc->cur = (rc->first + rc->tries++) % st->ntargets;
 		t = &st->targets[rc->cur];
 		co = st->target_opts;
-		co.tls = t->ep->kind == TK_EP_TLS ? st->cli_tls : NULL;
 		co.proxy = st->opts->has_proxy ? &st->opts->proxy : NULL;
+		/*
+		 * The session takes its reference to the context inside the
+		 * connect: until then a reload must not free it.
+		 */
+		if (t->ep->kind == TK_EP_TLS) {
+			pthread_mutex_lock(&st->cli_tls_lock);
+			co.tls = st->cli_tls;
+		}
 		if (t->list.count > 0)
 			err = tk_conn_connect(loop, &t->list, &co,
 					      &target_service, rc, &rc->target);
@@ -230,6 +240,8 @@ try_target(struct rconn *rc)
 			err = tk_conn_connect_endpoint(loop, t->ep, &co,
 						       &target_service, rc,
 						       &rc->target);
+		if (t->ep->kind == TK_EP_TLS)
+			pthread_mutex_unlock(&st->cli_tls_lock);
 		if (err == 0)
 			return 0;
 		snprintf(rc->why, sizeof(rc->why), "%s: %s", t->name,
@@ -642,11 +654,13 @@ int
 cmd_relay(int argc, char **argv)
 {
 	struct relay_opts o;
-	struct relay_state st = { .opts = &o };
+	struct relay_state st = { .opts = &o,
+				  .cli_tls_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct tk_server_opts so;
 	struct tk_tls_ctx *srv_tls = NULL;
 	struct metrics *metrics = NULL;
 	bool adopted;
+	struct reload rl = { .cmd = "relay" };
 	int rc;
 
 	if ((rc = relay_parse_args(argc, argv, &o)) != 0) {
@@ -679,6 +693,14 @@ cmd_relay(int argc, char **argv)
 		rc = cli_fail("relay", "signals", rc);
 		goto out_loop;
 	}
+	rl.tls = &o.srv_tls;
+	rl.ctx = &srv_tls;
+	rl.acl = &o.acl;
+	rl.cli = &o.cli_tls;
+	rl.cli_ctx = &st.cli_tls;
+	rl.cli_lock = &st.cli_tls_lock;
+	if ((rc = reload_watch(st.loop, &rl)) != 0)
+		goto out_loop;
 	init_server_opts(&o, &st, &so, srv_tls);
 	if (o.exec) {
 		/* Over --max-conns children, a client waits its turn. */
@@ -712,6 +734,7 @@ cmd_relay(int argc, char **argv)
 		rc = cli_fail("relay", "", rc);
 		goto out_server;
 	}
+	rl.server = st.server;
 	if ((rc = metrics_start("relay", &o.metrics, st.server,
 				o.exec ? "exec" : "relay", &metrics)) != 0)
 		goto out_server;
@@ -731,6 +754,7 @@ out_loop:
 	/* As serve: a second signal pending after a clean stop is dropped. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	tk_loop_free(st.loop);
 out_tls:
 	if (hexdump_close(st.dump) < 0 && rc == 0)

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "handoff.h"
 #include "metrics.h"
+#include "reload.h"
 #include "serve.h"
 
 #define FD_RESERVE 64 /* descriptors kept for all but clients */
@@ -330,6 +331,7 @@ cmd_serve(int argc, char **argv)
 	const struct tk_service *svc;
 	struct handoff *ho = NULL;
 	bool adopted;
+	struct reload rl = { .cmd = "serve" };
 	int rc;
 
 	rc = serve_parse_args(argc, argv, &o);
@@ -367,6 +369,11 @@ cmd_serve(int argc, char **argv)
 		rc = cli_fail("serve", "signals", rc);
 		goto out_free_loop;
 	}
+	rl.tls = &o.tls;
+	rl.ctx = &tls;
+	rl.acl = &o.acl;
+	if ((rc = reload_watch(st.loop, &rl)) != 0)
+		goto out_free_loop;
 	init_server_opts(&o, &st, &sopts);
 	sopts.conn.tls = tls;
 	sopts.conn.handshake_timeout_ms = o.handshake_ms;
@@ -405,6 +412,7 @@ cmd_serve(int argc, char **argv)
 		rc = cli_fail("serve", "", rc);
 		goto out_free_server;
 	}
+	rl.server = st.server;
 	if ((rc = metrics_start("serve", &o.metrics, st.server, o.service,
 				&metrics)) != 0)
 		goto out_free_server;
@@ -480,6 +488,7 @@ out_free_loop:
 	 */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	tk_loop_free(st.loop);
 	tk_tls_ctx_free(tls);
 	aclopt_free(&o.acl);

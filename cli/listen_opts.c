@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "execlog.h"
 #include "listen.h"
+#include "reload.h"
 
 const char cmd_listen_help[] =
 	"usage: tcpkit listen [OPTIONS] [HOST] PORT\n"
@@ -153,6 +154,9 @@ const char cmd_listen_help[] =
 	"elapsed) updated four times a second; none when stderr is not one.\n"
 	"\n"
 	"Durations: 10 or 1.5 (seconds), 250ms, 2s, 1m.\n"
+	"\n"
+	"Signals: SIGINT and SIGTERM stop.  Without -k or --exec, SIGHUP\n"
+	"ends listen as a terminal's hang-up does; with them:\n" RELOAD_HELP
 	"\n"
 	"Exit codes: 0 done (or stopped by a signal with no transfer under\n"
 	"way), 64 usage, 66 the --exec program not found or a TLS or rules\n"

@@ -11,6 +11,7 @@
 #include "handoff.h"
 #include "proxyopt.h"
 #include "relay.h"
+#include "reload.h"
 
 #define DEFAULT_IDLE_MS	   (5 * 60 * 1000u)
 #define DEFAULT_CONNECT_MS 10000u
@@ -153,6 +154,11 @@ const char cmd_relay_help[] =
 	"Memory: per relay, two connections and, spliced, two kernel pipes of\n"
 	"64 KiB; with TLS or -x, at most 128 KiB of buffered output per\n"
 	"direction.\n"
+	"\n"
+	"Signals: SIGINT and SIGTERM drain and stop (--drain-timeout).\n" RELOAD_HELP
+	"For tls:// TARGETs, the --cacert file (or --capath) is read again\n"
+	"too: relays from then on verify against it ('reload: CAs for\n"
+	"tls:// targets: --cacert FILE').\n"
 	"\n"
 	"Exit codes: 0 stopped cleanly (SIGINT or SIGTERM), 1 cannot listen,\n"
 	"64 usage, 66 a certificate, CA or access-list file is missing (or\n"

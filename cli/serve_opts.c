@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "handoff.h"
 #include "metrics.h"
+#include "reload.h"
 #include "serve.h"
 
 #define DEFAULT_IDLE_MS		(5 * 60 * 1000u)
@@ -193,6 +194,8 @@ const char cmd_serve_help[] =
 	"is printed on stderr for every address, with the real port.  The\n"
 	"process never dies of SIGPIPE; a reset, half-close or partial write\n"
 	"affects only its own connection.\n"
+	"\n"
+	"Signals: SIGINT and SIGTERM drain and stop (--drain-timeout).\n" RELOAD_HELP
 	"\n"
 	"Exit codes: 0 stopped cleanly (by SIGINT or SIGTERM, however many\n"
 	"come), 1 cannot listen (port in use, permission, address not\n"

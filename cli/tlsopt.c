@@ -138,9 +138,26 @@ keylog_file(void)
 }
 
 int
-tlsopt_client_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
+tlsopt_client_build(const struct tlsopt *t, struct tk_tls_ctx **ctx, char *why,
+		    size_t whylen)
 {
 	struct tk_tls_client_opts o = { 0 };
+
+	o.ca_file = t->cacert;
+	o.ca_dir = t->capath;
+	o.insecure = t->insecure;
+	o.pin = t->pin;
+	o.cert_file = t->cert;
+	o.key_file = t->key;
+	o.min_version = t->min_version;
+	o.alpn = t->alpn;
+	o.keylog_file = keylog_file();
+	return tk_tls_ctx_new_client(&o, ctx, why, whylen);
+}
+
+int
+tlsopt_client_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
+{
 	char why[TK_TLS_ERRLEN];
 	int rc, err;
 
@@ -167,16 +184,7 @@ tlsopt_client_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
 	    (t->cert && (rc = readable(cmd, "--cert", t->cert, false))) ||
 	    (t->key && (rc = readable(cmd, "--key", t->key, false))))
 		return rc;
-	o.ca_file = t->cacert;
-	o.ca_dir = t->capath;
-	o.insecure = t->insecure;
-	o.pin = t->pin;
-	o.cert_file = t->cert;
-	o.key_file = t->key;
-	o.min_version = t->min_version;
-	o.alpn = t->alpn;
-	o.keylog_file = keylog_file();
-	err = tk_tls_ctx_new_client(&o, ctx, why, sizeof(why));
+	err = tlsopt_client_build(t, ctx, why, sizeof(why));
 	if (err < 0)
 		return build_failed(cmd, err, why);
 	if (t->insecure)
@@ -187,9 +195,27 @@ tlsopt_client_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
 }
 
 int
-tlsopt_server_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
+tlsopt_server_build(const struct tlsopt *t, struct tk_tls_ctx **ctx, char *why,
+		    size_t whylen)
 {
 	struct tk_tls_server_opts o = { 0 };
+
+	o.cert_file = t->cert;
+	o.key_file = t->key;
+	o.client_ca_file = t->client_ca;
+	/* A CA for clients and no word on it: a certificate is required. */
+	o.client_auth = t->client_ca == NULL ? TK_TLS_CLIENT_AUTH_NONE
+			: t->client_auth_set ? t->client_auth
+					     : TK_TLS_CLIENT_AUTH_REQUIRED;
+	o.min_version = t->min_version;
+	o.alpn = t->alpn;
+	o.keylog_file = keylog_file();
+	return tk_tls_ctx_new_server(&o, ctx, why, whylen);
+}
+
+int
+tlsopt_server_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
+{
 	char why[TK_TLS_ERRLEN], fp[TK_TLS_FPLEN];
 	int rc, err;
 
@@ -208,17 +234,7 @@ tlsopt_server_ctx(const char *cmd, struct tlsopt *t, struct tk_tls_ctx **ctx)
 	    (t->client_ca &&
 	     (rc = readable(cmd, "--client-ca", t->client_ca, false))))
 		return rc;
-	o.cert_file = t->cert;
-	o.key_file = t->key;
-	o.client_ca_file = t->client_ca;
-	/* A CA for clients and no word on it: a certificate is required. */
-	o.client_auth = t->client_ca == NULL ? TK_TLS_CLIENT_AUTH_NONE
-			: t->client_auth_set ? t->client_auth
-					     : TK_TLS_CLIENT_AUTH_REQUIRED;
-	o.min_version = t->min_version;
-	o.alpn = t->alpn;
-	o.keylog_file = keylog_file();
-	err = tk_tls_ctx_new_server(&o, ctx, why, sizeof(why));
+	err = tlsopt_server_build(t, ctx, why, sizeof(why));
 	if (err < 0)
 		return build_failed(cmd, err, why);
 	if (t->cert == NULL && tk_tls_ctx_fingerprint(*ctx, fp) == 0)

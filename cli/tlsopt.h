@@ -71,6 +71,15 @@ int tlsopt_client_ctx(const char *cmd, struct tlsopt *t,
 		      struct tk_tls_ctx **ctx);
 int tlsopt_server_ctx(const char *cmd, struct tlsopt *t,
 		      struct tk_tls_ctx **ctx);
+/*
+ * The server's context from checked options, again (serve, listen and
+ * relay on SIGHUP): tk_tls_ctx_new_server()'s result and why.
+ */
+int tlsopt_server_build(const struct tlsopt *t, struct tk_tls_ctx **ctx,
+			char *why, size_t whylen);
+/* The same for a client's (relay's tls:// targets). */
+int tlsopt_client_build(const struct tlsopt *t, struct tk_tls_ctx **ctx,
+			char *why, size_t whylen);
 /* -v: what was negotiated and who the peer is, on stderr. */
 void tlsopt_print_info(struct tk_conn *c);
 /*

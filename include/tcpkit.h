@@ -879,10 +879,11 @@ struct tk_conn_opts {
 	bool no_delay; /* TCP_NODELAY */
 	/*
 	 * TLS: a context from tk_tls_ctx_new_client() (client connections)
-	 * or tk_tls_ctx_new_server() (a server's), shared, not owned; NULL
-	 * for plain TCP.  The handshake runs after connect or accept, under
-	 * its own deadline, and the service's open runs only once the peer
-	 * is verified.
+	 * or tk_tls_ctx_new_server() (a server's), shared; each connection
+	 * holds a reference while it lives (freeing the context early is
+	 * safe).  NULL for plain TCP.  The handshake runs after connect or
+	 * accept, under its own deadline, and the service's open runs only
+	 * once the peer is verified.
 	 */
 	struct tk_tls_ctx *tls;
 	/*
@@ -1105,7 +1106,10 @@ int tk_tls_ctx_new_client(const struct tk_tls_client_opts *opts,
 			  struct tk_tls_ctx **out, char *why, size_t whylen);
 int tk_tls_ctx_new_server(const struct tk_tls_server_opts *opts,
 			  struct tk_tls_ctx **out, char *why, size_t whylen);
-/* Free a context no connection uses any more. */
+/*
+ * Give up the caller's hold on a context: it is freed once no server or
+ * connection uses it either (each holds a reference; tcpkit/reload.h).
+ */
 void tk_tls_ctx_free(struct tk_tls_ctx *ctx);
 /* SHA-256 of the context's own certificate (a pin for clients); 0 or -ENOENT
  * when it has none. */
@@ -1217,7 +1221,8 @@ struct tk_server_opts {
 	void *event_arg;
 	/*
 	 * Peers refused right after accept, before a byte is read or sent
-	 * (tcpkit/acl.h); NULL: everyone.  Not owned; outlives the server.
+	 * (tcpkit/acl.h); NULL: everyone.  The server takes a reference
+	 * of its own (tcpkit/reload.h: the caller may free theirs).
 	 * With proxy_protocol, matched against the real client's address,
 	 * once the header is in.
 	 */
@@ -1392,6 +1397,7 @@ const struct tk_service *tk_service_find(const char *name);
 #include "tcpkit/proxy.h"
 #include "tcpkit/proxyproto.h"
 #include "tcpkit/relay.h"
+#include "tcpkit/reload.h"
 #include "tcpkit/scan.h"
 #include "tcpkit/socks5.h"
 #include "tcpkit/systemd.h"

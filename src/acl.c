@@ -21,6 +21,8 @@ struct tk_acl {
 	size_t n[2], cap[2];
 	bool used[2][2][129]; /* [kind][IPv6?][prefix]: some rule has it */
 	bool allow_on;	      /* an allow rule or allow file was given */
+	/* Its creator's, and a server's that uses it (tk__acl_ref()). */
+	atomic_uint refs;
 };
 
 static int
@@ -143,13 +145,34 @@ int
 tk_acl_new(struct tk_acl **out)
 {
 	*out = calloc(1, sizeof(**out));
-	return *out == NULL ? -ENOMEM : 0;
+	if (*out == NULL)
+		return -ENOMEM;
+	atomic_init(&(*out)->refs, 1);
+	return 0;
+}
+
+/*
+ * The count is the one thing a reader may change: a list is otherwise
+ * read-only once shared, hence the const cast.
+ */
+const struct tk_acl *
+tk__acl_ref(const struct tk_acl *acl)
+{
+	if (acl != NULL)
+		atomic_fetch_add(&((struct tk_acl *)acl)->refs, 1);
+	return acl;
+}
+
+void
+tk__acl_unref(const struct tk_acl *acl)
+{
+	tk_acl_free((struct tk_acl *)acl);
 }
 
 void
 tk_acl_free(struct tk_acl *acl)
 {
-	if (acl == NULL)
+	if (acl == NULL || atomic_fetch_sub(&acl->refs, 1) != 1)
 		return;
 	free(acl->rules[0]);
 	free(acl->rules[1]);

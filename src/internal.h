@@ -99,6 +99,15 @@ void tk__loop_run_deferred(struct tk_loop *loop);
  */
 int tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb,
 		       void (*drop)(void *arg), void *arg);
+/*
+ * The same in two steps, for work that must reach several loops or none:
+ * allocate every node first (NULL: out of memory), then queue each, which
+ * cannot fail.  A node is freed by the loop once run or dropped.
+ */
+struct tk__post;
+struct tk__post *tk__post_new(void);
+void tk__loop_post_ready(struct tk_loop *loop, struct tk__post *p,
+			 tk_work_cb cb, void (*drop)(void *arg), void *arg);
 /* Run the work tk_loop_post() has queued so far (on loop's thread). */
 void tk__loop_run_posts(struct tk_loop *loop);
 
@@ -233,6 +242,15 @@ void tk__conn_set_detail(struct tk_conn *c, const char *text);
 struct tk__layer {
 	int (*attach)(struct tk_conn *c, void *ctx, const char *servername);
 };
+
+/*
+ * References, for a server's swaps (tk_server_set_tls(), _set_acl()): each
+ * holder takes one and gives it back with tk_tls_ctx_free() or
+ * tk_acl_free(), which free at the last.  Any thread.  NULL passes.
+ */
+struct tk_tls_ctx *tk__tls_ctx_ref(struct tk_tls_ctx *ctx);
+const struct tk_acl *tk__acl_ref(const struct tk_acl *acl);
+void tk__acl_unref(const struct tk_acl *acl);
 
 /*
  * Who owns an accepted connection (the server): told when a TLS peer is

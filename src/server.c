@@ -12,6 +12,7 @@
 
 #include "internal.h"
 #include "server_pp.h"
+#include "tcpkit/reload.h"
 
 /* Accepts per wakeup (fairness), and the pause after running out of fds. */
 #define SERVER_MAX_ACCEPTS     64
@@ -39,6 +40,12 @@ struct worker {
 	bool accepting;
 	bool closed; /* listeners closed: no more accepting */
 	bool paused; /* tk_server_pause(): listeners open, not accepting */
+	/*
+	 * What new connections get: the server's, as this worker last saw
+	 * them (tk_server_set_tls(), _set_acl() post changes here).
+	 */
+	struct tk_conn_opts conn;
+	const struct tk_acl *acl;
 };
 
 struct tk_server {
@@ -116,6 +123,9 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 		free(s);
 		return -ENOMEM;
 	}
+	/* Ours until freed or replaced: the caller may free theirs. */
+	tk__tls_ctx_ref(s->opts.conn.tls);
+	tk__acl_ref(s->opts.acl);
 	/* Every worker is whole before any can fail: the free below reads
 	 * them all (a zeroed lfd would be fd 0). */
 	for (unsigned i = 0; i < s->nworkers; i++) {
@@ -123,6 +133,8 @@ tk_server_new(struct tk_loop *loop, const struct tk_server_opts *opts,
 
 		w->srv = s;
 		w->id = i;
+		w->conn = s->opts.conn;
+		w->acl = s->opts.acl;
 		for (size_t j = 0; j < SERVER_MAX_LISTENERS; j++)
 			w->lfds[j] = -1;
 	}
@@ -606,8 +618,7 @@ reject(struct worker *w, int fd, const struct tk_addr *peer)
 {
 	static const char busy[] = TK_SERVER_BUSY_LINE;
 
-	if ((w->srv->svc->flags & TK_SERVICE_TEXT) &&
-	    w->srv->opts.conn.tls == NULL)
+	if ((w->srv->svc->flags & TK_SERVICE_TEXT) && w->conn.tls == NULL)
 		(void)!send(fd, busy, sizeof(busy) - 1,
 			    MSG_DONTWAIT | MSG_NOSIGNAL);
 	tk__close(fd);
@@ -660,7 +671,7 @@ open_conn(struct worker *w, size_t li, int fd, const struct tk_addr *peer,
 		*v = *via;
 	if (via == NULL || v != NULL)
 		c = tk__conn_accepted(w->loop, s, &server_owner, w->id, &w->ctr,
-				      fd, peer, &s->opts.conn, s->svc,
+				      fd, peer, &w->conn, s->svc,
 				      s->svc_arg);
 	if (c == NULL) {
 		free(v);
@@ -709,8 +720,7 @@ pp_done(int fd, const struct tk_addr *sender, const struct tk_addr *via,
 
 	if (err == 0) {
 		unmap_v4(&peer);
-		if (s->opts.acl == NULL ||
-		    tk_acl_check(s->opts.acl, &peer) == 0) {
+		if (w->acl == NULL || tk_acl_check(w->acl, &peer) == 0) {
 			if (open_conn(w, li, fd, &peer, via) < 0)
 				check_drained(s);
 			return;
@@ -796,8 +806,7 @@ on_accept(struct tk_loop *loop, int lfd, unsigned events, void *arg)
 				return;
 			continue;
 		}
-		if (s->opts.acl != NULL &&
-		    tk_acl_check(s->opts.acl, &peer) != 0) {
+		if (w->acl != NULL && tk_acl_check(w->acl, &peer) != 0) {
 			deny(w, fd, &peer);
 			continue;
 		}
@@ -1230,6 +1239,131 @@ tk_server_free(struct tk_server *s)
 	}
 	for (size_t i = 0; i < s->naddrs; i++)
 		tk__unix_remove(&s->ufiles[i]);
+	tk_tls_ctx_free(s->opts.conn.tls);
+	tk__acl_unref(s->opts.acl);
 	free(s->workers);
 	free(s);
+}
+
+/*
+ * A change of what new connections get, on its way to every worker.  The
+ * server's reference to the old context and list goes when the last
+ * worker has taken the new ones: none reads the old any more then
+ * (connections hold their own reference to their context).
+ */
+struct swap {
+	bool tls, acl; /* what changes */
+	struct tk_tls_ctx *new_tls, *old_tls;
+	const struct tk_acl *new_acl, *old_acl;
+	atomic_uint pending; /* workers yet to take it */
+	struct swap_post {
+		struct swap *sw;
+		struct worker *w;
+	} posts[];
+};
+
+static void
+swap_done(void *arg)
+{
+	struct swap_post *p = arg;
+	struct swap *sw = p->sw;
+
+	if (atomic_fetch_sub(&sw->pending, 1) != 1)
+		return;
+	if (sw->tls)
+		tk_tls_ctx_free(sw->old_tls);
+	if (sw->acl)
+		tk__acl_unref(sw->old_acl);
+	free(sw);
+}
+
+static void
+swap_worker(struct tk_loop *loop, void *arg)
+{
+	struct swap_post *p = arg;
+
+	(void)loop;
+	if (p->sw->tls)
+		p->w->conn.tls = p->sw->new_tls;
+	if (p->sw->acl)
+		p->w->acl = p->sw->new_acl;
+	swap_done(p);
+}
+
+static int
+swap(struct tk_server *s, struct swap *sw)
+{
+	struct tk__post *node[SERVER_MAX_WORKERS];
+	unsigned n = 0;
+
+	/* Every node first: a change reaches every worker or none. */
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		if (!s->workers[i].thread_started)
+			continue;
+		if ((node[n] = tk__post_new()) == NULL) {
+			while (n > 0)
+				free(node[--n]);
+			free(sw);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	if (sw->tls) {
+		sw->old_tls = s->opts.conn.tls;
+		s->opts.conn.tls = tk__tls_ctx_ref(sw->new_tls);
+	}
+	if (sw->acl) {
+		sw->old_acl = s->opts.acl;
+		s->opts.acl = tk__acl_ref(sw->new_acl);
+	}
+	atomic_init(&sw->pending, s->nworkers);
+	n = 0;
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct swap_post *p = &sw->posts[i];
+		struct worker *w = &s->workers[i];
+
+		p->sw = sw;
+		p->w = w;
+		/* Not running (one worker, not started, stopped): here. */
+		if (!w->thread_started)
+			swap_worker(w->loop, p);
+		else
+			tk__loop_post_ready(w->loop, node[n++], swap_worker,
+					    swap_done, p);
+	}
+	return 0;
+}
+
+static struct swap *
+swap_new(const struct tk_server *s)
+{
+	return calloc(1, sizeof(struct swap) +
+				 s->nworkers * sizeof(struct swap_post));
+}
+
+int
+tk_server_set_tls(struct tk_server *s, struct tk_tls_ctx *ctx)
+{
+	struct swap *sw;
+
+	/* Plain stays plain and TLS stays TLS: clients expect one. */
+	if ((ctx == NULL) != (s->opts.conn.tls == NULL))
+		return -EINVAL;
+	if ((sw = swap_new(s)) == NULL)
+		return -ENOMEM;
+	sw->tls = true;
+	sw->new_tls = ctx;
+	return swap(s, sw);
+}
+
+int
+tk_server_set_acl(struct tk_server *s, const struct tk_acl *acl)
+{
+	struct swap *sw = swap_new(s);
+
+	if (sw == NULL)
+		return -ENOMEM;
+	sw->acl = true;
+	sw->new_acl = acl;
+	return swap(s, sw);
 }

@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "internal.h"
+#include "tcpkit/reload.h"
 
 /*
  * Mozilla "intermediate" for TLS 1.2: ECDHE key exchange (forward secrecy)
@@ -46,6 +47,12 @@ struct tk_tls_ctx {
 	unsigned char *alpn;  /* wire format: length-prefixed names */
 	size_t alpn_len;
 	int keylog_fd; /* SSLKEYLOGFILE, or -1 */
+	/*
+	 * Its creator's, and one per session made from it (a server holds
+	 * one too): a context freed while connections use it lives on
+	 * until the last of them is gone, on whichever thread that is.
+	 */
+	atomic_uint refs;
 };
 
 /* One connection's TLS session. */
@@ -384,6 +391,7 @@ ctx_alloc(const SSL_METHOD *method, bool server)
 	ctx->layer.attach = tls_attach;
 	ctx->keylog_fd = -1;
 	ctx->server = server;
+	atomic_init(&ctx->refs, 1);
 	ctx->ssl = SSL_CTX_new(method);
 	if (ctx->ssl == NULL) {
 		free(ctx);
@@ -404,10 +412,18 @@ tk_tls_runtime_version(void)
 	return OpenSSL_version(OPENSSL_VERSION);
 }
 
+struct tk_tls_ctx *
+tk__tls_ctx_ref(struct tk_tls_ctx *ctx)
+{
+	if (ctx != NULL)
+		atomic_fetch_add(&ctx->refs, 1);
+	return ctx;
+}
+
 void
 tk_tls_ctx_free(struct tk_tls_ctx *ctx)
 {
-	if (ctx == NULL)
+	if (ctx == NULL || atomic_fetch_sub(&ctx->refs, 1) != 1)
 		return;
 	SSL_CTX_free(ctx->ssl);
 	if (ctx->keylog_fd >= 0)
@@ -725,6 +741,7 @@ tls_attach(struct tk_conn *c, void *layer, const char *servername)
 		return -ENOMEM;
 	}
 	SSL_set_app_data(tc->ssl, tc);
+	tk__tls_ctx_ref(ctx);
 	if (!ctx->server && servername != NULL) {
 		X509_VERIFY_PARAM *vp = SSL_get0_param(tc->ssl);
 
@@ -754,6 +771,7 @@ tls_attach(struct tk_conn *c, void *layer, const char *servername)
 out_free:
 	ERR_clear_error();
 	SSL_free(tc->ssl);
+	tk_tls_ctx_free(ctx);
 	free(tc);
 	return -ENOMEM;
 }
@@ -1074,6 +1092,8 @@ tls_close(struct tk_conn *c)
 	if (tc == NULL)
 		return;
 	SSL_free(tc->ssl);
+	/* The session's reference: the context may go with it. */
+	tk_tls_ctx_free(tc->ctx);
 	free(tc);
 	tk__conn_set_transport(c, NULL, NULL);
 }
@@ -1140,6 +1160,33 @@ time_text(const ASN1_TIME *t, char *out, size_t len)
 		strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Who a certificate names, and when it is valid. */
+static void
+cert_text(X509 *cert, struct tk_tls_info *info)
+{
+	name_text(X509_get_subject_name(cert), info->subject,
+		  sizeof(info->subject));
+	name_text(X509_get_issuer_name(cert), info->issuer,
+		  sizeof(info->issuer));
+	time_text(X509_get0_notBefore(cert), info->not_before,
+		  sizeof(info->not_before));
+	time_text(X509_get0_notAfter(cert), info->not_after,
+		  sizeof(info->not_after));
+}
+
+int
+tk_tls_ctx_cert_info(const struct tk_tls_ctx *ctx, struct tk_tls_info *info)
+{
+	X509 *cert = SSL_CTX_get0_certificate(ctx->ssl);
+
+	memset(info, 0, sizeof(*info));
+	if (cert == NULL || !ctx->has_fp)
+		return -ENOENT;
+	cert_text(cert, info);
+	hex(ctx->fp, sizeof(ctx->fp), info->sha256);
+	return 0;
+}
+
 int
 tk_conn_tls_info(const struct tk_conn *c, struct tk_tls_info *info)
 {
@@ -1171,14 +1218,7 @@ tk_conn_tls_info(const struct tk_conn *c, struct tk_tls_info *info)
 	if (peer == NULL)
 		return 0;
 	info->peer_cert = true;
-	name_text(X509_get_subject_name(peer), info->subject,
-		  sizeof(info->subject));
-	name_text(X509_get_issuer_name(peer), info->issuer,
-		  sizeof(info->issuer));
-	time_text(X509_get0_notBefore(peer), info->not_before,
-		  sizeof(info->not_before));
-	time_text(X509_get0_notAfter(peer), info->not_after,
-		  sizeof(info->not_after));
+	cert_text(peer, info);
 	if (X509_digest(peer, EVP_sha256(), md, &mdlen) && mdlen == 32)
 		hex(md, 32, info->sha256);
 	return 0;

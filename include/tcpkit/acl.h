@@ -39,8 +39,9 @@ extern "C" {
  * -ENOSPC.
  *
  * A list is built on one thread, then only read: a server's workers share
- * it without locks, so it must not change while a server uses it, and it
- * must outlive the server.
+ * it without locks, so it must not change while a server uses it.  The
+ * server holds a reference of its own (tcpkit/reload.h): tk_acl_free()
+ * frees the list once the server is done with it too.
  */
 #define TK_ACL_MAX_RULES 65536
 /* The longest line of a rules file, newline excluded. */

@@ -382,14 +382,23 @@ tk__loop_run_deferred(struct tk_loop *loop)
 	}
 }
 
-int
-tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb, void (*drop)(void *),
-		   void *arg)
-{
-	struct post *p = malloc(sizeof(*p));
+/* A post made ahead (internal.h); the loop frees it as any other. */
+struct tk__post {
+	struct post p;
+};
 
-	if (p == NULL)
-		return -ENOMEM;
+struct tk__post *
+tk__post_new(void)
+{
+	return malloc(sizeof(struct tk__post));
+}
+
+void
+tk__loop_post_ready(struct tk_loop *loop, struct tk__post *node, tk_work_cb cb,
+		    void (*drop)(void *), void *arg)
+{
+	struct post *p = &node->p;
+
 	p->cb = cb;
 	p->drop = drop;
 	p->arg = arg;
@@ -399,6 +408,17 @@ tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb, void (*drop)(void *),
 	loop->posts_tail = &p->next;
 	pthread_mutex_unlock(&loop->post_lock);
 	tk__backend_wake(loop->be);
+}
+
+int
+tk__loop_post_drop(struct tk_loop *loop, tk_work_cb cb, void (*drop)(void *),
+		   void *arg)
+{
+	struct tk__post *node = tk__post_new();
+
+	if (node == NULL)
+		return -ENOMEM;
+	tk__loop_post_ready(loop, node, cb, drop, arg);
 	return 0;
 }
 

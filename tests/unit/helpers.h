@@ -239,6 +239,29 @@ t_server(struct tk_loop *loop, const char *ip, const struct tk_server_opts *o,
 	return s;
 }
 
+/* TLS contexts, for tests that do not test how building one fails. */
+static inline struct tk_tls_ctx *
+t_tls_server(const struct tk_tls_server_opts *o)
+{
+	struct tk_tls_ctx *ctx = NULL;
+	char why[TK_TLS_ERRLEN] = "";
+
+	cr_assert_eq(tk_tls_ctx_new_server(o, &ctx, why, sizeof(why)), 0, "%s",
+		     why);
+	return ctx;
+}
+
+static inline struct tk_tls_ctx *
+t_tls_client(const struct tk_tls_client_opts *o)
+{
+	struct tk_tls_ctx *ctx = NULL;
+	char why[TK_TLS_ERRLEN] = "";
+
+	cr_assert_eq(tk_tls_ctx_new_client(o, &ctx, why, sizeof(why)), 0, "%s",
+		     why);
+	return ctx;
+}
+
 /*
  * A raw peer: a plain socket driven by the same loop, outside the library's
  * connection code.  It collects what it reads (until EOF), sends what it is

@@ -109,24 +109,16 @@ static struct tk_tls_ctx *
 server_ctx(const char *alpn)
 {
 	struct tk_tls_server_opts o = { .alpn = alpn };
-	struct tk_tls_ctx *ctx = NULL;
-	char why[TK_TLS_ERRLEN] = "";
 
-	cr_assert_eq(tk_tls_ctx_new_server(&o, &ctx, why, sizeof(why)), 0, "%s",
-		     why);
-	return ctx;
+	return t_tls_server(&o);
 }
 
 static struct tk_tls_ctx *
 client_ctx(const char *pin, const char *alpn)
 {
 	struct tk_tls_client_opts o = { .pin = pin, .alpn = alpn };
-	struct tk_tls_ctx *ctx = NULL;
-	char why[TK_TLS_ERRLEN] = "";
 
-	cr_assert_eq(tk_tls_ctx_new_client(&o, &ctx, why, sizeof(why)), 0, "%s",
-		     why);
-	return ctx;
+	return t_tls_client(&o);
 }
 
 static char *
