@@ -671,8 +671,7 @@ open_conn(struct worker *w, size_t li, int fd, const struct tk_addr *peer,
 		*v = *via;
 	if (via == NULL || v != NULL)
 		c = tk__conn_accepted(w->loop, s, &server_owner, w->id, &w->ctr,
-				      fd, peer, &w->conn, s->svc,
-				      s->svc_arg);
+				      fd, peer, &w->conn, s->svc, s->svc_arg);
 	if (c == NULL) {
 		free(v);
 		atomic_fetch_sub(&s->open_conns, 1);
