@@ -606,7 +606,7 @@ cmd_listen(int argc, char **argv)
 				: o.broker     ? "broker"
 				: o.chat       ? "chat"
 					       : "stdio",
-				&st.metrics)) != 0)
+				NULL, 0, &st.metrics)) != 0)
 		goto out_server;
 	sdsock_ready(&st.sd, st.loop, st.srv);
 	rc = tk_loop_run(st.loop);

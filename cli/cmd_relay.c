@@ -659,6 +659,8 @@ cmd_relay(int argc, char **argv)
 	struct tk_server_opts so;
 	struct tk_tls_ctx *srv_tls = NULL;
 	struct metrics *metrics = NULL;
+	size_t nmfds;
+	int *mfds;
 	bool adopted;
 	struct reload rl = { .cmd = "relay" };
 	int rc;
@@ -735,9 +737,12 @@ cmd_relay(int argc, char **argv)
 		goto out_server;
 	}
 	rl.server = st.server;
+	mfds = handoff_metrics_fds(st.ho, &nmfds);
 	if ((rc = metrics_start("relay", &o.metrics, st.server,
-				o.exec ? "exec" : "relay", &metrics)) != 0)
+				o.exec ? "exec" : "relay", mfds, nmfds,
+				&metrics)) != 0)
 		goto out_server;
+	handoff_also(st.ho, metrics_server(metrics));
 	rc = run(&st);
 	/* Every relay is over: the dump is complete, or it failed. */
 	if (rc == 0 && atomic_load(&st.dump_failed))

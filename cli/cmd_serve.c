@@ -330,6 +330,8 @@ cmd_serve(int argc, char **argv)
 	struct metrics *metrics = NULL;
 	const struct tk_service *svc;
 	struct handoff *ho = NULL;
+	size_t nmfds;
+	int *mfds;
 	bool adopted;
 	struct reload rl = { .cmd = "serve" };
 	int rc;
@@ -413,9 +415,11 @@ cmd_serve(int argc, char **argv)
 		goto out_free_server;
 	}
 	rl.server = st.server;
-	if ((rc = metrics_start("serve", &o.metrics, st.server, o.service,
-				&metrics)) != 0)
+	mfds = handoff_metrics_fds(ho, &nmfds);
+	if ((rc = metrics_start("serve", &o.metrics, st.server, o.service, mfds,
+				nmfds, &metrics)) != 0)
 		goto out_free_server;
+	handoff_also(ho, metrics_server(metrics));
 	print_hints(&o, st.server);
 	if (ho != NULL &&
 	    (rc = handoff_start(ho, st.loop, st.server, on_handed_over, &st)))

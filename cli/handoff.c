@@ -18,7 +18,8 @@
  * The conversation, one SOCK_SEQPACKET record each way at a time:
  *   successor: "tcpkit-handoff 1 get\n"
  *   running:   "tcpkit-handoff 1 pid=PID fds=N\n" and an address a line,
- *              with the N sockets (SCM_RIGHTS)
+ *              with the N sockets (SCM_RIGHTS); --metrics's sockets come
+ *              last, their lines "metrics ADDR"
  *   successor: "tcpkit-handoff 1 go\n"   (serving on them now)
  *   running:   "tcpkit-handoff 1 bye\n"  (draining)
  * A successor that closes instead of "go" leaves the running one serving.
@@ -47,9 +48,12 @@ struct handoff {
 	int fds[HANDOFF_MAX_FDS];
 	struct tk_addr addrs[HANDOFF_MAX_FDS];
 	size_t nfds;
+	int mfds[HANDOFF_MAX_FDS]; /* --metrics's, apart from the data's */
+	size_t nmfds;
 	/* The running side: answering at path. */
 	struct tk_loop *loop;
 	struct tk_server *srv;
+	struct tk_server *metrics; /* handed over too, paused at "go" */
 	int lfd;
 	int peer; /* the conversation going on, or -1 */
 	long peer_pid;
@@ -108,7 +112,10 @@ close_fds(struct handoff *h)
 	for (size_t i = 0; i < h->nfds; i++)
 		if (h->fds[i] >= 0)
 			close(h->fds[i]);
-	h->nfds = 0;
+	for (size_t i = 0; i < h->nmfds; i++)
+		if (h->mfds[i] >= 0)
+			close(h->mfds[i]);
+	h->nfds = h->nmfds = 0;
 }
 
 /*
@@ -170,21 +177,38 @@ receive(struct handoff *h)
 	h->old_pid = pid;
 	/* Each socket's own address, and the header must say the same. */
 	line = strtok_r(buf, "\n", &save);
-	for (size_t i = 0; i < h->nfds; i++) {
+	for (size_t i = 0, got = h->nfds; i < got; i++) {
 		char where[TK_ADDRSTRLEN];
-		struct tk_addr *a = &h->addrs[i];
+		struct tk_addr a = { .len = sizeof(a.u) };
+		int fd = h->fds[i];
+		bool metrics;
 
-		a->len = sizeof(a->u);
 		line = strtok_r(NULL, "\n", &save);
-		if (getsockname(h->fds[i], &a->u.sa, &a->len) < 0 ||
-		    line == NULL ||
-		    strcmp(line, tk_addr_format(a, where, sizeof(where))) !=
+		metrics = line != NULL && strncmp(line, "metrics ", 8) == 0;
+		if (metrics)
+			line += 8;
+		if (getsockname(fd, &a.u.sa, &a.len) < 0 || line == NULL ||
+		    strcmp(line, tk_addr_format(&a, where, sizeof(where))) !=
 			    0) {
 			cli_error("handoff", h->path,
 				  "socket %zu is not the address announced",
 				  i + 1);
 			return CLI_EXIT_PROTOCOL;
 		}
+		/* Sorted apart, in place: data sockets first, in order. */
+		h->fds[i] = -1;
+		if (metrics) {
+			h->mfds[h->nmfds++] = fd;
+		} else {
+			h->addrs[i - h->nmfds] = a;
+			h->fds[i - h->nmfds] = fd;
+		}
+	}
+	h->nfds -= h->nmfds;
+	if (h->nfds == 0) {
+		cli_error("handoff", h->path,
+			  "only metrics sockets were handed over");
+		return CLI_EXIT_PROTOCOL;
 	}
 	return 0;
 }
@@ -255,6 +279,20 @@ size_t
 handoff_count(const struct handoff *h)
 {
 	return h != NULL ? h->nfds : 0;
+}
+
+int *
+handoff_metrics_fds(struct handoff *h, size_t *n)
+{
+	*n = h != NULL ? h->nmfds : 0;
+	return h != NULL ? h->mfds : NULL;
+}
+
+void
+handoff_also(struct handoff *h, struct tk_server *metrics)
+{
+	if (h != NULL)
+		h->metrics = metrics;
 }
 
 /* got's IP is one of l's (and its port w's, unless any). */
@@ -413,36 +451,41 @@ send_fds(struct handoff *h)
 		char space[CMSG_SPACE(sizeof(int) * HANDOFF_MAX_FDS)];
 	} cbuf;
 	size_t n = tk_server_listener_fds(h->srv, fds, HANDOFF_MAX_FDS), len;
+	size_t nm = h->metrics == NULL || n >= HANDOFF_MAX_FDS
+			    ? 0
+			    : tk_server_listener_fds(h->metrics, fds + n,
+						     HANDOFF_MAX_FDS - n);
 	struct iovec iov = { buf, 0 };
 	struct msghdr m = { .msg_iov = &iov,
 			    .msg_iovlen = 1,
 			    .msg_control = cbuf.space };
 	struct cmsghdr *c;
 
-	if (n == 0 || n > HANDOFF_MAX_FDS)
+	if (n == 0 || n + nm > HANDOFF_MAX_FDS)
 		return -E2BIG;
 	len = (size_t)snprintf(buf, sizeof(buf),
 			       "tcpkit-handoff %d pid=%ld fds=%zu\n",
-			       HANDOFF_VERSION, (long)getpid(), n);
-	for (size_t i = 0; i < n; i++) {
+			       HANDOFF_VERSION, (long)getpid(), n + nm);
+	for (size_t i = 0; i < n + nm; i++) {
 		struct tk_addr a = { .len = sizeof(a.u) };
 
 		if (getsockname(fds[i], &a.u.sa, &a.len) < 0)
 			return -errno;
 		len += (size_t)snprintf(
-			buf + len, sizeof(buf) - len, "%s\n",
+			buf + len, sizeof(buf) - len, "%s%s\n",
+			i >= n ? "metrics " : "",
 			tk_addr_format(&a, where, sizeof(where)));
 		if (len >= sizeof(buf))
 			return -E2BIG;
 	}
 	iov.iov_len = len;
 	memset(cbuf.space, 0, sizeof(cbuf.space));
-	m.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+	m.msg_controllen = CMSG_SPACE(sizeof(int) * (n + nm));
 	c = CMSG_FIRSTHDR(&m);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int) * n);
-	memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+	c->cmsg_len = CMSG_LEN(sizeof(int) * (n + nm));
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * (n + nm));
 	if (sendmsg(h->peer, &m, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		return -errno;
 	cli_log("handoff", NULL, NULL,
@@ -490,6 +533,9 @@ on_peer(struct tk_loop *loop, int fd, unsigned events, void *arg)
 		end_peer(h, "took over the listening sockets: handed over, "
 			    "draining");
 		h->handed = true;
+		/* Scrapes go to the successor now (it has the sockets). */
+		if (h->metrics != NULL)
+			(void)tk_server_pause(h->metrics);
 		/* Cannot pause: drain at once, as on SIGTERM. */
 		if (tk_server_pause(h->srv) < 0 ||
 		    tk_timer_start(h->deadline, HANDOFF_GRACE_MS, 0) < 0)

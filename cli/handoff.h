@@ -60,6 +60,16 @@ int handoff_adopt(struct handoff *h, struct tk_server *srv,
 int handoff_start(struct handoff *h, struct tk_loop *loop,
 		  struct tk_server *srv, void (*on_go)(void *arg), void *arg);
 /*
+ * The --metrics sockets the predecessor handed over, fds[0..*n): whoever
+ * serves on one sets it to -1; handoff_free() closes the rest.
+ */
+int *handoff_metrics_fds(struct handoff *h, size_t *n);
+/*
+ * Hand metrics's listening sockets (--metrics) over too, labelled apart,
+ * and pause it at "go".  Before handoff_start(); h NULL is fine.
+ */
+void handoff_also(struct handoff *h, struct tk_server *metrics);
+/*
  * Listener i has the address of an earlier one (handed-over sockets of an
  * SO_REUSEPORT group, one per worker): "listening on" it once.
  */

@@ -513,9 +513,33 @@ listen_on(const struct metricsopt *o, struct tk_server *s)
 	return CLI_EXIT_OTHER;
 }
 
+/*
+ * Serve on the sockets a predecessor handed over (--handoff) that are on
+ * o's port (any, for port 0): true if one was taken.  Taken ones are set
+ * to -1; the others stay the caller's.
+ */
+static bool
+adopt(const struct metricsopt *o, struct tk_server *s, int *fds, size_t n)
+{
+	bool took = false;
+
+	for (size_t i = 0; i < n; i++) {
+		struct tk_addr a = { .len = sizeof(a.u) };
+
+		if (getsockname(fds[i], &a.u.sa, &a.len) < 0 ||
+		    (o->port != 0 && tk_addr_port(&a) != o->port) ||
+		    tk_server_listen_fd(s, fds[i]) < 0)
+			continue;
+		fds[i] = -1;
+		took = true;
+	}
+	return took;
+}
+
 int
 metrics_start(const char *cmd, const struct metricsopt *o,
-	      struct tk_server *data, const char *service, struct metrics **out)
+	      struct tk_server *data, const char *service, int *fds,
+	      size_t nfds, struct metrics **out)
 {
 	struct tk_server_opts so;
 	struct metrics *m;
@@ -539,7 +563,8 @@ metrics_start(const char *cmd, const struct metricsopt *o,
 		free(m);
 		return cli_fail("metrics", o->text, rc);
 	}
-	if ((rc = listen_on(o, m->http)) != 0 ||
+	if ((!adopt(o, m->http, fds, nfds) &&
+	     (rc = listen_on(o, m->http)) != 0) ||
 	    (rc = tk_server_start(m->http)) < 0) {
 		rc = rc < 0 ? cli_fail("metrics", o->text, rc) : rc;
 		metrics_free(m);
@@ -554,6 +579,12 @@ metrics_start(const char *cmd, const struct metricsopt *o,
 	}
 	*out = m;
 	return 0;
+}
+
+struct tk_server *
+metrics_server(const struct metrics *m)
+{
+	return m != NULL ? m->http : NULL;
 }
 
 void

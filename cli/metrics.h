@@ -42,12 +42,16 @@ struct metrics;
 /*
  * Listen (on data's owner loop, never a worker's) and serve the numbers of
  * data, a server running service; "metrics on ADDR" is logged for each
- * address.  0 with *out set (NULL when the option was not given), or an
- * exit code after printing the error.
+ * address.  fds[0..nfds): sockets a predecessor handed over (--handoff),
+ * served instead of binding when on o's port (those taken set to -1).
+ * 0 with *out set (NULL when the option was not given), or an exit code
+ * after printing the error.
  */
 int metrics_start(const char *cmd, const struct metricsopt *o,
-		  struct tk_server *data, const char *service,
-		  struct metrics **out);
+		  struct tk_server *data, const char *service, int *fds,
+		  size_t nfds, struct metrics **out);
+/* The endpoint's own server (to hand its sockets over), or NULL. */
+struct tk_server *metrics_server(const struct metrics *m);
 /* Close the endpoint; before data is freed.  NULL is fine. */
 void metrics_free(struct metrics *m);
 

@@ -307,6 +307,45 @@ def test_relay_handed_over_under_load(serve, relay, tmp_path):
     assert new.stop() == 0
 
 
+def scrape_accepted(port):
+    """tcpkit_connections_accepted_total summed over the workers, from the
+    --metrics endpoint on port."""
+    with socket.create_connection(("127.0.0.1", port),
+                                  timeout=TIMEOUT) as c:
+        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        text = recv_all(c).decode()
+    assert text.startswith("HTTP/1.1 200"), text[:200]
+    return sum(float(v) for v in re.findall(
+        r"^tcpkit_connections_accepted_total\{[^}]*\} (\S+)$", text, re.M))
+
+
+def test_metrics_endpoint_is_handed_over_too(serve, tmp_path):
+    """--metrics on a fixed port across a hand-over: the successor takes
+    the endpoint's socket with the others (binding it would find it in
+    use), and from then on the scrapes are its own."""
+    ctl = str(tmp_path / "ctl")
+    old = serve("echo", "-w", "1", "--handoff", ctl, "--metrics",
+                "127.0.0.1:0")
+    old.err.wait_for(READY)
+    mport = int(old.err.wait_for(r"metrics on 127\.0\.0\.1:(\d+)").group(1))
+    for line in (b"one\n", b"two\n"):
+        echoes(old.port, line)
+    old.err.wait_for(CLOSED)
+    assert scrape_accepted(mport) >= 2
+    new = serve("echo", "-w", "1", "-p", str(old.port), "--handoff", ctl,
+                "--metrics", "127.0.0.1:%d" % mport)
+    new.err.wait_for(r"metrics on 127\.0\.0\.1:%d" % mport)
+    new.err.wait_for(READY)
+    assert old.proc.wait(TIMEOUT) == 0
+    assert old.stop() == 0
+    assert re.search(HANDED, old.err.text())
+    echoes(old.port, b"three\n")
+    new.err.wait_for(CLOSED)
+    # The new process's count: the one connection it served.
+    assert scrape_accepted(mport) == 1
+    assert new.stop() == 0
+
+
 @pytest.mark.parametrize("args,msg", [
     (["serve", "--handoff", "/tmp/" + "x" * 100],
      "serve: --handoff: PATH must be 1 to 87 bytes"),
