@@ -286,3 +286,11 @@ def test_refusals_in_json_records(serve):
     assert srv.stop() == 0
     m = srv.err.wait_for(r'"event":"stats"', TIMEOUT)
     assert json.loads(m.string)["pp_refused"] == 1
+
+
+@pytest.mark.parametrize("arg", [",", ",,", " "])
+def test_proxy_protocol_from_without_a_cidr_is_refused(arg):
+    # A list with no CIDR in it must not leave every sender trusted.
+    p = run(["serve", "echo", "-p", "0", "--proxy-protocol-from", arg])
+    assert p.returncode == 64
+    assert b"--proxy-protocol-from" in p.stderr
