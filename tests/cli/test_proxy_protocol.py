@@ -294,3 +294,17 @@ def test_proxy_protocol_from_without_a_cidr_is_refused(arg):
     p = run(["serve", "echo", "-p", "0", "--proxy-protocol-from", arg])
     assert p.returncode == 64
     assert b"--proxy-protocol-from" in p.stderr
+
+
+@pytest.mark.parametrize("cmd", [
+    ["connect", "--send-proxy", "v1", "--tls", "127.0.0.1", "9"],  # port-ok: usage error
+    ["relay", "--send-proxy", "v2", "127.0.0.1:0", "tls://127.0.0.1:9"],  # port-ok: usage error
+    ["relay", "--send-proxy", "v1", "127.0.0.1:0", "127.0.0.1:9",  # port-ok: usage error
+     "tls://127.0.0.1:9"],  # port-ok: usage error
+])
+def test_send_proxy_with_tls_is_refused(cmd):
+    # The header would go inside the TLS stream, where no balancer's peer
+    # looks for it: every connection failed.  Said at once instead.
+    p = run(cmd)
+    assert p.returncode == 64
+    assert b"--send-proxy" in p.stderr and b"TLS" in p.stderr
