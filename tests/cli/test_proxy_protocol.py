@@ -308,3 +308,19 @@ def test_send_proxy_with_tls_is_refused(cmd):
     p = run(cmd)
     assert p.returncode == 64
     assert b"--send-proxy" in p.stderr and b"TLS" in p.stderr
+
+
+def test_unix_peer_is_not_a_trusted_balancer(serve, tmp_path):
+    # A UNIX peer has no address that --proxy-protocol-from could name: it
+    # is not in the list, so its header is not believed (anyone who may
+    # open the socket could otherwise pose as any client).
+    path = str(tmp_path / "pp.sock")
+    srv = serve("echo", "-H", "unix:" + path, *FROM)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(TIMEOUT)
+        s.connect(path)
+        s.sendall(v1("192.0.2.66", 1234) + b"hello\n")  # addr-ok: in a header only
+        assert ended(s)[0] == b""  # nothing echoed
+    srv.err.wait_for(r"^refused unix: at \[.*\]: not in "
+                     r"--proxy-protocol-from", TIMEOUT)
+    assert "192.0.2.66" not in srv.err.text()  # addr-ok: in a header only
