@@ -29,9 +29,8 @@ take_from(const char *cmd, struct ppopt *o, const char *arg)
 			return cli_usage(cmd, "--proxy-protocol-from %s", why);
 	/* An access list without an allow rule allows everyone. */
 	if (n == 0)
-		return cli_usage(cmd,
-				 "--proxy-protocol-from '%s': no CIDR in it",
-				 arg);
+		return cli_usage(
+			cmd, "--proxy-protocol-from '%s': no CIDR in it", arg);
 	return 0;
 }
 

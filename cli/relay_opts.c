@@ -625,9 +625,10 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 				 o->cli_tls.used_name);
 	/* It would go after the handshake, inside TLS: no peer reads it. */
 	if (o->pp.send != 0 && o->cli_tls.tls)
-		return cli_usage("relay", "--send-proxy with a tls:// TARGET is "
-					  "not supported (the header must come "
-					  "before TLS)");
+		return cli_usage("relay",
+				 "--send-proxy with a tls:// TARGET is "
+				 "not supported (the header must come "
+				 "before TLS)");
 	/* Every line on stderr is a record then: a dump there is not. */
 	if (o->hexdump != NULL && strcmp(o->hexdump, "-") == 0 &&
 	    o->log.format != LOG_TEXT)
