@@ -392,6 +392,11 @@ client_parse(int argc, char **argv, struct client_opts *o)
 				 "program has the connection)");
 	if (o->exec != NULL && (o->tls.tls || o->tls.used))
 		return cli_usage(cmd, "--tls with --exec is not supported yet");
+	/* It would go after the handshake, inside TLS: no peer reads it. */
+	if (o->send_proxy != 0 && o->tls.tls)
+		return cli_usage(cmd,
+				 "--send-proxy with --tls is not supported "
+				 "(the header must come before TLS)");
 	if (o->newline && o->message == NULL)
 		return cli_usage(cmd, "--newline needs a MESSAGE argument");
 	if (nargs > 0)

@@ -12,6 +12,7 @@ static int
 take_from(const char *cmd, struct ppopt *o, const char *arg)
 {
 	char buf[512], why[TK_ACL_ERRLEN], *save = NULL;
+	size_t n = 0;
 	int err;
 
 	if (strlen(arg) >= sizeof(buf) || arg[0] == '\0')
@@ -23,9 +24,13 @@ take_from(const char *cmd, struct ppopt *o, const char *arg)
 		return cli_fail(cmd, "", err);
 	strcpy(buf, arg);
 	for (char *r = strtok_r(buf, ",", &save); r != NULL;
-	     r = strtok_r(NULL, ",", &save))
+	     r = strtok_r(NULL, ",", &save), n++)
 		if (tk_acl_add(o->from, TK_ACL_ALLOW, r, why, sizeof(why)) < 0)
 			return cli_usage(cmd, "--proxy-protocol-from %s", why);
+	/* An access list without an allow rule allows everyone. */
+	if (n == 0)
+		return cli_usage(
+			cmd, "--proxy-protocol-from '%s': no CIDR in it", arg);
 	return 0;
 }
 

@@ -118,7 +118,9 @@ const char cmd_relay_help[] =
 	"\n" PPOPT_HELP "      --send-proxy v1|v2\n"
 	"                      send the target a PROXY header first, naming\n"
 	"                      the client (the real one, with\n"
-	"                      --proxy-protocol) and this relay's address\n"
+	"                      --proxy-protocol) and this relay's address;\n"
+	"                      not to a tls:// TARGET (the header must come\n"
+	"                      before TLS)\n"
 	"\n"
 	"TLS termination (a tls:// LISTEN; see docs/tls.md):\n"
 	"      --cert FILE     certificate chain (PEM, leaf first); without it\n"
@@ -488,8 +490,8 @@ check_exec(struct relay_opts *o)
 		return cli_usage("relay", "--proxy is for TCP and TLS "
 					  "TARGETs, not a program");
 	if (o->pp.send != 0)
-		return cli_usage("relay", "--send-proxy is for TCP, TLS and "
-					  "UNIX TARGETs, not a program (it "
+		return cli_usage("relay", "--send-proxy is for TCP and UNIX "
+					  "TARGETs, not a program (it "
 					  "has TCPKIT_PEER_ADDR)");
 	if (o->hexdump != NULL)
 		return cli_usage("relay",
@@ -621,6 +623,12 @@ relay_parse_args(int argc, char **argv, struct relay_opts *o)
 	if (!o->cli_tls.tls && o->cli_tls.used)
 		return cli_usage("relay", "%s needs a tls:// TARGET",
 				 o->cli_tls.used_name);
+	/* It would go after the handshake, inside TLS: no peer reads it. */
+	if (o->pp.send != 0 && o->cli_tls.tls)
+		return cli_usage("relay",
+				 "--send-proxy with a tls:// TARGET is "
+				 "not supported (the header must come "
+				 "before TLS)");
 	/* Every line on stderr is a record then: a dump there is not. */
 	if (o->hexdump != NULL && strcmp(o->hexdump, "-") == 0 &&
 	    o->log.format != LOG_TEXT)

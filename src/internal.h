@@ -274,7 +274,13 @@ struct tk__conn_owner {
  * sees all of an event's counts or none (a connection closed with a reset
  * is in closed, conn_errors and resets together, never in one alone).
  */
-#define TK__MAX_LISTENERS 16
+/*
+ * A server's listeners.  A successor that takes over (tcpkit/listenfd.h)
+ * takes one per worker and address of its predecessor's SO_REUSEPORT
+ * groups, each as a listener of its own: 64, as many as a hand-over
+ * carries (cli/handoff.c), so the CPU count's workers on two addresses fit.
+ */
+#define TK__MAX_LISTENERS 64
 
 struct tk__counters {
 	_Atomic unsigned seq; /* odd while an update is under way */

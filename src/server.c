@@ -745,9 +745,14 @@ pp_accept(struct worker *w, size_t li, int fd, const struct tk_addr *peer)
 {
 	struct tk_server *s = w->srv;
 	uint64_t ms = s->opts.conn.handshake_timeout_ms;
-	int err;
+	int fam = peer->u.sa.sa_family, err;
 
-	if (tk_acl_check(s->opts.proxy_from, peer) != 0) {
+	/*
+	 * The access list passes what it cannot match (a UNIX peer): no CIDR
+	 * names such a sender, so it is not a trusted one.
+	 */
+	if ((fam != AF_INET && fam != AF_INET6) ||
+	    tk_acl_check(s->opts.proxy_from, peer) != 0) {
 		pp_refuse(w, fd, peer, TK_EPPUNTRUSTED);
 		return 0;
 	}

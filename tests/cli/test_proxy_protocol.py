@@ -286,3 +286,41 @@ def test_refusals_in_json_records(serve):
     assert srv.stop() == 0
     m = srv.err.wait_for(r'"event":"stats"', TIMEOUT)
     assert json.loads(m.string)["pp_refused"] == 1
+
+
+@pytest.mark.parametrize("arg", [",", ",,", " "])
+def test_proxy_protocol_from_without_a_cidr_is_refused(arg):
+    # A list with no CIDR in it must not leave every sender trusted.
+    p = run(["serve", "echo", "-p", "0", "--proxy-protocol-from", arg])
+    assert p.returncode == 64
+    assert b"--proxy-protocol-from" in p.stderr
+
+
+@pytest.mark.parametrize("cmd", [
+    ["connect", "--send-proxy", "v1", "--tls", "127.0.0.1", "9"],  # port-ok: usage error
+    ["relay", "--send-proxy", "v2", "127.0.0.1:0", "tls://127.0.0.1:9"],  # port-ok: usage error
+    ["relay", "--send-proxy", "v1", "127.0.0.1:0", "127.0.0.1:9",  # port-ok: usage error
+     "tls://127.0.0.1:9"],  # port-ok: usage error
+])
+def test_send_proxy_with_tls_is_refused(cmd):
+    # The header would go inside the TLS stream, where no balancer's peer
+    # looks for it: every connection failed.  Said at once instead.
+    p = run(cmd)
+    assert p.returncode == 64
+    assert b"--send-proxy" in p.stderr and b"TLS" in p.stderr
+
+
+def test_unix_peer_is_not_a_trusted_balancer(serve, tmp_path):
+    # A UNIX peer has no address that --proxy-protocol-from could name: it
+    # is not in the list, so its header is not believed (anyone who may
+    # open the socket could otherwise pose as any client).
+    path = str(tmp_path / "pp.sock")
+    srv = serve("echo", "-H", "unix:" + path, *FROM)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(TIMEOUT)
+        s.connect(path)
+        s.sendall(v1("192.0.2.66", 1234) + b"hello\n")  # addr-ok: in a header only
+        assert ended(s)[0] == b""  # nothing echoed
+    srv.err.wait_for(r"^refused unix: at \[.*\]: not in "
+                     r"--proxy-protocol-from", TIMEOUT)
+    assert "192.0.2.66" not in srv.err.text()  # addr-ok: in a header only

@@ -137,6 +137,24 @@ def test_exchange_in_flight_finishes_on_the_old_process(serve, tmp_path):
     assert new.stop() == 0
 
 
+def test_many_workers_on_two_addresses_are_handed_over(serve, tmp_path):
+    # -w is the CPU count by default: 9 workers on the loopback pair are
+    # 18 sockets (an SO_REUSEPORT group per address), within the 64 the
+    # hand-over carries; the successor must take them all.
+    ctl = str(tmp_path / "ctl")
+    old = serve("echo", "-w", "9", "--handoff", ctl)
+    old.err.wait_for(READY)
+    new = serve("echo", "-w", "2", "-p", str(old.port), "--handoff", ctl)
+    new.err.wait_for(READY)
+    old.err.wait_for(HANDED, timeout=TIMEOUT)
+    assert old.proc.wait(TIMEOUT) == 0
+    # Every socket of both groups is the new one's now: many connections,
+    # spread over all of them by the kernel, are each answered.
+    for i in range(40):
+        echoes(old.port, b"to the new one %d\n" % i)
+    assert new.stop() == 0
+
+
 def test_mismatched_addresses_are_refused_and_the_old_goes_on(serve,
                                                               tmp_path):
     ctl = str(tmp_path / "ctl")
