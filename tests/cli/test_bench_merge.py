@@ -279,6 +279,12 @@ def test_failed_write_is_an_error(runs):
     ("1.", "--start-at needs a time, RFC 3339 (2026-12-03T17:00:00Z) or "
      "Unix time, not '1.'"),
     ("4102444800", "--start-at 4102444800 is more than a day ahead"),
+    # Past 2554 the nanoseconds overflow 64 bits: still far ahead, never
+    # a time wrapped into the past that would start at once.
+    ("18446744079", "--start-at 18446744079 is more than a day ahead"),
+    ("99999999999", "--start-at 99999999999 is more than a day ahead"),
+    ("2600-01-01T00:00:00Z",
+     "--start-at 2600-01-01T00:00:00Z is more than a day ahead"),
 ])
 def test_start_at_usage_errors(value, msg):
     p = run(["bench", "127.0.0.1", "7", "--start-at", value])  # port-ok
