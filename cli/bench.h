@@ -27,6 +27,12 @@ int bench_merge_main(int argc, char **argv);
 /* Reports (bench_report.c).  Each writes to f; the SVG and CSV are files. */
 void bench_report_text(FILE *f, const struct bench_opts *o,
 		       const struct bench_result *r);
+/*
+ * stdout flushed after a report: 0, or exit 1 after the line saying the
+ * write failed (what: "bench", "bench merge").  A report lost to a full
+ * disk or a closed pipe must not pass as a run done.
+ */
+int bench_flush_stdout(const char *what);
 void bench_report_json(FILE *f, const struct bench_opts *o,
 		       const struct bench_result *r);
 void bench_report_csv(FILE *f, const struct bench_result *r);

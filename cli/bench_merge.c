@@ -158,12 +158,7 @@ bench_merge_main(int argc, char **argv)
 			bench_report_json(stdout, &o, &r);
 		else
 			bench_report_text(stdout, &o, &r);
-		/* A report lost in a failed write must not pass as done. */
-		if (fflush(stdout) != 0 || ferror(stdout)) {
-			cli_error(WHAT, "stdout", "write failed: %s",
-				  strerror(errno ? errno : EIO));
-			rc = CLI_EXIT_OTHER;
-		}
+		rc = bench_flush_stdout(WHAT);
 	}
 	bench_result_free(&r);
 	return rc;

@@ -1,5 +1,6 @@
 /* bench_report.c: what `tcpkit bench` prints: the summary, --json, the --csv
  * series and the --plot SVG. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -687,4 +688,14 @@ bench_report_svg(FILE *f, const struct bench_opts *o,
 	svg_throughput(f, o, r);
 	svg_latency(f, r);
 	fprintf(f, "</svg>\n");
+}
+
+int
+bench_flush_stdout(const char *what)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	cli_error(what, "stdout", "write failed: %s",
+		  strerror(errno ? errno : EIO));
+	return CLI_EXIT_OTHER;
 }

@@ -45,6 +45,18 @@ fraction(const char **p, uint64_t *ns)
 	return n > 0;
 }
 
+/*
+ * sec and frac as ns; UINT64_MAX past 2554, which is still far ahead: a
+ * product wrapped into the past would start the run at once.
+ */
+static uint64_t
+to_ns(uint64_t sec, uint64_t frac)
+{
+	if (sec > (UINT64_MAX - frac) / NS_PER_S)
+		return UINT64_MAX;
+	return sec * NS_PER_S + frac;
+}
+
 static bool
 unix_time(const char *s, uint64_t *ns)
 {
@@ -52,14 +64,13 @@ unix_time(const char *s, uint64_t *ns)
 
 	if (*s == '\0')
 		return false;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		if (sec > UINT64_MAX / NS_PER_S / 10)
-			return false;
-		sec = sec * 10 + (uint64_t)(*s - '0');
-	}
+	for (; *s >= '0' && *s <= '9'; s++)
+		sec = sec > (UINT64_MAX - 9) / 10
+			      ? UINT64_MAX
+			      : sec * 10 + (uint64_t)(*s - '0');
 	if (!fraction(&s, &frac) || *s != '\0')
 		return false;
-	*ns = sec * NS_PER_S + frac;
+	*ns = to_ns(sec, frac);
 	return true;
 }
 
@@ -105,7 +116,7 @@ rfc3339(const char *s, uint64_t *ns)
 	t -= (time_t)sign * (oh * 3600 + om * 60);
 	if (t < 0)
 		return false;
-	*ns = (uint64_t)t * NS_PER_S + frac;
+	*ns = to_ns((uint64_t)t, frac);
 	return true;
 }
 

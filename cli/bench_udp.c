@@ -446,7 +446,7 @@ bench_udp_run(const struct bench_opts *o, const struct tk_addrlist *addrs)
 		report_json(b, where);
 	else if (!o->quiet)
 		report_text(b, where);
-	fflush(stdout);
+	rc = bench_flush_stdout("bench");
 	if (b->corrupt > 0) {
 		cli_error("bench", where,
 			  "%" PRIu64 " corrupt datagrams: the echo differs "

@@ -116,7 +116,7 @@ report(const struct bench_opts *o, const struct bench_result *r, FILE *csv,
 		bench_report_json(stdout, o, r);
 	else if (!o->quiet)
 		bench_report_text(stdout, o, r);
-	fflush(stdout);
+	rc = bench_flush_stdout("bench");
 	if (csv != NULL) {
 		bench_report_csv(csv, r);
 		if (close_output(csv, o->csv_path) != 0)

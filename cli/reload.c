@@ -1,5 +1,6 @@
 /* reload.c: SIGHUP in serve, listen and relay: the certificate and the
  * access-list files read again, swapped in for new connections only. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -24,6 +25,25 @@ unreadable(const char *opt, const char *path, char *why, size_t len)
 		return -1;
 	}
 	close(fd);
+	return 0;
+}
+
+/*
+ * The same for a directory (--capath): OpenSSL reads it only when it
+ * verifies, so a directory gone would load as a store that trusts no one.
+ */
+static int
+unreadable_dir(const char *opt, const char *path, char *why, size_t len)
+{
+	DIR *d;
+
+	if (path == NULL)
+		return 0;
+	if ((d = opendir(path)) == NULL) {
+		snprintf(why, len, "%s %s: %s", opt, path, strerror(errno));
+		return -1;
+	}
+	closedir(d);
 	return 0;
 }
 
@@ -141,7 +161,8 @@ reload_targets(struct reload *r)
 
 	if (t == NULL || !t->tls || (t->cacert == NULL && t->capath == NULL))
 		return false;
-	if (unreadable("--cacert", t->cacert, why, sizeof(why)) < 0)
+	if (unreadable("--cacert", t->cacert, why, sizeof(why)) < 0 ||
+	    unreadable_dir("--capath", t->capath, why, sizeof(why)) < 0)
 		goto refused;
 	err = tlsopt_client_build(t, &ctx, why, sizeof(why));
 	if (err == -ENOMEM)

@@ -114,7 +114,8 @@ struct bench_stats {
 	uint64_t bytes_in;
 	uint64_t established;	     /* connections that opened, whole run */
 	uint64_t errors[BENCH_NERR]; /* whole run, warm-up included */
-	char first_error[BENCH_NERR][160];
+	/* A TLS reason whole: its --pin advice is of no use cut short. */
+	char first_error[BENCH_NERR][TK_TLS_ERRLEN + 64];
 	struct tk_hist hist; /* latency in ns */
 };
 

@@ -271,6 +271,26 @@ def test_failed_write_is_an_error(runs):
         b"No space left on device\n"
 
 
+@pytest.mark.parametrize("udp,fmt", [(False, ["--json"]), (False, []),
+                                     (True, ["--json"])])
+def test_bench_report_lost_to_a_failed_write_is_an_error(udp, fmt):
+    """bench's own report (--json, text, -u) on a full stdout: one line and
+    exit 1, as bench merge's, never a run that seems to have passed."""
+    srv = Server("echo", "-q", *(["-u"] if udp else []))
+    try:
+        with open("/dev/full", "wb") as full:
+            p = subprocess.run(
+                [TCPKIT, "bench"] + (["-u"] if udp else []) +
+                ["127.0.0.1", str(srv.port), "-c", "1", "-n", "3"] + fmt,
+                stdout=full, stderr=subprocess.PIPE, timeout=20)
+    finally:
+        srv.stop()
+    check_sanitizer(p.stderr)
+    assert p.stderr == b"tcpkit: bench stdout: write failed: " \
+        b"No space left on device\n"
+    assert p.returncode == 1
+
+
 @pytest.mark.parametrize("value,msg", [
     ("2026-02-30T10:00:00Z", "--start-at needs a time, RFC 3339 "
      "(2026-12-03T17:00:00Z) or Unix time, not '2026-02-30T10:00:00Z'"),
@@ -279,6 +299,12 @@ def test_failed_write_is_an_error(runs):
     ("1.", "--start-at needs a time, RFC 3339 (2026-12-03T17:00:00Z) or "
      "Unix time, not '1.'"),
     ("4102444800", "--start-at 4102444800 is more than a day ahead"),
+    # Past 2554 the nanoseconds overflow 64 bits: still far ahead, never
+    # a time wrapped into the past that would start at once.
+    ("18446744079", "--start-at 18446744079 is more than a day ahead"),
+    ("99999999999", "--start-at 99999999999 is more than a day ahead"),
+    ("2600-01-01T00:00:00Z",
+     "--start-at 2600-01-01T00:00:00Z is more than a day ahead"),
 ])
 def test_start_at_usage_errors(value, msg):
     p = run(["bench", "127.0.0.1", "7", "--start-at", value])  # port-ok

@@ -7,7 +7,7 @@ in resets without hanging, and the usage errors of the TLS options."""
 import json
 
 from tkhelpers import run
-from tlshelpers import FP_RE
+from tlshelpers import FP_RE, cert_fp
 
 PROTO = 76
 BAD_PIN = "sha256:" + "0" * 64
@@ -121,6 +121,24 @@ def test_wrong_pin_counts_tls_errors(serve):
     assert p.stderr.decode() == (
         "tcpkit: bench 127.0.0.1:%d: %d TLS handshake failures (first: %s)\n"
         % (srv.port, doc["errors"]["tls"], why))
+
+
+def test_untrusted_issuer_gives_the_whole_pin(serve, certs):
+    """A certificate from a CA bench does not know: the first error's
+    advice names the whole pin (it was cut at 160 bytes), in the document
+    and on stderr, and that pin is then taken."""
+    srv = serve("echo", "--tls", "--cert", certs["srv"], "--key",
+                certs["srv_key"], "-H", "127.0.0.1")
+    pin = "sha256:" + cert_fp(certs["srv"])
+    p, doc = bench_json("127.0.0.1", srv.port, "--tls", "-c", 1, "-t", 2)
+    assert p.returncode == PROTO
+    why = doc["first_errors"]["tls"]
+    assert why.endswith("; if you trust it: --pin " + pin), why
+    assert "(first: %s)\n" % why in p.stderr.decode()
+    p, doc = bench_json("127.0.0.1", srv.port, "--tls", "--pin", pin,
+                        "-c", 1, "-n", 5)
+    assert p.returncode == 0, p.stderr
+    assert doc["errors"]["total"] == 0
 
 
 def test_plain_tcp_against_tls_server_fails_fast(serve):

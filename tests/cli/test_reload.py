@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
 
 from listenhelpers import listen  # noqa: F401 (a fixture)
 from relayhelpers import relay  # noqa: F401 (a fixture)
@@ -241,6 +242,30 @@ def test_relay_target_cas_reload(relay, serve, certs, tmp_path):
     m = hup(r, r"^tcpkit: relay reload: (.*); the CAs in use for tls:// "
             r"targets stay$")
     assert m.group(1) == "--cacert %s: No such file or directory" % cafile
+    with socket.create_connection(("127.0.0.1", r.port), TIMEOUT) as s:
+        assert echo(s, b"still\n") == b"still\n"
+    assert r.stop() == 0
+
+
+def test_relay_target_capath_gone_keeps_the_old(relay, serve, certs,
+                                                tmp_path):
+    """A --capath directory gone at a reload is refused as a --cacert file
+    is, rather than put in place as a store that vouches for no target."""
+    target = serve("--tls", "--cert", certs["srv"], "--key",
+                   certs["srv_key"], "-H", "127.0.0.1", "-w", "1")
+    capath = tmp_path / "cas"
+    capath.mkdir()
+    shutil.copy(certs["ca"], str(capath / "ca.pem"))
+    subprocess.run(["openssl", "rehash", str(capath)], check=True,
+                   timeout=TIMEOUT)
+    r = relay("--capath", str(capath), "127.0.0.1:0",
+              "tls://127.0.0.1:%d" % target.port)
+    with socket.create_connection(("127.0.0.1", r.port), TIMEOUT) as s:
+        assert echo(s, b"through\n") == b"through\n"
+    shutil.rmtree(str(capath))
+    m = hup(r, r"^(tcpkit: relay reload: .*|reload: CAs for tls:// .*)$")
+    assert m.group(1) == "tcpkit: relay reload: --capath %s: No such " \
+        "file or directory; the CAs in use for tls:// targets stay" % capath
     with socket.create_connection(("127.0.0.1", r.port), TIMEOUT) as s:
         assert echo(s, b"still\n") == b"still\n"
     assert r.stop() == 0
