@@ -170,11 +170,11 @@ def test_allow_file_reload_applies_at_accept(serve, tmp_path):
     assert refused_silently(srv.port, "127.0.0.3")
 
     # A malformed file: one line naming it, the list in use stays.
-    replace(allow, b"127.0.0.1\n10.0.0.0/33\n")
+    replace(allow, b"127.0.0.1\n10.0.0.0/33\n")  # addr-ok: parse only
     n = lines(srv)
     m = hup(srv, r"^tcpkit: serve reload: (.*); the access list in use "
             r"stays$")
-    assert m.group(1) == ("--allow-file %s:2: '10.0.0.0/33': prefix longer "
+    assert m.group(1) == ("--allow-file %s:2: '10.0.0.0/33': prefix longer "  # addr-ok
                           "than 32" % allow)
     assert len(reload_lines(srv.err, n)) == 1
     assert refused_silently(srv.port, "127.0.0.2")
