@@ -129,6 +129,11 @@ enum cli_log_format cli_get_log_format(void);
  */
 void cli_log(const char *event, const char *key, const char *value,
 	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/*
+ * "listening on ADDR" for each of srv's listeners, an address once (a
+ * handed-over SO_REUSEPORT group has a socket per worker, one address).
+ */
+void cli_log_listening(const struct tk_server *srv);
 /* UTC with milliseconds, for machine formats: 2026-11-24T10:00:00.123Z */
 char *cli_iso_time(char *buf, size_t len);
 

@@ -401,7 +401,7 @@ listen_on(struct listen_state *st)
 	err = sdsock_adopt("listen", st->srv, o->fdname, true, &adopted);
 	if (err != 0 || adopted) {
 		if (adopted)
-			sdsock_log_listening(st->srv);
+			cli_log_listening(st->srv);
 		return err;
 	}
 	if (o->is_unix) {
@@ -441,11 +441,7 @@ listen_on(struct listen_state *st)
 				return CLI_EXIT_USAGE;
 			}
 		}
-		for (size_t i = 0; i < tk_server_listener_count(st->srv); i++)
-			cli_log("listening", "addr",
-				tk_addr_format(tk_server_addr(st->srv, i),
-					       where, sizeof(where)),
-				"listening on %s", where);
+		cli_log_listening(st->srv);
 		return 0;
 	}
 	if (why.host != NULL)

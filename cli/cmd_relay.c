@@ -608,15 +608,7 @@ run(struct relay_state *st)
 	struct tk_server_stats stats;
 	int rc;
 
-	for (size_t i = 0; i < tk_server_listener_count(st->server); i++) {
-		char where[TK_ADDRSTRLEN];
-
-		if (handoff_seen_addr(st->server, i))
-			continue;
-		tk_addr_format(tk_server_addr(st->server, i), where,
-			       sizeof(where));
-		cli_log("listening", "addr", where, "listening on %s", where);
-	}
+	cli_log_listening(st->server);
 	if (st->ho != NULL && (rc = handoff_start(st->ho, st->loop, st->server,
 						  on_handed_over, st)) != 0)
 		return rc;

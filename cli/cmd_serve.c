@@ -241,16 +241,10 @@ print_hints(const struct serve_opts *o, struct tk_server *srv)
 	char where[TK_ADDRSTRLEN], ip[TK_ADDRSTRLEN];
 	const struct tk_addr *first = tk_server_addr(srv, 0);
 
-	for (size_t i = 0; i < tk_server_listener_count(srv); i++) {
-		const struct tk_addr *a = tk_server_addr(srv, i);
-
-		if (handoff_seen_addr(srv, i))
-			continue;
-		tk_addr_format(a, where, sizeof(where));
-		cli_log("listening", "addr", where, "listening on %s", where);
-		if (!tk_addr_is_loopback(a))
+	cli_log_listening(srv);
+	for (size_t i = 0; i < tk_server_listener_count(srv); i++)
+		if (!tk_addr_is_loopback(tk_server_addr(srv, i)))
 			all_loopback = false;
-	}
 	if (o->log.quiet)
 		return;
 	if (tk_addr_family(first) == AF_UNIX) {

@@ -417,16 +417,6 @@ handoff_adopt(struct handoff *h, struct tk_server *srv,
 	return 0;
 }
 
-bool
-handoff_seen_addr(const struct tk_server *srv, size_t i)
-{
-	for (size_t k = 0; k < i; k++)
-		if (tk_addr_equal(tk_server_addr(srv, k),
-				  tk_server_addr(srv, i)))
-			return true;
-	return false;
-}
-
 static void
 end_peer(struct handoff *h, const char *why)
 {

@@ -69,11 +69,6 @@ int *handoff_metrics_fds(struct handoff *h, size_t *n);
  * and pause it at "go".  Before handoff_start(); h NULL is fine.
  */
 void handoff_also(struct handoff *h, struct tk_server *metrics);
-/*
- * Listener i has the address of an earlier one (handed-over sockets of an
- * SO_REUSEPORT group, one per worker): "listening on" it once.
- */
-bool handoff_seen_addr(const struct tk_server *srv, size_t i);
 /* Stop answering (at a drain); PATH is removed if still ours. */
 void handoff_stop(struct handoff *h);
 void handoff_free(struct handoff *h);

@@ -98,17 +98,6 @@ sdsock_adopt(const char *cmd, struct tk_server *srv, const char *fdname,
 	return 0;
 }
 
-void
-sdsock_log_listening(struct tk_server *srv)
-{
-	char where[TK_ADDRSTRLEN];
-
-	for (size_t i = 0; i < tk_server_listener_count(srv); i++) {
-		tk_addr_format(tk_server_addr(srv, i), where, sizeof(where));
-		cli_log("listening", "addr", where, "listening on %s", where);
-	}
-}
-
 /* Send, and say once if the manager cannot be told. */
 static void
 notify(struct sdsock *sd, const char *state)

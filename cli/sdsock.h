@@ -35,9 +35,6 @@ struct sdsock {
 int sdsock_adopt(const char *cmd, struct tk_server *srv, const char *fdname,
 		 bool one, bool *adopted);
 
-/* "listening on ADDR" for each of srv's sockets. */
-void sdsock_log_listening(struct tk_server *srv);
-
 /*
  * Listening and started: READY=1, then the watchdog and status timers on
  * loop, the owner's (a loop that stops turning stops the pings).  Without

@@ -166,6 +166,24 @@ cli_log(const char *event, const char *key, const char *value, const char *fmt,
 	va_end(ap);
 }
 
+void
+cli_log_listening(const struct tk_server *srv)
+{
+	char where[TK_ADDRSTRLEN];
+
+	for (size_t i = 0; i < tk_server_listener_count(srv); i++) {
+		const struct tk_addr *a = tk_server_addr(srv, i);
+		bool seen = false;
+
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = tk_addr_equal(tk_server_addr(srv, k), a);
+		if (seen)
+			continue;
+		tk_addr_format(a, where, sizeof(where));
+		cli_log("listening", "addr", where, "listening on %s", where);
+	}
+}
+
 static void __attribute__((format(printf, 3, 0)))
 verror(const char *what, const char *where, const char *fmt, va_list ap)
 {
